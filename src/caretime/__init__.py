@@ -1,0 +1,1 @@
+"""caretime: scheduling and outreach engine for healthcare operations."""

@@ -1,0 +1,85 @@
+"""create_app(): the composition root — routers, error handlers, start-up and shut-down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
+
+from caretime import health, migrate
+from caretime.clock import Clock
+from caretime.config import Settings, get_settings
+from caretime.db import transaction
+from caretime.errors import install_error_handlers
+from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.runtime import Runtime
+from caretime.tenancy import service as tenancy
+from caretime.tenancy.router import router as tenancy_router
+
+log = logging.getLogger("caretime.app")
+
+API_DESCRIPTION = """
+Scheduling and outreach engine for healthcare operations: patient call campaigns that respect
+time zones and calling laws, single calls, appointment booking with expiring holds, and
+open-shift fan-out to caregivers. Authenticate with `Authorization: Bearer <API key>`.
+Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    runtime: Runtime | None = None,
+) -> FastAPI:
+    runtime = runtime or Runtime.build(settings or get_settings(), clock)
+    app = FastAPI(
+        title="caretime",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.readiness_checks = {"database": health.database_check}
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+    app.include_router(health.router)
+    app.include_router(tenancy_router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    runtime: Runtime = app.state.runtime
+    await prepare_database(runtime)
+    yield
+    await runtime.close()
+
+
+async def prepare_database(runtime: Runtime) -> None:
+    """SQLite migrates itself on start; PostgreSQL is migrated by `caretime migrate`."""
+    if runtime.settings.is_sqlite:
+        await migrate.upgrade(runtime.engine)
+    if runtime.settings.api_key is not None:
+        await _bootstrap_key(runtime)
+
+
+async def _bootstrap_key(runtime: Runtime) -> None:
+    key = runtime.settings.api_key
+    assert key is not None
+    for attempt in range(2):
+        try:
+            async with transaction(runtime.sessions) as session:
+                await tenancy.ensure_bootstrap_key(
+                    session, runtime.settings.default_tenant, key.get_secret_value(),
+                    now=runtime.clock.now(),
+                )
+            return
+        except IntegrityError:
+            # Another process created the tenant or key at the same moment; try once more.
+            if attempt:
+                raise

@@ -1,0 +1,165 @@
+"""The `caretime` command: serve, migrate, and operator tools for tenants and keys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime import migrate as migrations
+from caretime.app import create_app
+from caretime.config import Settings, get_settings
+from caretime.db import transaction
+from caretime.errors import CaretimeError
+from caretime.observability import configure_logging
+from caretime.runtime import Runtime
+from caretime.tenancy import service as tenancy
+
+app = typer.Typer(help="caretime: healthcare outreach, booking and shift fill.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Create and list tenants (organisations).", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+console = Console()
+T = TypeVar("T")
+
+
+def run_in_session(work: Callable[[AsyncSession, Runtime], Awaitable[T]]) -> T:
+    """Run one unit of work against the configured database, committing on success."""
+
+    async def main() -> T:
+        runtime = Runtime.build(get_settings())
+        try:
+            if runtime.settings.is_sqlite:
+                await migrations.upgrade(runtime.engine)
+            async with transaction(runtime.sessions) as session:
+                return await work(session, runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(main())
+    except CaretimeError as exc:
+        console.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the API, the dashboard and in-process workers."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    _print_banner(settings, host, port)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+
+
+def _print_banner(settings: Settings, host: str, port: int) -> None:
+    base = f"http://{host}:{port}"
+    console.print(f"[bold green]caretime[/bold green] serving on {base}")
+    console.print(f"  dashboard  {base}/")
+    console.print(f"  API docs   {base}/docs")
+    console.print(f"  database   {settings.database_url.split('@')[-1]}")
+    if settings.api_key is not None:
+        key = settings.api_key.get_secret_value()
+        console.print(f"  API key    {key}  (tenant {settings.default_tenant!r})")
+        console.print(f"  try        curl -H 'Authorization: Bearer {key}' {base}/tenants/me")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (PostgreSQL; SQLite migrates itself on start)."""
+
+    async def main() -> None:
+        runtime = Runtime.build(get_settings())
+        try:
+            await migrations.upgrade(runtime.engine)
+        finally:
+            await runtime.close()
+
+    asyncio.run(main())
+    console.print("database is at the latest revision")
+
+
+@tenants_app.command("create")
+def tenants_create(name: str) -> None:
+    """Create a tenant."""
+
+    async def work(session: AsyncSession, runtime: Runtime) -> str:
+        tenant = await tenancy.create_tenant(session, name, now=runtime.clock.now())
+        return tenant.id
+
+    console.print(f"created tenant {name!r} ({run_in_session(work)})")
+
+
+@tenants_app.command("list")
+def tenants_list() -> None:
+    """List tenants."""
+    from sqlalchemy import select
+
+    from caretime.tenancy.models import Tenant
+
+    async def work(session: AsyncSession, _runtime: Runtime) -> list[Tenant]:
+        return list((await session.execute(select(Tenant).order_by(Tenant.name))).scalars())
+
+    table = Table("id", "name", "created")
+    for tenant in run_in_session(work):
+        table.add_row(tenant.id, tenant.name, tenant.created_at.isoformat())
+    console.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+) -> None:
+    """Create an API key. It is printed once; only its hash is stored."""
+
+    async def work(session: AsyncSession, runtime: Runtime) -> tuple[str, str]:
+        owner = await tenancy.require_tenant(session, tenant)
+        key, plaintext = await tenancy.create_key(session, owner, now=runtime.clock.now(), name=name)
+        return key.id, plaintext
+
+    key_id, plaintext = run_in_session(work)
+    console.print(f"key {key_id} for tenant {tenant!r} (shown once, store it now):")
+    typer.echo(plaintext)
+
+
+@keys_app.command("list")
+def keys_list(tenant: Annotated[str, typer.Option(help="Tenant name.")]) -> None:
+    """List a tenant's keys (prefixes only)."""
+
+    async def work(session: AsyncSession, _runtime: Runtime) -> list[tuple[str, ...]]:
+        owner = await tenancy.require_tenant(session, tenant)
+        return [
+            (k.id, k.prefix, k.name, "revoked" if k.revoked_at else "active")
+            for k in await tenancy.list_keys(session, owner.id)
+        ]
+
+    table = Table("id", "prefix", "name", "state")
+    for row in run_in_session(work):
+        table.add_row(*row)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id or displayed prefix.")],
+    tenant: Annotated[str, typer.Option(help="Tenant name.")],
+) -> None:
+    """Revoke an API key; requests with it get 401 from then on."""
+
+    async def work(session: AsyncSession, runtime: Runtime) -> str:
+        owner = await tenancy.require_tenant(session, tenant)
+        revoked = await tenancy.revoke_key(session, owner.id, key, now=runtime.clock.now())
+        return revoked.id
+
+    console.print(f"revoked {run_in_session(work)}")

@@ -1,0 +1,72 @@
+"""Settings: every knob caretime reads from its environment (prefix CARETIME_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_API_KEY = "ct_demo_key_change_me"
+DEV_SESSION_SECRET = "caretime-dev-session-secret-change-me"
+
+Provider = Literal["simulator", "twilio", "callapi"]
+
+
+class UnsafeProductionSettings(ValueError):
+    """A development default was left in place while CARETIME_ENV=production."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARETIME_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/caretime.db"
+    api_key: SecretStr | None = None
+    default_tenant: str = "default"
+    session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    demo_data: bool = False
+
+    sms_provider: Provider = "simulator"
+    voice_provider: Provider = "simulator"
+    callapi_url: str = "http://127.0.0.1:9100"
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from: str = ""
+    twilio_base_url: str = "https://api.twilio.com"
+    public_url: str = "http://127.0.0.1:8000"
+
+    workers: int = 1
+    worker_concurrency: int = 32
+    log_level: str = "INFO"
+    log_json: bool | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.env == "production":
+            problems = list(self._unsafe_defaults())
+            if problems:
+                raise UnsafeProductionSettings(
+                    "refusing to start in production: " + "; ".join(problems)
+                )
+        return self
+
+    def _unsafe_defaults(self) -> list[str]:
+        problems = []
+        if self.api_key is not None and self.api_key.get_secret_value() == DEMO_API_KEY:
+            problems.append("CARETIME_API_KEY is the published demo key")
+        if self.session_secret.get_secret_value() == DEV_SESSION_SECRET:
+            problems.append("CARETIME_SESSION_SECRET is the development default")
+        if self.demo_data:
+            problems.append("CARETIME_DEMO_DATA would load demo patients")
+        return problems
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

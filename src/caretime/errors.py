@@ -1,0 +1,120 @@
+"""One error base for the product, rendered as RFC 9457 problem+json by one set of handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from caretime.observability import current_request_id
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("caretime.errors")
+
+
+class CaretimeError(Exception):
+    """A failure the caller can act on. Subclasses set status, problem type and title."""
+
+    status: ClassVar[int] = 400
+    problem: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, **extensions: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extensions = extensions
+
+
+class InvalidInput(CaretimeError):
+    status = 422
+    problem = "invalid-input"
+    title = "The request is not valid"
+
+
+class Unauthorized(CaretimeError):
+    status = 401
+    problem = "unauthorized"
+    title = "Missing or invalid API key"
+
+
+class NotFound(CaretimeError):
+    status = 404
+    problem = "not-found"
+    title = "Not found"
+
+
+class Conflict(CaretimeError):
+    status = 409
+    problem = "conflict"
+    title = "Conflict with the current state"
+
+
+def problem_type(slug: str) -> str:
+    return f"urn:caretime:problem:{slug}"
+
+
+def problem_response(
+    status: int, slug: str, title: str, detail: str, **extensions: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": problem_type(slug),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extensions,
+    }
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def _caretime_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CaretimeError)
+    return problem_response(exc.status, exc.problem, exc.title, exc.detail, **exc.extensions)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{"loc": list(err["loc"]), "msg": err["msg"]} for err in exc.errors()]
+    where = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors[:3])
+    return problem_response(
+        422, "validation-error", "The request is not valid", f"invalid: {where}", errors=errors
+    )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    return problem_response(exc.status_code, slug, _reason(exc.status_code), str(exc.detail))
+
+
+async def _unhandled_error(_request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled_error", exc_info=exc)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "Something went wrong on our side; quote the request id when reporting it.",
+    )
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CaretimeError, _caretime_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled_error)

@@ -1,0 +1,60 @@
+"""Liveness (`/health`) and readiness (`/health/ready`) with pluggable component checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from caretime.runtime import Runtime
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: dict[str, Any] = {}
+
+
+ReadinessCheck = Callable[[Runtime], Awaitable[Check]]
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, Check]
+
+
+@router.get("/health")
+async def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/health/ready", responses={503: {"model": Readiness}})
+async def ready(request: Request) -> JSONResponse:
+    runtime: Runtime = request.app.state.runtime
+    checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
+    results = {name: await _safely(check, runtime) for name, check in checks.items()}
+    ok = all(result.ok for result in results.values())
+    body = Readiness(status="ready" if ok else "unavailable", checks=results)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
+
+
+async def _safely(check: ReadinessCheck, runtime: Runtime) -> Check:
+    try:
+        return await check(runtime)
+    except Exception as exc:
+        return Check(ok=False, detail={"error": type(exc).__name__})
+
+
+async def database_check(runtime: Runtime) -> Check:
+    async with runtime.engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    return Check(ok=True, detail={"dialect": runtime.engine.dialect.name})

@@ -1,0 +1,142 @@
+"""Logs, request ids and metrics. Logs carry ids only: names, phones and bodies never appear."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_tenant_id: ContextVar[str | None] = ContextVar("tenant_id", default=None)
+
+# Defence in depth: anything that looks like a phone number is masked even if a bug logs one.
+_PHONE_LIKE = re.compile(r"\+?\d[\d\-\s().]{6,}\d")
+
+HTTP_REQUESTS = Counter(
+    "caretime_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "caretime_http_request_seconds", "HTTP request latency", ["method", "route"]
+)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def bind_tenant(tenant_id: str) -> None:
+    _tenant_id.set(tenant_id)
+
+
+def mask_phone_like(text: str) -> str:
+    return _PHONE_LIKE.sub("[redacted]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": mask_phone_like(record.getMessage()),
+        }
+        entry.update(_context())
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exc"] = mask_phone_like(self.formatException(record.exc_info))
+        return json.dumps(entry, default=str)
+
+
+class ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        fields = {**_context(), **getattr(record, "fields", {})}
+        extras = " ".join(f"{k}={v}" for k, v in fields.items())
+        line = f"{record.levelname.lower():7} {record.name}: {record.getMessage()} {extras}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return mask_phone_like(line)
+
+
+def _context() -> dict[str, str]:
+    context = {"request_id": _request_id.get(), "tenant_id": _tenant_id.get()}
+    return {k: v for k, v in context.items() if v}
+
+
+def configure_logging(level: str = "INFO", as_json: bool | None = None) -> None:
+    use_json = (not sys.stderr.isatty()) if as_json is None else as_json
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if use_json else ConsoleFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
+    """Log a short verb with ids as structured fields (never PHI)."""
+    logger.info(event, extra={"fields": fields})
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (echoed as X-Request-ID), times it and counts it by route."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger("caretime.http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        token = _request_id.set(request_id)
+        tenant_token = _tenant_id.set(None)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            _tenant_id.reset(tenant_token)
+            _request_id.reset(token)
+
+    def _record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = getattr(scope.get("route"), "path", "unmatched")
+        method = scope["method"]
+        HTTP_REQUESTS.labels(method, route, str(status)).inc()
+        HTTP_LATENCY.labels(method, route).observe(seconds)
+        self.log.info(
+            "request",
+            extra={"fields": {"method": method, "route": route, "status": status,
+                              "ms": round(seconds * 1000, 1)}},
+        )
+
+
+def _incoming_request_id(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")[:64]
+            return candidate if candidate.replace("-", "").isalnum() else None
+    return None
+
+
+async def metrics_endpoint(_request: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,147 @@
+"""Tenant and API-key rules: creation, hashing, authentication, revocation, policy updates."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from caretime.ids import new_id
+from caretime.repository import TenantRepository
+from caretime.tenancy.models import ApiKey, Tenant
+from caretime.tenancy.policy import TenantPolicy, merge_policy
+
+KEY_PREFIX = "ct_"
+# Writing last_used_at on every request would turn reads into writes; once a minute is enough.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class ApiKeyRepository(TenantRepository[ApiKey]):
+    model = ApiKey
+
+
+def hash_key(plaintext: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is safe (no dictionary to attack).
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+async def create_tenant(
+    session: AsyncSession, name: str, *, now: datetime, tenant_id: str | None = None
+) -> Tenant:
+    if await find_tenant(session, name) is not None:
+        raise Conflict(f"a tenant named {name!r} already exists")
+    tenant = Tenant(id=tenant_id or new_id("ten"), name=name, policy={}, created_at=now)
+    session.add(tenant)
+    await session.flush()
+    return tenant
+
+
+async def find_tenant(session: AsyncSession, name: str) -> Tenant | None:
+    result = await session.execute(select(Tenant).where(Tenant.name == name))
+    return result.scalars().first()
+
+
+async def require_tenant(session: AsyncSession, name: str) -> Tenant:
+    tenant = await find_tenant(session, name)
+    if tenant is None:
+        raise NotFound(f"no tenant named {name!r}")
+    return tenant
+
+
+async def create_key(
+    session: AsyncSession,
+    tenant: Tenant,
+    *,
+    now: datetime,
+    name: str = "",
+    plaintext: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Store a new key's hash and return the key once; it cannot be recovered later."""
+    plaintext = plaintext or generate_key()
+    key = ApiKey(
+        id=new_id("key"),
+        name=name,
+        prefix=plaintext[:10],
+        key_hash=hash_key(plaintext),
+        created_at=now,
+    )
+    ApiKeyRepository(session, tenant.id).add(key)
+    await session.flush()
+    return key, plaintext
+
+
+async def authenticate(session: AsyncSession, plaintext: str, *, now: datetime) -> Tenant:
+    result = await session.execute(
+        select(ApiKey, Tenant)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.key_hash == hash_key(plaintext))
+    )
+    row = result.first()
+    if row is None:
+        raise Unauthorized("unknown API key")
+    key, tenant = row
+    if key.revoked_at is not None:
+        raise Unauthorized("this API key has been revoked")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    return tenant
+
+
+async def list_keys(session: AsyncSession, tenant_id: str) -> Sequence[ApiKey]:
+    keys = ApiKeyRepository(session, tenant_id)
+    return await keys.all(keys.select().order_by(ApiKey.created_at))
+
+
+async def revoke_key(session: AsyncSession, tenant_id: str, key_ref: str, *, now: datetime) -> ApiKey:
+    """Revoke by id or by the displayed prefix; revoking twice keeps the first revocation time."""
+    keys = ApiKeyRepository(session, tenant_id)
+    key = await keys.first(
+        keys.select().where((ApiKey.id == key_ref) | (ApiKey.prefix == key_ref))
+    )
+    if key is None:
+        raise NotFound(f"no API key {key_ref!r} for this tenant")
+    if key.revoked_at is None:
+        key.revoked_at = now
+        await session.flush()
+    return key
+
+
+def policy_of(tenant: Tenant) -> TenantPolicy:
+    return TenantPolicy.model_validate(tenant.policy or {})
+
+
+async def update_policy(session: AsyncSession, tenant: Tenant, patch: dict[str, Any]) -> TenantPolicy:
+    """Apply a JSON merge patch to the tenant's policy; the result must validate as a whole."""
+    merged = merge_policy(tenant.policy or {}, patch)
+    try:
+        policy = TenantPolicy.model_validate(merged)
+    except ValidationError as exc:
+        errors = [{"loc": ["body", *err["loc"]], "msg": err["msg"]} for err in exc.errors()]
+        raise InvalidInput("the policy is not valid", errors=errors) from exc
+    tenant.policy = policy.model_dump(mode="json", exclude_defaults=True)
+    await session.flush()
+    return policy
+
+
+async def ensure_bootstrap_key(
+    session: AsyncSession, tenant_name: str, plaintext: str, *, now: datetime
+) -> Tenant:
+    """Make CARETIME_API_KEY a valid key of the default tenant (demos and tests)."""
+    tenant = await find_tenant(session, tenant_name)
+    if tenant is None:
+        tenant = await create_tenant(session, tenant_name, now=now)
+    existing = await session.execute(select(ApiKey).where(ApiKey.key_hash == hash_key(plaintext)))
+    if existing.scalars().first() is None:
+        await create_key(session, tenant, now=now, name="bootstrap", plaintext=plaintext)
+    return tenant

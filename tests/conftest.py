@@ -1,0 +1,170 @@
+"""Fixtures: an app and client bound to a fresh database, on SQLite and on PostgreSQL.
+
+PostgreSQL comes from CARETIME_TEST_POSTGRES_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres).
+Each test run creates its own database there, migrates it once, and truncates between tests.
+When the variable is set, an unreachable server fails the run; when unset, those tests skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from caretime import migrate
+from caretime.app import create_app
+from caretime.clock import FrozenClock
+from caretime.config import Settings
+from caretime.db import Base, create_engine
+from caretime.models import import_all_models
+from caretime.runtime import Runtime
+from tests.support import TEST_API_KEY
+
+POSTGRES_ENV = "CARETIME_TEST_POSTGRES_URL"
+# A Monday afternoon in New York; tests that need another moment set the clock themselves.
+DEFAULT_NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+def run_blocking(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run set-up work on its own loop in its own thread (session fixtures may be first
+    requested from inside a test's running loop)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()
+
+
+@dataclass
+class Database:
+    kind: str
+    url: str
+
+
+def _asyncpg_url(raw: str) -> str:
+    url = make_url(raw)
+    return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+async def _create_postgres_database(admin_url: str, name: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+
+
+async def _drop_postgres_database(admin_url: str, name: str) -> None:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(url: str) -> None:
+    engine = create_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    raw = os.environ.get(POSTGRES_ENV)
+    if not raw:
+        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1/postgres)")
+    admin_url = _asyncpg_url(raw)
+    name = f"caretime_test_{uuid.uuid4().hex[:10]}"
+    try:
+        run_blocking(_create_postgres_database(admin_url, name))
+    except Exception as exc:  # set but unreachable is a failure, never a skip
+        pytest.fail(f"{POSTGRES_ENV} is set but PostgreSQL is unreachable: {exc!r}")
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    run_blocking(_migrate(url))
+    yield url
+    run_blocking(_drop_postgres_database(admin_url, name))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating every time)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    run_blocking(_migrate(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+async def _truncate_all(url: str) -> None:
+    import_all_models()
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        await _truncate_all(url)
+        return Database("postgres", url)
+    if request.node.get_closest_marker("postgres_only"):
+        pytest.skip("PostgreSQL-only test")
+    path = tmp_path / "caretime.db"
+    shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+    return Database("sqlite", f"sqlite+aiosqlite:///{path}")
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock(DEFAULT_NOW)
+
+
+@pytest.fixture
+def settings(database: Database) -> Settings:
+    return Settings(env="test", database_url=database.url, api_key=TEST_API_KEY, workers=0)
+
+
+@pytest.fixture
+async def runtime(settings: Settings, clock: FrozenClock) -> AsyncIterator[Runtime]:
+    runtime = Runtime.build(settings, clock)
+    yield runtime
+    await runtime.close()
+
+
+@pytest.fixture
+async def app(runtime: Runtime) -> AsyncIterator[FastAPI]:
+    app = create_app(runtime=runtime)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def anon_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://caretime.test") as client:
+        yield client
+
+
+@pytest.fixture
+async def client(anon_client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """A client authenticated as the default tenant."""
+    anon_client.headers["Authorization"] = f"Bearer {TEST_API_KEY}"
+    return anon_client

@@ -1,0 +1,64 @@
+"""Bearer-key authentication: every way a key can be wrong gets a 401 problem."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from caretime.runtime import Runtime
+from tests.support import bearer, make_tenant
+
+
+async def test_bootstrap_key_authenticates_the_default_tenant(client: httpx.AsyncClient) -> None:
+    response = await client.get("/tenants/me")
+    assert response.status_code == 200
+    assert response.json()["name"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        ({}, "send an API key"),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, "send an API key"),
+        ({"Authorization": "Bearer not-a-caretime-key"}, "malformed"),
+        ({"Authorization": "Bearer ct_this_key_does_not_exist"}, "unknown API key"),
+    ],
+)
+async def test_bad_credentials_get_401_problem(
+    anon_client: httpx.AsyncClient, headers: dict[str, str], reason: str
+) -> None:
+    response = await anon_client.get("/tenants/me", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    body = response.json()
+    assert body["status"] == 401
+    assert body["type"] == "urn:caretime:problem:unauthorized"
+    assert reason in body["detail"]
+
+
+async def test_revoked_key_stops_working(anon_client: httpx.AsyncClient, runtime: Runtime) -> None:
+    _, key = await make_tenant(runtime, name="acme")
+    assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
+    keys = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()
+    assert len(keys) == 1
+
+    revoked = await anon_client.delete(f"/tenants/me/keys/{keys[0]['id']}", headers=bearer(key))
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"].endswith("Z")
+
+    after = await anon_client.get("/tenants/me", headers=bearer(key))
+    assert after.status_code == 401
+    assert "revoked" in after.json()["detail"]
+
+
+async def test_only_a_hash_of_the_key_is_stored(runtime: Runtime) -> None:
+    from sqlalchemy import select
+
+    from caretime.tenancy.models import ApiKey
+
+    _, key = await make_tenant(runtime, name="acme")
+    async with runtime.sessions() as session:
+        stored = (await session.execute(select(ApiKey.key_hash, ApiKey.prefix))).all()
+    assert all(key not in row.key_hash for row in stored)
+    assert any(key.startswith(row.prefix) for row in stored)
