@@ -24,7 +24,8 @@ run: install
 	$(DEMO_ENV) $(BIN)/caretime serve $(ARGS)
 
 lint: install
-	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/ruff check src tests bench migrations scripts
+	$(BIN)/ruff format --check src tests bench migrations scripts
 	$(BIN)/mypy src
 
 test: lint

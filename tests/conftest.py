@@ -8,16 +8,15 @@ When the variable is set, an unreachable server fails the run; when unset, those
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -87,7 +86,9 @@ async def _migrate(url: str) -> None:
 def postgres_url() -> Iterator[str]:
     raw = os.environ.get(POSTGRES_ENV)
     if not raw:
-        pytest.skip(f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1/postgres)")
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql://postgres@127.0.0.1/postgres)"
+        )
     admin_url = _asyncpg_url(raw)
     name = f"caretime_test_{uuid.uuid4().hex[:10]}"
     try:

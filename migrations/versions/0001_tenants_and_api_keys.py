@@ -38,8 +38,10 @@ def upgrade() -> None:
         sa.Column("last_used_at", UTCDateTime(), nullable=True),
         sa.Column("revoked_at", UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["tenant_id"], ["tenants.id"],
-            name=op.f("fk_api_keys_tenant_id_tenants"), ondelete="CASCADE",
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_api_keys_tenant_id_tenants"),
+            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),

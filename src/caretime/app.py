@@ -13,6 +13,7 @@ from caretime import health, migrate
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
+from caretime.dispatch.pool import WorkerPool
 from caretime.errors import install_error_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.runtime import Runtime
@@ -56,7 +57,12 @@ def create_app(
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     await prepare_database(runtime)
+    settings = runtime.settings
+    pool = WorkerPool.start(
+        runtime, count=settings.workers, concurrency=settings.worker_concurrency
+    )
     yield
+    await pool.stop()
     await runtime.close()
 
 
@@ -75,7 +81,9 @@ async def _bootstrap_key(runtime: Runtime) -> None:
         try:
             async with transaction(runtime.sessions) as session:
                 await tenancy.ensure_bootstrap_key(
-                    session, runtime.settings.default_tenant, key.get_secret_value(),
+                    session,
+                    runtime.settings.default_tenant,
+                    key.get_secret_value(),
                     now=runtime.clock.now(),
                 )
             return

@@ -21,7 +21,9 @@ from caretime.observability import configure_logging
 from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
 
-app = typer.Typer(help="caretime: healthcare outreach, booking and shift fill.", no_args_is_help=True)
+app = typer.Typer(
+    help="caretime: healthcare outreach, booking and shift fill.", no_args_is_help=True
+)
 tenants_app = typer.Typer(help="Create and list tenants (organisations).", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
@@ -125,7 +127,9 @@ def keys_create(
 
     async def work(session: AsyncSession, runtime: Runtime) -> tuple[str, str]:
         owner = await tenancy.require_tenant(session, tenant)
-        key, plaintext = await tenancy.create_key(session, owner, now=runtime.clock.now(), name=name)
+        key, plaintext = await tenancy.create_key(
+            session, owner, now=runtime.clock.now(), name=name
+        )
         return key.id, plaintext
 
     key_id, plaintext = run_in_session(work)

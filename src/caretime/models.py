@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("caretime.tenancy.models",)
+MODEL_MODULES = (
+    "caretime.tenancy.models",
+    "caretime.dispatch.models",
+)
 
 
 def import_all_models() -> None:

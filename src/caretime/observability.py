@@ -125,8 +125,14 @@ class RequestContextMiddleware:
         HTTP_LATENCY.labels(method, route).observe(seconds)
         self.log.info(
             "request",
-            extra={"fields": {"method": method, "route": route, "status": status,
-                              "ms": round(seconds * 1000, 1)}},
+            extra={
+                "fields": {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "ms": round(seconds * 1000, 1),
+                }
+            },
         )
 
 

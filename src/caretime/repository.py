@@ -13,9 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 class TenantOwned:
     """Mixin for every table whose rows belong to one tenant."""
 
-    tenant_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("tenants.id", ondelete="CASCADE")
-    )
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id", ondelete="CASCADE"))
 
 
 ModelT = TypeVar("ModelT", bound=TenantOwned)
@@ -31,29 +29,30 @@ class TenantRepository(Generic[ModelT]):
         self.session = session
         self.tenant_id = tenant_id
 
-    def select(self) -> Select[tuple[ModelT]]:
+    def select(self) -> Select[Any]:
         return select(self.model).where(self.model.tenant_id == self.tenant_id)
 
     async def get(self, id_: str) -> ModelT | None:
         return await self.first(self.select().where(self.model.id == id_))
 
-    async def first(self, statement: Select[tuple[ModelT]]) -> ModelT | None:
-        result = await self.session.execute(statement.limit(1))
-        return result.scalars().first()
+    async def first(self, statement: Select[Any]) -> ModelT | None:
+        row: ModelT | None = (await self.session.scalars(statement.limit(1))).first()
+        return row
 
-    async def all(self, statement: Select[tuple[ModelT]]) -> Sequence[ModelT]:
-        result = await self.session.execute(statement)
-        return result.scalars().all()
+    async def all(self, statement: Select[Any]) -> Sequence[ModelT]:
+        rows: Sequence[ModelT] = (await self.session.scalars(statement)).all()
+        return rows
 
     async def page(
-        self, statement: Select[tuple[ModelT]], *, limit: int, after: str | None
+        self, statement: Select[Any], *, limit: int, after: str | None
     ) -> tuple[Sequence[ModelT], str | None]:
         """Keyset pagination by id (ids are time-ordered). Returns rows and the next cursor."""
         if after is not None:
             statement = statement.where(self.model.id > after)
         rows = await self.all(statement.order_by(self.model.id).limit(limit + 1))
         if len(rows) > limit:
-            return rows[:limit], rows[limit - 1].id
+            last: Any = rows[limit - 1]
+            return rows[:limit], last.id
         return rows, None
 
     def add(self, row: ModelT) -> ModelT:

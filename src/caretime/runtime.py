@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from caretime.clock import Clock, SystemClock
 from caretime.config import Settings
-from caretime.db import create_engine, create_sessionmaker
+from caretime.db import create_engine
+from caretime.dispatch import wakeup
 
 
 @dataclass
@@ -18,18 +20,26 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     clock: Clock = field(default_factory=SystemClock)
+    waker: wakeup.Waker = field(default_factory=wakeup.Waker)
     # Long-lived services that domains attach at start-up (dispatcher, providers...), by name.
     services: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         engine = create_engine(settings.database_url)
-        return cls(
-            settings=settings,
-            engine=engine,
-            sessions=create_sessionmaker(engine),
-            clock=clock or SystemClock(),
+        clock = clock or SystemClock()
+        waker = wakeup.Waker()
+        # A session class of our own, so this runtime's commit hooks never leak into another's.
+        session_class = type("RuntimeSession", (Session,), {})
+        wakeup.install(session_class, waker)
+        sessions = async_sessionmaker(
+            engine,
+            expire_on_commit=False,
+            autoflush=False,
+            sync_session_class=session_class,
+            info={"clock": clock},
         )
+        return cls(settings, engine, sessions, clock, waker)
 
     async def close(self) -> None:
         await self.engine.dispose()

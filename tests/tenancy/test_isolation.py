@@ -38,7 +38,9 @@ async def test_policy_changes_stay_with_their_tenant(
     _, key_a = await make_tenant(runtime, name="tenant-a")
     _, key_b = await make_tenant(runtime, name="tenant-b")
     patch = {"booking": {"hold": "15m"}}
-    assert (await anon_client.patch("/tenants/me/policy", json=patch, headers=bearer(key_a))).is_success
+    assert (
+        await anon_client.patch("/tenants/me/policy", json=patch, headers=bearer(key_a))
+    ).is_success
 
     policy_a = (await anon_client.get("/tenants/me/policy", headers=bearer(key_a))).json()
     policy_b = (await anon_client.get("/tenants/me/policy", headers=bearer(key_b))).json()

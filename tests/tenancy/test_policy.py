@@ -12,8 +12,14 @@ from caretime.tenancy.policy import TenantPolicy, format_duration, parse_duratio
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0m", timedelta(0)), ("10m", timedelta(minutes=10)), ("2h", timedelta(hours=2)),
-     ("90s", timedelta(seconds=90)), ("1d", timedelta(days=1)), (30, timedelta(seconds=30))],
+    [
+        ("0m", timedelta(0)),
+        ("10m", timedelta(minutes=10)),
+        ("2h", timedelta(hours=2)),
+        ("90s", timedelta(seconds=90)),
+        ("1d", timedelta(days=1)),
+        (30, timedelta(seconds=30)),
+    ],
 )
 def test_durations_parse(text: str | int, expected: timedelta) -> None:
     assert parse_duration(text) == expected
@@ -36,7 +42,8 @@ def test_defaults_match_the_product_brief() -> None:
     assert policy.booking.hold == timedelta(minutes=30)
     assert policy.booking.min_notice == timedelta(hours=24)
     assert [(r.channel, r.after) for r in policy.shifts.escalation] == [
-        ("sms", timedelta(0)), ("voice", timedelta(minutes=10))
+        ("sms", timedelta(0)),
+        ("voice", timedelta(minutes=10)),
     ]
 
 
@@ -59,9 +66,17 @@ async def test_patch_merges_and_keeps_other_sections(client: httpx.AsyncClient) 
         ({"booking": {"hold": "soon"}}, ["body", "booking", "hold"]),
         ({"booking": {"slot_minutes": 7}}, ["body", "booking", "slot_minutes"]),
         ({"calling": {"default_tz": "Mars/Olympus"}}, ["body", "calling", "default_tz"]),
-        ({"shifts": {"escalation": [{"channel": "voice", "after": "10m"},
-                                    {"channel": "sms", "after": "0m"}]}},
-         ["body", "shifts", "escalation"]),
+        (
+            {
+                "shifts": {
+                    "escalation": [
+                        {"channel": "voice", "after": "10m"},
+                        {"channel": "sms", "after": "0m"},
+                    ]
+                }
+            },
+            ["body", "shifts", "escalation"],
+        ),
         ({"nonsense": 1}, ["body", "nonsense"]),
     ],
 )

@@ -30,7 +30,7 @@ async def patch_policy(
     tenant: TenantDep,
     session: SessionDep,
     patch: dict[str, Any] = Body(
-        description="A JSON merge patch, e.g. {\"booking\": {\"hold\": \"15m\"}}"
+        description='A JSON merge patch, e.g. {"booking": {"hold": "15m"}}'
     ),
 ) -> TenantPolicy:
     return await service.update_policy(session, tenant, patch)

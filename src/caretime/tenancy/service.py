@@ -103,12 +103,12 @@ async def list_keys(session: AsyncSession, tenant_id: str) -> Sequence[ApiKey]:
     return await keys.all(keys.select().order_by(ApiKey.created_at))
 
 
-async def revoke_key(session: AsyncSession, tenant_id: str, key_ref: str, *, now: datetime) -> ApiKey:
+async def revoke_key(
+    session: AsyncSession, tenant_id: str, key_ref: str, *, now: datetime
+) -> ApiKey:
     """Revoke by id or by the displayed prefix; revoking twice keeps the first revocation time."""
     keys = ApiKeyRepository(session, tenant_id)
-    key = await keys.first(
-        keys.select().where((ApiKey.id == key_ref) | (ApiKey.prefix == key_ref))
-    )
+    key = await keys.first(keys.select().where((ApiKey.id == key_ref) | (ApiKey.prefix == key_ref)))
     if key is None:
         raise NotFound(f"no API key {key_ref!r} for this tenant")
     if key.revoked_at is None:
@@ -121,7 +121,9 @@ def policy_of(tenant: Tenant) -> TenantPolicy:
     return TenantPolicy.model_validate(tenant.policy or {})
 
 
-async def update_policy(session: AsyncSession, tenant: Tenant, patch: dict[str, Any]) -> TenantPolicy:
+async def update_policy(
+    session: AsyncSession, tenant: Tenant, patch: dict[str, Any]
+) -> TenantPolicy:
     """Apply a JSON merge patch to the tenant's policy; the result must validate as a whole."""
     merged = merge_policy(tenant.policy or {}, patch)
     try:

@@ -1,0 +1,21 @@
+"""What a handler raises to steer its job: try again later, or give up now."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+class RetryLater(Exception):
+    """Run this job again: after `delay`, or not before `at` (e.g. the next calling window).
+    Counts as an attempt; the retry policy still gives up after max attempts."""
+
+    def __init__(
+        self, reason: str = "retry", *, delay: timedelta | None = None, at: datetime | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.delay = delay
+        self.at = at
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (bad number, rejected by the provider): fail the job now."""

@@ -1,0 +1,77 @@
+"""Handlers by job kind. Domains register here; the engine knows nothing of domains."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from caretime.runtime import Runtime
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: int
+    kind: str
+    tenant_id: str | None
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler gets: a fresh session (committed with the job's completion), the
+    runtime (clock, settings, services) and facts about the job itself."""
+
+    session: AsyncSession
+    runtime: Runtime
+    job: JobInfo
+
+    def now(self) -> datetime:
+        return self.runtime.clock.now()
+
+
+Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+
+
+class UnknownJobKind(LookupError):
+    pass
+
+
+class HandlerRegistry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, kind: str, handler: Handler) -> None:
+        existing = self._handlers.get(kind)
+        if existing is not None and existing is not handler:
+            raise ValueError(f"a handler for {kind!r} is already registered")
+        self._handlers[kind] = handler
+
+    def get(self, kind: str) -> Handler:
+        try:
+            return self._handlers[kind]
+        except KeyError:
+            raise UnknownJobKind(f"no handler registered for job kind {kind!r}") from None
+
+    def kinds(self) -> list[str]:
+        return sorted(self._handlers)
+
+
+handlers = HandlerRegistry()
+
+
+def job_handler(kind: str) -> Callable[[Handler], Handler]:
+    """Register `async def handler(ctx, payload)` for a dotted job kind, e.g. "shifts.escalate"."""
+
+    def register(handler: Handler) -> Handler:
+        handlers.register(kind, handler)
+        return handler
+
+    return register
