@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -29,6 +33,7 @@ from caretime.app import create_app
 from caretime.clock import FrozenClock
 from caretime.config import Settings
 from caretime.db import Base, create_engine
+from caretime.dispatch.worker import Dispatcher
 from caretime.models import import_all_models
 from caretime.runtime import Runtime
 from tests.support import TEST_API_KEY
@@ -169,3 +174,38 @@ async def client(anon_client: httpx.AsyncClient) -> httpx.AsyncClient:
     """A client authenticated as the default tenant."""
     anon_client.headers["Authorization"] = f"Bearer {TEST_API_KEY}"
     return anon_client
+
+
+@pytest.fixture
+def dispatcher(runtime: Runtime) -> Dispatcher:
+    """Runs due jobs on demand: `await dispatcher.run_pending()` after moving the clock."""
+    return Dispatcher(runtime)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    runtime: Runtime
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    """The app served by uvicorn on a free localhost port, in its own thread and event loop,
+    on the system clock: for tests that need real HTTP and real concurrency."""
+    server_runtime = Runtime.build(settings)
+    app = create_app(runtime=server_runtime)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the live server did not start")
+        time.sleep(0.02)
+    yield LiveServer(f"http://127.0.0.1:{port}", server_runtime)
+    server.should_exit = True
+    thread.join(timeout=20)

@@ -15,6 +15,7 @@ from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import install_error_handlers
+from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
@@ -37,6 +38,7 @@ def create_app(
     runtime: Runtime | None = None,
 ) -> FastAPI:
     runtime = runtime or Runtime.build(settings or get_settings(), clock)
+    import_all_handlers()
     app = FastAPI(
         title="caretime",
         version="0.1.0",

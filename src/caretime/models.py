@@ -1,15 +1,25 @@
-"""Imports every module that defines tables, so metadata is complete for migrations and tests."""
+"""The modules that make up the product, imported in one place so that every process
+(API, worker, migrations, tests) sees all tables and all job handlers."""
 
 from __future__ import annotations
 
 import importlib
 
+# Modules that define tables (for migrations and metadata).
 MODEL_MODULES = (
     "caretime.tenancy.models",
     "caretime.dispatch.models",
 )
 
+# Modules that register job handlers, message routers or status listeners on import.
+HANDLER_MODULES: tuple[str, ...] = ()
+
 
 def import_all_models() -> None:
     for module in MODEL_MODULES:
+        importlib.import_module(module)
+
+
+def import_all_handlers() -> None:
+    for module in HANDLER_MODULES:
         importlib.import_module(module)
