@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
-from caretime import health, migrate
+from caretime import health, migrate, web
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
@@ -52,6 +52,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(tenancy_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.include_router(web.router)
     return app
 
 

@@ -1,0 +1,16 @@
+"""The dashboard: server-rendered pages (Jinja2 + htmx) that call the same services as the API.
+
+`create_app` includes `router`; every page lives under `/ui/` except the overview at `/`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from caretime.web import assets, jobs, overview, preferences, signin
+
+router = APIRouter(include_in_schema=False)
+for section in (assets, signin, overview, preferences, jobs):
+    router.include_router(section.router)
+
+__all__ = ["router"]

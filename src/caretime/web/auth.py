@@ -1,0 +1,91 @@
+"""Who is looking: the signed-in viewer (tenant-scoped like the API) and CSRF checks on forms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from caretime.deps import ClockDep, SessionDep, SettingsDep
+from caretime.errors import Unauthorized
+from caretime.observability import bind_tenant
+from caretime.tenancy.models import Tenant
+from caretime.tenancy.service import authenticate
+from caretime.web.rendering import render
+from caretime.web.session import WebSession, read_session, viewer_zone
+
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+
+
+class SignInRequired(Exception):
+    """No valid session: the page answers with a redirect to the sign-in form."""
+
+
+class CsrfRejected(Exception):
+    """A state-changing request without this session's CSRF token: refused with a 403."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    request: Request
+    tenant: Tenant
+    session: WebSession
+    zone: ZoneInfo
+
+    def render(self, name: str, *, status_code: int = 200, **context: Any) -> Response:
+        context = {**page_context(self.request, self), **context}
+        return render(self.request, name, context, status=status_code)
+
+
+def page_context(request: Request, viewer: Viewer | None) -> dict[str, Any]:
+    return {
+        "viewer": viewer,
+        "zone": viewer.zone if viewer else viewer_zone(request),
+        "csrf_token": viewer.session.csrf_token if viewer else "",
+        "current_path": request.url.path,
+    }
+
+
+async def current_viewer(
+    request: Request, db: SessionDep, clock: ClockDep, settings: SettingsDep
+) -> Viewer:
+    session = read_session(request, settings)
+    if session is None or session.api_key is None:
+        raise SignInRequired
+    try:
+        tenant = await authenticate(db, session.api_key, now=clock.now())
+    except Unauthorized:
+        # A revoked key ends its dashboard sessions at the next click.
+        raise SignInRequired from None
+    bind_tenant(tenant.id)
+    viewer = Viewer(request, tenant, session, viewer_zone(request))
+    request.state.viewer = viewer  # for error pages rendered outside the handler
+    return viewer
+
+
+ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
+async def submitted_csrf_tokens(request: Request) -> list[str]:
+    """The token from the htmx header and from the form field (a form posted without htmx
+    carries only the field)."""
+    tokens = [request.headers.get(CSRF_HEADER, "")]
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        field = (await request.form()).get(CSRF_FIELD)
+        tokens.append(field if isinstance(field, str) else "")
+    return [token for token in tokens if token]
+
+
+async def acting_viewer(request: Request, viewer: ViewerDep) -> Viewer:
+    if not any(viewer.session.accepts(t) for t in await submitted_csrf_tokens(request)):
+        raise CsrfRejected
+    return viewer
+
+
+# For every state-changing route: a signed-in viewer whose request carries the CSRF token.
+ActorDep = Annotated[Viewer, Depends(acting_viewer)]
