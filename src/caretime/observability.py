@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
 from contextvars import ContextVar
 from typing import Any
@@ -42,6 +43,20 @@ def mask_phone_like(text: str) -> str:
     return _PHONE_LIKE.sub("[redacted]", text)
 
 
+def format_exception_without_messages(exc_info: Any) -> str:
+    """A traceback with frames and exception types but no messages: messages can carry the
+    input that caused them (a name, a phone number), and logs must never hold PHI."""
+    link: traceback.TracebackException | None = traceback.TracebackException.from_exception(
+        exc_info[1]
+    )
+    parts: list[str] = []
+    while link is not None:
+        name = link.exc_type.__name__ if link.exc_type else "Exception"
+        parts.insert(0, "".join(link.stack.format()) + f"{name}: [message redacted]\n")
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return "".join(parts).rstrip()
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -53,7 +68,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(_context())
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
-            entry["exc"] = mask_phone_like(self.formatException(record.exc_info))
+            entry["exc"] = format_exception_without_messages(record.exc_info)
         return json.dumps(entry, default=str)
 
 
@@ -63,7 +78,7 @@ class ConsoleFormatter(logging.Formatter):
         extras = " ".join(f"{k}={v}" for k, v in fields.items())
         line = f"{record.levelname.lower():7} {record.name}: {record.getMessage()} {extras}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + format_exception_without_messages(record.exc_info)
         return mask_phone_like(line)
 
 
