@@ -67,3 +67,10 @@ async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> Non
     metrics = (await client.get("/metrics")).text
     assert 'caretime_http_requests_total{method="GET",route="/tenants/me",status="200"}' in metrics
     assert "caretime_http_request_seconds_bucket" in metrics
+
+
+@pytest.mark.parametrize(
+    "text", ["listening on 127.0.0.1:8000", "day 2026-03-08 done", "job 1234 took 56 ms"]
+)
+def test_ids_addresses_and_dates_stay_readable(text: str) -> None:
+    assert mask_phone_like(text) == text

@@ -29,7 +29,7 @@ tenants_app = typer.Typer(help="Create and list tenants (organisations).", no_ar
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
-console = Console()
+console = Console(soft_wrap=True)
 T = TypeVar("T")
 
 

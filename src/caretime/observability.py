@@ -21,7 +21,9 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _tenant_id: ContextVar[str | None] = ContextVar("tenant_id", default=None)
 
 # Defence in depth: anything that looks like a phone number is masked even if a bug logs one.
-_PHONE_LIKE = re.compile(r"\+?\d[\d\-\s().]{6,}\d")
+_PHONE_LIKE = re.compile(r"\+?\d[\d\-\s().]{5,}\d")
+# ...but addresses and dates that merely look numeric stay readable.
+_NOT_A_PHONE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}")
 
 HTTP_REQUESTS = Counter(
     "caretime_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
@@ -40,7 +42,15 @@ def bind_tenant(tenant_id: str) -> None:
 
 
 def mask_phone_like(text: str) -> str:
-    return _PHONE_LIKE.sub("[redacted]", text)
+    return _PHONE_LIKE.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    candidate = match.group(0)
+    digits = sum(char.isdigit() for char in candidate)
+    if digits < 7 or _NOT_A_PHONE.fullmatch(candidate.strip()):
+        return candidate
+    return "[redacted]"
 
 
 def format_exception_without_messages(exc_info: Any) -> str:
