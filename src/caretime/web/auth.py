@@ -7,13 +7,16 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from caretime.deps import ClockDep, SessionDep, SettingsDep
+from caretime.db import transaction
+from caretime.deps import READ_ONLY_METHODS, RuntimeDep, SessionDep
 from caretime.errors import Unauthorized
 from caretime.observability import bind_tenant
+from caretime.runtime import Runtime
 from caretime.tenancy.models import Tenant
-from caretime.tenancy.service import authenticate
+from caretime.tenancy.service import authenticate, needs_touch, touch_key
 from caretime.web.rendering import render
 from caretime.web.session import WebSession, read_session, viewer_zone
 
@@ -50,14 +53,12 @@ def page_context(request: Request, viewer: Viewer | None) -> dict[str, Any]:
     }
 
 
-async def current_viewer(
-    request: Request, db: SessionDep, clock: ClockDep, settings: SettingsDep
-) -> Viewer:
-    session = read_session(request, settings)
+async def current_viewer(request: Request, db: SessionDep, runtime: RuntimeDep) -> Viewer:
+    session = read_session(request, runtime.settings)
     if session is None or session.api_key is None:
         raise SignInRequired
     try:
-        tenant = await authenticate(db, session.api_key, now=clock.now())
+        tenant = await tenant_of_key(request, db, runtime, session.api_key)
     except Unauthorized:
         # A revoked key ends its dashboard sessions at the next click.
         raise SignInRequired from None
@@ -68,6 +69,22 @@ async def current_viewer(
 
 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
+
+
+async def tenant_of_key(
+    request: Request, db: AsyncSession, runtime: Runtime, plaintext: str
+) -> Tenant:
+    """Authenticate like the API does, recording the key's use (in a short write of its own
+    when the request only reads, so a page view never waits for SQLite's writer)."""
+    tenant, key = await authenticate(db, plaintext)
+    now = runtime.clock.now()
+    if needs_touch(key, now):
+        if request.method in READ_ONLY_METHODS:
+            async with transaction(runtime.sessions) as writer:
+                await touch_key(writer, key.id, now=now)
+        else:
+            await touch_key(db, key.id, now=now)
+    return tenant
 
 
 async def submitted_csrf_tokens(request: Request) -> list[str]:

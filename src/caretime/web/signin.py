@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Form, Query, Request
 from starlette.responses import RedirectResponse, Response
 
-from caretime.deps import ClockDep, SessionDep, SettingsDep
+from caretime.deps import RuntimeDep, SessionDep, SettingsDep
 from caretime.errors import Unauthorized
-from caretime.tenancy.service import KEY_PREFIX, authenticate
-from caretime.web.auth import ActorDep, CsrfRejected, page_context
+from caretime.tenancy.service import KEY_PREFIX
+from caretime.web.auth import ActorDep, CsrfRejected, page_context, tenant_of_key
 from caretime.web.rendering import render
 from caretime.web.routing import SIGN_IN_PATH, web_router
 from caretime.web.session import WebSession, clear_session, read_session, write_session
@@ -32,12 +32,12 @@ async def sign_in_form(
 async def sign_in(
     request: Request,
     db: SessionDep,
-    clock: ClockDep,
-    settings: SettingsDep,
+    runtime: RuntimeDep,
     api_key: Annotated[str, Form()],
     csrf_token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
+    settings = runtime.settings
     session = read_session(request, settings)
     if session is None or not session.accepts(csrf_token):
         raise CsrfRejected
@@ -45,7 +45,7 @@ async def sign_in(
     try:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             raise Unauthorized("API keys look like 'ct_...'")
-        await authenticate(db, key, now=clock.now())
+        await tenant_of_key(request, db, runtime, key)
     except Unauthorized as exc:
         return _sign_in_page(request, session, next_path=next, error=exc.detail, status=401)
     response = RedirectResponse(_safe_next(next), status_code=303)
