@@ -16,7 +16,8 @@ from caretime.errors import Unauthorized
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
 from caretime.tenancy.models import Tenant
-from caretime.tenancy.service import authenticate, needs_touch, touch_key
+from caretime.tenancy.policy import TenantPolicy
+from caretime.tenancy.service import authenticate, needs_touch, policy_of, touch_key
 from caretime.web.rendering import render
 from caretime.web.session import WebSession, read_session, viewer_zone
 
@@ -38,6 +39,10 @@ class Viewer:
     tenant: Tenant
     session: WebSession
     zone: ZoneInfo
+
+    @property
+    def policy(self) -> TenantPolicy:
+        return policy_of(self.tenant)
 
     def render(self, name: str, *, status_code: int = 200, **context: Any) -> Response:
         context = {**page_context(self.request, self), **context}
