@@ -35,14 +35,15 @@ class CsrfRejected(Exception):
 
 @dataclass(frozen=True)
 class Viewer:
+    """Plain values, not ORM rows: an error page rendered after a rollback (which expires
+    loaded rows) must still be able to show who is signed in."""
+
     request: Request
-    tenant: Tenant
+    tenant_id: str
+    tenant_name: str
+    policy: TenantPolicy
     session: WebSession
     zone: ZoneInfo
-
-    @property
-    def policy(self) -> TenantPolicy:
-        return policy_of(self.tenant)
 
     def render(self, name: str, *, status_code: int = 200, **context: Any) -> Response:
         context = {**page_context(self.request, self), **context}
@@ -68,7 +69,9 @@ async def current_viewer(request: Request, db: SessionDep, runtime: RuntimeDep) 
         # A revoked key ends its dashboard sessions at the next click.
         raise SignInRequired from None
     bind_tenant(tenant.id)
-    viewer = Viewer(request, tenant, session, viewer_zone(request))
+    viewer = Viewer(
+        request, tenant.id, tenant.name, policy_of(tenant), session, viewer_zone(request)
+    )
     request.state.viewer = viewer  # for error pages rendered outside the handler
     return viewer
 

@@ -35,7 +35,7 @@ async def jobs_table(
 async def cancel_job(
     viewer: ActorDep, db: SessionDep, job_id: int, status: StatusQuery = "queued"
 ) -> Response:
-    await queries.cancel_job(db, viewer.tenant.id, job_id)
+    await queries.cancel_job(db, viewer.tenant_id, job_id)
     return _back(status)
 
 
@@ -43,7 +43,7 @@ async def cancel_job(
 async def retry_job(
     viewer: ActorDep, db: SessionDep, clock: ClockDep, job_id: int, status: StatusQuery = "failed"
 ) -> Response:
-    await queries.retry_job(db, viewer.tenant.id, job_id, now=clock.now())
+    await queries.retry_job(db, viewer.tenant_id, job_id, now=clock.now())
     return _back(status)
 
 
@@ -51,8 +51,8 @@ async def _render(
     viewer: Viewer, db: SessionDep, clock: ClockDep, status: Status, template: str
 ) -> Response:
     now = clock.now()
-    health = await queries.job_health(db, viewer.tenant.id, now=now)
-    jobs = await queries.list_jobs(db, viewer.tenant.id, status)
+    health = await queries.job_health(db, viewer.tenant_id, now=now)
+    jobs = await queries.list_jobs(db, viewer.tenant_id, status)
     return viewer.render(template, status=status, jobs=jobs, health=health, now=now)
 
 

@@ -14,11 +14,11 @@ router = web_router()
 
 @router.get("/")
 async def overview(viewer: ViewerDep, db: SessionDep, clock: ClockDep) -> Response:
-    health = await queries.job_health(db, viewer.tenant.id, now=clock.now())
+    health = await queries.job_health(db, viewer.tenant_id, now=clock.now())
     return viewer.render("overview.html", health=health, now=clock.now())
 
 
 @router.get("/ui/overview/dispatcher")
 async def dispatcher_health(viewer: ViewerDep, db: SessionDep, clock: ClockDep) -> Response:
-    health = await queries.job_health(db, viewer.tenant.id, now=clock.now())
+    health = await queries.job_health(db, viewer.tenant_id, now=clock.now())
     return viewer.render("_job_health.html", health=health)
