@@ -103,3 +103,9 @@ def sign_in(page: Page, *, key: str = TEST_API_KEY) -> None:
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1, name="Overview")).to_be_visible()
+
+
+def go_to(page: Page, section: str) -> None:
+    """Follow a link in the main navigation."""
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name=section).click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()

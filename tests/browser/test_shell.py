@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import JobContext, PermanentFailure, enqueue, job_handler
-from tests.browser.conftest import PHONE, Screenshots, sign_in
+from tests.browser.conftest import PHONE, Screenshots, go_to, sign_in
 from tests.browser.support import seed
 from tests.conftest import LiveServer
 
@@ -96,7 +96,7 @@ def test_jobs_retry_and_cancel(page: Page, live_server: LiveServer, shots: Scree
     later, failing = seed(live_server, jobs)
     sign_in(page)
     expect(page.locator("[data-stat=failed]")).to_have_text("1", timeout=30_000)
-    page.get_by_role("link", name="Jobs", exact=True).click()
+    go_to(page, "Jobs")
     expect(page.locator(f"#job-{later}")).to_be_visible()
     shots.take(page, "01-queued")
 
@@ -109,7 +109,7 @@ def test_jobs_retry_and_cancel(page: Page, live_server: LiveServer, shots: Scree
     FLAKY_SHOULD_FAIL["value"] = False
     page.get_by_role("button", name=f"Retry job {failing}").click()
     expect(page.get_by_text("No failed jobs.")).to_be_visible()
-    page.get_by_role("link", name="Overview").click()
+    go_to(page, "Overview")
     expect(page.locator("[data-stat=queued]")).to_have_text("0")
     expect(page.locator("[data-stat=failed]")).to_have_text("0")
     shots.take(page, "03-overview-after")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from caretime.web import assets, jobs, overview, preferences, signin
+from caretime.web import assets, jobs, overview, phone, preferences, signin
 
 router = APIRouter(include_in_schema=False)
-for section in (assets, signin, overview, preferences, jobs):
+for section in (assets, signin, overview, preferences, jobs, phone):
     router.include_router(section.router)
 
 __all__ = ["router"]

@@ -34,6 +34,7 @@ PAGE_HEADERS = {
 # (label, path): the dashboard's sections, in the order the navigation shows them.
 NAVIGATION = (
     ("Overview", "/"),
+    ("Phone", "/ui/phone"),
     ("Jobs", "/ui/jobs"),
 )
 
