@@ -53,7 +53,7 @@ async def move(
         return appointment
     status = effective_status(appointment, now)
     raise InvalidTransition(
-        f"cannot {_VERBS[target]} a reservation that is {status}", status=status
+        f"cannot {_VERBS[target]} a reservation that is {status}", reservation_status=status
     )
 
 

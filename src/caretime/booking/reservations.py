@@ -31,6 +31,7 @@ from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
 from caretime.booking.repository import AppointmentRepository, RuleRepository, active_at
 from caretime.booking.service import require_provider
+from caretime.clock import isoformat_z
 from caretime.dispatch import enqueue
 from caretime.ids import new_id
 from caretime.tenancy.policy import BookingPolicy
@@ -86,7 +87,7 @@ def check_notice(slot_start: datetime, policy: BookingPolicy, now: datetime) -> 
     if slot_start - now < policy.min_notice:
         raise TooLittleNotice(
             f"slots must be reserved at least {_hours(policy.min_notice)} ahead",
-            earliest=now + policy.min_notice,
+            earliest=isoformat_z(now + policy.min_notice),
         )
 
 
