@@ -120,7 +120,8 @@ async def test_hold_expires_frees_the_slot_and_it_is_reserved_again(
     assert await dispatcher.run_pending() == 1
     async with transaction(runtime.sessions) as session:
         stored = await session.get(Appointment, hold["id"])
-        assert stored is not None and stored.status == "expired"
+        assert stored is not None
+        assert stored.status == "expired"
     late = await client.post(f"/reservations/{hold['id']}/confirm")
     assert (late.status_code, late.json()["reservation_status"]) == (409, "expired")
     assert SLOT in await slot_starts(client, **DAY)

@@ -65,9 +65,10 @@ async def reserve(
     await check_slot(session, tenant_id, provider, request.slot_start, policy)
     await lifecycle.expire_stale_hold(session, tenant_id, provider.id, request.slot_start, now=now)
     hold = _new_hold(request, policy, now)
-    repo.add(hold)
     try:
+        # Added inside the SAVEPOINT, so a rollback of it also forgets the object.
         async with session.begin_nested():
+            repo.add(hold)
             await session.flush()
     except IntegrityError:
         return await _lost_race(repo, request)

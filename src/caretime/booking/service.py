@@ -34,9 +34,9 @@ async def create_provider(
     session: AsyncSession, tenant_id: str, body: ProviderIn, *, now: datetime
 ) -> Provider:
     provider = Provider(id=body.id or new_id("prv"), name=body.name, tz=body.tz, created_at=now)
-    ProviderRepository(session, tenant_id).add(provider)
     try:
         async with session.begin_nested():
+            ProviderRepository(session, tenant_id).add(provider)
             await session.flush()
     except IntegrityError:
         raise ProviderExists(f"provider {provider.id!r} already exists") from None
