@@ -44,12 +44,18 @@ CONTENDED_ATTEMPTS = 3_000
 CEILING_REQUESTS = 5_000
 SLOT_QUERIES = 100
 TARGET_PER_SECOND = 1_500
+DB_CONNECTIONS = int(os.environ.get("BENCH_DB_CONNECTIONS", "16"))
 FIRST_DAY = datetime.now(UTC).date() + timedelta(days=10)
 
 
 def bench_app() -> FastAPI:
     """caretime plus one bare endpoint: no auth, one INSERT in one transaction (the ceiling)."""
     runtime = Runtime.build(Settings())
+    # The PostgreSQL server is shared: cap this server's connections (default pool: 30).
+    runtime.engine = create_engine(
+        runtime.settings.database_url, pool_size=DB_CONNECTIONS, max_overflow=0
+    )
+    runtime.sessions.configure(bind=runtime.engine)
     app = create_app(runtime=runtime)
 
     @app.post("/bench/ceiling", status_code=201)
@@ -123,13 +129,13 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
 
 async def seed(database_url: str) -> None:
     """Providers and availability written straight into the tables (not what is measured).
-    bulk-*: 26 providers × 2 days × 96 slots (5,000 free slots used); contended: 10 slots;
+    bulk-*: 27 providers × 2 days × 96 slots (5,000 free slots used); contended: 10 slots;
     month: 08:00–17:00 every day for 31 days; p000–p499: 08:00–17:00 on one day."""
     engine = create_engine(database_url)
     now = datetime.now(UTC)
     async with engine.begin() as connection:
         tenant_id = await connection.scalar(select(Tenant.id).where(Tenant.name == "default"))
-        providers = [f"bulk-{n:02d}" for n in range(26)] + ["contended", "month"]
+        providers = [f"bulk-{n:02d}" for n in range(27)] + ["contended", "month"]
         providers += [f"p{n:03d}" for n in range(500)]
         await connection.execute(
             insert(Provider),
@@ -140,7 +146,7 @@ async def seed(database_url: str) -> None:
         )
         rules = [
             rule(tenant_id, f"bulk-{n:02d}", FIRST_DAY + timedelta(days=d), 0, 1440, now)
-            for n in range(26)
+            for n in range(27)
             for d in range(2)
         ]
         rules.append(rule(tenant_id, "contended", FIRST_DAY, 0, CONTENDED_SLOTS * 15, now))
@@ -221,7 +227,7 @@ async def measure(base: str) -> dict[str, float]:
 
         free = [
             (f"bulk-{n:02d}", s)
-            for n in range(26)
+            for n in range(27)
             for d in range(2)
             for s in slot_instants(FIRST_DAY + timedelta(days=d), 96)
         ]
