@@ -123,8 +123,7 @@ def _row(job: NewJob, *, now: datetime) -> dict[str, Any]:
 
 def _insert_ignoring_live_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
-    # Literal, not bound: PostgreSQL cannot match ON CONFLICT ... WHERE to the partial index
-    # once a prepared statement switches to a generic plan (its sixth run on a connection).
+    # Literal SQL, not an expanding IN: executemany (enqueue_many) cannot expand parameters.
     live = text("status IN ('queued', 'running')")
     if dialect == "postgresql":
         return postgresql.insert(Job).on_conflict_do_nothing(
