@@ -7,10 +7,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from caretime.web import assets, jobs, overview, phone, preferences, signin
+from caretime.web import (
+    assets,
+    booking,
+    jobs,
+    overview,
+    phone,
+    preferences,
+    reservations,
+    signin,
+)
 
 router = APIRouter(include_in_schema=False)
-for section in (assets, signin, overview, preferences, jobs, phone):
+SECTIONS = (assets, signin, overview, preferences, jobs, booking, reservations, phone)
+for section in SECTIONS:
     router.include_router(section.router)
 
 __all__ = ["router"]

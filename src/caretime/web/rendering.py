@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ PAGE_HEADERS = {
 # (label, path): the dashboard's sections, in the order the navigation shows them.
 NAVIGATION = (
     ("Overview", "/"),
+    ("Booking", "/ui/booking"),
     ("Phone", "/ui/phone"),
     ("Jobs", "/ui/jobs"),
 )
@@ -77,7 +78,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(local=local_time, zone_time=zone_time, iso=iso_utc)
-    env.globals.update(static_url=static_url, navigation=NAVIGATION)
+    env.globals.update(static_url=static_url, navigation=NAVIGATION, timedelta=timedelta)
     return env
 
 
