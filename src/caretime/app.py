@@ -18,6 +18,7 @@ from caretime.errors import install_error_handlers
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.runtime import Runtime
+from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.router import router as tenancy_router
 
@@ -51,6 +52,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(tenancy_router)
+    app.include_router(shifts_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app
 

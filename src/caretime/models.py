@@ -9,10 +9,11 @@ import importlib
 MODEL_MODULES = (
     "caretime.tenancy.models",
     "caretime.dispatch.models",
+    "caretime.shifts.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
-HANDLER_MODULES: tuple[str, ...] = ()
+HANDLER_MODULES: tuple[str, ...] = ("caretime.shifts.tasks",)
 
 
 def import_all_models() -> None:

@@ -1,0 +1,109 @@
+"""HTTP endpoints for caregivers, shifts, fan-outs and timelines (thin: services do the work)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, status
+
+from caretime.deps import ClockDep, SessionDep
+from caretime.shifts import caregivers, service
+from caretime.shifts.schemas import (
+    CaregiverCreate,
+    CaregiverOut,
+    CaregiverPage,
+    CaregiverPatch,
+    ShiftCreate,
+    ShiftOut,
+    ShiftPage,
+    Timeline,
+)
+from caretime.shifts.timeline import shift_timeline
+from caretime.tenancy.auth import PolicyDep, TenantDep
+
+router = APIRouter(tags=["shifts"])
+Limit = Annotated[int, Query(ge=1, le=500)]
+ShiftStatus = Literal["open", "filled", "cancelled", "expired"]
+
+
+@router.post("/caregivers", status_code=status.HTTP_201_CREATED)
+async def create_caregiver(
+    body: CaregiverCreate, tenant: TenantDep, session: SessionDep, clock: ClockDep
+) -> CaregiverOut:
+    return await caregivers.create_caregiver(session, tenant.id, body, now=clock.now())
+
+
+@router.get("/caregivers")
+async def list_caregivers(
+    tenant: TenantDep,
+    session: SessionDep,
+    role: str | None = None,
+    active: bool | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> CaregiverPage:
+    items, next_cursor = await caregivers.list_caregivers(
+        session, tenant.id, role=role, active=active, limit=limit, cursor=cursor
+    )
+    return CaregiverPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/caregivers/{caregiver_id}")
+async def get_caregiver(caregiver_id: str, tenant: TenantDep, session: SessionDep) -> CaregiverOut:
+    return await caregivers.get_caregiver(session, tenant.id, caregiver_id)
+
+
+@router.patch("/caregivers/{caregiver_id}")
+async def update_caregiver(
+    caregiver_id: str,
+    patch: CaregiverPatch,
+    tenant: TenantDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> CaregiverOut:
+    return await caregivers.update_caregiver(
+        session, tenant.id, caregiver_id, patch, now=clock.now()
+    )
+
+
+@router.post("/shifts", status_code=status.HTTP_201_CREATED)
+async def create_shift(
+    body: ShiftCreate, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+) -> ShiftOut:
+    shift = await service.create_shift(
+        session, tenant.id, body, policy=policy.shifts, now=clock.now()
+    )
+    return service.present(shift)
+
+
+@router.get("/shifts")
+async def list_shifts(
+    tenant: TenantDep,
+    session: SessionDep,
+    status: ShiftStatus | None = None,
+    limit: Limit = 100,
+    cursor: str | None = None,
+) -> ShiftPage:
+    rows, next_cursor = await service.list_shifts(
+        session, tenant.id, status=status, limit=limit, cursor=cursor
+    )
+    return ShiftPage(items=[service.present(s) for s in rows], next_cursor=next_cursor)
+
+
+@router.get("/shifts/{shift_id}")
+async def get_shift(shift_id: str, tenant: TenantDep, session: SessionDep) -> ShiftOut:
+    shift = await service.require_shift(session, tenant.id, shift_id)
+    return service.present(shift)
+
+
+@router.post("/shifts/{shift_id}/cancel")
+async def cancel_shift(
+    shift_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+) -> ShiftOut:
+    shift = await service.cancel_shift(session, tenant.id, shift_id, now=clock.now())
+    return service.present(shift)
+
+
+@router.get("/shifts/{shift_id}/timeline")
+async def get_timeline(shift_id: str, tenant: TenantDep, session: SessionDep) -> Timeline:
+    return await shift_timeline(session, tenant.id, shift_id)
