@@ -41,24 +41,24 @@ async def answer_offer(
     offer = await OfferRepository(session, tenant_id).get(offer_id)
     if offer is None:
         raise NotFound(f"no offer {offer_id!r}")
-    if intent == "accept":
-        outcome = await _accept(session, offer, now=now)
-    elif intent == "decline":
-        outcome = await _decline(session, offer, now=now)
-    else:
-        outcome = ClaimOutcome(
-            "clarify", texts.clarify_text(await _shift(session, offer)), offer.shift_id
-        )
-    ShiftEventRepository(session, tenant_id).record(
+    # The reply is recorded before what it caused (the assignment), so the trail reads in order.
+    reply = ShiftEventRepository(session, tenant_id).record(
         offer.shift_id,
         "reply",
         at=now,
         caregiver_id=offer.caregiver_id,
         offer_id=offer.id,
         intent=intent,
-        action=outcome.action,
         message_id=message_id,
     )
+    if intent == "accept":
+        outcome = await _accept(session, offer, now=now)
+    elif intent == "decline":
+        outcome = await _decline(session, offer, now=now)
+    else:
+        shift = await _shift(session, offer)
+        outcome = ClaimOutcome("clarify", texts.clarify_text(shift), shift.id)
+    reply.details = {**reply.details, "action": outcome.action}
     log_event(log, "shift_reply", shift_id=offer.shift_id, offer_id=offer.id, action=outcome.action)
     return outcome
 

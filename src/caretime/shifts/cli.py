@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.runtime import Runtime
@@ -50,17 +49,13 @@ def import_shifts(
 
 
 def print_report(reports: list[RecordReport]) -> None:
-    table = Table("record", "id", "result", "why")
+    """One line per record (grep-friendly, never wrapped), then a summary."""
     for report in reports:
-        why = "; ".join(report.reasons + report.notes)
         colour = {"imported": "green", "exists": "yellow", "rejected": "red"}[report.outcome]
-        table.add_row(
-            f"{report.kind} #{report.index + 1}",
-            report.id or "-",
-            f"[{colour}]{report.outcome}[/{colour}]",
-            why,
-        )
-    console.print(table)
+        why = "; ".join(report.reasons + report.notes)
+        line = f"{report.kind} #{report.index + 1} {report.id or '(no id)'}: "
+        line += f"[{colour}]{report.outcome}[/{colour}]" + (f" — {why}" if why else "")
+        console.print(line, soft_wrap=True, highlight=False)
     console.print(_summary(reports))
 
 
@@ -70,5 +65,6 @@ def _summary(reports: list[RecordReport]) -> str:
         for kind in ("caregiver", "shift"):
             count = sum(1 for r in reports if r.outcome == outcome and r.kind == kind)
             if count:
-                parts.append(f"{count} {kind}{'s' if count != 1 else ''} {outcome}")
+                label = "already present" if outcome == "exists" else outcome
+                parts.append(f"{count} {kind}{'s' if count != 1 else ''} {label}")
     return ", ".join(parts) or "nothing to import"
