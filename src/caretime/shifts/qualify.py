@@ -1,8 +1,8 @@
 """Who may be offered a shift in a round: one query, so the rule reads in one place.
 
-Qualifies: active, holds the required role, has not declined this shift, and is not
-assigned to another filled shift that overlaps it. Opt-outs are per channel and live in
-messaging, which suppresses a message to an opted-out number (see `fanout.send_round`).
+Qualifies: active, holds the required role, has not declined this shift, is not assigned
+to another filled shift that overlaps it, and has not opted out of the round's channel
+(consent lives in messaging, which would also suppress such a message: we skip the offer).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from caretime.messaging.consent import opted_out_numbers
 from caretime.shifts.models import Caregiver, CaregiverRole, Offer, Shift
 
 
@@ -41,7 +42,9 @@ def overlapping_assignment(
     )
 
 
-async def qualifying_caregivers(session: AsyncSession, shift: Shift) -> Sequence[Any]:
+async def qualifying_caregivers(
+    session: AsyncSession, shift: Shift, *, channel: str
+) -> Sequence[Any]:
     """(id, phone) of every caregiver who qualifies now, ordered by id (a stable order keeps
     concurrent inserts of the same offers from deadlocking)."""
     statement = (
@@ -64,4 +67,7 @@ async def qualifying_caregivers(session: AsyncSession, shift: Shift) -> Sequence
         )
         .order_by(Caregiver.id)
     )
-    return (await session.execute(statement)).all()
+    rows = (await session.execute(statement)).all()
+    wanted = {(row.phone, channel) for row in rows}
+    opted_out = {phone for phone, _ in await opted_out_numbers(session, shift.tenant_id, wanted)}
+    return [row for row in rows if row.phone not in opted_out]

@@ -7,12 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 
 from caretime.deps import ClockDep, SessionDep
-from caretime.shifts import caregivers, service
+from caretime.shifts import caregivers, fanout, service
+from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import (
     CaregiverCreate,
     CaregiverOut,
     CaregiverPage,
     CaregiverPatch,
+    FanOutOut,
     ShiftCreate,
     ShiftOut,
     ShiftPage,
@@ -93,7 +95,22 @@ async def list_shifts(
 @router.get("/shifts/{shift_id}")
 async def get_shift(shift_id: str, tenant: TenantDep, session: SessionDep) -> ShiftOut:
     shift = await service.require_shift(session, tenant.id, shift_id)
-    return service.present(shift)
+    progress = await maybe_fanout_state(session, shift)
+    return service.present(shift).model_copy(update={"fanout": progress})
+
+
+@router.post(
+    "/shifts/{shift_id}/fanout",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "Unknown shift"}, 409: {"description": "Shift not open"}},
+)
+async def start_fanout(
+    shift_id: str, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+) -> FanOutOut:
+    """Start the fan-out, or report the one already started without sending anything."""
+    return await fanout.start_fanout(
+        session, tenant.id, shift_id, policy=policy.shifts, now=clock.now()
+    )
 
 
 @router.post("/shifts/{shift_id}/cancel")
