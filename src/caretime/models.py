@@ -9,11 +9,16 @@ import importlib
 MODEL_MODULES = (
     "caretime.tenancy.models",
     "caretime.dispatch.models",
+    "caretime.messaging.models",
     "caretime.shifts.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
-HANDLER_MODULES: tuple[str, ...] = ("caretime.shifts.tasks",)
+HANDLER_MODULES: tuple[str, ...] = (
+    "caretime.messaging.tasks",
+    "caretime.shifts.tasks",
+    "caretime.shifts.hooks",
+)
 
 
 def import_all_models() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,7 +123,8 @@ def _row(job: NewJob, *, now: datetime) -> dict[str, Any]:
 
 def _insert_ignoring_live_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
-    live = Job.status.in_(ACTIVE_STATUSES)
+    # Literal SQL, not an expanding IN: executemany (enqueue_many) cannot expand parameters.
+    live = text("status IN ('queued', 'running')")
     if dialect == "postgresql":
         return postgresql.insert(Job).on_conflict_do_nothing(
             index_elements=[Job.dedupe_key], index_where=live
