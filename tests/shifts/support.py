@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
+
 from caretime.db import transaction
 from caretime.ids import new_id
+from caretime.messaging import Message
 from caretime.runtime import Runtime
 from caretime.shifts import caregivers, service
 from caretime.shifts.repository import OfferRepository
@@ -91,3 +94,18 @@ async def default_tenant_id(runtime: Runtime) -> str:
     async with transaction(runtime.sessions) as session:
         tenant = await tenancy.require_tenant(session, runtime.settings.default_tenant)
     return tenant.id
+
+
+async def offer_messages(runtime: Runtime, *, channel: str | None = None) -> list[Message]:
+    """Offer messages the provider accepted (it has an id for them), oldest first."""
+    statement = select(Message).where(
+        Message.related_kind == "shifts.offer", Message.provider_id.is_not(None)
+    )
+    if channel is not None:
+        statement = statement.where(Message.channel == channel)
+    async with runtime.sessions() as session:
+        return list((await session.scalars(statement.order_by(Message.created_at))).all())
+
+
+async def phones_messaged(runtime: Runtime, *, channel: str) -> list[str]:
+    return sorted(m.to_phone for m in await offer_messages(runtime, channel=channel))

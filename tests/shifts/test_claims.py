@@ -25,7 +25,7 @@ async def _answer(runtime: Runtime, tenant_id: str, offer_id: str, intent: str) 
 async def _qualifying(runtime: Runtime, tenant_id: str, shift_id: str) -> list[str]:
     async with runtime.sessions() as session:
         shift = await require_shift(session, tenant_id, shift_id)
-        return [row.id for row in await qualifying_caregivers(session, shift)]
+        return [row.id for row in await qualifying_caregivers(session, shift, channel="sms")]
 
 
 async def _offered(runtime: Runtime, tenant_id: str, shift_id: str, *ids: str) -> list[str]:
