@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
@@ -33,7 +32,7 @@ async def tenant(app: FastAPI, runtime: Runtime) -> str:
 
 
 @pytest.fixture
-async def staffed(runtime: Runtime, tenant: str) -> AsyncIterator[str]:
+async def staffed(runtime: Runtime, tenant: str) -> str:
     """Three RNs, two LPNs, one inactive RN; an RN shift s1 starting in four hours."""
     for n, roles, active in [
         (1, ["RN"], True),
@@ -44,7 +43,7 @@ async def staffed(runtime: Runtime, tenant: str) -> AsyncIterator[str]:
         (6, ["RN"], False),
     ]:
         await make_caregiver(runtime, tenant_id=tenant, id=f"c{n}", roles=roles, n=n, active=active)
-    yield await make_shift(runtime, tenant_id=tenant, id="s1", location="Ballard", notes="door 4")
+    return await make_shift(runtime, tenant_id=tenant, id="s1", location="Ballard", notes="door 4")
 
 
 async def _fanout(client: httpx.AsyncClient, shift_id: str = "s1") -> httpx.Response:
@@ -82,7 +81,8 @@ async def test_offer_text_says_what_when_where_and_how_to_answer_but_no_notes(
     await dispatcher.run_pending()
     body = (await offer_messages(runtime))[0].body
     assert body == (
-        "Open RN shift Mon Mar 2, 2:00 PM–10:00 PM EST at Ballard. Reply YES to take it or NO to pass."
+        "Open RN shift Mon Mar 2, 2:00 PM–10:00 PM EST at Ballard. "
+        "Reply YES to take it or NO to pass."
     )
 
 
@@ -216,7 +216,7 @@ async def test_opted_out_caregivers_are_not_offered(
 
 
 async def test_restart_midway_still_escalates_on_time(
-    settings: object,
+    settings: Settings,
     clock: FrozenClock,
     client: httpx.AsyncClient,
     dispatcher: Dispatcher,
@@ -224,7 +224,8 @@ async def test_restart_midway_still_escalates_on_time(
 ) -> None:
     await _fanout(client)
     await dispatcher.run_pending()
-    restarted = Runtime.build(client._transport.app.state.runtime.settings, clock)  # type: ignore[attr-defined]
+    # A new process: its own runtime (engine, workers) on the same database and time.
+    restarted = Runtime.build(settings, clock)
     try:
         app = create_app(runtime=restarted)
         async with app.router.lifespan_context(app):
