@@ -234,3 +234,37 @@ async def test_restart_midway_still_escalates_on_time(
             assert await phones_messaged(restarted, channel="voice") == RN_PHONES
     finally:
         await restarted.close()
+
+
+async def test_timeline_lists_offers_statuses_replies_and_assignment_in_order(
+    clock: FrozenClock, client: httpx.AsyncClient, dispatcher: Dispatcher, staffed: str
+) -> None:
+    await _fanout(client)
+    await dispatcher.run_pending()
+    clock.advance(timedelta(seconds=2))
+    await dispatcher.run_pending()
+    clock.advance(timedelta(minutes=1))
+    await _reply(client, 3, "no")
+    await _reply(client, 1, "yes!")
+    await _reply(client, 2, "yes")
+    timeline = (await client.get("/shifts/s1/timeline")).json()
+    assert timeline["status"] == "filled"
+    entries = [
+        (e["kind"], e["caregiver_id"], e["details"].get("status") or e["details"].get("action"))
+        for e in timeline["entries"]
+    ]
+    assert entries[:3] == [("offer", f"c{n}", None) for n in (1, 2, 3)]
+    statuses = sorted(e for e in entries[3:9])
+    assert statuses == sorted(
+        [("message_status", f"c{n}", s) for n in (1, 2, 3) for s in ("sent", "delivered")]
+    )
+    assert entries[9:] == [
+        ("reply", "c3", "declined"),
+        ("reply", "c1", "assigned"),
+        ("assigned", "c1", None),
+        ("reply", "c2", "already_filled"),
+    ]
+    times = [e["at"] for e in timeline["entries"]]
+    assert times == sorted(times)
+    assert timeline["entries"][0]["channel"] == "sms"
+    assert (await client.get("/shifts/nope/timeline")).status_code == 404
