@@ -40,6 +40,17 @@ async def make_caregiver(
     return created.id
 
 
+async def make_caregivers(
+    runtime: Runtime, *, tenant_id: str, count: int, roles: list[str]
+) -> list[str]:
+    """`count` caregivers c0000, c0001... with phones phone(0)... in one transaction."""
+    async with transaction(runtime.sessions) as session:
+        for n in range(count):
+            body = CaregiverCreate(id=f"c{n:04d}", name=f"C{n}", phone=phone(n), roles=roles)
+            await caregivers.create_caregiver(session, tenant_id, body, now=runtime.clock.now())
+    return [f"c{n:04d}" for n in range(count)]
+
+
 async def make_shift(
     runtime: Runtime,
     *,

@@ -21,7 +21,7 @@ from caretime.runtime import Runtime
 from tests.conftest import LiveServer
 from tests.shifts.support import (
     default_tenant_id,
-    make_caregiver,
+    make_caregivers,
     make_shift,
     offer_messages,
     phone,
@@ -39,9 +39,16 @@ async def test_fifty_simultaneous_yeses_assign_the_shift_once(live_server: LiveS
     async with httpx.AsyncClient(
         base_url=live_server.url, headers=bearer(TEST_API_KEY), limits=limits, timeout=60
     ) as http:
-        for n in range(ACCEPTORS):
-            body = {"id": f"c{n}", "name": f"N{n}", "phone": phone(n), "roles": ["CNA"]}
-            assert (await http.post("/caregivers", json=body)).status_code == 201
+        created = await asyncio.gather(
+            *(
+                http.post(
+                    "/caregivers",
+                    json={"id": f"c{n}", "name": f"N{n}", "phone": phone(n), "roles": ["CNA"]},
+                )
+                for n in range(ACCEPTORS)
+            )
+        )
+        assert {r.status_code for r in created} == {201}
         start = datetime.now(UTC) + timedelta(hours=4)
         shift = {
             "id": "race",
@@ -96,8 +103,7 @@ async def test_two_worker_processes_escalating_at_once_call_each_caregiver_once(
     dispatcher: Dispatcher,
 ) -> None:
     tenant = await default_tenant_id(runtime)
-    for n in range(CALLED):
-        await make_caregiver(runtime, tenant_id=tenant, id=f"c{n:03d}", roles=["RN"], n=n)
+    await make_caregivers(runtime, tenant_id=tenant, count=CALLED, roles=["RN"])
     await make_shift(runtime, tenant_id=tenant, id="s1")
     assert (await client.post("/shifts/s1/fanout")).status_code == 202
     round_two = clock.now() + timedelta(minutes=10)
