@@ -13,9 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.repository import TenantRepository
 from caretime.shifts.models import Caregiver, CaregiverRole, FanOut, Offer, Shift, ShiftEvent
 
-# Both drivers cap bound parameters near 32k; an offer row binds about ten.
-INSERT_CHUNK = 2000
-
 
 class CaregiverRepository(TenantRepository[Caregiver]):
     model = Caregiver
@@ -74,12 +71,12 @@ class OfferRepository(TenantRepository[Offer]):
     async def insert_new(self, rows: list[dict[str, Any]]) -> list[str]:
         """Insert offers, skipping any (shift, caregiver, round) that exists; returns the ids
         actually inserted, which are the only ones that may be messaged."""
-        inserted: list[str] = []
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = [{"tenant_id": self.tenant_id, **r} for r in rows[start : start + INSERT_CHUNK]]
-            statement = _insert_ignore(self.session, Offer).values(chunk).returning(Offer.id)
-            inserted.extend((await self.session.scalars(statement)).all())
-        return inserted
+        if not rows:
+            return []
+        # Executemany form: one cached statement, batched by the driver ("insertmanyvalues").
+        statement = _insert_ignore(self.session, Offer).returning(Offer.id)
+        stamped = [{"tenant_id": self.tenant_id, **row} for row in rows]
+        return list((await self.session.scalars(statement, stamped)).all())
 
     def for_shift(self, shift_id: str) -> Any:
         return self.select().where(Offer.shift_id == shift_id)
