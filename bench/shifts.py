@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import func, insert, select, text
@@ -21,9 +23,16 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import caretime_server, closed_loop, postgres_database
+from caretime.config import Settings
+from caretime.db import transaction
 from caretime.messaging import Message
+from caretime.models import import_all_handlers
+from caretime.runtime import Runtime
+from caretime.shifts import fanout, service
 from caretime.shifts.models import Caregiver, CaregiverRole
+from caretime.shifts.schemas import ShiftCreate
 from caretime.tenancy.models import Tenant
+from caretime.tenancy.policy import ShiftPolicy
 
 KEY = "ct_bench_key"
 CAREGIVERS = 5_000
@@ -32,6 +41,7 @@ ACCEPTORS = 64
 ACCEPTS = 2_000
 WORKERS = 2
 MAX_WAIT_SECONDS = 600
+T = TypeVar("T")
 
 
 def phone(n: int) -> str:
@@ -137,6 +147,48 @@ async def claims(url: str) -> None:
     )
 
 
+async def in_process_split(database_url: str) -> None:
+    """Where the round-1 transaction spends its time, measured in process (no HTTP)."""
+    runtime = Runtime.build(Settings(database_url=database_url, workers=0))
+    import_all_handlers()
+    spent: dict[str, float] = defaultdict(float)
+
+    def timed(name: str, work: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        async def wrapper(*args: Any, **kwargs: Any) -> T:
+            started = time.perf_counter()
+            try:
+                return await work(*args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - started
+
+        return wrapper
+
+    fanout.qualifying_caregivers = timed("qualify", fanout.qualifying_caregivers)  # type: ignore[method-assign]
+    fanout.send_messages = timed("messaging", fanout.send_messages)  # type: ignore[method-assign]
+    start = datetime.now(UTC) + timedelta(days=2)
+    body = ShiftCreate(
+        id="split", role_required="RN", start_time=start, end_time=start + timedelta(hours=8)
+    )
+    async with transaction(runtime.sessions) as session:
+        tenant_id = await session.scalar(select(Tenant.id).where(Tenant.name == "default"))
+        assert tenant_id is not None
+        await service.create_shift(session, tenant_id, body, policy=ShiftPolicy(), now=start)
+    started = time.perf_counter()
+    async with transaction(runtime.sessions) as session:
+        state = await fanout.start_fanout(
+            session, tenant_id, "split", policy=ShiftPolicy(), now=datetime.now(UTC)
+        )
+        spent["in transaction"] = time.perf_counter() - started
+    total = time.perf_counter() - started
+    await runtime.close()
+    others = spent["in transaction"] - spent["qualify"] - spent["messaging"]
+    print(
+        f"  in process, {state.offers:,} offers: total {total:.2f} s = qualify "
+        f"{spent['qualify']:.2f} + messaging.send_messages {spent['messaging']:.2f} "
+        f"+ offers/jobs/state {others:.2f} + commit {total - spent['in transaction']:.2f}"
+    )
+
+
 def main() -> None:
     with postgres_database("caretime_bench_shifts") as database_url:
         env = {"CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
@@ -145,6 +197,7 @@ def main() -> None:
             print(f"PostgreSQL, simulator, {WORKERS} in-process workers:")
             asyncio.run(fan_out(url, database_url))
             asyncio.run(claims(url))
+            asyncio.run(in_process_split(database_url))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,15 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from caretime.app import create_app
 from caretime.clock import FrozenClock
 from caretime.config import Settings
+from caretime.dispatch.models import Job
 from caretime.dispatch.worker import Dispatcher
 from caretime.runtime import Runtime
+from caretime.shifts.service import ESCALATE
 from tests.shifts.support import (
     default_tenant_id,
     make_caregiver,
@@ -125,6 +128,9 @@ async def test_no_voice_round_when_claimed_at_nine_minutes(
     clock.advance(timedelta(hours=1))
     await dispatcher.run_pending()
     assert await phones_messaged(runtime, channel="voice") == []
+    async with runtime.sessions() as session:
+        escalations = (await session.scalars(select(Job.status).where(Job.kind == ESCALATE))).all()
+    assert escalations == ["cancelled"]
     shift = (await client.get("/shifts/s1")).json()
     assert (shift["status"], shift["assigned_caregiver_id"]) == ("filled", "c2")
     assert shift["fanout"]["rounds"][1]["state"] == "skipped"
