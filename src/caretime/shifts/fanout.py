@@ -107,7 +107,9 @@ async def schedule_next_round(
     session: AsyncSession, shift: Shift, ladder: list[Round], *, after: int, started_at: datetime
 ) -> None:
     following = ladders.next_round(ladder, after)
-    if following is None or ladders.due_at(started_at, following) >= shift.start_time:
+    if following is None or following not in ladders.rounds_before(
+        ladder, started_at, shift.start_time
+    ):
         return
     await enqueue(
         session,
