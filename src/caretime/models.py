@@ -10,12 +10,14 @@ MODEL_MODULES = (
     "caretime.tenancy.models",
     "caretime.dispatch.models",
     "caretime.messaging.models",
+    "caretime.booking.models",
     "caretime.shifts.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
 HANDLER_MODULES: tuple[str, ...] = (
     "caretime.messaging.tasks",
+    "caretime.booking.tasks",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from caretime.db import transaction
@@ -140,3 +142,26 @@ async def test_opt_out_after_queueing_suppresses_at_send_time(
     stored = await load_message(runtime, message.id)
     assert stored.status == "suppressed"
     assert stored.provider_id is None
+
+
+async def test_concurrent_sends_with_one_key_create_one_message(
+    runtime: Runtime, app: object
+) -> None:
+    """Ten transactions race to send the same key: the unique key lets exactly one insert."""
+    tenant_id = await default_tenant_id(runtime)
+
+    async def send_once(i: int) -> str:
+        async with transaction(runtime.sessions) as session:
+            message = await send_message(
+                session,
+                tenant_id=tenant_id,
+                channel="sms",
+                to=PHONE,
+                body=f"try {i}",
+                idempotency_key="race",
+            )
+            return message.id
+
+    ids = await asyncio.gather(*(send_once(i) for i in range(10)))
+    assert len(set(ids)) == 1
+    assert len(await jobs_of(runtime, "messaging.send")) == 1

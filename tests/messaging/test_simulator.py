@@ -65,8 +65,8 @@ async def test_call_outcomes(
     tenant_id = await default_tenant_id(runtime)
     message = await make_message(runtime, tenant_id=tenant_id, to=to, channel="voice")
     await dispatcher.run_pending()
-    for _ in range(40):
-        await _step(runtime, dispatcher, 1)
+    for _ in range(8):
+        await _step(runtime, dispatcher, 5)
     assert await _statuses(runtime, message.id) == statuses
     assert (await load_message(runtime, message.id)).status == statuses[-1]
 

@@ -23,7 +23,7 @@ class TokenBucket:
             burst if burst is not None else max(1.0, rate_per_second / 10)
         ) * self.interval
         self.monotonic = monotonic
-        self._next_free = monotonic()
+        self._next_free = monotonic() - self.burst_window
 
     def reserve(self) -> float:
         """Reserve the next send slot; returns how many seconds from now it starts."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,9 +74,7 @@ class MessageDetailOut(MessageOut):
     events: list[MessageEventOut] = Field(default_factory=list)
 
     @classmethod
-    def of(cls, message: Any, events: Any) -> MessageDetailOut:
-        base = MessageOut.model_validate(message).model_dump()
-        events_out = [MessageEventOut.model_validate(event) for event in events]
-        return cls.model_validate(
-            {**base, "to_phone": base["to"], "from_phone": base["from_"], "events": events_out}
-        )
+    def of(cls, message: Any, events: Sequence[Any]) -> MessageDetailOut:
+        detail = cls.model_validate(message)
+        detail.events = [MessageEventOut.model_validate(event) for event in events]
+        return detail

@@ -3,7 +3,7 @@ call; its status is read by polling `GET /api/call/{id}` from dispatch jobs."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -58,7 +58,7 @@ class CallApiProvider:
         body = await self._call("GET", f"/api/call/{request.provider_id}", None)
         return self._report(_call_of(body), request.now)
 
-    def _report(self, call: dict[str, Any], now: Any) -> StatusReport:
+    def _report(self, call: dict[str, Any], now: datetime) -> StatusReport:
         raw = str(call.get("status", ""))
         status = CALL_STATUSES.get(raw.lower())
         fields = {k: call.get(k) for k in ("id", "status", "updated_at", "duration")}
