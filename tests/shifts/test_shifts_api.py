@@ -84,3 +84,13 @@ async def test_open_shift_expires_exactly_at_its_start(
 async def test_shift_reported_after_its_start_is_expired(client: httpx.AsyncClient) -> None:
     late = {**SHIFT, "start_time": "2026-03-02T14:00:00Z"}
     assert (await client.post("/shifts", json=late)).json()["status"] == "expired"
+
+
+async def test_unstorable_text_and_instants_are_validation_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.post("/shifts", json={**SHIFT, "location": "a\x00b"})).status_code == 422
+    ancient = {**SHIFT, "start_time": "0001-01-01T00:00:00+01:00"}
+    assert (await client.post("/shifts", json=ancient)).status_code == 422
+    assert (await client.get("/shifts/a%00b")).status_code == 422
+    assert (await client.get("/caregivers", params={"role": "R\x00N"})).status_code == 422

@@ -35,6 +35,8 @@ class ShiftReplies:
     ) -> OpenQuestion | None:
         statement = self._offers_to(tenant_id, phone, session)
         if "shift_id" in hint:
+            if "\x00" in hint["shift_id"]:
+                return None  # no shift id can contain NUL (and no database column can)
             statement = statement.where(Offer.shift_id == hint["shift_id"])
         row = (await session.execute(statement.limit(1))).first()
         return None if row is None else OpenQuestion(self.name, row.id, row.sent_at)

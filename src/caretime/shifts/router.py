@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from caretime.deps import ClockDep, SessionDep
 from caretime.shifts import caregivers, fanout, service
 from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import (
+    NO_NUL,
     CaregiverCreate,
     CaregiverOut,
     CaregiverPage,
@@ -25,6 +26,9 @@ from caretime.tenancy.auth import PolicyDep, TenantDep
 
 router = APIRouter(tags=["shifts"])
 Limit = Annotated[int, Query(ge=1, le=500)]
+ShiftId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
+CaregiverId = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
+Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 ShiftStatus = Literal["open", "filled", "cancelled", "expired"]
 
 
@@ -39,10 +43,10 @@ async def create_caregiver(
 async def list_caregivers(
     tenant: TenantDep,
     session: SessionDep,
-    role: str | None = None,
+    role: Text = None,
     active: bool | None = None,
     limit: Limit = 100,
-    cursor: str | None = None,
+    cursor: Text = None,
 ) -> CaregiverPage:
     items, next_cursor = await caregivers.list_caregivers(
         session, tenant.id, role=role, active=active, limit=limit, cursor=cursor
@@ -51,13 +55,15 @@ async def list_caregivers(
 
 
 @router.get("/caregivers/{caregiver_id}")
-async def get_caregiver(caregiver_id: str, tenant: TenantDep, session: SessionDep) -> CaregiverOut:
+async def get_caregiver(
+    caregiver_id: CaregiverId, tenant: TenantDep, session: SessionDep
+) -> CaregiverOut:
     return await caregivers.get_caregiver(session, tenant.id, caregiver_id)
 
 
 @router.patch("/caregivers/{caregiver_id}")
 async def update_caregiver(
-    caregiver_id: str,
+    caregiver_id: CaregiverId,
     patch: CaregiverPatch,
     tenant: TenantDep,
     session: SessionDep,
@@ -84,7 +90,7 @@ async def list_shifts(
     session: SessionDep,
     status: ShiftStatus | None = None,
     limit: Limit = 100,
-    cursor: str | None = None,
+    cursor: Text = None,
 ) -> ShiftPage:
     rows, next_cursor = await service.list_shifts(
         session, tenant.id, status=status, limit=limit, cursor=cursor
@@ -93,7 +99,7 @@ async def list_shifts(
 
 
 @router.get("/shifts/{shift_id}")
-async def get_shift(shift_id: str, tenant: TenantDep, session: SessionDep) -> ShiftOut:
+async def get_shift(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -> ShiftOut:
     shift = await service.require_shift(session, tenant.id, shift_id)
     progress = await maybe_fanout_state(session, shift)
     return service.present(shift).model_copy(update={"fanout": progress})
@@ -105,7 +111,7 @@ async def get_shift(shift_id: str, tenant: TenantDep, session: SessionDep) -> Sh
     responses={404: {"description": "Unknown shift"}, 409: {"description": "Shift not open"}},
 )
 async def start_fanout(
-    shift_id: str, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+    shift_id: ShiftId, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> FanOutOut:
     """Start the fan-out, or report the one already started without sending anything."""
     return await fanout.start_fanout(
@@ -115,12 +121,12 @@ async def start_fanout(
 
 @router.post("/shifts/{shift_id}/cancel")
 async def cancel_shift(
-    shift_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    shift_id: ShiftId, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ShiftOut:
     shift = await service.cancel_shift(session, tenant.id, shift_id, now=clock.now())
     return service.present(shift)
 
 
 @router.get("/shifts/{shift_id}/timeline")
-async def get_timeline(shift_id: str, tenant: TenantDep, session: SessionDep) -> Timeline:
+async def get_timeline(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -> Timeline:
     return await shift_timeline(session, tenant.id, shift_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -18,12 +18,33 @@ from pydantic import (
 from caretime.shifts.phones import to_e164
 from caretime.tenancy.policy import IanaZone
 
-OpaqueId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Role = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=32)
+# Text is stored as given; NUL is the one character no database column may hold.
+NO_NUL = r"^[^\x00]*$"
+OpaqueId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
 ]
-Phone = Annotated[str, AfterValidator(to_e164)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Role = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_upper=True, min_length=1, max_length=32, pattern=NO_NUL
+    ),
+]
+Phone = Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL), AfterValidator(to_e164)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+]
+Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300, pattern=NO_NUL)]
+Notes = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("instant out of range") from exc
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 def _distinct(roles: list[str]) -> list[str]:
@@ -67,8 +88,8 @@ class CaregiverPage(BaseModel):
 class ShiftCreate(BaseModel):
     id: OpaqueId | None = None
     role_required: Role
-    start_time: AwareDatetime
-    end_time: AwareDatetime
+    start_time: Instant
+    end_time: Instant
     tz: IanaZone | None = Field(
         default=None, description="Zone for describing the shift (default: the tenant's)."
     )
