@@ -18,23 +18,31 @@ from pydantic import (
 from caretime.shifts.phones import to_e164
 from caretime.tenancy.policy import IanaZone
 
-# Text is stored as given; NUL is the one character no database column may hold.
+# Path and query parameters: NUL is the one character no database column may hold.
 NO_NUL = r"^[^\x00]*$"
+
+
+def _storable(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text may not contain NUL characters")
+    return value
+
+
+Storable = AfterValidator(_storable)
 OpaqueId = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
 ]
 Role = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, to_upper=True, min_length=1, max_length=32, pattern=NO_NUL
-    ),
+    StringConstraints(strip_whitespace=True, to_upper=True, min_length=1, max_length=32),
+    Storable,
 ]
-Phone = Annotated[str, StringConstraints(max_length=40, pattern=NO_NUL), AfterValidator(to_e164)]
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
 ]
-Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300, pattern=NO_NUL)]
-Notes = Annotated[str, StringConstraints(max_length=2000, pattern=NO_NUL)]
+Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), Storable]
+Notes = Annotated[str, StringConstraints(max_length=2000), Storable]
+Phone = Annotated[str, StringConstraints(max_length=40), Storable, AfterValidator(to_e164)]
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -93,8 +101,8 @@ class ShiftCreate(BaseModel):
     tz: IanaZone | None = Field(
         default=None, description="Zone for describing the shift (default: the tenant's)."
     )
-    location: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
-    notes: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    location: Location | None = None
+    notes: Notes | None = None
 
     @model_validator(mode="after")
     def _ends_after_start(self) -> ShiftCreate:
