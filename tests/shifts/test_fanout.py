@@ -25,6 +25,7 @@ from tests.shifts.support import (
     phone,
     phones_messaged,
 )
+from tests.support import bearer, make_tenant
 
 TEN_MINUTES = timedelta(minutes=10)
 
@@ -274,3 +275,28 @@ async def test_timeline_lists_offers_statuses_replies_and_assignment_in_order(
     assert times == sorted(times)
     assert timeline["entries"][0]["channel"] == "sms"
     assert (await client.get("/shifts/nope/timeline")).status_code == 404
+
+
+async def test_messages_carry_the_idempotency_key_of_shift_round_and_caregiver(
+    runtime: Runtime,
+    clock: FrozenClock,
+    client: httpx.AsyncClient,
+    dispatcher: Dispatcher,
+    staffed: str,
+) -> None:
+    await _fanout(client)
+    clock.advance(TEN_MINUTES)
+    await dispatcher.run_pending()
+    keys = sorted(m.idempotency_key or "" for m in await offer_messages(runtime))
+    assert keys == sorted(f"shift:s1:round:{r}:caregiver:c{n}" for r in (1, 2) for n in (1, 2, 3))
+
+
+async def test_another_tenant_cannot_see_or_fan_out_the_shift(
+    runtime: Runtime, client: httpx.AsyncClient, staffed: str
+) -> None:
+    _, key = await make_tenant(runtime, name="other agency")
+    other = bearer(key)
+    assert (await client.post("/shifts/s1/fanout", headers=other)).status_code == 404
+    assert (await client.get("/shifts/s1/timeline", headers=other)).status_code == 404
+    assert (await client.get("/shifts", headers=other)).json()["items"] == []
+    assert (await client.post("/shifts/s1/cancel", headers=other)).status_code == 404
