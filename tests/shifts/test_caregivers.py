@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from caretime.runtime import Runtime
@@ -87,3 +89,19 @@ async def test_other_tenants_caregivers_are_invisible_and_ids_may_repeat(
 
 async def test_requires_api_key(anon_client: httpx.AsyncClient) -> None:
     assert (await anon_client.get("/caregivers")).status_code == 401
+
+
+async def test_concurrent_creates_of_one_id_give_one_201_and_409s(
+    client: httpx.AsyncClient,
+) -> None:
+    body = {"id": "same", "name": "Ana", "phone": "+12065550100", "roles": ["RN"]}
+    responses = await asyncio.gather(*(client.post("/caregivers", json=body) for _ in range(6)))
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]
+    shift = {
+        "id": "s",
+        "role_required": "RN",
+        "start_time": "2026-03-03T00:00:00Z",
+        "end_time": "2026-03-03T08:00:00Z",
+    }
+    responses = await asyncio.gather(*(client.post("/shifts", json=shift) for _ in range(6)))
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]

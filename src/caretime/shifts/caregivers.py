@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.errors import Conflict, NotFound
 from caretime.ids import new_id
 from caretime.shifts.models import Caregiver, CaregiverRole
-from caretime.shifts.repository import CaregiverRepository
+from caretime.shifts.repository import CaregiverRepository, insert_unique
 from caretime.shifts.schemas import CaregiverCreate, CaregiverOut, CaregiverPatch
 
 
@@ -30,8 +30,6 @@ async def create_caregiver(
 ) -> CaregiverOut:
     repo = CaregiverRepository(session, tenant_id)
     caregiver_id = body.id or new_id("cg")
-    if await repo.get(caregiver_id) is not None:
-        raise CaregiverExists(f"caregiver {caregiver_id!r} already exists")
     caregiver = Caregiver(
         id=caregiver_id,
         name=body.name,
@@ -40,8 +38,8 @@ async def create_caregiver(
         created_at=now,
         updated_at=now,
     )
-    repo.add(caregiver)
-    await session.flush()
+    duplicate = CaregiverExists(f"caregiver {caregiver_id!r} already exists")
+    await insert_unique(repo, caregiver, duplicate)
     await repo.set_roles(caregiver_id, body.roles)
     return present(caregiver, body.roles)
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.errors import Conflict
 from caretime.repository import TenantRepository
 from caretime.shifts.models import Caregiver, CaregiverRole, FanOut, Offer, Shift, ShiftEvent
 
@@ -112,6 +114,18 @@ class ShiftEventRepository(TenantRepository[ShiftEvent]):
             details=details,
         )
         return self.add(event)
+
+
+async def insert_unique(repo: TenantRepository[Any], row: Any, duplicate: Conflict) -> None:
+    """Insert one row keyed by a caller's id; the primary key, not a prior read, decides
+    whether it already exists (two concurrent creates get one 201 and one 409). The row is
+    added inside the SAVEPOINT, so rolling it back also forgets the object."""
+    try:
+        async with repo.session.begin_nested():
+            repo.add(row)
+            await repo.session.flush()
+    except IntegrityError:
+        raise duplicate from None
 
 
 def _insert_ignore(session: AsyncSession, model: type[Any]) -> Any:

@@ -13,7 +13,12 @@ from caretime.errors import Conflict, NotFound
 from caretime.ids import new_id
 from caretime.shifts.ladder import from_document
 from caretime.shifts.models import Shift
-from caretime.shifts.repository import FanOutRepository, ShiftEventRepository, ShiftRepository
+from caretime.shifts.repository import (
+    FanOutRepository,
+    ShiftEventRepository,
+    ShiftRepository,
+    insert_unique,
+)
 from caretime.shifts.schemas import ShiftCreate, ShiftOut
 from caretime.tenancy.policy import ShiftPolicy
 
@@ -52,10 +57,7 @@ async def create_shift(
     policy: ShiftPolicy,
     now: datetime,
 ) -> Shift:
-    repo = ShiftRepository(session, tenant_id)
     shift_id = body.id or new_id("shf")
-    if await repo.get(shift_id) is not None:
-        raise ShiftExists(f"shift {shift_id!r} already exists")
     started = body.start_time <= now
     shift = Shift(
         id=shift_id,
@@ -71,8 +73,8 @@ async def create_shift(
         created_at=now,
         updated_at=now,
     )
-    repo.add(shift)
-    await session.flush()
+    duplicate = ShiftExists(f"shift {shift_id!r} already exists")
+    await insert_unique(ShiftRepository(session, tenant_id), shift, duplicate)
     if not started:
         await enqueue(
             session,
