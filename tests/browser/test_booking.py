@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Screenshots, go_to, sign_in
+from tests.browser.conftest import PHONE, Screenshots, go_to, sign_in
 
 pytestmark = pytest.mark.browser
 NEW_YORK = ZoneInfo("America/New_York")
@@ -54,3 +54,5 @@ def test_publish_reserve_countdown_confirm(page: Page, shots: Screenshots) -> No
     expect(row.locator("[data-countdown-to]")).to_have_count(0)
     expect(page.get_by_text("11 free slots this week")).to_be_visible()
     shots.take(page, "04-confirmed")
+    page.set_viewport_size(PHONE)
+    shots.take(page, "05-confirmed-phone")

@@ -10,16 +10,29 @@ from fastapi import APIRouter
 from caretime.web import (
     assets,
     booking,
+    caregivers,
     jobs,
     overview,
     phone,
     preferences,
     reservations,
+    shifts,
     signin,
 )
 
 router = APIRouter(include_in_schema=False)
-SECTIONS = (assets, signin, overview, preferences, jobs, booking, reservations, phone)
+SECTIONS = (
+    assets,
+    signin,
+    overview,
+    preferences,
+    jobs,
+    booking,
+    reservations,
+    shifts,
+    caregivers,
+    phone,
+)
 for section in SECTIONS:
     router.include_router(section.router)
 

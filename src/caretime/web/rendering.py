@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from caretime.clock import isoformat_z
+from caretime.clock import ensure_utc, isoformat_z
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -35,6 +35,8 @@ PAGE_HEADERS = {
 NAVIGATION = (
     ("Overview", "/"),
     ("Booking", "/ui/booking"),
+    ("Shifts", "/ui/shifts"),
+    ("Caregivers", "/ui/caregivers"),
     ("Phone", "/ui/phone"),
     ("Jobs", "/ui/jobs"),
 )
@@ -54,6 +56,11 @@ def zone_time(value: datetime | None, zone_name: str, fmt: str = "%H:%M %Z") -> 
     if value is None:
         return "—"
     return value.astimezone(ZoneInfo(zone_name)).strftime(fmt)
+
+
+def instant(value: str) -> datetime:
+    """An ISO 8601 instant stored as text (e.g. in a JSON history) → an aware datetime."""
+    return ensure_utc(datetime.fromisoformat(value))
 
 
 def iso_utc(value: datetime | None) -> str:
@@ -77,7 +84,7 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(local=local_time, zone_time=zone_time, iso=iso_utc)
+    env.filters.update(local=local_time, zone_time=zone_time, iso=iso_utc, instant=instant)
     env.globals.update(static_url=static_url, navigation=NAVIGATION, timedelta=timedelta)
     return env
 
