@@ -13,6 +13,7 @@ from caretime import health, migrate
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
+from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import install_error_handlers
 from caretime.models import import_all_handlers
@@ -46,7 +47,10 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.runtime = runtime
-    app.state.readiness_checks = {"database": health.database_check}
+    app.state.readiness_checks = {
+        "database": health.database_check,
+        "dispatcher": dispatcher_check,
+    }
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

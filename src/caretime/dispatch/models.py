@@ -61,3 +61,17 @@ class Job(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class DispatchWorker(Base):
+    """One row per live worker loop, refreshed by its heartbeat: readiness and operators read
+    it to tell a quiet queue from a dead worker fleet. A graceful stop deletes the row."""
+
+    __tablename__ = "dispatch_workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    concurrency: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
