@@ -116,7 +116,7 @@ async def count_by_status(session: AsyncSession, statuses: Collection[str]) -> d
         select(Job.status, func.count()).where(Job.status.in_(statuses)).group_by(Job.status)
     )
     counts = {status: 0 for status in statuses}
-    counts.update({status: count for status, count in rows.tuples()})
+    counts.update({status: count for status, count in rows})
     return counts
 
 
