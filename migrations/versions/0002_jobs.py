@@ -53,7 +53,7 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.create_index(
             "ix_jobs_due",
-            ["run_at"],
+            ["run_at", "priority", "id"],
             unique=False,
             postgresql_where=sa.text("status = 'queued'"),
             sqlite_where=sa.text("status = 'queued'"),
@@ -65,13 +65,19 @@ def upgrade() -> None:
             postgresql_where=sa.text("status = 'running'"),
             sqlite_where=sa.text("status = 'running'"),
         )
-        batch_op.create_index("ix_jobs_status_kind", ["status", "kind"], unique=False)
+        batch_op.create_index(
+            "ix_jobs_failed",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'failed'"),
+            sqlite_where=sa.text("status = 'failed'"),
+        )
         batch_op.create_index(
             "uq_jobs_dedupe_key_active",
             ["dedupe_key"],
             unique=True,
-            postgresql_where=sa.text("status IN ('queued', 'running')"),
-            sqlite_where=sa.text("status IN ('queued', 'running')"),
+            postgresql_where=sa.text("dedupe_key IS NOT NULL AND status IN ('queued', 'running')"),
+            sqlite_where=sa.text("dedupe_key IS NOT NULL AND status IN ('queued', 'running')"),
         )
 
     op.create_table(
@@ -93,10 +99,14 @@ def downgrade() -> None:
     with op.batch_alter_table("jobs", schema=None) as batch_op:
         batch_op.drop_index(
             "uq_jobs_dedupe_key_active",
-            postgresql_where=sa.text("status IN ('queued', 'running')"),
-            sqlite_where=sa.text("status IN ('queued', 'running')"),
+            postgresql_where=sa.text("dedupe_key IS NOT NULL AND status IN ('queued', 'running')"),
+            sqlite_where=sa.text("dedupe_key IS NOT NULL AND status IN ('queued', 'running')"),
         )
-        batch_op.drop_index("ix_jobs_status_kind")
+        batch_op.drop_index(
+            "ix_jobs_failed",
+            postgresql_where=sa.text("status = 'failed'"),
+            sqlite_where=sa.text("status = 'failed'"),
+        )
         batch_op.drop_index(
             "ix_jobs_lease",
             postgresql_where=sa.text("status = 'running'"),

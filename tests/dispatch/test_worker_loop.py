@@ -169,6 +169,7 @@ async def test_expired_lease_is_taken_over_and_the_old_owner_cannot_commit(
     clock.advance(timedelta(seconds=31))
     assert await Dispatcher(runtime).run_pending() == 2  # the job and its follow-up
     await presumed_dead.run_one(claimed)  # wakes up late: its work must not commit
+    await presumed_dead.close()
     assert (await load_job(runtime, job.id)).attempts == 2
     assert await _count_jobs(runtime, Job.kind == "tests.signal") == 1
 
@@ -177,7 +178,9 @@ async def test_a_job_that_keeps_killing_workers_fails_after_max_attempts(
     runtime: Runtime, clock: FrozenClock
 ) -> None:
     job = await make_job(runtime, kind="tests.signal", payload={"name": "x"}, max_attempts=1)
-    await Dispatcher(runtime, lease=timedelta(seconds=30)).claim(1)
+    presumed_dead = Dispatcher(runtime, lease=timedelta(seconds=30))
+    await presumed_dead.claim(1)
+    await presumed_dead.close()
     clock.advance(timedelta(seconds=31))
     assert await Dispatcher(runtime).run_pending() == 0
     failed = await load_job(runtime, job.id)

@@ -3,7 +3,7 @@ whose worker died, and release of jobs a stopping worker did not finish."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -111,13 +111,15 @@ async def complete(
     return _rowcount(result)
 
 
-async def count_by_status(session: AsyncSession, statuses: Collection[str]) -> dict[str, int]:
-    rows = await session.execute(
-        select(Job.status, func.count()).where(Job.status.in_(statuses)).group_by(Job.status)
-    )
-    counts = {status: 0 for status in statuses}
-    counts.update({status: count for status, count in rows})
-    return counts
+async def count_by_status(session: AsyncSession, statuses: Sequence[str]) -> dict[str, int]:
+    """One count per status, each answered from that status's partial index (a GROUP BY
+    over the whole table would read all history)."""
+    counts = [
+        select(func.count()).select_from(Job).where(Job.status == status).scalar_subquery()
+        for status in statuses
+    ]
+    row = (await session.execute(select(*counts))).one()
+    return dict(zip(statuses, row, strict=True))
 
 
 def _rowcount(result: Any) -> int:

@@ -26,14 +26,27 @@ class JobInfo:
     created_at: datetime
 
 
-@dataclass(frozen=True)
 class JobContext:
-    """What a handler gets: a fresh session (committed with the job's completion), the
-    runtime (clock, settings, services) and facts about the job itself."""
+    """What a handler gets: a session (committed together with the job's completion), the
+    runtime (clock, settings, services) and facts about the job itself.
 
-    session: AsyncSession
-    runtime: Runtime
-    job: JobInfo
+    The session is opened on first use: a handler that never touches the database costs no
+    session, and its completion can be batched with others'."""
+
+    def __init__(self, runtime: Runtime, job: JobInfo) -> None:
+        self.runtime = runtime
+        self.job = job
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self.runtime.sessions()
+        return self._session
+
+    @property
+    def opened_session(self) -> AsyncSession | None:
+        return self._session
 
     def now(self) -> datetime:
         return self.runtime.clock.now()

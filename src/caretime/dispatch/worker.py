@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.db import transaction
-from caretime.dispatch import leases, metrics
+from caretime.dispatch import claims, leases, metrics
 from caretime.dispatch.errors import PermanentFailure, RetryLater
 from caretime.dispatch.models import DispatchWorker, Job
 from caretime.dispatch.registry import HandlerRegistry, JobContext, JobInfo, handlers
@@ -33,16 +33,6 @@ from caretime.runtime import Runtime
 
 log = logging.getLogger("caretime.dispatch")
 MAX_SLEEP = 1.0
-_CLAIMED_COLUMNS = (
-    Job.id,
-    Job.kind,
-    Job.tenant_id,
-    Job.payload,
-    Job.attempts,
-    Job.max_attempts,
-    Job.run_at,
-    Job.created_at,
-)
 
 
 class LeaseLost(Exception):
@@ -78,6 +68,12 @@ class Dispatcher:
         self.worker_id = worker_id or new_worker_id()
         self._running: dict[asyncio.Task[None], int] = {}
         self._done: list[int] = []
+        self._next_run_at: datetime | None = None
+        self._claims = (
+            claims.ClaimConnection(runtime.engine)
+            if runtime.engine.dialect.name == "postgresql"
+            else None
+        )
         self._started_at = runtime.clock.now()
 
     # -- running what is due ------------------------------------------------------------
@@ -87,9 +83,12 @@ class Dispatcher:
         Tests call this after advancing a frozen clock."""
         await self.requeue_expired_leases()
         total = 0
-        while claimed := await self._claim_and_start(self.batch_size):
-            await asyncio.gather(*list(self._running))
-            total += claimed
+        try:
+            while claimed := await self._claim_and_start(self.batch_size):
+                await asyncio.gather(*list(self._running))
+                total += claimed
+        finally:
+            await self.close()
         return total
 
     async def _claim_and_start(self, limit: int) -> int:
@@ -105,48 +104,28 @@ class Dispatcher:
         self._running.pop(task, None)
 
     async def claim(self, limit: int) -> Sequence[Row[Any]]:
-        """Flush batched completions, then claim up to `limit` due jobs (one transaction)."""
+        """Record batched completions, then claim up to `limit` due jobs, in run_at order."""
         now = self.runtime.clock.now()
         done, self._done = self._done, []
+        request = claims.TurnRequest(self.worker_id, done, limit, now, now + self.lease)
         try:
-            async with transaction(self.runtime.sessions) as session:
-                await self._complete(session, done, now)
-                rows = (await session.execute(self._claim_statement(limit, now))).all()
+            if self._claims is not None:
+                turn = await self._claims.turn(request)
+            else:
+                turn = await claims.sqlite_turn(self.runtime.sessions, request)
         except BaseException:
             self._done[:0] = done
             raise
-        for row in rows:
+        if turn.completed < len(done):
+            log_event(log, "jobs_lease_lost", count=len(done) - turn.completed)
+        self._next_run_at = turn.next_run_at
+        for row in turn.claimed:
             metrics.JOB_LATENESS.observe(max(0.0, (now - row.run_at).total_seconds()))
-        return sorted(rows, key=lambda row: (row.run_at, row.id))
-
-    def _claim_statement(self, limit: int, now: datetime) -> Any:
-        due = (
-            select(Job.id)
-            .where(Job.status == "queued", Job.run_at <= now)
-            .order_by(Job.run_at, Job.priority.desc(), Job.id)
-            .limit(limit)
-        )
-        if self.runtime.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        return (
-            update(Job)
-            .where(Job.id.in_(due.scalar_subquery()))
-            .values(
-                status="running",
-                attempts=Job.attempts + 1,
-                lease_owner=self.worker_id,
-                lease_expires_at=now + self.lease,
-                updated_at=now,
-            )
-            .returning(*_CLAIMED_COLUMNS)
-        )
+        return sorted(turn.claimed, key=lambda row: (row.run_at, row.id))
 
     async def _complete(self, session: AsyncSession, ids: list[int], now: datetime) -> None:
-        if not ids:
-            return
-        completed = await leases.complete(session, self.worker_id, ids, now=now)
-        if completed < len(ids):
-            log_event(log, "jobs_lease_lost", count=len(ids) - completed)
+        if ids and await leases.complete(session, self.worker_id, ids, now=now) < len(ids):
+            log_event(log, "jobs_lease_lost", count=len(ids))
 
     # -- one job --------------------------------------------------------------------------
 
@@ -160,21 +139,29 @@ class Dispatcher:
             run_at=row.run_at,
             created_at=row.created_at,
         )
+        context = JobContext(self.runtime, info)
         try:
-            handler = self.registry.get(info.kind)
-            async with self.runtime.sessions() as session:
-                await handler(JobContext(session, self.runtime, info), row.payload)
-                if _touched_database(session):
-                    await self._finish(session, info.id)
-                    await session.commit()
-                else:
-                    self._done.append(info.id)
+            try:
+                handler = self.registry.get(info.kind)
+                await handler(context, row.payload)
+                await self._commit_or_batch(context)
+            finally:
+                await _close(context)  # rolls back whatever did not commit
             metrics.JOBS_FINISHED.labels(info.kind, "done").inc()
         except LeaseLost:
             metrics.JOBS_FINISHED.labels(info.kind, "lease_lost").inc()
             log_event(log, "job_lease_lost", job_id=info.id, kind=info.kind)
         except Exception as exc:
             await self._after_failure(info, exc)
+
+    async def _commit_or_batch(self, context: JobContext) -> None:
+        """Commit the handler's work with its completion; with no work, batch the completion."""
+        session = context.opened_session
+        if session is None or not _touched_database(session):
+            self._done.append(context.job.id)
+            return
+        await self._finish(session, context.job.id)
+        await session.commit()
 
     async def _finish(self, session: AsyncSession, job_id: int) -> None:
         now = self.runtime.clock.now()
@@ -291,9 +278,9 @@ class Dispatcher:
     async def _sleep(
         self, signal: asyncio.Event, stop: asyncio.Event, *, at_capacity: bool
     ) -> None:
-        """Until a job is due, a wake-up, a running job ends (to record it) or stop."""
-        timeout = MAX_SLEEP if at_capacity else await self.seconds_until_next_job()
-        if timeout <= 0 and not at_capacity:
+        """Until the next job is due, a wake-up, a running job ends (to record it) or stop."""
+        timeout = MAX_SLEEP if at_capacity else self._seconds_until_next_job()
+        if timeout <= 0:
             return
         waits: list[asyncio.Future[Any]] = [
             asyncio.ensure_future(stop.wait()),
@@ -303,15 +290,16 @@ class Dispatcher:
         for waiter in waits:
             waiter.cancel()
 
-    async def seconds_until_next_job(self) -> float:
-        async with self.runtime.sessions() as session:
-            next_run_at = await session.scalar(
-                select(Job.run_at).where(Job.status == "queued").order_by(Job.run_at).limit(1)
-            )
-        if next_run_at is None:
+    def _seconds_until_next_job(self) -> float:
+        if self._next_run_at is None:
             return MAX_SLEEP
-        delta = (next_run_at - self.runtime.clock.now()).total_seconds()
+        delta = (self._next_run_at - self.runtime.clock.now()).total_seconds()
         return max(0.0, min(MAX_SLEEP, delta))
+
+    async def close(self) -> None:
+        """Return the claim connection (run_pending and run_forever do this themselves)."""
+        if self._claims is not None:
+            await self._claims.close()
 
     async def _shut_down(self) -> None:
         """Give running handlers the grace period, then cancel the rest and hand their jobs
@@ -325,6 +313,7 @@ class Dispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        await self.close()
         now = self.runtime.clock.now()
         done, self._done = self._done, []
         async with transaction(self.runtime.sessions) as session:
@@ -333,6 +322,11 @@ class Dispatcher:
             await leases.forget_worker(session, self.worker_id)
         if unfinished:
             log_event(log, "jobs_released", count=released)
+
+
+async def _close(context: JobContext) -> None:
+    if context.opened_session is not None:
+        await context.opened_session.close()
 
 
 def _touched_database(session: AsyncSession) -> bool:
