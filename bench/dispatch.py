@@ -42,6 +42,9 @@ PEER_REQUIREMENTS = ["procrastinate==3.10.0", "psycopg[binary]>=3.2", "psycopg-p
 DRAIN_JOBS = int(os.environ.get("CARETIME_BENCH_DRAIN_JOBS", "50000"))
 TIMER_RATE = 1000  # jobs due per second
 TIMER_SECONDS = int(os.environ.get("CARETIME_BENCH_TIMER_SECONDS", "10"))
+# The peer drains fewer jobs (its rate is what is compared) so that one run stays short.
+PEER_DRAIN_JOBS = int(os.environ.get("CARETIME_BENCH_PEER_DRAIN_JOBS", "5000"))
+PEER_TIMER_SECONDS = int(os.environ.get("CARETIME_BENCH_PEER_TIMER_SECONDS", "3"))
 CARETIME_CONCURRENCY = 200
 PEER_CONCURRENCY = 10
 TIMEOUT = 600.0
@@ -104,10 +107,12 @@ def run_caretime_worker(url: str, concurrency: int, port: int) -> None:
 class Engine:
     name: str
     concurrency: int
+    drain_jobs: int
+    timer_seconds: int
     command: Callable[[str, int, int], list[str]]
     workers_query: str
     insert_due_now: Callable[[asyncpg.Connection, int], Awaitable[None]]
-    insert_timers: Callable[[asyncpg.Connection, float], Awaitable[None]]
+    insert_timers: Callable[[asyncpg.Connection, float, int], Awaitable[None]]
     remaining_query: str
     last_finished_query: str
     reset: str
@@ -124,15 +129,18 @@ async def _caretime_insert_due_now(connection: asyncpg.Connection, count: int) -
         await connection.execute("NOTIFY caretime_jobs")
 
 
-async def _caretime_insert_timers(connection: asyncpg.Connection, start: float) -> None:
+_DUE = "$1::float8 + i / $2::float8"
+
+
+async def _caretime_insert_timers(connection: asyncpg.Connection, start: float, count: int) -> None:
     await connection.execute(
         "INSERT INTO jobs (kind, payload, run_at, priority, status, attempts, max_attempts,"
-        " created_at, updated_at) SELECT 'bench.timer', jsonb_build_object('due', $1::float8 + i / $2::float8),"
-        " to_timestamp($1::float8 + i / $2::float8), 0, 'queued', 0, 5, now(), now()"
+        f" created_at, updated_at) SELECT 'bench.timer', jsonb_build_object('due', {_DUE}),"
+        f" to_timestamp({_DUE}), 0, 'queued', 0, 5, now(), now()"
         " FROM generate_series(0, $3 - 1) AS i",
         start,
         float(TIMER_RATE),
-        TIMER_RATE * TIMER_SECONDS,
+        count,
     )
 
 
@@ -144,24 +152,25 @@ async def _peer_insert_due_now(connection: asyncpg.Connection, count: int) -> No
     )
 
 
-async def _peer_insert_timers(connection: asyncpg.Connection, start: float) -> None:
+async def _peer_insert_timers(connection: asyncpg.Connection, start: float, count: int) -> None:
     await connection.execute(
         "INSERT INTO procrastinate_jobs (queue_name, task_name, args, scheduled_at)"
-        " SELECT 'default', 'bench.timer', jsonb_build_object('due', $1::float8 + i / $2::float8),"
-        " to_timestamp($1::float8 + i / $2::float8) FROM generate_series(0, $3 - 1) AS i",
+        f" SELECT 'default', 'bench.timer', jsonb_build_object('due', {_DUE}),"
+        f" to_timestamp({_DUE}) FROM generate_series(0, $3 - 1) AS i",
         start,
         float(TIMER_RATE),
-        TIMER_RATE * TIMER_SECONDS,
+        count,
     )
 
 
 def _engines() -> list[Engine]:
     here = str(Path(__file__).resolve())
-    peer_script = PEER_VENV / "bench_peer_worker.py"
     return [
         Engine(
             name="caretime",
             concurrency=CARETIME_CONCURRENCY,
+            drain_jobs=DRAIN_JOBS,
+            timer_seconds=TIMER_SECONDS,
             command=lambda url, conc, port: [
                 sys.executable,
                 here,
@@ -180,14 +189,9 @@ def _engines() -> list[Engine]:
         Engine(
             name="procrastinate",
             concurrency=PEER_CONCURRENCY,
-            command=lambda url, conc, port: [
-                str(PEER_VENV / "bin" / "python"),
-                str(peer_script),
-                url,
-                "worker",
-                str(conc),
-                str(port),
-            ],
+            drain_jobs=PEER_DRAIN_JOBS,
+            timer_seconds=PEER_TIMER_SECONDS,
+            command=lambda url, conc, port: _peer_command(url, "worker", conc, port),
             workers_query="SELECT count(*) FROM procrastinate_workers",
             insert_due_now=_peer_insert_due_now,
             insert_timers=_peer_insert_timers,
@@ -246,11 +250,16 @@ async def create_database(name: str) -> str:
         await migrate.upgrade(engine)
     finally:
         await engine.dispose()
-    peer_script = PEER_VENV / "bench_peer_worker.py"
-    subprocess.run(
-        [str(PEER_VENV / "bin" / "python"), str(peer_script), url, "schema", "1", "0"], check=True
-    )
+    schema = await asyncio.create_subprocess_exec(*_peer_command(url, "schema", 1, 0))
+    if await schema.wait() != 0:
+        raise RuntimeError("could not install procrastinate's schema")
     return url
+
+
+def _peer_command(url: str, mode: str, concurrency: int, port: int) -> list[str]:
+    script = PEER_VENV / "bench_peer_worker.py"
+    python = PEER_VENV / "bin" / "python"
+    return [str(python), str(script), url, mode, str(concurrency), str(port)]
 
 
 async def drop_database(name: str) -> None:
@@ -279,41 +288,40 @@ async def _poll(connection: asyncpg.Connection, query: str, until: Callable[[int
 
 async def _start_workers(
     engine: Engine, connection: asyncpg.Connection, url: str, count: int, port: int
-) -> list[subprocess.Popen[bytes]]:
-    workers = [
-        subprocess.Popen(engine.command(url, engine.concurrency, port)) for _ in range(count)
-    ]
+) -> list[asyncio.subprocess.Process]:
+    command = engine.command(url, engine.concurrency, port)
+    workers = [await asyncio.create_subprocess_exec(*command) for _ in range(count)]
     await _poll(connection, engine.workers_query, lambda n: n >= count)
     return workers
 
 
-def _stop(workers: list[subprocess.Popen[bytes]]) -> None:
+async def _stop(workers: list[asyncio.subprocess.Process]) -> None:
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     for worker in workers:
         try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(worker.wait(), timeout=30)
+        except TimeoutError:
             worker.kill()
-            worker.wait()
+            await worker.wait()
 
 
 async def drain(engine: Engine, url: str, processes: int) -> float:
-    """Jobs/s for `processes` worker processes draining DRAIN_JOBS due no-op jobs."""
+    """Jobs/s for `processes` worker processes draining the engine's due no-op jobs."""
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(engine.reset)
         workers = await _start_workers(engine, connection, url, processes, 9)
         try:
-            await engine.insert_due_now(connection, DRAIN_JOBS)
+            await engine.insert_due_now(connection, engine.drain_jobs)
             committed = time.time()
             await _poll(connection, engine.remaining_query, lambda n: n == 0)
             finished = await connection.fetchval(engine.last_finished_query)
         finally:
-            _stop(workers)
+            await _stop(workers)
     finally:
         await connection.close()
-    return DRAIN_JOBS / (float(finished) - committed)
+    return engine.drain_jobs / (float(finished) - committed)
 
 
 async def timers(engine: Engine, url: str) -> tuple[float, float, int]:
@@ -322,16 +330,16 @@ async def timers(engine: Engine, url: str) -> tuple[float, float, int]:
     transport, reports = await loop.create_datagram_endpoint(Reports, local_addr=("127.0.0.1", 0))
     port = transport.get_extra_info("sockname")[1]
     connection = await asyncpg.connect(url)
-    expected = TIMER_RATE * TIMER_SECONDS
+    expected = TIMER_RATE * engine.timer_seconds
     try:
         await connection.execute(engine.reset)
         workers = await _start_workers(engine, connection, url, 1, port)
         try:
-            await engine.insert_timers(connection, time.time() + 2.0)
+            await engine.insert_timers(connection, time.time() + 2.0, expected)
             await _poll(connection, engine.remaining_query, lambda n: n == 0)
             await asyncio.sleep(0.5)  # let the last datagrams land
         finally:
-            _stop(workers)
+            await _stop(workers)
     finally:
         await connection.close()
         transport.close()
@@ -339,25 +347,27 @@ async def timers(engine: Engine, url: str) -> tuple[float, float, int]:
     return quantiles[49] * 1000, quantiles[98] * 1000, len(reports.lateness) - expected
 
 
+async def measure(engine: Engine, url: str) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for processes in (1, 2):
+        rate = await drain(engine, url, processes)
+        figures[f"jobs/s, {processes} proc"] = rate
+        print(f"{engine.name}: {engine.drain_jobs:,} jobs, {processes} process(es): ", end="")
+        print(f"{rate:,.0f} jobs/s")
+    p50, p99, missing = await timers(engine, url)
+    figures["lateness p50 ms"], figures["lateness p99 ms"] = p50, p99
+    print(f"{engine.name}: timer lateness p50 {p50:.1f} ms, p99 {p99:.1f} ms", end="")
+    print(f" ({missing:+d} reports vs expected)")
+    return figures
+
+
 async def main() -> None:
-    prepare_peer_venv()
     name = f"caretime_bench_{uuid.uuid4().hex[:8]}"
     url = await create_database(name)
     results: dict[str, dict[str, float]] = {}
     try:
         for engine in _engines():
-            figures: dict[str, float] = {}
-            for processes in (1, 2):
-                figures[f"jobs/s, {processes} proc"] = await drain(engine, url, processes)
-                print(
-                    f"{engine.name}: {processes} process(es): {figures[f'jobs/s, {processes} proc']:,.0f} jobs/s"
-                )
-            p50, p99, missing = await timers(engine, url)
-            figures["lateness p50 ms"], figures["lateness p99 ms"] = p50, p99
-            print(
-                f"{engine.name}: timer lateness p50 {p50:.1f} ms, p99 {p99:.1f} ms ({missing:+d} reports)"
-            )
-            results[engine.name] = figures
+            results[engine.name] = await measure(engine, url)
     finally:
         await drop_database(name)
     _print_table(results)
@@ -384,4 +394,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "caretime-worker":
         run_caretime_worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
+        prepare_peer_venv()
         asyncio.run(main())
