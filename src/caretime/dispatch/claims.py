@@ -3,7 +3,11 @@ the last turn, claim due jobs, and learn when the next job is due.
 
 On PostgreSQL this is a single statement on a connection the dispatcher keeps (one round
 trip, no BEGIN/COMMIT, no pool checkout): the claim's `FOR UPDATE SKIP LOCKED` lets any
-number of workers take disjoint batches. On SQLite it is one short write transaction.
+number of workers take disjoint batches. That connection commits without waiting for the WAL
+flush: if the server crashes, a lost claim puts jobs back in the queue and a lost batched
+completion lets their leases expire, so those jobs run again, which at-least-once allows.
+Work a handler does in its session is committed durably in its own transaction (and that
+flush carries every earlier turn with it). On SQLite a turn is one short write transaction.
 """
 
 from __future__ import annotations
@@ -120,12 +124,23 @@ class ClaimConnection:
     async def _connect(self) -> AsyncConnection:
         if self._connection is None:
             connection = await self.engine.connect()
-            self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("SET synchronous_commit TO OFF"))
+            self._connection = connection
         return self._connection
 
     async def close(self, *, invalidate: bool = False) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
+        if connection is None:
+            return
+        try:
+            if not invalidate:
+                # Back in the pool, this connection must commit durably again.
+                await connection.execute(text("RESET synchronous_commit"))
+        except BaseException:
+            invalidate = True
+            raise
+        finally:
             if invalidate:
                 await connection.invalidate()
             await connection.close()
