@@ -263,7 +263,10 @@ class Dispatcher:
         finally:
             self.runtime.waker.unsubscribe(signal)
             if beating is not None:
+                # Wait for the cancelled heartbeat to roll back: on SQLite it may hold the
+                # write lock the shutdown's own transaction needs.
                 beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
             await self._shut_down()
 
     async def _step(self, signal: asyncio.Event, stop: asyncio.Event) -> None:
