@@ -124,8 +124,9 @@ class Dispatcher:
         return sorted(turn.claimed, key=lambda row: (row.run_at, row.id))
 
     async def _complete(self, session: AsyncSession, ids: list[int], now: datetime) -> None:
-        if ids and await leases.complete(session, self.worker_id, ids, now=now) < len(ids):
-            log_event(log, "jobs_lease_lost", count=len(ids))
+        completed = await leases.complete(session, self.worker_id, ids, now=now) if ids else 0
+        if completed < len(ids):
+            log_event(log, "jobs_lease_lost", count=len(ids) - completed)
 
     # -- one job --------------------------------------------------------------------------
 
