@@ -30,13 +30,13 @@ class JobContext:
     """What a handler gets: a session (committed together with the job's completion), the
     runtime (clock, settings, services) and facts about the job itself.
 
-    The session is opened on first use: a handler that never touches the database costs no
-    session, and its completion can be batched with others'."""
+    The dispatcher passes no session: one is opened on first use of `ctx.session`, so a
+    handler that never touches the database costs none, and its completion is batched."""
 
-    def __init__(self, runtime: Runtime, job: JobInfo) -> None:
+    def __init__(self, session: AsyncSession | None, runtime: Runtime, job: JobInfo) -> None:
         self.runtime = runtime
         self.job = job
-        self._session: AsyncSession | None = None
+        self._session = session
 
     @property
     def session(self) -> AsyncSession:

@@ -140,7 +140,7 @@ class Dispatcher:
             run_at=row.run_at,
             created_at=row.created_at,
         )
-        context = JobContext(self.runtime, info)
+        context = JobContext(None, self.runtime, info)
         try:
             try:
                 handler = self.registry.get(info.kind)
