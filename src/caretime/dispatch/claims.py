@@ -37,8 +37,10 @@ CLAIMED_COLUMNS = (
 )
 
 # The sentinel row (id NULL) after the claimed rows carries how many batched completions
-# applied and when the next job (after now) is due. The CTE's updates are invisible to the
-# outer SELECT's snapshot, hence "run_at > now" rather than "the first queued job".
+# applied and, when the claim took everything due, when the next job is due. The CTE's
+# updates are invisible to the outer SELECT's snapshot, hence "run_at > now" rather than
+# "the first queued job"; that scan walks past every due row, so it runs only when no due
+# row is left (a full claim means "come back at once" anyway).
 _POSTGRES_TURN = (
     text(
         """
@@ -62,8 +64,10 @@ FROM claimed
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
        (SELECT count(*) FROM done),
-       (SELECT run_at FROM jobs WHERE status = 'queued' AND run_at > :now
-        ORDER BY run_at, priority, id LIMIT 1)
+       CASE WHEN (SELECT count(*) FROM claimed) < :limit THEN
+           (SELECT run_at FROM jobs WHERE status = 'queued' AND run_at > :now
+            ORDER BY run_at, priority, id LIMIT 1)
+       END
 """
     )
     .bindparams(
@@ -92,7 +96,7 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 class Turn:
     claimed: Sequence[Row[Any]]
     completed: int
-    next_run_at: datetime | None
+    next_run_at: datetime | None  # None: nothing queued later, or the claim was full
 
 
 @dataclass(frozen=True)
@@ -165,12 +169,14 @@ async def sqlite_turn(sessions: async_sessionmaker[AsyncSession], request: TurnR
                 session, request.worker_id, request.done, now=request.now
             )
         claimed = (await session.execute(_claim_statement(request))).all()
-        next_run_at = await session.scalar(
-            select(Job.run_at)
-            .where(Job.status == "queued", Job.run_at > request.now)
-            .order_by(Job.run_at)
-            .limit(1)
-        )
+        next_run_at = None
+        if len(claimed) < request.limit:
+            next_run_at = await session.scalar(
+                select(Job.run_at)
+                .where(Job.status == "queued", Job.run_at > request.now)
+                .order_by(Job.run_at)
+                .limit(1)
+            )
     return Turn(claimed, completed, next_run_at)
 
 
