@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from caretime.clock import FrozenClock
+from caretime.config import Settings
 from caretime.db import transaction
 from caretime.dispatch.models import DispatchWorker, Job
 from caretime.dispatch.queue import NewJob, enqueue_many
@@ -53,8 +54,8 @@ class Workers:
 
 
 @pytest.fixture
-def workers(settings: object, tmp_path: Path) -> Iterator[Workers]:
-    pool = Workers(settings.database_url, tmp_path)  # type: ignore[attr-defined]
+def workers(settings: Settings, tmp_path: Path) -> Iterator[Workers]:
+    pool = Workers(settings.database_url, tmp_path)
     yield pool
     for process in pool.processes:
         if process.poll() is None:
