@@ -255,3 +255,12 @@ async def test_listener_hears_commits_from_other_processes(
     finally:
         stop.set()
         await listening
+
+
+async def test_overlapping_run_pending_calls_run_each_job_once(runtime: Runtime) -> None:
+    for n in range(40):
+        await make_job(runtime, kind="tests.follow_up_then_fail_once", payload={"n": n})
+    dispatcher = Dispatcher(runtime, concurrency=4)
+    await asyncio.gather(dispatcher.run_pending(), dispatcher.run_pending())
+    assert await _count_jobs(runtime, Job.kind == "tests.signal") == 40
+    assert await _count_jobs(runtime, Job.attempts != 1) == 0

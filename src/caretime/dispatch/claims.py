@@ -12,6 +12,7 @@ flush carries every earlier turn with it). On SQLite a turn is one short write t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,14 +115,17 @@ class ClaimConnection:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._connection: AsyncConnection | None = None
+        # One statement at a time on the connection, even if a caller overlaps run_pending().
+        self._lock = asyncio.Lock()
 
     async def turn(self, request: TurnRequest) -> Turn:
-        connection = await self._connect()
-        try:
-            rows = (await connection.execute(_POSTGRES_TURN, _params(request))).all()
-        except BaseException:
-            await self.close(invalidate=True)
-            raise
+        async with self._lock:
+            connection = await self._connect()
+            try:
+                rows = (await connection.execute(_POSTGRES_TURN, _params(request))).all()
+            except BaseException:
+                await self._close(invalidate=True)
+                raise
         *claimed, sentinel = rows
         return Turn(claimed, int(sentinel.completed), sentinel.next_run_at)
 
@@ -133,7 +137,11 @@ class ClaimConnection:
             self._connection = connection
         return self._connection
 
-    async def close(self, *, invalidate: bool = False) -> None:
+    async def close(self) -> None:
+        async with self._lock:
+            await self._close()
+
+    async def _close(self, *, invalidate: bool = False) -> None:
         connection, self._connection = self._connection, None
         if connection is None:
             return
