@@ -21,6 +21,7 @@ from caretime.dispatch import cli as dispatch_cli
 from caretime.errors import CaretimeError
 from caretime.observability import configure_logging
 from caretime.runtime import Runtime
+from caretime.shifts.cli import import_app
 from caretime.tenancy import service as tenancy
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dispatch_cli.jobs_app, name="jobs")
 app.command("worker")(dispatch_cli.worker)
+app.add_typer(import_app, name="import")
 console = Console(soft_wrap=True)
 T = TypeVar("T")
 

@@ -11,10 +11,16 @@ MODEL_MODULES = (
     "caretime.dispatch.models",
     "caretime.messaging.models",
     "caretime.booking.models",
+    "caretime.shifts.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
-HANDLER_MODULES: tuple[str, ...] = ("caretime.messaging.tasks", "caretime.booking.tasks")
+HANDLER_MODULES: tuple[str, ...] = (
+    "caretime.messaging.tasks",
+    "caretime.booking.tasks",
+    "caretime.shifts.tasks",
+    "caretime.shifts.hooks",
+)
 
 
 def import_all_models() -> None:
