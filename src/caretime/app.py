@@ -15,6 +15,7 @@ from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
+from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from caretime.messaging.router import router as messaging_router
@@ -51,7 +52,10 @@ def create_app(
         responses=PROBLEM_RESPONSES,
     )
     app.state.runtime = runtime
-    app.state.readiness_checks = {"database": health.database_check}
+    app.state.readiness_checks = {
+        "database": health.database_check,
+        "dispatcher": dispatcher_check,
+    }
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

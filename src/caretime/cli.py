@@ -17,6 +17,7 @@ from caretime import migrate as migrations
 from caretime.app import create_app
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
+from caretime.dispatch import cli as dispatch_cli
 from caretime.errors import CaretimeError
 from caretime.observability import configure_logging
 from caretime.runtime import Runtime
@@ -30,6 +31,8 @@ tenants_app = typer.Typer(help="Create and list tenants (organisations).", no_ar
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(dispatch_cli.jobs_app, name="jobs")
+app.command("worker")(dispatch_cli.worker)
 app.add_typer(import_app, name="import")
 console = Console(soft_wrap=True)
 T = TypeVar("T")

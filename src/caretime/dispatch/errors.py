@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from caretime.errors import Conflict, NotFound
+
 
 class RetryLater(Exception):
     """Run this job again: after `delay`, or not before `at` (e.g. the next calling window).
@@ -19,3 +21,13 @@ class RetryLater(Exception):
 
 class PermanentFailure(Exception):
     """Retrying cannot help (bad number, rejected by the provider): fail the job now."""
+
+
+class JobNotFound(NotFound):
+    problem = "job-not-found"
+    title = "No such job"
+
+
+class JobStateConflict(Conflict):
+    problem = "job-state-conflict"
+    title = "The job is not in a state that allows this"

@@ -11,26 +11,30 @@ from sqlalchemy.orm import Mapped, mapped_column
 from caretime.db import Base
 
 ACTIVE_STATUSES = ("queued", "running")
-_ACTIVE = text("status IN ('queued', 'running')")
+# Dedupe keys are unique among live jobs only; jobs without a key stay out of the index.
+DEDUPE_PREDICATE = text("dedupe_key IS NOT NULL AND status IN ('queued', 'running')")
 
 
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        # Due work: only queued rows are in this index, so finding it never scans history.
+        # Due work, in claim order: only queued rows are in this index, so a claim reads
+        # exactly the rows it takes, however long the queue and the history.
         Index(
             "ix_jobs_due",
             "run_at",
+            "priority",
+            "id",
             postgresql_where=text("status = 'queued'"),
             sqlite_where=text("status = 'queued'"),
         ),
-        # Dedupe keys are unique among live jobs only: a finished job frees its key.
+        # A finished job frees its key.
         Index(
             "uq_jobs_dedupe_key_active",
             "dedupe_key",
             unique=True,
-            postgresql_where=_ACTIVE,
-            sqlite_where=_ACTIVE,
+            postgresql_where=DEDUPE_PREDICATE,
+            sqlite_where=DEDUPE_PREDICATE,
         ),
         Index(
             "ix_jobs_lease",
@@ -38,7 +42,14 @@ class Job(Base):
             postgresql_where=text("status = 'running'"),
             sqlite_where=text("status = 'running'"),
         ),
-        Index("ix_jobs_status_kind", "status", "kind"),
+        # The dead-letter view. Every index here is partial on a status: a job changes status
+        # twice, and history (done rows) should cost nothing but its primary key.
+        Index(
+            "ix_jobs_failed",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(
@@ -61,3 +72,17 @@ class Job(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class DispatchWorker(Base):
+    """One row per live worker loop, refreshed by its heartbeat: readiness and operators read
+    it to tell a quiet queue from a dead worker fleet. A graceful stop deletes the row."""
+
+    __tablename__ = "dispatch_workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    concurrency: Mapped[int]
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]

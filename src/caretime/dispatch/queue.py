@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import ensure_utc
-from caretime.dispatch.models import ACTIVE_STATUSES, Job
+from caretime.dispatch.models import ACTIVE_STATUSES, DEDUPE_PREDICATE, Job
 from caretime.dispatch.wakeup import mark_enqueued, session_clock
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -49,7 +49,8 @@ async def enqueue(
     priority: int = 0,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> Job:
-    """Add a job; with a dedupe key already live, return that job instead (a no-op)."""
+    """Add a job; with a dedupe key already live, return that job instead (a no-op).
+    Among jobs due at the same moment, a lower `priority` runs first (like `nice`)."""
     new = NewJob(kind, payload, run_at, tenant_id, dedupe_key, priority, max_attempts)
     values = _row(new, now=_now(session))
     inserted = await session.scalars(
@@ -123,8 +124,8 @@ def _row(job: NewJob, *, now: datetime) -> dict[str, Any]:
 
 def _insert_ignoring_live_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
-    # Literal SQL, not an expanding IN: executemany (enqueue_many) cannot expand parameters.
-    live = text("status IN ('queued', 'running')")
+    # The index's own predicate, as a literal: executemany cannot expand bound IN lists.
+    live = DEDUPE_PREDICATE
     if dialect == "postgresql":
         return postgresql.insert(Job).on_conflict_do_nothing(
             index_elements=[Job.dedupe_key], index_where=live

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.dispatch.retry import RetryPolicy
+
 if TYPE_CHECKING:
     from caretime.runtime import Runtime
 
@@ -24,14 +26,27 @@ class JobInfo:
     created_at: datetime
 
 
-@dataclass(frozen=True)
 class JobContext:
-    """What a handler gets: a fresh session (committed with the job's completion), the
-    runtime (clock, settings, services) and facts about the job itself."""
+    """What a handler gets: a session (committed together with the job's completion), the
+    runtime (clock, settings, services) and facts about the job itself.
 
-    session: AsyncSession
-    runtime: Runtime
-    job: JobInfo
+    The dispatcher passes no session: one is opened on first use of `ctx.session`, so a
+    handler that never touches the database costs none, and its completion is batched."""
+
+    def __init__(self, session: AsyncSession | None, runtime: Runtime, job: JobInfo) -> None:
+        self.runtime = runtime
+        self.job = job
+        self._session = session
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            self._session = self.runtime.sessions()
+        return self._session
+
+    @property
+    def opened_session(self) -> AsyncSession | None:
+        return self._session
 
     def now(self) -> datetime:
         return self.runtime.clock.now()
@@ -47,18 +62,25 @@ class UnknownJobKind(LookupError):
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._retry: dict[str, RetryPolicy] = {}
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, retry: RetryPolicy | None = None) -> None:
         existing = self._handlers.get(kind)
         if existing is not None and existing is not handler:
             raise ValueError(f"a handler for {kind!r} is already registered")
         self._handlers[kind] = handler
+        if retry is not None:
+            self._retry[kind] = retry
 
     def get(self, kind: str) -> Handler:
         try:
             return self._handlers[kind]
         except KeyError:
             raise UnknownJobKind(f"no handler registered for job kind {kind!r}") from None
+
+    def retry_policy(self, kind: str) -> RetryPolicy | None:
+        """The kind's own policy, if it registered one (else the dispatcher's default)."""
+        return self._retry.get(kind)
 
     def kinds(self) -> list[str]:
         return sorted(self._handlers)
@@ -67,11 +89,12 @@ class HandlerRegistry:
 handlers = HandlerRegistry()
 
 
-def job_handler(kind: str) -> Callable[[Handler], Handler]:
-    """Register `async def handler(ctx, payload)` for a dotted job kind, e.g. "shifts.escalate"."""
+def job_handler(kind: str, *, retry: RetryPolicy | None = None) -> Callable[[Handler], Handler]:
+    """Register `async def handler(ctx, payload)` for a dotted job kind, e.g. "shifts.escalate",
+    optionally with its own retry policy."""
 
     def register(handler: Handler) -> Handler:
-        handlers.register(kind, handler)
+        handlers.register(kind, handler, retry)
         return handler
 
     return register

@@ -3,7 +3,9 @@
 Claims are atomic (`FOR UPDATE SKIP LOCKED` on PostgreSQL; one `UPDATE ... RETURNING` under
 SQLite's single writer), so any number of workers can share a database. A handler's work
 and its job's completion commit in one transaction, and only if this worker still holds
-the lease: a worker that lost its lease cannot double-apply an effect.
+the lease: a worker that lost its lease cannot double-apply an effect. Handlers that never
+touched their session have no work to commit with, so their completions are batched into
+one statement per loop turn (the throughput path for jobs whose effects are elsewhere).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.db import transaction
+from caretime.dispatch import claims, leases, metrics
 from caretime.dispatch.errors import PermanentFailure, RetryLater
-from caretime.dispatch.models import Job
+from caretime.dispatch.models import DispatchWorker, Job
 from caretime.dispatch.registry import HandlerRegistry, JobContext, JobInfo, handlers
 from caretime.dispatch.retry import DEFAULT_RETRY, RetryPolicy
 from caretime.observability import log_event
@@ -29,16 +33,6 @@ from caretime.runtime import Runtime
 
 log = logging.getLogger("caretime.dispatch")
 MAX_SLEEP = 1.0
-_CLAIMED_COLUMNS = (
-    Job.id,
-    Job.kind,
-    Job.tenant_id,
-    Job.payload,
-    Job.attempts,
-    Job.max_attempts,
-    Job.run_at,
-    Job.created_at,
-)
 
 
 class LeaseLost(Exception):
@@ -56,77 +50,85 @@ class Dispatcher:
         *,
         registry: HandlerRegistry = handlers,
         concurrency: int = 32,
-        batch_size: int = 100,
-        lease: timedelta = timedelta(seconds=60),
+        batch_size: int | None = None,
+        lease: timedelta = timedelta(seconds=30),
+        heartbeat: timedelta | None = None,
+        shutdown_grace: timedelta = timedelta(seconds=10),
         retry: RetryPolicy = DEFAULT_RETRY,
         worker_id: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.registry = registry
         self.concurrency = concurrency
-        self.batch_size = batch_size
+        self.batch_size = batch_size or concurrency
         self.lease = lease
+        self.heartbeat = heartbeat or lease / 6
+        self.shutdown_grace = shutdown_grace
         self.retry = retry
         self.worker_id = worker_id or new_worker_id()
+        self._running: dict[asyncio.Task[None], int] = {}
+        self._done: list[int] = []
+        self._next_run_at: datetime | None = None
+        self._claims = (
+            claims.ClaimConnection(runtime.engine)
+            if runtime.engine.dialect.name == "postgresql"
+            else None
+        )
+        self._started_at = runtime.clock.now()
+
+    # -- running what is due ------------------------------------------------------------
 
     async def run_pending(self) -> int:
         """Run every job due now, batch after batch, until none is due. Returns how many ran.
         Tests call this after advancing a frozen clock."""
+        await self.requeue_expired_leases()
         total = 0
-        while True:
-            await self.requeue_expired_leases()
-            claimed = await self.claim(self.batch_size)
-            if not claimed:
-                return total
-            await self._run_batch(claimed)
-            total += len(claimed)
+        try:
+            while claimed := await self._claim_and_start(self.batch_size):
+                await asyncio.gather(*list(self._running))
+                total += claimed
+        finally:
+            await self.close()
+        return total
+
+    async def _claim_and_start(self, limit: int) -> int:
+        rows = await self.claim(limit)
+        for row in rows:
+            task = asyncio.create_task(self.run_one(row))
+            self._running[task] = row.id
+            task.add_done_callback(self._forget_task)
+        metrics.JOBS_RUNNING_HERE.set(len(self._running))
+        return len(rows)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
 
     async def claim(self, limit: int) -> Sequence[Row[Any]]:
+        """Record batched completions, then claim up to `limit` due jobs, in run_at order."""
         now = self.runtime.clock.now()
-        due = (
-            select(Job.id)
-            .where(Job.status == "queued", Job.run_at <= now)
-            .order_by(Job.run_at, Job.priority.desc(), Job.id)
-            .limit(limit)
-        )
-        if self.runtime.engine.dialect.name == "postgresql":
-            due = due.with_for_update(skip_locked=True)
-        claim = (
-            update(Job)
-            .where(Job.id.in_(due.scalar_subquery()))
-            .values(
-                status="running",
-                attempts=Job.attempts + 1,
-                lease_owner=self.worker_id,
-                lease_expires_at=now + self.lease,
-                updated_at=now,
-            )
-            .returning(*_CLAIMED_COLUMNS)
-        )
-        async with transaction(self.runtime.sessions) as session:
-            rows = (await session.execute(claim)).all()
-        return sorted(rows, key=lambda row: (row.run_at, row.id))
+        done, self._done = self._done, []
+        request = claims.TurnRequest(self.worker_id, done, limit, now, now + self.lease)
+        try:
+            if self._claims is not None:
+                turn = await self._claims.turn(request)
+            else:
+                turn = await claims.sqlite_turn(self.runtime.sessions, request)
+        except BaseException:
+            self._done[:0] = done
+            raise
+        if turn.completed < len(done):
+            log_event(log, "jobs_lease_lost", count=len(done) - turn.completed)
+        self._next_run_at = turn.next_run_at
+        for row in turn.claimed:
+            metrics.JOB_LATENESS.observe(max(0.0, (now - row.run_at).total_seconds()))
+        return sorted(turn.claimed, key=lambda row: (row.run_at, row.id))
 
-    async def requeue_expired_leases(self) -> int:
-        """Jobs whose worker died (lease expired) become claimable again."""
-        now = self.runtime.clock.now()
-        async with transaction(self.runtime.sessions) as session:
-            result = await session.execute(
-                update(Job)
-                .where(Job.status == "running", Job.lease_expires_at < now)
-                .values(status="queued", lease_owner=None, lease_expires_at=None, updated_at=now)
-            )
-        count: int = result.rowcount  # type: ignore[attr-defined]
-        return count
+    async def _complete(self, session: AsyncSession, ids: list[int], now: datetime) -> None:
+        completed = await leases.complete(session, self.worker_id, ids, now=now) if ids else 0
+        if completed < len(ids):
+            log_event(log, "jobs_lease_lost", count=len(ids) - completed)
 
-    async def _run_batch(self, claimed: Sequence[Row[Any]]) -> None:
-        limit = asyncio.Semaphore(self.concurrency)
-
-        async def bounded(row: Row[Any]) -> None:
-            async with limit:
-                await self.run_one(row)
-
-        await asyncio.gather(*(bounded(row) for row in claimed))
+    # -- one job --------------------------------------------------------------------------
 
     async def run_one(self, row: Row[Any]) -> None:
         info = JobInfo(
@@ -138,38 +140,40 @@ class Dispatcher:
             run_at=row.run_at,
             created_at=row.created_at,
         )
+        context = JobContext(None, self.runtime, info)
         try:
-            handler = self.registry.get(info.kind)
-            async with transaction(self.runtime.sessions) as session:
-                await handler(JobContext(session, self.runtime, info), row.payload)
-                await self._finish(session, info.id, status="done")
+            try:
+                handler = self.registry.get(info.kind)
+                await handler(context, row.payload)
+                await self._commit_or_batch(context)
+            finally:
+                await _close(context)  # rolls back whatever did not commit
+            metrics.JOBS_FINISHED.labels(info.kind, "done").inc()
         except LeaseLost:
+            metrics.JOBS_FINISHED.labels(info.kind, "lease_lost").inc()
             log_event(log, "job_lease_lost", job_id=info.id, kind=info.kind)
         except Exception as exc:
             await self._after_failure(info, exc)
 
-    async def _finish(self, session: Any, job_id: int, *, status: str) -> None:
+    async def _commit_or_batch(self, context: JobContext) -> None:
+        """Commit the handler's work with its completion; with no work, batch the completion."""
+        session = context.opened_session
+        if session is None or not _touched_database(session):
+            self._done.append(context.job.id)
+            return
+        await self._finish(session, context.job.id)
+        await session.commit()
+
+    async def _finish(self, session: AsyncSession, job_id: int) -> None:
         now = self.runtime.clock.now()
-        result = await session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == "running", Job.lease_owner == self.worker_id)
-            .values(
-                status=status,
-                finished_at=now,
-                updated_at=now,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
-        if result.rowcount != 1:
+        if await leases.complete(session, self.worker_id, [job_id], now=now) != 1:
             raise LeaseLost(job_id)
 
     async def _after_failure(self, info: JobInfo, exc: Exception) -> None:
         now = self.runtime.clock.now()
-        run_at = self._next_attempt(info, exc, now)
-        error = f"{type(exc).__name__}: {exc}"[:2000]
+        run_at = self.next_attempt_at(info, exc, now)
         values: dict[str, Any] = {
-            "last_error": error,
+            "last_error": f"{type(exc).__name__}: {exc}"[:2000],
             "updated_at": now,
             "lease_owner": None,
             "lease_expires_at": None,
@@ -178,12 +182,11 @@ class Dispatcher:
             values.update(status="failed", finished_at=now)
             log.warning(
                 "job_failed",
-                extra={
-                    "fields": {"job_id": info.id, "kind": info.kind, "error": type(exc).__name__}
-                },
+                extra={"fields": {"job_id": info.id, "kind": info.kind, "error": _name(exc)}},
             )
         else:
             values.update(status="queued", run_at=run_at)
+        metrics.JOBS_FINISHED.labels(info.kind, "retried" if run_at else "failed").inc()
         async with transaction(self.runtime.sessions) as session:
             await session.execute(
                 update(Job)
@@ -191,51 +194,159 @@ class Dispatcher:
                 .values(**values)
             )
 
-    def _next_attempt(self, info: JobInfo, exc: Exception, now: datetime) -> datetime | None:
+    def next_attempt_at(self, info: JobInfo, exc: Exception, now: datetime) -> datetime | None:
+        """When to try again after `exc`, or None to dead-letter the job."""
         if isinstance(exc, PermanentFailure) or info.attempts >= info.max_attempts:
             return None
-        if isinstance(exc, RetryLater) and (exc.at or exc.delay):
-            return exc.at or now + (exc.delay or timedelta(0))
-        return self.retry.next_run_at(
+        if isinstance(exc, RetryLater) and exc.at is not None:
+            return max(exc.at, now)
+        if isinstance(exc, RetryLater) and exc.delay is not None:
+            return now + exc.delay
+        policy = self.registry.retry_policy(info.kind) or self.retry
+        return policy.next_run_at(
             attempts=info.attempts,
             max_attempts=info.max_attempts,
             created_at=info.created_at,
             now=now,
         )
 
-    async def seconds_until_next_job(self) -> float:
+    # -- leases and heartbeat -------------------------------------------------------------
+
+    async def requeue_expired_leases(self) -> int:
+        """Jobs whose worker died (lease expired) become claimable again."""
+        async with transaction(self.runtime.sessions) as session:
+            return await leases.recover_expired(session, now=self.runtime.clock.now())
+
+    async def beat(self) -> None:
+        """Say this worker is alive, extend the leases it holds, recover dead workers' jobs."""
+        now = self.runtime.clock.now()
+        held = [*self._running.values(), *self._done]
+        async with transaction(self.runtime.sessions) as session:
+            await leases.beat(session, self._row(), now=now, forget_after=self.lease * 10)
+            await leases.extend(session, self.worker_id, held, until=now + self.lease)
+            await leases.recover_expired(session, now=now)
         async with self.runtime.sessions() as session:
-            next_run_at = await session.scalar(
-                select(Job.run_at).where(Job.status == "queued").order_by(Job.run_at).limit(1)
-            )
-        if next_run_at is None:
-            return MAX_SLEEP
-        delta = (next_run_at - self.runtime.clock.now()).total_seconds()
-        return max(0.0, min(MAX_SLEEP, delta))
+            counts = await leases.count_by_status(session, metrics.COUNTED_STATUSES)
+        for status, count in counts.items():
+            metrics.JOBS_BY_STATUS.labels(status).set(count)
+
+    def _row(self) -> DispatchWorker:
+        return DispatchWorker(
+            id=self.worker_id,
+            hostname=socket.gethostname(),
+            pid=os.getpid(),
+            concurrency=self.concurrency,
+            started_at=self._started_at,
+        )
+
+    async def _keep_beating(self, stop: asyncio.Event) -> None:
+        while not await _stopped_within(stop, self.heartbeat.total_seconds()):
+            try:
+                await self.beat()
+            except Exception:
+                log.exception("dispatcher_heartbeat_error")
+
+    # -- the loop -------------------------------------------------------------------------
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        """Claim and run until `stop` is set; sleep until the next job or a wake-up."""
+        """Claim and run until `stop` is set; then finish or release what is claimed."""
         signal = self.runtime.waker.subscribe()
+        beating: asyncio.Task[None] | None = None
         try:
+            await self.beat()
+            beating = asyncio.create_task(self._keep_beating(stop))
             while not stop.is_set():
                 try:
-                    await self.run_pending()
-                    await self._sleep(signal, stop)
+                    await self._step(signal, stop)
                 except Exception:
                     log.exception("dispatcher_loop_error")
-                    await asyncio.sleep(MAX_SLEEP)
+                    await _stopped_within(stop, MAX_SLEEP)
         finally:
             self.runtime.waker.unsubscribe(signal)
+            if beating is not None:
+                # Wait for the cancelled heartbeat to roll back: on SQLite it may hold the
+                # write lock the shutdown's own transaction needs.
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
+            await self._shut_down()
 
-    async def _sleep(self, signal: asyncio.Event, stop: asyncio.Event) -> None:
-        timeout = await self.seconds_until_next_job()
+    async def _step(self, signal: asyncio.Event, stop: asyncio.Event) -> None:
+        # Cleared before claiming: a wake-up that arrives while we claim keeps us awake.
+        signal.clear()
+        wanted = min(self.concurrency - len(self._running), self.batch_size)
+        if wanted > 0 and await self._claim_and_start(wanted) == wanted:
+            await asyncio.sleep(0)  # more may be due: let the claimed jobs start, claim again
+            return
+        await self._sleep(signal, stop, at_capacity=wanted <= 0)
+
+    async def _sleep(
+        self, signal: asyncio.Event, stop: asyncio.Event, *, at_capacity: bool
+    ) -> None:
+        """Until the next job is due, a wake-up, a running job ends (to record it) or stop."""
+        timeout = MAX_SLEEP if at_capacity else self._seconds_until_next_job()
         if timeout <= 0:
             return
-        waits = [asyncio.ensure_future(signal.wait()), asyncio.ensure_future(stop.wait())]
-        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(signal.wait()),
+        ]
+        await asyncio.wait([*waits, *self._running], timeout=timeout, return_when="FIRST_COMPLETED")
         for waiter in waits:
             waiter.cancel()
-        signal.clear()
+
+    def _seconds_until_next_job(self) -> float:
+        if self._next_run_at is None:
+            return MAX_SLEEP
+        delta = (self._next_run_at - self.runtime.clock.now()).total_seconds()
+        return max(0.0, min(MAX_SLEEP, delta))
+
+    async def close(self) -> None:
+        """Return the claim connection (run_pending and run_forever do this themselves)."""
+        if self._claims is not None:
+            await self._claims.close()
+
+    async def _shut_down(self) -> None:
+        """Give running handlers the grace period, then cancel the rest and hand their jobs
+        back; record what finished; remove this worker's heartbeat row."""
+        unfinished: list[int] = []
+        if self._running:
+            _, pending = await asyncio.wait(
+                list(self._running), timeout=self.shutdown_grace.total_seconds()
+            )
+            unfinished = [self._running[task] for task in pending]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.close()
+        now = self.runtime.clock.now()
+        done, self._done = self._done, []
+        async with transaction(self.runtime.sessions) as session:
+            await self._complete(session, done, now)
+            released = await leases.release(session, self.worker_id, unfinished, now=now)
+            await leases.forget_worker(session, self.worker_id)
+        if unfinished:
+            log_event(log, "jobs_released", count=released)
+
+
+async def _close(context: JobContext) -> None:
+    if context.opened_session is not None:
+        await context.opened_session.close()
+
+
+def _touched_database(session: AsyncSession) -> bool:
+    return session.in_transaction() or bool(session.new) or bool(session.deleted)
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
 
 
 async def advance_and_run(runtime: Runtime, delta: timedelta, **kwargs: Any) -> int:
