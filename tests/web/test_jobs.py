@@ -91,7 +91,7 @@ async def test_cancel_a_running_job_is_a_conflict_shown_as_an_alert(
     )
     assert response.status_code == 409
     assert response.headers["hx-retarget"] == "#alerts"
-    assert "no longer queued" in response.text
+    assert "only queued jobs can be cancelled" in response.text
 
 
 async def test_retry_a_failed_job_makes_it_due_now_with_fresh_attempts(

@@ -41,9 +41,9 @@ async def cancel_job(
 
 @router.post("/ui/jobs/{job_id}/retry")
 async def retry_job(
-    viewer: ActorDep, db: SessionDep, clock: ClockDep, job_id: int, status: StatusQuery = "failed"
+    viewer: ActorDep, db: SessionDep, job_id: int, status: StatusQuery = "failed"
 ) -> Response:
-    await queries.retry_job(db, viewer.tenant_id, job_id, now=clock.now())
+    await queries.retry_job(db, viewer.tenant_id, job_id)
     return _back(status)
 
 

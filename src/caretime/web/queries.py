@@ -1,7 +1,7 @@
-"""Operator views of the jobs table for one tenant: health counts, lists, retry and cancel.
+"""Operator views of the jobs table for one tenant: health counts and lists, and retry and
+cancel through dispatch's operations once the job is known to be the tenant's.
 
-These belong with dispatch; they live here until dispatch exposes its own read functions.
-Every statement filters on the tenant: jobs without a tenant (system work) are not shown.
+Jobs without a tenant (system work) are never shown or touched from the dashboard.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.dispatch.models import ACTIVE_STATUSES, Job
-from caretime.dispatch.queue import cancel
-from caretime.dispatch.wakeup import mark_enqueued
-from caretime.errors import Conflict, NotFound
+from caretime.dispatch import operations
+from caretime.dispatch.errors import JobNotFound
+from caretime.dispatch.models import Job
 
 # A healthy dispatcher claims a due job within about a second; a minute late is a problem.
 OVERDUE_AFTER = timedelta(minutes=1)
@@ -55,6 +54,7 @@ async def job_health(session: AsyncSession, tenant_id: str, *, now: datetime) ->
 async def list_jobs(
     session: AsyncSession, tenant_id: str, status: str, *, limit: int = LIST_LIMIT
 ) -> Sequence[Job]:
+    """Queued and running jobs by when they are due; failed ones, the latest failure first."""
     order: Any = Job.finished_at.desc() if status == "failed" else Job.run_at
     result = await session.scalars(
         select(Job)
@@ -65,37 +65,19 @@ async def list_jobs(
     return result.all()
 
 
-async def tenant_job(session: AsyncSession, tenant_id: str, job_id: int) -> Job:
-    job = await session.scalar(select(Job).where(Job.id == job_id, Job.tenant_id == tenant_id))
-    if job is None:
-        raise NotFound(f"no job {job_id}")
-    return job
-
-
 async def cancel_job(session: AsyncSession, tenant_id: str, job_id: int) -> None:
-    await tenant_job(session, tenant_id, job_id)
-    if not await cancel(session, job_id):
-        raise Conflict(f"job {job_id} is no longer queued, so it cannot be cancelled")
+    await _tenant_job(session, tenant_id, job_id)
+    await operations.cancel_job(session, job_id)
 
 
-async def retry_job(session: AsyncSession, tenant_id: str, job_id: int, *, now: datetime) -> None:
-    """Give a failed job a fresh set of attempts, due now. Its handler re-reads the world, so a
-    retry after the world moved on does nothing harmful."""
-    job = await tenant_job(session, tenant_id, job_id)
-    if job.status != "failed":
-        raise Conflict(f"job {job_id} has not failed, so there is nothing to retry")
-    if job.dedupe_key is not None and await _live_duplicate(session, job):
-        raise Conflict("another job for the same purpose is already queued or running")
-    await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "failed")
-        .values(status="queued", attempts=0, run_at=now, finished_at=None, updated_at=now)
-    )
-    mark_enqueued(session, now)
+async def retry_job(session: AsyncSession, tenant_id: str, job_id: int) -> None:
+    await _tenant_job(session, tenant_id, job_id)
+    await operations.retry_job(session, job_id)
 
 
-async def _live_duplicate(session: AsyncSession, job: Job) -> bool:
-    duplicate = await session.scalar(
-        select(Job.id).where(Job.dedupe_key == job.dedupe_key, Job.status.in_(ACTIVE_STATUSES))
-    )
-    return duplicate is not None
+async def _tenant_job(session: AsyncSession, tenant_id: str, job_id: int) -> Job:
+    job = await operations.get_job(session, job_id)
+    if job.tenant_id != tenant_id:
+        # Another tenant's job does not exist, as far as this viewer can tell.
+        raise JobNotFound(f"job {job_id} does not exist")
+    return job
