@@ -1,0 +1,136 @@
+"""Phone numbers → E.164, time zones and US state, with a cache keyed by dialling prefix.
+
+Everything `phonenumbers` knows about a NANP number that matters here (validity, number type,
+time zones) depends only on its first seven digits, 1 + area code + exchange, so the full
+parse runs once per prefix and every other number with that prefix costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneNumberType, timezone
+
+from caretime.policy.legal import STATE_BY_AREA_CODE
+
+DEFAULT_REGION = "US"
+_UNKNOWN_ZONE = "Etc/Unknown"
+# Numbers that are not tied to a place: their time zone cannot be inferred.
+_NON_GEOGRAPHIC = frozenset(
+    {
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberType.PREMIUM_RATE,
+        PhoneNumberType.SHARED_COST,
+        PhoneNumberType.PERSONAL_NUMBER,
+        PhoneNumberType.UAN,
+        PhoneNumberType.VOICEMAIL,
+        PhoneNumberType.PAGER,
+    }
+)
+_PUNCTUATION = str.maketrans("", "", " -().\t")
+
+
+class UndialableNumber(Exception):
+    """The text is not a valid, dialable phone number; the message says why, in words."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneFacts:
+    """What a dialling prefix tells us: time zones (empty if unknown) and US state."""
+
+    zones: tuple[str, ...]
+    state: str | None
+    non_geographic: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    e164: str
+    zones: tuple[str, ...]
+    state: str | None
+    non_geographic: bool
+
+
+class PhoneBook:
+    """Parses numbers; NANP numbers take a fast path through a per-prefix cache."""
+
+    def __init__(self, region: str = DEFAULT_REGION) -> None:
+        self.region = region
+        self._by_prefix: dict[str, PhoneFacts | None] = {}
+
+    @property
+    def cached_prefixes(self) -> int:
+        return len(self._by_prefix)
+
+    def parse(self, raw: str) -> Phone:
+        national = _nanp_national_digits(raw) if self.region == "US" else None
+        if national is None:
+            return self._parse_slowly(raw)
+        prefix = national[:6]
+        facts = self._by_prefix.get(prefix, _MISSING)
+        if facts is _MISSING:
+            facts = self._by_prefix[prefix] = _nanp_facts(national)
+        if facts is None:
+            raise UndialableNumber("not a valid phone number")
+        assert isinstance(facts, PhoneFacts)
+        return Phone("+1" + national, facts.zones, facts.state, facts.non_geographic)
+
+    def _parse_slowly(self, raw: str) -> Phone:
+        number = _parse_valid(raw, self.region)
+        facts = _facts(number)
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return Phone(e164, facts.zones, facts.state, facts.non_geographic)
+
+
+_MISSING = PhoneFacts((), None, False)
+
+
+def _nanp_national_digits(raw: str) -> str | None:
+    """The ten national digits of a plainly written NANP number, or None to parse fully."""
+    text = raw.strip()
+    international = text.startswith("+")
+    digits = text[1:].translate(_PUNCTUATION) if international else text.translate(_PUNCTUATION)
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    elif len(digits) != 10 or international:
+        return None
+    return digits if digits[0] in "23456789" else None
+
+
+def _nanp_facts(national: str) -> PhoneFacts | None:
+    try:
+        number = _parse_valid("+1" + national, "US")
+    except UndialableNumber:
+        return None
+    return _facts(number)
+
+
+def _parse_valid(raw: str, region: str) -> phonenumbers.PhoneNumber:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise UndialableNumber("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise UndialableNumber("not a valid phone number")
+    return number
+
+
+def _facts(number: phonenumbers.PhoneNumber) -> PhoneFacts:
+    state = None
+    if number.country_code == 1:
+        state = STATE_BY_AREA_CODE.get(str(number.national_number)[:3])
+    if phonenumbers.number_type(number) in _NON_GEOGRAPHIC:
+        return PhoneFacts((), state, non_geographic=True)
+    zones = tuple(z for z in timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
+    return PhoneFacts(zones, state, non_geographic=False)
+
+
+default_phone_book = PhoneBook()
+
+
+def parse_phone(raw: str) -> Phone:
+    """Parse and normalize with the shared cache (default region US)."""
+    return default_phone_book.parse(raw)
