@@ -17,6 +17,7 @@ from caretime.dispatch.pool import WorkerPool
 from caretime.errors import install_error_handlers
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.outreach.router import router as outreach_router
 from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.router import router as tenancy_router
@@ -51,6 +52,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(tenancy_router)
+    app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app
 

@@ -9,6 +9,7 @@ import importlib
 MODEL_MODULES = (
     "caretime.tenancy.models",
     "caretime.dispatch.models",
+    "caretime.outreach.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.

@@ -32,7 +32,7 @@ def test_the_sample_payload_schedules_the_first_and_rejects_the_undialable_secon
         "+12065555555", "America/Los_Angeles", ("America/Los_Angeles",),
         datetime(2026, 3, 2, 17, 0, tzinfo=UTC), pinned=False,
     )  # fmt: skip
-    assert second == Rejected("not a valid phone number")
+    assert second == Rejected("invalid_phone", "not a valid phone number")
 
 
 def test_capacity_is_never_exceeded_in_any_minute_across_batches() -> None:
@@ -119,8 +119,9 @@ def test_items_beyond_the_horizon_are_rejected_with_the_reason() -> None:
     # Monday 15:00-22:00 (420 minutes) and Tuesday 14:00-15:00 (60) fit before the horizon.
     assert len(scheduled(outcomes)) == 480
     assert outcomes[-1] == Rejected(
+        "capacity_full",
         "no free calling time in the next 1 days: the allowed windows are full at 1 calls "
-        "per minute"
+        "per minute",
     )
 
 
@@ -153,7 +154,9 @@ def test_an_explicit_zone_wins_over_the_inferred_one() -> None:
 def test_a_number_twice_in_a_batch_is_called_once() -> None:
     items = [PlanItem("A", "212-555-0100"), PlanItem("B", "+1 (212) 555-0100")]
     outcomes = Planner(CallingPolicy(), now=NOW).plan(items)
-    assert outcomes[1] == Rejected("the same number is already in this batch at index 0")
+    assert outcomes[1] == Rejected(
+        "duplicate", "the same number is already in this batch at index 0"
+    )
 
 
 def test_a_tenant_without_windows_gets_the_rules_in_the_rejection() -> None:

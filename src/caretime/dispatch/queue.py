@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import ensure_utc
-from caretime.dispatch.models import ACTIVE_STATUSES, Job
+from caretime.dispatch.models import ACTIVE_PREDICATE, ACTIVE_STATUSES, Job
 from caretime.dispatch.wakeup import mark_enqueued, session_clock
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -123,7 +123,8 @@ def _row(job: NewJob, *, now: datetime) -> dict[str, Any]:
 
 def _insert_ignoring_live_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
-    live = Job.status.in_(ACTIVE_STATUSES)
+    # A literal predicate (not a bound IN list): executemany cannot expand parameters.
+    live = ACTIVE_PREDICATE
     if dialect == "postgresql":
         return postgresql.insert(Job).on_conflict_do_nothing(
             index_elements=[Job.dedupe_key], index_where=live

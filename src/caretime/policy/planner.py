@@ -43,6 +43,9 @@ class Scheduled:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
+    """Why an item cannot be scheduled: a stable code (for summaries) and the words."""
+
+    code: str
     error: str
     status: Literal["rejected"] = "rejected"
 
@@ -114,7 +117,7 @@ class Planner:
         else:
             for target in floating:
                 outcomes[target.index] = self._place_earliest(target)
-        return [outcome or Rejected("not planned") for outcome in outcomes]
+        return [outcome or Rejected("not_planned", "not planned") for outcome in outcomes]
 
     def windows_for(self, zones: tuple[str, ...], state: str | None) -> ContactWindows:
         key = (zones, state)
@@ -141,7 +144,7 @@ class Planner:
             elif resolved.e164 in seen:
                 first = seen[resolved.e164]
                 outcomes[index] = Rejected(
-                    f"the same number is already in this batch at index {first}"
+                    "duplicate", f"the same number is already in this batch at index {first}"
                 )
             else:
                 seen[resolved.e164] = index
@@ -152,17 +155,17 @@ class Planner:
         try:
             phone = self.phones.parse(item.phone)
         except UndialableNumber as exc:
-            return Rejected(str(exc))
+            return Rejected("invalid_phone", str(exc))
         zones = phone.zones
         if item.tz is not None:
             zone = self._valid_zone(item.tz)
             if zone is None:
-                return Rejected(f"unknown time zone {item.tz!r}: give an IANA name")
+                return Rejected("unknown_tz", f"unknown time zone {item.tz!r}: give an IANA name")
             zones = (zone,)
         elif not zones and self.calling.default_tz is not None:
             zones = (self.calling.default_tz,)
         if not zones:
-            return Rejected(_unknown_zone_reason(phone.non_geographic))
+            return Rejected("no_tz", _unknown_zone_reason(phone.non_geographic))
         key = (zones, phone.state)
         self.windows_for(*key)
         pinned = _pinned_instant(item.scheduled, zones)
@@ -184,18 +187,23 @@ class Planner:
         at = target.pinned
         assert at is not None
         if at < self.now:
-            return Rejected(f"scheduled time {_z(at)} is in the past")
+            return Rejected("in_the_past", f"scheduled time {_z(at)} is in the past")
         if at >= self.horizon_end:
             days = self.calling.horizon_days
-            return Rejected(f"scheduled time {_z(at)} is beyond the {days}-day planning horizon")
+            return Rejected(
+                "beyond_horizon",
+                f"scheduled time {_z(at)} is beyond the {days}-day planning horizon",
+            )
         if not self._windows[target.key].contains(at):
             state = target.key[1]
             reason = explain_outside(at, target.zones, self.calling, state)
-            return Rejected(f"scheduled time {_z(at)} is not allowed: {reason}")
+            return Rejected("outside_window", f"scheduled time {_z(at)} is not allowed: {reason}")
         minute = int(at.timestamp()) // 60
         if not self.ledger.is_free(minute):
             cap = self.ledger.per_minute
-            return Rejected(f"the minute of {_z(at)} is full ({cap} calls per minute)")
+            return Rejected(
+                "minute_full", f"the minute of {_z(at)} is full ({cap} calls per minute)"
+            )
         self.ledger.take(minute)
         return Scheduled(target.e164, target.tz, target.zones, at, pinned=True)
 
@@ -255,11 +263,14 @@ class Planner:
         days = self.calling.horizon_days
         if not self._spans[key]:
             rules = "; ".join(self._windows[key].rules)
-            return Rejected(f"no allowed calling time in the next {days} days ({rules})")
+            return Rejected(
+                "no_window", f"no allowed calling time in the next {days} days ({rules})"
+            )
         cap = self.ledger.per_minute
         return Rejected(
+            "capacity_full",
             f"no free calling time in the next {days} days: the allowed windows are full "
-            f"at {cap} calls per minute"
+            f"at {cap} calls per minute",
         )
 
 
@@ -289,8 +300,9 @@ def _pinned_instant(
         return None if scheduled is None else scheduled.astimezone(UTC)
     if len(zones) > 1:
         return Rejected(
+            "ambiguous_time",
             "scheduled time has no UTC offset and the number spans several time zones: "
-            'give an offset or "tz"'
+            'give an offset or "tz"',
         )
     return scheduled.replace(tzinfo=ZoneInfo(zones[0])).astimezone(UTC)
 
