@@ -53,7 +53,11 @@ class BatchResult:
 
 
 def effective_policy(calling: CallingPolicy, options: BatchOptions) -> CallingPolicy:
-    overrides = options.model_dump(exclude_none=True)
+    overrides = {
+        name: value
+        for name in BatchOptions.model_fields
+        if (value := getattr(options, name)) is not None
+    }
     return calling.model_copy(update=overrides) if overrides else calling
 
 
