@@ -8,6 +8,7 @@ parse runs once per prefix and every other number with that prefix costs a dict 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneNumberType, timezone
@@ -28,7 +29,7 @@ _NON_GEOGRAPHIC = frozenset(
         PhoneNumberType.PAGER,
     }
 )
-_PUNCTUATION = str.maketrans("", "", " -().\t")
+_PUNCTUATION = str.maketrans("", "", " -().+\t")
 
 
 class UndialableNumber(Exception):
@@ -44,8 +45,7 @@ class PhoneFacts:
     non_geographic: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Phone:
+class Phone(NamedTuple):
     e164: str
     zones: tuple[str, ...]
     state: str | None
@@ -88,16 +88,16 @@ _MISSING = PhoneFacts((), None, False)
 
 def _nanp_national_digits(raw: str) -> str | None:
     """The ten national digits of a plainly written NANP number, or None to parse fully."""
-    text = raw.strip()
-    international = text.startswith("+")
-    digits = text[1:].translate(_PUNCTUATION) if international else text.translate(_PUNCTUATION)
-    if not (digits.isascii() and digits.isdigit()):
-        return None
+    digits = raw.translate(_PUNCTUATION)
     if len(digits) == 11 and digits[0] == "1":
         digits = digits[1:]
-    elif len(digits) != 10 or international:
+    elif len(digits) != 10 or "+" in raw:
+        return None  # ten digits after "+" would be another country's number
+    if not (digits.isdigit() and digits.isascii()) or digits[0] in "01":
         return None
-    return digits if digits[0] in "23456789" else None
+    if "+" in raw and raw.lstrip()[0] != "+":
+        return None
+    return digits
 
 
 def _nanp_facts(national: str) -> PhoneFacts | None:

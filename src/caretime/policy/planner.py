@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from caretime.policy.phones import PhoneBook, UndialableNumber, default_phone_book
@@ -23,16 +23,14 @@ WindowKey = tuple[tuple[str, ...], str | None]
 MinuteSpan = tuple[int, int]
 
 
-@dataclass(frozen=True, slots=True)
-class PlanItem:
+class PlanItem(NamedTuple):
     name: str
     phone: str
     scheduled: datetime | None = None
     tz: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Scheduled:
+class Scheduled(NamedTuple):
     e164: str
     tz: str
     zones: tuple[str, ...]
@@ -41,8 +39,7 @@ class Scheduled:
     status: Literal["scheduled"] = "scheduled"
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(NamedTuple):
     """Why an item cannot be scheduled: a stable code (for summaries) and the words."""
 
     code: str
@@ -53,9 +50,8 @@ class Rejected:
 Outcome = Scheduled | Rejected
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    index: int
+class _Target(NamedTuple):
+    position: int
     e164: str
     zones: tuple[str, ...]
     tz: str
@@ -69,6 +65,9 @@ class CapacityLedger:
 
     per_minute: int
     counts: dict[int, int] = field(default_factory=dict)
+    # Instants are built from cached parts: this runs once per planned call.
+    _minute_starts: dict[int, datetime] = field(default_factory=dict, repr=False)
+    _offsets: dict[int, timedelta] = field(default_factory=dict, repr=False)
 
     @classmethod
     def starting_with(cls, per_minute: int, existing: Mapping[int, int]) -> CapacityLedger:
@@ -81,7 +80,13 @@ class CapacityLedger:
         """Book a place in the minute; calls in one minute are spaced across its seconds."""
         slot = self.counts.get(minute, 0)
         self.counts[minute] = slot + 1
-        return datetime.fromtimestamp(minute * 60 + slot * 60 // self.per_minute, UTC)
+        start = self._minute_starts.get(minute)
+        if start is None:
+            start = self._minute_starts[minute] = datetime.fromtimestamp(minute * 60, UTC)
+        offset = self._offsets.get(slot)
+        if offset is None:
+            offset = self._offsets[slot] = timedelta(seconds=slot * 60 // self.per_minute)
+        return start + offset
 
 
 class Planner:
@@ -110,13 +115,13 @@ class Planner:
         targets = self._resolve_all(items, outcomes)
         for target in targets:
             if target.pinned is not None:
-                outcomes[target.index] = self._place_pinned(target)
+                outcomes[target.position] = self._place_pinned(target)
         floating = [t for t in targets if t.pinned is None]
         if self.strategy == "spread":
             self._spread(floating, outcomes)
         else:
             for target in floating:
-                outcomes[target.index] = self._place_earliest(target)
+                outcomes[target.position] = self._place_earliest(target)
         return [outcome or Rejected("not_planned", "not planned") for outcome in outcomes]
 
     def windows_for(self, zones: tuple[str, ...], state: str | None) -> ContactWindows:
@@ -167,7 +172,8 @@ class Planner:
         if not zones:
             return Rejected("no_tz", _unknown_zone_reason(phone.non_geographic))
         key = (zones, phone.state)
-        self.windows_for(*key)
+        if key not in self._windows:
+            self.windows_for(*key)
         pinned = _pinned_instant(item.scheduled, zones)
         if isinstance(pinned, Rejected):
             return pinned
@@ -240,7 +246,7 @@ class Planner:
                 minute = _free_minute_near(
                     minutes, position * len(minutes) // len(group), self.ledger
                 )
-                outcomes[target.index] = (
+                outcomes[target.position] = (
                     self._overflow(key) if minute is None else self._scheduled(target, minute)
                 )
 
