@@ -109,10 +109,14 @@ class Planner:
         self._spans: dict[WindowKey, list[MinuteSpan]] = {}
         self._cursor: dict[WindowKey, tuple[int, int]] = {}
         self._zone_names: dict[str, str | None] = {}
+        # Numbers planned by this planner: a number appears once, even across plan() calls.
+        self._seen: dict[str, int] = {}
 
-    def plan(self, items: Sequence[PlanItem]) -> list[Outcome]:
+    def plan(self, items: Sequence[PlanItem], *, start: int = 0) -> list[Outcome]:
+        """Plan items in order; `start` is items[0]'s index in the whole input when a large
+        input is planned in chunks by one planner."""
         outcomes: list[Outcome | None] = [None] * len(items)
-        targets = self._resolve_all(items, outcomes)
+        targets = self._resolve_all(items, outcomes, start)
         for target in targets:
             if target.pinned is not None:
                 outcomes[target.position] = self._place_pinned(target)
@@ -138,10 +142,10 @@ class Planner:
     # --- resolving numbers and zones -------------------------------------------------------
 
     def _resolve_all(
-        self, items: Sequence[PlanItem], outcomes: list[Outcome | None]
+        self, items: Sequence[PlanItem], outcomes: list[Outcome | None], start: int
     ) -> list[_Target]:
         targets: list[_Target] = []
-        seen: dict[str, int] = {}
+        seen = self._seen
         for index, item in enumerate(items):
             resolved = self._resolve(index, item)
             if isinstance(resolved, Rejected):
@@ -152,7 +156,7 @@ class Planner:
                     "duplicate", f"the same number is already in this batch at index {first}"
                 )
             else:
-                seen[resolved.e164] = index
+                seen[resolved.e164] = start + index
                 targets.append(resolved)
         return targets
 
