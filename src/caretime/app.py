@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
@@ -14,7 +15,7 @@ from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.dispatch.pool import WorkerPool
-from caretime.errors import install_error_handlers
+from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.outreach.router import router as outreach_router
@@ -45,6 +46,7 @@ def create_app(
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=_lifespan,
+        responses=PROBLEM_RESPONSES,
     )
     app.state.runtime = runtime
     app.state.readiness_checks = {"database": health.database_check}
@@ -54,7 +56,24 @@ def create_app(
     app.include_router(tenancy_router)
     app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    _register_problem_schema(app)
     return app
+
+
+def _register_problem_schema(app: FastAPI) -> None:
+    """Add the Problem schema that PROBLEM_RESPONSES refers to into the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(problem.pop("$defs", {}), Problem=problem)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,15 +31,25 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(outreach_app)
-console = Console()
+console = Console(soft_wrap=True)
 T = TypeVar("T")
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a readable refusal (e.g. unsafe production defaults)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            console.print(f"[red]configuration error:[/red] {error['msg']}")
+        raise typer.Exit(2) from exc
 
 
 def run_in_session(work: Callable[[AsyncSession, Runtime], Awaitable[T]]) -> T:
     """Run one unit of work against the configured database, committing on success."""
 
     async def main() -> T:
-        runtime = Runtime.build(get_settings())
+        runtime = Runtime.build(load_settings())
         try:
             if runtime.settings.is_sqlite:
                 await migrations.upgrade(runtime.engine)
@@ -60,7 +71,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the API, the dashboard and in-process workers."""
-    settings = get_settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     _print_banner(settings, host, port)
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
@@ -83,7 +94,7 @@ def migrate() -> None:
     """Apply database migrations (PostgreSQL; SQLite migrates itself on start)."""
 
     async def main() -> None:
-        runtime = Runtime.build(get_settings())
+        runtime = Runtime.build(load_settings())
         try:
             await migrations.upgrade(runtime.engine)
         finally:

@@ -14,10 +14,6 @@ DEV_SESSION_SECRET = "caretime-dev-session-secret-change-me"
 Provider = Literal["simulator", "twilio", "callapi"]
 
 
-class UnsafeProductionSettings(ValueError):
-    """A development default was left in place while CARETIME_ENV=production."""
-
-
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CARETIME_", extra="ignore")
 
@@ -51,9 +47,7 @@ class Settings(BaseSettings):
         if self.env == "production":
             problems = list(self._unsafe_defaults())
             if problems:
-                raise UnsafeProductionSettings(
-                    "refusing to start in production: " + "; ".join(problems)
-                )
+                raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
 
     def _unsafe_defaults(self) -> list[str]:

@@ -59,16 +59,18 @@ class Base(DeclarativeBase):
     }
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
+    """An engine for `url`. On SQLite, transactions of a `read_only` engine begin deferred
+    (readers run concurrently under WAL); all others take the write lock up front."""
     if url.startswith("sqlite"):
-        return _create_sqlite_engine(url, **kwargs)
+        return _create_sqlite_engine(url, "BEGIN" if read_only else "BEGIN IMMEDIATE", **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
 
 
-def _create_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -87,10 +89,10 @@ def _create_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
-    def _begin_immediate(connection: Any) -> None:
+    def _begin(connection: Any) -> None:
         # A deferred transaction that later writes can fail with SQLITE_BUSY without waiting;
         # taking the write lock up front makes writers queue on busy_timeout instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(begin)
 
     return engine
 

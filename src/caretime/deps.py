@@ -22,10 +22,15 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_session(request: Request, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed after the endpoint returns, before the response
-    is sent (scope="function"), so a client never sees success for a rolled-back change."""
-    async with transaction(runtime.sessions) as session:
+    is sent (scope="function"), so a client never sees success for a rolled-back change.
+    GET requests only read, so they do not queue behind SQLite's single writer."""
+    reading = request.method in READ_ONLY_METHODS
+    async with transaction(runtime.read_sessions if reading else runtime.sessions) as session:
         yield session
 
 

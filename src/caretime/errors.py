@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caretime.observability import current_request_id
 
@@ -53,6 +55,37 @@ class Conflict(CaretimeError):
     title = "Conflict with the current state"
 
 
+class ProblemFieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error response carries them."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemFieldError] | None = None
+    request_id: str | None = None
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+# Documented on every operation, so clients (and the contract fuzz test) know the error shape.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _documented("Missing, malformed, unknown or revoked API key"),
+    422: _documented("The request is not valid; `errors` lists what and where"),
+}
+
+
 def problem_type(slug: str) -> str:
     return f"urn:caretime:problem:{slug}"
 
@@ -94,14 +127,37 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, slug, _reason(exc.status_code), str(exc.detail))
 
 
-async def _unhandled_error(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled_error", exc_info=exc)
-    return problem_response(
-        500,
-        "internal-error",
-        "Internal server error",
-        "Something went wrong on our side; quote the request id when reporting it.",
-    )
+class UnhandledErrorMiddleware:
+    """Turns an exception no handler claimed into a 500 problem without internals. It sits
+    inside the request-context middleware, so the log line and the body carry the request id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unhandled_error", exc_info=exc)
+            if started:
+                raise
+            response = problem_response(
+                500,
+                "internal-error",
+                "Internal server error",
+                "Something went wrong on our side; quote the request id when reporting it.",
+            )
+            await response(scope, receive, send)
 
 
 def _reason(status: int) -> str:
@@ -117,4 +173,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CaretimeError, _caretime_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unhandled_error)
+    app.add_middleware(UnhandledErrorMiddleware)

@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
 from contextvars import ContextVar
 from typing import Any
@@ -20,7 +21,9 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _tenant_id: ContextVar[str | None] = ContextVar("tenant_id", default=None)
 
 # Defence in depth: anything that looks like a phone number is masked even if a bug logs one.
-_PHONE_LIKE = re.compile(r"\+?\d[\d\-\s().]{6,}\d")
+_PHONE_LIKE = re.compile(r"\+?\d[\d\-\s().]{5,}\d")
+# ...but addresses and dates that merely look numeric stay readable.
+_NOT_A_PHONE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}")
 
 HTTP_REQUESTS = Counter(
     "caretime_http_requests_total", "HTTP requests handled", ["method", "route", "status"]
@@ -39,7 +42,29 @@ def bind_tenant(tenant_id: str) -> None:
 
 
 def mask_phone_like(text: str) -> str:
-    return _PHONE_LIKE.sub("[redacted]", text)
+    return _PHONE_LIKE.sub(_mask, text)
+
+
+def _mask(match: re.Match[str]) -> str:
+    candidate = match.group(0)
+    digits = sum(char.isdigit() for char in candidate)
+    if digits < 7 or _NOT_A_PHONE.fullmatch(candidate.strip()):
+        return candidate
+    return "[redacted]"
+
+
+def format_exception_without_messages(exc_info: Any) -> str:
+    """A traceback with frames and exception types but no messages: messages can carry the
+    input that caused them (a name, a phone number), and logs must never hold PHI."""
+    link: traceback.TracebackException | None = traceback.TracebackException.from_exception(
+        exc_info[1]
+    )
+    parts: list[str] = []
+    while link is not None:
+        name = link.exc_type.__name__ if link.exc_type else "Exception"
+        parts.insert(0, "".join(link.stack.format()) + f"{name}: [message redacted]\n")
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return "".join(parts).rstrip()
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,7 +78,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(_context())
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
-            entry["exc"] = mask_phone_like(self.formatException(record.exc_info))
+            entry["exc"] = format_exception_without_messages(record.exc_info)
         return json.dumps(entry, default=str)
 
 
@@ -63,7 +88,7 @@ class ConsoleFormatter(logging.Formatter):
         extras = " ".join(f"{k}={v}" for k, v in fields.items())
         line = f"{record.levelname.lower():7} {record.name}: {record.getMessage()} {extras}"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            line += "\n" + format_exception_without_messages(record.exc_info)
         return mask_phone_like(line)
 
 

@@ -19,6 +19,8 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    # For requests that only read (GET): the same database, without SQLite's write lock.
+    read_sessions: async_sessionmaker[AsyncSession]
     clock: Clock = field(default_factory=SystemClock)
     waker: wakeup.Waker = field(default_factory=wakeup.Waker)
     # Long-lived services that domains attach at start-up (dispatcher, providers...), by name.
@@ -27,19 +29,28 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         engine = create_engine(settings.database_url)
+        read_engine = (
+            create_engine(settings.database_url, read_only=True) if settings.is_sqlite else engine
+        )
         clock = clock or SystemClock()
         waker = wakeup.Waker()
         # A session class of our own, so this runtime's commit hooks never leak into another's.
         session_class = type("RuntimeSession", (Session,), {})
         wakeup.install(session_class, waker)
-        sessions = async_sessionmaker(
-            engine,
-            expire_on_commit=False,
-            autoflush=False,
-            sync_session_class=session_class,
-            info={"clock": clock},
-        )
-        return cls(settings, engine, sessions, clock, waker)
+
+        def sessionmaker(bind: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+            return async_sessionmaker(
+                bind,
+                expire_on_commit=False,
+                autoflush=False,
+                sync_session_class=session_class,
+                info={"clock": clock},
+            )
+
+        return cls(settings, engine, sessionmaker(engine), sessionmaker(read_engine), clock, waker)
 
     async def close(self) -> None:
         await self.engine.dispose()
+        read_engine = self.read_sessions.kw["bind"]
+        if read_engine is not self.engine:
+            await read_engine.dispose()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 
+from caretime.clock import FrozenClock
 from caretime.runtime import Runtime
 from tests.support import bearer, make_tenant
 
@@ -62,3 +65,19 @@ async def test_only_a_hash_of_the_key_is_stored(runtime: Runtime) -> None:
         stored = (await session.execute(select(ApiKey.key_hash, ApiKey.prefix))).all()
     assert all(key not in row.key_hash for row in stored)
     assert any(key.startswith(row.prefix) for row in stored)
+
+
+async def test_last_use_is_recorded_at_most_once_a_minute(
+    anon_client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    _, key = await make_tenant(runtime, name="acme")
+    await anon_client.get("/tenants/me", headers=bearer(key))
+    first = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()[0]
+    assert first["last_used_at"] == "2026-03-02T15:00:00Z"
+
+    clock.advance(timedelta(seconds=30))
+    await anon_client.get("/tenants/me", headers=bearer(key))
+    clock.advance(timedelta(seconds=40))
+    await anon_client.patch("/tenants/me/policy", json={}, headers=bearer(key))
+    later = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()[0]
+    assert later["last_used_at"] == "2026-03-02T15:01:10Z"

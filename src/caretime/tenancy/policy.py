@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -60,6 +61,23 @@ def validate_zone(name: str) -> str:
     return name
 
 
+def parse_local_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ValueError("expected a local time as HH:MM, e.g. 09:00") from exc
+
+
+# Wall-clock time with no zone: "09:00". (JSON Schema's "time" format demands an offset.)
+LocalTime = Annotated[
+    time,
+    BeforeValidator(parse_local_time),
+    PlainSerializer(lambda t: t.strftime("%H:%M"), return_type=str),
+    WithJsonSchema({"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "examples": ["09:00"]}),
+]
+
 IanaZone = Annotated[str, BeforeValidator(lambda v: validate_zone(str(v)))]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -69,8 +87,8 @@ class LocalWindow(BaseModel):
     """A span of local wall-clock time within one day, e.g. 09:00–17:00."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @model_validator(mode="after")
     def _ordered(self) -> LocalWindow:

@@ -81,7 +81,7 @@ async def create_key(
     return key, plaintext
 
 
-async def authenticate(session: AsyncSession, plaintext: str, *, now: datetime) -> Tenant:
+async def authenticate(session: AsyncSession, plaintext: str) -> tuple[Tenant, ApiKey]:
     result = await session.execute(
         select(ApiKey, Tenant)
         .join(Tenant, Tenant.id == ApiKey.tenant_id)
@@ -93,9 +93,15 @@ async def authenticate(session: AsyncSession, plaintext: str, *, now: datetime) 
     key, tenant = row
     if key.revoked_at is not None:
         raise Unauthorized("this API key has been revoked")
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
-    return tenant
+    return tenant, key
+
+
+def needs_touch(key: ApiKey, now: datetime) -> bool:
+    return key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
+
+
+async def touch_key(session: AsyncSession, key_id: str, *, now: datetime) -> None:
+    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
 
 
 async def list_keys(session: AsyncSession, tenant_id: str) -> Sequence[ApiKey]:
