@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import JSON, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,9 +38,12 @@ class CallRepository(TenantRepository[Call]):
         return {minute: count for minute, count in rows.all()}
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
+        if _is_postgres(self.session):
+            await _unnest_insert(self.session, Call, rows)
+            return
         for start in range(0, len(rows), CHUNK):
-            chunk = [{**row, "tenant_id": self.tenant_id} for row in rows[start : start + CHUNK]]
-            await self.session.execute(insert(Call), chunk)
+            await self.session.execute(insert(Call), rows[start : start + CHUNK])
 
     async def get_for_update(self, call_id: str) -> Call | None:
         return await self.first(self.select().where(Call.id == call_id).with_for_update())
@@ -110,12 +114,13 @@ class ContactRepository(TenantRepository[Contact]):
     model = Contact
 
     async def insert_missing(self, rows: Sequence[dict[str, Any]]) -> None:
+        rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
+        if _is_postgres(self.session):
+            await _unnest_insert(self.session, Contact, rows, "ON CONFLICT (id) DO NOTHING")
+            return
+        statement = sqlite.insert(Contact).on_conflict_do_nothing(index_elements=[Contact.id])
         for start in range(0, len(rows), CHUNK):
-            chunk = [{**row, "tenant_id": self.tenant_id} for row in rows[start : start + CHUNK]]
-            statement = _dialect_insert(self.session, Contact).on_conflict_do_nothing(
-                index_elements=[Contact.id]
-            )
-            await self.session.execute(statement, chunk)
+            await self.session.execute(statement, rows[start : start + CHUNK])
 
 
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
@@ -125,6 +130,43 @@ async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
 
 
 def _dialect_insert(session: AsyncSession, model: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
+    if _is_postgres(session):
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _unnest_insert(
+    session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]], suffix: str = ""
+) -> None:
+    """Many rows in one PostgreSQL statement: one array parameter per column, unnested.
+    An order of magnitude faster than executemany for batches of thousands."""
+    if not rows:
+        return
+    table = model.__table__
+    columns = [column for column in table.columns if column.name in rows[0]]
+    arrays = [_column_values(column, rows) for column in columns]
+    casts = ", ".join(
+        f"${i}::{_array_type(column, session)}" for i, column in enumerate(columns, 1)
+    )
+    names = ", ".join(column.name for column in columns)
+    sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({casts}) {suffix}"
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(sql, *arrays)  # type: ignore[union-attr]
+
+
+def _column_values(column: Any, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    if isinstance(column.type, JSON):
+        return [json.dumps(row[column.name]) for row in rows]
+    return [row[column.name] for row in rows]
+
+
+def _array_type(column: Any, session: AsyncSession) -> str:
+    if isinstance(column.type, JSON):
+        return "jsonb[]"
+    compiled = column.type.compile(dialect=session.get_bind().dialect)
+    return f"{compiled}[]"
