@@ -16,6 +16,7 @@ from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.outreach.router import router as outreach_router
@@ -54,6 +55,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(tenancy_router)
+    app.include_router(messaging_router)
     app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _register_problem_schema(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_API_KEY = "ct_demo_key_change_me"
@@ -32,6 +32,18 @@ class Settings(BaseSettings):
     twilio_from: str = ""
     twilio_base_url: str = "https://api.twilio.com"
     public_url: str = "http://127.0.0.1:8000"
+    # Messages per second each provider may be handed (see docs/messaging.md).
+    simulator_rate_limit: float = Field(default=10_000, gt=0)
+    twilio_rate_limit: float = Field(default=100, gt=0)
+    callapi_rate_limit: float = Field(default=10, gt=0)
+    callapi_poll_seconds: float = Field(default=5, gt=0)
+    # Simulated phone network outcomes: last digits that never answer / are busy, the share
+    # of messages that fail, and the seed that makes which ones fail reproducible.
+    simulator_from: str = "+15550001000"
+    simulator_no_answer_digits: str = ""
+    simulator_busy_digits: str = ""
+    simulator_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    simulator_seed: int = 0
 
     workers: int = 1
     worker_concurrency: int = 32
@@ -41,6 +53,14 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _callapi_is_voice_only(self) -> Settings:
+        if self.sms_provider == "callapi":
+            raise ValueError(
+                "CARETIME_SMS_PROVIDER cannot be callapi: the call API places calls only"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

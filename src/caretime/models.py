@@ -9,11 +9,12 @@ import importlib
 MODEL_MODULES = (
     "caretime.tenancy.models",
     "caretime.dispatch.models",
+    "caretime.messaging.models",
     "caretime.outreach.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
-HANDLER_MODULES: tuple[str, ...] = ()
+HANDLER_MODULES: tuple[str, ...] = ("caretime.messaging.tasks",)
 
 
 def import_all_models() -> None:

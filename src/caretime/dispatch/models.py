@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from caretime.db import Base
 
 ACTIVE_STATUSES = ("queued", "running")
-ACTIVE_PREDICATE = text("status IN ('queued', 'running')")
+_ACTIVE = text("status IN ('queued', 'running')")
 
 
 class Job(Base):
@@ -29,8 +29,8 @@ class Job(Base):
             "uq_jobs_dedupe_key_active",
             "dedupe_key",
             unique=True,
-            postgresql_where=ACTIVE_PREDICATE,
-            sqlite_where=ACTIVE_PREDICATE,
+            postgresql_where=_ACTIVE,
+            sqlite_where=_ACTIVE,
         ),
         Index(
             "ix_jobs_lease",

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import ensure_utc
-from caretime.dispatch.models import ACTIVE_PREDICATE, ACTIVE_STATUSES, Job
+from caretime.dispatch.models import ACTIVE_STATUSES, Job
 from caretime.dispatch.wakeup import mark_enqueued, session_clock
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -123,8 +123,8 @@ def _row(job: NewJob, *, now: datetime) -> dict[str, Any]:
 
 def _insert_ignoring_live_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
-    # A literal predicate (not a bound IN list): executemany cannot expand parameters.
-    live = ACTIVE_PREDICATE
+    # Literal SQL, not an expanding IN: executemany (enqueue_many) cannot expand parameters.
+    live = text("status IN ('queued', 'running')")
     if dialect == "postgresql":
         return postgresql.insert(Job).on_conflict_do_nothing(
             index_elements=[Job.dedupe_key], index_where=live

@@ -1,0 +1,40 @@
+"""Messaging: SMS and voice out, replies in, intent, opt-out; providers behind one Protocol.
+
+The contract other domains use:
+    send_message / send_messages (OutgoingMessage, RelatedEntity) -> Message
+    @on_status_change("kind") async def listener(session, message, status)
+    register_inbound_router(router) with InboundRouter, OpenQuestion, RouteResult
+    Intent, classify_intent
+"""
+
+from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
+from caretime.messaging.models import Message
+from caretime.messaging.outbound import (
+    OutgoingMessage,
+    RelatedEntity,
+    send_message,
+    send_messages,
+)
+from caretime.messaging.routing import (
+    InboundRouter,
+    OpenQuestion,
+    RouteResult,
+    register_inbound_router,
+)
+from caretime.messaging.tracking import on_status_change
+
+__all__ = [
+    "InboundRouter",
+    "Intent",
+    "IntentClassifier",
+    "Message",
+    "OpenQuestion",
+    "OutgoingMessage",
+    "RelatedEntity",
+    "RouteResult",
+    "classify_intent",
+    "on_status_change",
+    "register_inbound_router",
+    "send_message",
+    "send_messages",
+]

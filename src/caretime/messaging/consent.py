@@ -1,0 +1,75 @@
+"""Opt-out state per (tenant, phone, channel): checked before every send, changed by replies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.messaging.models import OptOut
+
+CHUNK = 1000
+
+
+async def opted_out_numbers(
+    session: AsyncSession, tenant_id: str, numbers: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which of these (phone, channel) pairs are opted out."""
+    wanted = set(numbers)
+    phones = sorted({phone for phone, _ in wanted})
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(phones), CHUNK):
+        rows = await session.execute(
+            select(OptOut.phone, OptOut.channel).where(
+                OptOut.tenant_id == tenant_id,
+                OptOut.opted_out.is_(True),
+                OptOut.phone.in_(phones[start : start + CHUNK]),
+            )
+        )
+        found.update((phone, channel) for phone, channel in rows.all())
+    return found & wanted
+
+
+async def set_opt_out(
+    session: AsyncSession,
+    tenant_id: str,
+    phone: str,
+    channels: Iterable[str],
+    *,
+    opted_out: bool,
+    keyword: str,
+    message_id: str | None,
+    now: datetime,
+) -> bool:
+    """Record the number's choice on these channels. Returns whether anything changed."""
+    channels = list(channels)
+    before = await opted_out_numbers(session, tenant_id, ((phone, c) for c in channels))
+    changed = len(before) != (len(channels) if opted_out else 0)
+    for channel in channels:
+        values = {
+            "tenant_id": tenant_id,
+            "phone": phone,
+            "channel": channel,
+            "opted_out": opted_out,
+            "keyword": keyword[:32],
+            "source_message_id": message_id,
+            "changed_at": now,
+        }
+        await session.execute(_upsert(session, values))
+    return changed
+
+
+def _upsert(session: AsyncSession, values: dict[str, Any]) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(OptOut).values(values)
+    keep = {
+        k: statement.excluded[k]
+        for k in ("opted_out", "keyword", "source_message_id", "changed_at")
+    }
+    return statement.on_conflict_do_update(
+        index_elements=["tenant_id", "phone", "channel"], set_=keep
+    )

@@ -1,0 +1,197 @@
+"""Receiving a reply: record it, honour opt-out / opt-in / help, otherwise classify it and
+hand it to the domain whose open question it answers. Nothing is ever dropped: a reply
+that matches no question is stored and answered politely."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.errors import InvalidInput
+from caretime.ids import new_id
+from caretime.messaging.consent import set_opt_out
+from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
+from caretime.messaging.models import Message
+from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, send_messages
+from caretime.messaging.phones import to_e164
+from caretime.messaging.routing import routers
+from caretime.messaging.statuses import CHANNELS, RECEIVED
+
+OPTED_OUT_REPLY = (
+    "You are unsubscribed and will receive no more messages or calls. Reply START to resubscribe."
+)
+OPTED_IN_REPLY = "You are subscribed again. Reply STOP to unsubscribe, HELP for help."
+HELP_REPLY = (
+    "Reply to our messages with YES or NO. Reply STOP to unsubscribe, START to resubscribe."
+)
+UNMATCHED_REPLY = (
+    "Thanks for your message. We could not match it to an open request; "
+    "a coordinator will follow up if needed."
+)
+REPLY_KIND = "messaging.reply"
+# A runtime service of this name replaces the keyword classifier (e.g. a model-based one).
+CLASSIFIER_SERVICE = "messaging.classifier"
+
+
+def classifier_of(runtime: Any) -> IntentClassifier | None:
+    classifier: IntentClassifier | None = runtime.services.get(CLASSIFIER_SERVICE)
+    return classifier
+
+
+@dataclass(frozen=True)
+class Inbound:
+    from_phone: str
+    body: str
+    hint: dict[str, str] = field(default_factory=dict)
+    to_phone: str | None = None
+    provider: str | None = None
+    provider_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    message: Message
+    intent: Intent
+    action: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_response(self) -> dict[str, Any]:
+        return {
+            **self.details,
+            "intent": str(self.intent),
+            "action": self.action,
+            "message_id": self.message.id,
+        }
+
+
+async def receive(
+    session: AsyncSession,
+    tenant_id: str,
+    inbound: Inbound,
+    *,
+    now: datetime,
+    classifier: IntentClassifier | None = None,
+) -> InboundOutcome:
+    phone = to_e164(inbound.from_phone)
+    if phone is None:
+        raise InvalidInput("'from' is not a phone number")
+    key = f"{inbound.provider}:{inbound.provider_id}" if inbound.provider_id else None
+    seen = await _already_received(session, tenant_id, key)
+    if seen is not None:
+        return InboundOutcome(seen, Intent(seen.intent or "unknown"), seen.route_action or "")
+    message = _record(tenant_id, inbound, phone, key, now)
+    session.add(message)
+    intent = classify_intent(inbound.body, classifier)
+    outcome = await _route(session, tenant_id, message, intent, inbound.hint, now)
+    message.intent, message.route_action = str(intent), outcome.action
+    await session.flush()
+    return outcome
+
+
+async def _already_received(
+    session: AsyncSession, tenant_id: str, key: str | None
+) -> Message | None:
+    if key is None:
+        return None
+    found = await session.scalars(
+        select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key == key)
+    )
+    return found.first()
+
+
+def _record(
+    tenant_id: str, inbound: Inbound, phone: str, key: str | None, now: datetime
+) -> Message:
+    return Message(
+        id=new_id("msg"),
+        tenant_id=tenant_id,
+        direction="inbound",
+        channel="sms",
+        to_phone=(inbound.to_phone or "")[:32],
+        from_phone=phone,
+        body=inbound.body,
+        status=RECEIVED,
+        provider=inbound.provider,
+        provider_id=inbound.provider_id,
+        idempotency_key=key,
+        created_at=now,
+        updated_at=now,
+        status_changed_at=now,
+    )
+
+
+async def _route(
+    session: AsyncSession,
+    tenant_id: str,
+    message: Message,
+    intent: Intent,
+    hint: dict[str, str],
+    now: datetime,
+) -> InboundOutcome:
+    phone = message.from_phone or ""
+    if intent in (Intent.opt_out, Intent.opt_in):
+        opting_out = intent is Intent.opt_out
+        changed = await set_opt_out(
+            session,
+            tenant_id,
+            phone,
+            CHANNELS,
+            opted_out=opting_out,
+            keyword=message.body.strip(),
+            message_id=message.id,
+            now=now,
+        )
+        if opting_out and changed:
+            await _reply(session, tenant_id, message, OPTED_OUT_REPLY, respect_opt_out=False)
+        elif not opting_out:
+            await _reply(session, tenant_id, message, OPTED_IN_REPLY)
+        return InboundOutcome(message, intent, "opted_out" if opting_out else "opted_in")
+    if intent is Intent.help:
+        await _reply(session, tenant_id, message, HELP_REPLY, respect_opt_out=False)
+        return InboundOutcome(message, intent, "help")
+    return await _answer(session, tenant_id, message, intent, hint)
+
+
+async def _answer(
+    session: AsyncSession, tenant_id: str, message: Message, intent: Intent, hint: dict[str, str]
+) -> InboundOutcome:
+    await session.flush()
+    question = await routers.find_question(session, tenant_id, message.from_phone or "", hint)
+    if question is None:
+        await _reply(session, tenant_id, message, UNMATCHED_REPLY)
+        return InboundOutcome(message, intent, "unmatched")
+    message.related_kind, message.related_id = question.router, question.ref
+    result = await routers.get(question.router).answer(
+        session, tenant_id, question, intent, message
+    )
+    if result.reply:
+        await _reply(session, tenant_id, message, result.reply)
+    details = {"router": question.router, **result.details}
+    return InboundOutcome(message, intent, result.action, details)
+
+
+async def _reply(
+    session: AsyncSession,
+    tenant_id: str,
+    message: Message,
+    text: str,
+    *,
+    respect_opt_out: bool = True,
+) -> Message:
+    """Answer the sender by SMS, once per inbound message (the key is the message's id)."""
+    await session.flush()
+    outgoing = OutgoingMessage(
+        "sms",
+        message.from_phone or "",
+        text,
+        f"reply:{message.id}",
+        RelatedEntity(REPLY_KIND, message.id),
+    )
+    replies = await send_messages(
+        session, tenant_id=tenant_id, outgoing=[outgoing], respect_opt_out=respect_opt_out
+    )
+    return replies[0]

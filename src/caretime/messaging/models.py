@@ -1,0 +1,82 @@
+"""Messaging tables: messages (both directions), raw provider events, opt-out state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from caretime.db import Base
+from caretime.repository import TenantOwned
+
+
+class Message(TenantOwned, Base):
+    """One SMS or call, outbound (something we send) or inbound (a reply we received)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        # Sending twice with the same key sends once: the database guarantees it.
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index(None, "tenant_id", "to_phone", "created_at"),
+        Index(None, "tenant_id", "related_kind", "related_id"),
+        Index(None, "provider", "provider_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    channel: Mapped[str] = mapped_column(String(8))
+    to_phone: Mapped[str] = mapped_column(String(32))
+    from_phone: Mapped[str | None] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str | None] = mapped_column(String(16))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    idempotency_key: Mapped[str | None] = mapped_column(String(300))
+    related_kind: Mapped[str | None] = mapped_column(String(64))
+    related_id: Mapped[str | None] = mapped_column(String(200))
+    intent: Mapped[str | None] = mapped_column(String(16))
+    route_action: Mapped[str | None] = mapped_column(String(32))
+    suppression_reason: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    status_changed_at: Mapped[datetime]
+
+
+class MessageEvent(TenantOwned, Base):
+    """A raw provider event (callback, poll result, simulated step), kept in arrival order."""
+
+    __tablename__ = "message_events"
+    __table_args__ = (Index(None, "message_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    message_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("messages.id", ondelete="CASCADE")
+    )
+    source: Mapped[str] = mapped_column(String(16))
+    provider_status: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(String(16))
+    applied: Mapped[bool]
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime]
+
+
+class OptOut(TenantOwned, Base):
+    """Consent state of one number on one channel; no row means never opted out."""
+
+    __tablename__ = "message_opt_outs"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(8), primary_key=True)
+    opted_out: Mapped[bool]
+    keyword: Mapped[str] = mapped_column(String(32))
+    source_message_id: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[datetime]

@@ -1,0 +1,169 @@
+"""Sending: a message row and its dispatch job, written in the caller's transaction.
+
+Nothing here talks to a provider; the `messaging.send` job does. Idempotency is the
+database's: one INSERT ... ON CONFLICT DO NOTHING per batch on (tenant, idempotency key).
+Consent is checked first: a number opted out on a channel gets a `suppressed` message that
+says why, and no job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.dispatch.queue import NewJob, enqueue_many
+from caretime.dispatch.wakeup import session_clock
+from caretime.errors import InvalidInput
+from caretime.ids import new_id
+from caretime.messaging.consent import opted_out_numbers
+from caretime.messaging.models import Message
+from caretime.messaging.phones import to_e164
+from caretime.messaging.statuses import CHANNELS, FAILED, QUEUED, SUPPRESSED
+
+SEND_JOB = "messaging.send"
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+BATCH_ROWS = 500
+
+
+@dataclass(frozen=True)
+class RelatedEntity:
+    kind: str
+    id: str
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    channel: str
+    to: str
+    body: str
+    idempotency_key: str
+    related: RelatedEntity | None = None
+
+
+async def send_message(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    channel: str,
+    to: str,
+    body: str,
+    idempotency_key: str,
+    related: RelatedEntity | None = None,
+) -> Message:
+    """Queue one message (see send_messages); the same key again returns the first message."""
+    outgoing = OutgoingMessage(channel, to, body, idempotency_key, related)
+    return (await send_messages(session, tenant_id=tenant_id, outgoing=[outgoing]))[0]
+
+
+async def send_messages(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    outgoing: Sequence[OutgoingMessage],
+    respect_opt_out: bool = True,
+) -> list[Message]:
+    """Queue many messages: rows and jobs in bulk, in input order. Keys already used return
+    the existing messages and send nothing. `respect_opt_out=False` is only for the one
+    confirmation of an opt-out itself."""
+    _check_channels(outgoing)
+    now = session_clock(session).now()
+    suppressed = (
+        await opted_out_numbers(session, tenant_id, _numbers(outgoing))
+        if respect_opt_out
+        else set()
+    )
+    rows = _unique_rows(tenant_id, outgoing, suppressed, now)
+    by_key: dict[str, Message] = {}
+    for start in range(0, len(rows), BATCH_ROWS):
+        batch = rows[start : start + BATCH_ROWS]
+        by_key.update(await _insert_batch(session, tenant_id, batch, now))
+    return [by_key[item.idempotency_key] for item in outgoing]
+
+
+def _check_channels(outgoing: Iterable[OutgoingMessage]) -> None:
+    for item in outgoing:
+        if item.channel not in CHANNELS:
+            raise InvalidInput(f"unknown channel {item.channel!r}: use 'sms' or 'voice'")
+        if not item.idempotency_key:
+            raise InvalidInput("every outgoing message needs an idempotency key")
+
+
+def _numbers(outgoing: Iterable[OutgoingMessage]) -> set[tuple[str, str]]:
+    return {(to_e164(item.to) or item.to, item.channel) for item in outgoing}
+
+
+def _unique_rows(
+    tenant_id: str,
+    outgoing: Sequence[OutgoingMessage],
+    suppressed: set[tuple[str, str]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for item in outgoing:
+        rows.setdefault(item.idempotency_key, _row(tenant_id, item, suppressed, now))
+    return list(rows.values())
+
+
+def _row(
+    tenant_id: str, item: OutgoingMessage, suppressed: set[tuple[str, str]], now: datetime
+) -> dict[str, Any]:
+    phone = to_e164(item.to)
+    status, reason, error = QUEUED, None, None
+    if phone is None:
+        status, error = FAILED, "not a dialable phone number"
+    elif (phone, item.channel) in suppressed:
+        status, reason = SUPPRESSED, f"{item.channel} opted out by the recipient"
+    return {
+        "id": new_id("msg"),
+        "tenant_id": tenant_id,
+        "direction": "outbound",
+        "channel": item.channel,
+        "to_phone": (phone or item.to)[:32],
+        "from_phone": None,
+        "body": item.body,
+        "status": status,
+        "idempotency_key": item.idempotency_key,
+        "related_kind": item.related.kind if item.related else None,
+        "related_id": item.related.id if item.related else None,
+        "suppression_reason": reason,
+        "error": error,
+        "created_at": now,
+        "updated_at": now,
+        "status_changed_at": now,
+    }
+
+
+async def _insert_batch(
+    session: AsyncSession, tenant_id: str, rows: list[dict[str, Any]], now: datetime
+) -> dict[str, Message]:
+    # One compiled single-row statement, executed for the batch as one multi-row INSERT
+    # (SQLAlchemy's insertmanyvalues); compiling a literal multi-row VALUES costs far more.
+    statement = _insert_ignoring_duplicates(session).returning(_MESSAGES.c.id)
+    inserted = set((await session.scalars(statement, rows)).all())
+    jobs = [
+        NewJob(SEND_JOB, {"message_id": row["id"]}, run_at=now, tenant_id=tenant_id)
+        for row in rows
+        if row["id"] in inserted and row["status"] == QUEUED
+    ]
+    await enqueue_many(session, jobs)
+    keys = [row["idempotency_key"] for row in rows]
+    found = await session.scalars(
+        select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key.in_(keys))
+    )
+    return {message.idempotency_key or "": message for message in found}
+
+
+def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    conflict = ["tenant_id", "idempotency_key"]
+    if dialect == "postgresql":
+        return postgresql.insert(_MESSAGES).on_conflict_do_nothing(index_elements=conflict)
+    if dialect == "sqlite":
+        return sqlite.insert(_MESSAGES).on_conflict_do_nothing(index_elements=conflict)
+    return insert(_MESSAGES)

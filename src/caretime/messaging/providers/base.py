@@ -1,0 +1,83 @@
+"""The provider Protocol: how messaging hands a message to a phone network and learns its fate.
+
+A provider sends (returning its id for the message and, optionally, when to poll) and, if it
+reports status by polling rather than callbacks, answers `poll`. Errors say whether retrying
+can help: `TransientProviderError` (network, 5xx, rate limited) or `PermanentProviderError`
+(invalid number, rejected), whose reason is recorded on the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    message_id: str
+    tenant_id: str
+    channel: str
+    to: str
+    from_: str | None
+    body: str
+    idempotency_key: str | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    message_id: str
+    tenant_id: str
+    channel: str
+    to: str
+    status: str
+    provider_id: str
+    idempotency_key: str | None
+    sent_at: datetime
+    now: datetime
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What the provider says now: a normalized status (None: nothing new), the raw payload
+    for the event log, and when to ask again (None: the provider calls back, or it is over)."""
+
+    status: str | None
+    provider_status: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    poll_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SendReceipt:
+    provider_id: str
+    report: StatusReport
+
+
+class ProviderError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TransientProviderError(ProviderError):
+    """Retrying later may succeed; `retry_after` is the provider's hint, when it gives one."""
+
+    def __init__(self, reason: str, *, retry_after: timedelta | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """Retrying cannot help; the reason is recorded on the failed message."""
+
+
+class Provider(Protocol):
+    name: str
+    from_number: str | None
+    rate_per_second: float
+
+    async def send(self, request: OutboundRequest) -> SendReceipt: ...
+
+    async def poll(self, request: PollRequest) -> StatusReport: ...

@@ -1,0 +1,138 @@
+"""Twilio: Messages and Calls over its REST API (form-encoded, basic auth, status callbacks).
+
+Status arrives by callback (POST /webhooks/twilio/status); `poll` fetches the resource, for
+reconciling a message whose callbacks were lost.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from xml.sax.saxutils import escape
+
+import httpx
+
+from caretime.config import Settings
+from caretime.messaging.providers.base import (
+    OutboundRequest,
+    PermanentProviderError,
+    PollRequest,
+    SendReceipt,
+    StatusReport,
+    TransientProviderError,
+)
+
+API_VERSION = "2010-04-01"
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+INBOUND_SMS_PATH = "/webhooks/twilio/sms"
+
+SMS_STATUSES = {
+    "accepted": "queued",
+    "scheduled": "queued",
+    "queued": "queued",
+    "sending": "sent",
+    "sent": "sent",
+    "delivered": "delivered",
+    "read": "delivered",
+    "undelivered": "undelivered",
+    "failed": "failed",
+    "canceled": "failed",
+}
+VOICE_STATUSES = {
+    "queued": "queued",
+    "initiated": "queued",
+    "ringing": "ringing",
+    "in-progress": "in_progress",
+    "answered": "in_progress",
+    "completed": "completed",
+    "busy": "busy",
+    "no-answer": "no_answer",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+
+def normalize_status(channel: str, raw: str | None) -> str | None:
+    table = SMS_STATUSES if channel == "sms" else VOICE_STATUSES
+    return table.get((raw or "").lower())
+
+
+class TwilioProvider:
+    name = "twilio"
+
+    def __init__(
+        self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.account_sid = settings.twilio_account_sid
+        self.auth_token = settings.twilio_auth_token.get_secret_value()
+        self.from_number: str | None = settings.twilio_from or None
+        self.base_url = settings.twilio_base_url.rstrip("/")
+        self.status_callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
+        self.rate_per_second = settings.twilio_rate_limit
+        self.transport = transport
+
+    def _resource(self, channel: str) -> str:
+        kind = "Messages" if channel == "sms" else "Calls"
+        return f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/{kind}"
+
+    def form(self, request: OutboundRequest) -> dict[str, Any]:
+        form: dict[str, Any] = {
+            "To": request.to,
+            "From": request.from_ or self.from_number or "",
+            "StatusCallback": self.status_callback,
+        }
+        if request.channel == "sms":
+            form["Body"] = request.body
+        else:
+            form["Twiml"] = f"<Response><Say>{escape(request.body)}</Say></Response>"
+            form["StatusCallbackEvent"] = ["initiated", "ringing", "answered", "completed"]
+        return form
+
+    async def send(self, request: OutboundRequest) -> SendReceipt:
+        body = await self._call(
+            "POST", self._resource(request.channel) + ".json", self.form(request)
+        )
+        return SendReceipt(str(body["sid"]), self._report(request.channel, body))
+
+    async def poll(self, request: PollRequest) -> StatusReport:
+        url = f"{self._resource(request.channel)}/{request.provider_id}.json"
+        return self._report(request.channel, await self._call("GET", url, None))
+
+    def _report(self, channel: str, body: dict[str, Any]) -> StatusReport:
+        raw = body.get("status")
+        fields = {k: body.get(k) for k in ("sid", "status", "error_code", "error_message")}
+        return StatusReport(normalize_status(channel, raw), raw, fields)
+
+    async def _call(self, method: str, url: str, form: dict[str, Any] | None) -> dict[str, Any]:
+        auth = (self.account_sid, self.auth_token)
+        try:
+            async with httpx.AsyncClient(transport=self.transport, timeout=15) as http:
+                response = await http.request(method, url, data=form, auth=auth)
+        except httpx.TransportError as exc:
+            raise TransientProviderError(f"twilio unreachable: {type(exc).__name__}") from exc
+        return _checked(response)
+
+
+def _checked(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code == 429 or response.status_code >= 500:
+        raise TransientProviderError(
+            f"twilio answered {response.status_code}", retry_after=_retry_after(response)
+        )
+    body = _json(response)
+    if response.status_code >= 400:
+        code, text = body.get("code"), body.get("message") or response.reason_phrase
+        raise PermanentProviderError(f"twilio error {code}: {text}" if code else f"twilio: {text}")
+    return body
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    value = response.headers.get("Retry-After", "")
+    return timedelta(seconds=int(value)) if value.isdigit() else None

@@ -1,0 +1,69 @@
+"""Messaging endpoints: inbound replies, message lookup, and the simulator's phones."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from caretime.deps import ClockDep, RuntimeDep, SessionDep
+from caretime.errors import NotFound
+from caretime.messaging import inbound
+from caretime.messaging.phones import to_e164
+from caretime.messaging.providers import providers_of
+from caretime.messaging.repository import MessageRepository
+from caretime.messaging.schemas import InboundIn, InboundOut, MessageDetailOut, MessageOut
+from caretime.messaging.webhooks import router as webhooks_router
+from caretime.tenancy.auth import TenantDep
+
+router = APIRouter()
+api = APIRouter(tags=["messaging"])
+
+
+@api.post("/messages/inbound")
+async def receive_inbound(
+    reply: InboundIn, tenant: TenantDep, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
+) -> InboundOut:
+    """Record a reply, classify it and route it (claim a shift, confirm, opt out...)."""
+    received = inbound.Inbound(from_phone=reply.sender, body=reply.body, hint=reply.hint())
+    outcome = await inbound.receive(
+        session,
+        tenant.id,
+        received,
+        now=clock.now(),
+        classifier=inbound.classifier_of(runtime),
+    )
+    return InboundOut.model_validate(outcome.as_response())
+
+
+@api.get("/messages/{message_id}")
+async def get_message(message_id: str, tenant: TenantDep, session: SessionDep) -> MessageDetailOut:
+    """One message with its provider events in arrival order."""
+    messages = MessageRepository(session, tenant.id)
+    message = await messages.get(message_id)
+    if message is None:
+        raise NotFound(f"no message {message_id!r}")
+    return MessageDetailOut.of(message, await messages.events(message_id))
+
+
+@api.get("/simulator/messages", tags=["simulator"])
+async def simulator_messages(
+    tenant: TenantDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    to: str | None = None,
+    channel: Literal["sms", "voice"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[MessageOut]:
+    """What the simulated phones received (SMS and calls), newest first."""
+    if not providers_of(runtime).uses("simulator"):
+        raise NotFound("the simulator provider is not configured")
+    phone = None if to is None else (to_e164(to) or to)
+    rows = await MessageRepository(session, tenant.id).received_by(
+        "simulator", to=phone, channel=channel, limit=limit
+    )
+    return [MessageOut.model_validate(row) for row in rows]
+
+
+router.include_router(api)
+router.include_router(webhooks_router)

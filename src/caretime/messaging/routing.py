@@ -1,0 +1,90 @@
+"""Inbound routers: each domain that asks people questions registers one, and messaging
+hands each reply to the router whose open question it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.messaging.intent import Intent
+from caretime.messaging.models import Message
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    router: str
+    ref: str
+    asked_at: datetime
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    action: str
+    reply: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class InboundRouter(Protocol):
+    """A domain's side of inbound routing. A router may also have `hint_keys` (e.g.
+    {"shift_id"}): when a reply's hint names one of them, that router's question wins over
+    more recent questions from other routers."""
+
+    name: str
+
+    async def open_question(
+        self, session: AsyncSession, tenant_id: str, phone: str, hint: dict[str, str]
+    ) -> OpenQuestion | None: ...
+
+    async def answer(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        question: OpenQuestion,
+        intent: Intent,
+        message: Message,
+    ) -> RouteResult: ...
+
+
+class RouterRegistry:
+    def __init__(self) -> None:
+        self._routers: dict[str, InboundRouter] = {}
+
+    def register(self, router: InboundRouter) -> InboundRouter:
+        """Add a router (a router with the same name is replaced)."""
+        self._routers[router.name] = router
+        return router
+
+    def remove(self, name: str) -> None:
+        self._routers.pop(name, None)
+
+    def get(self, name: str) -> InboundRouter:
+        return self._routers[name]
+
+    async def find_question(
+        self, session: AsyncSession, tenant_id: str, phone: str, hint: dict[str, str]
+    ) -> OpenQuestion | None:
+        """The question a reply answers: a hinted router's first, else the most recent."""
+        hinted: list[OpenQuestion] = []
+        others: list[OpenQuestion] = []
+        for router in list(self._routers.values()):
+            question = await router.open_question(session, tenant_id, phone, hint)
+            if question is not None:
+                (hinted if _recognises(router, hint) else others).append(question)
+        candidates = hinted or others
+        return max(candidates, key=lambda q: q.asked_at, default=None)
+
+
+def _recognises(router: InboundRouter, hint: Mapping[str, str]) -> bool:
+    keys: Collection[str] = getattr(router, "hint_keys", ())
+    return any(key in hint for key in keys)
+
+
+routers = RouterRegistry()
+
+
+def register_inbound_router(router: InboundRouter) -> InboundRouter:
+    return routers.register(router)

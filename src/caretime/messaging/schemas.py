@@ -1,0 +1,80 @@
+"""Request and response bodies of the messaging endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class InboundIn(BaseModel):
+    """A reply: `from` (or `from_phone`), `body`, and hint keys such as `shift_id`."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    from_: str | None = Field(default=None, alias="from", max_length=40)
+    from_phone: str | None = Field(default=None, max_length=40)
+    body: str = Field(max_length=2000)
+
+    @model_validator(mode="after")
+    def _has_sender(self) -> InboundIn:
+        if not (self.from_ or self.from_phone):
+            raise ValueError("give the sender as 'from' (or 'from_phone')")
+        return self
+
+    @property
+    def sender(self) -> str:
+        return self.from_ or self.from_phone or ""
+
+    def hint(self) -> dict[str, str]:
+        extra = self.model_extra or {}
+        return {key: str(value) for key, value in extra.items() if value is not None}
+
+
+class InboundOut(BaseModel):
+    """What messaging did with a reply; routers add their own details (e.g. `shift_id`)."""
+
+    model_config = ConfigDict(extra="allow")
+    intent: str
+    action: str
+    message_id: str
+
+
+class MessageEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    source: str
+    provider_status: str | None
+    status: str | None
+    applied: bool
+    received_at: datetime
+
+
+class MessageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+    id: str
+    direction: str
+    channel: str
+    to: str = Field(validation_alias="to_phone")
+    from_: str | None = Field(validation_alias="from_phone", serialization_alias="from")
+    body: str
+    status: str
+    provider: str | None
+    related_kind: str | None
+    related_id: str | None
+    intent: str | None
+    suppression_reason: str | None
+    error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    status_changed_at: datetime
+
+
+class MessageDetailOut(MessageOut):
+    events: list[MessageEventOut] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, message: Any, events: Sequence[Any]) -> MessageDetailOut:
+        detail = cls.model_validate(message)
+        detail.events = [MessageEventOut.model_validate(event) for event in events]
+        return detail

@@ -1,0 +1,53 @@
+"""Normalized message statuses and the forward-only rule, as data."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Channel = Literal["sms", "voice"]
+CHANNELS: tuple[Channel, ...] = ("sms", "voice")
+
+QUEUED = "queued"
+SUPPRESSED = "suppressed"
+FAILED = "failed"
+RECEIVED = "received"
+
+# Rank of each status per channel: a status is applied only if it ranks higher than the
+# current one, so a late "sent" never overwrites "delivered". All terminal statuses share
+# the top rank: the first terminal status a message reaches is the one it keeps.
+_TERMINAL = 9
+RANKS: dict[str, dict[str, int]] = {
+    "sms": {
+        QUEUED: 0,
+        "sent": 1,
+        "delivered": _TERMINAL,
+        "undelivered": _TERMINAL,
+        FAILED: _TERMINAL,
+        SUPPRESSED: _TERMINAL,
+    },
+    "voice": {
+        QUEUED: 0,
+        "ringing": 1,
+        "in_progress": 2,
+        "completed": _TERMINAL,
+        "busy": _TERMINAL,
+        "no_answer": _TERMINAL,
+        FAILED: _TERMINAL,
+        "canceled": _TERMINAL,
+        SUPPRESSED: _TERMINAL,
+    },
+}
+
+
+def is_known(channel: str, status: str) -> bool:
+    return status in RANKS[channel]
+
+
+def is_final(channel: str, status: str) -> bool:
+    return RANKS[channel].get(status, 0) == _TERMINAL or status == RECEIVED
+
+
+def moves_forward(channel: str, current: str, new: str) -> bool:
+    """True when `new` may replace `current` (statuses only move forward)."""
+    ranks = RANKS[channel]
+    return new in ranks and ranks[new] > ranks.get(current, _TERMINAL)

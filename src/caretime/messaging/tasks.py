@@ -1,0 +1,173 @@
+"""Dispatch jobs: `messaging.send` hands a message to its provider, `messaging.poll` asks the
+provider (or steps the simulator) for news. Both re-read the message and do nothing if the
+world moved on, so running twice is harmless."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
+from caretime.messaging.consent import opted_out_numbers
+from caretime.messaging.models import Message
+from caretime.messaging.outbound import SEND_JOB
+from caretime.messaging.providers import providers_of
+from caretime.messaging.providers.base import (
+    OutboundRequest,
+    PermanentProviderError,
+    PollRequest,
+    Provider,
+    StatusReport,
+    TransientProviderError,
+)
+from caretime.messaging.repository import MessageRepository
+from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
+from caretime.messaging.tracking import change_status, record_event
+
+POLL_JOB = "messaging.poll"
+# Waiting for the rate limiter longer than this frees the worker: a new job takes the slot.
+MAX_INLINE_WAIT = 1.0
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Backoff after a transient provider error: 5 s, 10 s, 20 s... capped at 10 minutes."""
+    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 600))
+
+
+async def _load(ctx: JobContext, payload: dict[str, Any]) -> Message | None:
+    assert ctx.job.tenant_id is not None
+    return await MessageRepository(ctx.session, ctx.job.tenant_id).get(payload["message_id"])
+
+
+@job_handler(SEND_JOB)
+async def send(ctx: JobContext, payload: dict[str, Any]) -> None:
+    message = await _load(ctx, payload)
+    if message is None or message.status != QUEUED or message.provider_id is not None:
+        return
+    if await opted_out_numbers(
+        ctx.session, message.tenant_id, {(message.to_phone, message.channel)}
+    ):
+        message.suppression_reason = f"{message.channel} opted out by the recipient"
+        await change_status(ctx.session, message, SUPPRESSED, now=ctx.now())
+        return
+    providers = providers_of(ctx.runtime)
+    provider = providers.for_channel(message.channel)
+    if not payload.get("paced"):
+        wait = providers.bucket(provider.name).reserve()
+        if wait > MAX_INLINE_WAIT:
+            await _send_later(ctx, message, wait)
+            return
+        await asyncio.sleep(wait)
+    await _hand_over(ctx, message, provider)
+
+
+async def _send_later(ctx: JobContext, message: Message, wait: float) -> None:
+    await enqueue(
+        ctx.session,
+        SEND_JOB,
+        {"message_id": message.id, "paced": True},
+        run_at=ctx.now() + timedelta(seconds=wait),
+        tenant_id=message.tenant_id,
+    )
+
+
+async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:
+    now = ctx.now()
+    request = OutboundRequest(
+        message.id,
+        message.tenant_id,
+        message.channel,
+        message.to_phone,
+        provider.from_number,
+        message.body,
+        message.idempotency_key,
+        now,
+    )
+    try:
+        receipt = await provider.send(request)
+    except TransientProviderError as exc:
+        await _transient(ctx, message, provider.name, exc)
+        return
+    except PermanentProviderError as exc:
+        await _fail(ctx, message, provider.name, exc.reason)
+        return
+    message.provider, message.provider_id = provider.name, receipt.provider_id
+    message.from_phone, message.sent_at = provider.from_number, now
+    await _apply(ctx, message, provider.name, receipt.report)
+
+
+async def _transient(
+    ctx: JobContext, message: Message, provider: str, exc: TransientProviderError
+) -> None:
+    if ctx.job.attempts >= ctx.job.max_attempts:
+        await _fail(
+            ctx, message, provider, f"gave up after {ctx.job.attempts} attempts: {exc.reason}"
+        )
+        return
+    raise RetryLater(exc.reason, delay=exc.retry_after or retry_delay(ctx.job.attempts))
+
+
+async def _fail(ctx: JobContext, message: Message, provider: str, reason: str) -> None:
+    await record_event(
+        ctx.session,
+        message,
+        source=provider,
+        status=FAILED,
+        provider_status=None,
+        raw={"error": reason},
+        now=ctx.now(),
+        error=reason,
+    )
+
+
+async def _apply(ctx: JobContext, message: Message, provider: str, report: StatusReport) -> None:
+    if report.status is not None:
+        await record_event(
+            ctx.session,
+            message,
+            source=provider,
+            status=report.status,
+            provider_status=report.provider_status,
+            raw=report.raw,
+            now=ctx.now(),
+        )
+    if report.poll_at is not None and not is_final(message.channel, message.status):
+        await enqueue(
+            ctx.session,
+            POLL_JOB,
+            {"message_id": message.id},
+            run_at=report.poll_at,
+            tenant_id=message.tenant_id,
+        )
+
+
+@job_handler(POLL_JOB)
+async def poll(ctx: JobContext, payload: dict[str, Any]) -> None:
+    message = await _load(ctx, payload)
+    if message is None or message.provider is None or message.provider_id is None:
+        return
+    if is_final(message.channel, message.status) or message.sent_at is None:
+        return
+    provider = providers_of(ctx.runtime).named(message.provider)
+    request = PollRequest(
+        message.id,
+        message.tenant_id,
+        message.channel,
+        message.to_phone,
+        message.status,
+        message.provider_id,
+        message.idempotency_key,
+        message.sent_at,
+        ctx.now(),
+    )
+    try:
+        report = await provider.poll(request)
+    except TransientProviderError as exc:
+        raise RetryLater(
+            exc.reason, delay=exc.retry_after or retry_delay(ctx.job.attempts)
+        ) from exc
+    except PermanentProviderError as exc:
+        await _fail(ctx, message, provider.name, exc.reason)
+        return
+    await _apply(ctx, message, provider.name, report)

@@ -1,0 +1,79 @@
+"""Status tracking: provider events recorded in arrival order, statuses that only move
+forward, and the listeners domains register for changes to their messages."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.messaging.models import Message, MessageEvent
+from caretime.messaging.statuses import moves_forward
+
+StatusListener = Callable[[AsyncSession, Message, str], Awaitable[None]]
+_listeners: dict[str, list[StatusListener]] = defaultdict(list)
+
+
+def on_status_change(related_kind: str) -> Callable[[StatusListener], StatusListener]:
+    """Register `async def listener(session, message, status)` for messages whose
+    related.kind is `related_kind`; it runs in the transaction that records the change."""
+
+    def register(listener: StatusListener) -> StatusListener:
+        if listener not in _listeners[related_kind]:
+            _listeners[related_kind].append(listener)
+        return listener
+
+    return register
+
+
+def remove_status_listener(related_kind: str, listener: StatusListener) -> None:
+    if listener in _listeners.get(related_kind, []):
+        _listeners[related_kind].remove(listener)
+
+
+async def record_event(
+    session: AsyncSession,
+    message: Message,
+    *,
+    source: str,
+    status: str | None,
+    provider_status: str | None,
+    raw: dict[str, Any],
+    now: datetime,
+    error: str | None = None,
+) -> bool:
+    """Store a provider event and apply its status if it moves the message forward."""
+    applied = status is not None and moves_forward(message.channel, message.status, status)
+    session.add(
+        MessageEvent(
+            tenant_id=message.tenant_id,
+            message_id=message.id,
+            source=source,
+            provider_status=(provider_status or "")[:32] or None,
+            status=status,
+            applied=applied,
+            payload=raw,
+            received_at=now,
+        )
+    )
+    if applied and status is not None:
+        await change_status(session, message, status, now=now, error=error)
+    else:
+        await session.flush()
+    return applied
+
+
+async def change_status(
+    session: AsyncSession, message: Message, status: str, *, now: datetime, error: str | None = None
+) -> None:
+    message.status = status
+    message.status_changed_at = now
+    message.updated_at = now
+    if error is not None:
+        message.error = error
+    await session.flush()
+    for listener in list(_listeners.get(message.related_kind or "", [])):
+        await listener(session, message, status)

@@ -1,0 +1,109 @@
+"""Twilio webhooks: inbound SMS and status callbacks, form-encoded and signed.
+
+They carry no API key. A status callback finds its message (and so its tenant) by the
+provider's id; an inbound SMS goes to the default tenant, which owns the Twilio number.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+from twilio.request_validator import RequestValidator
+
+from caretime.config import Settings
+from caretime.deps import ClockDep, RuntimeDep, SessionDep
+from caretime.errors import CaretimeError, NotFound
+from caretime.messaging import inbound
+from caretime.messaging.providers.twilio import (
+    INBOUND_SMS_PATH,
+    STATUS_CALLBACK_PATH,
+    normalize_status,
+)
+from caretime.messaging.repository import find_by_provider_id
+from caretime.messaging.tracking import record_event
+from caretime.observability import log_event
+from caretime.tenancy.service import find_tenant
+
+log = logging.getLogger("caretime.messaging")
+router = APIRouter(tags=["webhooks"], include_in_schema=True)
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+# Callback fields worth keeping in the event log (never To, From or Body: those are PHI).
+STATUS_FIELDS = (
+    "MessageSid",
+    "MessageStatus",
+    "SmsStatus",
+    "CallSid",
+    "CallStatus",
+    "ErrorCode",
+    "ErrorMessage",
+    "CallDuration",
+    "SequenceNumber",
+    "Timestamp",
+    "AnsweredBy",
+)
+
+
+class InvalidSignature(CaretimeError):
+    status = 403
+    problem = "invalid-signature"
+    title = "The webhook signature does not validate"
+
+
+async def verified_form(request: Request, settings: Settings, path: str) -> dict[str, str]:
+    """The form, if X-Twilio-Signature matches it for CARETIME_PUBLIC_URL + path."""
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    token = settings.twilio_auth_token.get_secret_value()
+    signature = request.headers.get("X-Twilio-Signature", "")
+    url = settings.public_url.rstrip("/") + path
+    if not token or not signature or not RequestValidator(token).validate(url, form, signature):
+        raise InvalidSignature("X-Twilio-Signature is missing or does not match this request")
+    return form
+
+
+@router.post(INBOUND_SMS_PATH)
+async def twilio_inbound_sms(
+    request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
+) -> Response:
+    form = await verified_form(request, runtime.settings, INBOUND_SMS_PATH)
+    tenant = await find_tenant(session, runtime.settings.default_tenant)
+    if tenant is None:
+        raise NotFound("no tenant receives Twilio messages")
+    received = inbound.Inbound(
+        from_phone=form.get("From", ""),
+        body=form.get("Body", ""),
+        to_phone=form.get("To"),
+        provider="twilio",
+        provider_id=form.get("MessageSid"),
+    )
+    outcome = await inbound.receive(
+        session, tenant.id, received, now=clock.now(), classifier=inbound.classifier_of(runtime)
+    )
+    log_event(log, "twilio_inbound", message_id=outcome.message.id, action=outcome.action)
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+@router.post(STATUS_CALLBACK_PATH, status_code=204)
+async def twilio_status(
+    request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
+) -> Response:
+    form = await verified_form(request, runtime.settings, STATUS_CALLBACK_PATH)
+    is_call = "CallStatus" in form
+    sid = form.get("CallSid" if is_call else "MessageSid", "")
+    raw = form.get("CallStatus") if is_call else form.get("MessageStatus", form.get("SmsStatus"))
+    message = await find_by_provider_id(session, "twilio", sid)
+    if message is None:
+        log_event(log, "twilio_status_unknown_sid", sid=sid)
+        return Response(status_code=204)
+    code = form.get("ErrorCode")
+    await record_event(
+        session,
+        message,
+        source="twilio",
+        status=normalize_status(message.channel, raw),
+        provider_status=raw,
+        raw={k: form[k] for k in STATUS_FIELDS if k in form},
+        now=clock.now(),
+        error=f"twilio error {code}" if code else None,
+    )
+    return Response(status_code=204)
