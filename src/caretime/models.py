@@ -14,7 +14,7 @@ MODEL_MODULES = (
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
-HANDLER_MODULES: tuple[str, ...] = ("caretime.messaging.tasks",)
+HANDLER_MODULES: tuple[str, ...] = ("caretime.messaging.tasks", "caretime.outreach.tasks")
 
 
 def import_all_models() -> None:
