@@ -49,6 +49,8 @@ def valid_prefixes(count: int, rng: random.Random) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
     while len(found) < count:
         area, exchange = rng.randint(201, 989), rng.randint(200, 999)
+        if (area, exchange) in found:
+            continue
         number = phonenumbers.parse(f"+1{area}{exchange}0100", "US")
         kind = phonenumbers.number_type(number)
         if (
@@ -61,13 +63,15 @@ def valid_prefixes(count: int, rng: random.Random) -> list[tuple[int, int]]:
 
 
 def generate(count: int, seed: int = 7) -> list[PlanItem]:
+    """`count` distinct valid US numbers, written in a mix of styles."""
     rng = random.Random(seed)
     prefixes = valid_prefixes(3000, rng)
     items = []
     for i in range(count):
-        area, exchange = prefixes[rng.randrange(len(prefixes))]
+        area, exchange = prefixes[i % len(prefixes)]
+        line = f"{(i // len(prefixes) + seed) % 10_000:04d}"
         style = STYLES[i % len(STYLES)]
-        items.append(PlanItem(f"P{i}", style.format(a=area, e=exchange, l=f"{i % 10_000:04d}")))
+        items.append(PlanItem(f"P{i}", style.format(a=area, e=exchange, l=line)))
     return items
 
 

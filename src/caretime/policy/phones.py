@@ -44,6 +44,10 @@ class PhoneFacts:
     state: str | None
     non_geographic: bool
 
+    @property
+    def window_key(self) -> tuple[tuple[str, ...], str | None]:
+        return (self.zones, self.state)
+
 
 class Phone(NamedTuple):
     e164: str
@@ -58,23 +62,36 @@ class PhoneBook:
     def __init__(self, region: str = DEFAULT_REGION) -> None:
         self.region = region
         self._by_prefix: dict[str, PhoneFacts | None] = {}
+        self._interned: dict[PhoneFacts, PhoneFacts] = {}
 
     @property
     def cached_prefixes(self) -> int:
         return len(self._by_prefix)
 
     def parse(self, raw: str) -> Phone:
+        found = self.lookup(raw)
+        if found is None:
+            return self._parse_slowly(raw)
+        e164, facts = found
+        return Phone(e164, facts.zones, facts.state, facts.non_geographic)
+
+    def lookup(self, raw: str) -> tuple[str, PhoneFacts] | None:
+        """The fast path: E.164 and the prefix's facts for a plainly written NANP number;
+        None when the text needs a full parse. Raises UndialableNumber."""
         national = _nanp_national_digits(raw) if self.region == "US" else None
         if national is None:
-            return self._parse_slowly(raw)
+            return None
         prefix = national[:6]
         facts = self._by_prefix.get(prefix, _MISSING)
         if facts is _MISSING:
-            facts = self._by_prefix[prefix] = _nanp_facts(national)
+            facts = self._by_prefix[prefix] = self._intern(_nanp_facts(national))
         if facts is None:
             raise UndialableNumber("not a valid phone number")
-        assert isinstance(facts, PhoneFacts)
-        return Phone("+1" + national, facts.zones, facts.state, facts.non_geographic)
+        return "+1" + national, facts
+
+    def _intern(self, facts: PhoneFacts | None) -> PhoneFacts | None:
+        # Prefixes with the same zones and state share one object (and one window key).
+        return None if facts is None else self._interned.setdefault(facts, facts)
 
     def _parse_slowly(self, raw: str) -> Phone:
         number = _parse_valid(raw, self.region)

@@ -21,6 +21,8 @@ from caretime.tenancy.policy import CallingPolicy, validate_zone
 Strategy = Literal["earliest", "spread"]
 WindowKey = tuple[tuple[str, ...], str | None]
 MinuteSpan = tuple[int, int]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
 
 
 class PlanItem(NamedTuple):
@@ -108,6 +110,7 @@ class Planner:
         self._windows: dict[WindowKey, ContactWindows] = {}
         self._spans: dict[WindowKey, list[MinuteSpan]] = {}
         self._cursor: dict[WindowKey, tuple[int, int]] = {}
+        self._full: set[WindowKey] = set()
         self._zone_names: dict[str, str | None] = {}
         # Numbers planned by this planner: a number appears once, even across plan() calls.
         self._seen: dict[str, int] = {}
@@ -124,8 +127,7 @@ class Planner:
         if self.strategy == "spread":
             self._spread(floating, outcomes)
         else:
-            for target in floating:
-                outcomes[target.position] = self._place_earliest(target)
+            self._place_all_earliest(floating, outcomes)
         return [outcome or Rejected("not_planned", "not planned") for outcome in outcomes]
 
     def windows_for(self, zones: tuple[str, ...], state: str | None) -> ContactWindows:
@@ -147,7 +149,7 @@ class Planner:
         targets: list[_Target] = []
         seen = self._seen
         for index, item in enumerate(items):
-            resolved = self._resolve(index, item)
+            resolved = self._resolve_plain(index, item) or self._resolve(index, item)
             if isinstance(resolved, Rejected):
                 outcomes[index] = resolved
             elif resolved.e164 in seen:
@@ -159,6 +161,23 @@ class Planner:
                 seen[resolved.e164] = start + index
                 targets.append(resolved)
         return targets
+
+    def _resolve_plain(self, index: int, item: PlanItem) -> _Target | Rejected | None:
+        """The common case on the fast path: a plain NANP number with a known zone and
+        neither a time nor a zone given. None sends the item down the general path."""
+        if item.tz is not None or item.scheduled is not None:
+            return None
+        try:
+            found = self.phones.lookup(item.phone)
+        except UndialableNumber as exc:
+            return Rejected("invalid_phone", str(exc))
+        if found is None or not found[1].zones:
+            return None
+        e164, facts = found
+        key = facts.window_key
+        if key not in self._windows:
+            self.windows_for(*key)
+        return _Target(index, e164, facts.zones, facts.zones[0], key, None)
 
     def _resolve(self, index: int, item: PlanItem) -> _Target | Rejected:
         try:
@@ -217,14 +236,25 @@ class Planner:
         self.ledger.take(minute)
         return Scheduled(target.e164, target.tz, target.zones, at, pinned=True)
 
-    def _place_earliest(self, target: _Target) -> Outcome:
-        minute = self._first_free_minute(target.key)
-        if minute is None:
-            return self._overflow(target.key)
-        return self._scheduled(target, minute)
+    def _place_all_earliest(
+        self, floating: Sequence[_Target], outcomes: list[Outcome | None]
+    ) -> None:
+        counts, cap, take, cursor = (
+            self.ledger.counts, self.ledger.per_minute, self.ledger.take, self._cursor)  # fmt: skip
+        for target in floating:
+            where = cursor.get(target.key)
+            if where is not None and counts.get(where[1], 0) < cap:
+                minute: int | None = where[1]  # the usual case: the last minute has room
+            else:
+                minute = self._first_free_minute(target.key)
+            outcomes[target.position] = (
+                self._overflow(target.key) if minute is None else
+                Scheduled(target.e164, target.tz, target.zones, take(minute), False))  # fmt: skip
 
     def _first_free_minute(self, key: WindowKey) -> int | None:
         # Minutes only ever fill up, so a number's search resumes where the last one stopped.
+        if key in self._full:
+            return None
         spans = self._spans[key]
         index, minute = self._cursor.get(key, (0, spans[0][0] if spans else 0))
         counts, cap = self.ledger.counts, self.ledger.per_minute
@@ -237,7 +267,9 @@ class Planner:
                     return minute
                 minute += 1
             index += 1
-        self._cursor[key] = (index, minute)
+        # Full to the horizon: no cursor (it must only ever point inside a window).
+        self._cursor.pop(key, None)
+        self._full.add(key)
         return None
 
     def _spread(self, floating: Sequence[_Target], outcomes: list[Outcome | None]) -> None:
@@ -293,10 +325,11 @@ def _free_minute_near(minutes: Sequence[int], start: int, ledger: CapacityLedger
 
 
 def _minute_spans(windows: ContactWindows) -> list[MinuteSpan]:
+    """Each interval as the whole epoch minutes inside it (exact: no float rounding)."""
     spans = []
     for start, end in windows.intervals:
-        low = -(-int(start.timestamp()) // 60)  # the first whole minute inside
-        high = int(end.timestamp()) // 60
+        low = -((_EPOCH - start) // _MINUTE)  # ceiling: a partial first minute is not usable
+        high = (end - _EPOCH) // _MINUTE
         if low < high:
             spans.append((low, high))
     return spans
