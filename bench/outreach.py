@@ -29,7 +29,7 @@ from caretime.dispatch.models import Job
 from caretime.outreach.models import Call, Contact
 from caretime.outreach.service import PLACE_CALL, call_row, contact_id, place_call_key
 from caretime.policy import PhoneBook, PlanItem, Planner, Scheduled
-from caretime.policy.phones import Phone
+from caretime.policy.phones import Phone, PhoneFacts
 from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.policy import CallingPolicy
@@ -77,6 +77,9 @@ def generate(count: int, seed: int = 7) -> list[PlanItem]:
 
 class UncachedPhoneBook(PhoneBook):
     """The naive way: a full phonenumbers parse, validation and zone lookup per number."""
+
+    def lookup(self, raw: str) -> tuple[str, PhoneFacts] | None:
+        return None  # never the cached fast path
 
     def parse(self, raw: str) -> Phone:
         return self._parse_slowly(raw)

@@ -129,3 +129,20 @@ async def test_another_tenant_cannot_see_or_touch_a_call(
         json={"scheduled": "2026-03-02T18:00:00Z"} if method == "PATCH" else None,
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "problem", "detail"),
+    [
+        ({"scheduled": "2026-03-01T15:00:00Z"}, "not-schedulable", "is in the past"),
+        ({"phone": "800-555-0100"}, "not-schedulable", "toll-free"),
+        ({"phone": "555-0100"}, "not-schedulable", "not a valid phone number"),
+    ],
+)
+async def test_a_call_that_cannot_be_scheduled_says_why(
+    client: httpx.AsyncClient, body: dict[str, str], problem: str, detail: str
+) -> None:
+    response = await client.post("/calls", json={"name": "Ann", "phone": "212-555-0100", **body})
+    assert response.status_code == 422
+    assert response.json()["type"].endswith(problem)
+    assert detail in response.json()["detail"]

@@ -34,7 +34,7 @@ from caretime.outreach.service import (
 from caretime.policy import PlanItem, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
-_WINDOW_CODES = {"outside_window", "in_the_past", "beyond_horizon", "no_window", "minute_full"}
+_WINDOW_CODES = {"outside_window", "no_window"}
 
 
 async def create_call(
