@@ -105,9 +105,6 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            batch_op.f("ix_calls_tenant_id_contact_id"), ["tenant_id", "contact_id"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_calls_tenant_id_status_scheduled_minute"),
             ["tenant_id", "status", "scheduled_minute"],
             unique=False,
@@ -155,7 +152,6 @@ def downgrade() -> None:
     op.drop_table("call_attempts")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_calls_tenant_id_status_scheduled_minute"))
-        batch_op.drop_index(batch_op.f("ix_calls_tenant_id_contact_id"))
         batch_op.drop_index(batch_op.f("ix_calls_tenant_id_batch_id_id"))
 
     op.drop_table("calls")

@@ -57,7 +57,6 @@ class Call(TenantOwned, Base):
         # Capacity: calls per minute still to come, read once per batch.
         Index(None, "tenant_id", "status", "scheduled_minute"),
         Index(None, "tenant_id", "batch_id", "id"),
-        Index(None, "tenant_id", "contact_id"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
