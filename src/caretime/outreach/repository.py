@@ -40,7 +40,7 @@ class CallRepository(TenantRepository[Call]):
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
         if _is_postgres(self.session):
-            await _unnest_insert(self.session, Call, rows)
+            await _copy_insert(self.session, Call, rows)
             return
         for start in range(0, len(rows), CHUNK):
             await self.session.execute(insert(Call), rows[start : start + CHUNK])
@@ -157,6 +157,20 @@ async def _unnest_insert(
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     await raw.driver_connection.execute(sql, *arrays)  # type: ignore[union-attr]
+
+
+async def _copy_insert(session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """New rows into PostgreSQL with COPY, inside the session's transaction."""
+    if not rows:
+        return
+    table = model.__table__
+    columns = [column for column in table.columns if column.name in rows[0]]
+    values = [_column_values(column, rows) for column in columns]
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, records=list(zip(*values, strict=True)), columns=[c.name for c in columns]
+    )
 
 
 def _column_values(column: Any, rows: Sequence[dict[str, Any]]) -> list[Any]:
