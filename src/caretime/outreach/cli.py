@@ -15,8 +15,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from caretime.clock import SystemClock, isoformat_z
-from caretime.outreach.intake import csv_items, missing_csv_columns, plan_item
-from caretime.policy import Outcome, PlanItem, Planner, Rejected, Scheduled
+from caretime.outreach.intake import csv_items, missing_csv_columns, plan_item, plan_parsed
+from caretime.policy import Outcome, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
 app = typer.Typer()
@@ -64,9 +64,7 @@ def _plan_with_progress(rows: Sequence[dict[str, str]], planner: Planner) -> lis
         task = progress.add_task("planning", total=len(rows))
         for start in range(0, len(rows), CHUNK):
             chunk = [plan_item(row) for row in rows[start : start + CHUNK]]
-            planned = iter(planner.plan([i for i in chunk if isinstance(i, PlanItem)], start=start))
-            outcomes += [next(planned) if isinstance(i, PlanItem) else Rejected("invalid_item", i)
-                         for i in chunk]  # fmt: skip
+            outcomes += plan_parsed(planner, chunk, start=start)
             progress.advance(task, len(chunk))
     return outcomes
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from caretime.policy import PlanItem
+from caretime.policy import Outcome, PlanItem, Planner, Rejected
 
 CSV_COLUMNS = {"name", "phone", "scheduled", "tz"}
 
@@ -29,6 +29,17 @@ def plan_item(raw: Any) -> PlanItem | str:
     if isinstance(scheduled, str):
         return scheduled
     return PlanItem(name=name, phone=phone, scheduled=scheduled, tz=tz)
+
+
+def plan_parsed(
+    planner: Planner, items: Sequence[PlanItem | str], *, start: int = 0
+) -> list[Outcome]:
+    """Plan the well-formed items; each malformed one is rejected with why, in place."""
+    planned = iter(planner.plan([i for i in items if isinstance(i, PlanItem)], start=start))
+    return [
+        next(planned) if isinstance(item, PlanItem) else Rejected("invalid_item", item)
+        for item in items
+    ]
 
 
 def _instant(value: Any) -> datetime | str | None:

@@ -21,7 +21,7 @@ from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.ids import new_id
 from caretime.outreach.errors import BatchNotFound, IdempotencyKeyReused
-from caretime.outreach.intake import echo, plan_item
+from caretime.outreach.intake import echo, plan_item, plan_parsed
 from caretime.outreach.models import PENDING, OutreachBatch
 from caretime.outreach.repository import (
     BatchRepository,
@@ -109,19 +109,12 @@ async def schedule_batch(
             return replay
     items = [plan_item(raw) for raw in request.items]
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
-    planned = iter(Planner(calling, now=now, ledger=ledger).plan(
-        [item for item in items if isinstance(item, PlanItem)]
-    ))  # fmt: skip
-    outcomes = [next(planned) if isinstance(i, PlanItem) else Rejected("invalid_item", i)
-                for i in items]  # fmt: skip
-    call_ids = [new_id("call") if isinstance(o, Scheduled) and batch_id else None
-                for o in outcomes]  # fmt: skip
-    if batch_id is not None:
-        await _write_calls(session, tenant_id, calling, batch_id, outcomes, call_ids, now, items)
-    result = [_response_item(raw, o, cid) for raw, o, cid in
-              zip(request.items, outcomes, call_ids, strict=True)]  # fmt: skip
+    outcomes = plan_parsed(Planner(calling, now=now, ledger=ledger), items)
     if batch_id is None:
-        return BatchResult(None, result)
+        return BatchResult(None, _response_items(request.items, outcomes, []))
+    call_ids = [new_id("call") if isinstance(o, Scheduled) else None for o in outcomes]
+    await _write_calls(session, tenant_id, calling, batch_id, outcomes, call_ids, now, items)
+    result = _response_items(request.items, outcomes, call_ids)
     await batches.finish(batch_id, _summary(request, outcomes, result))
     return BatchResult(await batches.get(batch_id), result)
 
@@ -231,6 +224,14 @@ def call_row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+def _response_items(
+    raw_items: Sequence[Any], outcomes: Sequence[Outcome], call_ids: Sequence[str | None]
+) -> list[dict[str, Any]]:
+    """What the caller gets back, item for item (no task ids for a dry run)."""
+    ids = call_ids or [None] * len(outcomes)
+    return [_response_item(r, o, i) for r, o, i in zip(raw_items, outcomes, ids, strict=True)]
 
 
 def _response_item(raw: Any, outcome: Outcome, call_id: str | None) -> dict[str, Any]:
