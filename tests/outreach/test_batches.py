@@ -66,3 +66,14 @@ async def test_the_same_batch_twice_returns_the_same_batch(client: httpx.AsyncCl
 
 async def test_an_unknown_batch_is_a_404(client: httpx.AsyncClient) -> None:
     assert (await client.get("/outreach/batches/bat_nope")).status_code == 404
+
+
+async def test_a_dry_run_batch_returns_the_plan_and_creates_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/outreach/batches?dry_run=true", json={"items": make_items(count=2)}
+    )
+    assert response.status_code == 200
+    assert [item["status"] for item in response.json()["items"]] == ["scheduled"] * 2
+    assert (await client.get("/calls")).json()["items"] == []

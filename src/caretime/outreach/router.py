@@ -62,13 +62,27 @@ async def schedule(
     return JSONResponse(result.items, headers=_replay_header(result))
 
 
-@router.post("/outreach/batches", status_code=201, response_model=BatchOut,
-             openapi_extra={"requestBody": {"content": {
-                 "application/json": {"schema": {"$ref": "#/components/schemas/BatchIn"}},
-                 "text/csv": {"schema": {"type": "string"}},
-                 "multipart/form-data": {"schema": {"type": "object", "properties": {
-                     "file": {"type": "string", "format": "binary"}}}},
-             }}})  # fmt: skip
+BATCH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": BatchIn.model_json_schema()},
+        "text/csv": {"schema": {"type": "string"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/outreach/batches",
+    status_code=201,
+    response_model=BatchOut,
+    openapi_extra={"requestBody": BATCH_BODY},
+)
 async def create_batch(
     raw: Request,
     tenant: TenantDep,
@@ -85,8 +99,9 @@ async def create_batch(
     result = await service.schedule_batch(
         session, tenant.id, policy.calling, request, now=clock.now()
     )
-    body = _batch_out(result.batch).model_dump(mode="json") if result.batch else {
-        "items": result.items}  # fmt: skip
+    if result.batch is None:  # a dry run: the plan only
+        return JSONResponse({"items": result.items}, headers=_replay_header(result))
+    body = _batch_out(result.batch).model_dump(mode="json")
     return JSONResponse(body, status_code=201, headers=_replay_header(result))
 
 
