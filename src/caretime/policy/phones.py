@@ -7,7 +7,7 @@ parse runs once per prefix and every other number with that prefix costs a dict 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import phonenumbers
@@ -43,10 +43,11 @@ class PhoneFacts:
     zones: tuple[str, ...]
     state: str | None
     non_geographic: bool
+    # (zones, state), built once: the planner looks its windows up by it for every number.
+    window_key: tuple[tuple[str, ...], str | None] = field(init=False, compare=False)
 
-    @property
-    def window_key(self) -> tuple[tuple[str, ...], str | None]:
-        return (self.zones, self.state)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "window_key", (self.zones, self.state))
 
 
 class Phone(NamedTuple):

@@ -146,38 +146,39 @@ class Planner:
     def _resolve_all(
         self, items: Sequence[PlanItem], outcomes: list[Outcome | None], start: int
     ) -> list[_Target]:
+        # The hot loop of a big batch: the common case (a plain NANP number with a known
+        # zone, no time or zone given) is resolved inline; anything else by _resolve.
         targets: list[_Target] = []
-        seen = self._seen
+        seen, windows, lookup = self._seen, self._windows, self.phones.lookup
         for index, item in enumerate(items):
-            resolved = self._resolve_plain(index, item) or self._resolve(index, item)
-            if isinstance(resolved, Rejected):
-                outcomes[index] = resolved
-            elif resolved.e164 in seen:
-                first = seen[resolved.e164]
+            found = None
+            if item.tz is None and item.scheduled is None:
+                try:
+                    found = lookup(item.phone)
+                except UndialableNumber as exc:
+                    outcomes[index] = Rejected("invalid_phone", str(exc))
+                    continue
+            if found is not None and found[1].zones:
+                e164, facts = found
+                key = facts.window_key
+                if key not in windows:
+                    self.windows_for(*key)
+                target = _Target(index, e164, facts.zones, facts.zones[0], key, None)
+            else:
+                resolved = self._resolve(index, item)
+                if isinstance(resolved, Rejected):
+                    outcomes[index] = resolved
+                    continue
+                target = resolved
+            first = seen.get(target.e164)
+            if first is None:
+                seen[target.e164] = start + index
+                targets.append(target)
+            else:
                 outcomes[index] = Rejected(
                     "duplicate", f"the same number is already in this batch at index {first}"
                 )
-            else:
-                seen[resolved.e164] = start + index
-                targets.append(resolved)
         return targets
-
-    def _resolve_plain(self, index: int, item: PlanItem) -> _Target | Rejected | None:
-        """The common case on the fast path: a plain NANP number with a known zone and
-        neither a time nor a zone given. None sends the item down the general path."""
-        if item.tz is not None or item.scheduled is not None:
-            return None
-        try:
-            found = self.phones.lookup(item.phone)
-        except UndialableNumber as exc:
-            return Rejected("invalid_phone", str(exc))
-        if found is None or not found[1].zones:
-            return None
-        e164, facts = found
-        key = facts.window_key
-        if key not in self._windows:
-            self.windows_for(*key)
-        return _Target(index, e164, facts.zones, facts.zones[0], key, None)
 
     def _resolve(self, index: int, item: PlanItem) -> _Target | Rejected:
         try:
