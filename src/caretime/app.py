@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
 from caretime import health, migrate
+from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
@@ -55,6 +56,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
     app.include_router(tenancy_router)
+    app.include_router(booking_router)
     app.include_router(messaging_router)
     app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)

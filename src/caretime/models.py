@@ -10,11 +10,16 @@ MODEL_MODULES = (
     "caretime.tenancy.models",
     "caretime.dispatch.models",
     "caretime.messaging.models",
+    "caretime.booking.models",
     "caretime.outreach.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
-HANDLER_MODULES: tuple[str, ...] = ("caretime.messaging.tasks", "caretime.outreach.tasks")
+HANDLER_MODULES: tuple[str, ...] = (
+    "caretime.messaging.tasks",
+    "caretime.booking.tasks",
+    "caretime.outreach.tasks",
+)
 
 
 def import_all_models() -> None:

@@ -1,0 +1,323 @@
+"""Booking over HTTP on PostgreSQL: reservations/s with 32 concurrent clients over 5,000 free
+slots and over 10 contended slots, GET /slots latency (1 provider × 31 days, 500 providers ×
+1 day), beside a bare FastAPI endpoint doing one INSERT on the same server (the ceiling).
+
+Creates and drops its own database; serves the app with uvicorn in a subprocess. PostgreSQL
+comes from CARETIME_BENCH_POSTGRES_URL (or CARETIME_TEST_POSTGRES_URL, or localhost).
+Run: `python bench/booking.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import make_url
+
+from caretime import migrate
+from caretime.app import create_app
+from caretime.booking.models import Appointment, AvailabilityRule, Provider
+from caretime.config import Settings
+from caretime.db import create_engine
+from caretime.ids import new_id
+from caretime.runtime import Runtime
+from caretime.tenancy.models import Tenant
+
+KEY = "ct_bench_booking_key"
+CLIENTS = 32
+FREE_SLOTS = 5_000
+CONTENDED_SLOTS = 10
+CONTENDED_ATTEMPTS = 3_000
+CEILING_REQUESTS = 5_000
+SLOT_QUERIES = 100
+TARGET_PER_SECOND = 1_500
+DB_CONNECTIONS = int(os.environ.get("BENCH_DB_CONNECTIONS", "16"))
+FIRST_DAY = datetime.now(UTC).date() + timedelta(days=10)
+
+
+def bench_app() -> FastAPI:
+    """caretime plus one bare endpoint: no auth, one INSERT in one transaction (the ceiling)."""
+    runtime = Runtime.build(Settings())
+    # The PostgreSQL server is shared: cap this server's connections (default pool: 30).
+    runtime.engine = create_engine(
+        runtime.settings.database_url, pool_size=DB_CONNECTIONS, max_overflow=0
+    )
+    runtime.sessions.configure(bind=runtime.engine)
+    app = create_app(runtime=runtime)
+
+    @app.post("/bench/ceiling", status_code=201)
+    async def ceiling() -> dict[str, bool]:
+        async with runtime.engine.begin() as connection:
+            await connection.execute(text("INSERT INTO bench_ceiling (at) VALUES (now())"))
+        return {"ok": True}
+
+    return app
+
+
+def admin_url() -> str:
+    raw = os.environ.get("CARETIME_BENCH_POSTGRES_URL") or os.environ.get(
+        "CARETIME_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    return make_url(raw).set(drivername="postgresql+asyncpg").render_as_string(False)
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    name = f"caretime_bench_booking_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url()).set(database=name).render_as_string(False)
+    try:
+        engine = create_engine(url)
+        await migrate.upgrade(engine)
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, at timestamptz)")
+            )
+        await engine.dispose()
+        yield url
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@contextmanager
+def server(database_url: str) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
+    env.update(CARETIME_LOG_LEVEL="WARNING", CARETIME_WORKERS="1")
+    command = [sys.executable, "-m", "uvicorn", "booking:bench_app", "--factory"]
+    command += ["--app-dir", str(Path(__file__).parent), "--port", str(port)]
+    command += ["--no-access-log", "--log-level", "warning"]
+    process = subprocess.Popen(command, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, process)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError("the caretime server did not start")
+
+
+async def seed(database_url: str) -> None:
+    """Providers and availability written straight into the tables (not what is measured).
+    bulk-*: 27 providers × 2 days × 96 slots (5,000 free slots used); contended: 10 slots;
+    month: 08:00–17:00 every day for 31 days; p000–p499: 08:00–17:00 on one day."""
+    engine = create_engine(database_url)
+    now = datetime.now(UTC)
+    async with engine.begin() as connection:
+        tenant_id = await connection.scalar(select(Tenant.id).where(Tenant.name == "default"))
+        providers = [f"bulk-{n:02d}" for n in range(27)] + ["contended", "month"]
+        providers += [f"p{n:03d}" for n in range(500)]
+        await connection.execute(
+            insert(Provider),
+            [
+                {"tenant_id": tenant_id, "id": p, "name": p, "tz": "UTC", "created_at": now}
+                for p in providers
+            ],
+        )
+        rules = [
+            rule(tenant_id, f"bulk-{n:02d}", FIRST_DAY + timedelta(days=d), 0, 1440, now)
+            for n in range(27)
+            for d in range(2)
+        ]
+        rules.append(rule(tenant_id, "contended", FIRST_DAY, 0, CONTENDED_SLOTS * 15, now))
+        rules += [
+            rule(tenant_id, "month", FIRST_DAY + timedelta(days=d), 480, 1020, now)
+            for d in range(31)
+        ]
+        rules += [rule(tenant_id, f"p{n:03d}", FIRST_DAY, 480, 1020, now) for n in range(500)]
+        await connection.execute(insert(AvailabilityRule), rules)
+    await engine.dispose()
+
+
+def rule(
+    tenant_id: str, provider_id: str, day: date, start: int, end: int, now: datetime
+) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "id": new_id("avl"),
+        "provider_id": provider_id,
+        "kind": "add",
+        "day": day,
+        "weekdays": 0,
+        "start_minute": start,
+        "end_minute": end,
+        "created_at": now,
+    }
+
+
+def slot_instants(day: date, count: int) -> list[str]:
+    return [f"{day.isoformat()}T{m // 60:02d}:{m % 60:02d}:00Z" for m in range(0, count * 15, 15)]
+
+
+async def closed_loop(
+    work: list[Callable[[], Awaitable[httpx.Response]]], clients: int
+) -> tuple[float, Counter[int], list[float]]:
+    """Run the requests with `clients` concurrent loops; returns seconds, statuses, latencies."""
+    queue = iter(work)
+    statuses: Counter[int] = Counter()
+    latencies: list[float] = []
+
+    async def client_loop() -> None:
+        for request in queue:
+            started = time.perf_counter()
+            response = await request()
+            latencies.append(time.perf_counter() - started)
+            statuses[response.status_code] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(clients)))
+    return time.perf_counter() - started, statuses, latencies
+
+
+def reservation(
+    http: httpx.AsyncClient, provider_id: str, slot: str, n: int
+) -> Callable[[], Awaitable[httpx.Response]]:
+    body = {"provider_id": provider_id, "slot_start": slot, "client_id": f"patient-{n}"}
+    return lambda: http.post("/reservations", json=body)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def measure(base: str) -> dict[str, float]:
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    results: dict[str, float] = {}
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=120
+    ) as http:
+        await http.get("/tenants/me")
+        seconds, statuses, _ = await closed_loop(
+            [lambda: http.post("/bench/ceiling")] * CEILING_REQUESTS, CLIENTS
+        )
+        assert statuses == {201: CEILING_REQUESTS}, statuses
+        results["ceiling_per_s"] = CEILING_REQUESTS / seconds
+
+        free = [
+            (f"bulk-{n:02d}", s)
+            for n in range(27)
+            for d in range(2)
+            for s in slot_instants(FIRST_DAY + timedelta(days=d), 96)
+        ]
+        work = [reservation(http, p, s, n) for n, (p, s) in enumerate(free[:FREE_SLOTS])]
+        seconds, statuses, latencies = await closed_loop(work, CLIENTS)
+        assert statuses == {201: FREE_SLOTS}, statuses
+        results["free_per_s"] = FREE_SLOTS / seconds
+        results["free_p99_ms"] = percentile(latencies, 0.99) * 1000
+
+        contended = slot_instants(FIRST_DAY, CONTENDED_SLOTS)
+        work = [
+            reservation(http, "contended", contended[n % CONTENDED_SLOTS], n)
+            for n in range(CONTENDED_ATTEMPTS)
+        ]
+        seconds, statuses, latencies = await closed_loop(work, CLIENTS)
+        assert statuses == {201: CONTENDED_SLOTS, 409: CONTENDED_ATTEMPTS - CONTENDED_SLOTS}, (
+            statuses
+        )
+        results["contended_per_s"] = CONTENDED_ATTEMPTS / seconds
+        results["contended_p50_ms"] = percentile(latencies, 0.5) * 1000
+        results["contended_p99_ms"] = percentile(latencies, 0.99) * 1000
+
+        start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+        month = {
+            "provider_id": "month",
+            "start": start.isoformat(),
+            "end": (start + timedelta(days=31)).isoformat(),
+            "limit": 1000,
+        }
+        day = {
+            "start": start.isoformat(),
+            "end": (start + timedelta(days=1)).isoformat(),
+            "limit": 1000,
+        }
+        for name, params in (("slots_month", month), ("slots_500", day)):
+            _, statuses, latencies = await closed_loop(
+                [lambda p=params: http.get("/slots", params=p)] * SLOT_QUERIES, 1
+            )
+            assert statuses == {200: SLOT_QUERIES}, statuses
+            results[f"{name}_p50_ms"] = percentile(latencies, 0.5) * 1000
+            results[f"{name}_p99_ms"] = percentile(latencies, 0.99) * 1000
+    return results
+
+
+async def double_bookings(database_url: str) -> int:
+    engine = create_engine(database_url)
+    async with engine.connect() as connection:
+        doubled = (
+            select(Appointment.provider_id, Appointment.slot_start)
+            .where(Appointment.status.in_(("held", "confirmed")))
+            .group_by(Appointment.provider_id, Appointment.slot_start)
+            .having(func.count() > 1)
+        )
+        count = len((await connection.execute(doubled)).all())
+    await engine.dispose()
+    return count
+
+
+def report(results: dict[str, float], doubled: int) -> None:
+    ceiling = results["ceiling_per_s"]
+    print(f"{'ceiling: bare FastAPI endpoint, one INSERT':<46} {ceiling:8.0f} req/s")
+    for key, label in (
+        ("free_per_s", f"reserve, {FREE_SLOTS} free slots"),
+        ("contended_per_s", f"reserve, {CONTENDED_SLOTS} contended slots"),
+    ):
+        value = results[key]
+        ratios = f"{value / ceiling:.2f}× ceiling, {value / TARGET_PER_SECOND:.2f}× target"
+        print(f"{label:<46} {value:8.0f} req/s  = {ratios}")
+    print(f"  free p99 {results['free_p99_ms']:.1f} ms")
+    print(f"  contended p50 {results['contended_p50_ms']:.1f} ms")
+    print(f"  contended p99 {results['contended_p99_ms']:.1f} ms")
+    for key, label in (
+        ("slots_month", "GET /slots 1 provider × 31 days"),
+        ("slots_500", "GET /slots 500 providers × 1 day"),
+    ):
+        p50, p99 = results[f"{key}_p50_ms"], results[f"{key}_p99_ms"]
+        print(f"{label:<46} p50 {p50:.1f} ms  p99 {p99:.1f} ms")
+    print(f"double bookings: {doubled}")
+
+
+async def main() -> None:
+    async with fresh_database() as url:
+        with server(url) as base:
+            await seed(url)
+            results = await measure(base)
+        doubled = await double_bookings(url)
+    report(results, doubled)
+    if doubled:
+        raise SystemExit("double booking found")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,125 @@
+"""An appointment's status moves, each one conditional UPDATE so that racing moves (a
+last-second confirm against the expiry job, two cancels) have exactly one winner.
+
+held → confirmed | expired | cancelled | denied; confirmed → cancelled.
+A hold past its deadline is expired for every reader, whether or not the job has run yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.booking.errors import InvalidTransition, ReservationNotFound
+from caretime.booking.models import Appointment
+from caretime.booking.repository import AppointmentRepository, active_at
+
+FHIR = {
+    "held": ("pending", "busy-tentative"),
+    "confirmed": ("booked", "busy"),
+    "expired": ("cancelled", "free"),
+    "denied": ("cancelled", "free"),
+    "cancelled": ("cancelled", "free"),
+}
+_VERBS = {"confirmed": "confirm", "denied": "deny", "cancelled": "cancel"}
+
+
+def effective_status(appointment: Appointment, now: datetime) -> str:
+    if appointment.status == "held" and appointment.hold_expires_at <= now:
+        return "expired"
+    return appointment.status
+
+
+def _movable_to(target: str, now: datetime) -> ColumnElement[bool]:
+    held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
+    return active_at(now) if target == "cancelled" else held_live
+
+
+async def move(
+    session: AsyncSession, tenant_id: str, appointment_id: str, target: str, *, now: datetime
+) -> Appointment:
+    """Move to confirmed, denied or cancelled. Already there: returned unchanged (a retry)."""
+    moved = await _update(session, tenant_id, [appointment_id], target, now)
+    if moved:
+        return moved[0]
+    appointment = await AppointmentRepository(session, tenant_id).get(appointment_id)
+    if appointment is None:
+        raise ReservationNotFound(f"no reservation {appointment_id!r}")
+    if appointment.status == target:
+        return appointment
+    status = effective_status(appointment, now)
+    raise InvalidTransition(
+        f"cannot {_VERBS[target]} a reservation that is {status}", reservation_status=status
+    )
+
+
+async def cancel_many(
+    session: AsyncSession, tenant_id: str, ids: Sequence[str], *, now: datetime
+) -> list[Appointment]:
+    return await _update(session, tenant_id, ids, "cancelled", now) if ids else []
+
+
+async def expire(
+    session: AsyncSession, tenant_id: str, appointment_id: str, *, now: datetime
+) -> bool:
+    """Expire a hold whose deadline has passed. False if it was confirmed, cancelled or
+    denied first (or is not due): the other move won."""
+    result = await session.execute(
+        update(Appointment)
+        .where(
+            Appointment.tenant_id == tenant_id,
+            Appointment.id == appointment_id,
+            Appointment.status == "held",
+            Appointment.hold_expires_at <= now,
+        )
+        .values(status="expired", updated_at=now, ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def expire_stale_hold(
+    session: AsyncSession, tenant_id: str, provider_id: str, slot_start: datetime, *, now: datetime
+) -> None:
+    """Mark a past-deadline hold on this exact slot expired, so it leaves the unique index
+    before a new hold is inserted (the job may not have run yet)."""
+    await session.execute(
+        update(Appointment)
+        .where(
+            Appointment.tenant_id == tenant_id,
+            Appointment.provider_id == provider_id,
+            Appointment.slot_start == slot_start,
+            Appointment.status == "held",
+            Appointment.hold_expires_at <= now,
+        )
+        .values(status="expired", updated_at=now, ended_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _update(
+    session: AsyncSession, tenant_id: str, ids: Sequence[str], target: str, now: datetime
+) -> list[Appointment]:
+    values: dict[str, Any] = {"status": target, "updated_at": now}
+    values["confirmed_at" if target == "confirmed" else "ended_at"] = now
+    statement = (
+        update(Appointment)
+        .where(
+            Appointment.tenant_id == tenant_id,
+            Appointment.id.in_(ids),
+            _movable_to(target, now),
+        )
+        .values(**values)
+        .returning(Appointment)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.scalars(statement)).all())
+
+
+def _rowcount(result: Any) -> int:
+    count: int = result.rowcount
+    return count

@@ -1,0 +1,119 @@
+"""Booking tables: providers, their availability rules, and appointments (held or booked slots)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from caretime.db import Base
+from caretime.repository import TenantOwned
+
+ACTIVE_STATUSES = ("held", "confirmed")
+APPOINTMENT_STATUSES = ("held", "confirmed", "expired", "denied", "cancelled")
+RULE_KINDS = ("weekly", "add", "remove")
+_ACTIVE = text("status IN ('held', 'confirmed')")
+
+
+class Provider(TenantOwned, Base):
+    """A clinician; `id` is the caller's opaque string, unique within the tenant."""
+
+    __tablename__ = "providers"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    tz: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class AvailabilityRule(TenantOwned, Base):
+    """One span of a provider's local wall-clock time (minutes after local midnight).
+
+    `weekly` rows repeat on `weekdays` (bit 0 = Monday) from `valid_from` until `valid_until`;
+    `add` and `remove` rows apply to one `day`. Dated rows are kept normalised per date (adds
+    merged, removes merged, the two disjoint), so the effective day is
+    (weekly ∪ add) − remove whatever order they were submitted in.
+    """
+
+    __tablename__ = "availability"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(8))
+    day: Mapped[date | None] = mapped_column(Date)
+    weekdays: Mapped[int] = mapped_column(Integer, default=0)
+    valid_from: Mapped[date | None] = mapped_column(Date)
+    valid_until: Mapped[date | None] = mapped_column(Date)
+    start_minute: Mapped[int]
+    end_minute: Mapped[int]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "provider_id"],
+            ["providers.tenant_id", "providers.id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("kind IN ('weekly', 'add', 'remove')", name="kind"),
+        CheckConstraint("start_minute >= 0 AND end_minute <= 1440", name="within_day"),
+        CheckConstraint("start_minute < end_minute", name="ordered"),
+        Index(None, "tenant_id", "provider_id", "day"),
+    )
+
+
+class Appointment(TenantOwned, Base):
+    """A patient's hold on (then booking of) one provider slot. Status vocabulary:
+    held → confirmed | expired | cancelled | denied; confirmed → cancelled."""
+
+    __tablename__ = "appointments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(128))
+    client_id: Mapped[str] = mapped_column(String(200))
+    slot_start: Mapped[datetime]
+    slot_end: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    hold_expires_at: Mapped[datetime]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "provider_id"],
+            ["providers.tenant_id", "providers.id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint(
+            "status IN ('held', 'confirmed', 'expired', 'denied', 'cancelled')", name="status"
+        ),
+        # THE guarantee: at most one active (held or confirmed) appointment per provider slot.
+        # A hold past its deadline still counts here until something marks it expired, so
+        # reserve() expires a stale hold on the exact slot in its own transaction first.
+        Index(
+            "uq_appointments_active_slot",
+            "tenant_id",
+            "provider_id",
+            "slot_start",
+            unique=True,
+            postgresql_where=_ACTIVE,
+            sqlite_where=_ACTIVE,
+        ),
+        Index("ix_appointments_provider_slot", "tenant_id", "provider_id", "slot_start"),
+        Index("uq_appointments_idempotency_key", "tenant_id", "idempotency_key", unique=True),
+    )

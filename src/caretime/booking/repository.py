@@ -1,0 +1,139 @@
+"""Queries for providers, availability rules and appointments, always scoped to one tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import ColumnElement, and_, delete, or_, select
+
+from caretime.booking.availability import Rule
+from caretime.booking.models import Appointment, AvailabilityRule, Provider
+from caretime.repository import TenantRepository
+
+
+def active_at(now: datetime) -> ColumnElement[bool]:
+    """Appointments that occupy their slot at `now`: confirmed, or held and not yet due."""
+    held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
+    return or_(Appointment.status == "confirmed", held_live)
+
+
+class ProviderRepository(TenantRepository[Provider]):
+    model = Provider
+
+    async def many(self, ids: Sequence[str] | None) -> Sequence[Provider]:
+        statement = self.select().order_by(Provider.id)
+        if ids is not None:
+            statement = statement.where(Provider.id.in_(ids))
+        return await self.all(statement)
+
+
+class RuleRepository(TenantRepository[AvailabilityRule]):
+    model = AvailabilityRule
+
+    async def rules(
+        self, provider_ids: Sequence[str] | None, first: date, last: date
+    ) -> dict[str, list[Rule]]:
+        """Every rule that may apply on a date in first..last, by provider."""
+        dated = and_(AvailabilityRule.kind != "weekly", AvailabilityRule.day.between(first, last))
+        weekly = and_(
+            AvailabilityRule.kind == "weekly",
+            or_(AvailabilityRule.valid_until.is_(None), AvailabilityRule.valid_until >= first),
+            or_(AvailabilityRule.valid_from.is_(None), AvailabilityRule.valid_from <= last),
+        )
+        statement = select(*_RULE_COLUMNS).where(
+            AvailabilityRule.tenant_id == self.tenant_id, or_(dated, weekly)
+        )
+        if provider_ids is not None:
+            statement = statement.where(AvailabilityRule.provider_id.in_(provider_ids))
+        by_provider: dict[str, list[Rule]] = {}
+        for row in await self.session.execute(statement):
+            rule = Rule(
+                row.kind,
+                row.start_minute,
+                row.end_minute,
+                row.day,
+                row.weekdays,
+                row.valid_from,
+                row.valid_until,
+            )
+            by_provider.setdefault(row.provider_id, []).append(rule)
+        return by_provider
+
+    async def dated(self, provider_id: str, days: Sequence[date]) -> Sequence[AvailabilityRule]:
+        return await self.all(
+            self.select().where(
+                AvailabilityRule.provider_id == provider_id,
+                AvailabilityRule.kind != "weekly",
+                AvailabilityRule.day.in_(days),
+            )
+        )
+
+    async def templates(self, provider_id: str) -> Sequence[AvailabilityRule]:
+        return await self.all(
+            self.select()
+            .where(AvailabilityRule.provider_id == provider_id, AvailabilityRule.kind == "weekly")
+            .order_by(AvailabilityRule.id)
+        )
+
+    async def delete_dated(self, provider_id: str, days: Sequence[date]) -> None:
+        await self.session.execute(
+            delete(AvailabilityRule).where(
+                AvailabilityRule.tenant_id == self.tenant_id,
+                AvailabilityRule.provider_id == provider_id,
+                AvailabilityRule.kind != "weekly",
+                AvailabilityRule.day.in_(days),
+            )
+        )
+
+
+_RULE_COLUMNS = (
+    AvailabilityRule.provider_id,
+    AvailabilityRule.kind,
+    AvailabilityRule.start_minute,
+    AvailabilityRule.end_minute,
+    AvailabilityRule.day,
+    AvailabilityRule.weekdays,
+    AvailabilityRule.valid_from,
+    AvailabilityRule.valid_until,
+)
+
+
+class AppointmentRepository(TenantRepository[Appointment]):
+    model = Appointment
+
+    async def by_idempotency_key(self, key: str) -> Appointment | None:
+        return await self.first(self.select().where(Appointment.idempotency_key == key))
+
+    async def busy(
+        self, provider_ids: Sequence[str] | None, start: datetime, end: datetime, now: datetime
+    ) -> dict[str, list[tuple[datetime, datetime]]]:
+        """Spans occupied by active appointments overlapping start..end, by provider."""
+        statement = select(
+            Appointment.provider_id, Appointment.slot_start, Appointment.slot_end
+        ).where(
+            Appointment.tenant_id == self.tenant_id,
+            Appointment.slot_start < end,
+            Appointment.slot_end > start,
+            active_at(now),
+        )
+        if provider_ids is not None:
+            statement = statement.where(Appointment.provider_id.in_(provider_ids))
+        spans: dict[str, list[tuple[datetime, datetime]]] = {}
+        for provider_id, slot_start, slot_end in await self.session.execute(statement):
+            spans.setdefault(provider_id, []).append((slot_start, slot_end))
+        return spans
+
+    async def active_between(
+        self, provider_id: str, start: datetime, end: datetime, now: datetime
+    ) -> Sequence[Appointment]:
+        return await self.all(
+            self.select()
+            .where(
+                Appointment.provider_id == provider_id,
+                Appointment.slot_start < end,
+                Appointment.slot_end > start,
+                active_at(now),
+            )
+            .order_by(Appointment.slot_start)
+        )

@@ -1,0 +1,137 @@
+"""Request and response bodies for providers, availability, slots and reservations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from caretime.tenancy.policy import IanaZone, Weekday
+
+WallTime = Annotated[
+    str,
+    Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", examples=["08:00"]),
+]
+OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+class ProviderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: OpaqueId | None = None
+    name: str = Field(min_length=1, max_length=200)
+    tz: IanaZone = Field(examples=["America/New_York"])
+
+
+class ProviderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    name: str
+    tz: str
+    created_at: datetime
+
+
+class ProviderPage(BaseModel):
+    items: list[ProviderOut]
+    next_cursor: str | None
+
+
+class DatedWindowIn(BaseModel):
+    """Time on one local date. `action: remove` takes time away (a day off without start/end)."""
+
+    model_config = ConfigDict(extra="forbid")
+    date: date
+    start: WallTime | None = None
+    end: WallTime | None = None
+    action: Literal["add", "remove"] = "add"
+
+
+class WeeklyTemplateIn(BaseModel):
+    """The same local window on some weekdays, from a date, until a date (inclusive) or on."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    weekdays: list[Weekday] = Field(min_length=1)
+    start: WallTime
+    end: WallTime
+    valid_from: date = Field(alias="from")
+    valid_until: date | None = Field(default=None, alias="until")
+
+
+WindowIn = WeeklyTemplateIn | DatedWindowIn
+
+
+class TemplateOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    id: str
+    weekdays: list[Weekday]
+    start: str
+    end: str
+    valid_from: date = Field(alias="from")
+    valid_until: date | None = Field(alias="until")
+
+
+class WindowOut(BaseModel):
+    date: date
+    start: str
+    end: str
+    start_utc: datetime
+    end_utc: datetime
+
+
+class AvailabilityOut(BaseModel):
+    provider_id: str
+    tz: str
+    windows: list[WindowOut]
+    templates: list[TemplateOut]
+
+
+class FhirStatus(BaseModel):
+    appointment: str
+    slot: str
+
+
+class ReservationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    provider_id: OpaqueId
+    slot_start: AwareDatetime
+    client_id: str = Field(min_length=1, max_length=200)
+
+
+class ReservationOut(BaseModel):
+    id: str
+    status: str
+    expires_at: datetime | None
+    provider_id: str
+    slot_start: datetime
+    slot_end: datetime
+    client_id: str
+    created_at: datetime
+    confirmed_at: datetime | None
+    fhir: FhirStatus
+
+
+class ReservationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["confirmed", "denied", "cancelled"]
+
+
+class AvailabilityChangeOut(BaseModel):
+    provider_id: str
+    templates: list[TemplateOut]
+    cancelled_appointments: list[ReservationOut]
+
+
+class AppointmentPage(BaseModel):
+    items: list[ReservationOut]
+    next_cursor: str | None
+
+
+class SlotOut(BaseModel):
+    provider_id: str
+    start: datetime
+    end: datetime
+
+
+class SlotPage(BaseModel):
+    slots: list[SlotOut]
+    next_cursor: str | None

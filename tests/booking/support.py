@@ -1,0 +1,62 @@
+"""Builders for booking tests (over the API, the way callers use it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+NEW_YORK = "America/New_York"
+
+
+async def make_provider(
+    client: httpx.AsyncClient, *, id: str = "dr-jekyll", tz: str = NEW_YORK
+) -> dict[str, Any]:
+    response = await client.post("/providers", json={"id": id, "name": "Dr. Jekyll", "tz": tz})
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def make_availability(
+    client: httpx.AsyncClient, *, provider_id: str = "dr-jekyll", windows: Any, force: bool = False
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/providers/{provider_id}/availability",
+        json=windows,
+        params={"force": "true"} if force else None,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def make_reservation(
+    client: httpx.AsyncClient,
+    *,
+    slot_start: str,
+    provider_id: str = "dr-jekyll",
+    client_id: str = "patient-1",
+    expect: int = 201,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+    response = await client.post(
+        "/reservations",
+        json={"provider_id": provider_id, "slot_start": slot_start, "client_id": client_id},
+        headers=headers,
+    )
+    assert response.status_code == expect, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def slot_starts(
+    client: httpx.AsyncClient, *, start: str, end: str, provider_id: str | None = "dr-jekyll"
+) -> list[str]:
+    params: dict[str, Any] = {"start": start, "end": end, "limit": 1000}
+    if provider_id is not None:
+        params["provider_id"] = provider_id
+    response = await client.get("/slots", params=params)
+    assert response.status_code == 200, response.text
+    return [slot["start"] for slot in response.json()["slots"]]
