@@ -143,3 +143,14 @@ async def test_a_batch_is_carried_out(
         clock.advance(timedelta(seconds=20))
     fetched = (await client.get(f"/outreach/batches/{batch['id']}")).json()
     assert fetched["calls_by_status"] == {"completed": 9, "scheduled": 1}  # ...09 had no answer
+
+
+async def test_a_second_call_to_a_capped_contact_waits_for_the_next_day(
+    client: httpx.AsyncClient, clock: FrozenClock, dispatcher: Dispatcher
+) -> None:
+    await client.patch("/tenants/me/policy", json={"calling": {"max_attempts_per_day": 1}})
+    await create(client)
+    second = await create(client, scheduled="2026-03-02T15:30:00Z")
+    final = await step(client, clock, dispatcher, second["id"], minutes=30)
+    assert (final["status"], final["scheduled"], final["attempts"]) == (
+        "scheduled", "2026-03-03T14:00:00Z", 0)  # fmt: skip

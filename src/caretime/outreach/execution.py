@@ -19,7 +19,7 @@ from caretime.ids import new_id
 from caretime.messaging import Message, RelatedEntity, send_message
 from caretime.observability import log_event
 from caretime.outreach.models import PENDING, Call, CallAttempt
-from caretime.outreach.repository import AttemptRepository, CallRepository
+from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
 from caretime.outreach.service import minute_ledger, place_call_job
 from caretime.policy import (
     ContactCaps,
@@ -48,12 +48,24 @@ async def calling_policy(session: AsyncSession, tenant_id: str) -> CallingPolicy
     return policy_of(tenant).calling
 
 
-def allowed_at(call: Call, calling: CallingPolicy, at: datetime) -> bool:
+async def may_call_now(
+    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
+) -> bool:
+    """Is this moment inside the number's windows and within the contact's caps (other
+    calls to the same number count too)?"""
     state = parse_phone(call.phone_e164).state
     windows = contact_windows(
-        tuple(call.zones), calling, start=at, end=at + timedelta(minutes=1), state=state
+        tuple(call.zones), calling, start=now, end=now + timedelta(minutes=1), state=state
     )
-    return windows.contains(at)
+    if not windows.contains(now):
+        return False
+    # Two calls to one number due together would both see the caps as free: lock first.
+    await ContactRepository(session, call.tenant_id).lock(call.contact_id)
+    previous = await AttemptRepository(session, call.tenant_id).started_since(
+        call.contact_id, now - CAPS_LOOKBACK
+    )
+    caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
+    return next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=now) == now
 
 
 async def start_attempt(session: AsyncSession, call: Call, *, now: datetime) -> CallAttempt:

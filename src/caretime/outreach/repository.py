@@ -113,6 +113,14 @@ class BatchRepository(TenantRepository[OutreachBatch]):
 class ContactRepository(TenantRepository[Contact]):
     model = Contact
 
+    async def lock(self, contact_id: str) -> None:
+        """Serialise decisions about one contact (caps) until the transaction ends."""
+        await self.session.execute(
+            select(Contact.id)
+            .where(Contact.tenant_id == self.tenant_id, Contact.id == contact_id)
+            .with_for_update()
+        )
+
     async def insert_missing(self, rows: Sequence[dict[str, Any]]) -> None:
         rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
         if _is_postgres(self.session):

@@ -24,10 +24,10 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
         return  # cancelled, moved or already placed
     now = ctx.now()
     calling = await execution.calling_policy(ctx.session, tenant_id)
-    if not execution.allowed_at(call, calling, now):
-        # Its moment passed while nothing ran (e.g. the system was down): never call late
-        # outside the window; find the next allowed moment instead.
-        log_event(log, "call_window_missed", call_id=call.id)
+    if not await execution.may_call_now(ctx.session, call, calling, now=now):
+        # Its moment passed while nothing ran (e.g. the system was down), or the contact
+        # reached a cap: never call late or too often; find the next allowed moment instead.
+        log_event(log, "call_not_allowed_now", call_id=call.id)
         if not await execution.replan(ctx.session, call, calling, after=now, now=now):
             call.status, call.outcome = "expired", "no allowed time left within the horizon"
         return
