@@ -12,7 +12,8 @@ from sqlalchemy import select
 from caretime.dispatch.models import Job
 from caretime.runtime import Runtime
 
-SAMPLE_PAYLOAD = Path("/work/shared/data/schedule-sample-payload.json")
+# A verbatim copy of the sample body from the system POST /schedule replaces (shared/data).
+SAMPLE_PAYLOAD = Path(__file__).parent / "data" / "schedule-sample-payload.json"
 
 
 def sample_payload() -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from caretime.policy.planner import CapacityLedger, PlanItem, Planner, Rejected,
 from caretime.tenancy.policy import CallingPolicy
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # Monday 10:00 in New York
-SAMPLE = Path("/work/shared/data/schedule-sample-payload.json")
+SAMPLE = Path(__file__).parents[1] / "outreach" / "data" / "schedule-sample-payload.json"
 
 
 def ny_numbers(count: int, *, exchange: int = 555) -> list[PlanItem]:
