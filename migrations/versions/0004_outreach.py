@@ -1,7 +1,7 @@
 """outreach
 
 Revision ID: 0004
-Revises: 0005
+Revises: 0006
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from caretime.db import JSONDocument, UTCDateTime
 
 revision: str = "0004"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,6 +22,7 @@ from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.outreach.router import router as outreach_router
 from caretime.runtime import Runtime
+from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.router import router as tenancy_router
 
@@ -58,6 +59,7 @@ def create_app(
     app.include_router(tenancy_router)
     app.include_router(booking_router)
     app.include_router(messaging_router)
+    app.include_router(shifts_router)
     app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _register_problem_schema(app)

@@ -21,6 +21,7 @@ from caretime.errors import CaretimeError
 from caretime.observability import configure_logging
 from caretime.outreach.cli import app as outreach_app
 from caretime.runtime import Runtime
+from caretime.shifts.cli import import_app
 from caretime.tenancy import service as tenancy
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ tenants_app = typer.Typer(help="Create and list tenants (organisations).", no_ar
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
+app.add_typer(import_app, name="import")
 app.add_typer(outreach_app)
 console = Console(soft_wrap=True)
 T = TypeVar("T")

@@ -11,6 +11,7 @@ MODEL_MODULES = (
     "caretime.dispatch.models",
     "caretime.messaging.models",
     "caretime.booking.models",
+    "caretime.shifts.models",
     "caretime.outreach.models",
 )
 
@@ -18,6 +19,8 @@ MODEL_MODULES = (
 HANDLER_MODULES: tuple[str, ...] = (
     "caretime.messaging.tasks",
     "caretime.booking.tasks",
+    "caretime.shifts.tasks",
+    "caretime.shifts.hooks",
     "caretime.outreach.tasks",
 )
 

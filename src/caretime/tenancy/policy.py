@@ -150,6 +150,8 @@ class ShiftPolicy(BaseModel):
         ],
         min_length=1,
     )
+    # Shifts without their own zone are described to caregivers in this one.
+    default_tz: IanaZone = "America/New_York"
 
     @field_validator("escalation")
     @classmethod

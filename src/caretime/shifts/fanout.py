@@ -1,0 +1,159 @@
+"""Fan-out: offer an open shift to every qualifying caregiver, round after round.
+
+Sending twice is impossible by construction, not by checking: the fan-out row is unique per
+shift (a second POST, even a concurrent one, inserts nothing and only reports), an offer is
+unique per (shift, caregiver, round) and only newly inserted offers are messaged, and every
+message carries the idempotency key `shift:{id}:round:{n}:caregiver:{cid}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.dispatch import enqueue
+from caretime.ids import new_id
+from caretime.messaging import OutgoingMessage, RelatedEntity, send_messages
+from caretime.observability import log_event
+from caretime.shifts import ladder as ladders
+from caretime.shifts.ladder import Round
+from caretime.shifts.models import FanOut, Offer, Shift
+from caretime.shifts.progress import fanout_state
+from caretime.shifts.qualify import qualifying_caregivers
+from caretime.shifts.repository import FanOutRepository, OfferRepository
+from caretime.shifts.schemas import FanOutOut
+from caretime.shifts.service import ESCALATE, ShiftNotOpen, require_shift, round_key
+from caretime.shifts.texts import offer_text
+from caretime.tenancy.policy import ShiftPolicy
+
+log = logging.getLogger("caretime.shifts")
+OFFER_KIND = "shifts.offer"
+
+
+def message_key(shift_id: str, round_number: int, caregiver_id: str) -> str:
+    return f"shift:{shift_id}:round:{round_number}:caregiver:{caregiver_id}"
+
+
+async def start_fanout(
+    session: AsyncSession,
+    tenant_id: str,
+    shift_id: str,
+    *,
+    policy: ShiftPolicy,
+    now: datetime,
+) -> FanOutOut:
+    """Start the fan-out (round 1 now, the next round as a job), or report the one that exists."""
+    shift = await require_shift(session, tenant_id, shift_id)
+    if shift.status != "open" or shift.start_time <= now:
+        status = shift.status if shift.status != "open" else "started"
+        raise ShiftNotOpen(f"shift {shift_id!r} is {status}", shift_status=shift.status)
+    ladder = ladders.rounds_of(policy.escalation)
+    row = {"shift_id": shift_id, "ladder": ladders.to_document(ladder), "started_at": now}
+    if await FanOutRepository(session, tenant_id).insert_once({**row, "current_round": 1}):
+        await send_round(session, shift, ladder[0], now=now)
+        await schedule_next_round(session, shift, ladder, after=1, started_at=now)
+        log_event(log, "shift_fanout_started", shift_id=shift_id)
+    return await fanout_state(session, tenant_id, shift_id)
+
+
+async def run_round(
+    session: AsyncSession, tenant_id: str, shift_id: str, number: int, *, now: datetime
+) -> int:
+    """The escalation job: re-read the world; if the shift is still open and not started,
+    offer it on this round's channel. Returns how many offers were sent (0 if moved on)."""
+    shift = await require_shift(session, tenant_id, shift_id)
+    fanout = await FanOutRepository(session, tenant_id).for_shift(shift_id)
+    if fanout is None or shift.status != "open" or shift.start_time <= now:
+        return 0
+    ladder = ladders.from_document(fanout.ladder)
+    round_ = ladders.round_number(ladder, number)
+    if round_ is None:
+        return 0
+    sent = await send_round(session, shift, round_, now=now)
+    await _advance(session, fanout, number)
+    await schedule_next_round(session, shift, ladder, after=number, started_at=fanout.started_at)
+    return sent
+
+
+async def send_round(session: AsyncSession, shift: Shift, round_: Round, *, now: datetime) -> int:
+    candidates = await qualifying_caregivers(session, shift, channel=round_.channel)
+    rows = [_offer_row(shift, round_, c.id, now) for c in candidates]
+    inserted = set(await OfferRepository(session, shift.tenant_id).insert_new(rows))
+    phones = {c.id: c.phone for c in candidates}
+    body = offer_text(shift, round_.channel)
+    outgoing = [
+        OutgoingMessage(
+            channel=round_.channel,
+            to=phones[row["caregiver_id"]],
+            body=body,
+            idempotency_key=message_key(shift.id, round_.number, row["caregiver_id"]),
+            related=RelatedEntity(OFFER_KIND, row["id"]),
+        )
+        for row in rows
+        if row["id"] in inserted
+    ]
+    messages = await send_messages(session, tenant_id=shift.tenant_id, outgoing=outgoing)
+    await _mark_unsent(session, shift.tenant_id, [(m.related_id, m.status) for m in messages])
+    log_event(log, "shift_round_sent", shift_id=shift.id, round=round_.number, offers=len(outgoing))
+    return len(outgoing)
+
+
+async def schedule_next_round(
+    session: AsyncSession, shift: Shift, ladder: list[Round], *, after: int, started_at: datetime
+) -> None:
+    following = ladders.next_round(ladder, after)
+    if following is None or following not in ladders.rounds_before(
+        ladder, started_at, shift.start_time
+    ):
+        return
+    await enqueue(
+        session,
+        ESCALATE,
+        {"shift_id": shift.id, "round": following.number},
+        run_at=ladders.due_at(started_at, following),
+        tenant_id=shift.tenant_id,
+        dedupe_key=round_key(shift.id, following.number),
+    )
+
+
+def _offer_row(shift: Shift, round_: Round, caregiver_id: str, now: datetime) -> dict[str, Any]:
+    return {
+        "id": new_id("off"),
+        "shift_id": shift.id,
+        "caregiver_id": caregiver_id,
+        "round": round_.number,
+        "channel": round_.channel,
+        "sent_at": now,
+        "message_status": "queued",
+    }
+
+
+async def _mark_unsent(
+    session: AsyncSession, tenant_id: str, statuses: Sequence[tuple[str | None, str]]
+) -> None:
+    """Messages refused at once (suppressed, undialable) never report a change: copy their
+    status onto the offer now. The usual case, queued, is the offer's default."""
+    for offer_id, status in statuses:
+        if status != "queued" and offer_id is not None:
+            await session.execute(
+                update(Offer)
+                .where(Offer.tenant_id == tenant_id, Offer.id == offer_id)
+                .values(message_status=status)
+            )
+
+
+async def _advance(session: AsyncSession, fanout: FanOut, number: int) -> None:
+    await session.execute(
+        update(FanOut)
+        .where(
+            FanOut.tenant_id == fanout.tenant_id,
+            FanOut.shift_id == fanout.shift_id,
+            FanOut.current_round < number,
+        )
+        .values(current_round=number)
+    )

@@ -1,0 +1,101 @@
+"""What shifts registers with messaging: the router for caregivers' replies, and the
+listener that copies offer message statuses into the shift's audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.dispatch.wakeup import session_clock
+from caretime.messaging import (
+    Intent,
+    Message,
+    OpenQuestion,
+    RouteResult,
+    on_status_change,
+    register_inbound_router,
+)
+from caretime.shifts.claims import answer_offer
+from caretime.shifts.fanout import OFFER_KIND
+from caretime.shifts.models import Caregiver, Offer, Shift
+from caretime.shifts.repository import ShiftEventRepository
+
+
+class ShiftReplies:
+    """Routes a caregiver's reply to an offer. The question stays open until the shift
+    starts: after it is filled, a late "yes" still finds it and hears "already filled"."""
+
+    name = "shifts"
+    hint_keys = frozenset({"shift_id"})
+
+    async def open_question(
+        self, session: AsyncSession, tenant_id: str, phone: str, hint: dict[str, str]
+    ) -> OpenQuestion | None:
+        statement = self._offers_to(tenant_id, phone, session)
+        if "shift_id" in hint:
+            if "\x00" in hint["shift_id"]:
+                return None  # no shift id can contain NUL (and no database column can)
+            statement = statement.where(Offer.shift_id == hint["shift_id"])
+        row = (await session.execute(statement.limit(1))).first()
+        return None if row is None else OpenQuestion(self.name, row.id, row.sent_at)
+
+    def _offers_to(self, tenant_id: str, phone: str, session: AsyncSession) -> Any:
+        # Prefer offers whose shift is still open; among those, the most recent.
+        still_open = case((Shift.status == "open", 0), else_=1)
+        return (
+            select(Offer.id, Offer.sent_at)
+            .join(Shift, (Shift.tenant_id == Offer.tenant_id) & (Shift.id == Offer.shift_id))
+            .join(
+                Caregiver,
+                (Caregiver.tenant_id == Offer.tenant_id) & (Caregiver.id == Offer.caregiver_id),
+            )
+            .where(
+                Offer.tenant_id == tenant_id,
+                Caregiver.phone == phone,
+                Shift.start_time > session_clock(session).now(),
+            )
+            .order_by(still_open, Offer.sent_at.desc(), Offer.round.desc())
+        )
+
+    async def answer(
+        self,
+        session: AsyncSession,
+        tenant_id: str,
+        question: OpenQuestion,
+        intent: Intent,
+        message: Message,
+    ) -> RouteResult:
+        now = session_clock(session).now()
+        outcome = await answer_offer(
+            session, tenant_id, question.ref, str(intent), now=now, message_id=message.id
+        )
+        details = {"shift_id": outcome.shift_id, **outcome.details}
+        return RouteResult(outcome.action, outcome.reply, details)
+
+
+register_inbound_router(ShiftReplies())
+
+
+@on_status_change(OFFER_KIND)
+async def offer_message_status(session: AsyncSession, message: Message, status: str) -> None:
+    result = await session.execute(
+        update(Offer)
+        .where(Offer.tenant_id == message.tenant_id, Offer.id == message.related_id)
+        .values(message_status=status, message_id=message.id)
+        .returning(Offer.shift_id, Offer.caregiver_id)
+    )
+    offer = result.first()
+    if offer is None:
+        return
+    ShiftEventRepository(session, message.tenant_id).record(
+        offer.shift_id,
+        "message_status",
+        at=session_clock(session).now(),
+        caregiver_id=offer.caregiver_id,
+        offer_id=message.related_id,
+        message_id=message.id,
+        channel=message.channel,
+        status=status,
+    )

@@ -1,0 +1,143 @@
+"""Shift-fill tables: caregivers and their roles, shifts, fan-outs, offers and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from caretime.db import Base
+from caretime.repository import TenantOwned
+
+SHIFT_STATUSES = ("open", "filled", "cancelled", "expired")
+
+
+def tenant_key() -> Mapped[str]:
+    """The tenant half of a composite primary key (callers' ids repeat across tenants)."""
+    return mapped_column(String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Caregiver(TenantOwned, Base):
+    __tablename__ = "caregivers"
+    __table_args__ = (Index(None, "tenant_id", "phone"),)
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CaregiverRole(TenantOwned, Base):
+    """One row per (caregiver, role), so "who holds role X" is an indexed join, not a JSON scan."""
+
+    __tablename__ = "caregiver_roles"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "caregiver_id"],
+            ["caregivers.tenant_id", "caregivers.id"],
+            ondelete="CASCADE",
+        ),
+        Index(None, "tenant_id", "role"),
+    )
+
+    tenant_id: Mapped[str] = tenant_key()
+    caregiver_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class Shift(TenantOwned, Base):
+    __tablename__ = "shifts"
+    __table_args__ = (
+        Index(None, "tenant_id", "assigned_caregiver_id", "start_time"),
+        Index(None, "tenant_id", "status", "start_time"),
+    )
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    role_required: Mapped[str] = mapped_column(String(32))
+    start_time: Mapped[datetime]
+    end_time: Mapped[datetime]
+    tz: Mapped[str] = mapped_column(String(64))
+    location: Mapped[str | None] = mapped_column(String(300))
+    notes: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    assigned_caregiver_id: Mapped[str | None] = mapped_column(String(200))
+    filled_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FanOut(TenantOwned, Base):
+    """At most one per shift: the primary key is the guarantee that a fan-out starts once."""
+
+    __tablename__ = "shift_fanouts"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "shift_id"], ["shifts.tenant_id", "shifts.id"], ondelete="CASCADE"
+        ),
+    )
+
+    tenant_id: Mapped[str] = tenant_key()
+    shift_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # The tenant's ladder when the fan-out started: later policy edits do not rewrite it.
+    ladder: Mapped[dict[str, Any]]
+    current_round: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime]
+
+
+class Offer(TenantOwned, Base):
+    """One message offering a shift to one caregiver in one round; unique per that triple."""
+
+    __tablename__ = "shift_offers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "shift_id", "caregiver_id", "round"),
+        ForeignKeyConstraint(
+            ["tenant_id", "shift_id"], ["shifts.tenant_id", "shifts.id"], ondelete="CASCADE"
+        ),
+        Index(None, "tenant_id", "caregiver_id", "sent_at"),
+    )
+
+    tenant_id: Mapped[str] = tenant_key()
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shift_id: Mapped[str] = mapped_column(String(200))
+    caregiver_id: Mapped[str] = mapped_column(String(200))
+    round: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(8))
+    sent_at: Mapped[datetime]
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    message_status: Mapped[str] = mapped_column(String(16), default="queued")
+    reply_intent: Mapped[str | None] = mapped_column(String(16))
+    replied_at: Mapped[datetime | None]
+
+
+class ShiftEvent(TenantOwned, Base):
+    """The audit trail of a shift beyond its offers: replies, message statuses, assignment."""
+
+    __tablename__ = "shift_events"
+    __table_args__ = (Index(None, "tenant_id", "shift_id", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    shift_id: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    caregiver_id: Mapped[str | None] = mapped_column(String(200))
+    offer_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

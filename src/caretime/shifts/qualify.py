@@ -1,0 +1,73 @@
+"""Who may be offered a shift in a round: one query, so the rule reads in one place.
+
+Qualifies: active, holds the required role, has not declined this shift, is not assigned
+to another filled shift that overlaps it, and has not opted out of the round's channel
+(consent lives in messaging, which would also suppress such a message: we skip the offer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from caretime.messaging.consent import opted_out_numbers
+from caretime.shifts.models import Caregiver, CaregiverRole, Offer, Shift
+
+
+def has_declined(shift: Shift) -> ColumnElement[bool]:
+    return exists().where(
+        Offer.tenant_id == shift.tenant_id,
+        Offer.shift_id == shift.id,
+        Offer.caregiver_id == Caregiver.id,
+        Offer.reply_intent == "decline",
+    )
+
+
+def overlapping_assignment(
+    tenant_id: str, caregiver_id: Any, start: Any, end: Any, *, excluding: str
+) -> ColumnElement[bool]:
+    """The caregiver already holds a filled shift that overlaps [start, end)."""
+    other = aliased(Shift)
+    return exists().where(
+        other.tenant_id == tenant_id,
+        other.assigned_caregiver_id == caregiver_id,
+        other.status == "filled",
+        other.id != excluding,
+        other.start_time < end,
+        other.end_time > start,
+    )
+
+
+async def qualifying_caregivers(
+    session: AsyncSession, shift: Shift, *, channel: str
+) -> Sequence[Any]:
+    """(id, phone) of every caregiver who qualifies now, ordered by id (a stable order keeps
+    concurrent inserts of the same offers from deadlocking)."""
+    statement = (
+        select(Caregiver.id, Caregiver.phone)
+        .join(
+            CaregiverRole,
+            and_(
+                CaregiverRole.tenant_id == Caregiver.tenant_id,
+                CaregiverRole.caregiver_id == Caregiver.id,
+            ),
+        )
+        .where(
+            Caregiver.tenant_id == shift.tenant_id,
+            Caregiver.active.is_(True),
+            CaregiverRole.role == shift.role_required,
+            ~has_declined(shift),
+            ~overlapping_assignment(
+                shift.tenant_id, Caregiver.id, shift.start_time, shift.end_time, excluding=shift.id
+            ),
+        )
+        .order_by(Caregiver.id)
+    )
+    rows = (await session.execute(statement)).all()
+    wanted = {(row.phone, channel) for row in rows}
+    opted_out = {phone for phone, _ in await opted_out_numbers(session, shift.tenant_id, wanted)}
+    return [row for row in rows if row.phone not in opted_out]

@@ -1,0 +1,134 @@
+"""Queries for caregivers, shifts, fan-outs and offers, always scoped to one tenant."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.errors import Conflict
+from caretime.repository import TenantRepository
+from caretime.shifts.models import Caregiver, CaregiverRole, FanOut, Offer, Shift, ShiftEvent
+
+
+class CaregiverRepository(TenantRepository[Caregiver]):
+    model = Caregiver
+
+    async def roles_of(self, caregiver_ids: Sequence[str]) -> dict[str, list[str]]:
+        rows = await self.session.execute(
+            select(CaregiverRole.caregiver_id, CaregiverRole.role)
+            .where(
+                CaregiverRole.tenant_id == self.tenant_id,
+                CaregiverRole.caregiver_id.in_(caregiver_ids),
+            )
+            .order_by(CaregiverRole.role)
+        )
+        roles: dict[str, list[str]] = {id_: [] for id_ in caregiver_ids}
+        for caregiver_id, role in rows:
+            roles[caregiver_id].append(role)
+        return roles
+
+    async def set_roles(self, caregiver_id: str, roles: Sequence[str]) -> None:
+        await self.session.execute(
+            delete(CaregiverRole).where(
+                CaregiverRole.tenant_id == self.tenant_id,
+                CaregiverRole.caregiver_id == caregiver_id,
+            )
+        )
+        await self.session.execute(
+            insert(CaregiverRole),
+            [{"tenant_id": self.tenant_id, "caregiver_id": caregiver_id, "role": r} for r in roles],
+        )
+
+    async def by_phone(self, phone: str) -> Sequence[Caregiver]:
+        return await self.all(self.select().where(Caregiver.phone == phone))
+
+
+class ShiftRepository(TenantRepository[Shift]):
+    model = Shift
+
+
+class FanOutRepository(TenantRepository[FanOut]):
+    model = FanOut
+
+    async def for_shift(self, shift_id: str) -> FanOut | None:
+        return await self.first(self.select().where(FanOut.shift_id == shift_id))
+
+    async def insert_once(self, row: dict[str, Any]) -> bool:
+        """Start the fan-out unless one exists. A concurrent twin waits on the primary key
+        and then inserts nothing: the database decides which request fans out."""
+        statement = _insert_ignore(self.session, FanOut).values(tenant_id=self.tenant_id, **row)
+        result = await self.session.execute(statement.returning(FanOut.shift_id))
+        return result.first() is not None
+
+
+class OfferRepository(TenantRepository[Offer]):
+    model = Offer
+
+    async def insert_new(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Insert offers, skipping any (shift, caregiver, round) that exists; returns the ids
+        actually inserted, which are the only ones that may be messaged."""
+        if not rows:
+            return []
+        # Executemany form: one cached statement, batched by the driver ("insertmanyvalues").
+        statement = _insert_ignore(self.session, Offer).returning(Offer.id)
+        stamped = [{"tenant_id": self.tenant_id, **row} for row in rows]
+        return list((await self.session.scalars(statement, stamped)).all())
+
+    def for_shift(self, shift_id: str) -> Any:
+        return self.select().where(Offer.shift_id == shift_id)
+
+    async def counts(self, shift_id: str) -> Sequence[Any]:
+        statement = (
+            select(Offer.round, Offer.message_status, func.count())
+            .where(Offer.tenant_id == self.tenant_id, Offer.shift_id == shift_id)
+            .group_by(Offer.round, Offer.message_status)
+        )
+        return (await self.session.execute(statement)).all()
+
+
+class ShiftEventRepository(TenantRepository[ShiftEvent]):
+    model = ShiftEvent
+
+    def record(
+        self,
+        shift_id: str,
+        kind: str,
+        *,
+        at: datetime,
+        caregiver_id: str | None = None,
+        offer_id: str | None = None,
+        **details: Any,
+    ) -> ShiftEvent:
+        event = ShiftEvent(
+            shift_id=shift_id,
+            kind=kind,
+            at=at,
+            caregiver_id=caregiver_id,
+            offer_id=offer_id,
+            details=details,
+        )
+        return self.add(event)
+
+
+async def insert_unique(repo: TenantRepository[Any], row: Any, duplicate: Conflict) -> None:
+    """Insert one row keyed by a caller's id; the primary key, not a prior read, decides
+    whether it already exists (two concurrent creates get one 201 and one 409). The row is
+    added inside the SAVEPOINT, so rolling it back also forgets the object."""
+    try:
+        async with repo.session.begin_nested():
+            repo.add(row)
+            await repo.session.flush()
+    except IntegrityError:
+        raise duplicate from None
+
+
+def _insert_ignore(session: AsyncSession, model: type[Any]) -> Any:
+    dialect = session.get_bind().dialect.name
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing()

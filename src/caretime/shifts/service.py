@@ -1,0 +1,184 @@
+"""Shifts: create, read, list, cancel, and expire at their start time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.dispatch import cancel_by_dedupe_key, enqueue
+from caretime.errors import Conflict, NotFound
+from caretime.ids import new_id
+from caretime.shifts.ladder import from_document
+from caretime.shifts.models import Shift
+from caretime.shifts.repository import (
+    FanOutRepository,
+    ShiftEventRepository,
+    ShiftRepository,
+    insert_unique,
+)
+from caretime.shifts.schemas import ShiftCreate, ShiftOut
+from caretime.tenancy.policy import ShiftPolicy
+
+EXPIRE = "shifts.expire"
+ESCALATE = "shifts.escalate"
+
+
+class ShiftNotFound(NotFound):
+    problem = "shift-not-found"
+    title = "No such shift"
+
+
+class ShiftExists(Conflict):
+    problem = "shift-exists"
+    title = "A shift with this id already exists"
+
+
+class ShiftNotOpen(Conflict):
+    problem = "shift-not-open"
+    title = "The shift is not open"
+
+
+def expire_key(shift_id: str) -> str:
+    return f"shift:{shift_id}:expire"
+
+
+def round_key(shift_id: str, number: int) -> str:
+    return f"shift:{shift_id}:round:{number}"
+
+
+async def create_shift(
+    session: AsyncSession,
+    tenant_id: str,
+    body: ShiftCreate,
+    *,
+    policy: ShiftPolicy,
+    now: datetime,
+) -> Shift:
+    shift_id = body.id or new_id("shf")
+    started = body.start_time <= now
+    shift = Shift(
+        id=shift_id,
+        role_required=body.role_required,
+        start_time=body.start_time,
+        end_time=body.end_time,
+        tz=body.tz or policy.default_tz,
+        location=body.location,
+        notes=body.notes,
+        # A shift reported after it began can never be offered: it is born expired.
+        status="expired" if started else "open",
+        closed_at=now if started else None,
+        created_at=now,
+        updated_at=now,
+    )
+    duplicate = ShiftExists(f"shift {shift_id!r} already exists")
+    await insert_unique(ShiftRepository(session, tenant_id), shift, duplicate)
+    if not started:
+        await enqueue(
+            session,
+            EXPIRE,
+            {"shift_id": shift_id},
+            run_at=shift.start_time,
+            tenant_id=tenant_id,
+            dedupe_key=expire_key(shift_id),
+        )
+    return shift
+
+
+async def require_shift(session: AsyncSession, tenant_id: str, shift_id: str) -> Shift:
+    shift = await ShiftRepository(session, tenant_id).get(shift_id)
+    if shift is None:
+        raise ShiftNotFound(f"no shift {shift_id!r}")
+    return shift
+
+
+async def reload_shift(session: AsyncSession, tenant_id: str, shift_id: str) -> Shift:
+    """Read the committed row again, not the copy this session already holds."""
+    repo = ShiftRepository(session, tenant_id)
+    statement = repo.select().where(Shift.id == shift_id).execution_options(populate_existing=True)
+    shift = await repo.first(statement)
+    if shift is None:
+        raise ShiftNotFound(f"no shift {shift_id!r}")
+    return shift
+
+
+async def list_shifts(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Shift], str | None]:
+    repo = ShiftRepository(session, tenant_id)
+    statement = repo.select()
+    if status is not None:
+        statement = statement.where(Shift.status == status)
+    return await repo.page(statement, limit=limit, after=cursor)
+
+
+async def close_shift(
+    session: AsyncSession,
+    tenant_id: str,
+    shift_id: str,
+    status: str,
+    *,
+    now: datetime,
+    only_if_started: bool = False,
+) -> bool:
+    """open → cancelled | expired, conditionally; True if this call made the change."""
+    condition = [Shift.tenant_id == tenant_id, Shift.id == shift_id, Shift.status == "open"]
+    if only_if_started:
+        condition.append(Shift.start_time <= now)
+    result = await session.execute(
+        update(Shift).where(*condition).values(status=status, closed_at=now, updated_at=now)
+    )
+    changed: bool = result.rowcount == 1  # type: ignore[attr-defined]
+    if changed:
+        ShiftEventRepository(session, tenant_id).record(shift_id, status, at=now)
+    return changed
+
+
+async def cancel_shift(
+    session: AsyncSession, tenant_id: str, shift_id: str, *, now: datetime
+) -> Shift:
+    shift = await require_shift(session, tenant_id, shift_id)
+    if shift.status == "cancelled":
+        return shift
+    if not await close_shift(session, tenant_id, shift_id, "cancelled", now=now):
+        shift = await reload_shift(session, tenant_id, shift_id)
+        raise ShiftNotOpen(f"shift {shift_id!r} is {shift.status}", shift_status=shift.status)
+    await cancel_pending_jobs(session, tenant_id, shift_id)
+    return await reload_shift(session, tenant_id, shift_id)
+
+
+async def expire_shift(
+    session: AsyncSession, tenant_id: str, shift_id: str, *, now: datetime
+) -> bool:
+    return await close_shift(session, tenant_id, shift_id, "expired", now=now, only_if_started=True)
+
+
+async def cancel_pending_jobs(session: AsyncSession, tenant_id: str, shift_id: str) -> None:
+    """A closed shift needs no more rounds and no expiry (the handlers would no-op anyway)."""
+    fanout = await FanOutRepository(session, tenant_id).for_shift(shift_id)
+    for round_ in from_document(fanout.ladder)[1:] if fanout else []:
+        await cancel_by_dedupe_key(session, tenant_id, round_key(shift_id, round_.number))
+    await cancel_by_dedupe_key(session, tenant_id, expire_key(shift_id))
+
+
+def present(shift: Shift) -> ShiftOut:
+    return ShiftOut(
+        id=shift.id,
+        status=shift.status,
+        role_required=shift.role_required,
+        start_time=shift.start_time,
+        end_time=shift.end_time,
+        tz=shift.tz,
+        location=shift.location,
+        notes=shift.notes,
+        assigned_caregiver_id=shift.assigned_caregiver_id,
+        filled_at=shift.filled_at,
+        created_at=shift.created_at,
+    )

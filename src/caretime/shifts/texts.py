@@ -1,0 +1,67 @@
+"""What caregivers read and hear. PHI-minimal: role, local time, location; never notes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from caretime.shifts.models import Shift
+
+
+def _clock(moment: datetime) -> str:
+    hour = moment.hour % 12 or 12
+    suffix = "AM" if moment.hour < 12 else "PM"
+    return f"{hour}:{moment.minute:02d} {suffix}"
+
+
+def _day(moment: datetime) -> str:
+    return f"{moment:%a %b} {moment.day}"
+
+
+def when(shift: Shift) -> str:
+    """'Thu Jul 2, 8:00 AM–4:00 PM EDT' in the shift's own zone."""
+    zone = ZoneInfo(shift.tz)
+    start, end = shift.start_time.astimezone(zone), shift.end_time.astimezone(zone)
+    if start.date() == end.date():
+        span = f"{_day(start)}, {_clock(start)}–{_clock(end)}"
+    else:
+        span = f"{_day(start)} {_clock(start)} – {_day(end)} {_clock(end)}"
+    return f"{span} {start.tzname()}"
+
+
+def _what(shift: Shift) -> str:
+    where = f" at {shift.location}" if shift.location else ""
+    return f"{shift.role_required} shift {when(shift)}{where}"
+
+
+def offer_text(shift: Shift, channel: str) -> str:
+    if channel == "voice":
+        return (
+            f"Hello, this is your agency's scheduling line with an open {_what(shift)}. "
+            "To take it, reply YES by text message. To pass, reply NO."
+        )
+    return f"Open {_what(shift)}. Reply YES to take it or NO to pass."
+
+
+def assigned_text(shift: Shift) -> str:
+    return f"Confirmed: the {_what(shift)} is yours. Thank you!"
+
+
+def already_yours_text(shift: Shift) -> str:
+    return f"You already have the {_what(shift)}."
+
+
+def already_filled_text(shift: Shift) -> str:
+    return f"Thank you! The {shift.role_required} shift {when(shift)} has already been filled."
+
+
+def unavailable_text(shift: Shift, reason: str) -> str:
+    return f"The {shift.role_required} shift {when(shift)} is no longer available ({reason})."
+
+
+def declined_text(shift: Shift) -> str:
+    return f"Thanks for letting us know; we won't offer you the shift {when(shift)} again."
+
+
+def clarify_text(shift: Shift) -> str:
+    return f"Sorry, we didn't understand. Reply YES to take the {_what(shift)} or NO to pass."
