@@ -21,6 +21,7 @@ from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.outreach.router import router as outreach_router
 from caretime.runtime import Runtime
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
@@ -63,6 +64,7 @@ def create_app(
     app.include_router(booking_router)
     app.include_router(messaging_router)
     app.include_router(shifts_router)
+    app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     _register_problem_schema(app)
     return app
