@@ -15,6 +15,7 @@ from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
+from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
@@ -105,6 +106,8 @@ async def prepare_database(runtime: Runtime) -> None:
         await migrate.upgrade(runtime.engine)
     if runtime.settings.api_key is not None:
         await _bootstrap_key(runtime)
+        if runtime.settings.demo_data:
+            await load_demo_data(runtime)
 
 
 async def _bootstrap_key(runtime: Runtime) -> None:
