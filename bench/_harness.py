@@ -84,7 +84,11 @@ def caretime_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -15,12 +15,14 @@ from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
+from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.outreach.router import router as outreach_router
 from caretime.runtime import Runtime
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
@@ -63,6 +65,7 @@ def create_app(
     app.include_router(booking_router)
     app.include_router(messaging_router)
     app.include_router(shifts_router)
+    app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(web.router)
     _register_problem_schema(app)
@@ -104,6 +107,8 @@ async def prepare_database(runtime: Runtime) -> None:
         await migrate.upgrade(runtime.engine)
     if runtime.settings.api_key is not None:
         await _bootstrap_key(runtime)
+        if runtime.settings.demo_data:
+            await load_demo_data(runtime)
 
 
 async def _bootstrap_key(runtime: Runtime) -> None:

@@ -20,6 +20,7 @@ from caretime.db import transaction
 from caretime.dispatch import cli as dispatch_cli
 from caretime.errors import CaretimeError
 from caretime.observability import configure_logging
+from caretime.outreach.cli import app as outreach_app
 from caretime.runtime import Runtime
 from caretime.shifts.cli import import_app
 from caretime.tenancy import service as tenancy
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(dispatch_cli.jobs_app, name="jobs")
 app.command("worker")(dispatch_cli.worker)
 app.add_typer(import_app, name="import")
+app.add_typer(outreach_app)
 console = Console(soft_wrap=True)
 T = TypeVar("T")
 

@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "caretime.messaging.models",
     "caretime.booking.models",
     "caretime.shifts.models",
+    "caretime.outreach.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
@@ -20,6 +21,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.booking.tasks",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
+    "caretime.outreach.tasks",
 )
 
 

@@ -28,7 +28,12 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
-        engine = create_engine(settings.database_url)
+        # Each in-process worker may run worker_concurrency handlers at once, each with its
+        # own connection; a smaller pool would open and close connections per job.
+        pool: dict[str, Any] = (
+            {} if settings.is_sqlite else {"pool_size": max(10, settings.worker_concurrency)}
+        )
+        engine = create_engine(settings.database_url, **pool)
         read_engine = (
             create_engine(settings.database_url, read_only=True) if settings.is_sqlite else engine
         )

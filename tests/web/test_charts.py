@@ -23,19 +23,19 @@ H15 = datetime(2026, 3, 2, 15, tzinfo=UTC)
     ],
 )
 def test_calls_are_counted_in_their_hour(offset: timedelta, hour_index: int) -> None:
-    buckets = count_by_hour([(T0 + offset, "America/New_York")], start=T0, hours=48)
+    buckets = count_by_hour([(T0 + offset, "America/New_York", 1)], start=T0, hours=48)
     assert buckets[H15 + timedelta(hours=hour_index)] == Counter({"America/New_York": 1})
 
 
 @pytest.mark.parametrize("offset", [timedelta(minutes=-21), timedelta(hours=47, minutes=40)])
 def test_calls_outside_the_window_are_left_out(offset: timedelta) -> None:
-    buckets = count_by_hour([(T0 + offset, "UTC")], start=T0, hours=48)
+    buckets = count_by_hour([(T0 + offset, "UTC", 1)], start=T0, hours=48)
     assert sum(sum(c.values()) for c in buckets.values()) == 0
 
 
 def test_bars_stack_by_zone_and_the_peak_fills_the_height() -> None:
-    calls = [(H15, "America/New_York")] * 3 + [(H15, "America/Chicago")]
-    calls += [(H15 + timedelta(hours=1), "America/Chicago")] * 2
+    calls = [(H15, "America/New_York", 3), (H15, "America/Chicago", 1)]
+    calls += [(H15 + timedelta(hours=1), "America/Chicago", 2)]
     chart = hour_chart(count_by_hour(calls, start=H15, hours=2), width=200, height=100)
     first, second = chart.bars
     assert (chart.peak, chart.total, first.total, second.total) == (4, 6, 4, 2)
@@ -50,7 +50,7 @@ def test_bars_stack_by_zone_and_the_peak_fills_the_height() -> None:
 
 def test_the_busiest_zones_get_colours_and_the_rest_share_one() -> None:
     zones = [f"Zone/{i}" for i in range(len(PALETTE) + 2)]
-    calls = [(H15, zone) for i, zone in enumerate(zones) for _ in range(20 - i)]
+    calls = [(H15, zone, 20 - i) for i, zone in enumerate(zones)]
     chart = hour_chart(count_by_hour(calls, start=H15, hours=1))
     legend = dict(chart.legend)
     assert list(legend)[: len(PALETTE)] == zones[: len(PALETTE)]

@@ -9,7 +9,9 @@ from fastapi import APIRouter
 
 from caretime.web import (
     assets,
+    batches,
     booking,
+    calls,
     caregivers,
     jobs,
     overview,
@@ -27,6 +29,8 @@ SECTIONS = (
     overview,
     preferences,
     jobs,
+    calls,
+    batches,
     booking,
     reservations,
     shifts,

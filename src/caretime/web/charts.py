@@ -55,16 +55,16 @@ def floor_hour(instant: datetime) -> datetime:
 
 
 def count_by_hour(
-    calls: Iterable[tuple[datetime, str]], *, start: datetime, hours: int
+    calls: Iterable[tuple[datetime, str, int]], *, start: datetime, hours: int
 ) -> dict[datetime, Counter[str]]:
-    """(scheduled instant, zone) pairs → per-hour counts by zone for `hours` hours from the
-    hour containing `start`; calls outside that range are left out."""
+    """(instant, zone, how many) → per-hour counts by zone for `hours` hours from the hour
+    containing `start`; calls outside that range are left out."""
     first = floor_hour(start)
     buckets: dict[datetime, Counter[str]] = {first + HOUR * i: Counter() for i in range(hours)}
-    for instant, zone in calls:
+    for instant, zone, count in calls:
         bucket = buckets.get(floor_hour(instant))
         if bucket is not None:
-            bucket[zone] += 1
+            bucket[zone] += count
     return buckets
 
 

@@ -34,6 +34,8 @@ PAGE_HEADERS = {
 # (label, path): the dashboard's sections, in the order the navigation shows them.
 NAVIGATION = (
     ("Overview", "/"),
+    ("Calls", "/ui/calls"),
+    ("Batches", "/ui/batches"),
     ("Booking", "/ui/booking"),
     ("Shifts", "/ui/shifts"),
     ("Caregivers", "/ui/caregivers"),

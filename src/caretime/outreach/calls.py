@@ -1,0 +1,174 @@
+"""Single-call use cases: create one, move it, cancel it, call it now, read and list.
+
+Every change to a pending call bumps its version and swaps its dispatch job in the same
+transaction, so a job for the old time finds a newer version and does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.dispatch import cancel_by_dedupe_key
+from caretime.dispatch.queue import enqueue_many
+from caretime.ids import new_id
+from caretime.outreach.errors import (
+    CallAlreadyStarted,
+    CallNotFound,
+    NotSchedulable,
+    OutsideCallingWindow,
+)
+from caretime.outreach.models import PENDING, Call, CallAttempt
+from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
+from caretime.outreach.schemas import BatchOptions, CallIn
+from caretime.outreach.service import (
+    call_row,
+    contact_id,
+    effective_policy,
+    minute_ledger,
+    place_call_job,
+    place_call_key,
+)
+from caretime.policy import PlanItem, Planner, Rejected, Scheduled
+from caretime.tenancy.policy import CallingPolicy
+
+_WINDOW_CODES = {"outside_window", "no_window"}
+
+
+async def create_call(
+    session: AsyncSession, tenant_id: str, calling: CallingPolicy, body: CallIn, *, now: datetime
+) -> Call:
+    calling = effective_policy(
+        calling, BatchOptions(max_attempts=body.max_attempts, retry_delay=body.retry_delay)
+    )
+    item = PlanItem(body.name, body.phone, body.scheduled, body.tz)
+    outcome = await _plan_one(session, tenant_id, calling, item, now=now)
+    call_id, contact = new_id("call"), contact_id(tenant_id, outcome.e164)
+    await ContactRepository(session, tenant_id).insert_missing(
+        [{"id": contact, "name": body.name, "phone_e164": outcome.e164,
+          "zones": list(outcome.zones), "created_at": now}]
+    )  # fmt: skip
+    calls = CallRepository(session, tenant_id)
+    await calls.insert_many([call_row(call_id, None, contact, body.name, outcome, calling, now)])
+    await enqueue_many(session, [place_call_job(tenant_id, call_id, 1, outcome.at)])
+    return await get_call(session, tenant_id, call_id)
+
+
+async def reschedule(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    call_id: str,
+    *,
+    at: datetime,
+    tz: str | None,
+    now: datetime,
+) -> Call:
+    call = await _pending_for_update(session, tenant_id, call_id)
+    return await _pin(session, tenant_id, calling, call, at=at, tz=tz, now=now)
+
+
+async def dispatch_now(
+    session: AsyncSession, tenant_id: str, calling: CallingPolicy, call_id: str, *, now: datetime
+) -> Call:
+    """Call now, if this moment is allowed for the number and the minute has room."""
+    call = await _pending_for_update(session, tenant_id, call_id)
+    return await _pin(session, tenant_id, calling, call, at=now, tz=None, now=now)
+
+
+async def cancel(session: AsyncSession, tenant_id: str, call_id: str, *, now: datetime) -> Call:
+    calls = CallRepository(session, tenant_id)
+    call = await calls.get_for_update(call_id)
+    if call is None:
+        raise CallNotFound(f"no call {call_id!r}")
+    if call.status == "cancelled":
+        return call
+    if call.status != PENDING:
+        raise CallAlreadyStarted(
+            f"call {call_id} is {call.status}: only a pending call can be cancelled"
+        )
+    await cancel_by_dedupe_key(session, tenant_id, place_call_key(call.id, call.version))
+    call.status, call.outcome = "cancelled", "cancelled before it started"
+    call.version += 1
+    call.updated_at = now
+    await session.flush()
+    return call
+
+
+async def get_call(session: AsyncSession, tenant_id: str, call_id: str) -> Call:
+    call = await CallRepository(session, tenant_id).get(call_id)
+    if call is None:
+        raise CallNotFound(f"no call {call_id!r}")
+    return call
+
+
+async def attempts_of(session: AsyncSession, tenant_id: str, call_id: str) -> Sequence[CallAttempt]:
+    return await AttemptRepository(session, tenant_id).for_call(call_id)
+
+
+async def list_calls(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    status: str | None,
+    batch_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Sequence[Call], str | None]:
+    calls = CallRepository(session, tenant_id)
+    statement = calls.select()
+    if status is not None:
+        statement = statement.where(Call.status == status)
+    if batch_id is not None:
+        statement = statement.where(Call.batch_id == batch_id)
+    return await calls.page(statement, limit=limit, after=cursor)
+
+
+async def _pending_for_update(session: AsyncSession, tenant_id: str, call_id: str) -> Call:
+    call = await CallRepository(session, tenant_id).get_for_update(call_id)
+    if call is None:
+        raise CallNotFound(f"no call {call_id!r}")
+    if call.status != PENDING:
+        raise CallAlreadyStarted(f"call {call_id} is {call.status}: it can no longer be moved")
+    return call
+
+
+async def _pin(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    call: Call,
+    *,
+    at: datetime,
+    tz: str | None,
+    now: datetime,
+) -> Call:
+    zone = tz or (call.zones[0] if len(call.zones) == 1 else None)
+    item = PlanItem(call.name, call.phone_e164, at, zone)
+    outcome = await _plan_one(session, tenant_id, calling, item, now=now, moving=call)
+    await cancel_by_dedupe_key(session, tenant_id, place_call_key(call.id, call.version))
+    call.tz, call.zones = outcome.tz, list(outcome.zones)
+    await CallRepository(session, tenant_id).move(call, at=outcome.at, now=now, pinned=True)
+    await enqueue_many(session, [place_call_job(tenant_id, call.id, call.version, outcome.at)])
+    return call
+
+
+async def _plan_one(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    item: PlanItem,
+    *,
+    now: datetime,
+    moving: Call | None = None,
+) -> Scheduled:
+    ledger = await minute_ledger(session, tenant_id, calling, now=now)
+    if moving is not None and ledger.counts.get(moving.scheduled_minute, 0) > 0:
+        ledger.counts[moving.scheduled_minute] -= 1  # the call's own place is free to reuse
+    (outcome,) = Planner(calling, now=now, ledger=ledger).plan([item])
+    if isinstance(outcome, Rejected):
+        error = OutsideCallingWindow if outcome.code in _WINDOW_CODES else NotSchedulable
+        raise error(outcome.error, reason=outcome.code)
+    return outcome

@@ -1,0 +1,35 @@
+"""Outreach problems, rendered as problem+json by the shared handler."""
+
+from __future__ import annotations
+
+from caretime.errors import Conflict, InvalidInput, NotFound
+
+
+class OutsideCallingWindow(InvalidInput):
+    problem = "outside-calling-window"
+    title = "Not allowed to call at that time"
+
+
+class NotSchedulable(InvalidInput):
+    problem = "not-schedulable"
+    title = "The call cannot be scheduled"
+
+
+class CallNotFound(NotFound):
+    problem = "call-not-found"
+    title = "No such call"
+
+
+class BatchNotFound(NotFound):
+    problem = "batch-not-found"
+    title = "No such batch"
+
+
+class CallAlreadyStarted(Conflict):
+    problem = "call-already-started"
+    title = "The call has already started or ended"
+
+
+class IdempotencyKeyReused(Conflict):
+    problem = "idempotency-key-reused"
+    title = "Idempotency-Key already used for a different request"

@@ -1,0 +1,195 @@
+"""Carrying a call out: start an attempt through messaging, record what the provider says,
+and retry within the rules (next allowed moment after the delay, per-contact caps, capacity).
+
+Call statuses: scheduled → dispatching → ringing → in_progress → completed; an unanswered,
+busy or failed attempt goes back to scheduled while attempts remain, else ends `expired`
+(no answer, busy, or no allowed time left) or `failed`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.clock import isoformat_z
+from caretime.dispatch.queue import enqueue_many
+from caretime.ids import new_id
+from caretime.messaging import Message, RelatedEntity, send_message
+from caretime.observability import log_event
+from caretime.outreach.models import PENDING, Call, CallAttempt
+from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
+from caretime.outreach.service import minute_ledger, place_call_job
+from caretime.policy import (
+    ContactCaps,
+    PlanItem,
+    Planner,
+    Scheduled,
+    contact_windows,
+    next_moment_under_caps,
+    parse_phone,
+)
+from caretime.tenancy.models import Tenant
+from caretime.tenancy.policy import CallingPolicy
+from caretime.tenancy.service import policy_of
+
+log = logging.getLogger("caretime.outreach")
+ATTEMPT_KIND = "outreach.attempt"
+VOICE_SCRIPT = "Hello, this is a call from your care team."
+IN_CALL = {"ringing", "in_progress"}
+UNSUCCESSFUL = {"no_answer", "busy", "failed", "canceled", "suppressed"}
+CAPS_LOOKBACK = timedelta(days=8)
+
+
+async def calling_policy(session: AsyncSession, tenant_id: str) -> CallingPolicy:
+    tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None
+    return policy_of(tenant).calling
+
+
+async def may_call_now(
+    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
+) -> bool:
+    """Is this moment inside the number's windows and within the contact's caps (other
+    calls to the same number count too)?"""
+    state = parse_phone(call.phone_e164).state
+    windows = contact_windows(
+        tuple(call.zones), calling, start=now, end=now + timedelta(minutes=1), state=state
+    )
+    if not windows.contains(now):
+        return False
+    # Two calls to one number due together would both see the caps as free: lock first.
+    await ContactRepository(session, call.tenant_id).lock(call.contact_id)
+    previous = await AttemptRepository(session, call.tenant_id).started_since(
+        call.contact_id, now - CAPS_LOOKBACK
+    )
+    caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
+    return next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=now) == now
+
+
+async def start_attempt(session: AsyncSession, call: Call, *, now: datetime) -> CallAttempt:
+    """Mark the call started and hand it to the voice provider (idempotent per attempt)."""
+    call.attempts += 1
+    call.status, call.updated_at = "dispatching", now
+    attempt = CallAttempt(
+        id=new_id("att"),
+        call_id=call.id,
+        contact_id=call.contact_id,
+        number=call.attempts,
+        status="dispatching",
+        history=[{"status": "dispatching", "at": isoformat_z(now)}],
+        started_at=now,
+    )
+    AttemptRepository(session, call.tenant_id).add(attempt)
+    await session.flush()
+    message = await send_message(
+        session,
+        tenant_id=call.tenant_id,
+        channel="voice",
+        to=call.phone_e164,
+        body=VOICE_SCRIPT,
+        idempotency_key=f"outreach.call:{call.id}:attempt:{attempt.number}",
+        related=RelatedEntity(kind=ATTEMPT_KIND, id=attempt.id),
+    )
+    attempt.message_id = message.id
+    log_event(log, "call_attempt_started", call_id=call.id, attempt=attempt.number)
+    if message.status in UNSUCCESSFUL:  # e.g. suppressed: the number opted out of calls
+        await record_outcome(session, call, attempt, message, message.status, now=now)
+    return attempt
+
+
+async def on_attempt_status(session: AsyncSession, message: Message, status: str) -> None:
+    """Messaging's status event for an attempt: move the call along, retry, or finish."""
+    attempt = await AttemptRepository(session, message.tenant_id).get(message.related_id or "")
+    if attempt is None:
+        return
+    call = await CallRepository(session, message.tenant_id).get_for_update(attempt.call_id)
+    if call is None or call.attempts != attempt.number or call.status not in (
+        "dispatching", *IN_CALL):  # fmt: skip
+        return  # an older attempt, or the call already ended
+    await record_outcome(session, call, attempt, message, status, now=message.status_changed_at)
+
+
+async def record_outcome(
+    session: AsyncSession,
+    call: Call,
+    attempt: CallAttempt,
+    message: Message,
+    status: str,
+    *,
+    now: datetime,
+) -> None:
+    attempt.status = status
+    attempt.history = [*attempt.history, {"status": status, "at": isoformat_z(now)}]
+    call.updated_at = now
+    if status in IN_CALL:
+        call.status = status
+    elif status == "completed":
+        call.status = call.outcome = "completed"
+        attempt.ended_at = now
+    elif status in UNSUCCESSFUL:
+        attempt.ended_at = now
+        call.outcome = (
+            status if status != "suppressed" else f"suppressed: {message.suppression_reason}"
+        )
+        await _after_unsuccessful(session, call, status, now=now)
+    await session.flush()
+
+
+async def _after_unsuccessful(
+    session: AsyncSession, call: Call, status: str, *, now: datetime
+) -> None:
+    if status == "suppressed" or call.attempts >= call.max_attempts:
+        call.status = "failed" if status in ("failed", "suppressed") else "expired"
+        log_event(log, "call_finished", call_id=call.id, status=call.status)
+        return
+    calling = await calling_policy(session, call.tenant_id)
+    after = now + timedelta(seconds=call.retry_delay_seconds)
+    if not await replan(session, call, calling, after=after, now=now):
+        call.status = "expired"
+
+
+async def replan(
+    session: AsyncSession, call: Call, calling: CallingPolicy, *, after: datetime, now: datetime
+) -> bool:
+    """Put the call back on the schedule at the first allowed, capped, free moment after
+    `after`. False when nothing is left within the horizon."""
+    at = await next_allowed_attempt(session, call, calling, after=after)
+    if at is None:
+        return False
+    call.status = PENDING
+    await CallRepository(session, call.tenant_id).move(call, at=at, now=now, pinned=False)
+    await enqueue_many(session, [place_call_job(call.tenant_id, call.id, call.version, at)])
+    log_event(log, "call_replanned", call_id=call.id, attempt=call.attempts + 1)
+    return True
+
+
+async def next_allowed_attempt(
+    session: AsyncSession, call: Call, calling: CallingPolicy, *, after: datetime
+) -> datetime | None:
+    state = parse_phone(call.phone_e164).state
+    horizon = after + timedelta(days=calling.horizon_days)
+    windows = contact_windows(tuple(call.zones), calling, start=after, end=horizon, state=state)
+    previous = await AttemptRepository(session, call.tenant_id).started_since(
+        call.contact_id, after - CAPS_LOOKBACK
+    )
+    caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
+    earliest = next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=after)
+    if earliest is None:
+        return None
+    ledger = await minute_ledger(session, call.tenant_id, calling, now=earliest)
+    planner = Planner(calling, now=earliest, ledger=ledger, strategy="earliest")
+    tz = call.zones[0] if len(call.zones) == 1 else None
+    (outcome,) = planner.plan([PlanItem(call.name, call.phone_e164, None, tz)])
+    return outcome.at if isinstance(outcome, Scheduled) else None
+
+
+async def due_call(
+    session: AsyncSession, tenant_id: str, call_id: str, version: int
+) -> Call | None:
+    """The call a job is for, locked, if it still waits for exactly this job."""
+    call = await CallRepository(session, tenant_id).get_for_update(call_id)
+    if call is None or call.status != PENDING or call.version != version:
+        return None
+    return call

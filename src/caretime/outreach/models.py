@@ -1,0 +1,98 @@
+"""Outreach tables: contacts, batches, calls (the scheduled task) and call attempts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from caretime.db import Base, JSONDocument
+from caretime.repository import TenantOwned
+
+# A call that has not started yet; only these may be moved, cancelled or dispatched.
+PENDING = "scheduled"
+STARTED = ("dispatching", "ringing", "in_progress")
+FINAL = ("completed", "no_answer", "busy", "failed", "cancelled", "expired")
+
+
+class Contact(TenantOwned, Base):
+    """A number the tenant calls. Its id is derived from (tenant, number), so a batch can
+    reference contacts without reading them back."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (UniqueConstraint("tenant_id", "phone_e164"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    zones: Mapped[list[str]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime]
+
+
+class OutreachBatch(TenantOwned, Base):
+    __tablename__ = "outreach_batches"
+    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    strategy: Mapped[str] = mapped_column(String(16))
+    max_attempts: Mapped[int]
+    retry_delay_seconds: Mapped[int]
+    total: Mapped[int]
+    scheduled: Mapped[int]
+    rejected: Mapped[int]
+    # What the caller got back, kept only for batches sent with an Idempotency-Key.
+    result: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONDocument)
+    rejections: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime]
+
+
+class Call(TenantOwned, Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        # Capacity: calls per minute still to come, read once per batch.
+        Index(None, "tenant_id", "status", "scheduled_minute"),
+        Index(None, "tenant_id", "batch_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    contact_id: Mapped[str] = mapped_column(String(64), ForeignKey("contacts.id"))
+    name: Mapped[str] = mapped_column(String(200))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    tz: Mapped[str] = mapped_column(String(64))
+    zones: Mapped[list[str]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_at: Mapped[datetime]
+    scheduled_minute: Mapped[int] = mapped_column(BigInteger)
+    pinned: Mapped[bool]
+    # Bumped whenever the call is moved: a job for an older version does nothing.
+    version: Mapped[int]
+    attempts: Mapped[int]
+    max_attempts: Mapped[int]
+    retry_delay_seconds: Mapped[int]
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CallAttempt(TenantOwned, Base):
+    __tablename__ = "call_attempts"
+    __table_args__ = (
+        UniqueConstraint("call_id", "number"),
+        Index(None, "tenant_id", "contact_id", "started_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(64), ForeignKey("calls.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(String(64))
+    number: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]

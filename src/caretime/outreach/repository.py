@@ -1,0 +1,194 @@
+"""Queries for outreach: tenant-scoped by default, bulk where a batch needs it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.outreach.models import PENDING, Call, CallAttempt, Contact, OutreachBatch
+from caretime.repository import TenantRepository
+from caretime.tenancy.models import Tenant
+
+# Rows per INSERT statement: large enough to amortise round trips, small enough for
+# PostgreSQL's 32767 bind-parameter limit with ~20 columns.
+CHUNK = 1000
+
+
+class CallRepository(TenantRepository[Call]):
+    model = Call
+
+    async def minute_load(self, first_minute: int, end_minute: int) -> dict[int, int]:
+        """Calls still to come per epoch minute in [first, end): the planner's capacity input."""
+        rows = await self.session.execute(
+            select(Call.scheduled_minute, func.count())
+            .where(
+                Call.tenant_id == self.tenant_id,
+                Call.status == PENDING,
+                Call.scheduled_minute >= first_minute,
+                Call.scheduled_minute < end_minute,
+            )
+            .group_by(Call.scheduled_minute)
+        )
+        return {minute: count for minute, count in rows.all()}
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
+        if _is_postgres(self.session):
+            await _copy_insert(self.session, Call, rows)
+            return
+        for start in range(0, len(rows), CHUNK):
+            await self.session.execute(insert(Call), rows[start : start + CHUNK])
+
+    async def get_for_update(self, call_id: str) -> Call | None:
+        return await self.first(self.select().where(Call.id == call_id).with_for_update())
+
+    async def counts_by_status(self, batch_id: str) -> dict[str, int]:
+        rows = await self.session.execute(
+            select(Call.status, func.count())
+            .where(Call.tenant_id == self.tenant_id, Call.batch_id == batch_id)
+            .group_by(Call.status)
+        )
+        return {status: count for status, count in rows.all()}
+
+    async def move(self, call: Call, *, at: datetime, now: datetime, pinned: bool) -> None:
+        call.scheduled_at = at
+        call.scheduled_minute = int(at.timestamp()) // 60
+        call.pinned = pinned
+        call.version += 1
+        call.updated_at = now
+        await self.session.flush()
+
+
+class AttemptRepository(TenantRepository[CallAttempt]):
+    model = CallAttempt
+
+    async def for_call(self, call_id: str) -> Sequence[CallAttempt]:
+        return await self.all(
+            self.select().where(CallAttempt.call_id == call_id).order_by(CallAttempt.number)
+        )
+
+    async def started_since(self, contact_id: str, since: datetime) -> list[datetime]:
+        rows = await self.session.scalars(
+            select(CallAttempt.started_at).where(
+                CallAttempt.tenant_id == self.tenant_id,
+                CallAttempt.contact_id == contact_id,
+                CallAttempt.started_at >= since,
+            )
+        )
+        return list(rows)
+
+
+class BatchRepository(TenantRepository[OutreachBatch]):
+    model = OutreachBatch
+
+    async def by_idempotency_key(self, key: str) -> OutreachBatch | None:
+        return await self.first(self.select().where(OutreachBatch.idempotency_key == key))
+
+    async def claim_key(self, values: dict[str, Any]) -> bool:
+        """Insert the batch row unless its Idempotency-Key is taken. On PostgreSQL a
+        concurrent twin waits here until the first commits, then sees its row."""
+        statement = _dialect_insert(self.session, OutreachBatch).on_conflict_do_nothing(
+            index_elements=[OutreachBatch.tenant_id, OutreachBatch.idempotency_key]
+        )
+        result = await self.session.execute(
+            statement.values({**values, "tenant_id": self.tenant_id})
+        )
+        inserted: int = result.rowcount  # type: ignore[attr-defined]
+        return inserted == 1
+
+    async def finish(self, batch_id: str, values: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(OutreachBatch)
+            .where(OutreachBatch.tenant_id == self.tenant_id, OutreachBatch.id == batch_id)
+            .values(values)
+        )
+
+
+class ContactRepository(TenantRepository[Contact]):
+    model = Contact
+
+    async def lock(self, contact_id: str) -> None:
+        """Serialise decisions about one contact (caps) until the transaction ends."""
+        await self.session.execute(
+            select(Contact.id)
+            .where(Contact.tenant_id == self.tenant_id, Contact.id == contact_id)
+            .with_for_update()
+        )
+
+    async def insert_missing(self, rows: Sequence[dict[str, Any]]) -> None:
+        rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
+        if _is_postgres(self.session):
+            await _unnest_insert(self.session, Contact, rows, "ON CONFLICT (id) DO NOTHING")
+            return
+        statement = sqlite.insert(Contact).on_conflict_do_nothing(index_elements=[Contact.id])
+        for start in range(0, len(rows), CHUNK):
+            await self.session.execute(statement, rows[start : start + CHUNK])
+
+
+async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
+    """Serialise capacity planning per tenant (PostgreSQL row lock, held until commit;
+    SQLite already has a single writer)."""
+    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+
+
+def _dialect_insert(session: AsyncSession, model: Any) -> Any:
+    if _is_postgres(session):
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _unnest_insert(
+    session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]], suffix: str = ""
+) -> None:
+    """Many rows in one PostgreSQL statement: one array parameter per column, unnested.
+    An order of magnitude faster than executemany for batches of thousands."""
+    if not rows:
+        return
+    table = model.__table__
+    columns = [column for column in table.columns if column.name in rows[0]]
+    arrays = [_column_values(column, rows) for column in columns]
+    casts = ", ".join(
+        f"${i}::{_array_type(column, session)}" for i, column in enumerate(columns, 1)
+    )
+    names = ", ".join(column.name for column in columns)
+    sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({casts}) {suffix}"
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.execute(sql, *arrays)  # type: ignore[union-attr]
+
+
+async def _copy_insert(session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """New rows into PostgreSQL with COPY, inside the session's transaction."""
+    if not rows:
+        return
+    table = model.__table__
+    columns = [column for column in table.columns if column.name in rows[0]]
+    values = [_column_values(column, rows) for column in columns]
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, records=list(zip(*values, strict=True)), columns=[c.name for c in columns]
+    )
+
+
+def _column_values(column: Any, rows: Sequence[dict[str, Any]]) -> list[Any]:
+    if isinstance(column.type, JSON):
+        return [json.dumps(row[column.name]) for row in rows]
+    return [row[column.name] for row in rows]
+
+
+def _array_type(column: Any, session: AsyncSession) -> str:
+    if isinstance(column.type, JSON):
+        return "jsonb[]"
+    compiled = column.type.compile(dialect=session.get_bind().dialect)
+    return f"{compiled}[]"

@@ -1,0 +1,256 @@
+"""HTTP endpoints for outreach: POST /schedule, /outreach/batches and /calls. Thin: parse,
+call the service, shape the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from caretime.deps import ClockDep, SessionDep
+from caretime.errors import InvalidInput
+from caretime.outreach import calls as call_service
+from caretime.outreach import service
+from caretime.outreach.intake import csv_items, missing_csv_columns
+from caretime.outreach.models import Call, CallAttempt, OutreachBatch
+from caretime.outreach.schemas import (
+    AttemptOut,
+    BatchIn,
+    BatchOptions,
+    BatchOut,
+    CallIn,
+    CallOut,
+    CallPage,
+    CallPatch,
+    RejectedItemOut,
+    ScheduledItemOut,
+    retry_delay_of,
+)
+from caretime.tenancy.auth import PolicyDep, TenantDep
+
+router = APIRouter(tags=["outreach"])
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=200,
+           description="Send the same key again to get the first result back, nothing new."),
+]  # fmt: skip
+DryRun = Annotated[bool, Query(description="Plan only: create no calls.")]
+
+
+@router.post(
+    "/schedule",
+    response_model=list[ScheduledItemOut | RejectedItemOut],
+    summary="Schedule a batch of patient calls",
+)
+async def schedule(
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+    items: Annotated[list[Any], Body(description='[{"name", "phone", "scheduled"?, "tz"?}]')],
+    idempotency_key: IdempotencyKey = None,
+    dry_run: DryRun = False,
+) -> JSONResponse:
+    request = service.BatchRequest(items, idempotency_key=idempotency_key, dry_run=dry_run)
+    result = await service.schedule_batch(
+        session, tenant.id, policy.calling, request, now=clock.now()
+    )
+    return JSONResponse(result.items, headers=_replay_header(result))
+
+
+BATCH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": BatchIn.model_json_schema()},
+        "text/csv": {"schema": {"type": "string"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/outreach/batches",
+    status_code=201,
+    response_model=BatchOut,
+    openapi_extra={"requestBody": BATCH_BODY},
+)
+async def create_batch(
+    raw: Request,
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+    idempotency_key: IdempotencyKey = None,
+    dry_run: DryRun = False,
+) -> JSONResponse:
+    """A batch as JSON (`{"items": [...], "strategy"?, "max_attempts"?, "retry_delay"?}`) or
+    as CSV (columns name, phone, scheduled?, tz?; options as query parameters)."""
+    items, options, source = await _batch_body(raw)
+    request = service.BatchRequest(items, options, source, idempotency_key, dry_run)
+    result = await service.schedule_batch(
+        session, tenant.id, policy.calling, request, now=clock.now()
+    )
+    if result.batch is None:  # a dry run: the plan only
+        return JSONResponse({"items": result.items}, headers=_replay_header(result))
+    body = _batch_out(result.batch).model_dump(mode="json")
+    return JSONResponse(body, status_code=201, headers=_replay_header(result))
+
+
+@router.get("/outreach/batches/{batch_id}")
+async def get_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> BatchOut:
+    batch, counts = await service.get_batch(session, tenant.id, batch_id)
+    return _batch_out(batch, counts)
+
+
+@router.post("/calls", status_code=201)
+async def create_call(
+    body: CallIn, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+) -> CallOut:
+    call = await call_service.create_call(session, tenant.id, policy.calling, body, now=clock.now())
+    return call_out(call)
+
+
+@router.get("/calls")
+async def list_calls(
+    tenant: TenantDep,
+    session: SessionDep,
+    status: str | None = None,
+    batch_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> CallPage:
+    calls, next_cursor = await call_service.list_calls(
+        session, tenant.id, status=status, batch_id=batch_id, limit=limit, cursor=cursor
+    )
+    return CallPage(items=[call_out(call) for call in calls], next_cursor=next_cursor)
+
+
+@router.get("/calls/{call_id}")
+async def get_call(call_id: str, tenant: TenantDep, session: SessionDep) -> CallOut:
+    call = await call_service.get_call(session, tenant.id, call_id)
+    return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
+
+
+@router.patch("/calls/{call_id}")
+async def reschedule_call(
+    call_id: str,
+    body: CallPatch,
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> CallOut:
+    call = await call_service.reschedule(
+        session, tenant.id, policy.calling, call_id, at=body.scheduled, tz=body.tz, now=clock.now()
+    )
+    return call_out(call)
+
+
+@router.delete("/calls/{call_id}")
+async def cancel_call(
+    call_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+) -> CallOut:
+    return call_out(await call_service.cancel(session, tenant.id, call_id, now=clock.now()))
+
+
+@router.post("/calls/{call_id}/dispatch", status_code=202)
+async def dispatch_call(
+    call_id: str, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+) -> CallOut:
+    call = await call_service.dispatch_now(
+        session, tenant.id, policy.calling, call_id, now=clock.now()
+    )
+    return call_out(call)
+
+
+def call_out(call: Call, attempts: Sequence[CallAttempt] | None = None) -> CallOut:
+    return CallOut(
+        id=call.id,
+        status=call.status,
+        scheduled=call.scheduled_at,
+        tz=call.tz,
+        zones=call.zones,
+        name=call.name,
+        phone_e164=call.phone_e164,
+        batch_id=call.batch_id,
+        pinned=call.pinned,
+        attempts=call.attempts,
+        max_attempts=call.max_attempts,
+        retry_delay=retry_delay_of(call.retry_delay_seconds),
+        outcome=call.outcome,
+        created_at=call.created_at,
+        updated_at=call.updated_at,
+        attempt_history=None if attempts is None else [
+            AttemptOut.model_validate(a) for a in attempts],
+    )  # fmt: skip
+
+
+def _batch_out(batch: OutreachBatch, counts: dict[str, int] | None = None) -> BatchOut:
+    return BatchOut(
+        id=batch.id,
+        source=batch.source,
+        strategy=batch.strategy,
+        max_attempts=batch.max_attempts,
+        retry_delay=retry_delay_of(batch.retry_delay_seconds),
+        total=batch.total,
+        scheduled=batch.scheduled,
+        rejected=batch.rejected,
+        rejections=batch.rejections.get("by_reason", {}),
+        rejected_items=batch.rejections.get("items", []),
+        created_at=batch.created_at,
+        calls_by_status=counts,
+    )
+
+
+async def _batch_body(raw: Request) -> tuple[list[Any], BatchOptions, str]:
+    content_type = raw.headers.get("content-type", "")
+    if content_type.startswith(("text/csv", "multipart/form-data")):
+        return _csv_items(await _csv_text(raw, content_type)), _query_options(raw), "csv"
+    try:
+        body = BatchIn.model_validate_json(await raw.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+    return body.items, BatchOptions(**body.model_dump(exclude={"items"})), "json"
+
+
+async def _csv_text(raw: Request, content_type: str) -> str:
+    if content_type.startswith("text/csv"):
+        data = await raw.body()
+    else:
+        upload = (await raw.form()).get("file")
+        if upload is None or isinstance(upload, str):
+            raise InvalidInput('upload the CSV as a form field named "file"')
+        data = await upload.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("the CSV must be UTF-8 text") from None
+
+
+def _csv_items(text: str) -> list[Any]:
+    missing = missing_csv_columns(text)
+    if missing:
+        raise InvalidInput(f"the CSV header lacks column(s): {', '.join(sorted(missing))}")
+    return list(csv_items(text))
+
+
+def _query_options(raw: Request) -> BatchOptions:
+    try:
+        return BatchOptions.model_validate(
+            {k: v for k, v in raw.query_params.items() if k != "dry_run"}
+        )
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from None
+
+
+def _replay_header(result: service.BatchResult) -> dict[str, str]:
+    return {"Idempotent-Replayed": "true"} if result.replayed else {}

@@ -1,0 +1,278 @@
+"""Scheduling a batch: plan every item, then write contacts, calls and their jobs in bulk.
+
+Used by POST /schedule, POST /outreach/batches and (without writes) `caretime plan`. The
+caller owns the transaction. Capacity is planned under a per-tenant lock, from one query for
+the existing per-minute load, so concurrent batches never overfill a minute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.clock import isoformat_z
+from caretime.dispatch.queue import NewJob, enqueue_many
+from caretime.ids import new_id
+from caretime.outreach.errors import BatchNotFound, IdempotencyKeyReused
+from caretime.outreach.intake import echo, plan_item, plan_parsed
+from caretime.outreach.models import PENDING, OutreachBatch
+from caretime.outreach.repository import (
+    BatchRepository,
+    CallRepository,
+    ContactRepository,
+    lock_tenant,
+)
+from caretime.outreach.schemas import BatchOptions
+from caretime.policy import CapacityLedger, Outcome, PlanItem, Planner, Rejected, Scheduled
+from caretime.tenancy.policy import CallingPolicy
+
+PLACE_CALL = "outreach.place_call"
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    items: Sequence[Any]
+    options: BatchOptions = field(default_factory=BatchOptions)
+    source: str = "schedule"
+    idempotency_key: str | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch: OutreachBatch | None
+    items: list[dict[str, Any]]
+    replayed: bool = False
+
+
+def effective_policy(calling: CallingPolicy, options: BatchOptions) -> CallingPolicy:
+    overrides = {
+        name: value
+        for name in BatchOptions.model_fields
+        if (value := getattr(options, name)) is not None
+    }
+    return calling.model_copy(update=overrides) if overrides else calling
+
+
+def place_call_job(tenant_id: str, call_id: str, version: int, at: datetime) -> NewJob:
+    """The job that rings a call at its time. Its key names the call's version, so moving a
+    call (a new version) makes any older job a no-op."""
+    return NewJob(
+        kind=PLACE_CALL,
+        payload={"call_id": call_id, "version": version},
+        run_at=at,
+        tenant_id=tenant_id,
+        dedupe_key=place_call_key(call_id, version),
+    )
+
+
+def place_call_key(call_id: str, version: int) -> str:
+    return f"outreach.call:{call_id}:v{version}"
+
+
+def contact_id(tenant_id: str, e164: str) -> str:
+    return "con_" + hashlib.sha256(f"{tenant_id}:{e164}".encode()).hexdigest()[:32]
+
+
+async def minute_ledger(
+    session: AsyncSession, tenant_id: str, calling: CallingPolicy, *, now: datetime
+) -> CapacityLedger:
+    """Lock the tenant's capacity and read what is already booked within the horizon."""
+    await lock_tenant(session, tenant_id)
+    first = int(now.timestamp()) // 60
+    end = int((now + timedelta(days=calling.horizon_days)).timestamp()) // 60 + 1
+    load = await CallRepository(session, tenant_id).minute_load(first, end)
+    return CapacityLedger.starting_with(calling.max_calls_per_minute, load)
+
+
+async def schedule_batch(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    request: BatchRequest,
+    *,
+    now: datetime,
+) -> BatchResult:
+    calling = effective_policy(calling, request.options)
+    batches = BatchRepository(session, tenant_id)
+    batch_id = None if request.dry_run else new_id("bat")
+    if batch_id is not None:
+        replay = await _claim(batches, batch_id, calling, request, now)
+        if replay is not None:
+            return replay
+    items = [plan_item(raw) for raw in request.items]
+    ledger = await minute_ledger(session, tenant_id, calling, now=now)
+    outcomes = plan_parsed(Planner(calling, now=now, ledger=ledger), items)
+    if batch_id is None:
+        return BatchResult(None, _response_items(request.items, outcomes, []))
+    call_ids = [new_id("call") if isinstance(o, Scheduled) else None for o in outcomes]
+    await _write_calls(session, tenant_id, calling, batch_id, outcomes, call_ids, now, items)
+    result = _response_items(request.items, outcomes, call_ids)
+    await batches.finish(batch_id, _summary(request, outcomes, result))
+    return BatchResult(await batches.get(batch_id), result)
+
+
+async def _claim(
+    batches: BatchRepository,
+    batch_id: str,
+    calling: CallingPolicy,
+    request: BatchRequest,
+    now: datetime,
+) -> BatchResult | None:
+    """Create the batch row first; with an Idempotency-Key already used, the earlier result."""
+    digest = _request_hash(request)
+    values: dict[str, Any] = {
+        "id": batch_id,
+        "idempotency_key": request.idempotency_key,
+        "request_hash": digest,
+        "source": request.source,
+        "strategy": calling.strategy,
+        "max_attempts": calling.max_attempts,
+        "retry_delay_seconds": int(calling.retry_delay.total_seconds()),
+        "total": len(request.items),
+        "scheduled": 0,
+        "rejected": 0,
+        "rejections": {},
+        "created_at": now,
+    }
+    if await batches.claim_key(values):
+        return None
+    assert request.idempotency_key is not None
+    earlier = await batches.by_idempotency_key(request.idempotency_key)
+    assert earlier is not None
+    if earlier.request_hash != digest:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used for a different batch; use a new key"
+        )
+    return BatchResult(earlier, earlier.result or [], replayed=True)
+
+
+def _request_hash(request: BatchRequest) -> str:
+    if request.idempotency_key is None:
+        return ""
+    body = [request.items, request.options.model_dump(mode="json"), request.source]
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def _write_calls(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    batch_id: str,
+    outcomes: Sequence[Outcome],
+    call_ids: Sequence[str | None],
+    now: datetime,
+    items: Sequence[PlanItem | str],
+) -> None:
+    contacts, calls, jobs = [], [], []
+    for outcome, call_id, item in zip(outcomes, call_ids, items, strict=True):
+        if not isinstance(outcome, Scheduled) or call_id is None:
+            continue
+        assert isinstance(item, PlanItem)
+        contact = contact_id(tenant_id, outcome.e164)
+        contacts.append(_contact_row(contact, item.name, outcome, now))
+        calls.append(call_row(call_id, batch_id, contact, item.name, outcome, calling, now))
+        jobs.append(place_call_job(tenant_id, call_id, 1, outcome.at))
+    await ContactRepository(session, tenant_id).insert_missing(contacts)
+    await CallRepository(session, tenant_id).insert_many(calls)
+    await enqueue_many(session, jobs)
+
+
+def _contact_row(contact: str, name: str, outcome: Scheduled, now: datetime) -> dict[str, Any]:
+    return {
+        "id": contact,
+        "name": name,
+        "phone_e164": outcome.e164,
+        "zones": list(outcome.zones),
+        "created_at": now,
+    }
+
+
+def call_row(
+    call_id: str,
+    batch_id: str | None,
+    contact: str,
+    name: str,
+    outcome: Scheduled,
+    calling: CallingPolicy,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "batch_id": batch_id,
+        "contact_id": contact,
+        "name": name,
+        "phone_e164": outcome.e164,
+        "tz": outcome.tz,
+        "zones": list(outcome.zones),
+        "status": PENDING,
+        "scheduled_at": outcome.at,
+        "scheduled_minute": int(outcome.at.timestamp()) // 60,
+        "pinned": outcome.pinned,
+        "version": 1,
+        "attempts": 0,
+        "max_attempts": calling.max_attempts,
+        "retry_delay_seconds": int(calling.retry_delay.total_seconds()),
+        "outcome": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _response_items(
+    raw_items: Sequence[Any], outcomes: Sequence[Outcome], call_ids: Sequence[str | None]
+) -> list[dict[str, Any]]:
+    """What the caller gets back, item for item (no task ids for a dry run)."""
+    ids = call_ids or [None] * len(outcomes)
+    return [_response_item(r, o, i) for r, o, i in zip(raw_items, outcomes, ids, strict=True)]
+
+
+def _response_item(raw: Any, outcome: Outcome, call_id: str | None) -> dict[str, Any]:
+    if isinstance(outcome, Rejected):
+        return {
+            "name": echo(raw, "name"),
+            "phone": echo(raw, "phone"),
+            "status": "rejected",
+            "error": outcome.error,
+        }
+    return {
+        "name": echo(raw, "name"),
+        "phone": echo(raw, "phone"),
+        "phone_e164": outcome.e164,
+        "tz": outcome.tz,
+        "scheduled": isoformat_z(outcome.at),
+        "scheduled_task_id": call_id,
+        "status": "scheduled",
+    }
+
+
+def _summary(
+    request: BatchRequest, outcomes: Sequence[Outcome], result: list[dict[str, Any]]
+) -> dict[str, Any]:
+    rejected = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, Rejected)]
+    return {
+        "scheduled": len(outcomes) - len(rejected),
+        "rejected": len(rejected),
+        "rejections": {
+            "by_reason": dict(Counter(o.code for _, o in rejected)),
+            "items": [{"index": i, **result[i]} for i, _ in rejected],
+        },
+        "result": result if request.idempotency_key else None,
+    }
+
+
+async def get_batch(
+    session: AsyncSession, tenant_id: str, batch_id: str
+) -> tuple[OutreachBatch, dict[str, int]]:
+    """A batch and how many of its calls are in each status now."""
+    batch = await BatchRepository(session, tenant_id).get(batch_id)
+    if batch is None:
+        raise BatchNotFound(f"no batch {batch_id!r}")
+    return batch, await CallRepository(session, tenant_id).counts_by_status(batch_id)

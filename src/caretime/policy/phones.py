@@ -1,0 +1,154 @@
+"""Phone numbers → E.164, time zones and US state, with a cache keyed by dialling prefix.
+
+Everything `phonenumbers` knows about a NANP number that matters here (validity, number type,
+time zones) depends only on its first seven digits, 1 + area code + exchange, so the full
+parse runs once per prefix and every other number with that prefix costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import phonenumbers
+from phonenumbers import PhoneNumberType, timezone
+
+from caretime.policy.legal import STATE_BY_AREA_CODE
+
+DEFAULT_REGION = "US"
+_UNKNOWN_ZONE = "Etc/Unknown"
+# Numbers that are not tied to a place: their time zone cannot be inferred.
+_NON_GEOGRAPHIC = frozenset(
+    {
+        PhoneNumberType.TOLL_FREE,
+        PhoneNumberType.PREMIUM_RATE,
+        PhoneNumberType.SHARED_COST,
+        PhoneNumberType.PERSONAL_NUMBER,
+        PhoneNumberType.UAN,
+        PhoneNumberType.VOICEMAIL,
+        PhoneNumberType.PAGER,
+    }
+)
+_PUNCTUATION = str.maketrans("", "", " -().+\t")
+
+
+class UndialableNumber(Exception):
+    """The text is not a valid, dialable phone number; the message says why, in words."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneFacts:
+    """What a dialling prefix tells us: time zones (empty if unknown) and US state."""
+
+    zones: tuple[str, ...]
+    state: str | None
+    non_geographic: bool
+    # (zones, state), built once: the planner looks its windows up by it for every number.
+    window_key: tuple[tuple[str, ...], str | None] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "window_key", (self.zones, self.state))
+
+
+class Phone(NamedTuple):
+    e164: str
+    zones: tuple[str, ...]
+    state: str | None
+    non_geographic: bool
+
+
+class PhoneBook:
+    """Parses numbers; NANP numbers take a fast path through a per-prefix cache."""
+
+    def __init__(self, region: str = DEFAULT_REGION) -> None:
+        self.region = region
+        self._by_prefix: dict[str, PhoneFacts | None] = {}
+        self._interned: dict[PhoneFacts, PhoneFacts] = {}
+
+    @property
+    def cached_prefixes(self) -> int:
+        return len(self._by_prefix)
+
+    def parse(self, raw: str) -> Phone:
+        found = self.lookup(raw)
+        if found is None:
+            return self._parse_slowly(raw)
+        e164, facts = found
+        return Phone(e164, facts.zones, facts.state, facts.non_geographic)
+
+    def lookup(self, raw: str) -> tuple[str, PhoneFacts] | None:
+        """The fast path: E.164 and the prefix's facts for a plainly written NANP number;
+        None when the text needs a full parse. Raises UndialableNumber."""
+        national = _nanp_national_digits(raw) if self.region == "US" else None
+        if national is None:
+            return None
+        prefix = national[:6]
+        facts = self._by_prefix.get(prefix, _MISSING)
+        if facts is _MISSING:
+            facts = self._by_prefix[prefix] = self._intern(_nanp_facts(national))
+        if facts is None:
+            raise UndialableNumber("not a valid phone number")
+        return "+1" + national, facts
+
+    def _intern(self, facts: PhoneFacts | None) -> PhoneFacts | None:
+        # Prefixes with the same zones and state share one object (and one window key).
+        return None if facts is None else self._interned.setdefault(facts, facts)
+
+    def _parse_slowly(self, raw: str) -> Phone:
+        number = _parse_valid(raw, self.region)
+        facts = _facts(number)
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return Phone(e164, facts.zones, facts.state, facts.non_geographic)
+
+
+_MISSING = PhoneFacts((), None, False)
+
+
+def _nanp_national_digits(raw: str) -> str | None:
+    """The ten national digits of a plainly written NANP number, or None to parse fully."""
+    digits = raw.translate(_PUNCTUATION)
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    elif len(digits) != 10 or "+" in raw:
+        return None  # ten digits after "+" would be another country's number
+    if not (digits.isdigit() and digits.isascii()) or digits[0] in "01":
+        return None
+    if "+" in raw and raw.lstrip()[0] != "+":
+        return None
+    return digits
+
+
+def _nanp_facts(national: str) -> PhoneFacts | None:
+    try:
+        number = _parse_valid("+1" + national, "US")
+    except UndialableNumber:
+        return None
+    return _facts(number)
+
+
+def _parse_valid(raw: str, region: str) -> phonenumbers.PhoneNumber:
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise UndialableNumber("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise UndialableNumber("not a valid phone number")
+    return number
+
+
+def _facts(number: phonenumbers.PhoneNumber) -> PhoneFacts:
+    state = None
+    if number.country_code == 1:
+        state = STATE_BY_AREA_CODE.get(str(number.national_number)[:3])
+    if phonenumbers.number_type(number) in _NON_GEOGRAPHIC:
+        return PhoneFacts((), state, non_geographic=True)
+    zones = tuple(z for z in timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
+    return PhoneFacts(zones, state, non_geographic=False)
+
+
+default_phone_book = PhoneBook()
+
+
+def parse_phone(raw: str) -> Phone:
+    """Parse and normalize with the shared cache (default region US)."""
+    return default_phone_book.parse(raw)

@@ -1,0 +1,79 @@
+import httpx
+
+from tests.outreach.support import make_items
+
+CSV = (
+    "Name,Phone,Scheduled,TZ\n"
+    "Ann,212-555-0100,,\n"
+    "Bob,2-(208)-555-5556,,\n"
+    "Cy,312-555-0100,2026-03-02T16:00:00Z,\n"
+)
+
+
+async def test_a_json_batch_with_overrides_reports_a_summary(client: httpx.AsyncClient) -> None:
+    items = [*make_items(count=3), {"name": "X", "phone": "nope"}]
+    body = {"items": items, "max_attempts": 2, "retry_delay": "30m", "strategy": "spread"}
+    response = await client.post("/outreach/batches", json=body)
+    assert response.status_code == 201
+    batch = response.json()
+    assert (batch["total"], batch["scheduled"], batch["rejected"]) == (4, 3, 1)
+    assert batch["rejections"] == {"invalid_phone": 1}
+    assert batch["rejected_items"][0]["index"] == 3
+    assert (batch["strategy"], batch["max_attempts"], batch["retry_delay"]) == ("spread", 2, "30m")
+    calls = (await client.get("/calls", params={"batch_id": batch["id"]})).json()["items"]
+    assert {(c["max_attempts"], c["retry_delay"]) for c in calls} == {(2, "30m")}
+    fetched = (await client.get(f"/outreach/batches/{batch['id']}")).json()
+    assert fetched["calls_by_status"] == {"scheduled": 3}
+
+
+async def test_a_csv_upload(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/outreach/batches?max_attempts=4", files={"file": ("patients.csv", CSV, "text/csv")}
+    )
+    assert response.status_code == 201, response.text
+    batch = response.json()
+    assert (batch["source"], batch["scheduled"], batch["rejected"], batch["max_attempts"]) == (
+        "csv",
+        2,
+        1,
+        4,
+    )
+
+
+async def test_a_csv_body(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/outreach/batches", content=CSV, headers={"Content-Type": "text/csv"}
+    )
+    assert response.json()["scheduled"] == 2
+
+
+async def test_a_csv_without_a_phone_column_is_a_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/outreach/batches", content="name\nAnn\n", headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 422
+    assert "phone" in response.json()["detail"]
+
+
+async def test_the_same_batch_twice_returns_the_same_batch(client: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "upload-7"}
+    body = {"items": make_items(count=4)}
+    first = await client.post("/outreach/batches", json=body, headers=headers)
+    again = await client.post("/outreach/batches", json=body, headers=headers)
+    assert first.json() == again.json()
+    assert len((await client.get("/calls")).json()["items"]) == 4
+
+
+async def test_an_unknown_batch_is_a_404(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/outreach/batches/bat_nope")).status_code == 404
+
+
+async def test_a_dry_run_batch_returns_the_plan_and_creates_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/outreach/batches?dry_run=true", json={"items": make_items(count=2)}
+    )
+    assert response.status_code == 200
+    assert [item["status"] for item in response.json()["items"]] == ["scheduled"] * 2
+    assert (await client.get("/calls")).json()["items"] == []
