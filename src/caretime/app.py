@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
-from caretime import health, migrate
+from caretime import health, migrate, web
 from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
@@ -67,6 +67,7 @@ def create_app(
     app.include_router(shifts_router)
     app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    app.include_router(web.router)
     _register_problem_schema(app)
     return app
 

@@ -1,0 +1,107 @@
+"""The dashboard's session: a signed, HttpOnly, SameSite cookie holding the viewer's API key
+and a CSRF token, plus the viewer's display time zone (a plain cookie: it is no secret).
+
+The key is kept (not a copy of the tenant id) so that every request re-authenticates it:
+revoking a key signs its dashboard sessions out on their next click.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from zoneinfo import ZoneInfo, available_timezones
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+from caretime.config import Settings
+
+SESSION_COOKIE = "caretime_session"
+TZ_COOKIE = "caretime_tz"
+SESSION_MAX_AGE = 12 * 3600
+TZ_MAX_AGE = 365 * 24 * 3600
+DEFAULT_TZ = "UTC"
+_SALT = "caretime.web.session"
+
+
+@dataclass(frozen=True)
+class WebSession:
+    csrf_token: str
+    api_key: str | None = None
+
+    @classmethod
+    def anonymous(cls) -> WebSession:
+        return cls(csrf_token=secrets.token_urlsafe(32))
+
+    def signed_in(self, api_key: str) -> WebSession:
+        # A fresh CSRF token at sign-in: a token planted before sign-in is worth nothing after.
+        return WebSession(csrf_token=secrets.token_urlsafe(32), api_key=api_key)
+
+    def accepts(self, submitted: str | None) -> bool:
+        return submitted is not None and hmac.compare_digest(
+            submitted.encode(), self.csrf_token.encode()
+        )
+
+
+def _serializer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.session_secret.get_secret_value(), salt=_SALT)
+
+
+def read_session(request: Request, settings: Settings) -> WebSession | None:
+    raw = request.cookies.get(SESSION_COOKIE)
+    if raw is None:
+        return None
+    try:
+        data = _serializer(settings).loads(raw, max_age=SESSION_MAX_AGE)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
+        return None
+    key = data.get("key")
+    return WebSession(csrf_token=data["csrf"], api_key=key if isinstance(key, str) else None)
+
+
+def write_session(response: Response, session: WebSession, settings: Settings) -> None:
+    value = _serializer(settings).dumps({"csrf": session.csrf_token, "key": session.api_key})
+    response.set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age=SESSION_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=settings.public_url.startswith("https://"),
+        path="/",
+    )
+
+
+def clear_session(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+def viewer_zone(request: Request) -> ZoneInfo:
+    return parse_zone(request.cookies.get(TZ_COOKIE)) or ZoneInfo(DEFAULT_TZ)
+
+
+def parse_zone(name: str | None) -> ZoneInfo | None:
+    # Only names from the tz database: a cookie must not steer ZoneInfo to arbitrary paths.
+    return ZoneInfo(name) if name in zone_names() else None
+
+
+@cache
+def zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def write_zone(response: Response, zone: ZoneInfo, settings: Settings) -> None:
+    response.set_cookie(
+        TZ_COOKIE,
+        zone.key,
+        max_age=TZ_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=settings.public_url.startswith("https://"),
+        path="/",
+    )

@@ -1,0 +1,129 @@
+"""Call pages through the ASGI app: schedule, search, reschedule, cancel; batch preview and
+commit from a CSV; the detail page."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.web.support import sign_in
+
+CSV = "name,phone\nAnn,212-555-0100\nBob,212-555-0101\nNobody,not a phone\n"
+
+
+async def _post(client: httpx.AsyncClient, path: str, token: str, **form: str) -> httpx.Response:
+    return await client.post(path, data={**form, "csrf_token": token})
+
+
+async def _schedule(client: httpx.AsyncClient, token: str, **form: str) -> str:
+    response = await _post(client, "/ui/calls", token, **form)
+    assert response.status_code == 303, response.text
+    return str(response.headers["location"]).rsplit("/", 1)[1]
+
+
+async def test_schedule_now_and_at_a_time(anon_client: httpx.AsyncClient) -> None:
+    token = await sign_in(anon_client)
+    now = await _schedule(anon_client, token, name="Ann", phone="212-555-0100", when="now")
+    later = await _schedule(
+        anon_client, token, name="Bob", phone="212-555-0101", when="at",
+        at="2026-03-03T11:30", tz="America/New_York",
+    )  # fmt: skip
+    page = (await anon_client.get(f"/ui/calls/{later}")).text
+    assert 'datetime="2026-03-03T16:30:00Z"' in page
+    assert "11:30 EST for the patient" in page
+    listing = (await anon_client.get("/ui/calls")).text
+    assert f'id="call-{now}"' in listing
+    assert f'id="call-{later}"' in listing
+
+
+async def test_search_and_status_filter(anon_client: httpx.AsyncClient) -> None:
+    token = await sign_in(anon_client)
+    ann = await _schedule(anon_client, token, name="Ann Smith", phone="212-555-0100")
+    bob = await _schedule(anon_client, token, name="Bob Jones", phone="212-555-0199")
+    by_name = (await anon_client.get("/ui/calls/table?q=smith")).text
+    assert f'id="call-{ann}"' in by_name
+    assert f'id="call-{bob}"' not in by_name
+    by_digits = (await anon_client.get("/ui/calls/table?q=0199")).text
+    assert f'id="call-{bob}"' in by_digits
+    assert f'id="call-{ann}"' not in by_digits
+    await _post(anon_client, f"/ui/calls/{ann}/cancel", token)
+    cancelled = (await anon_client.get("/ui/calls/table?status=cancelled")).text
+    assert f'id="call-{ann}"' in cancelled
+    assert f'id="call-{bob}"' not in cancelled
+
+
+async def test_reschedule_and_cancel(anon_client: httpx.AsyncClient) -> None:
+    token = await sign_in(anon_client)
+    call = await _schedule(anon_client, token, name="Ann", phone="212-555-0100")
+    response = await _post(
+        anon_client, f"/ui/calls/{call}/reschedule", token,
+        at="2026-03-04T10:15", tz="America/New_York",
+    )  # fmt: skip
+    assert response.status_code == 303, response.text
+    assert 'datetime="2026-03-04T15:15:00Z"' in (await anon_client.get(f"/ui/calls/{call}")).text
+    await _post(anon_client, f"/ui/calls/{call}/cancel", token)
+    live = (await anon_client.get(f"/ui/calls/{call}/live")).text
+    assert "cancelled" in live
+    again = await anon_client.post(
+        f"/ui/calls/{call}/reschedule",
+        data={"at": "2026-03-04T10:30", "tz": "America/New_York"},
+        headers={"X-CSRF-Token": token, "HX-Request": "true"},
+    )
+    assert again.status_code == 409
+    assert again.headers["hx-retarget"] == "#alerts"
+
+
+async def test_a_time_outside_the_calling_window_is_explained(
+    anon_client: httpx.AsyncClient,
+) -> None:
+    token = await sign_in(anon_client)
+    response = await _post(
+        anon_client, "/ui/calls", token, name="Ann", phone="212-555-0100", when="at",
+        at="2026-03-03T03:00", tz="America/New_York",
+    )  # fmt: skip
+    assert response.status_code == 422
+
+
+async def test_csv_preview_then_commit(anon_client: httpx.AsyncClient) -> None:
+    token = await sign_in(anon_client)
+    preview = await anon_client.post(
+        "/ui/batches/preview",
+        data={"csrf_token": token, "strategy": "earliest"},
+        files={"file": ("patients.csv", CSV.encode(), "text/csv")},
+    )
+    assert preview.status_code == 200, preview.text
+    page = preview.text
+    assert '<dd data-stat="scheduled">2</dd>' in page
+    assert '<dd data-stat="rejected">1</dd>' in page
+    assert "Nobody" in page
+    assert "Calls per hour" in page
+    assert "<rect" in page
+    assert "No calls match" in (await anon_client.get("/ui/calls/table")).text  # a dry run
+
+    form = {
+        "csrf_token": token,
+        "csv_text": CSV,
+        "idempotency_key": re.search(r'name="idempotency_key" value="([^"]+)"', page)[1],  # type: ignore[index]
+        "strategy": "earliest",
+    }
+    committed = await anon_client.post("/ui/batches", data=form)
+    assert committed.status_code == 303, committed.text
+    twice = await anon_client.post("/ui/batches", data=form)
+    assert twice.headers["location"] == committed.headers["location"]
+    batch = (await anon_client.get(committed.headers["location"])).text
+    assert '<dd data-stat="scheduled">2</dd>' in batch
+    assert "scheduled: 2" in batch
+    listing = (await anon_client.get("/ui/batches")).text
+    assert committed.headers["location"].rsplit("/", 1)[1] in listing
+
+
+async def test_a_csv_without_the_columns_is_refused(anon_client: httpx.AsyncClient) -> None:
+    token = await sign_in(anon_client)
+    response = await anon_client.post(
+        "/ui/batches/preview",
+        data={"csrf_token": token},
+        files={"file": ("x.csv", b"who,number\nAnn,1\n", "text/csv")},
+    )
+    assert response.status_code == 422
+    assert "lacks column(s): name, phone" in response.text
