@@ -4,7 +4,8 @@ forward, and the listeners domains register for changes to their messages."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -66,14 +67,65 @@ async def record_event(
     return applied
 
 
+@dataclass(frozen=True)
+class StatusEvent:
+    """One provider event for `record_events`: what `record_event` takes, for many messages."""
+
+    message: Message
+    source: str
+    status: str | None
+    provider_status: str | None
+    raw: dict[str, Any]
+    error: str | None = None
+
+
+async def record_events(
+    session: AsyncSession, events: Sequence[StatusEvent], *, now: datetime
+) -> None:
+    """`record_event` for many messages with one flush (the event rows and status updates go
+    out as bulk statements); the listeners then run for each status that was applied."""
+    changed: list[Message] = []
+    for event in events:
+        message = event.message
+        applied = event.status is not None and moves_forward(
+            message.channel, message.status, event.status
+        )
+        session.add(
+            MessageEvent(
+                tenant_id=message.tenant_id,
+                message_id=message.id,
+                source=event.source,
+                provider_status=(event.provider_status or "")[:32] or None,
+                status=event.status,
+                applied=applied,
+                payload=event.raw,
+                received_at=now,
+            )
+        )
+        if applied and event.status is not None:
+            _set_status(message, event.status, now=now, error=event.error)
+            changed.append(message)
+    await session.flush()
+    for message in changed:
+        await _announce(session, message, message.status)
+
+
 async def change_status(
     session: AsyncSession, message: Message, status: str, *, now: datetime, error: str | None = None
 ) -> None:
+    _set_status(message, status, now=now, error=error)
+    await session.flush()
+    await _announce(session, message, status)
+
+
+def _set_status(message: Message, status: str, *, now: datetime, error: str | None) -> None:
     message.status = status
     message.status_changed_at = now
     message.updated_at = now
     if error is not None:
         message.error = error
-    await session.flush()
+
+
+async def _announce(session: AsyncSession, message: Message, status: str) -> None:
     for listener in list(_listeners.get(message.related_kind or "", [])):
         await listener(session, message, status)
