@@ -124,11 +124,29 @@ async def test_a_bulk_send_hands_each_message_over_exactly_once(
     assert all(m.provider_id is not None for m in messages.values())
     inbox = await client.get("/simulator/messages", params={"to": phone(7)})
     assert [m["body"] for m in inbox.json()] == ["Open shift. Reply YES."]
-    assert len(await jobs_of(runtime, "messaging.poll")) == 450
+    polls = await jobs_of(runtime, "messaging.poll_batch")
+    assert sorted(len(job.payload["message_ids"]) for job in polls) == [50, 200, 200]
+    assert {job.run_at for job in polls} == {runtime.clock.now() + timedelta(seconds=2)}
+    assert await jobs_of(runtime, "messaging.poll") == []
     runtime.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
     await dispatcher.run_pending()
     assert {m.status for m in (await statuses(runtime)).values()} == {"delivered"}
     assert len(simulator.handed) == 450
+
+
+async def test_bulk_calls_walk_their_timelines_in_batches(
+    runtime: Runtime, app: Any, dispatcher: Dispatcher
+) -> None:
+    await queue(runtime, 40, channel="voice")
+    await dispatcher.run_pending()
+    seen = []
+    for seconds in (1, 5, 30):
+        runtime.clock.advance(timedelta(seconds=seconds))  # type: ignore[attr-defined]
+        await dispatcher.run_pending()
+        seen.append({m.status for m in (await statuses(runtime)).values()})
+    assert seen == [{"ringing"}, {"in_progress"}, {"completed"}]
+    assert await jobs_of(runtime, "messaging.poll") == []
+    assert len(await jobs_of(runtime, "messaging.poll_batch")) == 3
 
 
 async def test_numbers_opted_out_while_queued_are_suppressed(
@@ -241,7 +259,8 @@ async def test_running_the_same_batch_again_sends_nothing_twice(
     await dispatcher.run_pending()
     assert [j.status for j in await jobs_of(runtime, "messaging.send_batch")] == ["done", "done"]
     assert Counter(simulator.handed) == Counter(m.id for m in queued)
-    assert len(await jobs_of(runtime, "messaging.poll")) == 30
+    [poll] = await jobs_of(runtime, "messaging.poll_batch")
+    assert sorted(poll.payload["message_ids"]) == sorted(m.id for m in queued)
 
 
 @pytest.mark.postgres_only
@@ -260,4 +279,5 @@ async def test_two_concurrent_runs_of_one_batch_send_each_message_once(
 
     await asyncio.gather(*(run() for _ in range(4)))
     assert Counter(simulator.handed) == Counter(m.id for m in queued)
-    assert len(await jobs_of(runtime, "messaging.poll")) == 200
+    [poll] = await jobs_of(runtime, "messaging.poll_batch")
+    assert len(poll.payload["message_ids"]) == 200

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,15 +28,17 @@ from caretime.dispatch import JobContext, job_handler
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.messaging.consent import opted_out_numbers
 from caretime.messaging.models import Message
-from caretime.messaging.outbound import SEND_BATCH_JOB, send_jobs
+from caretime.messaging.outbound import SEND_BATCH_JOB, SEND_BATCH_SIZE, send_jobs
 from caretime.messaging.providers import Providers, providers_of
 from caretime.messaging.providers.base import (
     BatchSender,
     OutboundRequest,
+    PollRequest,
     Provider,
     ProviderError,
     SendOutcome,
     SendReceipt,
+    StatusReport,
     TransientProviderError,
 )
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
@@ -45,6 +48,7 @@ from caretime.observability import log_event
 
 log = logging.getLogger(__name__)
 
+POLL_BATCH_JOB = "messaging.poll_batch"
 # HTTP requests one batch job keeps open at once (the rate limiter still paces them).
 MAX_IN_FLIGHT = 8
 # A message that keeps failing transiently is failed on this attempt, as a single send job is.
@@ -218,11 +222,14 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
                 StatusEvent(message, provider.name, FAILED, None, {"error": reason}, error=reason)
             )
     await record_events(ctx.session, events, now=now)
-    jobs = [
-        NewJob(POLL_JOB, {"message_id": message.id}, receipt.report.poll_at, tenant_id)
-        for message, receipt in accepted
-        if receipt.report.poll_at is not None and not is_final(message.channel, message.status)
-    ]
+    jobs = poll_jobs(
+        tenant_id,
+        [
+            (message, receipt.report.poll_at)
+            for message, receipt in accepted
+            if receipt.report.poll_at is not None
+        ],
+    )
     if retry:
         jobs.extend(send_jobs(tenant_id, retry, run_at=retry_at, attempt=attempt + 1))
     for run_at, ids in handover.later.items():
@@ -235,4 +242,92 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
         sent=len(accepted),
         retrying=len(retry),
         later=sum(len(ids) for ids in handover.later.values()),
+    )
+
+
+def poll_jobs(tenant_id: str, due: Sequence[tuple[Message, datetime]]) -> list[NewJob]:
+    """Follow-ups of messages that are not over yet: messages due at the same moment (a batch
+    sent together) share `messaging.poll_batch` jobs; a message due alone gets `messaging.poll`."""
+    by_time: dict[datetime, list[str]] = defaultdict(list)
+    for message, at in due:
+        if not is_final(message.channel, message.status):
+            by_time[at].append(message.id)
+    jobs: list[NewJob] = []
+    for at, ids in by_time.items():
+        if len(ids) == 1:
+            jobs.append(NewJob(POLL_JOB, {"message_id": ids[0]}, at, tenant_id))
+            continue
+        for start in range(0, len(ids), SEND_BATCH_SIZE):
+            chunk = {"message_ids": ids[start : start + SEND_BATCH_SIZE]}
+            jobs.append(NewJob(POLL_BATCH_JOB, chunk, at, tenant_id))
+    return jobs
+
+
+@job_handler(POLL_BATCH_JOB)
+async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """`messaging.poll` for messages sent together: each is polled (the simulator steps its
+    timeline), the answers are recorded in bulk and the next follow-ups enqueued together."""
+    assert ctx.job.tenant_id is not None
+    result = await ctx.session.scalars(
+        select(Message)
+        .where(
+            Message.tenant_id == ctx.job.tenant_id,
+            Message.id.in_(list(payload["message_ids"])),
+            Message.provider.is_not(None),
+            Message.provider_id.is_not(None),
+            Message.sent_at.is_not(None),
+        )
+        .order_by(Message.id)
+        .with_for_update()
+    )
+    messages = [m for m in result.all() if not is_final(m.channel, m.status)]
+    now = ctx.now()
+    providers = providers_of(ctx.runtime)
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    async def one(message: Message) -> StatusReport | ProviderError:
+        async with in_flight:
+            try:
+                return await providers.named(message.provider or "").poll(
+                    _poll_request(message, now)
+                )
+            except ProviderError as exc:
+                return exc
+
+    answers = await asyncio.gather(*(one(message) for message in messages))
+    events: list[StatusEvent] = []
+    due: list[tuple[Message, datetime]] = []
+    retries: list[NewJob] = []
+    for message, answer in zip(messages, answers, strict=True):
+        source = message.provider or ""
+        if isinstance(answer, StatusReport):
+            if answer.status is not None:
+                events.append(
+                    StatusEvent(message, source, answer.status, answer.provider_status, answer.raw)
+                )
+            if answer.poll_at is not None:
+                due.append((message, answer.poll_at))
+        elif isinstance(answer, TransientProviderError):
+            at = now + (answer.retry_after or retry_delay(1))
+            retries.append(NewJob(POLL_JOB, {"message_id": message.id}, at, ctx.job.tenant_id))
+        else:
+            reason = answer.reason
+            events.append(StatusEvent(message, source, FAILED, None, {"error": reason}, reason))
+    await record_events(ctx.session, events, now=now)
+    await enqueue_many(ctx.session, [*poll_jobs(ctx.job.tenant_id, due), *retries])
+
+
+def _poll_request(message: Message, now: datetime) -> PollRequest:
+    assert message.provider_id is not None
+    assert message.sent_at is not None
+    return PollRequest(
+        message.id,
+        message.tenant_id,
+        message.channel,
+        message.to_phone,
+        message.status,
+        message.provider_id,
+        message.idempotency_key,
+        message.sent_at,
+        now,
     )
