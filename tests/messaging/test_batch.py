@@ -13,13 +13,21 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.config import Settings
 from caretime.db import transaction
 from caretime.dispatch import enqueue
 from caretime.dispatch.registry import JobContext, JobInfo
 from caretime.dispatch.worker import Dispatcher
-from caretime.messaging import Message, OutgoingMessage, send_messages
+from caretime.messaging import (
+    Message,
+    OutgoingMessage,
+    RelatedEntity,
+    StatusChanges,
+    on_status_changes,
+    send_messages,
+)
 from caretime.messaging.batch import MAX_ATTEMPTS, send_batch
 from caretime.messaging.consent import set_opt_out
 from caretime.messaging.providers.base import (
@@ -33,6 +41,7 @@ from caretime.messaging.providers.base import (
     TransientProviderError,
 )
 from caretime.messaging.providers.simulator import SimulatorProvider
+from caretime.messaging.tracking import remove_bulk_status_listener
 from caretime.runtime import Runtime
 from tests.messaging.support import default_tenant_id, install_provider, jobs_of
 
@@ -147,6 +156,30 @@ async def test_bulk_calls_walk_their_timelines_in_batches(
     assert seen == [{"ringing"}, {"in_progress"}, {"completed"}]
     assert await jobs_of(runtime, "messaging.poll") == []
     assert len(await jobs_of(runtime, "messaging.poll_batch")) == 3
+
+
+async def test_bulk_listeners_hear_a_batch_in_one_call(
+    runtime: Runtime, app: Any, dispatcher: Dispatcher
+) -> None:
+    heard: list[list[tuple[str, str]]] = []
+
+    async def listener(session: AsyncSession, changes: StatusChanges) -> None:
+        heard.append([(message.related_id or "", status) for message, status in changes])
+
+    tenant_id = await default_tenant_id(runtime)
+    outgoing = [
+        OutgoingMessage("sms", phone(i), "hi", f"k:{i}", RelatedEntity("tests.bulk", f"R{i}"))
+        for i in range(30)
+    ]
+    async with transaction(runtime.sessions) as session:
+        await send_messages(session, tenant_id=tenant_id, outgoing=outgoing)
+    on_status_changes("tests.bulk")(listener)
+    try:
+        await dispatcher.run_pending()
+    finally:
+        remove_bulk_status_listener("tests.bulk", listener)
+    [batch] = heard
+    assert sorted(batch) == sorted((f"R{i}", "sent") for i in range(30))
 
 
 async def test_numbers_opted_out_while_queued_are_suppressed(
