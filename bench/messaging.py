@@ -10,11 +10,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from caretime import migrate
 from caretime.config import Settings
 from caretime.db import transaction
 from caretime.dispatch.worker import Dispatcher
-from caretime.messaging import OutgoingMessage, send_messages
+from caretime.messaging import Message, OutgoingMessage, send_messages
 from caretime.models import import_all_handlers
 from caretime.runtime import Runtime
 from caretime.tenancy.service import create_tenant
@@ -39,8 +41,14 @@ async def main(url: str) -> None:
     async with transaction(runtime.sessions) as session:
         await send_messages(session, tenant_id=tenant.id, outgoing=outgoing)
     queued = time.perf_counter() - started
-    handed = await Dispatcher(runtime, concurrency=CONCURRENCY, batch_size=500).run_pending()
+    jobs = await Dispatcher(runtime, concurrency=CONCURRENCY, batch_size=500).run_pending()
     total = time.perf_counter() - started
+    async with runtime.sessions() as session:
+        handed = await session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.tenant_id == tenant.id, Message.provider_id.is_not(None))
+        )
     await runtime.close()
     print(f"database: {url.split(':')[0]}")
     print(
@@ -48,7 +56,7 @@ async def main(url: str) -> None:
         f"({FANOUT / queued:,.0f}/s)"
     )
     print(
-        f"all {handed} handed to the simulator: {total:.2f} s "
+        f"all {handed} handed to the simulator by {jobs} jobs: {total:.2f} s "
         f"({FANOUT / total:,.0f}/s); target {TARGET_SECONDS:.1f} s, "
         f"ratio {TARGET_SECONDS / total:.2f}x of target speed"
     )

@@ -18,6 +18,7 @@ MODEL_MODULES = (
 # Modules that register job handlers, message routers or status listeners on import.
 HANDLER_MODULES: tuple[str, ...] = (
     "caretime.messaging.tasks",
+    "caretime.messaging.batch",
     "caretime.booking.tasks",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",

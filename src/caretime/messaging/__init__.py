@@ -3,6 +3,7 @@
 The contract other domains use:
     send_message / send_messages (OutgoingMessage, RelatedEntity) -> Message
     @on_status_change("kind") async def listener(session, message, status)
+    @on_status_changes("kind") async def listener(session, [(message, status), ...])
     register_inbound_router(router) with InboundRouter, OpenQuestion, RouteResult
     Intent, classify_intent
 """
@@ -21,7 +22,7 @@ from caretime.messaging.routing import (
     RouteResult,
     register_inbound_router,
 )
-from caretime.messaging.tracking import on_status_change
+from caretime.messaging.tracking import StatusChanges, on_status_change, on_status_changes
 
 __all__ = [
     "InboundRouter",
@@ -32,8 +33,10 @@ __all__ = [
     "OutgoingMessage",
     "RelatedEntity",
     "RouteResult",
+    "StatusChanges",
     "classify_intent",
     "on_status_change",
+    "on_status_changes",
     "register_inbound_router",
     "send_message",
     "send_messages",

@@ -1,13 +1,15 @@
 """Sending: a message row and its dispatch job, written in the caller's transaction.
 
-Nothing here talks to a provider; the `messaging.send` job does. Idempotency is the
-database's: one INSERT ... ON CONFLICT DO NOTHING per batch on (tenant, idempotency key).
-Consent is checked first: a number opted out on a channel gets a `suppressed` message that
-says why, and no job.
+Nothing here talks to a provider; the dispatch jobs do: `messaging.send` for a single new
+message, `messaging.send_batch` (one job per chunk of up to 200 new messages) for bulk sends.
+Idempotency is the database's: one INSERT ... ON CONFLICT DO NOTHING per batch on (tenant,
+idempotency key). Consent is checked first: a number opted out on a channel gets a
+`suppressed` message that says why, and no job.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +29,9 @@ from caretime.messaging.phones import to_e164
 from caretime.messaging.statuses import CHANNELS, FAILED, QUEUED, SUPPRESSED
 
 SEND_JOB = "messaging.send"
+SEND_BATCH_JOB = "messaging.send_batch"
+# Messages per `messaging.send_batch` job: one transaction and one provider call each.
+SEND_BATCH_SIZE = 200
 _MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 BATCH_ROWS = 500
 
@@ -80,9 +85,15 @@ async def send_messages(
     )
     rows = _unique_rows(tenant_id, outgoing, suppressed, now)
     by_key: dict[str, Message] = {}
+    to_send: list[str] = []
     for start in range(0, len(rows), BATCH_ROWS):
         batch = rows[start : start + BATCH_ROWS]
-        by_key.update(await _insert_batch(session, tenant_id, batch, now))
+        found, inserted = await _insert_batch(session, tenant_id, batch)
+        by_key.update(found)
+        to_send.extend(
+            row["id"] for row in batch if row["id"] in inserted and row["status"] == QUEUED
+        )
+    await enqueue_many(session, send_jobs(tenant_id, to_send, run_at=now))
     return [by_key[item.idempotency_key] for item in outgoing]
 
 
@@ -139,24 +150,37 @@ def _row(
     }
 
 
+def send_jobs(
+    tenant_id: str, message_ids: Sequence[str], *, run_at: datetime, attempt: int = 1
+) -> list[NewJob]:
+    """The jobs that hand these messages over: `messaging.send` for a single one, else one
+    `messaging.send_batch` per chunk, deduplicated by the chunk's ids, attempt and time."""
+    if len(message_ids) == 1 and attempt == 1:
+        return [
+            NewJob(SEND_JOB, {"message_id": message_ids[0]}, run_at=run_at, tenant_id=tenant_id)
+        ]
+    jobs = []
+    for start in range(0, len(message_ids), SEND_BATCH_SIZE):
+        chunk = list(message_ids[start : start + SEND_BATCH_SIZE])
+        digest = hashlib.sha256("\n".join(sorted(chunk)).encode()).hexdigest()[:40]
+        payload: dict[str, Any] = {"message_ids": chunk, "attempt": attempt}
+        key = f"{SEND_BATCH_JOB}:{digest}:{attempt}:{run_at.isoformat()}"
+        jobs.append(NewJob(SEND_BATCH_JOB, payload, run_at, tenant_id, dedupe_key=key))
+    return jobs
+
+
 async def _insert_batch(
-    session: AsyncSession, tenant_id: str, rows: list[dict[str, Any]], now: datetime
-) -> dict[str, Message]:
+    session: AsyncSession, tenant_id: str, rows: list[dict[str, Any]]
+) -> tuple[dict[str, Message], set[str]]:
     # One compiled single-row statement, executed for the batch as one multi-row INSERT
     # (SQLAlchemy's insertmanyvalues); compiling a literal multi-row VALUES costs far more.
     statement = _insert_ignoring_duplicates(session).returning(_MESSAGES.c.id)
     inserted = set((await session.scalars(statement, rows)).all())
-    jobs = [
-        NewJob(SEND_JOB, {"message_id": row["id"]}, run_at=now, tenant_id=tenant_id)
-        for row in rows
-        if row["id"] in inserted and row["status"] == QUEUED
-    ]
-    await enqueue_many(session, jobs)
     keys = [row["idempotency_key"] for row in rows]
     found = await session.scalars(
         select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key.in_(keys))
     )
-    return {message.idempotency_key or "": message for message in found}
+    return {message.idempotency_key or "": message for message in found}, inserted
 
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Any:

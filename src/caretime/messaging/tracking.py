@@ -4,7 +4,8 @@ forward, and the listeners domains register for changes to their messages."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,11 @@ from caretime.messaging.models import Message, MessageEvent
 from caretime.messaging.statuses import moves_forward
 
 StatusListener = Callable[[AsyncSession, Message, str], Awaitable[None]]
+# (message, new status) pairs: one call for all the changes one transaction records.
+StatusChanges = Sequence[tuple[Message, str]]
+BulkStatusListener = Callable[[AsyncSession, StatusChanges], Awaitable[None]]
 _listeners: dict[str, list[StatusListener]] = defaultdict(list)
+_bulk_listeners: dict[str, list[BulkStatusListener]] = defaultdict(list)
 
 
 def on_status_change(related_kind: str) -> Callable[[StatusListener], StatusListener]:
@@ -27,6 +32,25 @@ def on_status_change(related_kind: str) -> Callable[[StatusListener], StatusList
         return listener
 
     return register
+
+
+def on_status_changes(related_kind: str) -> Callable[[BulkStatusListener], BulkStatusListener]:
+    """Register `async def listener(session, changes)` for messages whose related.kind is
+    `related_kind`: `changes` holds every (message, status) a transaction records at once
+    (a batch hand-over records hundreds), so the listener can write them in bulk. It runs in
+    that transaction, like `on_status_change` listeners."""
+
+    def register(listener: BulkStatusListener) -> BulkStatusListener:
+        if listener not in _bulk_listeners[related_kind]:
+            _bulk_listeners[related_kind].append(listener)
+        return listener
+
+    return register
+
+
+def remove_bulk_status_listener(related_kind: str, listener: BulkStatusListener) -> None:
+    if listener in _bulk_listeners.get(related_kind, []):
+        _bulk_listeners[related_kind].remove(listener)
 
 
 def remove_status_listener(related_kind: str, listener: StatusListener) -> None:
@@ -66,14 +90,71 @@ async def record_event(
     return applied
 
 
+@dataclass(frozen=True)
+class StatusEvent:
+    """One provider event for `record_events`: what `record_event` takes, for many messages."""
+
+    message: Message
+    source: str
+    status: str | None
+    provider_status: str | None
+    raw: dict[str, Any]
+    error: str | None = None
+
+
+async def record_events(
+    session: AsyncSession, events: Sequence[StatusEvent], *, now: datetime
+) -> None:
+    """`record_event` for many messages with one flush (the event rows and status updates go
+    out as bulk statements); the listeners then run for each status that was applied."""
+    changed: list[Message] = []
+    for event in events:
+        message = event.message
+        applied = event.status is not None and moves_forward(
+            message.channel, message.status, event.status
+        )
+        session.add(
+            MessageEvent(
+                tenant_id=message.tenant_id,
+                message_id=message.id,
+                source=event.source,
+                provider_status=(event.provider_status or "")[:32] or None,
+                status=event.status,
+                applied=applied,
+                payload=event.raw,
+                received_at=now,
+            )
+        )
+        if applied and event.status is not None:
+            _set_status(message, event.status, now=now, error=event.error)
+            changed.append(message)
+    await session.flush()
+    await _announce(session, [(message, message.status) for message in changed])
+
+
 async def change_status(
     session: AsyncSession, message: Message, status: str, *, now: datetime, error: str | None = None
 ) -> None:
+    _set_status(message, status, now=now, error=error)
+    await session.flush()
+    await _announce(session, [(message, status)])
+
+
+def _set_status(message: Message, status: str, *, now: datetime, error: str | None) -> None:
     message.status = status
     message.status_changed_at = now
     message.updated_at = now
     if error is not None:
         message.error = error
-    await session.flush()
-    for listener in list(_listeners.get(message.related_kind or "", [])):
-        await listener(session, message, status)
+
+
+async def _announce(session: AsyncSession, changes: StatusChanges) -> None:
+    by_kind: dict[str, list[tuple[Message, str]]] = defaultdict(list)
+    for message, status in changes:
+        by_kind[message.related_kind or ""].append((message, status))
+    for kind, kind_changes in by_kind.items():
+        for bulk in list(_bulk_listeners.get(kind, [])):
+            await bulk(session, kind_changes)
+        for listener in list(_listeners.get(kind, [])):
+            for message, status in kind_changes:
+                await listener(session, message, status)

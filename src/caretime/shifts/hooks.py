@@ -3,6 +3,7 @@ listener that copies offer message statuses into the shift's audit trail."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import case, select, update
@@ -14,7 +15,8 @@ from caretime.messaging import (
     Message,
     OpenQuestion,
     RouteResult,
-    on_status_change,
+    StatusChanges,
+    on_status_changes,
     register_inbound_router,
 )
 from caretime.shifts.claims import answer_offer
@@ -78,24 +80,34 @@ class ShiftReplies:
 register_inbound_router(ShiftReplies())
 
 
-@on_status_change(OFFER_KIND)
-async def offer_message_status(session: AsyncSession, message: Message, status: str) -> None:
-    result = await session.execute(
-        update(Offer)
-        .where(Offer.tenant_id == message.tenant_id, Offer.id == message.related_id)
-        .values(message_status=status, message_id=message.id)
-        .returning(Offer.shift_id, Offer.caregiver_id)
-    )
-    offer = result.first()
-    if offer is None:
-        return
-    ShiftEventRepository(session, message.tenant_id).record(
-        offer.shift_id,
-        "message_status",
-        at=session_clock(session).now(),
-        caregiver_id=offer.caregiver_id,
-        offer_id=message.related_id,
-        message_id=message.id,
-        channel=message.channel,
-        status=status,
-    )
+@on_status_changes(OFFER_KIND)
+async def offer_message_statuses(session: AsyncSession, changes: StatusChanges) -> None:
+    """Copy message statuses onto their offers and the audit trail: one UPDATE per (tenant,
+    status) for a whole batch hand-over, then the timeline rows in one flush."""
+    groups: dict[tuple[str, str], dict[str, Message]] = defaultdict(dict)
+    for message, status in changes:
+        if message.related_id is not None:
+            groups[(message.tenant_id, status)][message.related_id] = message
+    now = session_clock(session).now()
+    for (tenant_id, status), by_offer in groups.items():
+        message_ids = {offer_id: message.id for offer_id, message in by_offer.items()}
+        result = await session.execute(
+            update(Offer)
+            .where(Offer.tenant_id == tenant_id, Offer.id.in_(list(by_offer)))
+            .values(message_status=status, message_id=case(message_ids, value=Offer.id))
+            .returning(Offer.id, Offer.shift_id, Offer.caregiver_id)
+            .execution_options(synchronize_session="fetch")
+        )
+        events = ShiftEventRepository(session, tenant_id)
+        for offer in result.all():
+            message = by_offer[offer.id]
+            events.record(
+                offer.shift_id,
+                "message_status",
+                at=now,
+                caregiver_id=offer.caregiver_id,
+                offer_id=offer.id,
+                message_id=message.id,
+                channel=message.channel,
+                status=status,
+            )

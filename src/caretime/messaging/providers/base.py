@@ -8,9 +8,10 @@ can help: `TransientProviderError` (network, 5xx, rate limited) or `PermanentPro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,14 @@ class Provider(Protocol):
     async def send(self, request: OutboundRequest) -> SendReceipt: ...
 
     async def poll(self, request: PollRequest) -> StatusReport: ...
+
+
+SendOutcome = SendReceipt | ProviderError
+
+
+@runtime_checkable
+class BatchSender(Protocol):
+    """A provider that accepts many messages in one call (the simulator). The answer has one
+    outcome per request, in order: a receipt, or the error for that message alone."""
+
+    async def send_batch(self, requests: Sequence[OutboundRequest]) -> list[SendOutcome]: ...

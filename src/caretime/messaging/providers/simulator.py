@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 
 from caretime.config import Settings
@@ -19,6 +20,8 @@ from caretime.messaging.providers.base import (
     OutboundRequest,
     PermanentProviderError,
     PollRequest,
+    ProviderError,
+    SendOutcome,
     SendReceipt,
     StatusReport,
 )
@@ -82,6 +85,16 @@ class SimulatorProvider:
         first, then = timeline[0][1], timeline[1][0]
         report = StatusReport(first, first, {"outcome": outcome}, poll_at=request.now + then)
         return SendReceipt(new_id("sim"), report)
+
+    async def send_batch(self, requests: Sequence[OutboundRequest]) -> list[SendOutcome]:
+        """The whole batch in one call: each message accepted or refused on its own."""
+        outcomes: list[SendOutcome] = []
+        for request in requests:
+            try:
+                outcomes.append(await self.send(request))
+            except ProviderError as exc:
+                outcomes.append(exc)
+        return outcomes
 
     async def poll(self, request: PollRequest) -> StatusReport:
         key = _key(request.idempotency_key, request.message_id)
