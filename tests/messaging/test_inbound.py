@@ -61,6 +61,18 @@ async def test_stop_suppresses_sms_and_voice_and_confirms_once(
     assert (sms.status, call.status) == ("suppressed", "suppressed")
 
 
+async def test_the_stop_confirmation_and_help_reach_the_opted_out_phone(
+    runtime: Runtime, client: httpx.AsyncClient, dispatcher: Dispatcher
+) -> None:
+    await client.post("/messages/inbound", json={"from": PHONE, "body": "STOP"})
+    await client.post("/messages/inbound", json={"from": PHONE, "body": "HELP"})
+    await client.post("/messages/inbound", json={"from": PHONE, "body": "anyone there?"})
+    await dispatcher.run_pending()
+    statuses = [(reply.body.split()[0], reply.status) for reply in await _replies_to(runtime)]
+    assert [status for _, status in statuses[:2]] == ["sent", "sent"]
+    assert statuses[2][1] == "suppressed"
+
+
 async def test_start_resubscribes(runtime: Runtime, client: httpx.AsyncClient) -> None:
     await client.post("/messages/inbound", json={"from": PHONE, "body": "STOP"})
     response = await client.post("/messages/inbound", json={"from": PHONE, "body": "START"})

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import JobContext, job_handler
 from caretime.dispatch.queue import NewJob, enqueue_many
-from caretime.messaging.consent import opted_out_numbers
+from caretime.messaging.consent import needs_consent, opted_out_numbers
 from caretime.messaging.models import Message
 from caretime.messaging.outbound import SEND_BATCH_JOB, SEND_BATCH_SIZE, send_jobs
 from caretime.messaging.providers import Providers, providers_of
@@ -100,7 +100,9 @@ async def _suppress_opted_out(
     if not messages:
         return messages
     opted_out = await opted_out_numbers(
-        session, messages[0].tenant_id, {(m.to_phone, m.channel) for m in messages}
+        session,
+        messages[0].tenant_id,
+        {(m.to_phone, m.channel) for m in messages if needs_consent(m.related_kind)},
     )
     stopped = [m for m in messages if (m.to_phone, m.channel) in opted_out]
     for message in stopped:

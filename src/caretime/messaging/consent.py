@@ -13,6 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.messaging.models import OptOut
 
 CHUNK = 1000
+# Replies the law requires even to a number that opted out: the one confirmation of a STOP,
+# and HELP. Messages related to this kind skip every consent check, at queueing and sending.
+COMPLIANCE_KIND = "messaging.compliance"
+
+
+def needs_consent(related_kind: str | None) -> bool:
+    return related_kind != COMPLIANCE_KIND
 
 
 async def opted_out_numbers(

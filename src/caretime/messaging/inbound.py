@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.errors import InvalidInput
 from caretime.ids import new_id
-from caretime.messaging.consent import set_opt_out
+from caretime.messaging.consent import COMPLIANCE_KIND, set_opt_out
 from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
 from caretime.messaging.models import Message
 from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, send_messages
@@ -146,12 +146,12 @@ async def _route(
             now=now,
         )
         if opting_out and changed:
-            await _reply(session, tenant_id, message, OPTED_OUT_REPLY, respect_opt_out=False)
+            await _reply(session, tenant_id, message, OPTED_OUT_REPLY, compliance=True)
         elif not opting_out:
             await _reply(session, tenant_id, message, OPTED_IN_REPLY)
         return InboundOutcome(message, intent, "opted_out" if opting_out else "opted_in")
     if intent is Intent.help:
-        await _reply(session, tenant_id, message, HELP_REPLY, respect_opt_out=False)
+        await _reply(session, tenant_id, message, HELP_REPLY, compliance=True)
         return InboundOutcome(message, intent, "help")
     return await _answer(session, tenant_id, message, intent, hint)
 
@@ -180,7 +180,7 @@ async def _reply(
     message: Message,
     text: str,
     *,
-    respect_opt_out: bool = True,
+    compliance: bool = False,
 ) -> Message:
     """Answer the sender by SMS, once per inbound message (the key is the message's id)."""
     await session.flush()
@@ -189,9 +189,7 @@ async def _reply(
         message.from_phone or "",
         text,
         f"reply:{message.id}",
-        RelatedEntity(REPLY_KIND, message.id),
+        RelatedEntity(COMPLIANCE_KIND if compliance else REPLY_KIND, message.id),
     )
-    replies = await send_messages(
-        session, tenant_id=tenant_id, outgoing=[outgoing], respect_opt_out=respect_opt_out
-    )
+    replies = await send_messages(session, tenant_id=tenant_id, outgoing=[outgoing])
     return replies[0]

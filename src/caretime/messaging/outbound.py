@@ -23,7 +23,7 @@ from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.dispatch.wakeup import session_clock
 from caretime.errors import InvalidInput
 from caretime.ids import new_id
-from caretime.messaging.consent import opted_out_numbers
+from caretime.messaging.consent import needs_consent, opted_out_numbers
 from caretime.messaging.models import Message
 from caretime.messaging.phones import to_e164
 from caretime.messaging.statuses import CHANNELS, FAILED, QUEUED, SUPPRESSED
@@ -71,18 +71,13 @@ async def send_messages(
     *,
     tenant_id: str,
     outgoing: Sequence[OutgoingMessage],
-    respect_opt_out: bool = True,
 ) -> list[Message]:
     """Queue many messages: rows and jobs in bulk, in input order. Keys already used return
-    the existing messages and send nothing. `respect_opt_out=False` is only for the one
-    confirmation of an opt-out itself."""
+    the existing messages and send nothing. Opted-out numbers are suppressed, except for
+    compliance replies (see consent.COMPLIANCE_KIND)."""
     _check_channels(outgoing)
     now = session_clock(session).now()
-    suppressed = (
-        await opted_out_numbers(session, tenant_id, _numbers(outgoing))
-        if respect_opt_out
-        else set()
-    )
+    suppressed = await opted_out_numbers(session, tenant_id, _numbers(outgoing))
     rows = _unique_rows(tenant_id, outgoing, suppressed, now)
     by_key: dict[str, Message] = {}
     to_send: list[str] = []
@@ -106,7 +101,11 @@ def _check_channels(outgoing: Iterable[OutgoingMessage]) -> None:
 
 
 def _numbers(outgoing: Iterable[OutgoingMessage]) -> set[tuple[str, str]]:
-    return {(to_e164(item.to) or item.to, item.channel) for item in outgoing}
+    return {
+        (to_e164(item.to) or item.to, item.channel)
+        for item in outgoing
+        if needs_consent(item.related.kind if item.related else None)
+    }
 
 
 def _unique_rows(

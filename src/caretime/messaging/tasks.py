@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
-from caretime.messaging.consent import opted_out_numbers
+from caretime.messaging.consent import needs_consent, opted_out_numbers
 from caretime.messaging.models import Message
 from caretime.messaging.outbound import SEND_JOB
 from caretime.messaging.providers import providers_of
@@ -45,7 +45,7 @@ async def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     message = await _load(ctx, payload)
     if message is None or message.status != QUEUED or message.provider_id is not None:
         return
-    if await opted_out_numbers(
+    if needs_consent(message.related_kind) and await opted_out_numbers(
         ctx.session, message.tenant_id, {(message.to_phone, message.channel)}
     ):
         message.suppression_reason = f"{message.channel} opted out by the recipient"
