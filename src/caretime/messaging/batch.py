@@ -42,7 +42,7 @@ from caretime.messaging.providers.base import (
     TransientProviderError,
 )
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
-from caretime.messaging.tasks import MAX_INLINE_WAIT, POLL_JOB, retry_delay
+from caretime.messaging.tasks import MAX_INLINE_WAIT, POLL_JOB, request_for, retry_delay
 from caretime.messaging.tracking import StatusEvent, record_events
 from caretime.observability import log_event
 
@@ -146,7 +146,7 @@ async def _hand_over(
         slots.append(wait)
     if not messages:
         return
-    requests = [_request(message, provider, now) for message in messages]
+    requests = [request_for(message, provider, now) for message in messages]
     if isinstance(provider, BatchSender):
         await asyncio.sleep(max(slots))
         outcomes = await provider.send_batch(requests)
@@ -154,19 +154,6 @@ async def _hand_over(
         outcomes = await _send_concurrently(provider, requests, slots)
     handover.sent.extend(
         (message, provider, outcome) for message, outcome in zip(messages, outcomes, strict=True)
-    )
-
-
-def _request(message: Message, provider: Provider, now: datetime) -> OutboundRequest:
-    return OutboundRequest(
-        message.id,
-        message.tenant_id,
-        message.channel,
-        message.to_phone,
-        provider.from_number,
-        message.body,
-        message.idempotency_key,
-        now,
     )
 
 
@@ -291,7 +278,7 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
         async with in_flight:
             try:
                 return await providers.named(message.provider or "").poll(
-                    _poll_request(message, now)
+                    _pollrequest_for(message, now)
                 )
             except ProviderError as exc:
                 return exc
@@ -319,7 +306,7 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
     await enqueue_many(ctx.session, [*poll_jobs(ctx.job.tenant_id, due), *retries])
 
 
-def _poll_request(message: Message, now: datetime) -> PollRequest:
+def _pollrequest_for(message: Message, now: datetime) -> PollRequest:
     assert message.provider_id is not None
     assert message.sent_at is not None
     return PollRequest(

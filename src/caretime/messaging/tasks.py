@@ -5,7 +5,7 @@ world moved on, so running twice is harmless."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
@@ -72,9 +72,9 @@ async def _send_later(ctx: JobContext, message: Message, wait: float) -> None:
     )
 
 
-async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:
-    now = ctx.now()
-    request = OutboundRequest(
+def request_for(message: Message, provider: Provider, now: datetime) -> OutboundRequest:
+    """What a provider is handed for one queued message."""
+    return OutboundRequest(
         message.id,
         message.tenant_id,
         message.channel,
@@ -84,6 +84,11 @@ async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> N
         message.idempotency_key,
         now,
     )
+
+
+async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:
+    now = ctx.now()
+    request = request_for(message, provider, now)
     try:
         receipt = await provider.send(request)
     except TransientProviderError as exc:
