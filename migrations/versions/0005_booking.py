@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("hold_expires_at", UTCDateTime(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
+        sa.Column("patient_phone", sa.String(length=32), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.Column("confirmed_at", UTCDateTime(), nullable=True),
@@ -82,6 +83,9 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "uq_appointments_idempotency_key", ["tenant_id", "idempotency_key"], unique=True
+        )
+        batch_op.create_index(
+            "ix_appointments_patient_phone", ["tenant_id", "patient_phone"], unique=False
         )
 
     op.create_table(
@@ -135,6 +139,7 @@ def downgrade() -> None:
 
     op.drop_table("availability")
     with op.batch_alter_table("appointments", schema=None) as batch_op:
+        batch_op.drop_index("ix_appointments_patient_phone")
         batch_op.drop_index("uq_appointments_idempotency_key")
         batch_op.drop_index(
             "uq_appointments_active_slot",

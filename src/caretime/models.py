@@ -20,6 +20,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.messaging.tasks",
     "caretime.messaging.batch",
     "caretime.booking.tasks",
+    "caretime.booking.sms",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
     "caretime.outreach.tasks",

@@ -88,6 +88,8 @@ class Appointment(TenantOwned, Base):
     status: Mapped[str] = mapped_column(String(16))
     hold_expires_at: Mapped[datetime]
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # E.164; set only when the patient asked to confirm by SMS (the reply is matched on it).
+    patient_phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
@@ -116,4 +118,5 @@ class Appointment(TenantOwned, Base):
         ),
         Index("ix_appointments_provider_slot", "tenant_id", "provider_id", "slot_start"),
         Index("uq_appointments_idempotency_key", "tenant_id", "idempotency_key", unique=True),
+        Index("ix_appointments_patient_phone", "tenant_id", "patient_phone"),
     )

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle
+from caretime.booking import lifecycle, sms
 from caretime.booking.availability import effective_windows
 from caretime.booking.errors import (
     IdempotencyKeyReused,
@@ -45,6 +45,7 @@ class ReservationRequest:
     slot_start: datetime
     client_id: str
     idempotency_key: str | None = None
+    confirm_by_sms_to: str | None = None  # E.164: text the patient to confirm the hold
 
 
 async def reserve(
@@ -80,6 +81,8 @@ async def reserve(
         tenant_id=tenant_id,
         dedupe_key=f"{EXPIRE_HOLD}:{hold.id}",
     )
+    if hold.patient_phone is not None:
+        await sms.ask_to_confirm(session, tenant_id, hold, provider)
     return hold
 
 
@@ -124,6 +127,7 @@ def _new_hold(request: ReservationRequest, policy: BookingPolicy, now: datetime)
         status="held",
         hold_expires_at=now + policy.hold,
         idempotency_key=request.idempotency_key,
+        patient_phone=request.confirm_by_sms_to,
         created_at=now,
         updated_at=now,
     )

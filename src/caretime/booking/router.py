@@ -174,7 +174,7 @@ async def reserve(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReservationOut:
     request = reservations.ReservationRequest(
-        body.provider_id, body.slot_start, body.client_id, idempotency_key
+        body.provider_id, body.slot_start, body.client_id, idempotency_key, body.phone
     )
     now = clock.now()
     appointment = await reservations.reserve(session, tenant.id, policy.booking, request, now=now)

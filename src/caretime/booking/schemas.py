@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+import phonenumbers
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from caretime.tenancy.policy import IanaZone, Weekday
 
@@ -14,6 +15,21 @@ WallTime = Annotated[
     Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", examples=["08:00"]),
 ]
 OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def _dialable(raw: str) -> str:
+    """'(206) 555-0100' → '+12065550100' (US by default); ValueError for undialable numbers."""
+    try:
+        number = phonenumbers.parse(raw, "US")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a dialable phone number (wrong length or unassigned prefix)")
+    formatted: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
+
+
+Phone = Annotated[str, Field(max_length=40), AfterValidator(_dialable)]
 
 
 class ProviderIn(BaseModel):
@@ -95,6 +111,16 @@ class ReservationIn(BaseModel):
     provider_id: OpaqueId
     slot_start: AwareDatetime
     client_id: str = Field(min_length=1, max_length=200)
+    confirm_by_sms: bool = False
+    phone: Phone | None = None
+
+    @model_validator(mode="after")
+    def _phone_for_sms(self) -> ReservationIn:
+        if self.confirm_by_sms and self.phone is None:
+            raise ValueError("confirm_by_sms needs a phone")
+        if self.phone is not None and not self.confirm_by_sms:
+            raise ValueError("phone is only used with confirm_by_sms")
+        return self
 
 
 class ReservationOut(BaseModel):
