@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-import phonenumbers
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from caretime.policy.phones import dialable_e164
 from caretime.tenancy.policy import IanaZone, Weekday
 
 WallTime = Annotated[
@@ -17,19 +17,7 @@ WallTime = Annotated[
 OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-def _dialable(raw: str) -> str:
-    """'(206) 555-0100' → '+12065550100' (US by default); ValueError for undialable numbers."""
-    try:
-        number = phonenumbers.parse(raw, "US")
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError("not a phone number") from exc
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a dialable phone number (wrong length or unassigned prefix)")
-    formatted: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return formatted
-
-
-Phone = Annotated[str, Field(max_length=40), AfterValidator(_dialable)]
+Phone = Annotated[str, Field(max_length=40), AfterValidator(dialable_e164)]
 
 
 class ProviderIn(BaseModel):

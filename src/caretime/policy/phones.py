@@ -152,3 +152,16 @@ default_phone_book = PhoneBook()
 def parse_phone(raw: str) -> Phone:
     """Parse and normalize with the shared cache (default region US)."""
     return default_phone_book.parse(raw)
+
+
+def dialable_e164(raw: str, region: str = DEFAULT_REGION) -> str:
+    """'(206) 555-0100' → '+12065550100'. Raises ValueError, in words, for a number nobody
+    can dial: a validator for the numbers people give us (caregivers, patients)."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a dialable phone number (wrong length or unassigned prefix)")
+    formatted: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
