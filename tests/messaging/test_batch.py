@@ -34,11 +34,11 @@ from caretime.messaging.providers.base import (
     OutboundRequest,
     PermanentProviderError,
     PollRequest,
-    ProviderError,
     SendOutcome,
     SendReceipt,
     StatusReport,
     TransientProviderError,
+    send_each,
 )
 from caretime.messaging.providers.simulator import SimulatorProvider
 from caretime.messaging.tracking import remove_bulk_status_listener
@@ -88,13 +88,7 @@ class FlakyBatchProvider(FlakyProvider):
     """The same, accepting whole batches in one call (as the simulator does)."""
 
     async def send_batch(self, requests: Sequence[OutboundRequest]) -> list[SendOutcome]:
-        outcomes: list[SendOutcome] = []
-        for request in requests:
-            try:
-                outcomes.append(await self.send(request))
-            except ProviderError as exc:
-                outcomes.append(exc)
-        return outcomes
+        return await send_each(self, requests)
 
 
 def phone(i: int) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Form, Query
+from fastapi import Depends, Form, Query
 from starlette.responses import RedirectResponse, Response
 
 from caretime.deps import ClockDep, SessionDep
@@ -28,30 +28,39 @@ PAGE_SIZE = 50
 OptionalQuery = Annotated[str | None, Query()]
 
 
-@router.get("/ui/calls")
-async def calls_page(
+async def _listing(
     viewer: ViewerDep,
     db: SessionDep,
     status: OptionalQuery = None,
     q: OptionalQuery = None,
     batch_id: OptionalQuery = None,
     cursor: OptionalQuery = None,
-) -> Response:
-    context = await _listing(viewer, db, status, q, batch_id, cursor)
-    return viewer.render("calls.html", statuses=CALL_STATUSES, **context)
+) -> dict[str, Any]:
+    """The calls table's rows and filters, from the query string (page and live table)."""
+    calls, next_cursor = await outreach_queries.search_calls(
+        db,
+        viewer.tenant_id,
+        status=status or None,
+        text=q or None,
+        batch_id=batch_id or None,
+        limit=PAGE_SIZE,
+        cursor=cursor or None,
+    )
+    filters = {"status": status or "", "q": q or "", "batch_id": batch_id or ""}
+    return {"calls": calls, "next_cursor": next_cursor, "filters": filters}
+
+
+ListingDep = Annotated[dict[str, Any], Depends(_listing)]
+
+
+@router.get("/ui/calls")
+async def calls_page(viewer: ViewerDep, listing: ListingDep) -> Response:
+    return viewer.render("calls.html", statuses=CALL_STATUSES, **listing)
 
 
 @router.get("/ui/calls/table")
-async def calls_table(
-    viewer: ViewerDep,
-    db: SessionDep,
-    status: OptionalQuery = None,
-    q: OptionalQuery = None,
-    batch_id: OptionalQuery = None,
-    cursor: OptionalQuery = None,
-) -> Response:
-    context = await _listing(viewer, db, status, q, batch_id, cursor)
-    return viewer.render("_calls_table.html", **context)
+async def calls_table(viewer: ViewerDep, listing: ListingDep) -> Response:
+    return viewer.render("_calls_table.html", **listing)
 
 
 @router.post("/ui/calls")
@@ -116,27 +125,6 @@ async def call_now(viewer: ActorDep, db: SessionDep, clock: ClockDep, call_id: s
 async def cancel_call(viewer: ActorDep, db: SessionDep, clock: ClockDep, call_id: str) -> Response:
     await call_service.cancel(db, viewer.tenant_id, call_id, now=clock.now())
     return _to_call(call_id)
-
-
-async def _listing(
-    viewer: Viewer,
-    db: SessionDep,
-    status: str | None,
-    text: str | None,
-    batch_id: str | None,
-    cursor: str | None,
-) -> dict[str, Any]:
-    calls, next_cursor = await outreach_queries.search_calls(
-        db,
-        viewer.tenant_id,
-        status=status or None,
-        text=text or None,
-        batch_id=batch_id or None,
-        limit=PAGE_SIZE,
-        cursor=cursor or None,
-    )
-    filters = {"status": status or "", "q": text or "", "batch_id": batch_id or ""}
-    return {"calls": calls, "next_cursor": next_cursor, "filters": filters}
 
 
 async def _detail(viewer: Viewer, db: SessionDep, call_id: str) -> dict[str, Any]:

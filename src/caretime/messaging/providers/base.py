@@ -93,3 +93,15 @@ class BatchSender(Protocol):
     outcome per request, in order: a receipt, or the error for that message alone."""
 
     async def send_batch(self, requests: Sequence[OutboundRequest]) -> list[SendOutcome]: ...
+
+
+async def send_each(provider: Provider, requests: Sequence[OutboundRequest]) -> list[SendOutcome]:
+    """A batch as one `send` per request, each accepted or refused on its own: how a
+    provider with no network cost per message (the simulator) answers `send_batch`."""
+    outcomes: list[SendOutcome] = []
+    for request in requests:
+        try:
+            outcomes.append(await provider.send(request))
+        except ProviderError as exc:
+            outcomes.append(exc)
+    return outcomes

@@ -20,10 +20,10 @@ from caretime.messaging.providers.base import (
     OutboundRequest,
     PermanentProviderError,
     PollRequest,
-    ProviderError,
     SendOutcome,
     SendReceipt,
     StatusReport,
+    send_each,
 )
 
 Timeline = tuple[tuple[timedelta, str], ...]
@@ -88,13 +88,7 @@ class SimulatorProvider:
 
     async def send_batch(self, requests: Sequence[OutboundRequest]) -> list[SendOutcome]:
         """The whole batch in one call: each message accepted or refused on its own."""
-        outcomes: list[SendOutcome] = []
-        for request in requests:
-            try:
-                outcomes.append(await self.send(request))
-            except ProviderError as exc:
-                outcomes.append(exc)
-        return outcomes
+        return await send_each(self, requests)
 
     async def poll(self, request: PollRequest) -> StatusReport:
         key = _key(request.idempotency_key, request.message_id)
