@@ -33,7 +33,6 @@ from caretime.messaging.providers import Providers, providers_of
 from caretime.messaging.providers.base import (
     BatchSender,
     OutboundRequest,
-    PollRequest,
     Provider,
     ProviderError,
     SendOutcome,
@@ -42,7 +41,13 @@ from caretime.messaging.providers.base import (
     TransientProviderError,
 )
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
-from caretime.messaging.tasks import MAX_INLINE_WAIT, POLL_JOB, request_for, retry_delay
+from caretime.messaging.tasks import (
+    MAX_INLINE_WAIT,
+    POLL_JOB,
+    poll_request_for,
+    request_for,
+    retry_delay,
+)
 from caretime.messaging.tracking import StatusEvent, record_events
 from caretime.observability import log_event
 
@@ -278,7 +283,7 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
         async with in_flight:
             try:
                 return await providers.named(message.provider or "").poll(
-                    _pollrequest_for(message, now)
+                    poll_request_for(message, now)
                 )
             except ProviderError as exc:
                 return exc
@@ -304,19 +309,3 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
             events.append(StatusEvent(message, source, FAILED, None, {"error": reason}, reason))
     await record_events(ctx.session, events, now=now)
     await enqueue_many(ctx.session, [*poll_jobs(ctx.job.tenant_id, due), *retries])
-
-
-def _pollrequest_for(message: Message, now: datetime) -> PollRequest:
-    assert message.provider_id is not None
-    assert message.sent_at is not None
-    return PollRequest(
-        message.id,
-        message.tenant_id,
-        message.channel,
-        message.to_phone,
-        message.status,
-        message.provider_id,
-        message.idempotency_key,
-        message.sent_at,
-        now,
-    )

@@ -72,6 +72,23 @@ async def _send_later(ctx: JobContext, message: Message, wait: float) -> None:
     )
 
 
+def poll_request_for(message: Message, now: datetime) -> PollRequest:
+    """What a provider is asked about a message it accepted."""
+    assert message.provider_id is not None
+    assert message.sent_at is not None
+    return PollRequest(
+        message.id,
+        message.tenant_id,
+        message.channel,
+        message.to_phone,
+        message.status,
+        message.provider_id,
+        message.idempotency_key,
+        message.sent_at,
+        now,
+    )
+
+
 def request_for(message: Message, provider: Provider, now: datetime) -> OutboundRequest:
     """What a provider is handed for one queued message."""
     return OutboundRequest(
@@ -155,17 +172,7 @@ async def poll(ctx: JobContext, payload: dict[str, Any]) -> None:
     if is_final(message.channel, message.status) or message.sent_at is None:
         return
     provider = providers_of(ctx.runtime).named(message.provider)
-    request = PollRequest(
-        message.id,
-        message.tenant_id,
-        message.channel,
-        message.to_phone,
-        message.status,
-        message.provider_id,
-        message.idempotency_key,
-        message.sent_at,
-        ctx.now(),
-    )
+    request = poll_request_for(message, ctx.now())
     try:
         report = await provider.poll(request)
     except TransientProviderError as exc:
