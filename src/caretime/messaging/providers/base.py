@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
+import httpx
+
 
 @dataclass(frozen=True)
 class OutboundRequest:
@@ -105,3 +107,13 @@ async def send_each(provider: Provider, requests: Sequence[OutboundRequest]) -> 
         except ProviderError as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """An HTTP provider's JSON answer as an object; anything else (an HTML error page, a
+    list) as an empty one, so callers report the status rather than a parse error."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

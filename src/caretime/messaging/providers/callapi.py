@@ -16,6 +16,7 @@ from caretime.messaging.providers.base import (
     SendReceipt,
     StatusReport,
     TransientProviderError,
+    json_object,
 )
 from caretime.messaging.statuses import is_final
 
@@ -75,7 +76,7 @@ class CallApiProvider:
             raise TransientProviderError(f"call API unreachable: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientProviderError(f"call API answered {response.status_code}")
-        body = _json(response)
+        body = json_object(response)
         if response.status_code >= 400:
             raise PermanentProviderError(f"call API: {body.get('error') or response.status_code}")
         return body
@@ -86,11 +87,3 @@ def _call_of(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(call, dict) or "id" not in call:
         raise TransientProviderError("call API answered without a call")
     return call
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -20,6 +20,7 @@ from caretime.messaging.providers.base import (
     SendReceipt,
     StatusReport,
     TransientProviderError,
+    json_object,
 )
 
 API_VERSION = "2010-04-01"
@@ -118,19 +119,11 @@ def _checked(response: httpx.Response) -> dict[str, Any]:
         raise TransientProviderError(
             f"twilio answered {response.status_code}", retry_after=_retry_after(response)
         )
-    body = _json(response)
+    body = json_object(response)
     if response.status_code >= 400:
         code, text = body.get("code"), body.get("message") or response.reason_phrase
         raise PermanentProviderError(f"twilio error {code}: {text}" if code else f"twilio: {text}")
     return body
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
