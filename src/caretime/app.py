@@ -23,6 +23,7 @@ from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.outreach.router import router as outreach_router
+from caretime.policy.calendar import load_calendars
 from caretime.runtime import Runtime
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
@@ -92,6 +93,7 @@ def _register_problem_schema(app: FastAPI) -> None:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
     await prepare_database(runtime)
+    load_calendars()
     settings = runtime.settings
     pool = WorkerPool.start(
         runtime, count=settings.workers, concurrency=settings.worker_concurrency

@@ -7,23 +7,25 @@ through the caller's session and never commit. Wake-ups are sent after the commi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import SkipConflicts, insert_rows
 from caretime.clock import ensure_utc
 from caretime.dispatch.models import ACTIVE_STATUSES, DEDUPE_PREDICATE, Job
 from caretime.dispatch.wakeup import mark_enqueued, session_clock
 
 DEFAULT_MAX_ATTEMPTS = 5
+_JOBS: Table = Job.__table__  # type: ignore[assignment]
+_LIVE_DUPLICATES = SkipConflicts(("dedupe_key",), DEDUPE_PREDICATE)
 
 
-@dataclass(frozen=True)
-class NewJob:
+class NewJob(NamedTuple):
+    # A tuple, not a dataclass: a batch builds one per call or message.
     kind: str
     payload: dict[str, Any]
     run_at: datetime
@@ -68,9 +70,17 @@ async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> None:
     if not jobs:
         return
     now = _now(session)
-    await session.execute(
-        _insert_ignoring_live_duplicates(session), [_row(j, now=now) for j in jobs]
-    )
+    columns: dict[str, list[Any]] = {
+        "kind": [job.kind for job in jobs],
+        "payload": [job.payload for job in jobs],
+        "run_at": [ensure_utc(job.run_at) for job in jobs],
+        "tenant_id": [job.tenant_id for job in jobs],
+        "dedupe_key": [scoped_dedupe_key(job.tenant_id, job.dedupe_key) for job in jobs],
+        "priority": [job.priority for job in jobs],
+        "max_attempts": [job.max_attempts for job in jobs],
+    }
+    shared = {"status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
+    await insert_rows(session, _JOBS, columns, shared=shared, skip=_LIVE_DUPLICATES)
     mark_enqueued(session, min(job.run_at for job in jobs))
 
 

@@ -21,15 +21,15 @@ from caretime.outreach.errors import (
     OutsideCallingWindow,
 )
 from caretime.outreach.models import PENDING, Call, CallAttempt
-from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
+from caretime.outreach.repository import AttemptRepository, CallRepository
 from caretime.outreach.schemas import BatchOptions, CallIn
 from caretime.outreach.service import (
-    call_row,
-    contact_id,
+    NewCall,
     effective_policy,
     minute_ledger,
     place_call_job,
     place_call_key,
+    write_calls,
 )
 from caretime.policy import PlanItem, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
@@ -45,14 +45,9 @@ async def create_call(
     )
     item = PlanItem(body.name, body.phone, body.scheduled, body.tz)
     outcome = await _plan_one(session, tenant_id, calling, item, now=now)
-    call_id, contact = new_id("call"), contact_id(tenant_id, outcome.e164)
-    await ContactRepository(session, tenant_id).insert_missing(
-        [{"id": contact, "name": body.name, "phone_e164": outcome.e164,
-          "zones": list(outcome.zones), "created_at": now}]
-    )  # fmt: skip
-    calls = CallRepository(session, tenant_id)
-    await calls.insert_many([call_row(call_id, None, contact, body.name, outcome, calling, now)])
-    await enqueue_many(session, [place_call_job(tenant_id, call_id, 1, outcome.at)])
+    call_id = new_id("call")
+    new_call = NewCall(call_id, body.name, outcome)
+    await write_calls(session, tenant_id, calling, [new_call], batch_id=None, now=now)
     return await get_call(session, tenant_id, call_id)
 
 

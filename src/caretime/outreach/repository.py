@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, func, insert, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import SkipConflicts, insert_rows
 from caretime.outreach.models import PENDING, Call, CallAttempt, Contact, OutreachBatch
 from caretime.repository import TenantRepository
 from caretime.tenancy.models import Tenant
 
-# Rows per INSERT statement: large enough to amortise round trips, small enough for
-# PostgreSQL's 32767 bind-parameter limit with ~20 columns.
-CHUNK = 1000
+_KNOWN_IDS = SkipConflicts(("id",))
 
 
 class CallRepository(TenantRepository[Call]):
@@ -37,13 +35,12 @@ class CallRepository(TenantRepository[Call]):
         )
         return {minute: count for minute, count in rows.all()}
 
-    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
-        if _is_postgres(self.session):
-            await _copy_insert(self.session, Call, rows)
-            return
-        for start in range(0, len(rows), CHUNK):
-            await self.session.execute(insert(Call), rows[start : start + CHUNK])
+    async def insert_new(
+        self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+    ) -> None:
+        """New calls, one per position of `columns`, each also with the `shared` values."""
+        shared = {**shared, "tenant_id": self.tenant_id}
+        await insert_rows(self.session, _table(Call), columns, shared=shared)
 
     async def get_for_update(self, call_id: str) -> Call | None:
         return await self.first(self.select().where(Call.id == call_id).with_for_update())
@@ -121,14 +118,10 @@ class ContactRepository(TenantRepository[Contact]):
             .with_for_update()
         )
 
-    async def insert_missing(self, rows: Sequence[dict[str, Any]]) -> None:
-        rows = [{**row, "tenant_id": self.tenant_id} for row in rows]
-        if _is_postgres(self.session):
-            await _unnest_insert(self.session, Contact, rows, "ON CONFLICT (id) DO NOTHING")
-            return
-        statement = sqlite.insert(Contact).on_conflict_do_nothing(index_elements=[Contact.id])
-        for start in range(0, len(rows), CHUNK):
-            await self.session.execute(statement, rows[start : start + CHUNK])
+    async def insert_missing(self, columns: Mapping[str, Sequence[Any]], *, now: datetime) -> None:
+        """Contacts not known yet (ids are derived from the number: known ones are skipped)."""
+        shared = {"tenant_id": self.tenant_id, "created_at": now}
+        await insert_rows(self.session, _table(Contact), columns, shared=shared, skip=_KNOWN_IDS)
 
 
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
@@ -147,48 +140,6 @@ def _is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-async def _unnest_insert(
-    session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]], suffix: str = ""
-) -> None:
-    """Many rows in one PostgreSQL statement: one array parameter per column, unnested.
-    An order of magnitude faster than executemany for batches of thousands."""
-    if not rows:
-        return
-    table = model.__table__
-    columns = [column for column in table.columns if column.name in rows[0]]
-    arrays = [_column_values(column, rows) for column in columns]
-    casts = ", ".join(
-        f"${i}::{_array_type(column, session)}" for i, column in enumerate(columns, 1)
-    )
-    names = ", ".join(column.name for column in columns)
-    sql = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({casts}) {suffix}"
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.execute(sql, *arrays)  # type: ignore[union-attr]
-
-
-async def _copy_insert(session: AsyncSession, model: Any, rows: Sequence[dict[str, Any]]) -> None:
-    """New rows into PostgreSQL with COPY, inside the session's transaction."""
-    if not rows:
-        return
-    table = model.__table__
-    columns = [column for column in table.columns if column.name in rows[0]]
-    values = [_column_values(column, rows) for column in columns]
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-        table.name, records=list(zip(*values, strict=True)), columns=[c.name for c in columns]
-    )
-
-
-def _column_values(column: Any, rows: Sequence[dict[str, Any]]) -> list[Any]:
-    if isinstance(column.type, JSON):
-        return [json.dumps(row[column.name]) for row in rows]
-    return [row[column.name] for row in rows]
-
-
-def _array_type(column: Any, session: AsyncSession) -> str:
-    if isinstance(column.type, JSON):
-        return "jsonb[]"
-    compiled = column.type.compile(dialect=session.get_bind().dialect)
-    return f"{compiled}[]"
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -113,7 +113,12 @@ async def schedule_batch(
     if batch_id is None:
         return BatchResult(None, _response_items(request.items, outcomes, []))
     call_ids = [new_id("call") if isinstance(o, Scheduled) else None for o in outcomes]
-    await _write_calls(session, tenant_id, calling, batch_id, outcomes, call_ids, now, items)
+    new_calls = [
+        NewCall(call_id, item.name, outcome)
+        for call_id, item, outcome in zip(call_ids, items, outcomes, strict=True)
+        if call_id is not None and isinstance(item, PlanItem) and isinstance(outcome, Scheduled)
+    ]
+    await write_calls(session, tenant_id, calling, new_calls, batch_id=batch_id, now=now)
     result = _response_items(request.items, outcomes, call_ids)
     await batches.finish(batch_id, _summary(request, outcomes, result))
     return BatchResult(await batches.get(batch_id), result)
@@ -161,61 +166,54 @@ def _request_hash(request: BatchRequest) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-async def _write_calls(
+class NewCall(NamedTuple):
+    id: str
+    name: str
+    planned: Scheduled
+
+
+async def write_calls(
     session: AsyncSession,
     tenant_id: str,
     calling: CallingPolicy,
-    batch_id: str,
-    outcomes: Sequence[Outcome],
-    call_ids: Sequence[str | None],
-    now: datetime,
-    items: Sequence[PlanItem | str],
-) -> None:
-    contacts, calls, jobs = [], [], []
-    for outcome, call_id, item in zip(outcomes, call_ids, items, strict=True):
-        if not isinstance(outcome, Scheduled) or call_id is None:
-            continue
-        assert isinstance(item, PlanItem)
-        contact = contact_id(tenant_id, outcome.e164)
-        contacts.append(_contact_row(contact, item.name, outcome, now))
-        calls.append(call_row(call_id, batch_id, contact, item.name, outcome, calling, now))
-        jobs.append(place_call_job(tenant_id, call_id, 1, outcome.at))
-    await ContactRepository(session, tenant_id).insert_missing(contacts)
-    await CallRepository(session, tenant_id).insert_many(calls)
-    await enqueue_many(session, jobs)
-
-
-def _contact_row(contact: str, name: str, outcome: Scheduled, now: datetime) -> dict[str, Any]:
-    return {
-        "id": contact,
-        "name": name,
-        "phone_e164": outcome.e164,
-        "zones": list(outcome.zones),
-        "created_at": now,
-    }
-
-
-def call_row(
-    call_id: str,
+    new_calls: Sequence[NewCall],
+    *,
     batch_id: str | None,
-    contact: str,
-    name: str,
-    outcome: Scheduled,
-    calling: CallingPolicy,
     now: datetime,
-) -> dict[str, Any]:
+) -> None:
+    """Contacts (those not known yet), calls and their dispatch jobs: one statement each."""
+    contacts = [contact_id(tenant_id, call.planned.e164) for call in new_calls]
+    names = [call.name for call in new_calls]
+    phones = [call.planned.e164 for call in new_calls]
+    zones = [call.planned.zones for call in new_calls]
+    await ContactRepository(session, tenant_id).insert_missing(
+        {"id": contacts, "name": names, "phone_e164": phones, "zones": zones}, now=now
+    )
+    at = [call.planned.at for call in new_calls]
+    await CallRepository(session, tenant_id).insert_new(
+        {
+            "id": [call.id for call in new_calls],
+            "contact_id": contacts,
+            "name": names,
+            "phone_e164": phones,
+            "tz": [call.planned.tz for call in new_calls],
+            "zones": zones,
+            "scheduled_at": at,
+            "scheduled_minute": [int(instant.timestamp()) // 60 for instant in at],
+            "pinned": [call.planned.pinned for call in new_calls],
+        },
+        _new_call_values(calling, batch_id, now),
+    )
+    await enqueue_many(
+        session, [place_call_job(tenant_id, call.id, 1, call.planned.at) for call in new_calls]
+    )
+
+
+def _new_call_values(calling: CallingPolicy, batch_id: str | None, now: datetime) -> dict[str, Any]:
+    """What every call of one write shares."""
     return {
-        "id": call_id,
         "batch_id": batch_id,
-        "contact_id": contact,
-        "name": name,
-        "phone_e164": outcome.e164,
-        "tz": outcome.tz,
-        "zones": list(outcome.zones),
         "status": PENDING,
-        "scheduled_at": outcome.at,
-        "scheduled_minute": int(outcome.at.timestamp()) // 60,
-        "pinned": outcome.pinned,
         "version": 1,
         "attempts": 0,
         "max_attempts": calling.max_attempts,

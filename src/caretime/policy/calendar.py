@@ -17,3 +17,9 @@ def holidays_in(country: str, subdiv: str | None, year: int) -> dict[date, str]:
 
 def holiday_name(day: date, country: str, subdiv: str | None = None) -> str | None:
     return holidays_in(country, subdiv, day.year).get(day)
+
+
+def load_calendars(country: str = "US") -> None:
+    """Load the holidays library's country data now (about a second, once per process), so
+    the first batch planned after start-up does not pay for it."""
+    holidays_in(country, None, date.today().year)

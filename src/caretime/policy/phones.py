@@ -29,7 +29,8 @@ _NON_GEOGRAPHIC = frozenset(
         PhoneNumberType.PAGER,
     }
 )
-_PUNCTUATION = str.maketrans("", "", " -().+\t")
+_PUNCTUATION = b" -().+\t"
+_ONE = ord("1")
 
 
 class UndialableNumber(Exception):
@@ -106,16 +107,17 @@ _MISSING = PhoneFacts((), None, False)
 
 def _nanp_national_digits(raw: str) -> str | None:
     """The ten national digits of a plainly written NANP number, or None to parse fully."""
-    digits = raw.translate(_PUNCTUATION)
-    if len(digits) == 11 and digits[0] == "1":
+    # Bytes: deleting punctuation from ASCII bytes is several times faster than str.translate.
+    digits = raw.encode("utf-8", "replace").translate(None, _PUNCTUATION)
+    if len(digits) == 11 and digits[0] == _ONE:
         digits = digits[1:]
     elif len(digits) != 10 or "+" in raw:
         return None  # ten digits after "+" would be another country's number
-    if not (digits.isdigit() and digits.isascii()) or digits[0] in "01":
+    if not digits.isdigit() or digits[0] in b"01":
         return None
     if "+" in raw and raw.lstrip()[0] != "+":
         return None
-    return digits
+    return digits.decode()
 
 
 def _nanp_facts(national: str) -> PhoneFacts | None:
