@@ -9,6 +9,7 @@ with its in-process workers, as a single-machine deployment would.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections import Counter, defaultdict
@@ -41,6 +42,7 @@ ACCEPTORS = 32
 ACCEPTS = 1_000
 WORKERS = 2
 MAX_WAIT_SECONDS = 600
+FAN_OUT_ONLY = os.environ.get("BENCH_SHIFTS_PART") == "fanout"
 T = TypeVar("T")
 
 
@@ -197,6 +199,8 @@ def main() -> None:
             asyncio.run(seed(database_url))
             print(f"PostgreSQL, simulator, {WORKERS} in-process workers:")
             asyncio.run(fan_out(url, database_url))
+            if FAN_OUT_ONLY:
+                return
             asyncio.run(claims(url))
             asyncio.run(in_process_split(database_url))
 

@@ -47,16 +47,16 @@ async def insert_rows(
     *,
     shared: Mapping[str, Any] | None = None,
     skip: SkipConflicts | None = None,
-) -> None:
+    returning: str | None = None,
+) -> list[Any]:
     """Insert one row per position of the equally long `columns` (name → values); every row
-    also gets the `shared` values."""
+    also gets the `shared` values. Returns the `returning` column of the rows inserted."""
     shared = shared or {}
     if not columns or not len(next(iter(columns.values()))):
-        return
+        return []
     if session.get_bind().dialect.name == "postgresql":
-        await _unnest_insert(session, table, columns, shared, skip)
-    else:
-        await _executemany_insert(session, table, columns, shared, skip)
+        return await _unnest_insert(session, table, columns, shared, skip, returning)
+    return await _executemany_insert(session, table, columns, shared, skip, returning)
 
 
 async def _unnest_insert(
@@ -65,7 +65,8 @@ async def _unnest_insert(
     columns: Mapping[str, Sequence[Any]],
     shared: Mapping[str, Any],
     skip: SkipConflicts | None,
-) -> None:
+    returning: str | None,
+) -> list[Any]:
     names = [*columns, *shared]
     arrays = [_encoded(table, name, values) for name, values in columns.items()]
     scalars = [_encoded(table, name, [value])[0] for name, value in shared.items()]
@@ -82,8 +83,11 @@ async def _unnest_insert(
     if skip is not None:
         sql += skip.postgresql()
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    await raw.driver_connection.execute(sql, *arrays, *scalars)  # type: ignore[union-attr]
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if returning is None:
+        await driver.execute(sql, *arrays, *scalars)
+        return []
+    return [row[0] for row in await driver.fetch(f"{sql} RETURNING {returning}", *arrays, *scalars)]
 
 
 async def _executemany_insert(
@@ -92,7 +96,8 @@ async def _executemany_insert(
     columns: Mapping[str, Sequence[Any]],
     shared: Mapping[str, Any],
     skip: SkipConflicts | None,
-) -> None:
+    returning: str | None,
+) -> list[Any]:
     names = list(columns)
     rows = [
         {**dict(zip(names, row, strict=True)), **shared}
@@ -103,8 +108,14 @@ async def _executemany_insert(
         statement = sqlite.insert(table).on_conflict_do_nothing(
             index_elements=list(skip.columns), index_where=skip.where
         )
+    if returning is not None:
+        statement = statement.returning(table.c[returning])
+    returned: list[Any] = []
     for start in range(0, len(rows), CHUNK):
-        await session.execute(statement, rows[start : start + CHUNK])
+        result = await session.execute(statement, rows[start : start + CHUNK])
+        if returning is not None:
+            returned.extend(result.scalars().all())
+    return returned
 
 
 def _encoded(table: Table, name: str, values: Sequence[Any]) -> Sequence[Any]:

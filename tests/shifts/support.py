@@ -87,17 +87,16 @@ async def make_offer(
     sent_at: datetime | None = None,
 ) -> str:
     offer_id = new_id("off")
-    row = {
-        "id": offer_id,
+    shared = {
         "shift_id": shift_id,
-        "caregiver_id": caregiver_id,
         "round": round,
         "channel": "sms",
         "sent_at": sent_at or runtime.clock.now(),
         "message_status": "queued",
     }
     async with transaction(runtime.sessions) as session:
-        await OfferRepository(session, tenant_id).insert_new([row])
+        offers = OfferRepository(session, tenant_id)
+        await offers.insert_new({"id": [offer_id], "caregiver_id": [caregiver_id]}, shared)
     return offer_id
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +32,6 @@ SEND_JOB = "messaging.send"
 SEND_BATCH_JOB = "messaging.send_batch"
 # Messages per `messaging.send_batch` job: one transaction and one provider call each.
 SEND_BATCH_SIZE = 200
-_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 BATCH_ROWS = 500
 
 
@@ -171,22 +170,28 @@ def send_jobs(
 async def _insert_batch(
     session: AsyncSession, tenant_id: str, rows: list[dict[str, Any]]
 ) -> tuple[dict[str, Message], set[str]]:
-    # One compiled single-row statement, executed for the batch as one multi-row INSERT
-    # (SQLAlchemy's insertmanyvalues); compiling a literal multi-row VALUES costs far more.
-    statement = _insert_ignoring_duplicates(session).returning(_MESSAGES.c.id)
-    inserted = set((await session.scalars(statement, rows)).all())
-    keys = [row["idempotency_key"] for row in rows]
-    found = await session.scalars(
-        select(Message).where(Message.tenant_id == tenant_id, Message.idempotency_key.in_(keys))
-    )
-    return {message.idempotency_key or "": message for message in found}, inserted
+    # An ORM bulk INSERT ... RETURNING: the new rows come back as Message objects in one
+    # round trip. Only keys used before (rare) are read back, by key: a read of all the keys
+    # was a filter over every message of the tenant while the table had no statistics.
+    statement = _insert_ignoring_duplicates(session).returning(Message)
+    inserted = list((await session.scalars(statement, rows)).all())
+    found = {message.idempotency_key or "": message for message in inserted}
+    earlier = [row["idempotency_key"] for row in rows if row["idempotency_key"] not in found]
+    if earlier:
+        existing = await session.scalars(
+            select(Message).where(
+                Message.tenant_id == tenant_id, Message.idempotency_key.in_(earlier)
+            )
+        )
+        found.update((message.idempotency_key or "", message) for message in existing)
+    return found, {message.id for message in inserted}
 
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     conflict = ["tenant_id", "idempotency_key"]
     if dialect == "postgresql":
-        return postgresql.insert(_MESSAGES).on_conflict_do_nothing(index_elements=conflict)
+        return postgresql.insert(Message).on_conflict_do_nothing(index_elements=conflict)
     if dialect == "sqlite":
-        return sqlite.insert(_MESSAGES).on_conflict_do_nothing(index_elements=conflict)
-    return insert(_MESSAGES)
+        return sqlite.insert(Message).on_conflict_do_nothing(index_elements=conflict)
+    return insert(Message)

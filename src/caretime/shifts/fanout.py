@@ -82,20 +82,24 @@ async def run_round(
 
 async def send_round(session: AsyncSession, shift: Shift, round_: Round, *, now: datetime) -> int:
     candidates = await qualifying_caregivers(session, shift, channel=round_.channel)
-    rows = [_offer_row(shift, round_, c.id, now) for c in candidates]
-    inserted = set(await OfferRepository(session, shift.tenant_id).insert_new(rows))
-    phones = {c.id: c.phone for c in candidates}
+    offer_ids = [new_id("off") for _ in candidates]
+    inserted = set(
+        await OfferRepository(session, shift.tenant_id).insert_new(
+            {"id": offer_ids, "caregiver_id": [c.id for c in candidates]},
+            _offer_values(shift, round_, now),
+        )
+    )
     body = offer_text(shift, round_.channel)
     outgoing = [
         OutgoingMessage(
             channel=round_.channel,
-            to=phones[row["caregiver_id"]],
+            to=caregiver.phone,
             body=body,
-            idempotency_key=message_key(shift.id, round_.number, row["caregiver_id"]),
-            related=RelatedEntity(OFFER_KIND, row["id"]),
+            idempotency_key=message_key(shift.id, round_.number, caregiver.id),
+            related=RelatedEntity(OFFER_KIND, offer_id),
         )
-        for row in rows
-        if row["id"] in inserted
+        for offer_id, caregiver in zip(offer_ids, candidates, strict=True)
+        if offer_id in inserted
     ]
     messages = await send_messages(session, tenant_id=shift.tenant_id, outgoing=outgoing)
     await _mark_unsent(session, shift.tenant_id, [(m.related_id, m.status) for m in messages])
@@ -121,11 +125,10 @@ async def schedule_next_round(
     )
 
 
-def _offer_row(shift: Shift, round_: Round, caregiver_id: str, now: datetime) -> dict[str, Any]:
+def _offer_values(shift: Shift, round_: Round, now: datetime) -> dict[str, Any]:
+    """What every offer of one round shares."""
     return {
-        "id": new_id("off"),
         "shift_id": shift.id,
-        "caregiver_id": caregiver_id,
         "round": round_.number,
         "channel": round_.channel,
         "sent_at": now,

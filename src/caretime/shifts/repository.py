@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import SkipConflicts, insert_rows
 from caretime.errors import Conflict
 from caretime.repository import TenantRepository
 from caretime.shifts.models import Caregiver, CaregiverRole, FanOut, Offer, Shift, ShiftEvent
@@ -70,15 +71,19 @@ class FanOutRepository(TenantRepository[FanOut]):
 class OfferRepository(TenantRepository[Offer]):
     model = Offer
 
-    async def insert_new(self, rows: list[dict[str, Any]]) -> list[str]:
+    async def insert_new(
+        self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+    ) -> list[str]:
         """Insert offers, skipping any (shift, caregiver, round) that exists; returns the ids
         actually inserted, which are the only ones that may be messaged."""
-        if not rows:
-            return []
-        # Executemany form: one cached statement, batched by the driver ("insertmanyvalues").
-        statement = _insert_ignore(self.session, Offer).returning(Offer.id)
-        stamped = [{"tenant_id": self.tenant_id, **row} for row in rows]
-        return list((await self.session.scalars(statement, stamped)).all())
+        return await insert_rows(
+            self.session,
+            _OFFERS,
+            columns,
+            shared={**shared, "tenant_id": self.tenant_id},
+            skip=_OFFERED_BEFORE,
+            returning="id",
+        )
 
     def for_shift(self, shift_id: str) -> Any:
         return self.select().where(Offer.shift_id == shift_id)
@@ -90,6 +95,10 @@ class OfferRepository(TenantRepository[Offer]):
             .group_by(Offer.round, Offer.message_status)
         )
         return (await self.session.execute(statement)).all()
+
+
+_OFFERS: Table = Offer.__table__  # type: ignore[assignment]
+_OFFERED_BEFORE = SkipConflicts(("tenant_id", "shift_id", "caregiver_id", "round"))
 
 
 class ShiftEventRepository(TenantRepository[ShiftEvent]):
