@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import insert_rows
 from caretime.messaging.models import Message, MessageEvent
 from caretime.messaging.statuses import moves_forward
 
@@ -18,6 +20,7 @@ StatusListener = Callable[[AsyncSession, Message, str], Awaitable[None]]
 # (message, new status) pairs: one call for all the changes one transaction records.
 StatusChanges = Sequence[tuple[Message, str]]
 BulkStatusListener = Callable[[AsyncSession, StatusChanges], Awaitable[None]]
+_EVENTS: Table = MessageEvent.__table__  # type: ignore[assignment]
 _listeners: dict[str, list[StatusListener]] = defaultdict(list)
 _bulk_listeners: dict[str, list[BulkStatusListener]] = defaultdict(list)
 
@@ -105,31 +108,36 @@ class StatusEvent:
 async def record_events(
     session: AsyncSession, events: Sequence[StatusEvent], *, now: datetime
 ) -> None:
-    """`record_event` for many messages with one flush (the event rows and status updates go
-    out as bulk statements); the listeners then run for each status that was applied."""
+    """`record_event` for many messages: the event rows in one statement, the status updates
+    in one flush; the listeners then run for each status that was applied."""
     changed: list[Message] = []
+    applied: list[bool] = []
     for event in events:
         message = event.message
-        applied = event.status is not None and moves_forward(
-            message.channel, message.status, event.status
+        applied.append(
+            event.status is not None
+            and moves_forward(message.channel, message.status, event.status)
         )
-        session.add(
-            MessageEvent(
-                tenant_id=message.tenant_id,
-                message_id=message.id,
-                source=event.source,
-                provider_status=(event.provider_status or "")[:32] or None,
-                status=event.status,
-                applied=applied,
-                payload=event.raw,
-                received_at=now,
-            )
-        )
-        if applied and event.status is not None:
+        if applied[-1] and event.status is not None:
             _set_status(message, event.status, now=now, error=event.error)
             changed.append(message)
     await session.flush()
+    await insert_rows(
+        session, _EVENTS, _event_columns(events, applied), shared={"received_at": now}
+    )
     await _announce(session, [(message, message.status) for message in changed])
+
+
+def _event_columns(events: Sequence[StatusEvent], applied: list[bool]) -> dict[str, list[Any]]:
+    return {
+        "tenant_id": [event.message.tenant_id for event in events],
+        "message_id": [event.message.id for event in events],
+        "source": [event.source for event in events],
+        "provider_status": [(event.provider_status or "")[:32] or None for event in events],
+        "status": [event.status for event in events],
+        "applied": applied,
+        "payload": [event.raw for event in events],
+    }
 
 
 async def change_status(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch.wakeup import session_clock
@@ -22,7 +22,7 @@ from caretime.messaging import (
 from caretime.shifts.claims import answer_offer
 from caretime.shifts.fanout import OFFER_KIND
 from caretime.shifts.models import Caregiver, Offer, Shift
-from caretime.shifts.repository import ShiftEventRepository
+from caretime.shifts.repository import OfferRepository, ShiftEventRepository
 
 
 class ShiftReplies:
@@ -91,23 +91,13 @@ async def offer_message_statuses(session: AsyncSession, changes: StatusChanges) 
     now = session_clock(session).now()
     for (tenant_id, status), by_offer in groups.items():
         message_ids = {offer_id: message.id for offer_id, message in by_offer.items()}
-        result = await session.execute(
-            update(Offer)
-            .where(Offer.tenant_id == tenant_id, Offer.id.in_(list(by_offer)))
-            .values(message_status=status, message_id=case(message_ids, value=Offer.id))
-            .returning(Offer.id, Offer.shift_id, Offer.caregiver_id)
-            .execution_options(synchronize_session="fetch")
+        offers = await OfferRepository(session, tenant_id).copy_message_status(status, message_ids)
+        await ShiftEventRepository(session, tenant_id).record_many(
+            "message_status",
+            at=now,
+            offers=offers,
+            details=[
+                {"message_id": message.id, "channel": message.channel, "status": status}
+                for message in (by_offer[offer.id] for offer in offers)
+            ],
         )
-        events = ShiftEventRepository(session, tenant_id)
-        for offer in result.all():
-            message = by_offer[offer.id]
-            events.record(
-                offer.shift_id,
-                "message_status",
-                at=now,
-                caregiver_id=offer.caregiver_id,
-                offer_id=offer.id,
-                message_id=message.id,
-                channel=message.channel,
-                status=status,
-            )

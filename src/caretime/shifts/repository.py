@@ -6,7 +6,19 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy import (
+    ARRAY,
+    Row,
+    String,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -88,6 +100,37 @@ class OfferRepository(TenantRepository[Offer]):
     def for_shift(self, shift_id: str) -> Any:
         return self.select().where(Offer.shift_id == shift_id)
 
+    async def copy_message_status(
+        self, status: str, message_ids: Mapping[str, str]
+    ) -> Sequence[Row[str, str, str]]:
+        """Set the status (and message id) of these offers (offer id → message id); returns
+        (id, shift_id, caregiver_id) of each offer updated."""
+        statement = update(Offer).values(message_status=status)
+        if _is_postgres(self.session):
+            # A join with the given pairs: linear, whatever the table's statistics say (an
+            # IN list was filtered row by row when the planner thought the table small).
+            given = (
+                func.unnest(
+                    literal(list(message_ids), ARRAY(String)),
+                    literal(list(message_ids.values()), ARRAY(String)),
+                )
+                .table_valued("offer_id", "message_id")
+                .render_derived(with_types=False)
+            )
+            statement = statement.where(Offer.id == given.c.offer_id).values(
+                message_id=given.c.message_id
+            )
+        else:
+            statement = statement.where(Offer.id.in_(list(message_ids))).values(
+                message_id=case(dict(message_ids), value=Offer.id)
+            )
+        result = await self.session.execute(
+            statement.where(Offer.tenant_id == self.tenant_id)
+            .returning(Offer.id, Offer.shift_id, Offer.caregiver_id)
+            .execution_options(synchronize_session="fetch")
+        )
+        return result.all()
+
     async def counts(self, shift_id: str) -> Sequence[Any]:
         statement = (
             select(Offer.round, Offer.message_status, func.count())
@@ -98,6 +141,7 @@ class OfferRepository(TenantRepository[Offer]):
 
 
 _OFFERS: Table = Offer.__table__  # type: ignore[assignment]
+_SHIFT_EVENTS: Table = ShiftEvent.__table__  # type: ignore[assignment]
 _OFFERED_BEFORE = SkipConflicts(("tenant_id", "shift_id", "caregiver_id", "round"))
 
 
@@ -124,6 +168,27 @@ class ShiftEventRepository(TenantRepository[ShiftEvent]):
         )
         return self.add(event)
 
+    async def record_many(
+        self,
+        kind: str,
+        *,
+        at: datetime,
+        offers: Sequence[Row[str, str, str]],
+        details: Sequence[dict[str, Any]],
+    ) -> None:
+        """One event per offer (id, shift_id, caregiver_id), written in one statement."""
+        await insert_rows(
+            self.session,
+            _SHIFT_EVENTS,
+            {
+                "shift_id": [offer.shift_id for offer in offers],
+                "caregiver_id": [offer.caregiver_id for offer in offers],
+                "offer_id": [offer.id for offer in offers],
+                "details": details,
+            },
+            shared={"tenant_id": self.tenant_id, "kind": kind, "at": at},
+        )
+
 
 async def insert_unique(repo: TenantRepository[Any], row: Any, duplicate: Conflict) -> None:
     """Insert one row keyed by a caller's id; the primary key, not a prior read, decides
@@ -135,6 +200,10 @@ async def insert_unique(repo: TenantRepository[Any], row: Any, duplicate: Confli
             await repo.session.flush()
     except IntegrityError:
         raise duplicate from None
+
+
+def _is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _insert_ignore(session: AsyncSession, model: type[Any]) -> Any:
