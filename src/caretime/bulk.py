@@ -70,10 +70,11 @@ async def _unnest_insert(
     names = [*columns, *shared]
     arrays = [_encoded(table, name, values) for name, values in columns.items()]
     scalars = [_encoded(table, name, [value])[0] for name, value in shared.items()]
-    unnested = ", ".join(f"${i}::{_sql_type(table, n)}[]" for i, n in enumerate(columns, 1))
+    unnested = ", ".join(f"${i}::{_wire_type(table, n)}[]" for i, n in enumerate(columns, 1))
     first_scalar = len(columns) + 1
-    selected = [f"u{i}" for i in range(len(columns))] + [
-        f"${i}::{_sql_type(table, n)}" for i, n in enumerate(shared, first_scalar)
+    selected = [f"u{i}::{_sql_type(table, n)}" for i, n in enumerate(columns)] + [
+        f"${i}::{_wire_type(table, n)}::{_sql_type(table, n)}"
+        for i, n in enumerate(shared, first_scalar)
     ]
     aliases = ", ".join(f"u{i}" for i in range(len(columns)))
     sql = (
@@ -144,6 +145,12 @@ _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 
 def _sql_type(table: Table, name: str) -> str:
     return str(table.c[name].type.compile(dialect=_POSTGRESQL))
+
+
+def _wire_type(table: Table, name: str) -> str:
+    # JSON goes over the wire as text and is cast by the server: asyncpg has no built-in codec
+    # for arrays of jsonb, and would look the type up again on every new connection.
+    return "TEXT" if isinstance(table.c[name].type, JSON) else _sql_type(table, name)
 
 
 _POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
