@@ -83,12 +83,29 @@ def caretime_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
         _wait_until_up(url, process)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+@contextlib.contextmanager
+def caretime_worker(env: dict[str, str]) -> Iterator[None]:
+    """`caretime worker` (workers only, no API) in a subprocess beside a server."""
+    full_env = {**os.environ, "CARETIME_LOG_LEVEL": "WARNING", **env}
+    process = subprocess.Popen(
+        [CARETIME, "worker"], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
