@@ -11,7 +11,9 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    Text,
     case,
+    cast,
     delete,
     func,
     insert,
@@ -109,15 +111,16 @@ class OfferRepository(TenantRepository[Offer]):
         if _is_postgres(self.session):
             # A join with the given pairs: linear, whatever the table's statistics say (an
             # IN list was filtered row by row when the planner thought the table small).
+            # Arrays travel as text[] (see caretime.bulk), compared as varchar (the key's type).
             given = (
                 func.unnest(
-                    literal(list(message_ids), ARRAY(String)),
-                    literal(list(message_ids.values()), ARRAY(String)),
+                    literal(list(message_ids), ARRAY(Text)),
+                    literal(list(message_ids.values()), ARRAY(Text)),
                 )
                 .table_valued("offer_id", "message_id")
                 .render_derived(with_types=False)
             )
-            statement = statement.where(Offer.id == given.c.offer_id).values(
+            statement = statement.where(Offer.id == cast(given.c.offer_id, String)).values(
                 message_id=given.c.message_id
             )
         else:
