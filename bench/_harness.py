@@ -86,19 +86,6 @@ def caretime_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
         _stop(process)
 
 
-@contextlib.contextmanager
-def caretime_worker(env: dict[str, str]) -> Iterator[None]:
-    """`caretime worker` (workers only, no API) in a subprocess beside a server."""
-    full_env = {**os.environ, "CARETIME_LOG_LEVEL": "WARNING", **env}
-    process = subprocess.Popen(
-        [CARETIME, "worker"], env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield
-    finally:
-        _stop(process)
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:

@@ -23,7 +23,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import caretime_server, caretime_worker, closed_loop, postgres_database
+from _harness import caretime_server, closed_loop, postgres_database
 from caretime.config import Settings
 from caretime.db import transaction
 from caretime.messaging import Message
@@ -197,19 +197,11 @@ def main() -> None:
         env = {"CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
         with caretime_server(env, workers=WORKERS) as url:
             asyncio.run(seed(database_url))
-            print(f"PostgreSQL, simulator, one process: API + {WORKERS} in-process workers:")
+            print(f"PostgreSQL, simulator, {WORKERS} in-process workers:")
             asyncio.run(fan_out(url, database_url))
             if not FAN_OUT_ONLY:
                 asyncio.run(claims(url))
                 asyncio.run(in_process_split(database_url))
-    # The deployment DESIGN.md describes for scale: API and workers in their own processes,
-    # so the hand-over does not share one Python interpreter with the HTTP requests.
-    with postgres_database("caretime_bench_shifts") as database_url:
-        env = {"CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
-        with caretime_server(env, workers=0) as url, caretime_worker(env):
-            asyncio.run(seed(database_url))
-            print("PostgreSQL, simulator, two processes: `caretime serve` + `caretime worker`:")
-            asyncio.run(fan_out(url, database_url))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Table, TextClause, insert
+from sqlalchemy import JSON, Table, TextClause, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -74,26 +74,98 @@ async def _unnest_insert(
     returning: str | None,
 ) -> list[Any]:
     names = [*columns, *shared]
-    arrays = [_as_texts(table, name, values) for name, values in columns.items()]
-    scalars = [_scalar(table, name, value) for name, value in shared.items()]
-    unnested = ", ".join(f"${i}::TEXT[]" for i in range(1, len(columns) + 1))
     first_scalar = len(columns) + 1
     selected = [f"u{i}{_cast_from_text(table, n)}" for i, n in enumerate(columns)] + [
         f"${i}::{_scalar_type(table, n)}" for i, n in enumerate(shared, first_scalar)
     ]
-    aliases = ", ".join(f"u{i}" for i in range(len(columns)))
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) "
-        f"SELECT {', '.join(selected)} FROM unnest({unnested}) AS u({aliases})"
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(selected)} "
+        f"FROM unnest({_text_arrays(len(columns))}) AS u({_aliases(len(columns))})"
     )
     if skip is not None:
         sql += skip.postgresql()
+    if returning is not None:
+        sql += f" RETURNING {returning}"
+    rows = await _execute(session, sql, table, columns, shared)
+    return [row[0] for row in rows]
+
+
+async def _execute(
+    session: AsyncSession,
+    sql: str,
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    shared: Mapping[str, Any],
+) -> list[Any]:
+    """Run on the session's own connection (its transaction): each column as one text[], the
+    shared values as scalars."""
+    arrays = [_as_texts(table, name, values) for name, values in columns.items()]
+    scalars = [_scalar(table, name, value) for name, value in shared.items()]
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    if returning is None:
-        await driver.execute(sql, *arrays, *scalars)
-        return []
-    return [row[0] for row in await driver.fetch(f"{sql} RETURNING {returning}", *arrays, *scalars)]
+    rows: list[Any] = await driver.fetch(sql, *arrays, *scalars)
+    return rows
+
+
+def _text_arrays(count: int) -> str:
+    return ", ".join(f"${i}::TEXT[]" for i in range(1, count + 1))
+
+
+def _aliases(count: int) -> str:
+    return ", ".join(f"u{i}" for i in range(count))
+
+
+async def update_rows(
+    session: AsyncSession,
+    table: Table,
+    key: str,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    shared: Mapping[str, Any] | None = None,
+) -> None:
+    """For each position of `columns[key]`, set that row's other `columns` to the values at
+    the same position, and the `shared` values: one statement however many rows."""
+    shared = shared or {}
+    if not len(columns[key]):
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await _executemany_update(session, table, key, columns, shared)
+        return
+    names = list(columns)
+    from_arrays = [f"u{i}{_cast_from_text(table, name)}" for i, name in enumerate(names)]
+    from_scalars = [f"${i}::{_scalar_type(table, n)}" for i, n in enumerate(shared, len(names) + 1)]
+    values = dict(zip([*names, *shared], [*from_arrays, *from_scalars], strict=True))
+    del values[key]
+    # Compared as the key's own type, so that the key's index serves the join.
+    matched = f"u{names.index(key)}{_cast_from_text(table, key) or '::VARCHAR'}"
+    assignments = ", ".join(f"{name} = {value}" for name, value in values.items())
+    sql = (
+        f"UPDATE {table.name} SET {assignments} FROM unnest({_text_arrays(len(names))}) "
+        f"AS u({_aliases(len(names))}) WHERE {table.name}.{key} = {matched}"
+    )
+    await _execute(session, sql, table, columns, shared)
+
+
+async def _executemany_update(
+    session: AsyncSession,
+    table: Table,
+    key: str,
+    columns: Mapping[str, Sequence[Any]],
+    shared: Mapping[str, Any],
+) -> None:
+    # Bound names differ from the column names: SQLAlchemy reserves those for SET.
+    statement = (
+        update(table)
+        .where(table.c[key] == bindparam(f"b_{key}"))
+        .values({name: bindparam(f"b_{name}") for name in [*columns, *shared] if name != key})
+    )
+    names = [f"b_{name}" for name in columns]
+    rows = [
+        {**dict(zip(names, row, strict=True)), **{f"b_{n}": v for n, v in shared.items()}}
+        for row in zip(*columns.values(), strict=True)
+    ]
+    for start in range(0, len(rows), CHUNK):
+        await session.execute(statement, rows[start : start + CHUNK])
 
 
 async def _executemany_insert(

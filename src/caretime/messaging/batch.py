@@ -48,7 +48,12 @@ from caretime.messaging.tasks import (
     request_for,
     retry_delay,
 )
-from caretime.messaging.tracking import StatusEvent, record_events
+from caretime.messaging.tracking import (
+    StatusEvent,
+    record_events,
+    store_columns,
+    store_in_memory,
+)
 from caretime.observability import log_event
 
 log = logging.getLogger(__name__)
@@ -194,8 +199,7 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
     retry_at = now + retry_delay(attempt)
     for message, provider, outcome in handover.sent:
         if isinstance(outcome, SendReceipt):
-            message.provider, message.provider_id = provider.name, outcome.provider_id
-            message.from_phone, message.sent_at = provider.from_number, now
+            store_in_memory(message, _handed_over(provider, outcome, now))
             report = outcome.report
             accepted.append((message, outcome))
             if report.status is not None:
@@ -215,6 +219,7 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
             events.append(
                 StatusEvent(message, provider.name, FAILED, None, {"error": reason}, error=reason)
             )
+    await store_columns(ctx.session, [message for message, _ in accepted], HANDED_OVER)
     await record_events(ctx.session, events, now=now)
     jobs = poll_jobs(
         tenant_id,
@@ -237,6 +242,14 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
         retrying=len(retry),
         later=sum(len(ids) for ids in handover.later.values()),
     )
+
+
+HANDED_OVER = ("provider", "provider_id", "from_phone", "sent_at")
+
+
+def _handed_over(provider: Provider, receipt: SendReceipt, now: datetime) -> dict[str, Any]:
+    values = (provider.name, receipt.provider_id, provider.from_number, now)
+    return dict(zip(HANDED_OVER, values, strict=True))
 
 
 def poll_jobs(tenant_id: str, due: Sequence[tuple[Message, datetime]]) -> list[NewJob]:

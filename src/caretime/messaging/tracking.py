@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
-from caretime.bulk import insert_rows
+from caretime.bulk import insert_rows, update_rows
 from caretime.messaging.models import Message, MessageEvent
 from caretime.messaging.statuses import moves_forward
 
@@ -21,6 +22,7 @@ StatusListener = Callable[[AsyncSession, Message, str], Awaitable[None]]
 StatusChanges = Sequence[tuple[Message, str]]
 BulkStatusListener = Callable[[AsyncSession, StatusChanges], Awaitable[None]]
 _EVENTS: Table = MessageEvent.__table__  # type: ignore[assignment]
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 _listeners: dict[str, list[StatusListener]] = defaultdict(list)
 _bulk_listeners: dict[str, list[BulkStatusListener]] = defaultdict(list)
 
@@ -108,8 +110,8 @@ class StatusEvent:
 async def record_events(
     session: AsyncSession, events: Sequence[StatusEvent], *, now: datetime
 ) -> None:
-    """`record_event` for many messages: the event rows in one statement, the status updates
-    in one flush; the listeners then run for each status that was applied."""
+    """`record_event` for many messages: the status updates in one UPDATE and the event rows
+    in one INSERT; the listeners then run for each status that was applied."""
     changed: list[Message] = []
     applied: list[bool] = []
     for event in events:
@@ -119,13 +121,39 @@ async def record_events(
             and moves_forward(message.channel, message.status, event.status)
         )
         if applied[-1] and event.status is not None:
-            _set_status(message, event.status, now=now, error=event.error)
             changed.append(message)
-    await session.flush()
+            values = {"status": event.status, "status_changed_at": now, "updated_at": now}
+            store_in_memory(
+                message, values if event.error is None else {**values, "error": event.error}
+            )
+    await session.flush()  # what else changed on these messages goes first
+    await _store_statuses(session, changed)
     await insert_rows(
         session, _EVENTS, _event_columns(events, applied), shared={"received_at": now}
     )
     await _announce(session, [(message, message.status) for message in changed])
+
+
+def store_in_memory(message: Message, values: dict[str, Any]) -> None:
+    """Set attributes as if loaded from the database: the caller writes them itself, in bulk
+    (a flush would send one UPDATE per message)."""
+    for name, value in values.items():
+        set_committed_value(message, name, value)
+
+
+async def store_columns(
+    session: AsyncSession, messages: Sequence[Message], names: Sequence[str]
+) -> None:
+    """Write these attributes of these messages, as they are in memory, in one UPDATE."""
+    unique = list({message.id: message for message in messages}.values())  # a row once
+    columns = {name: [getattr(m, name) for m in unique] for name in ("id", *names)}
+    await update_rows(session, _MESSAGES, "id", columns)
+
+
+async def _store_statuses(session: AsyncSession, changed: Sequence[Message]) -> None:
+    await store_columns(session, changed, ("status", "status_changed_at", "updated_at"))
+    failed = [message for message in changed if message.error is not None]
+    await store_columns(session, failed, ("error",))
 
 
 def _event_columns(events: Sequence[StatusEvent], applied: list[bool]) -> dict[str, list[Any]]:
