@@ -97,14 +97,13 @@ async def _execute(
     columns: Mapping[str, Sequence[Any]],
     shared: Mapping[str, Any],
 ) -> list[Any]:
-    """Run on the session's own connection (its transaction): each column as one text[], the
-    shared values as scalars."""
+    """Run in the session's transaction, through SQLAlchemy (its statement cache and its
+    exceptions): each column as one text[], the shared values as scalars."""
     arrays = [_as_texts(table, name, values) for name, values in columns.items()]
     scalars = [_scalar(table, name, value) for name, value in shared.items()]
     connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
-    rows: list[Any] = await driver.fetch(sql, *arrays, *scalars)
-    return rows
+    result = await connection.exec_driver_sql(sql, (*arrays, *scalars))
+    return list(result.all()) if result.returns_rows else []
 
 
 def _text_arrays(count: int) -> str:
@@ -200,13 +199,23 @@ def _as_texts(table: Table, name: str, values: Sequence[Any]) -> list[str | None
     column_type = table.c[name].type
     if isinstance(column_type, JSON):
         return [_json_text(value) for value in values]
-    as_text = _TEXT_BY_PYTHON_TYPE.get(column_type.python_type, _str)
+    as_text = _TEXT_BY_PYTHON_TYPE.get(_python_type(column_type), _str)
     return [None if value is None else as_text(value) for value in values]
 
 
 def _scalar(table: Table, name: str, value: Any) -> Any:
     # asyncpg takes JSON documents as text; the column's type decorators do not run here.
-    return _json_text(value) if isinstance(table.c[name].type, JSON) else value
+    if isinstance(table.c[name].type, JSON):
+        return _json_text(value)
+    if isinstance(value, datetime):
+        _instant_text(value)  # refuses a naive one
+    return value
+
+
+def _python_type(column_type: Any) -> type:
+    # A TypeDecorator (UTCDateTime) reports `object`; the type it decorates knows better.
+    python_type: type = getattr(column_type, "impl", column_type).python_type
+    return python_type
 
 
 def _str(value: Any) -> str:
@@ -249,7 +258,7 @@ def _cast_from_text(table: Table, name: str) -> str:
     column_type = table.c[name].type
     if isinstance(column_type, JSON):
         return "::JSONB"
-    return "" if column_type.python_type is str else f"::{_compiled(column_type)}"
+    return "" if _python_type(column_type) is str else f"::{_compiled(column_type)}"
 
 
 def _scalar_type(table: Table, name: str) -> str:
@@ -257,7 +266,7 @@ def _scalar_type(table: Table, name: str) -> str:
     column_type = table.c[name].type
     if isinstance(column_type, JSON):
         return "TEXT::JSONB"
-    return "TEXT" if column_type.python_type is str else _compiled(column_type)
+    return "TEXT" if _python_type(column_type) is str else _compiled(column_type)
 
 
 def _compiled(column_type: Any) -> str:

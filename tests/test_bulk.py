@@ -1,0 +1,115 @@
+"""caretime.bulk: many rows in one statement, faithful to every column type, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, select
+from sqlalchemy.exc import DBAPIError, StatementError
+
+from caretime.bulk import SkipConflicts, insert_rows, update_rows
+from caretime.db import transaction
+from caretime.dispatch.models import DEDUPE_PREDICATE, Job
+from caretime.runtime import Runtime
+
+JOBS: Table = Job.__table__  # type: ignore[assignment]
+LIVE_KEYS = SkipConflicts(("dedupe_key",), DEDUPE_PREDICATE)
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+# Text that a hand-made array literal would get wrong: quotes, braces, commas, NULL, unicode.
+AWKWARD = ['a "quoted", {braced} value', "NULL", "back\\slash", "José — 🩺", ""]
+
+
+def _jobs(count: int, **overrides: list[Any]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {
+        "kind": [f"test.kind{i}" for i in range(count)],
+        "payload": [{"n": i, "nested": {"list": [i, None]}} for i in range(count)],
+        "run_at": [NOW + timedelta(seconds=i) for i in range(count)],
+        "priority": list(range(count)),
+        "dedupe_key": [f"key-{i}" for i in range(count)],
+    }
+    return {**columns, **overrides}
+
+
+SHARED = {
+    "status": "queued",
+    "attempts": 0,
+    "max_attempts": 5,
+    "created_at": NOW,
+    "updated_at": NOW,
+}
+
+
+async def _all_jobs(runtime: Runtime) -> list[Job]:
+    async with transaction(runtime.sessions) as session:
+        return list((await session.scalars(select(Job).order_by(Job.id))).all())
+
+
+async def test_rows_come_back_as_written_and_shared_values_reach_every_row(
+    runtime: Runtime,
+) -> None:
+    columns = _jobs(len(AWKWARD), kind=AWKWARD, dedupe_key=[None, *AWKWARD[1:]])
+    async with transaction(runtime.sessions) as session:
+        await insert_rows(session, JOBS, columns, shared=SHARED)
+    jobs = await _all_jobs(runtime)
+    assert [j.kind for j in jobs] == AWKWARD
+    assert [j.dedupe_key for j in jobs] == [None, *AWKWARD[1:]]
+    assert [j.payload for j in jobs] == columns["payload"]
+    assert [j.run_at for j in jobs] == columns["run_at"]
+    assert [j.priority for j in jobs] == columns["priority"]
+    assert {(j.status, j.attempts, j.created_at) for j in jobs} == {("queued", 0, NOW)}
+
+
+async def test_conflicting_rows_are_skipped_and_only_new_ids_returned(runtime: Runtime) -> None:
+    async with transaction(runtime.sessions) as session:
+        first = await insert_rows(
+            session, JOBS, _jobs(2), shared=SHARED, skip=LIVE_KEYS, returning="id"
+        )
+    async with transaction(runtime.sessions) as session:
+        second = await insert_rows(
+            session, JOBS, _jobs(3), shared=SHARED, skip=LIVE_KEYS, returning="id"
+        )
+    assert len(first) == 2
+    assert len(second) == 1
+    jobs = await _all_jobs(runtime)
+    assert [j.dedupe_key for j in jobs] == ["key-0", "key-1", "key-2"]
+    assert [j.id for j in jobs] == [*first, *second]
+
+
+async def test_an_update_sets_each_row_its_own_values_and_leaves_others_alone(
+    runtime: Runtime,
+) -> None:
+    async with transaction(runtime.sessions) as session:
+        ids = await insert_rows(session, JOBS, _jobs(3), shared=SHARED, returning="id")
+    later = NOW + timedelta(hours=1)
+    async with transaction(runtime.sessions) as session:
+        await update_rows(
+            session,
+            JOBS,
+            "id",
+            {"id": [ids[2], ids[0]], "kind": ["third", AWKWARD[0]], "payload": [{}, {"x": [1]}]},
+            shared={"updated_at": later},
+        )
+    jobs = await _all_jobs(runtime)
+    assert [(j.kind, j.payload, j.updated_at) for j in jobs] == [
+        (AWKWARD[0], {"x": [1]}, later),
+        ("test.kind1", {"n": 1, "nested": {"list": [1, None]}}, NOW),
+        ("third", {}, later),
+    ]
+
+
+async def test_a_naive_datetime_is_refused(runtime: Runtime) -> None:
+    naive = [NOW.replace(tzinfo=None)]
+    with pytest.raises((ValueError, StatementError)):
+        async with transaction(runtime.sessions) as session:
+            await insert_rows(session, JOBS, _jobs(1, run_at=naive), shared=SHARED)
+    assert await _all_jobs(runtime) == []
+
+
+@pytest.mark.postgres_only
+async def test_an_over_long_text_is_refused_not_cut(runtime: Runtime) -> None:
+    with pytest.raises(DBAPIError, match="too long"):
+        async with transaction(runtime.sessions) as session:
+            await insert_rows(session, JOBS, _jobs(1, kind=["k" * 101]), shared=SHARED)
+    assert await _all_jobs(runtime) == []
