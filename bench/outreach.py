@@ -226,24 +226,24 @@ async def _insert_one(
 # Python, no network), into the real tables with their indexes and foreign keys.
 CEILING_SQL = (
     """INSERT INTO contacts (id, tenant_id, name, phone_e164, zones, created_at)
-    SELECT 'con_ceiling_' || :batch || '_' || i, :tenant, 'P' || i, '+1206' || (2000000 + i),
+    SELECT 'con_ceiling_' || n, :tenant, 'P' || n, '+1206' || (2000000 + n),
            '["America/Los_Angeles"]', now()
-    FROM generate_series(1, :size) AS i ON CONFLICT (id) DO NOTHING""",
+    FROM generate_series(CAST(:first AS INT), CAST(:last AS INT)) AS n
+    ON CONFLICT (id) DO NOTHING""",
     """INSERT INTO calls (id, tenant_id, batch_id, contact_id, name, phone_e164, tz, zones,
            status, scheduled_at, scheduled_minute, pinned, version, attempts, max_attempts,
            retry_delay_seconds, created_at, updated_at)
-    SELECT 'call_ceiling_' || :batch || '_' || i, :tenant, 'bat_ceiling_' || :batch,
-           'con_ceiling_' || :batch || '_' || i, 'P' || i, '+1206' || (2000000 + i),
-           'America/Los_Angeles', '["America/Los_Angeles"]', 'scheduled', now(),
-           30000000 + i / 1000, false, 1, 0, 3, 900, now(), now()
-    FROM generate_series(1, :size) AS i""",
+    SELECT 'call_ceiling_' || n, :tenant, 'bat_ceiling', 'con_ceiling_' || n, 'P' || n,
+           '+1206' || (2000000 + n), 'America/Los_Angeles', '["America/Los_Angeles"]',
+           'scheduled', now(), 30000000 + n / 1000, false, 1, 0, 3, 900, now(), now()
+    FROM generate_series(CAST(:first AS INT), CAST(:last AS INT)) AS n""",
     """INSERT INTO jobs (tenant_id, kind, payload, run_at, priority, status, attempts,
            max_attempts, dedupe_key, created_at, updated_at)
     SELECT :tenant, 'outreach.place_call',
-           jsonb_build_object('call_id', 'call_ceiling_' || :batch || '_' || i, 'version', 1),
-           now(), 0, 'queued', 0, 5,
-           :tenant || '/outreach.call:call_ceiling_' || :batch || '_' || i || ':v1', now(), now()
-    FROM generate_series(1, :size) AS i ON CONFLICT DO NOTHING""",
+           jsonb_build_object('call_id', 'call_ceiling_' || n, 'version', 1),
+           now(), 0, 'queued', 0, 5, 'ceiling/outreach.call:call_ceiling_' || n || '/v1',
+           now(), now()
+    FROM generate_series(CAST(:first AS INT), CAST(:last AS INT)) AS n ON CONFLICT DO NOTHING""",
 )
 
 
@@ -257,8 +257,9 @@ async def database_ceiling(database_url: str, batches: int) -> float:
         started = time.perf_counter()
         for batch in range(batches):
             async with engine.begin() as connection:
+                first = batch * BATCH + 1
+                values = {"tenant": tenant, "first": first, "last": first + BATCH - 1}
                 for statement in CEILING_SQL:
-                    values = {"batch": str(batch), "tenant": tenant, "size": BATCH}
                     await connection.execute(text(statement), values)
         return time.perf_counter() - started
     finally:
