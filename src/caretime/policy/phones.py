@@ -63,7 +63,8 @@ class PhoneBook:
 
     def __init__(self, region: str = DEFAULT_REGION) -> None:
         self.region = region
-        self._by_prefix: dict[str, PhoneFacts | None] = {}
+        self._nanp = region == "US"
+        self._by_prefix: dict[bytes, PhoneFacts | None] = {}
         self._interned: dict[PhoneFacts, PhoneFacts] = {}
 
     @property
@@ -80,16 +81,15 @@ class PhoneBook:
     def lookup(self, raw: str) -> tuple[str, PhoneFacts] | None:
         """The fast path: E.164 and the prefix's facts for a plainly written NANP number;
         None when the text needs a full parse. Raises UndialableNumber."""
-        national = _nanp_national_digits(raw) if self.region == "US" else None
+        national = _nanp_national_digits(raw) if self._nanp else None
         if national is None:
             return None
-        prefix = national[:6]
-        facts = self._by_prefix.get(prefix, _MISSING)
+        facts = self._by_prefix.get(national[:6], _MISSING)
         if facts is _MISSING:
-            facts = self._by_prefix[prefix] = self._intern(_nanp_facts(national))
+            facts = self._by_prefix[national[:6]] = self._intern(_nanp_facts(national.decode()))
         if facts is None:
             raise UndialableNumber("not a valid phone number")
-        return "+1" + national, facts
+        return "+1" + national.decode(), facts
 
     def _intern(self, facts: PhoneFacts | None) -> PhoneFacts | None:
         # Prefixes with the same zones and state share one object (and one window key).
@@ -105,8 +105,9 @@ class PhoneBook:
 _MISSING = PhoneFacts((), None, False)
 
 
-def _nanp_national_digits(raw: str) -> str | None:
-    """The ten national digits of a plainly written NANP number, or None to parse fully."""
+def _nanp_national_digits(raw: str) -> bytes | None:
+    """The ten national digits of a plainly written NANP number (as ASCII bytes), or None to
+    parse fully."""
     # Bytes: deleting punctuation from ASCII bytes is several times faster than str.translate.
     digits = raw.encode("utf-8", "replace").translate(None, _PUNCTUATION)
     if len(digits) == 11 and digits[0] == _ONE:
@@ -117,7 +118,7 @@ def _nanp_national_digits(raw: str) -> str | None:
         return None
     if "+" in raw and raw.lstrip()[0] != "+":
         return None
-    return digits.decode()
+    return digits
 
 
 def _nanp_facts(national: str) -> PhoneFacts | None:

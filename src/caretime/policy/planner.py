@@ -165,10 +165,11 @@ class Planner:
         targets: list[_Target] = []
         seen, windows, lookup = self._seen, self._windows, self.phones.lookup
         for index, item in enumerate(items):
+            _, phone, scheduled, tz = item
             found = None
-            if item.tz is None and item.scheduled is None:
+            if tz is None and scheduled is None:
                 try:
-                    found = lookup(item.phone)
+                    found = lookup(phone)
                 except UndialableNumber as exc:
                     outcomes[index] = Rejected("invalid_phone", str(exc))
                     continue
@@ -183,10 +184,10 @@ class Planner:
                 if isinstance(resolved, Rejected):
                     outcomes[index] = resolved
                     continue
-                target = resolved
-            first = seen.get(target.e164)
+                target, e164 = resolved, resolved.e164
+            first = seen.get(e164)
             if first is None:
-                seen[target.e164] = start + index
+                seen[e164] = start + index
                 targets.append(target)
             else:
                 outcomes[index] = Rejected(
@@ -256,19 +257,16 @@ class Planner:
     ) -> None:
         counts, cap, take, cursor = (
             self.ledger.counts, self.ledger.per_minute, self.ledger.take, self._cursor)  # fmt: skip
-        for target in floating:
-            where = cursor.get(target.key)
+        for position, e164, zones, tz, key, _ in floating:
+            where = cursor.get(key)
             if where is not None and counts.get(where[1], 0) < cap:
                 minute: int | None = where[1]  # the usual case: the last minute has room
             else:
-                minute = self._first_free_minute(target.key)
+                minute = self._first_free_minute(key)
             if minute is None:
-                outcomes[target.position] = self._overflow(target.key)
+                outcomes[position] = self._overflow(key)
                 continue
-            at = take(minute)
-            outcomes[target.position] = _new_scheduled(
-                (target.e164, target.tz, target.zones, at, False, SCHEDULED)
-            )
+            outcomes[position] = _new_scheduled((e164, tz, zones, take(minute), False, SCHEDULED))
 
     def _first_free_minute(self, key: WindowKey) -> int | None:
         # Minutes only ever fill up, so a number's search resumes where the last one stopped.
