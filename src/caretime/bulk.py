@@ -200,6 +200,10 @@ def _as_texts(table: Table, name: str, values: Sequence[Any]) -> list[str | None
     if isinstance(column_type, JSON):
         return [_json_text(value) for value in values]
     as_text = _TEXT_BY_PYTHON_TYPE.get(_python_type(column_type), _str)
+    if as_text is _instant_text:
+        # A batch's instants repeat (calls share seconds): format each distinct one once.
+        texts = {value: _instant_text(value) for value in set(values) if value is not None}
+        return [None if value is None else texts[value] for value in values]
     return [None if value is None else as_text(value) for value in values]
 
 
