@@ -158,11 +158,7 @@ async def _executemany_update(
         .where(table.c[key] == bindparam(f"b_{key}"))
         .values({name: bindparam(f"b_{name}") for name in [*columns, *shared] if name != key})
     )
-    names = [f"b_{name}" for name in columns]
-    rows = [
-        {**dict(zip(names, row, strict=True)), **{f"b_{n}": v for n, v in shared.items()}}
-        for row in zip(*columns.values(), strict=True)
-    ]
+    rows = _row_dicts(columns, shared, prefix="b_")
     for start in range(0, len(rows), CHUNK):
         await session.execute(statement, rows[start : start + CHUNK])
 
@@ -175,11 +171,7 @@ async def _executemany_insert(
     skip: SkipConflicts | None,
     returning: str | None,
 ) -> list[Any]:
-    names = list(columns)
-    rows = [
-        {**dict(zip(names, row, strict=True)), **shared}
-        for row in zip(*columns.values(), strict=True)
-    ]
+    rows = _row_dicts(columns, shared)
     statement: Any = insert(table)
     if skip is not None:
         statement = sqlite.insert(table).on_conflict_do_nothing(
@@ -193,6 +185,18 @@ async def _executemany_insert(
         if returning is not None:
             returned.extend(result.scalars().all())
     return returned
+
+
+def _row_dicts(
+    columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any], *, prefix: str = ""
+) -> list[dict[str, Any]]:
+    """The rows as executemany takes them: one dict each, names prefixed."""
+    names = [prefix + name for name in columns]
+    common = {prefix + name: value for name, value in shared.items()}
+    return [
+        {**dict(zip(names, row, strict=True)), **common}
+        for row in zip(*columns.values(), strict=True)
+    ]
 
 
 def _as_texts(table: Table, name: str, values: Sequence[Any]) -> list[str | None]:
