@@ -2,7 +2,7 @@
 databases take an executemany in chunks.
 
 Batches of thousands (a schedule, a fan-out, a page of jobs) are written this way. On
-PostgreSQL a single `INSERT ... SELECT FROM unnest(...)` is an order of magnitude faster than
+PostgreSQL a single `INSERT ... SELECT FROM unnest(...)` is several times faster than
 executemany: the rows cross the wire as a dozen arrays and the server plans one statement.
 Values the rows share (a tenant, a status, a timestamp) are sent once, as scalars, not once
 per row.
