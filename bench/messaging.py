@@ -16,7 +16,7 @@ from caretime import migrate
 from caretime.config import Settings
 from caretime.db import transaction
 from caretime.dispatch.worker import Dispatcher
-from caretime.messaging import Message, OutgoingMessage, send_messages
+from caretime.messaging import Message, OutgoingMessage, queue_messages
 from caretime.models import import_all_handlers
 from caretime.runtime import Runtime
 from caretime.tenancy.service import create_tenant
@@ -39,7 +39,7 @@ async def main(url: str) -> None:
     ]
     started = time.perf_counter()
     async with transaction(runtime.sessions) as session:
-        await send_messages(session, tenant_id=tenant.id, outgoing=outgoing)
+        await queue_messages(session, tenant_id=tenant.id, outgoing=outgoing)
     queued = time.perf_counter() - started
     jobs = await Dispatcher(runtime, concurrency=CONCURRENCY, batch_size=500).run_pending()
     total = time.perf_counter() - started

@@ -166,7 +166,7 @@ async def in_process_split(database_url: str) -> None:
         return wrapper
 
     fanout.qualifying_caregivers = timed("qualify", fanout.qualifying_caregivers)  # type: ignore[method-assign]
-    fanout.send_messages = timed("messaging", fanout.send_messages)  # type: ignore[method-assign]
+    fanout.queue_messages = timed("messaging", fanout.queue_messages)  # type: ignore[method-assign]
     start = datetime.now(UTC) + timedelta(days=2)
     body = ShiftCreate(
         id="split", role_required="RN", start_time=start, end_time=start + timedelta(hours=8)
@@ -187,7 +187,7 @@ async def in_process_split(database_url: str) -> None:
     others = spent["in transaction"] - spent["qualify"] - spent["messaging"]
     print(
         f"  in process, {state.offers:,} offers: total {total:.2f} s = qualify "
-        f"{spent['qualify']:.2f} + messaging.send_messages {spent['messaging']:.2f} "
+        f"{spent['qualify']:.2f} + messaging.queue_messages {spent['messaging']:.2f} "
         f"+ offers/jobs/state {others:.2f} + commit {total - spent['in transaction']:.2f}"
     )
 

@@ -2,6 +2,7 @@
 
 The contract other domains use:
     send_message / send_messages (OutgoingMessage, RelatedEntity) -> Message
+    queue_messages (the same for thousands) -> QueuedMessage (id, status, related_id)
     @on_status_change("kind") async def listener(session, message, status)
     @on_status_changes("kind") async def listener(session, [(message, status), ...])
     register_inbound_router(router) with InboundRouter, OpenQuestion, RouteResult
@@ -12,7 +13,9 @@ from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
 from caretime.messaging.models import Message
 from caretime.messaging.outbound import (
     OutgoingMessage,
+    QueuedMessage,
     RelatedEntity,
+    queue_messages,
     send_message,
     send_messages,
 )
@@ -31,12 +34,14 @@ __all__ = [
     "Message",
     "OpenQuestion",
     "OutgoingMessage",
+    "QueuedMessage",
     "RelatedEntity",
     "RouteResult",
     "StatusChanges",
     "classify_intent",
     "on_status_change",
     "on_status_changes",
+    "queue_messages",
     "register_inbound_router",
     "send_message",
     "send_messages",

@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import SkipConflicts, insert_rows
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.dispatch.wakeup import session_clock
 from caretime.errors import InvalidInput
@@ -32,7 +32,8 @@ SEND_JOB = "messaging.send"
 SEND_BATCH_JOB = "messaging.send_batch"
 # Messages per `messaging.send_batch` job: one transaction and one provider call each.
 SEND_BATCH_SIZE = 200
-BATCH_ROWS = 500
+_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+_USED_KEYS = SkipConflicts(("tenant_id", "idempotency_key"))
 
 
 @dataclass(frozen=True)
@@ -71,24 +72,65 @@ async def send_messages(
     tenant_id: str,
     outgoing: Sequence[OutgoingMessage],
 ) -> list[Message]:
+    """Queue many messages (see queue_messages) and return them as Message objects, in input
+    order. Meant for a few messages; a fan-out uses queue_messages and loads nothing."""
+    queued = await queue_messages(session, tenant_id=tenant_id, outgoing=outgoing)
+    found = await session.scalars(select(Message).where(Message.id.in_({q.id for q in queued})))
+    by_id = {message.id: message for message in found}
+    return [by_id[q.id] for q in queued]
+
+
+class QueuedMessage(NamedTuple):
+    id: str
+    status: str
+    related_id: str | None
+
+
+async def queue_messages(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    outgoing: Sequence[OutgoingMessage],
+) -> list[QueuedMessage]:
     """Queue many messages: rows and jobs in bulk, in input order. Keys already used return
     the existing messages and send nothing. Opted-out numbers are suppressed, except for
     compliance replies (see consent.COMPLIANCE_KIND)."""
     _check_channels(outgoing)
     now = session_clock(session).now()
     suppressed = await opted_out_numbers(session, tenant_id, _numbers(outgoing))
-    rows = _unique_rows(tenant_id, outgoing, suppressed, now)
-    by_key: dict[str, Message] = {}
-    to_send: list[str] = []
-    for start in range(0, len(rows), BATCH_ROWS):
-        batch = rows[start : start + BATCH_ROWS]
-        found, inserted = await _insert_batch(session, tenant_id, batch)
-        by_key.update(found)
-        to_send.extend(
-            row["id"] for row in batch if row["id"] in inserted and row["status"] == QUEUED
+    rows = _unique_rows(outgoing, suppressed)
+    shared = {"tenant_id": tenant_id, "direction": "outbound", "created_at": now}
+    shared.update(updated_at=now, status_changed_at=now)
+    columns = {name: [row[name] for row in rows] for name in (rows[0] if rows else ())}
+    inserted = set(
+        await insert_rows(
+            session, _MESSAGES, columns, shared=shared, skip=_USED_KEYS, returning="id"
         )
+    )
+    by_key = {
+        row["idempotency_key"]: QueuedMessage(row["id"], row["status"], row["related_id"])
+        for row in rows
+        if row["id"] in inserted
+    }
+    earlier = [row["idempotency_key"] for row in rows if row["id"] not in inserted]
+    by_key.update(await _queued_before(session, tenant_id, earlier))
+    to_send = [row["id"] for row in rows if row["id"] in inserted and row["status"] == QUEUED]
     await enqueue_many(session, send_jobs(tenant_id, to_send, run_at=now))
     return [by_key[item.idempotency_key] for item in outgoing]
+
+
+async def _queued_before(
+    session: AsyncSession, tenant_id: str, keys: Sequence[str]
+) -> dict[str, QueuedMessage]:
+    """Messages already queued under these idempotency keys (a repeated send: rare)."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(Message.idempotency_key, Message.id, Message.status, Message.related_id).where(
+            Message.tenant_id == tenant_id, Message.idempotency_key.in_(keys)
+        )
+    )
+    return {key or "": QueuedMessage(id_, status, related) for key, id_, status, related in rows}
 
 
 def _check_channels(outgoing: Iterable[OutgoingMessage]) -> None:
@@ -108,20 +150,16 @@ def _numbers(outgoing: Iterable[OutgoingMessage]) -> set[tuple[str, str]]:
 
 
 def _unique_rows(
-    tenant_id: str,
-    outgoing: Sequence[OutgoingMessage],
-    suppressed: set[tuple[str, str]],
-    now: datetime,
+    outgoing: Sequence[OutgoingMessage], suppressed: set[tuple[str, str]]
 ) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for item in outgoing:
-        rows.setdefault(item.idempotency_key, _row(tenant_id, item, suppressed, now))
+        if item.idempotency_key not in rows:
+            rows[item.idempotency_key] = _row(item, suppressed)
     return list(rows.values())
 
 
-def _row(
-    tenant_id: str, item: OutgoingMessage, suppressed: set[tuple[str, str]], now: datetime
-) -> dict[str, Any]:
+def _row(item: OutgoingMessage, suppressed: set[tuple[str, str]]) -> dict[str, Any]:
     phone = to_e164(item.to)
     status, reason, error = QUEUED, None, None
     if phone is None:
@@ -130,11 +168,8 @@ def _row(
         status, reason = SUPPRESSED, f"{item.channel} opted out by the recipient"
     return {
         "id": new_id("msg"),
-        "tenant_id": tenant_id,
-        "direction": "outbound",
         "channel": item.channel,
         "to_phone": (phone or item.to)[:32],
-        "from_phone": None,
         "body": item.body,
         "status": status,
         "idempotency_key": item.idempotency_key,
@@ -142,9 +177,6 @@ def _row(
         "related_id": item.related.id if item.related else None,
         "suppression_reason": reason,
         "error": error,
-        "created_at": now,
-        "updated_at": now,
-        "status_changed_at": now,
     }
 
 
@@ -165,33 +197,3 @@ def send_jobs(
         key = f"{SEND_BATCH_JOB}:{digest}:{attempt}:{run_at.isoformat()}"
         jobs.append(NewJob(SEND_BATCH_JOB, payload, run_at, tenant_id, dedupe_key=key))
     return jobs
-
-
-async def _insert_batch(
-    session: AsyncSession, tenant_id: str, rows: list[dict[str, Any]]
-) -> tuple[dict[str, Message], set[str]]:
-    # An ORM bulk INSERT ... RETURNING: the new rows come back as Message objects in one
-    # round trip. Only keys used before (rare) are read back, by key: a read of all the keys
-    # was a filter over every message of the tenant while the table had no statistics.
-    statement = _insert_ignoring_duplicates(session).returning(Message)
-    inserted = list((await session.scalars(statement, rows)).all())
-    found = {message.idempotency_key or "": message for message in inserted}
-    earlier = [row["idempotency_key"] for row in rows if row["idempotency_key"] not in found]
-    if earlier:
-        existing = await session.scalars(
-            select(Message).where(
-                Message.tenant_id == tenant_id, Message.idempotency_key.in_(earlier)
-            )
-        )
-        found.update((message.idempotency_key or "", message) for message in existing)
-    return found, {message.id for message in inserted}
-
-
-def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    conflict = ["tenant_id", "idempotency_key"]
-    if dialect == "postgresql":
-        return postgresql.insert(Message).on_conflict_do_nothing(index_elements=conflict)
-    if dialect == "sqlite":
-        return sqlite.insert(Message).on_conflict_do_nothing(index_elements=conflict)
-    return insert(Message)

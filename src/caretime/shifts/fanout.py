@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import enqueue
 from caretime.ids import new_id
-from caretime.messaging import OutgoingMessage, RelatedEntity, send_messages
+from caretime.messaging import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.observability import log_event
 from caretime.shifts import ladder as ladders
 from caretime.shifts.ladder import Round
@@ -101,8 +101,8 @@ async def send_round(session: AsyncSession, shift: Shift, round_: Round, *, now:
         for offer_id, caregiver in zip(offer_ids, candidates, strict=True)
         if offer_id in inserted
     ]
-    messages = await send_messages(session, tenant_id=shift.tenant_id, outgoing=outgoing)
-    await _mark_unsent(session, shift.tenant_id, [(m.related_id, m.status) for m in messages])
+    queued = await queue_messages(session, tenant_id=shift.tenant_id, outgoing=outgoing)
+    await _mark_unsent(session, shift.tenant_id, [(m.related_id, m.status) for m in queued])
     log_event(log, "shift_round_sent", shift_id=shift.id, round=round_.number, offers=len(outgoing))
     return len(outgoing)
 
