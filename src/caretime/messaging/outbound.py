@@ -99,14 +99,7 @@ async def queue_messages(
     now = session_clock(session).now()
     suppressed = await opted_out_numbers(session, tenant_id, _numbers(outgoing))
     rows = _unique_rows(outgoing, suppressed)
-    shared = {"tenant_id": tenant_id, "direction": "outbound", "created_at": now}
-    shared.update(updated_at=now, status_changed_at=now)
-    columns = {name: [row[name] for row in rows] for name in (rows[0] if rows else ())}
-    inserted = set(
-        await insert_rows(
-            session, _MESSAGES, columns, shared=shared, skip=_USED_KEYS, returning="id"
-        )
-    )
+    inserted = await _insert_new(session, tenant_id, rows, now)
     by_key = {
         row["idempotency_key"]: QueuedMessage(row["id"], row["status"], row["related_id"])
         for row in rows
@@ -117,6 +110,24 @@ async def queue_messages(
     to_send = [row["id"] for row in rows if row["id"] in inserted and row["status"] == QUEUED]
     await enqueue_many(session, send_jobs(tenant_id, to_send, run_at=now))
     return [by_key[item.idempotency_key] for item in outgoing]
+
+
+async def _insert_new(
+    session: AsyncSession, tenant_id: str, rows: list[dict[str, Any]], now: datetime
+) -> set[str]:
+    """Insert the rows whose idempotency key is new; returns their ids."""
+    columns = {name: [row[name] for row in rows] for name in (rows[0] if rows else ())}
+    shared = {
+        "tenant_id": tenant_id,
+        "direction": "outbound",
+        "created_at": now,
+        "updated_at": now,
+        "status_changed_at": now,
+    }
+    ids = await insert_rows(
+        session, _MESSAGES, columns, shared=shared, skip=_USED_KEYS, returning="id"
+    )
+    return set(ids)
 
 
 async def _queued_before(
