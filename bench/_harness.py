@@ -83,16 +83,12 @@ def caretime_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
         _wait_until_up(url, process)
         yield url
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
