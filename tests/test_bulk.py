@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from caretime.bulk import SkipConflicts, insert_rows, update_rows
@@ -14,7 +14,6 @@ from caretime.db import transaction
 from caretime.dispatch.models import DEDUPE_PREDICATE, Job
 from caretime.runtime import Runtime
 
-JOBS: Table = Job.__table__  # type: ignore[assignment]
 LIVE_KEYS = SkipConflicts(("dedupe_key",), DEDUPE_PREDICATE)
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 # Text that a hand-made array literal would get wrong: quotes, braces, commas, NULL, unicode.
@@ -51,7 +50,7 @@ async def test_rows_come_back_as_written_and_shared_values_reach_every_row(
 ) -> None:
     columns = _jobs(len(AWKWARD), kind=AWKWARD, dedupe_key=[None, *AWKWARD[1:]])
     async with transaction(runtime.sessions) as session:
-        await insert_rows(session, JOBS, columns, shared=SHARED)
+        await insert_rows(session, Job, columns, shared=SHARED)
     jobs = await _all_jobs(runtime)
     assert [j.kind for j in jobs] == AWKWARD
     assert [j.dedupe_key for j in jobs] == [None, *AWKWARD[1:]]
@@ -64,11 +63,11 @@ async def test_rows_come_back_as_written_and_shared_values_reach_every_row(
 async def test_conflicting_rows_are_skipped_and_only_new_ids_returned(runtime: Runtime) -> None:
     async with transaction(runtime.sessions) as session:
         first = await insert_rows(
-            session, JOBS, _jobs(2), shared=SHARED, skip=LIVE_KEYS, returning="id"
+            session, Job, _jobs(2), shared=SHARED, skip=LIVE_KEYS, returning="id"
         )
     async with transaction(runtime.sessions) as session:
         second = await insert_rows(
-            session, JOBS, _jobs(3), shared=SHARED, skip=LIVE_KEYS, returning="id"
+            session, Job, _jobs(3), shared=SHARED, skip=LIVE_KEYS, returning="id"
         )
     assert len(first) == 2
     assert len(second) == 1
@@ -81,12 +80,12 @@ async def test_an_update_sets_each_row_its_own_values_and_leaves_others_alone(
     runtime: Runtime,
 ) -> None:
     async with transaction(runtime.sessions) as session:
-        ids = await insert_rows(session, JOBS, _jobs(3), shared=SHARED, returning="id")
+        ids = await insert_rows(session, Job, _jobs(3), shared=SHARED, returning="id")
     later = NOW + timedelta(hours=1)
     async with transaction(runtime.sessions) as session:
         await update_rows(
             session,
-            JOBS,
+            Job,
             "id",
             {"id": [ids[2], ids[0]], "kind": ["third", AWKWARD[0]], "payload": [{}, {"x": [1]}]},
             shared={"updated_at": later},
@@ -103,7 +102,7 @@ async def test_a_naive_datetime_is_refused(runtime: Runtime) -> None:
     naive = [NOW.replace(tzinfo=None)]
     with pytest.raises((ValueError, StatementError)):
         async with transaction(runtime.sessions) as session:
-            await insert_rows(session, JOBS, _jobs(1, run_at=naive), shared=SHARED)
+            await insert_rows(session, Job, _jobs(1, run_at=naive), shared=SHARED)
     assert await _all_jobs(runtime) == []
 
 
@@ -111,5 +110,5 @@ async def test_a_naive_datetime_is_refused(runtime: Runtime) -> None:
 async def test_an_over_long_text_is_refused_not_cut(runtime: Runtime) -> None:
     with pytest.raises(DBAPIError, match="too long"):
         async with transaction(runtime.sessions) as session:
-            await insert_rows(session, JOBS, _jobs(1, kind=["k" * 101]), shared=SHARED)
+            await insert_rows(session, Job, _jobs(1, kind=["k" * 101]), shared=SHARED)
     assert await _all_jobs(runtime) == []

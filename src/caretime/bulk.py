@@ -27,6 +27,8 @@ from sqlalchemy import JSON, Table, TextClause, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.db import is_postgres
+
 # Rows per executemany chunk off PostgreSQL: amortises round trips, stays under SQLite's
 # bind-parameter limit with ~20 columns.
 CHUNK = 1000
@@ -48,46 +50,72 @@ class SkipConflicts:
 
 async def insert_rows(
     session: AsyncSession,
-    table: Table,
+    model: type[Any],
     columns: Mapping[str, Sequence[Any]],
     *,
     shared: Mapping[str, Any] | None = None,
     skip: SkipConflicts | None = None,
     returning: str | None = None,
 ) -> list[Any]:
-    """Insert one row per position of the equally long `columns` (name → values); every row
-    also gets the `shared` values. Returns the `returning` column of the rows inserted."""
-    shared = shared or {}
+    """Insert one row of `model`'s table per position of the equally long `columns`
+    (name → values); every row also gets the `shared` values. Returns the `returning` column
+    of the rows inserted."""
+    table, shared = _table(model), shared or {}
     if not columns or not len(next(iter(columns.values()))):
         return []
-    if session.get_bind().dialect.name == "postgresql":
-        return await _unnest_insert(session, table, columns, shared, skip, returning)
-    return await _executemany_insert(session, table, columns, shared, skip, returning)
-
-
-async def _unnest_insert(
-    session: AsyncSession,
-    table: Table,
-    columns: Mapping[str, Sequence[Any]],
-    shared: Mapping[str, Any],
-    skip: SkipConflicts | None,
-    returning: str | None,
-) -> list[Any]:
-    names = [*columns, *shared]
-    first_scalar = len(columns) + 1
-    selected = [f"u{i}{_cast_from_text(table, n)}" for i, n in enumerate(columns)] + [
-        f"${i}::{_scalar_type(table, n)}" for i, n in enumerate(shared, first_scalar)
-    ]
+    if not is_postgres(session):
+        return await _executemany_insert(session, table, columns, shared, skip, returning)
+    values = _unnested_values(table, columns, shared)
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join(selected)} "
-        f"FROM unnest({_text_arrays(len(columns))}) AS u({_aliases(len(columns))})"
+        f"INSERT INTO {table.name} ({', '.join(values)}) SELECT {', '.join(values.values())} "
+        f"FROM {_unnest(len(columns))}"
     )
     if skip is not None:
         sql += skip.postgresql()
     if returning is not None:
         sql += f" RETURNING {returning}"
-    rows = await _execute(session, sql, table, columns, shared)
-    return [row[0] for row in rows]
+    return [row[0] for row in await _execute(session, sql, table, columns, shared)]
+
+
+async def update_rows(
+    session: AsyncSession,
+    model: type[Any],
+    key: str,
+    columns: Mapping[str, Sequence[Any]],
+    *,
+    shared: Mapping[str, Any] | None = None,
+) -> None:
+    """For each position of `columns[key]`, set that row's other `columns` to the values at
+    the same position, and the `shared` values: one statement however many rows."""
+    table, shared = _table(model), shared or {}
+    if not len(columns[key]):
+        return
+    if not is_postgres(session):
+        await _executemany_update(session, table, key, columns, shared)
+        return
+    values = _unnested_values(table, columns, shared)
+    del values[key]
+    # Compared as the key's own type (text as varchar), so that the key's index serves the join.
+    matched = f"u{list(columns).index(key)}{_cast_from_text(table, key) or '::VARCHAR'}"
+    assignments = ", ".join(f"{name} = {value}" for name, value in values.items())
+    sql = (
+        f"UPDATE {table.name} SET {assignments} FROM {_unnest(len(columns))} "
+        f"WHERE {table.name}.{key} = {matched}"
+    )
+    await _execute(session, sql, table, columns, shared)
+
+
+def _unnested_values(
+    table: Table, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+) -> dict[str, str]:
+    """Column name → its value in SQL: the unnested array element (u0, u1...) cast from
+    text, then the shared values as parameters after the arrays'."""
+    from_arrays = {name: f"u{i}{_cast_from_text(table, name)}" for i, name in enumerate(columns)}
+    first_scalar = len(columns) + 1
+    from_scalars = {
+        name: f"${i}::{_scalar_type(table, name)}" for i, name in enumerate(shared, first_scalar)
+    }
+    return {**from_arrays, **from_scalars}
 
 
 async def _execute(
@@ -106,43 +134,15 @@ async def _execute(
     return list(result.all()) if result.returns_rows else []
 
 
-def _text_arrays(count: int) -> str:
-    return ", ".join(f"${i}::TEXT[]" for i in range(1, count + 1))
+def _unnest(count: int) -> str:
+    """The first `count` parameters (text arrays) as the rows of `u`, columns u0, u1..."""
+    arrays = ", ".join(f"${i}::TEXT[]" for i in range(1, count + 1))
+    return f"unnest({arrays}) AS u({', '.join(f'u{i}' for i in range(count))})"
 
 
-def _aliases(count: int) -> str:
-    return ", ".join(f"u{i}" for i in range(count))
-
-
-async def update_rows(
-    session: AsyncSession,
-    table: Table,
-    key: str,
-    columns: Mapping[str, Sequence[Any]],
-    *,
-    shared: Mapping[str, Any] | None = None,
-) -> None:
-    """For each position of `columns[key]`, set that row's other `columns` to the values at
-    the same position, and the `shared` values: one statement however many rows."""
-    shared = shared or {}
-    if not len(columns[key]):
-        return
-    if session.get_bind().dialect.name != "postgresql":
-        await _executemany_update(session, table, key, columns, shared)
-        return
-    names = list(columns)
-    from_arrays = [f"u{i}{_cast_from_text(table, name)}" for i, name in enumerate(names)]
-    from_scalars = [f"${i}::{_scalar_type(table, n)}" for i, n in enumerate(shared, len(names) + 1)]
-    values = dict(zip([*names, *shared], [*from_arrays, *from_scalars], strict=True))
-    del values[key]
-    # Compared as the key's own type, so that the key's index serves the join.
-    matched = f"u{names.index(key)}{_cast_from_text(table, key) or '::VARCHAR'}"
-    assignments = ", ".join(f"{name} = {value}" for name, value in values.items())
-    sql = (
-        f"UPDATE {table.name} SET {assignments} FROM unnest({_text_arrays(len(names))}) "
-        f"AS u({_aliases(len(names))}) WHERE {table.name}.{key} = {matched}"
-    )
-    await _execute(session, sql, table, columns, shared)
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 async def _executemany_update(

@@ -97,6 +97,10 @@ def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+def is_postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """One unit of work: commits when the block ends normally, rolls back when it raises."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,6 @@ from caretime.dispatch.models import ACTIVE_STATUSES, DEDUPE_PREDICATE, Job
 from caretime.dispatch.wakeup import mark_enqueued, session_clock
 
 DEFAULT_MAX_ATTEMPTS = 5
-_JOBS: Table = Job.__table__  # type: ignore[assignment]
 _LIVE_DUPLICATES = SkipConflicts(("dedupe_key",), DEDUPE_PREDICATE)
 
 
@@ -80,7 +79,7 @@ async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> None:
         "max_attempts": [job.max_attempts for job in jobs],
     }
     shared = {"status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
-    await insert_rows(session, _JOBS, columns, shared=shared, skip=_LIVE_DUPLICATES)
+    await insert_rows(session, Job, columns, shared=shared, skip=_LIVE_DUPLICATES)
     mark_enqueued(session, min(job.run_at for job in jobs))
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows
@@ -32,7 +32,6 @@ SEND_JOB = "messaging.send"
 SEND_BATCH_JOB = "messaging.send_batch"
 # Messages per `messaging.send_batch` job: one transaction and one provider call each.
 SEND_BATCH_SIZE = 200
-_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 _USED_KEYS = SkipConflicts(("tenant_id", "idempotency_key"))
 
 
@@ -125,7 +124,7 @@ async def _insert_new(
         "status_changed_at": now,
     }
     ids = await insert_rows(
-        session, _MESSAGES, columns, shared=shared, skip=_USED_KEYS, returning="id"
+        session, Message, columns, shared=shared, skip=_USED_KEYS, returning="id"
     )
     return set(ids)
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -21,8 +20,6 @@ StatusListener = Callable[[AsyncSession, Message, str], Awaitable[None]]
 # (message, new status) pairs: one call for all the changes one transaction records.
 StatusChanges = Sequence[tuple[Message, str]]
 BulkStatusListener = Callable[[AsyncSession, StatusChanges], Awaitable[None]]
-_EVENTS: Table = MessageEvent.__table__  # type: ignore[assignment]
-_MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 _listeners: dict[str, list[StatusListener]] = defaultdict(list)
 _bulk_listeners: dict[str, list[BulkStatusListener]] = defaultdict(list)
 
@@ -129,7 +126,7 @@ async def record_events(
     await session.flush()  # what else changed on these messages goes first
     await _store_statuses(session, changed)
     await insert_rows(
-        session, _EVENTS, _event_columns(events, applied), shared={"received_at": now}
+        session, MessageEvent, _event_columns(events, applied), shared={"received_at": now}
     )
     await _announce(session, [(message, message.status) for message in changed])
 
@@ -147,7 +144,7 @@ async def store_columns(
     """Write these attributes of these messages, as they are in memory, in one UPDATE."""
     unique = list({message.id: message for message in messages}.values())  # a row once
     columns = {name: [getattr(m, name) for m in unique] for name in ("id", *names)}
-    await update_rows(session, _MESSAGES, "id", columns)
+    await update_rows(session, Message, "id", columns)
 
 
 async def _store_statuses(session: AsyncSession, changed: Sequence[Message]) -> None:

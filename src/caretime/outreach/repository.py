@@ -6,11 +6,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows
+from caretime.db import is_postgres
 from caretime.outreach.models import PENDING, Call, CallAttempt, Contact, OutreachBatch
 from caretime.repository import TenantRepository
 from caretime.tenancy.models import Tenant
@@ -40,7 +41,7 @@ class CallRepository(TenantRepository[Call]):
     ) -> None:
         """New calls, one per position of `columns`, each also with the `shared` values."""
         shared = {**shared, "tenant_id": self.tenant_id}
-        await insert_rows(self.session, _table(Call), columns, shared=shared)
+        await insert_rows(self.session, Call, columns, shared=shared)
 
     async def get_for_update(self, call_id: str) -> Call | None:
         return await self.first(self.select().where(Call.id == call_id).with_for_update())
@@ -121,7 +122,7 @@ class ContactRepository(TenantRepository[Contact]):
     async def insert_missing(self, columns: Mapping[str, Sequence[Any]], *, now: datetime) -> None:
         """Contacts not known yet (ids are derived from the number: known ones are skipped)."""
         shared = {"tenant_id": self.tenant_id, "created_at": now}
-        await insert_rows(self.session, _table(Contact), columns, shared=shared, skip=_KNOWN_IDS)
+        await insert_rows(self.session, Contact, columns, shared=shared, skip=_KNOWN_IDS)
 
 
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
@@ -131,15 +132,6 @@ async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
 
 
 def _dialect_insert(session: AsyncSession, model: Any) -> Any:
-    if _is_postgres(session):
+    if is_postgres(session):
         return postgresql.insert(model)
     return sqlite.insert(model)
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _table(model: Any) -> Table:
-    table: Table = model.__table__
-    return table

@@ -10,7 +10,6 @@ from sqlalchemy import (
     ARRAY,
     Row,
     String,
-    Table,
     Text,
     case,
     cast,
@@ -26,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows
+from caretime.db import is_postgres
 from caretime.errors import Conflict
 from caretime.repository import TenantRepository
 from caretime.shifts.models import Caregiver, CaregiverRole, FanOut, Offer, Shift, ShiftEvent
@@ -92,7 +92,7 @@ class OfferRepository(TenantRepository[Offer]):
         actually inserted, which are the only ones that may be messaged."""
         return await insert_rows(
             self.session,
-            _OFFERS,
+            Offer,
             columns,
             shared={**shared, "tenant_id": self.tenant_id},
             skip=_OFFERED_BEFORE,
@@ -108,7 +108,7 @@ class OfferRepository(TenantRepository[Offer]):
         """Set the status (and message id) of these offers (offer id → message id); returns
         (id, shift_id, caregiver_id) of each offer updated."""
         statement = update(Offer).values(message_status=status)
-        if _is_postgres(self.session):
+        if is_postgres(self.session):
             # A join with the given pairs: linear, whatever the table's statistics say (an
             # IN list was filtered row by row when the planner thought the table small).
             # Arrays travel as text[] (see caretime.bulk), compared as varchar (the key's type).
@@ -143,8 +143,6 @@ class OfferRepository(TenantRepository[Offer]):
         return (await self.session.execute(statement)).all()
 
 
-_OFFERS: Table = Offer.__table__  # type: ignore[assignment]
-_SHIFT_EVENTS: Table = ShiftEvent.__table__  # type: ignore[assignment]
 _OFFERED_BEFORE = SkipConflicts(("tenant_id", "shift_id", "caregiver_id", "round"))
 
 
@@ -182,7 +180,7 @@ class ShiftEventRepository(TenantRepository[ShiftEvent]):
         """One event per offer (id, shift_id, caregiver_id), written in one statement."""
         await insert_rows(
             self.session,
-            _SHIFT_EVENTS,
+            ShiftEvent,
             {
                 "shift_id": [offer.shift_id for offer in offers],
                 "caregiver_id": [offer.caregiver_id for offer in offers],
@@ -203,10 +201,6 @@ async def insert_unique(repo: TenantRepository[Any], row: Any, duplicate: Confli
             await repo.session.flush()
     except IntegrityError:
         raise duplicate from None
-
-
-def _is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
 
 
 def _insert_ignore(session: AsyncSession, model: type[Any]) -> Any:
