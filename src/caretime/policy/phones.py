@@ -84,12 +84,13 @@ class PhoneBook:
         national = _nanp_national_digits(raw) if self._nanp else None
         if national is None:
             return None
-        facts = self._by_prefix.get(national[:6], _MISSING)
+        prefix, e164 = national[:6], "+1" + national.decode()
+        facts = self._by_prefix.get(prefix, _MISSING)
         if facts is _MISSING:
-            facts = self._by_prefix[national[:6]] = self._intern(_nanp_facts(national.decode()))
+            facts = self._by_prefix[prefix] = self._intern(_nanp_facts(e164))
         if facts is None:
             raise UndialableNumber("not a valid phone number")
-        return "+1" + national.decode(), facts
+        return e164, facts
 
     def _intern(self, facts: PhoneFacts | None) -> PhoneFacts | None:
         # Prefixes with the same zones and state share one object (and one window key).
@@ -121,9 +122,9 @@ def _nanp_national_digits(raw: str) -> bytes | None:
     return digits
 
 
-def _nanp_facts(national: str) -> PhoneFacts | None:
+def _nanp_facts(e164: str) -> PhoneFacts | None:
     try:
-        number = _parse_valid("+1" + national, "US")
+        number = _parse_valid(e164, "US")
     except UndialableNumber:
         return None
     return _facts(number)
