@@ -92,7 +92,6 @@ async def make_offer(
         "round": round,
         "channel": "sms",
         "sent_at": sent_at or runtime.clock.now(),
-        "message_status": "queued",
     }
     async with transaction(runtime.sessions) as session:
         offers = OfferRepository(session, tenant_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -275,6 +276,41 @@ async def test_timeline_lists_offers_statuses_replies_and_assignment_in_order(
     assert times == sorted(times)
     assert timeline["entries"][0]["channel"] == "sms"
     assert (await client.get("/shifts/nope/timeline")).status_code == 404
+
+
+async def test_progress_counts_offers_by_their_message_status(
+    clock: FrozenClock, client: httpx.AsyncClient, dispatcher: Dispatcher, staffed: str
+) -> None:
+    def round_one(state: dict[str, Any]) -> dict[str, int]:
+        counts: dict[str, int] = state["rounds"][0]["by_message_status"]
+        return counts
+
+    assert round_one((await _fanout(client)).json()) == {"queued": 3}
+    await dispatcher.run_pending()
+    assert round_one((await client.get("/shifts/s1")).json()["fanout"]) == {"sent": 3}
+    clock.advance(timedelta(seconds=2))
+    await dispatcher.run_pending()
+    assert round_one((await client.get("/shifts/s1")).json()["fanout"]) == {"delivered": 3}
+    timeline = (await client.get("/shifts/s1/timeline")).json()
+    offers = [e for e in timeline["entries"] if e["kind"] == "offer"]
+    assert [o["details"]["message_status"] for o in offers] == ["delivered"] * 3
+
+
+async def test_at_one_instant_the_timeline_puts_statuses_before_the_replies_they_caused(
+    client: httpx.AsyncClient, dispatcher: Dispatcher, staffed: str
+) -> None:
+    await _fanout(client)
+    await dispatcher.run_pending()  # sent, on the frozen clock: the same instant as the offers
+    await _reply(client, 2, "yes")
+    entries = (await client.get("/shifts/s1/timeline")).json()["entries"]
+    assert len({e["at"] for e in entries}) == 1
+    assert [e["kind"] for e in entries] == ["offer"] * 3 + ["message_status"] * 3 + [
+        "reply",
+        "assigned",
+    ]
+    statuses = [e for e in entries if e["kind"] == "message_status"]
+    assert all(e["round"] == 1 and e["channel"] == "sms" for e in statuses)
+    assert {e["details"]["status"] for e in statuses} == {"sent"}
 
 
 async def test_messages_carry_the_idempotency_key_of_shift_round_and_caregiver(

@@ -7,10 +7,11 @@ The contract other domains use:
     @on_status_changes("kind") async def listener(session, [(message, status), ...])
     register_inbound_router(router) with InboundRouter, OpenQuestion, RouteResult
     Intent, classify_intent
+    Message, MessageEvent: the tables, for reading a related message's status and history
 """
 
 from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
-from caretime.messaging.models import Message
+from caretime.messaging.models import Message, MessageEvent
 from caretime.messaging.outbound import (
     OutgoingMessage,
     QueuedMessage,
@@ -32,6 +33,7 @@ __all__ = [
     "Intent",
     "IntentClassifier",
     "Message",
+    "MessageEvent",
     "OpenQuestion",
     "OutgoingMessage",
     "QueuedMessage",

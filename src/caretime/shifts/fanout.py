@@ -9,7 +9,6 @@ message carries the idempotency key `shift:{id}:round:{n}:caregiver:{cid}`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +21,7 @@ from caretime.messaging import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.observability import log_event
 from caretime.shifts import ladder as ladders
 from caretime.shifts.ladder import Round
-from caretime.shifts.models import FanOut, Offer, Shift
+from caretime.shifts.models import OFFER_KIND, FanOut, Shift
 from caretime.shifts.progress import fanout_state
 from caretime.shifts.qualify import qualifying_caregivers
 from caretime.shifts.repository import FanOutRepository, OfferRepository
@@ -32,7 +31,6 @@ from caretime.shifts.texts import offer_text
 from caretime.tenancy.policy import ShiftPolicy
 
 log = logging.getLogger("caretime.shifts")
-OFFER_KIND = "shifts.offer"
 
 
 def message_key(shift_id: str, round_number: int, caregiver_id: str) -> str:
@@ -101,8 +99,7 @@ async def send_round(session: AsyncSession, shift: Shift, round_: Round, *, now:
         for offer_id, caregiver in zip(offer_ids, candidates, strict=True)
         if offer_id in inserted
     ]
-    queued = await queue_messages(session, tenant_id=shift.tenant_id, outgoing=outgoing)
-    await _mark_unsent(session, shift.tenant_id, [(m.related_id, m.status) for m in queued])
+    await queue_messages(session, tenant_id=shift.tenant_id, outgoing=outgoing)
     log_event(log, "shift_round_sent", shift_id=shift.id, round=round_.number, offers=len(outgoing))
     return len(outgoing)
 
@@ -132,22 +129,7 @@ def _offer_values(shift: Shift, round_: Round, now: datetime) -> dict[str, Any]:
         "round": round_.number,
         "channel": round_.channel,
         "sent_at": now,
-        "message_status": "queued",
     }
-
-
-async def _mark_unsent(
-    session: AsyncSession, tenant_id: str, statuses: Sequence[tuple[str | None, str]]
-) -> None:
-    """Messages refused at once (suppressed, undialable) never report a change: copy their
-    status onto the offer now. The usual case, queued, is the offer's default."""
-    for offer_id, status in statuses:
-        if status != "queued" and offer_id is not None:
-            await session.execute(
-                update(Offer)
-                .where(Offer.tenant_id == tenant_id, Offer.id == offer_id)
-                .values(message_status=status)
-            )
 
 
 async def _advance(session: AsyncSession, fanout: FanOut, number: int) -> None:

@@ -1,9 +1,8 @@
-"""What shifts registers with messaging: the router for caregivers' replies, and the
-listener that copies offer message statuses into the shift's audit trail."""
+"""What shifts registers with messaging: the router for caregivers' replies. (Offer message
+statuses need no listener: the progress counts and the timeline read them from messaging.)"""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import case, select
@@ -15,14 +14,10 @@ from caretime.messaging import (
     Message,
     OpenQuestion,
     RouteResult,
-    StatusChanges,
-    on_status_changes,
     register_inbound_router,
 )
 from caretime.shifts.claims import answer_offer
-from caretime.shifts.fanout import OFFER_KIND
 from caretime.shifts.models import Caregiver, Offer, Shift
-from caretime.shifts.repository import OfferRepository, ShiftEventRepository
 
 
 class ShiftReplies:
@@ -78,26 +73,3 @@ class ShiftReplies:
 
 
 register_inbound_router(ShiftReplies())
-
-
-@on_status_changes(OFFER_KIND)
-async def offer_message_statuses(session: AsyncSession, changes: StatusChanges) -> None:
-    """Copy message statuses onto their offers and the audit trail: one UPDATE per (tenant,
-    status) for a whole batch hand-over, then the timeline rows in one flush."""
-    groups: dict[tuple[str, str], dict[str, Message]] = defaultdict(dict)
-    for message, status in changes:
-        if message.related_id is not None:
-            groups[(message.tenant_id, status)][message.related_id] = message
-    now = session_clock(session).now()
-    for (tenant_id, status), by_offer in groups.items():
-        message_ids = {offer_id: message.id for offer_id, message in by_offer.items()}
-        offers = await OfferRepository(session, tenant_id).copy_message_status(status, message_ids)
-        await ShiftEventRepository(session, tenant_id).record_many(
-            "message_status",
-            at=now,
-            offers=offers,
-            details=[
-                {"message_id": message.id, "channel": message.channel, "status": status}
-                for message in (by_offer[offer.id] for offer in offers)
-            ],
-        )

@@ -22,6 +22,8 @@ from caretime.db import Base
 from caretime.repository import TenantOwned
 
 SHIFT_STATUSES = ("open", "filled", "cancelled", "expired")
+# The related kind of offer messages: an offer's message status is read from messaging.
+OFFER_KIND = "shifts.offer"
 
 
 def tenant_key() -> Mapped[str]:
@@ -102,7 +104,8 @@ class FanOut(TenantOwned, Base):
 
 
 class Offer(TenantOwned, Base):
-    """One message offering a shift to one caregiver in one round; unique per that triple."""
+    """One message offering a shift to one caregiver in one round; unique per that triple.
+    The message itself (and its status) is messaging's, related to the offer by its id."""
 
     __tablename__ = "shift_offers"
     __table_args__ = (
@@ -120,14 +123,13 @@ class Offer(TenantOwned, Base):
     round: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(8))
     sent_at: Mapped[datetime]
-    message_id: Mapped[str | None] = mapped_column(String(64))
-    message_status: Mapped[str] = mapped_column(String(16), default="queued")
     reply_intent: Mapped[str | None] = mapped_column(String(16))
     replied_at: Mapped[datetime | None]
 
 
 class ShiftEvent(TenantOwned, Base):
-    """The audit trail of a shift beyond its offers: replies, message statuses, assignment."""
+    """The audit trail of a shift beyond its offers and their messages: replies, assignment,
+    cancellation, expiry."""
 
     __tablename__ = "shift_events"
     __table_args__ = (Index(None, "tenant_id", "shift_id", "at"),)

@@ -6,29 +6,24 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    Row,
-    String,
-    Text,
-    case,
-    cast,
-    delete,
-    func,
-    insert,
-    literal,
-    select,
-    update,
-)
+from sqlalchemy import ColumnElement, Row, Select, and_, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows
-from caretime.db import is_postgres
 from caretime.errors import Conflict
+from caretime.messaging import Message, MessageEvent
 from caretime.repository import TenantRepository
-from caretime.shifts.models import Caregiver, CaregiverRole, FanOut, Offer, Shift, ShiftEvent
+from caretime.shifts.models import (
+    OFFER_KIND,
+    Caregiver,
+    CaregiverRole,
+    FanOut,
+    Offer,
+    Shift,
+    ShiftEvent,
+)
 
 
 class CaregiverRepository(TenantRepository[Caregiver]):
@@ -102,45 +97,60 @@ class OfferRepository(TenantRepository[Offer]):
     def for_shift(self, shift_id: str) -> Any:
         return self.select().where(Offer.shift_id == shift_id)
 
-    async def copy_message_status(
-        self, status: str, message_ids: Mapping[str, str]
-    ) -> Sequence[Row[str, str, str]]:
-        """Set the status (and message id) of these offers (offer id → message id); returns
-        (id, shift_id, caregiver_id) of each offer updated."""
-        statement = update(Offer).values(message_status=status)
-        if is_postgres(self.session):
-            # A join with the given pairs: linear, whatever the table's statistics say (an
-            # IN list was filtered row by row when the planner thought the table small).
-            # Arrays travel as text[] (see caretime.bulk), compared as varchar (the key's type).
-            given = (
-                func.unnest(
-                    literal(list(message_ids), ARRAY(Text)),
-                    literal(list(message_ids.values()), ARRAY(Text)),
-                )
-                .table_valued("offer_id", "message_id")
-                .render_derived(with_types=False)
-            )
-            statement = statement.where(Offer.id == cast(given.c.offer_id, String)).values(
-                message_id=given.c.message_id
-            )
-        else:
-            statement = statement.where(Offer.id.in_(list(message_ids))).values(
-                message_id=case(dict(message_ids), value=Offer.id)
-            )
-        result = await self.session.execute(
-            statement.where(Offer.tenant_id == self.tenant_id)
-            .returning(Offer.id, Offer.shift_id, Offer.caregiver_id)
-            .execution_options(synchronize_session="fetch")
-        )
-        return result.all()
-
-    async def counts(self, shift_id: str) -> Sequence[Any]:
-        statement = (
-            select(Offer.round, Offer.message_status, func.count())
+    def with_message_status(self, shift_id: str) -> Select[Offer, str]:
+        """The shift's offers, each with its message's status (read from messaging)."""
+        return (
+            select(Offer, _MESSAGE_STATUS)
+            .outerjoin(Message, _offer_message())
             .where(Offer.tenant_id == self.tenant_id, Offer.shift_id == shift_id)
-            .group_by(Offer.round, Offer.message_status)
+        )
+
+    async def counts(self, shift_id: str) -> Sequence[Row[int, str, int]]:
+        """(round, message status, offers) for the shift."""
+        statement = (
+            select(Offer.round, _MESSAGE_STATUS, func.count())
+            .outerjoin(Message, _offer_message())
+            .where(Offer.tenant_id == self.tenant_id, Offer.shift_id == shift_id)
+            .group_by(Offer.round, _MESSAGE_STATUS)
         )
         return (await self.session.execute(statement)).all()
+
+    async def message_statuses(
+        self, shift_id: str
+    ) -> Sequence[Row[Offer, str, str, str | None, datetime]]:
+        """Every status change of the shift's offer messages, in the order messaging
+        recorded them: (offer, message_id, channel, status, at)."""
+        statement = (
+            select(
+                Offer,
+                Message.id.label("message_id"),
+                Message.channel,
+                MessageEvent.status,
+                MessageEvent.received_at.label("at"),
+            )
+            .join(Message, _offer_message())
+            .join(MessageEvent, MessageEvent.message_id == Message.id)
+            .where(
+                Offer.tenant_id == self.tenant_id,
+                Offer.shift_id == shift_id,
+                MessageEvent.applied.is_(True),
+            )
+            .order_by(MessageEvent.id)
+        )
+        return (await self.session.execute(statement)).all()
+
+
+def _offer_message() -> ColumnElement[bool]:
+    """Messaging relates each offer message to its offer by the offer's id."""
+    return and_(
+        Message.tenant_id == Offer.tenant_id,
+        Message.related_kind == OFFER_KIND,
+        Message.related_id == Offer.id,
+    )
+
+
+# An offer whose message is not written yet counts as queued.
+_MESSAGE_STATUS = func.coalesce(Message.status, "queued").label("message_status")
 
 
 _OFFERED_BEFORE = SkipConflicts(("tenant_id", "shift_id", "caregiver_id", "round"))
@@ -168,27 +178,6 @@ class ShiftEventRepository(TenantRepository[ShiftEvent]):
             details=details,
         )
         return self.add(event)
-
-    async def record_many(
-        self,
-        kind: str,
-        *,
-        at: datetime,
-        offers: Sequence[Row[str, str, str]],
-        details: Sequence[dict[str, Any]],
-    ) -> None:
-        """One event per offer (id, shift_id, caregiver_id), written in one statement."""
-        await insert_rows(
-            self.session,
-            ShiftEvent,
-            {
-                "shift_id": [offer.shift_id for offer in offers],
-                "caregiver_id": [offer.caregiver_id for offer in offers],
-                "offer_id": [offer.id for offer in offers],
-                "details": details,
-            },
-            shared={"tenant_id": self.tenant_id, "kind": kind, "at": at},
-        )
 
 
 async def insert_unique(repo: TenantRepository[Any], row: Any, duplicate: Conflict) -> None:
