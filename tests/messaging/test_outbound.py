@@ -9,7 +9,13 @@ from sqlalchemy import func, select
 from caretime.db import transaction
 from caretime.dispatch.models import Job
 from caretime.dispatch.worker import Dispatcher
-from caretime.messaging import OutgoingMessage, RelatedEntity, send_message, send_messages
+from caretime.messaging import (
+    OutgoingMessage,
+    RelatedEntity,
+    queue_messages,
+    send_message,
+    send_messages,
+)
 from caretime.messaging.consent import set_opt_out
 from caretime.messaging.models import Message
 from caretime.runtime import Runtime
@@ -84,6 +90,23 @@ async def test_bulk_send_handles_thousands_with_duplicates(runtime: Runtime, app
     assert len(batched) == 2499
     assert set(batched) == {m.id for m in sent if m.body != "earlier"}
     assert max(len(job.payload["message_ids"]) for job in jobs[1:]) == 200
+
+
+async def test_a_caller_may_choose_the_new_message_id_but_a_used_key_keeps_its_message(
+    runtime: Runtime, app: object
+) -> None:
+    tenant_id = await default_tenant_id(runtime)
+    first = OutgoingMessage("sms", PHONE, "Open shift", "offer:1", id="msg_chosen_1")
+    async with transaction(runtime.sessions) as session:
+        [queued] = await queue_messages(session, tenant_id=tenant_id, outgoing=[first])
+    assert queued.id == "msg_chosen_1"
+    assert (await load_message(runtime, "msg_chosen_1")).idempotency_key == "offer:1"
+    again = OutgoingMessage("sms", PHONE, "Open shift", "offer:1", id="msg_chosen_2")
+    async with transaction(runtime.sessions) as session:
+        [repeated] = await queue_messages(session, tenant_id=tenant_id, outgoing=[again])
+    assert repeated.id == "msg_chosen_1"
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Message)) == 1
 
 
 async def test_numbers_are_stored_in_e164(runtime: Runtime, app: object) -> None:

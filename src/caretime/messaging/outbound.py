@@ -48,6 +48,10 @@ class OutgoingMessage:
     body: str
     idempotency_key: str
     related: RelatedEntity | None = None
+    # The new message's id, for a caller that writes it into its own rows first (shift offers
+    # do, so they join their message by primary key). A key used before keeps its message,
+    # whose id the returned QueuedMessage carries.
+    id: str | None = None
 
 
 async def send_message(
@@ -177,7 +181,7 @@ def _row(item: OutgoingMessage, suppressed: set[tuple[str, str]]) -> dict[str, A
     elif (phone, item.channel) in suppressed:
         status, reason = SUPPRESSED, f"{item.channel} opted out by the recipient"
     return {
-        "id": new_id("msg"),
+        "id": item.id or new_id("msg"),
         "channel": item.channel,
         "to_phone": (phone or item.to)[:32],
         "body": item.body,

@@ -21,7 +21,7 @@ from caretime.messaging import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.observability import log_event
 from caretime.shifts import ladder as ladders
 from caretime.shifts.ladder import Round
-from caretime.shifts.models import OFFER_KIND, FanOut, Shift
+from caretime.shifts.models import FanOut, Shift
 from caretime.shifts.progress import fanout_state
 from caretime.shifts.qualify import qualifying_caregivers
 from caretime.shifts.repository import FanOutRepository, OfferRepository
@@ -31,6 +31,7 @@ from caretime.shifts.texts import offer_text
 from caretime.tenancy.policy import ShiftPolicy
 
 log = logging.getLogger("caretime.shifts")
+OFFER_KIND = "shifts.offer"
 
 
 def message_key(shift_id: str, round_number: int, caregiver_id: str) -> str:
@@ -81,9 +82,14 @@ async def run_round(
 async def send_round(session: AsyncSession, shift: Shift, round_: Round, *, now: datetime) -> int:
     candidates = await qualifying_caregivers(session, shift, channel=round_.channel)
     offer_ids = [new_id("off") for _ in candidates]
+    message_ids = [new_id("msg") for _ in candidates]
     inserted = set(
         await OfferRepository(session, shift.tenant_id).insert_new(
-            {"id": offer_ids, "caregiver_id": [c.id for c in candidates]},
+            {
+                "id": offer_ids,
+                "caregiver_id": [c.id for c in candidates],
+                "message_id": message_ids,
+            },
             _offer_values(shift, round_, now),
         )
     )
@@ -95,8 +101,9 @@ async def send_round(session: AsyncSession, shift: Shift, round_: Round, *, now:
             body=body,
             idempotency_key=message_key(shift.id, round_.number, caregiver.id),
             related=RelatedEntity(OFFER_KIND, offer_id),
+            id=message_id,
         )
-        for offer_id, caregiver in zip(offer_ids, candidates, strict=True)
+        for offer_id, message_id, caregiver in zip(offer_ids, message_ids, candidates, strict=True)
         if offer_id in inserted
     ]
     await queue_messages(session, tenant_id=shift.tenant_id, outgoing=outgoing)

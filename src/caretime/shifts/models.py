@@ -22,8 +22,6 @@ from caretime.db import Base
 from caretime.repository import TenantOwned
 
 SHIFT_STATUSES = ("open", "filled", "cancelled", "expired")
-# The related kind of offer messages: an offer's message status is read from messaging.
-OFFER_KIND = "shifts.offer"
 
 
 def tenant_key() -> Mapped[str]:
@@ -104,8 +102,7 @@ class FanOut(TenantOwned, Base):
 
 
 class Offer(TenantOwned, Base):
-    """One message offering a shift to one caregiver in one round; unique per that triple.
-    The message itself (and its status) is messaging's, related to the offer by its id."""
+    """One message offering a shift to one caregiver in one round; unique per that triple."""
 
     __tablename__ = "shift_offers"
     __table_args__ = (
@@ -123,6 +120,8 @@ class Offer(TenantOwned, Base):
     round: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(8))
     sent_at: Mapped[datetime]
+    # Its message in messaging (which holds the status): the id is chosen with the offer.
+    message_id: Mapped[str | None] = mapped_column(String(64))
     reply_intent: Mapped[str | None] = mapped_column(String(16))
     replied_at: Mapped[datetime | None]
 

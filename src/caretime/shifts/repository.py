@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, delete, func, insert, select
+from sqlalchemy import Row, Select, delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,6 @@ from caretime.errors import Conflict
 from caretime.messaging import Message, MessageEvent
 from caretime.repository import TenantRepository
 from caretime.shifts.models import (
-    OFFER_KIND,
     Caregiver,
     CaregiverRole,
     FanOut,
@@ -101,7 +100,7 @@ class OfferRepository(TenantRepository[Offer]):
         """The shift's offers, each with its message's status (read from messaging)."""
         return (
             select(Offer, _MESSAGE_STATUS)
-            .outerjoin(Message, _offer_message())
+            .outerjoin(Message, Message.id == Offer.message_id)
             .where(Offer.tenant_id == self.tenant_id, Offer.shift_id == shift_id)
         )
 
@@ -109,27 +108,18 @@ class OfferRepository(TenantRepository[Offer]):
         """(round, message status, offers) for the shift."""
         statement = (
             select(Offer.round, _MESSAGE_STATUS, func.count())
-            .outerjoin(Message, _offer_message())
+            .outerjoin(Message, Message.id == Offer.message_id)
             .where(Offer.tenant_id == self.tenant_id, Offer.shift_id == shift_id)
             .group_by(Offer.round, _MESSAGE_STATUS)
         )
         return (await self.session.execute(statement)).all()
 
-    async def message_statuses(
-        self, shift_id: str
-    ) -> Sequence[Row[Offer, str, str, str | None, datetime]]:
+    async def message_statuses(self, shift_id: str) -> Sequence[Row[Offer, str | None, datetime]]:
         """Every status change of the shift's offer messages, in the order messaging
-        recorded them: (offer, message_id, channel, status, at)."""
+        recorded them: (offer, status, at)."""
         statement = (
-            select(
-                Offer,
-                Message.id.label("message_id"),
-                Message.channel,
-                MessageEvent.status,
-                MessageEvent.received_at.label("at"),
-            )
-            .join(Message, _offer_message())
-            .join(MessageEvent, MessageEvent.message_id == Message.id)
+            select(Offer, MessageEvent.status, MessageEvent.received_at.label("at"))
+            .join(MessageEvent, MessageEvent.message_id == Offer.message_id)
             .where(
                 Offer.tenant_id == self.tenant_id,
                 Offer.shift_id == shift_id,
@@ -138,15 +128,6 @@ class OfferRepository(TenantRepository[Offer]):
             .order_by(MessageEvent.id)
         )
         return (await self.session.execute(statement)).all()
-
-
-def _offer_message() -> ColumnElement[bool]:
-    """Messaging relates each offer message to its offer by the offer's id."""
-    return and_(
-        Message.tenant_id == Offer.tenant_id,
-        Message.related_kind == OFFER_KIND,
-        Message.related_id == Offer.id,
-    )
 
 
 # An offer whose message is not written yet counts as queued.

@@ -55,7 +55,7 @@ def _offer_entry(offer: Offer, message_status: str) -> TimelineEntry:
     )
 
 
-def _status_entry(row: Row[Offer, str, str, str | None, datetime]) -> TimelineEntry:
+def _status_entry(row: Row[Offer, str | None, datetime]) -> TimelineEntry:
     offer = row.Offer
     return TimelineEntry(
         at=row.at,
@@ -64,7 +64,7 @@ def _status_entry(row: Row[Offer, str, str, str | None, datetime]) -> TimelineEn
         offer_id=offer.id,
         round=offer.round,
         channel=offer.channel,
-        details={"message_id": row.message_id, "channel": row.channel, "status": row.status},
+        details={"message_id": offer.message_id, "channel": offer.channel, "status": row.status},
     )
 
 
