@@ -2,6 +2,11 @@
 (time from the POST until every SMS is handed to the provider, target ≤ 2 s), then claim
 throughput while hundreds of caregivers answer "yes" at once (exactly one may win).
 
+Two fan-outs run: the first on the new database, then the measured one in service (the
+server warm, the tables holding a fan-out's rows and their planner statistics). The first
+is printed too: it pays for opening the pool's connections and for plans made without
+statistics.
+
 The benchmark creates and drops its own database and runs `caretime serve` in a subprocess
 with its in-process workers, as a single-machine deployment would.
 """
@@ -26,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _harness import caretime_server, closed_loop, postgres_database
 from caretime.config import Settings
 from caretime.db import transaction
+from caretime.dispatch.models import Job
 from caretime.messaging import Message
+from caretime.messaging.outbound import SEND_BATCH_JOB
 from caretime.models import import_all_handlers
 from caretime.runtime import Runtime
 from caretime.shifts import fanout, service
@@ -82,29 +89,39 @@ async def seed(database_url: str) -> None:
     await engine.dispose()
 
 
-async def wait_for_hand_over(database_url: str) -> int:
-    """Poll (every 20 ms, one connection) until every offer SMS has a provider id."""
+async def wait_for_hand_over(database_url: str, since: datetime) -> tuple[int, datetime]:
+    """Wait until no send-batch job is left to run, then read how many offer SMS have a
+    provider id and when the last batch of them was recorded (its job's completion). The
+    poll reads the small jobs table every 20 ms, not the messages being written."""
     engine = create_async_engine(database_url, pool_size=1)
-    count = select(func.count()).where(
-        Message.related_kind == "shifts.offer", Message.provider_id.is_not(None)
-    )
+    batches = Job.kind == SEND_BATCH_JOB
+    pending = select(func.count()).where(batches, Job.status.in_(["queued", "running"]))
     deadline = time.perf_counter() + MAX_WAIT_SECONDS
     try:
         async with engine.connect() as connection:
-            sent = int(await connection.scalar(count) or 0)
-            while sent < CAREGIVERS and time.perf_counter() < deadline:
-                await asyncio.sleep(0.02)
-                sent = int(await connection.scalar(count) or 0)
+            while await connection.scalar(pending) and time.perf_counter() < deadline:
                 await connection.commit()
+                await asyncio.sleep(0.02)
+            last = await connection.scalar(
+                select(func.max(Job.finished_at)).where(batches, Job.finished_at >= since)
+            )
+            sent = await connection.scalar(
+                select(func.count()).where(
+                    Message.related_kind == "shifts.offer",
+                    Message.provider_id.is_not(None),
+                    Message.sent_at >= since,
+                )
+            )
     finally:
         await engine.dispose()
-    return sent
+    assert last is not None, "no send-batch job finished"
+    return int(sent or 0), last
 
 
-async def fan_out(url: str, database_url: str) -> None:
-    start = datetime.now(UTC) + timedelta(hours=6)
+async def fan_out(url: str, database_url: str, shift_id: str, *, starts_in: timedelta) -> None:
+    start = datetime.now(UTC) + starts_in
     shift = {
-        "id": "bench-shift",
+        "id": shift_id,
         "role_required": "RN",
         "start_time": start.isoformat(),
         "end_time": (start + timedelta(hours=8)).isoformat(),
@@ -114,13 +131,14 @@ async def fan_out(url: str, database_url: str) -> None:
         base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120
     ) as http:
         assert (await http.post("/shifts", json=shift)).status_code == 201
+        since = datetime.now(UTC)
         started = time.perf_counter()
-        response = await http.post("/shifts/bench-shift/fanout")
+        response = await http.post(f"/shifts/{shift_id}/fanout")
         posted = time.perf_counter() - started
         assert response.status_code == 202, response.text
         assert response.json()["offers"] == CAREGIVERS
-    sent = await wait_for_hand_over(database_url)
-    done = time.perf_counter() - started
+    sent, last = await wait_for_hand_over(database_url, since)
+    done = (last - since).total_seconds()
     print(
         f"  POST /shifts/{{id}}/fanout (5,000 offers + messages + jobs committed)  {posted:6.2f} s"
     )
@@ -129,6 +147,19 @@ async def fan_out(url: str, database_url: str) -> None:
         f"  target {TARGET_SECONDS:.1f} s: ratio {done / TARGET_SECONDS:.2f} of target "
         f"({'met' if done <= TARGET_SECONDS else 'missed'}); {sent / done:,.0f} messages/s"
     )
+
+
+async def in_service(url: str, database_url: str) -> None:
+    """What a database in service looks like: the first fan-out is over (its shift is
+    cancelled, so replies find only the measured one) and the tables have statistics."""
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120
+    ) as http:
+        assert (await http.post("/shifts/first-shift/cancel")).status_code == 200
+    engine = create_async_engine(database_url)
+    async with engine.connect() as connection:
+        await connection.execute(text("ANALYZE"))
+    await engine.dispose()
 
 
 async def claims(url: str) -> None:
@@ -197,8 +228,12 @@ def main() -> None:
         env = {"CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
         with caretime_server(env, workers=WORKERS) as url:
             asyncio.run(seed(database_url))
-            print(f"PostgreSQL, simulator, {WORKERS} in-process workers:")
-            asyncio.run(fan_out(url, database_url))
+            print(f"PostgreSQL, simulator, {WORKERS} in-process workers.")
+            print("First fan-out on the new database (cold pool, no statistics on messages):")
+            asyncio.run(fan_out(url, database_url, "first-shift", starts_in=timedelta(hours=30)))
+            asyncio.run(in_service(url, database_url))
+            print("Fan-out in service (the measured figure):")
+            asyncio.run(fan_out(url, database_url, "bench-shift", starts_in=timedelta(hours=6)))
             if not FAN_OUT_ONLY:
                 asyncio.run(claims(url))
                 asyncio.run(in_process_split(database_url))

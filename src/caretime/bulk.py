@@ -11,6 +11,8 @@ Every array travels as `text[]` and the server casts each column to its type: as
 text[] by heart but looks up every other array type (varchar[], timestamptz[], bool[]...)
 with a catalog query on each new connection, 30-90 ms apiece here, which a burst of batch
 jobs on fresh pool connections paid over and over.
+
+Reads of hundreds of rows by key go through `where_one_of`, for the same reasons.
 """
 
 from __future__ import annotations
@@ -21,17 +23,33 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
-from sqlalchemy import JSON, Table, TextClause, bindparam, insert, update
+from sqlalchemy import (
+    ARRAY,
+    JSON,
+    Select,
+    String,
+    Table,
+    Text,
+    TextClause,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from caretime.db import is_postgres
 
 # Rows per executemany chunk off PostgreSQL: amortises round trips, stays under SQLite's
 # bind-parameter limit with ~20 columns.
 CHUNK = 1000
+Ts = TypeVarTuple("Ts")
 
 
 @dataclass(frozen=True)
@@ -103,6 +121,29 @@ async def update_rows(
         f"WHERE {table.name}.{key} = {matched}"
     )
     await _execute(session, sql, table, columns, shared)
+
+
+def where_one_of(
+    session: AsyncSession,
+    statement: Select[*Ts],
+    column: InstrumentedAttribute[str],
+    values: Sequence[str],
+) -> Select[*Ts]:
+    """`statement` limited to rows whose `column` (a string key) is one of `values`.
+
+    On PostgreSQL the values are one text[] parameter, unnested and joined on the column: one
+    prepared statement whatever their number, and a plan that probes the column's index once
+    per value even on tables the planner has no statistics for yet. An `IN` list there is
+    estimated from default selectivities, and the planner would rather scan all of a
+    tenant's rows and filter them: 50 ms per 200 keys with 10,000 messages, and growing."""
+    if not is_postgres(session):
+        return statement.where(column.in_(values))
+    given = (
+        func.unnest(literal(list(values), ARRAY(Text)))
+        .table_valued("value")
+        .render_derived(with_types=False)
+    )
+    return statement.join(given, column == cast(given.c.value, String))
 
 
 def _unnested_values(

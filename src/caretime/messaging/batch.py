@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import where_one_of
 from caretime.dispatch import JobContext, job_handler
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.messaging.consent import needs_consent, opted_out_numbers
@@ -90,17 +91,13 @@ async def send_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
 async def _still_queued(
     session: AsyncSession, tenant_id: str, message_ids: Sequence[str]
 ) -> list[Message]:
-    result = await session.scalars(
-        select(Message)
-        .where(
-            Message.tenant_id == tenant_id,
-            Message.id.in_(list(message_ids)),
-            Message.status == QUEUED,
-            Message.provider_id.is_(None),
-        )
-        .order_by(Message.id)
-        .with_for_update()
+    statement = select(Message).where(
+        Message.tenant_id == tenant_id,
+        Message.status == QUEUED,
+        Message.provider_id.is_(None),
     )
+    statement = where_one_of(session, statement, Message.id, message_ids)
+    result = await session.scalars(statement.order_by(Message.id).with_for_update(of=Message))
     return list(result.all())
 
 
@@ -275,18 +272,14 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
     """`messaging.poll` for messages sent together: each is polled (the simulator steps its
     timeline), the answers are recorded in bulk and the next follow-ups enqueued together."""
     assert ctx.job.tenant_id is not None
-    result = await ctx.session.scalars(
-        select(Message)
-        .where(
-            Message.tenant_id == ctx.job.tenant_id,
-            Message.id.in_(list(payload["message_ids"])),
-            Message.provider.is_not(None),
-            Message.provider_id.is_not(None),
-            Message.sent_at.is_not(None),
-        )
-        .order_by(Message.id)
-        .with_for_update()
+    statement = select(Message).where(
+        Message.tenant_id == ctx.job.tenant_id,
+        Message.provider.is_not(None),
+        Message.provider_id.is_not(None),
+        Message.sent_at.is_not(None),
     )
+    statement = where_one_of(ctx.session, statement, Message.id, payload["message_ids"])
+    result = await ctx.session.scalars(statement.order_by(Message.id).with_for_update(of=Message))
     messages = [m for m in result.all() if not is_final(m.channel, m.status)]
     now = ctx.now()
     providers = providers_of(ctx.runtime)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import where_one_of
 from caretime.messaging.models import OptOut
 
 CHUNK = 1000
@@ -29,14 +30,12 @@ async def opted_out_numbers(
     wanted = set(numbers)
     phones = sorted({phone for phone, _ in wanted})
     found: set[tuple[str, str]] = set()
+    opted_out = select(OptOut.phone, OptOut.channel).where(
+        OptOut.tenant_id == tenant_id, OptOut.opted_out.is_(True)
+    )
     for start in range(0, len(phones), CHUNK):
-        rows = await session.execute(
-            select(OptOut.phone, OptOut.channel).where(
-                OptOut.tenant_id == tenant_id,
-                OptOut.opted_out.is_(True),
-                OptOut.phone.in_(phones[start : start + CHUNK]),
-            )
-        )
+        chunk = phones[start : start + CHUNK]
+        rows = await session.execute(where_one_of(session, opted_out, OptOut.phone, chunk))
         found.update((phone, channel) for phone, channel in rows.all())
     return found & wanted
 
