@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import caretime_server, closed_loop, postgres_database
@@ -83,10 +83,16 @@ async def seed(database_url: str) -> None:
             insert(CaregiverRole),
             [{"tenant_id": tenant_id, "caregiver_id": cid, "role": "RN"} for cid in ids],
         )
-    async with engine.connect() as connection:
-        # A database in service has planner statistics; freshly bulk-loaded tables do not.
-        await connection.execute(text("ANALYZE"))
+    await analyze(engine)
     await engine.dispose()
+
+
+async def analyze(engine: AsyncEngine) -> None:
+    """Planner statistics, as a database in service has them (freshly loaded tables do not).
+    In autocommit: statistics gathered in a transaction that rolls back are discarded."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await connection.execute(text("ANALYZE"))
 
 
 async def wait_for_hand_over(database_url: str, since: datetime) -> tuple[int, datetime]:
@@ -157,8 +163,7 @@ async def in_service(url: str, database_url: str) -> None:
     ) as http:
         assert (await http.post("/shifts/first-shift/cancel")).status_code == 200
     engine = create_async_engine(database_url)
-    async with engine.connect() as connection:
-        await connection.execute(text("ANALYZE"))
+    await analyze(engine)
     await engine.dispose()
 
 

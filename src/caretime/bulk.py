@@ -29,13 +29,11 @@ from sqlalchemy import (
     ARRAY,
     JSON,
     Select,
-    String,
     Table,
     Text,
     TextClause,
+    any_,
     bindparam,
-    cast,
-    func,
     insert,
     literal,
     update,
@@ -131,19 +129,15 @@ def where_one_of(
 ) -> Select[*Ts]:
     """`statement` limited to rows whose `column` (a string key) is one of `values`.
 
-    On PostgreSQL the values are one text[] parameter, unnested and joined on the column: one
-    prepared statement whatever their number, and a plan that probes the column's index once
-    per value even on tables the planner has no statistics for yet. An `IN` list there is
-    estimated from default selectivities, and the planner would rather scan all of a
-    tenant's rows and filter them: 50 ms per 200 keys with 10,000 messages, and growing."""
+    On PostgreSQL that is `column = ANY($n::TEXT[])`: one parameter and one prepared statement
+    whatever the number of values. For a unique column the planner then knows the match is
+    at most len(values) rows and probes its index. (An IN list, or a join with the unnested
+    values, leaves the choice to the estimate of the other conditions: with statistics that
+    say few messages are `queued`, the planner scanned every queued-looking row of the tenant
+    against all 200 values, 360 ms per batch.) Other databases get `IN`."""
     if not is_postgres(session):
         return statement.where(column.in_(values))
-    given = (
-        func.unnest(literal(list(values), ARRAY(Text)))
-        .table_valued("value")
-        .render_derived(with_types=False)
-    )
-    return statement.join(given, column == cast(given.c.value, String))
+    return statement.where(column == any_(literal(list(values), ARRAY(Text))))
 
 
 def _unnested_values(
