@@ -137,6 +137,31 @@ async def test_a_bulk_send_hands_each_message_over_exactly_once(
     assert len(simulator.handed) == 450
 
 
+@dataclass
+class QuietBatchProvider(FlakyBatchProvider):
+    """Accepts every message but reports no status yet (its first report comes later)."""
+
+    async def send(self, request: OutboundRequest) -> SendReceipt:
+        self.handed.append(request.message_id)
+        return SendReceipt(f"quiet-{request.message_id}", StatusReport(None))
+
+
+async def test_a_hand_over_without_a_status_still_records_the_provider_id(
+    runtime: Runtime, app: object, dispatcher: Dispatcher
+) -> None:
+    provider = QuietBatchProvider()
+    install_provider(runtime, provider)
+    queued = await queue(runtime, 30)
+    await dispatcher.run_pending()
+    assert Counter(provider.handed) == Counter(m.id for m in queued)
+    messages = (await statuses(runtime)).values()
+    assert {m.status for m in messages} == {"queued"}
+    assert {m.provider_id for m in messages} == {f"quiet-{m.id}" for m in queued}
+    assert all(m.sent_at is not None and m.from_phone == "+15550001000" for m in messages)
+    await dispatcher.run_pending()  # handed over means never handed over again
+    assert len(provider.handed) == 30
+
+
 async def test_bulk_calls_walk_their_timelines_in_batches(
     runtime: Runtime, app: Any, dispatcher: Dispatcher
 ) -> None:

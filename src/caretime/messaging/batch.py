@@ -216,8 +216,10 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
             events.append(
                 StatusEvent(message, provider.name, FAILED, None, {"error": reason}, error=reason)
             )
-    await store_columns(ctx.session, [message for message, _ in accepted], HANDED_OVER)
-    await record_events(ctx.session, events, now=now)
+    # The rows are locked (see _still_queued): the hand-over and the statuses are one UPDATE.
+    await record_events(ctx.session, events, now=now, with_columns=HANDED_OVER)
+    silent = [message for message, receipt in accepted if receipt.report.status is None]
+    await store_columns(ctx.session, silent, HANDED_OVER)
     jobs = poll_jobs(
         tenant_id,
         [

@@ -105,10 +105,19 @@ class StatusEvent:
 
 
 async def record_events(
-    session: AsyncSession, events: Sequence[StatusEvent], *, now: datetime
+    session: AsyncSession,
+    events: Sequence[StatusEvent],
+    *,
+    now: datetime,
+    with_columns: Sequence[str] = (),
 ) -> None:
     """`record_event` for many messages: the status updates in one UPDATE and the event rows
-    in one INSERT; the listeners then run for each status that was applied."""
+    in one INSERT; the listeners then run for each status that was applied.
+
+    `with_columns` names attributes the caller has set in memory (`store_in_memory`) on the
+    events' messages, whose rows it holds locked: they go in the same UPDATE (a hand-over's
+    provider id), which then rewrites every event's message rather than only those whose
+    status moved."""
     changed: list[Message] = []
     applied: list[bool] = []
     for event in events:
@@ -124,7 +133,11 @@ async def record_events(
                 message, values if event.error is None else {**values, "error": event.error}
             )
     await session.flush()  # what else changed on these messages goes first
-    await _store_statuses(session, changed)
+    if with_columns:
+        written = [event.message for event in events]
+        await store_columns(session, written, (*_STATUS_COLUMNS, "error", *with_columns))
+    else:
+        await _store_statuses(session, changed)
     await insert_rows(
         session, MessageEvent, _event_columns(events, applied), shared={"received_at": now}
     )
@@ -147,8 +160,11 @@ async def store_columns(
     await update_rows(session, Message, "id", columns)
 
 
+_STATUS_COLUMNS = ("status", "status_changed_at", "updated_at")
+
+
 async def _store_statuses(session: AsyncSession, changed: Sequence[Message]) -> None:
-    await store_columns(session, changed, ("status", "status_changed_at", "updated_at"))
+    await store_columns(session, changed, _STATUS_COLUMNS)
     failed = [message for message in changed if message.error is not None]
     await store_columns(session, failed, ("error",))
 
