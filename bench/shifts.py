@@ -157,12 +157,22 @@ async def fan_out(url: str, database_url: str, shift_id: str, *, starts_in: time
 
 async def in_service(url: str, database_url: str) -> None:
     """What a database in service looks like: the first fan-out is over (its shift is
-    cancelled, so replies find only the measured one) and the tables have statistics."""
+    cancelled, so replies find only the measured one; its messages' delivery reports are
+    in, so their jobs do not compete with the measured fan-out) and the tables have
+    statistics."""
     async with httpx.AsyncClient(
         base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=120
     ) as http:
         assert (await http.post("/shifts/first-shift/cancel")).status_code == 200
     engine = create_async_engine(database_url)
+    soon = select(func.count()).where(
+        Job.status.in_(["queued", "running"]),
+        Job.run_at < datetime.now(UTC) + timedelta(seconds=30),
+    )
+    async with engine.connect() as connection:
+        while await connection.scalar(soon):
+            await connection.commit()
+            await asyncio.sleep(0.1)
     await analyze(engine)
     await engine.dispose()
 
