@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from caretime.bulk import SkipConflicts, insert_rows, update_rows
+from caretime.bulk import SkipConflicts, insert_rows, update_rows, where_one_of
 from caretime.db import transaction
 from caretime.dispatch.models import DEDUPE_PREDICATE, Job
 from caretime.runtime import Runtime
@@ -112,3 +112,35 @@ async def test_an_over_long_text_is_refused_not_cut(runtime: Runtime) -> None:
         async with transaction(runtime.sessions) as session:
             await insert_rows(session, Job, _jobs(1, kind=["k" * 101]), shared=SHARED)
     assert await _all_jobs(runtime) == []
+
+
+async def test_columns_the_same_in_every_row_reach_every_row(runtime: Runtime) -> None:
+    """Such columns travel once; what is written is the same as if each row carried them."""
+    later = NOW + timedelta(hours=1)
+    ones = [{"n": 1}, {"n": True}, {"n": 1.0}]  # equal in Python, three documents in JSON
+    columns = _jobs(3, kind=["same"] * 3, priority=[7] * 3, payload=ones, run_at=[later] * 3)
+    async with transaction(runtime.sessions) as session:
+        ids = await insert_rows(session, Job, columns, shared=SHARED, returning="id")
+    async with transaction(runtime.sessions) as session:
+        await update_rows(
+            session, Job, "id", {"id": ids, "status": ["done"] * 3, "attempts": [1, 1, 2]}
+        )
+    jobs = await _all_jobs(runtime)
+    assert [(j.kind, j.priority, j.run_at, j.status) for j in jobs] == [
+        ("same", 7, later, "done")
+    ] * 3
+    assert [j.attempts for j in jobs] == [1, 1, 2]
+    assert [j.payload for j in jobs] == ones
+    assert [type(j.payload["n"]) for j in jobs] == [int, bool, float]
+
+
+async def test_where_one_of_keeps_the_rows_whose_key_is_listed(runtime: Runtime) -> None:
+    async with transaction(runtime.sessions) as session:
+        await insert_rows(session, Job, _jobs(5), shared=SHARED)
+    wanted = ["key-1", "key-3", "key-9", AWKWARD[0]]
+    async with transaction(runtime.sessions) as session:
+        statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, wanted)
+        found = (await session.scalars(statement.order_by(Job.dedupe_key))).all()
+        none = where_one_of(session, select(Job.id), Job.dedupe_key, [])
+        assert (await session.scalars(none)).all() == []
+    assert found == ["key-1", "key-3"]

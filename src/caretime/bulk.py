@@ -81,6 +81,7 @@ async def insert_rows(
         return []
     if not is_postgres(session):
         return await _executemany_insert(session, table, columns, shared, skip, returning)
+    columns, shared = _hoist_uniform(table, columns, shared, keep=next(iter(columns)))
     values = _unnested_values(table, columns, shared)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(values)}) SELECT {', '.join(values.values())} "
@@ -109,6 +110,7 @@ async def update_rows(
     if not is_postgres(session):
         await _executemany_update(session, table, key, columns, shared)
         return
+    columns, shared = _hoist_uniform(table, columns, shared, keep=key)
     values = _unnested_values(table, columns, shared)
     del values[key]
     # Compared as the key's own type (text as varchar), so that the key's index serves the join.
@@ -138,6 +140,30 @@ def where_one_of(
     if not is_postgres(session):
         return statement.where(column.in_(values))
     return statement.where(column == any_(literal(list(values), ARRAY(Text))))
+
+
+def _hoist_uniform(
+    table: Table, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any], *, keep: str
+) -> tuple[dict[str, Sequence[Any]], dict[str, Any]]:
+    """Columns with the same value in every row travel once, as a shared value (a hand-over's
+    timestamps, provider and status; an event batch's source): fewer arrays to turn into
+    text, send and unnest. `keep` stays an array, so that the rows are still counted."""
+    arrays: dict[str, Sequence[Any]] = {}
+    hoisted = dict(shared)
+    for name, values in columns.items():
+        if name != keep and _all_the_same(values, json=isinstance(table.c[name].type, JSON)):
+            hoisted[name] = values[0]
+        else:
+            arrays[name] = values
+    return arrays, hoisted
+
+
+def _all_the_same(values: Sequence[Any], *, json: bool) -> bool:
+    first = values[0]
+    if json:  # documents that compare equal may still differ ({"n": 1} == {"n": True})
+        return all(value is first for value in values)
+    kind = type(first)
+    return all(value == first and type(value) is kind for value in values)
 
 
 def _unnested_values(
