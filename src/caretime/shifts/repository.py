@@ -15,14 +15,7 @@ from caretime.bulk import SkipConflicts, insert_rows
 from caretime.errors import Conflict
 from caretime.messaging import Message, MessageEvent
 from caretime.repository import TenantRepository
-from caretime.shifts.models import (
-    Caregiver,
-    CaregiverRole,
-    FanOut,
-    Offer,
-    Shift,
-    ShiftEvent,
-)
+from caretime.shifts.models import Caregiver, CaregiverRole, FanOut, Offer, Shift, ShiftEvent
 
 
 class CaregiverRepository(TenantRepository[Caregiver]):

@@ -44,27 +44,28 @@ async def shift_timeline(session: AsyncSession, tenant_id: str, shift_id: str) -
 
 
 def _offer_entry(offer: Offer, message_status: str) -> TimelineEntry:
-    return TimelineEntry(
-        at=offer.sent_at,
-        kind="offer",
-        caregiver_id=offer.caregiver_id,
-        offer_id=offer.id,
-        round=offer.round,
-        channel=offer.channel,
-        details={"message_status": message_status, "reply_intent": offer.reply_intent},
-    )
+    details = {"message_status": message_status, "reply_intent": offer.reply_intent}
+    return _about_offer(offer, offer.sent_at, "offer", details)
 
 
 def _status_entry(row: Row[Offer, str | None, datetime]) -> TimelineEntry:
     offer = row.Offer
+    details = {"message_id": offer.message_id, "channel": offer.channel, "status": row.status}
+    return _about_offer(offer, row.at, "message_status", details)
+
+
+def _about_offer(
+    offer: Offer, at: datetime, kind: str, details: dict[str, str | None]
+) -> TimelineEntry:
+    """An entry about one offer: it names the offer's caregiver, round and channel."""
     return TimelineEntry(
-        at=row.at,
-        kind="message_status",
+        at=at,
+        kind=kind,
         caregiver_id=offer.caregiver_id,
         offer_id=offer.id,
         round=offer.round,
         channel=offer.channel,
-        details={"message_id": offer.message_id, "channel": offer.channel, "status": row.status},
+        details=details,
     )
 
 
