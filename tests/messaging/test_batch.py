@@ -4,6 +4,7 @@ re-checks consent, and keeps each message's failure to that message."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from caretime.messaging import (
 )
 from caretime.messaging.batch import MAX_ATTEMPTS, send_batch
 from caretime.messaging.consent import set_opt_out
+from caretime.messaging.models import MessageRow
 from caretime.messaging.providers.base import (
     OutboundRequest,
     PermanentProviderError,
@@ -177,12 +179,21 @@ async def test_bulk_calls_walk_their_timelines_in_batches(
     assert len(await jobs_of(runtime, "messaging.poll_batch")) == 3
 
 
+def test_a_message_row_has_the_columns_of_messages_in_their_order() -> None:
+    """Batch jobs build rows positionally from `SELECT messages.*`."""
+    columns = [column.key for column in Message.__table__.columns]
+    assert [field.name for field in dataclasses.fields(MessageRow)] == columns
+
+
 async def test_bulk_listeners_hear_a_batch_in_one_call(
     runtime: Runtime, app: Any, dispatcher: Dispatcher
 ) -> None:
     heard: list[list[tuple[str, str]]] = []
 
     async def listener(session: AsyncSession, changes: StatusChanges) -> None:
+        # Message objects holding what the batch recorded (the job itself works on rows).
+        assert all(isinstance(message, Message) for message, _ in changes)
+        assert all(m.status == status and m.provider_id for m, status in changes)
         heard.append([(message.related_id or "", status) for message, status in changes])
 
     tenant_id = await default_tenant_id(runtime)

@@ -1,7 +1,7 @@
 """`messaging.send_batch`: hand a chunk of queued messages to their providers in one job.
 
 The job re-reads the chunk's messages that are still `queued` (locked on PostgreSQL, so two
-runs of one job cannot both send), re-checks consent for all of them in one query, takes each
+runs of one job cannot both send) as plain `MessageRow`s, not ORM objects, re-checks consent for all of them in one query, takes each
 message's slot from its provider's rate limiter and hands the batch over: in one call when the
 provider accepts batches (the simulator), otherwise concurrently with at most
 `MAX_IN_FLIGHT` requests open. Outcomes are recorded together (event rows, statuses, provider
@@ -28,7 +28,7 @@ from caretime.bulk import where_one_of
 from caretime.dispatch import JobContext, job_handler
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.messaging.consent import needs_consent, opted_out_numbers
-from caretime.messaging.models import Message
+from caretime.messaging.models import Message, MessageRow, TrackedMessage
 from caretime.messaging.outbound import SEND_BATCH_JOB, SEND_BATCH_SIZE, send_jobs
 from caretime.messaging.providers import Providers, providers_of
 from caretime.messaging.providers.base import (
@@ -70,7 +70,7 @@ MAX_ATTEMPTS = 5
 class _Handover:
     """What happened to the chunk: outcomes per message and what is left for later."""
 
-    sent: list[tuple[Message, Provider, SendOutcome]]
+    sent: list[tuple[MessageRow, Provider, SendOutcome]]
     later: dict[datetime, list[str]]
 
 
@@ -90,20 +90,23 @@ async def send_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 async def _still_queued(
     session: AsyncSession, tenant_id: str, message_ids: Sequence[str]
-) -> list[Message]:
-    statement = select(Message).where(
+) -> list[MessageRow]:
+    """The chunk's messages not handed over yet, locked, as rows (no ORM objects: a batch
+    job writes what it changes with bulk statements)."""
+    messages = Message.__table__
+    statement = select(messages).where(
         Message.tenant_id == tenant_id,
         Message.status == QUEUED,
         Message.provider_id.is_(None),
     )
     statement = where_one_of(session, statement, Message.id, message_ids)
-    result = await session.scalars(statement.order_by(Message.id).with_for_update(of=Message))
-    return list(result.all())
+    result = await session.execute(statement.order_by(Message.id).with_for_update())
+    return [MessageRow(*row) for row in result]
 
 
 async def _suppress_opted_out(
-    session: AsyncSession, messages: list[Message], now: datetime
-) -> list[Message]:
+    session: AsyncSession, messages: list[MessageRow], now: datetime
+) -> list[MessageRow]:
     if not messages:
         return messages
     opted_out = await opted_out_numbers(
@@ -118,14 +121,15 @@ async def _suppress_opted_out(
         session,
         [StatusEvent(m, "consent", SUPPRESSED, None, {"reason": "opted out"}) for m in stopped],
         now=now,
+        with_columns=("suppression_reason",),
     )
     return [m for m in messages if (m.to_phone, m.channel) not in opted_out]
 
 
 def _by_provider(
-    providers: Providers, messages: list[Message]
-) -> list[tuple[Provider, list[Message]]]:
-    groups: dict[str, tuple[Provider, list[Message]]] = {}
+    providers: Providers, messages: list[MessageRow]
+) -> list[tuple[Provider, list[MessageRow]]]:
+    groups: dict[str, tuple[Provider, list[MessageRow]]] = {}
     for message in messages:
         provider = providers.for_channel(message.channel)
         groups.setdefault(provider.name, (provider, []))[1].append(message)
@@ -136,7 +140,7 @@ async def _hand_over(
     ctx: JobContext,
     providers: Providers,
     provider: Provider,
-    messages: list[Message],
+    messages: list[MessageRow],
     handover: _Handover,
 ) -> None:
     """Send what the rate limiter allows now; the rest waits for its slot in a later batch."""
@@ -191,7 +195,7 @@ async def _send_concurrently(
 async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datetime) -> None:
     tenant_id = ctx.job.tenant_id or ""
     events: list[StatusEvent] = []
-    accepted: list[tuple[Message, SendReceipt]] = []
+    accepted: list[tuple[MessageRow, SendReceipt]] = []
     retry: list[str] = []
     retry_at = now + retry_delay(attempt)
     for message, provider, outcome in handover.sent:
@@ -251,7 +255,7 @@ def _handed_over(provider: Provider, receipt: SendReceipt, now: datetime) -> dic
     return dict(zip(HANDED_OVER, values, strict=True))
 
 
-def poll_jobs(tenant_id: str, due: Sequence[tuple[Message, datetime]]) -> list[NewJob]:
+def poll_jobs(tenant_id: str, due: Sequence[tuple[TrackedMessage, datetime]]) -> list[NewJob]:
     """Follow-ups of messages that are not over yet: messages due at the same moment (a batch
     sent together) share `messaging.poll_batch` jobs; a message due alone gets `messaging.poll`."""
     by_time: dict[datetime, list[str]] = defaultdict(list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,39 @@ class Message(TenantOwned, Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime]
+
+
+@dataclass(slots=True)
+class MessageRow:
+    """A message's columns as plain attributes, for batch jobs that read and write hundreds
+    of messages with Core statements: an ORM object costs its loading, instrumented reads,
+    and a `set_committed_value` per attribute the job changes. Fields in column order."""
+
+    id: str
+    direction: str
+    channel: str
+    to_phone: str
+    from_phone: str | None
+    body: str
+    status: str
+    provider: str | None
+    provider_id: str | None
+    idempotency_key: str | None
+    related_kind: str | None
+    related_id: str | None
+    intent: str | None
+    route_action: str | None
+    suppression_reason: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    status_changed_at: datetime
+    tenant_id: str
+
+
+# A message as the status tracking takes it: the ORM object or a batch job's row.
+TrackedMessage = Message | MessageRow
 
 
 class MessageEvent(TenantOwned, Base):

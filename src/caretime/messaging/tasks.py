@@ -10,7 +10,7 @@ from typing import Any
 
 from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
 from caretime.messaging.consent import needs_consent, opted_out_numbers
-from caretime.messaging.models import Message
+from caretime.messaging.models import Message, TrackedMessage
 from caretime.messaging.outbound import SEND_JOB
 from caretime.messaging.providers import providers_of
 from caretime.messaging.providers.base import (
@@ -89,7 +89,7 @@ def poll_request_for(message: Message, now: datetime) -> PollRequest:
     )
 
 
-def request_for(message: Message, provider: Provider, now: datetime) -> OutboundRequest:
+def request_for(message: TrackedMessage, provider: Provider, now: datetime) -> OutboundRequest:
     """What a provider is handed for one queued message."""
     return OutboundRequest(
         message.id,

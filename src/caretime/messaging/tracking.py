@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from caretime.bulk import insert_rows, update_rows
-from caretime.messaging.models import Message, MessageEvent
+from caretime.bulk import insert_rows, update_rows, where_one_of
+from caretime.messaging.models import Message, MessageEvent, TrackedMessage
 from caretime.messaging.statuses import moves_forward
 
 StatusListener = Callable[[AsyncSession, Message, str], Awaitable[None]]
@@ -96,7 +97,7 @@ async def record_event(
 class StatusEvent:
     """One provider event for `record_events`: what `record_event` takes, for many messages."""
 
-    message: Message
+    message: TrackedMessage
     source: str
     status: str | None
     provider_status: str | None
@@ -118,7 +119,7 @@ async def record_events(
     events' messages, whose rows it holds locked: they go in the same UPDATE (a hand-over's
     provider id), which then rewrites every event's message rather than only those whose
     status moved."""
-    changed: list[Message] = []
+    changed: list[TrackedMessage] = []
     applied: list[bool] = []
     for event in events:
         message = event.message
@@ -144,15 +145,19 @@ async def record_events(
     await _announce(session, [(message, message.status) for message in changed])
 
 
-def store_in_memory(message: Message, values: dict[str, Any]) -> None:
+def store_in_memory(message: TrackedMessage, values: dict[str, Any]) -> None:
     """Set attributes as if loaded from the database: the caller writes them itself, in bulk
     (a flush would send one UPDATE per message)."""
+    if isinstance(message, Message):
+        for name, value in values.items():
+            set_committed_value(message, name, value)
+        return
     for name, value in values.items():
-        set_committed_value(message, name, value)
+        setattr(message, name, value)
 
 
 async def store_columns(
-    session: AsyncSession, messages: Sequence[Message], names: Sequence[str]
+    session: AsyncSession, messages: Sequence[TrackedMessage], names: Sequence[str]
 ) -> None:
     """Write these attributes of these messages, as they are in memory, in one UPDATE."""
     unique = list({message.id: message for message in messages}.values())  # a row once
@@ -163,7 +168,7 @@ async def store_columns(
 _STATUS_COLUMNS = ("status", "status_changed_at", "updated_at")
 
 
-async def _store_statuses(session: AsyncSession, changed: Sequence[Message]) -> None:
+async def _store_statuses(session: AsyncSession, changed: Sequence[TrackedMessage]) -> None:
     await store_columns(session, changed, _STATUS_COLUMNS)
     failed = [message for message in changed if message.error is not None]
     await store_columns(session, failed, ("error",))
@@ -197,13 +202,34 @@ def _set_status(message: Message, status: str, *, now: datetime, error: str | No
         message.error = error
 
 
-async def _announce(session: AsyncSession, changes: StatusChanges) -> None:
-    by_kind: dict[str, list[tuple[Message, str]]] = defaultdict(list)
+async def _announce(session: AsyncSession, changes: Sequence[tuple[TrackedMessage, str]]) -> None:
+    by_kind: dict[str, list[tuple[TrackedMessage, str]]] = defaultdict(list)
     for message, status in changes:
         by_kind[message.related_kind or ""].append((message, status))
-    for kind, kind_changes in by_kind.items():
-        for bulk in list(_bulk_listeners.get(kind, [])):
+    for kind, tracked in by_kind.items():
+        bulk_listeners = list(_bulk_listeners.get(kind, []))
+        listeners = list(_listeners.get(kind, []))
+        if not bulk_listeners and not listeners:
+            continue
+        kind_changes = await _as_objects(session, tracked)
+        for bulk in bulk_listeners:
             await bulk(session, kind_changes)
-        for listener in list(_listeners.get(kind, [])):
+        for listener in listeners:
             for message, status in kind_changes:
                 await listener(session, message, status)
+
+
+async def _as_objects(
+    session: AsyncSession, changes: Sequence[tuple[TrackedMessage, str]]
+) -> list[tuple[Message, str]]:
+    """Listeners take Message objects: a batch job's rows are loaded as such (after the
+    UPDATE that wrote them, so they hold what was recorded), only for kinds that listen."""
+    rows = [message.id for message, _ in changes if not isinstance(message, Message)]
+    loaded: dict[str, Message] = {}
+    if rows:
+        statement = where_one_of(session, select(Message), Message.id, rows)
+        loaded = {message.id: message for message in await session.scalars(statement)}
+    return [
+        (message if isinstance(message, Message) else loaded[message.id], status)
+        for message, status in changes
+    ]
