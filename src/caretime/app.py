@@ -24,7 +24,7 @@ from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
-from caretime.runtime import Runtime
+from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.router import router as tenancy_router
@@ -44,7 +44,9 @@ def create_app(
     *,
     clock: Clock | None = None,
     runtime: Runtime | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
+    """The app; `freeze_heap` is for a process that serves only it (see freeze_startup_heap)."""
     runtime = runtime or Runtime.build(settings or get_settings(), clock)
     import_all_handlers()
     app = FastAPI(
@@ -55,6 +57,7 @@ def create_app(
         responses=PROBLEM_RESPONSES,
     )
     app.state.runtime = runtime
+    app.state.freeze_heap = freeze_heap
     app.state.readiness_checks = {
         "database": health.database_check,
         "dispatcher": dispatcher_check,
@@ -98,6 +101,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     pool = WorkerPool.start(
         runtime, count=settings.workers, concurrency=settings.worker_concurrency
     )
+    if app.state.freeze_heap:
+        freeze_startup_heap()
     yield
     await pool.stop()
     await runtime.close()

@@ -79,7 +79,8 @@ def serve(
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
     _print_banner(settings, host, port)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    app = create_app(settings, freeze_heap=True)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
 
 
 def _print_banner(settings: Settings, host: str, port: int) -> None:

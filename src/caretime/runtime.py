@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,3 +60,14 @@ class Runtime:
         read_engine = self.read_sessions.kw["bind"]
         if read_engine is not self.engine:
             await read_engine.dispose()
+
+
+def freeze_startup_heap() -> None:
+    """Put every object alive after start-up (modules, models, routes, calendars, the worker
+    pool) beyond the cycle collector's reach, for the life of the process: they live that
+    long anyway. A full collection then walks only what requests and jobs allocated since.
+    Over the whole heap one took 200-240 ms here, paid in the middle of a fan-out; after the
+    freeze, 17-50 ms. Called by the processes' entry points (`caretime serve`, `caretime
+    worker`), not by every app a test builds: what a test process freezes it never frees."""
+    gc.collect()
+    gc.freeze()

@@ -14,7 +14,7 @@ from caretime.config import Settings
 from caretime.dispatch.listener import PostgresListener
 from caretime.dispatch.worker import Dispatcher
 from caretime.models import import_all_handlers
-from caretime.runtime import Runtime
+from caretime.runtime import Runtime, freeze_startup_heap
 
 
 @dataclass
@@ -57,6 +57,7 @@ async def run_worker_process(settings: Settings, *, concurrency: int, **options:
             await migrate.upgrade(runtime.engine)
         import_all_handlers()
         pool = WorkerPool.start(runtime, count=1, concurrency=concurrency, **options)
+        freeze_startup_heap()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, pool.stop_signal.set)

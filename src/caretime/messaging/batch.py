@@ -1,14 +1,15 @@
 """`messaging.send_batch`: hand a chunk of queued messages to their providers in one job.
 
 The job re-reads the chunk's messages that are still `queued` (locked on PostgreSQL, so two
-runs of one job cannot both send) as plain `MessageRow`s, not ORM objects, re-checks consent for all of them in one query, takes each
-message's slot from its provider's rate limiter and hands the batch over: in one call when the
-provider accepts batches (the simulator), otherwise concurrently with at most
-`MAX_IN_FLIGHT` requests open. Outcomes are recorded together (event rows, statuses, provider
-ids, poll jobs) and committed with the job's completion, so a message handed over is never
-`queued` again once the job is done. Each message's failure is its own: a permanent error
-fails that message, a transient one puts it in a retry batch with backoff, and messages whose
-rate-limit slot is more than a moment away go to a batch due at that slot.
+runs of one job cannot both send) as plain `MessageRow`s, not ORM objects, re-checks consent
+for all of them in one query, takes each message's slot from its provider's rate limiter and
+hands the batch over: in one call when the provider accepts batches (the simulator),
+otherwise concurrently with at most `MAX_IN_FLIGHT` requests open. Outcomes are recorded
+together (event rows, statuses, provider ids, poll jobs) and committed with the job's
+completion, so a message handed over is never `queued` again once the job is done. Each
+message's failure is its own: a permanent error fails that message, a transient one puts it
+in a retry batch with backoff, and messages whose rate-limit slot is more than a moment away
+go to a batch due at that slot.
 """
 
 from __future__ import annotations
