@@ -126,7 +126,7 @@ async def update_rows(
 def where_one_of(
     session: AsyncSession,
     statement: Select[*Ts],
-    column: InstrumentedAttribute[str],
+    column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
     values: Sequence[str],
 ) -> Select[*Ts]:
     """`statement` limited to rows whose `column` (a string key) is one of `values`.

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.bulk import SkipConflicts, insert_rows
+from caretime.bulk import SkipConflicts, insert_rows, where_one_of
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.dispatch.wakeup import session_clock
 from caretime.errors import InvalidInput
@@ -78,7 +78,8 @@ async def send_messages(
     """Queue many messages (see queue_messages) and return them as Message objects, in input
     order. Meant for a few messages; a fan-out uses queue_messages and loads nothing."""
     queued = await queue_messages(session, tenant_id=tenant_id, outgoing=outgoing)
-    found = await session.scalars(select(Message).where(Message.id.in_({q.id for q in queued})))
+    ids = list({q.id for q in queued})
+    found = await session.scalars(where_one_of(session, select(Message), Message.id, ids))
     by_id = {message.id: message for message in found}
     return [by_id[q.id] for q in queued]
 
@@ -139,11 +140,10 @@ async def _queued_before(
     """Messages already queued under these idempotency keys (a repeated send: rare)."""
     if not keys:
         return {}
-    rows = await session.execute(
-        select(Message.idempotency_key, Message.id, Message.status, Message.related_id).where(
-            Message.tenant_id == tenant_id, Message.idempotency_key.in_(keys)
-        )
-    )
+    statement = select(
+        Message.idempotency_key, Message.id, Message.status, Message.related_id
+    ).where(Message.tenant_id == tenant_id)
+    rows = await session.execute(where_one_of(session, statement, Message.idempotency_key, keys))
     return {key or "": QueuedMessage(id_, status, related) for key, id_, status, related in rows}
 
 
