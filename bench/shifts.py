@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import caretime_server, closed_loop, postgres_database
@@ -101,13 +101,9 @@ async def wait_for_hand_over(database_url: str, since: datetime) -> tuple[int, d
     poll reads the small jobs table every 20 ms, not the messages being written."""
     engine = create_async_engine(database_url, pool_size=1)
     batches = Job.kind == SEND_BATCH_JOB
-    pending = select(func.count()).where(batches, Job.status.in_(["queued", "running"]))
-    deadline = time.perf_counter() + MAX_WAIT_SECONDS
     try:
         async with engine.connect() as connection:
-            while await connection.scalar(pending) and time.perf_counter() < deadline:
-                await connection.commit()
-                await asyncio.sleep(0.02)
+            await wait_for_no_jobs(connection, batches, every=0.02)
             last = await connection.scalar(
                 select(func.max(Job.finished_at)).where(batches, Job.finished_at >= since)
             )
@@ -122,6 +118,15 @@ async def wait_for_hand_over(database_url: str, since: datetime) -> tuple[int, d
         await engine.dispose()
     assert last is not None, "no send-batch job finished"
     return int(sent or 0), last
+
+
+async def wait_for_no_jobs(connection: AsyncConnection, which: Any, *, every: float) -> None:
+    """Poll until none of `which` jobs is queued or running (or MAX_WAIT_SECONDS pass)."""
+    left = select(func.count()).where(which, Job.status.in_(["queued", "running"]))
+    deadline = time.perf_counter() + MAX_WAIT_SECONDS
+    while await connection.scalar(left) and time.perf_counter() < deadline:
+        await connection.commit()  # a new snapshot for the next look
+        await asyncio.sleep(every)
 
 
 async def fan_out(url: str, database_url: str, shift_id: str, *, starts_in: timedelta) -> None:
@@ -165,14 +170,9 @@ async def in_service(url: str, database_url: str) -> None:
     ) as http:
         assert (await http.post("/shifts/first-shift/cancel")).status_code == 200
     engine = create_async_engine(database_url)
-    soon = select(func.count()).where(
-        Job.status.in_(["queued", "running"]),
-        Job.run_at < datetime.now(UTC) + timedelta(seconds=30),
-    )
     async with engine.connect() as connection:
-        while await connection.scalar(soon):
-            await connection.commit()
-            await asyncio.sleep(0.1)
+        soon = Job.run_at < datetime.now(UTC) + timedelta(seconds=30)
+        await wait_for_no_jobs(connection, soon, every=0.1)
     await analyze(engine)
     await engine.dispose()
 
