@@ -19,6 +19,8 @@ from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from caretime.events.router import router as events_router
+from caretime.events.webhooks.router import router as webhooks_router
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
@@ -70,6 +72,8 @@ def create_app(
     app.include_router(messaging_router)
     app.include_router(shifts_router)
     app.include_router(outreach_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(web.router)
     _register_problem_schema(app)

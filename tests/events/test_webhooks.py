@@ -1,0 +1,81 @@
+"""Signed webhook deliveries to a real receiver on loopback: verified with the
+`standardwebhooks` library, retried with backoff in order per subject, isolated per endpoint."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+
+from caretime.clock import FrozenClock
+from caretime.dispatch.worker import Dispatcher
+from caretime.runtime import Runtime
+from tests.events.receiver import running_receiver
+from tests.events.support import add_endpoint, emit_now, tenant_id_of
+
+
+async def test_deliveries_are_signed_so_standardwebhooks_verifies_them(
+    client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher
+) -> None:
+    tenant_id = await tenant_id_of(client)
+    with running_receiver() as receiver:
+        endpoint = await add_endpoint(client, receiver.url("/hook"), event_types=["shift.*"])
+        assert endpoint["secret"].startswith("whsec_")
+        event_id = await emit_now(runtime, tenant_id, "shift.filled", ("shift", "s1"), status="filled")
+        await emit_now(runtime, tenant_id, "call.completed", ("call", "c1"))  # not wanted
+        await dispatcher.run_pending()
+    (request,) = receiver.received
+    verified = Webhook(endpoint["secret"]).verify(request.body, request.headers)
+    assert verified["id"] == event_id == request.headers["webhook-id"]
+    assert verified["type"] == "shift.filled"
+    assert verified["subject"] == {"kind": "shift", "id": "s1"}
+    assert verified["data"] == {"status": "filled"}
+    with pytest.raises(Exception, match="signature"):
+        Webhook(endpoint["secret"]).verify(request.body.replace("filled", "opened"), request.headers)
+    listed = (await client.get(f"/webhooks/endpoints/{endpoint['id']}")).json()
+    assert "secret" not in listed
+
+
+async def test_a_failing_receiver_gets_each_event_again_with_backoff_in_order(
+    client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, clock: FrozenClock
+) -> None:
+    tenant_id = await tenant_id_of(client)
+    with running_receiver() as receiver:
+        receiver.script["/flaky"] = [500, 500, 500, 200]
+        endpoint = await add_endpoint(client, receiver.url("/flaky"))
+        first = await emit_now(runtime, tenant_id, "shift.filled", ("shift", "s1"))
+        second = await emit_now(runtime, tenant_id, "shift.cancelled", ("shift", "s1"))
+        await dispatcher.run_pending()
+        for _ in range(3):
+            due = _parse((await _delivery_of(client, endpoint["id"], first))["next_attempt_at"])
+            clock.advance(timedelta(seconds=1))
+            await Dispatcher(runtime).run_pending()
+            assert len(receiver.received) < 4  # before its time, nothing is sent again
+            clock.set(due)
+            await Dispatcher(runtime).run_pending()
+    ids = [r.event["id"] for r in receiver.received]
+    assert ids == [first, first, first, first, second]
+    attempts = (await _delivery_of(client, endpoint["id"], first))["attempt_log"]
+    assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
+    times = [_parse(a["attempted_at"]) for a in attempts]
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    assert gaps[0] < gaps[1] < gaps[2]  # exponential backoff
+    log = (await client.get(f"/webhooks/endpoints/{endpoint['id']}/deliveries")).json()
+    assert [d["status"] for d in log["items"]] == ["delivered", "delivered"]
+    assert all(set(a) == ATTEMPT_FIELDS for a in attempts)  # never the answer's body
+
+
+ATTEMPT_FIELDS = {"number", "attempted_at", "status_code", "latency_ms", "error"}
+
+
+async def _delivery_of(client: httpx.AsyncClient, endpoint_id: str, event_id: str) -> dict[str, Any]:
+    log = (await client.get(f"/webhooks/endpoints/{endpoint_id}/deliveries")).json()
+    found: dict[str, Any] = next(d for d in log["items"] if d["event_id"] == event_id)
+    return found
+
+
+def _parse(instant: str) -> datetime:
+    return datetime.fromisoformat(instant.replace("Z", "+00:00"))
