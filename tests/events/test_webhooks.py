@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,9 @@ async def test_deliveries_are_signed_so_standardwebhooks_verifies_them(
     with running_receiver() as receiver:
         endpoint = await add_endpoint(client, receiver.url("/hook"), event_types=["shift.*"])
         assert endpoint["secret"].startswith("whsec_")
-        event_id = await emit_now(runtime, tenant_id, "shift.filled", ("shift", "s1"), status="filled")
+        event_id = await emit_now(
+            runtime, tenant_id, "shift.filled", ("shift", "s1"), status="filled"
+        )
         await emit_now(runtime, tenant_id, "call.completed", ("call", "c1"))  # not wanted
         await dispatcher.run_pending()
     (request,) = receiver.received
@@ -34,7 +37,9 @@ async def test_deliveries_are_signed_so_standardwebhooks_verifies_them(
     assert verified["subject"] == {"kind": "shift", "id": "s1"}
     assert verified["data"] == {"status": "filled"}
     with pytest.raises(Exception, match="signature"):
-        Webhook(endpoint["secret"]).verify(request.body.replace("filled", "opened"), request.headers)
+        Webhook(endpoint["secret"]).verify(
+            request.body.replace("filled", "opened"), request.headers
+        )
     listed = (await client.get(f"/webhooks/endpoints/{endpoint['id']}")).json()
     assert "secret" not in listed
 
@@ -61,7 +66,7 @@ async def test_a_failing_receiver_gets_each_event_again_with_backoff_in_order(
     attempts = (await _delivery_of(client, endpoint["id"], first))["attempt_log"]
     assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
     times = [_parse(a["attempted_at"]) for a in attempts]
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert gaps[0] < gaps[1] < gaps[2]  # exponential backoff
     log = (await client.get(f"/webhooks/endpoints/{endpoint['id']}/deliveries")).json()
     assert [d["status"] for d in log["items"]] == ["delivered", "delivered"]
@@ -71,7 +76,9 @@ async def test_a_failing_receiver_gets_each_event_again_with_backoff_in_order(
 ATTEMPT_FIELDS = {"number", "attempted_at", "status_code", "latency_ms", "error"}
 
 
-async def _delivery_of(client: httpx.AsyncClient, endpoint_id: str, event_id: str) -> dict[str, Any]:
+async def _delivery_of(
+    client: httpx.AsyncClient, endpoint_id: str, event_id: str
+) -> dict[str, Any]:
     log = (await client.get(f"/webhooks/endpoints/{endpoint_id}/deliveries")).json()
     found: dict[str, Any] = next(d for d in log["items"] if d["event_id"] == event_id)
     return found

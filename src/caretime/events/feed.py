@@ -69,7 +69,7 @@ async def read_feed(session: AsyncSession, tenant_id: str, query: FeedQuery) -> 
     return FeedPage(items, cursor, has_more)
 
 
-def _filtered(session: AsyncSession, tenant_id: str, query: FeedQuery) -> Select[tuple[Event]]:
+def _filtered(session: AsyncSession, tenant_id: str, query: FeedQuery) -> Select[Event]:
     statement = select(Event).where(Event.tenant_id == tenant_id)
     if query.types:
         statement = statement.where(wanted(query.types))

@@ -10,6 +10,7 @@ from caretime.dispatch import JobContext, job_handler
 from caretime.messaging import on_status_change
 from caretime.observability import log_event
 from caretime.outreach import execution
+from caretime.outreach.events import call_changed
 from caretime.outreach.service import PLACE_CALL
 
 log = logging.getLogger("caretime.outreach")
@@ -30,6 +31,7 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
         log_event(log, "call_not_allowed_now", call_id=call.id)
         if not await execution.replan(ctx.session, call, calling, after=now, now=now):
             call.status, call.outcome = "expired", "no allowed time left within the horizon"
+            await call_changed(ctx.session, call, now=now)
         return
     await execution.start_attempt(ctx.session, call, now=now)
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, literal, or_, select, true
+from sqlalchemy import ColumnElement, Row, Select, false, insert, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.db import UTCDateTime
@@ -95,9 +95,7 @@ async def replay(
     ).order_by(Event.seq)  # fmt: skip
     columns = ["tenant_id", "endpoint_id", "event_seq", "subject", "status", "attempts"]
     result = await session.execute(
-        WebhookDelivery.__table__.insert().from_select(
-            [*columns, "next_attempt_at", "created_at"], rows
-        )
+        insert(WebhookDelivery).from_select([*columns, "next_attempt_at", "created_at"], rows)
     )
     await wake_pump(session, tenant_id, endpoint.id, at=now)
     count: int = result.rowcount  # type: ignore[attr-defined]
@@ -114,14 +112,14 @@ def wanted(patterns: Sequence[str]) -> ColumnElement[bool]:
     return or_(false(), *conditions)
 
 
-def _with_event() -> object:
+def _with_event() -> Select[WebhookDelivery, str, str]:
     return select(WebhookDelivery, Event.id, Event.type).join(
         Event, Event.seq == WebhookDelivery.event_seq
     )
 
 
 async def _present(
-    session: AsyncSession, rows: Sequence[tuple[WebhookDelivery, str, str]]
+    session: AsyncSession, rows: Sequence[Row[WebhookDelivery, str, str]]
 ) -> list[DeliveryOut]:
     attempts = await _attempts_of(session, [d.id for d, _, _ in rows])
     return [

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import literal, select, true
+from sqlalchemy import insert, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
@@ -78,7 +78,7 @@ async def deliver_events(
     rows = where_one_of(session, rows, Event.id, event_ids)
     columns = ["tenant_id", "endpoint_id", "event_seq", "subject", "status", "attempts"]
     columns += ["next_attempt_at", "created_at"]
-    await session.execute(WebhookDelivery.__table__.insert().from_select(columns, rows))
+    await session.execute(insert(WebhookDelivery).from_select(columns, rows))
     for endpoint_id in endpoint_ids:
         await wake_pump(session, tenant_id, endpoint_id, at=now)
 

@@ -14,7 +14,7 @@ def matches(patterns: Iterable[str], event_type: str) -> bool:
 
 
 def _match(pattern: str, event_type: str) -> bool:
-    if pattern == EVERYTHING or pattern == event_type:
+    if pattern in (EVERYTHING, event_type):
         return True
     return pattern.endswith(".*") and event_type.startswith(pattern[:-1])
 

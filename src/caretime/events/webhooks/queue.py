@@ -61,7 +61,7 @@ async def next_due(session: AsyncSession, endpoint_id: str) -> datetime | None:
     """When the endpoint's next sendable delivery is due (one waiting behind an earlier one
     of its subject is not sendable: the earlier one's time counts)."""
     earliest: datetime | None = await session.scalar(
-        select(func.min(WebhookDelivery.next_attempt_at)).where(
+        select(func.min(WebhookDelivery.next_attempt_at)).where(  # type: ignore[arg-type]
             WebhookDelivery.endpoint_id == endpoint_id,
             WebhookDelivery.status == PENDING,
             ~_earlier_pending(),  # type: ignore[operator]
