@@ -11,6 +11,8 @@ from caretime.deps import SessionDep
 from caretime.events.feed import FeedQuery, parse_subject, read_feed
 from caretime.events.present import event_document
 from caretime.events.schemas import EventOut, EventPage
+
+__all__ = ["Cursor", "EventPage", "Limit", "router", "subject_events"]
 from caretime.events.webhooks.endpoints import check_patterns
 from caretime.tenancy.auth import TenantDep
 
