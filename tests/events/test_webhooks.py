@@ -86,3 +86,78 @@ async def _delivery_of(
 
 def _parse(instant: str) -> datetime:
     return datetime.fromisoformat(instant.replace("Z", "+00:00"))
+
+
+async def test_a_dead_receiver_does_not_delay_another_endpoint(
+    client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher
+) -> None:
+    tenant_id = await tenant_id_of(client)
+    with running_receiver() as receiver:
+        receiver.hanging.add("/dead")
+        await add_endpoint(client, receiver.url("/dead"))
+        await add_endpoint(client, receiver.url("/alive"))
+        for n in range(3):
+            await emit_now(runtime, tenant_id, "shift.filled", ("shift", f"s{n}"))
+        await dispatcher.run_pending()  # the dead one's turn ends when its requests time out
+    alive = receiver.at("/alive")
+    assert len(alive) == 3 and len(receiver.at("/dead")) == 3
+    # Every delivery to the live endpoint arrived before the dead one's first request gave up.
+    assert max(r.at for r in alive) < min(receiver.hung_until)
+    dead = next(e for e in (await client.get("/webhooks/endpoints")).json()["items"]
+                if e["url"].endswith("/dead"))  # fmt: skip
+    log = (await client.get(f"/webhooks/endpoints/{dead['id']}/deliveries")).json()["items"]
+    assert {d["last_error"] for d in log} == {"timed out after 5 s"}
+    assert {d["status"] for d in log} == {"pending"}
+
+
+async def test_replay_sends_the_events_since_a_moment_again(
+    client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, clock: FrozenClock
+) -> None:
+    tenant_id = await tenant_id_of(client)
+    with running_receiver() as receiver:
+        endpoint = await add_endpoint(client, receiver.url("/hook"), event_types=["call.*"])
+        old = await emit_now(runtime, tenant_id, "call.completed", ("call", "c0"))
+        clock.advance(timedelta(hours=1))
+        since = clock.now().isoformat()
+        recent = await emit_now(runtime, tenant_id, "call.cancelled", ("call", "c1"))
+        await emit_now(runtime, tenant_id, "shift.filled", ("shift", "s1"))  # not wanted
+        await dispatcher.run_pending()
+        replay = await client.post(
+            f"/webhooks/endpoints/{endpoint['id']}/replay", params={"since": since}
+        )
+        assert replay.json() == {"replayed": 1}
+        await Dispatcher(runtime).run_pending()
+    # Different subjects go out concurrently, so only the counts are certain.
+    assert sorted(r.event["id"] for r in receiver.received) == sorted([old, recent, recent])
+
+
+async def test_a_delivery_that_failed_for_good_can_be_retried_by_hand(
+    client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, clock: FrozenClock
+) -> None:
+    tenant_id = await tenant_id_of(client)
+    with running_receiver() as receiver:
+        receiver.script["/hook"] = [503]
+        endpoint = await add_endpoint(client, receiver.url("/hook"))
+        await emit_now(runtime, tenant_id, "shift.filled", ("shift", "s1"))
+        for _ in range(40):  # every retry until the 3-day window closes (or 24 h disables it)
+            clock.advance(timedelta(hours=2))
+            await Dispatcher(runtime).run_pending()
+        state = (await client.get(f"/webhooks/endpoints/{endpoint['id']}")).json()
+        assert state["enabled"] is False
+        assert state["disabled_reason"] == "every delivery failed for 24 hours"
+        (alert,) = (await client.get("/events", params={"type": "webhook.*"})).json()["items"]
+        assert alert["subject"] == {"kind": "webhook_endpoint", "id": endpoint["id"]}
+        tries = len(receiver.received)
+        (delivery,) = (await client.get(
+            f"/webhooks/endpoints/{endpoint['id']}/deliveries")).json()["items"]  # fmt: skip
+        refused = await client.post(f"/webhooks/deliveries/{delivery['id']}/retry")
+        assert refused.status_code == 409
+        await client.patch(f"/webhooks/endpoints/{endpoint['id']}", json={"enabled": True})
+        receiver.script["/hook"] = [200]
+        retried = await client.post(f"/webhooks/deliveries/{delivery['id']}/retry")
+        assert retried.status_code == 202
+        await Dispatcher(runtime).run_pending()
+    assert len(receiver.received) == tries + 1
+    done = (await client.get(f"/webhooks/deliveries/{delivery['id']}")).json()
+    assert done["status"] == "delivered"
+    assert done["attempt_log"][-1]["status_code"] == 200

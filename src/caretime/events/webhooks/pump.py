@@ -142,6 +142,7 @@ async def _still_healthy(
     endpoint.enabled = False
     endpoint.disabled_reason = "every delivery failed for 24 hours"
     endpoint.updated_at = now
+    await session.flush()  # disabled before the alert looks for endpoints that want it
     await emit(
         session,
         tenant_id=endpoint.tenant_id,
