@@ -80,12 +80,16 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # deliveries arrive up to 32 at a time per endpoint
+    daemon_threads = True
+
+
 @contextmanager
 def running_receiver() -> Iterator[Receiver]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(Receiver("")))
+    server = _Server(("127.0.0.1", 0), _handler(Receiver("")))
     receiver = Receiver(f"http://127.0.0.1:{server.server_address[1]}")
     server.RequestHandlerClass = _handler(receiver)
-    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
