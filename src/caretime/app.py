@@ -26,6 +26,7 @@ from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
+from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
@@ -102,6 +103,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await prepare_database(runtime)
     load_calendars()
     settings = runtime.settings
+    if settings.workers:
+        await ensure_prune_scheduled(runtime)
     pool = WorkerPool.start(
         runtime, count=settings.workers, concurrency=settings.worker_concurrency
     )

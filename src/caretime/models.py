@@ -27,6 +27,8 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.shifts.hooks",
     "caretime.outreach.tasks",
     "caretime.events.webhooks.pump",
+    "caretime.retention.prune",
+    "caretime.retention.targets",
 )
 
 

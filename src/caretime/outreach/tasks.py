@@ -11,7 +11,9 @@ from caretime.messaging import on_status_change
 from caretime.observability import log_event
 from caretime.outreach import execution
 from caretime.outreach.events import call_changed
+from caretime.outreach.models import Call
 from caretime.outreach.service import PLACE_CALL
+from caretime.retention import Prunable, register
 
 log = logging.getLogger("caretime.outreach")
 
@@ -37,3 +39,6 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 on_status_change(execution.ATTEMPT_KIND)(execution.on_attempt_status)
+# Cancelled and expired calls (with their attempts) go when the tenant's policy says so.
+register(Prunable("ended_calls", Call, Call.id, Call.updated_at, lambda p: p.ended_calls,
+                  Call.status.in_(("cancelled", "expired"))))  # fmt: skip
