@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import free_port, postgres_database  # noqa: E402
+from bench._harness import free_port, postgres_database
 
 EVENTS = int(os.environ.get("CARETIME_BENCH_EVENTS", "10000"))
 RATE = 500  # events per second, for the latency run
@@ -116,7 +116,9 @@ async def _setup(url: str, receiver_port: int) -> tuple[Any, str]:
     return runtime, tenant.id
 
 
-async def _emit_batch(runtime: Any, tenant_id: str, first: int, count: int) -> tuple[list[str], float]:
+async def _emit_batch(
+    runtime: Any, tenant_id: str, first: int, count: int
+) -> tuple[list[str], float]:
     """`count` events in one transaction; returns their ids and the commit time."""
     from sqlalchemy import select
 
@@ -158,7 +160,9 @@ async def latency(runtime: Any, tenant_id: str, receipts: Receipts) -> list[floa
         ids, at = await _emit_batch(runtime, tenant_id, 10**7 + tick * per_tick, per_tick)
         committed.update(dict.fromkeys(ids, at))
     await _wait_for(receipts, len(committed) * ENDPOINTS)
-    return sorted(t - committed[i] for i, times in receipts.at.items() if i in committed for t in times)
+    return sorted(
+        t - committed[i] for i, times in receipts.at.items() if i in committed for t in times
+    )
 
 
 async def noop_rate(runtime: Any) -> float:
@@ -191,8 +195,9 @@ async def main(url: str) -> None:
     receipts = Receipts()
     report_port, receiver_port = free_port(), free_port()
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: receipts,
-                                                      local_addr=("127.0.0.1", report_port))  # fmt: skip
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: receipts, local_addr=("127.0.0.1", report_port)
+    )
     runtime, tenant_id = await _setup(url, receiver_port)
     processes = [_spawn("receiver", str(receiver_port), str(report_port))]
     processes += [_spawn("worker", url) for _ in range(WORKERS)]
@@ -211,9 +216,9 @@ async def main(url: str) -> None:
     print(f"machine: {os.cpu_count()} cores, shared (measured under load)")
     print(f"deliveries/s, {EVENTS} events x {ENDPOINTS} endpoints, {WORKERS} workers: {rate:,.0f}"
           f"  (target >= 2,000)")  # fmt: skip
-    print(f"commit -> receipt at {RATE} events/s for {RATE_SECONDS}s: p50 "
-          f"{statistics.median(delays) * 1000:.0f} ms, p99 {_percentile(delays, 0.99) * 1000:.0f} ms"
-          f"  (target p99 <= 1,000 ms)")  # fmt: skip
+    p50, p99 = statistics.median(delays) * 1000, _percentile(delays, 0.99) * 1000
+    print(f"commit -> receipt at {RATE} events/s for {RATE_SECONDS}s: p50 {p50:.0f} ms,"
+          f" p99 {p99:.0f} ms  (target p99 <= 1,000 ms)")  # fmt: skip
     print(f"dispatcher no-op jobs/s, same workers: {jobs:,.0f};"
           f" deliveries/s : no-op jobs/s = {rate / jobs:.2f}")  # fmt: skip
 

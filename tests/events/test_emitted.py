@@ -68,12 +68,16 @@ async def test_a_batch_of_calls_from_scheduled_to_batch_completed(
     assert await trail(client, f"/calls/{bob}/events") == [
         ("call.scheduled", me), ("call.cancelled", me)]  # fmt: skip
     assert await trail(client, f"/calls/{ann}/events") == [
-        ("call.scheduled", me), ("call.started", "system"), ("call.completed", "system")]  # fmt: skip
+        ("call.scheduled", me),
+        ("call.started", "system"),
+        ("call.completed", "system"),
+    ]
     (completed,) = await feed(client, type="batch.completed")
     assert completed["subject"]["id"] == (await client.get(f"/calls/{ann}")).json()["batch_id"]
     assert completed["actor"] == "system"
     scheduled = (await feed(client, type="call.scheduled"))[0]["data"]
-    assert scheduled["status"] == "scheduled" and "212" not in str(scheduled)  # no number
+    assert scheduled["status"] == "scheduled"
+    assert "212" not in str(scheduled)  # no number
     assert "Ann" not in str(await feed(client))  # PHI-minimal: no names
 
 
@@ -119,13 +123,17 @@ async def test_appointments_held_confirmed_cancelled_denied_expired(
     await client.patch(f"/reservations/{denied['id']}", json={"status": "denied"})
     await run(clock, dispatcher, minutes=31)
     assert await trail(client, f"/reservations/{confirmed['id']}/events") == [
-        ("appointment.held", me), ("appointment.confirmed", me), ("appointment.cancelled", me)]  # fmt: skip
+        ("appointment.held", me),
+        ("appointment.confirmed", me),
+        ("appointment.cancelled", me),
+    ]
     assert await trail(client, f"/reservations/{denied['id']}/events") == [
         ("appointment.held", me), ("appointment.denied", me)]  # fmt: skip
     assert await trail(client, f"/reservations/{expired['id']}/events") == [
         ("appointment.held", me), ("appointment.expired", "system")]  # fmt: skip
     held = (await feed(client, type="appointment.held"))[0]["data"]
-    assert held["provider_id"] == "dr-jekyll" and held["status"] == "held"
+    assert held["provider_id"] == "dr-jekyll"
+    assert held["status"] == "held"
 
 
 async def test_the_dashboard_acts_as_its_session_key(anon_client: httpx.AsyncClient) -> None:
@@ -164,8 +172,9 @@ async def test_shifts_fanout_filled_unfilled_cancelled_expired(
     for shift_id in ("taken", "left", "dropped"):
         await _shift(client, shift_id, starts="2026-03-02T19:00:00Z")
     await client.post("/shifts/taken/fanout")
-    reply = await client.post("/messages/inbound",
-                              json={"from": "+12065550101", "body": "YES", "shift_id": "taken"})  # fmt: skip
+    reply = await client.post(
+        "/messages/inbound", json={"from": "+12065550101", "body": "YES", "shift_id": "taken"}
+    )
     assert reply.json()["action"] == "assigned"
     await client.post("/shifts/left/fanout")
     await client.post("/shifts/dropped/cancel")
@@ -174,9 +183,13 @@ async def test_shifts_fanout_filled_unfilled_cancelled_expired(
     await run(clock, dispatcher, hours=4)  # "left" starts unfilled
     filled = await trail(client, "/shifts/taken/events")
     assert [t for t, _ in filled] == ["shift.fanout_started", "shift.filled"]
-    assert filled[0][1] == me and filled[1][1].startswith("inbound:msg_")
+    assert filled[0][1] == me
+    assert filled[1][1].startswith("inbound:msg_")
     assert await trail(client, "/shifts/left/events") == [
-        ("shift.fanout_started", me), ("shift.unfilled", "system"), ("shift.expired", "system")]  # fmt: skip
+        ("shift.fanout_started", me),
+        ("shift.unfilled", "system"),
+        ("shift.expired", "system"),
+    ]
     assert await trail(client, "/shifts/dropped/events") == [("shift.cancelled", me)]
     (assigned,) = await feed(client, type="shift.filled")
     assert assigned["data"]["assigned_caregiver_id"] == "c1"

@@ -87,16 +87,28 @@ async def test_tenant_b_never_sees_lists_changes_or_receives_tenant_a(
     assert [r.event["id"] for r in receiver.at("/a")] == [event_a]
     assert receiver.at("/b") == []
     path = f"/webhooks/endpoints/{endpoint_a['id']}"
-    for method, url in (("GET", path), ("PATCH", path), ("DELETE", path),
-                        ("GET", f"{path}/deliveries"), ("POST", f"{path}/replay?since=2020-01-01T00:00:00Z")):  # fmt: skip
-        response = await client.request(method, url, headers=b, json={} if method == "PATCH" else None)
+    for method, url in (
+        ("GET", path),
+        ("PATCH", path),
+        ("DELETE", path),
+        ("GET", f"{path}/deliveries"),
+        ("POST", f"{path}/replay?since=2020-01-01T00:00:00Z"),
+    ):
+        response = await client.request(
+            method, url, headers=b, json={} if method == "PATCH" else None
+        )
         assert response.status_code == 404, (method, url)
     (delivery,) = (await client.get(f"{path}/deliveries")).json()["items"]
-    for url in (f"/webhooks/deliveries/{delivery['id']}", f"/webhooks/deliveries/{delivery['id']}/retry"):
+    for url in (
+        f"/webhooks/deliveries/{delivery['id']}",
+        f"/webhooks/deliveries/{delivery['id']}/retry",
+    ):
         method = "GET" if url.endswith(str(delivery["id"])) else "POST"
         assert (await client.request(method, url, headers=b)).status_code == 404
     listed = (await client.get("/webhooks/endpoints", headers=b)).json()["items"]
     assert [e["url"] for e in listed] == [receiver.url("/b")]
     assert (await client.get("/events", headers=b)).json()["items"] == []
-    assert (await client.get("/events", params={"subject": "shift:s1"}, headers=b)).json()["items"] == []
+    assert (await client.get("/events", params={"subject": "shift:s1"}, headers=b)).json()[
+        "items"
+    ] == []
     assert len((await client.get("/events")).json()["items"]) == 1

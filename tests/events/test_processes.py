@@ -15,7 +15,8 @@ from caretime.clock import FrozenClock
 from caretime.dispatch.models import DispatchWorker
 from caretime.events.webhooks.models import WebhookAttempt, WebhookDelivery
 from caretime.runtime import Runtime
-from tests.dispatch.test_processes import WAIT, Workers, workers  # noqa: F401 (fixture)
+from tests.dispatch.test_processes import WAIT, Workers
+from tests.dispatch.test_processes import workers as workers  # the fixture
 from tests.events.receiver import running_receiver
 from tests.events.support import add_endpoint, emit_now, tenant_id_of
 
@@ -35,7 +36,10 @@ async def _until(runtime: Runtime, query: object, expected: int) -> None:
 
 
 async def test_two_processes_deliver_each_event_to_each_endpoint_once_in_order(
-    client: httpx.AsyncClient, runtime: Runtime, workers: Workers, clock: FrozenClock  # noqa: F811
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    workers: Workers,
+    clock: FrozenClock,
 ) -> None:
     clock.set(datetime.now(UTC))  # the worker processes run on the system clock
     tenant_id = await tenant_id_of(client)
@@ -50,7 +54,9 @@ async def test_two_processes_deliver_each_event_to_each_endpoint_once_in_order(
         for n in range(EVENTS):
             clock.set(datetime.now(UTC))
             subject = f"s{n % SUBJECTS}"
-            sent.append((subject, await emit_now(runtime, tenant_id, "shift.filled", ("shift", subject))))
+            sent.append(
+                (subject, await emit_now(runtime, tenant_id, "shift.filled", ("shift", subject)))
+            )
         delivered = select(func.count()).where(WebhookDelivery.status == "delivered")
         await _until(runtime, delivered, EVENTS * len(paths))
         assert workers.stop_all() == [0, 0]

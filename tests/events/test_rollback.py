@@ -25,6 +25,14 @@ async def _count(runtime: Runtime, model: type) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
+async def _change_then_fail(runtime: Runtime, tenant_id: str, call_id: str, hold_id: str) -> None:
+    now = runtime.clock.now()
+    async with transaction(runtime.sessions) as session:
+        await calls.cancel(session, tenant_id, call_id, now=now)
+        await lifecycle.move(session, tenant_id, hold_id, "confirmed", now=now)
+        raise Undo
+
+
 async def test_rolled_back_changes_leave_no_events_and_no_deliveries(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
@@ -37,12 +45,8 @@ async def test_rolled_back_changes_leave_no_events_and_no_deliveries(
     )
     hold = await make_reservation(client, slot_start="2026-03-03T16:00:00Z")
     before = (await _count(runtime, Event), await _count(runtime, WebhookDelivery))
-    now = runtime.clock.now()
     with pytest.raises(Undo):
-        async with transaction(runtime.sessions) as session:
-            await calls.cancel(session, tenant_id, call["id"], now=now)
-            await lifecycle.move(session, tenant_id, hold["id"], "confirmed", now=now)
-            raise Undo
+        await _change_then_fail(runtime, tenant_id, call["id"], hold["id"])
     assert (await _count(runtime, Event), await _count(runtime, WebhookDelivery)) == before
     assert (await client.get(f"/calls/{call['id']}")).json()["status"] == "scheduled"
     assert before == (2, 2)  # call.scheduled and appointment.held, each with its delivery

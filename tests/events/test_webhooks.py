@@ -100,7 +100,8 @@ async def test_a_dead_receiver_does_not_delay_another_endpoint(
             await emit_now(runtime, tenant_id, "shift.filled", ("shift", f"s{n}"))
         await dispatcher.run_pending()  # the dead one's turn ends when its requests time out
     alive = receiver.at("/alive")
-    assert len(alive) == 3 and len(receiver.at("/dead")) == 3
+    assert len(alive) == 3
+    assert len(receiver.at("/dead")) == 3
     # Every delivery to the live endpoint arrived before the dead one's first request gave up.
     assert max(r.at for r in alive) < min(receiver.hung_until)
     dead = next(e for e in (await client.get("/webhooks/endpoints")).json()["items"]

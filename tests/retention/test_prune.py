@@ -49,8 +49,12 @@ async def test_prune_removes_only_what_the_policy_allows(
     client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, clock: FrozenClock
 ) -> None:
     tenant_id = await tenant_id_of(client)
-    cancelled = (await client.post("/calls", json={"name": "A", "phone": "212-555-0100",
-                                                   "scheduled": "2026-03-02T16:00:00Z"})).json()  # fmt: skip
+    cancelled = (
+        await client.post(
+            "/calls",
+            json={"name": "A", "phone": "212-555-0100", "scheduled": "2026-03-02T16:00:00Z"},
+        )
+    ).json()
     await client.delete(f"/calls/{cancelled['id']}")
     await client.post("/messages/inbound", json={"from": "212-555-0101", "body": "HELP"})
     await dispatcher.run_pending()  # sends the reply: finished jobs, beside the cancelled one
