@@ -8,6 +8,7 @@ lead a signed body somewhere its owner never registered).
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from caretime.events.webhooks.signing import signed_headers
 TIMEOUT = httpx.Timeout(5.0)
 # Deliveries in flight to one endpoint at once (across a turn's batch).
 CONCURRENCY = 32
+# Headers and body leave in separate writes: without TCP_NODELAY, Nagle holds the body until
+# the receiver's delayed ACK (~40 ms) on every request. Measured: 200 deliveries to a loopback
+# receiver, 2.2-3.8 s with Nagle, 0.95-1.4 s without, on this loaded machine.
+_NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,10 @@ async def send_all(
     if not outgoing:
         return []
     gate = asyncio.Semaphore(CONCURRENCY)
-    limits = httpx.Limits(max_connections=CONCURRENCY)
-    async with httpx.AsyncClient(timeout=TIMEOUT, limits=limits, transport=transport) as http:
+    transport = transport or httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=CONCURRENCY), socket_options=_NO_DELAY
+    )
+    async with httpx.AsyncClient(timeout=TIMEOUT, transport=transport) as http:
         return list(await asyncio.gather(*(_send(http, gate, target, o) for o in outgoing)))
 
 
