@@ -65,6 +65,9 @@ async def test_a_bad_change_changes_nothing_and_the_secret_is_shown_once(
     assert (shown["url"], shown["event_types"]) == ("https://example.com/hook", ["call.*"])
     assert "secret" not in shown
     assert all("secret" not in e for e in (await client.get("/webhooks/endpoints")).json()["items"])
+    unchanged = await client.patch(path, json={"description": None, "url": None})
+    assert unchanged.status_code == 200
+    assert unchanged.json()["url"] == "https://example.com/hook"
     changed = await client.patch(path, json={"enabled": False, "event_types": ["*"]})
     assert (changed.json()["enabled"], changed.json()["event_types"]) == (False, ["*"])
     assert (await client.delete(path)).status_code == 204

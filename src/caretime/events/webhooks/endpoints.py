@@ -88,7 +88,7 @@ async def update_endpoint(
         changes["event_types"] = check_patterns(patch.event_types)
     resuming = changes.get("enabled") is True and not endpoint.enabled
     for name, value in changes.items():
-        if name != "enabled" or value is not None:
+        if value is not None or name == "rate_limit":  # only the rate limit can be removed
             setattr(endpoint, name, value)
     if resuming:
         endpoint.disabled_reason, endpoint.failing_since = None, None
