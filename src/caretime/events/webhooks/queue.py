@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Subquery, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from caretime.events.models import Event
 from caretime.events.present import event_document
@@ -24,16 +23,24 @@ async def load_target(session: AsyncSession, tenant_id: str, endpoint_id: str) -
     return Target(endpoint.id, endpoint.url, endpoint.secret, endpoint.rate_limit)
 
 
-def _earlier_pending() -> object:
-    earlier = aliased(WebhookDelivery)
-    return exists().where(
-        earlier.endpoint_id == WebhookDelivery.endpoint_id,
-        earlier.status == PENDING,
-        earlier.subject == WebhookDelivery.subject,
-        or_(
-            earlier.event_seq < WebhookDelivery.event_seq,
-            and_(earlier.event_seq == WebhookDelivery.event_seq, earlier.id < WebhookDelivery.id),
-        ),
+def _heads(endpoint_id: str) -> Subquery:
+    """The endpoint's pending deliveries, each ranked within its subject by event order: rank
+    1 is the one that may go. One pass over the endpoint's pending rows, the same plan
+    whatever the statistics say (an anti-join planned on an empty table's estimates turned
+    into a nested loop over every pair: 79 s for 9,600 rows)."""
+    return (
+        select(
+            WebhookDelivery.id,
+            WebhookDelivery.next_attempt_at,
+            func.row_number()
+            .over(
+                partition_by=WebhookDelivery.subject,
+                order_by=(WebhookDelivery.event_seq, WebhookDelivery.id),
+            )
+            .label("rank"),
+        )
+        .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.status == PENDING)
+        .subquery()
     )
 
 
@@ -41,16 +48,12 @@ async def due(
     session: AsyncSession, target: Target, *, now: datetime, limit: int
 ) -> list[tuple[WebhookDelivery, Outgoing]]:
     """Due deliveries whose subject has no earlier one pending, oldest event first."""
-    blocked = _earlier_pending()
+    heads = _heads(target.id)
     rows = await session.execute(
         select(WebhookDelivery, Event)
+        .join(heads, heads.c.id == WebhookDelivery.id)
         .join(Event, Event.seq == WebhookDelivery.event_seq)
-        .where(
-            WebhookDelivery.endpoint_id == target.id,
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.next_attempt_at <= now,
-            ~blocked,  # type: ignore[operator]
-        )
+        .where(heads.c.rank == 1, heads.c.next_attempt_at <= now)
         .order_by(WebhookDelivery.event_seq, WebhookDelivery.id)
         .limit(limit)
     )
@@ -60,12 +63,9 @@ async def due(
 async def next_due(session: AsyncSession, endpoint_id: str) -> datetime | None:
     """When the endpoint's next sendable delivery is due (one waiting behind an earlier one
     of its subject is not sendable: the earlier one's time counts)."""
+    heads = _heads(endpoint_id)
     earliest: datetime | None = await session.scalar(
-        select(func.min(WebhookDelivery.next_attempt_at)).where(  # type: ignore[arg-type]
-            WebhookDelivery.endpoint_id == endpoint_id,
-            WebhookDelivery.status == PENDING,
-            ~_earlier_pending(),  # type: ignore[operator]
-        )
+        select(func.min(heads.c.next_attempt_at)).where(heads.c.rank == 1)
     )
     return earliest
 
