@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
-from caretime import health, migrate, web
+from caretime import apidocs, health, migrate, web
 from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
@@ -55,6 +55,9 @@ def create_app(
         description=API_DESCRIPTION,
         lifespan=_lifespan,
         responses=PROBLEM_RESPONSES,
+        # Served by apidocs from installed files: FastAPI's own pages need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.freeze_heap = freeze_heap
@@ -65,6 +68,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(apidocs.router)
     app.include_router(tenancy_router)
     app.include_router(booking_router)
     app.include_router(messaging_router)
