@@ -1,8 +1,9 @@
-"""The dashboard's session: a signed, HttpOnly, SameSite cookie holding the viewer's API key
-and a CSRF token, plus the viewer's display time zone (a plain cookie: it is no secret).
+"""The dashboard's session cookie: signed, HttpOnly, SameSite, holding a CSRF token and, once
+signed in, the opaque token of a server-side session (tenancy.sessions), never the API key;
+plus the viewer's display time zone (a plain cookie: it is no secret).
 
-The key is kept (not a copy of the tenant id) so that every request re-authenticates it:
-revoking a key signs its dashboard sessions out on their next click.
+Every request resumes the server-side session, so signing out or revoking the key behind it
+ends it at once, even for a copy of the cookie.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ _SALT = "caretime.web.session"
 @dataclass(frozen=True)
 class WebSession:
     csrf_token: str
-    api_key: str | None = None
+    # The server-side session's token (tenancy.sessions); None before sign-in.
+    token: str | None = None
 
     @classmethod
     def anonymous(cls) -> WebSession:
         return cls(csrf_token=secrets.token_urlsafe(32))
 
-    def signed_in(self, api_key: str) -> WebSession:
+    def signed_in(self, token: str) -> WebSession:
         # A fresh CSRF token at sign-in: a token planted before sign-in is worth nothing after.
-        return WebSession(csrf_token=secrets.token_urlsafe(32), api_key=api_key)
+        return WebSession(csrf_token=secrets.token_urlsafe(32), token=token)
 
     def accepts(self, submitted: str | None) -> bool:
         return submitted is not None and hmac.compare_digest(
@@ -60,12 +62,12 @@ def read_session(request: Request, settings: Settings) -> WebSession | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
         return None
-    key = data.get("key")
-    return WebSession(csrf_token=data["csrf"], api_key=key if isinstance(key, str) else None)
+    token = data.get("sid")
+    return WebSession(csrf_token=data["csrf"], token=token if isinstance(token, str) else None)
 
 
 def write_session(response: Response, session: WebSession, settings: Settings) -> None:
-    value = _serializer(settings).dumps({"csrf": session.csrf_token, "key": session.api_key})
+    value = _serializer(settings).dumps({"csrf": session.csrf_token, "sid": session.token})
     response.set_cookie(
         SESSION_COOKIE,
         value,
