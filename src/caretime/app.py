@@ -21,7 +21,7 @@ from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
-from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.observability import RequestContextMiddleware
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
 from caretime.runtime import Runtime, freeze_startup_heap
@@ -74,7 +74,6 @@ def create_app(
     app.include_router(messaging_router)
     app.include_router(shifts_router)
     app.include_router(outreach_router)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(web.router)
     _register_problem_schema(app)
     return app
