@@ -20,7 +20,13 @@ from caretime.tenancy.policy import TenantPolicy
 from caretime.tenancy.service import needs_touch, policy_of, touch_key
 from caretime.tenancy.sessions import resume_session
 from caretime.web.rendering import render
-from caretime.web.session import WebSession, read_session, viewer_zone
+from caretime.web.session import (
+    WebSession,
+    browser_zone,
+    chosen_zone,
+    read_session,
+    viewer_zone,
+)
 
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -55,6 +61,8 @@ def page_context(request: Request, viewer: Viewer | None) -> dict[str, Any]:
     return {
         "viewer": viewer,
         "zone": viewer.zone if viewer else viewer_zone(request),
+        # Nothing known yet: app.js reports the browser's zone and reloads once.
+        "zone_unknown": chosen_zone(request) is None and browser_zone(request) is None,
         "csrf_token": viewer.session.csrf_token if viewer else "",
         "current_path": request.url.path,
     }

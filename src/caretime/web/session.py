@@ -22,6 +22,8 @@ from caretime.config import Settings
 
 SESSION_COOKIE = "caretime_session"
 TZ_COOKIE = "caretime_tz"
+# Written by static/app.js from Intl.DateTimeFormat: the zone the viewer's computer is in.
+BROWSER_TZ_COOKIE = "caretime_browser_tz"
 SESSION_MAX_AGE = 12 * 3600
 TZ_MAX_AGE = 365 * 24 * 3600
 DEFAULT_TZ = "UTC"
@@ -84,7 +86,17 @@ def clear_session(response: Response) -> None:
 
 
 def viewer_zone(request: Request) -> ZoneInfo:
-    return parse_zone(request.cookies.get(TZ_COOKIE)) or ZoneInfo(DEFAULT_TZ)
+    """The zone chosen on the preferences page, else the browser's own (app.js reports it),
+    else UTC (until the browser has said, e.g. without JavaScript)."""
+    return chosen_zone(request) or browser_zone(request) or ZoneInfo(DEFAULT_TZ)
+
+
+def chosen_zone(request: Request) -> ZoneInfo | None:
+    return parse_zone(request.cookies.get(TZ_COOKIE))
+
+
+def browser_zone(request: Request) -> ZoneInfo | None:
+    return parse_zone(request.cookies.get(BROWSER_TZ_COOKIE))
 
 
 def parse_zone(name: str | None) -> ZoneInfo | None:
@@ -95,6 +107,11 @@ def parse_zone(name: str | None) -> ZoneInfo | None:
 @cache
 def zone_names() -> frozenset[str]:
     return frozenset(available_timezones())
+
+
+def forget_zone(response: Response) -> None:
+    """Back to the browser's own zone."""
+    response.delete_cookie(TZ_COOKIE, path="/")
 
 
 def write_zone(response: Response, zone: ZoneInfo, settings: Settings) -> None:
