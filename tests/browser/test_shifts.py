@@ -71,7 +71,10 @@ def test_fan_out_and_first_yes_wins(page: Page, shots: Screenshots) -> None:
     shots.take(phone, "05-phone-bob")
 
     expect(page.locator("#shift-status")).to_have_text("filled")
-    expect(page.locator("#assigned")).to_contain_text("alice")
+    assigned = page.locator("#assigned .named")  # the caregiver's name, the id on hover
+    expect(assigned).to_have_text("Alice")
+    expect(assigned).to_have_attribute("title", "alice")
+    expect(timeline.locator("li.entry-assigned .named")).to_have_text("Alice")
     expect(timeline.locator("li.entry-assigned")).to_have_count(1)
     expect(timeline.get_by_text("already filled")).to_have_count(1)
     shots.take(page, "06-timeline")
