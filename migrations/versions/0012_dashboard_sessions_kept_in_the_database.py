@@ -1,7 +1,7 @@
 """dashboard sessions kept in the database
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0008
 
 The dashboard's cookie held the API key itself (signed, readable by anyone with the cookie).
 It now holds a random token; this table holds the token's hash, the key it was opened with,
@@ -16,7 +16,7 @@ from alembic import op
 from caretime.db import UTCDateTime
 
 revision: str = "0012"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,6 +13,8 @@ from starlette.responses import Response
 from caretime.db import transaction
 from caretime.deps import READ_ONLY_METHODS, RuntimeDep, SessionDep
 from caretime.errors import Unauthorized
+from caretime.events import set_actor
+from caretime.events.actor import dashboard_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
 from caretime.tenancy.models import ApiKey
@@ -77,6 +79,7 @@ async def current_viewer(request: Request, db: SessionDep, runtime: RuntimeDep) 
     except Unauthorized:
         # Signed out, expired, or its key revoked: a copied cookie is worth nothing either.
         raise SignInRequired from None
+    set_actor(dashboard_actor(key.id))
     await record_key_use(request, db, runtime, key)
     bind_tenant(tenant.id)
     viewer = Viewer(
