@@ -170,6 +170,15 @@ async def test_a_copied_cookie_is_refused_once_the_key_is_revoked(
         assert (await viewer.get("/")).status_code == 303
 
 
+async def test_signing_in_again_ends_the_previous_session(app: FastAPI) -> None:
+    async with client_of(app) as viewer, client_of(app) as thief:
+        await sign_in(viewer)
+        thief.cookies.set(SESSION_COOKIE, viewer.cookies[SESSION_COOKIE])
+        await sign_in(viewer)
+        assert (await viewer.get("/")).status_code == 200
+        assert (await thief.get("/")).status_code == 303
+
+
 async def test_sessions_end_on_the_server_after_twelve_hours(
     anon_client: httpx.AsyncClient, clock: FrozenClock
 ) -> None:

@@ -50,6 +50,8 @@ async def sign_in(
     except Unauthorized as exc:
         return _sign_in_page(request, session, next_path=next, error=exc.detail, status=401)
     await record_key_use(request, db, runtime, api_key_row)
+    if session.token is not None:
+        await end_session(db, session.token)  # signing in again replaces the old session
     token = await open_session(db, api_key_row, now=runtime.clock.now())
     response = RedirectResponse(_safe_next(next), status_code=303)
     write_session(response, session.signed_in(token), settings)
