@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Form, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from caretime.deps import RuntimeDep, SessionDep, SettingsDep
 from caretime.errors import Unauthorized
+from caretime.runtime import Runtime
+from caretime.tenancy.models import ApiKey
 from caretime.tenancy.service import KEY_PREFIX, authenticate
 from caretime.tenancy.sessions import end_session, open_session
 from caretime.web.auth import ActorDep, CsrfRejected, page_context, record_key_use
@@ -50,12 +53,19 @@ async def sign_in(
     except Unauthorized as exc:
         return _sign_in_page(request, session, next_path=next, error=exc.detail, status=401)
     await record_key_use(request, db, runtime, api_key_row)
-    if session.token is not None:
-        await end_session(db, session.token)  # signing in again replaces the old session
-    token = await open_session(db, api_key_row, now=runtime.clock.now())
+    token = await _replace_session(db, runtime, session, api_key_row)
     response = RedirectResponse(_safe_next(next), status_code=303)
     write_session(response, session.signed_in(token), settings)
     return response
+
+
+async def _replace_session(
+    db: AsyncSession, runtime: Runtime, session: WebSession, key: ApiKey
+) -> str:
+    """A new server-side session for `key`; signing in again ends the one the cookie held."""
+    if session.token is not None:
+        await end_session(db, session.token)
+    return await open_session(db, key, now=runtime.clock.now())
 
 
 @router.post("/ui/signout")
