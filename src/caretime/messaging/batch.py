@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
+from caretime.db import locking
 from caretime.dispatch import JobContext, job_handler
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.messaging.consent import needs_consent, opted_out_numbers
@@ -101,7 +102,7 @@ async def _still_queued(
         Message.provider_id.is_(None),
     )
     statement = where_one_of(session, statement, Message.id, message_ids)
-    result = await session.execute(statement.order_by(Message.id).with_for_update())
+    result = await session.execute(locking(statement.order_by(Message.id)))
     return [MessageRow(*row) for row in result]
 
 
@@ -286,7 +287,7 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
         Message.sent_at.is_not(None),
     )
     statement = where_one_of(ctx.session, statement, Message.id, payload["message_ids"])
-    result = await ctx.session.scalars(statement.order_by(Message.id).with_for_update(of=Message))
+    result = await ctx.session.scalars(locking(statement.order_by(Message.id), of=Message))
     messages = [m for m in result.all() if not is_final(m.channel, m.status)]
     now = ctx.now()
     providers = providers_of(ctx.runtime)
