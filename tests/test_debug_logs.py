@@ -50,7 +50,8 @@ async def test_a_whole_flow_at_debug_logs_no_phi(
     batch = [{"name": PATIENT, "phone": "206-555-0187"}]
     assert (await client.post("/schedule", json=batch)).status_code == 200
     await make_provider(client)
-    await make_availability(client, windows={"date": "2026-03-03", "start": "08:00", "end": "15:00"})
+    day = {"date": "2026-03-03", "start": "08:00", "end": "15:00"}
+    await make_availability(client, windows=day)
     hold = await make_reservation(client, slot_start=SLOT, client_id=CLIENT_REF)
     assert (await client.post(f"/reservations/{hold['id']}/confirm")).status_code == 200
     caregiver = {"id": "cg1", "name": CAREGIVER, "phone": "+12065550187", "roles": ["RN"]}
@@ -80,3 +81,7 @@ def test_ids_survive_the_phone_mask() -> None:
     tenant_id = "ten_0123456789abcdef0123456789ab"
     line = f"placed {call_id} for {tenant_id} to +1 206 555 0100"
     assert mask_phone_like(line) == f"placed {call_id} for {tenant_id} to [redacted]"
+
+
+def test_an_encoded_phone_in_a_url_is_still_masked() -> None:
+    assert "2065550100" not in mask_phone_like("GET /calls?phone=%2B12065550100 HTTP/1.1")

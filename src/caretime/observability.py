@@ -21,8 +21,11 @@ _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _tenant_id: ContextVar[str | None] = ContextVar("tenant_id", default=None)
 
 # Defence in depth: anything that looks like a phone number is masked even if a bug logs one,
-# but not digits inside a word: ids (`ten_01a2...`, hex digests) stay whole and readable.
-_PHONE_LIKE = re.compile(r"(?<![\w])\+?\d[\d\-\s().]{5,}\d(?![\w])")
+# but ids (`ten_01a2...`, a request id's 32 hex digits) are matched first and kept whole: a
+# phone has at most 15 digits and no `word_` prefix.
+_PHONE_LIKE = re.compile(
+    r"(?P<keep>\b[A-Za-z]+_[0-9A-Za-z]{8,}\b|\b[0-9a-fA-F]{16,}\b)|\+?\d[\d\-\s().]{5,}\d"
+)
 # ...but addresses and dates that merely look numeric stay readable.
 _NOT_A_PHONE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}")
 
@@ -48,6 +51,8 @@ def mask_phone_like(text: str) -> str:
 
 def _mask(match: re.Match[str]) -> str:
     candidate = match.group(0)
+    if match.group("keep"):
+        return candidate
     digits = sum(char.isdigit() for char in candidate)
     if digits < 7 or _NOT_A_PHONE.fullmatch(candidate.strip()):
         return candidate
