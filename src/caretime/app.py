@@ -26,6 +26,7 @@ from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
+from caretime.tenancy import numbers
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.router import router as tenancy_router
 
@@ -116,6 +117,22 @@ async def prepare_database(runtime: Runtime) -> None:
         await _bootstrap_key(runtime)
         if runtime.settings.demo_data:
             await load_demo_data(runtime)
+    await _sending_numbers(runtime)
+
+
+class StartupRefused(Exception):
+    """caretime must not start as configured; the message says why in one line."""
+
+
+async def _sending_numbers(runtime: Runtime) -> None:
+    """Give configured numbers to their tenants; refuse Twilio where tenants would share one
+    (replies would reach whichever tenant owns it, whoever they answer)."""
+    async with transaction(runtime.sessions) as session:
+        await numbers.assign_configured(session, runtime.settings, now=runtime.clock.now())
+        unnumbered = await numbers.tenants_without_number(session)
+    refusal = numbers.twilio_refusal(runtime.settings, unnumbered)
+    if refusal is not None:
+        raise StartupRefused(refusal)
 
 
 async def _bootstrap_key(runtime: Runtime) -> None:

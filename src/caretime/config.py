@@ -29,7 +29,11 @@ class Settings(BaseSettings):
     callapi_url: str = "http://127.0.0.1:9100"
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")
+    # The default tenant's number (it gets it at start-up while nobody owns it).
     twilio_from: str = ""
+    # Numbers per tenant name, as JSON: {"clinic-a": ["+12065550100"], ...}. Twilio replies
+    # reach the tenant that owns the number they were sent to.
+    tenant_numbers: dict[str, list[str]] = Field(default_factory=dict)
     twilio_base_url: str = "https://api.twilio.com"
     public_url: str = "http://127.0.0.1:8000"
     # Messages per second each provider may be handed (see docs/messaging.md).

@@ -119,7 +119,7 @@ async def test_sms_is_posted_form_encoded_with_basic_auth_and_callback(
         "To": [PHONE],
         "From": [FROM],
         "Body": ["Hi"],
-        "StatusCallback": [f"{PUBLIC}/webhooks/twilio/status"],
+        "StatusCallback": [f"{PUBLIC}/webhooks/twilio/status?message_id={message.id}"],
     }
     sent = await load_message(runtime, message.id)
     assert (sent.status, sent.provider, sent.provider_id) == (

@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,6 +50,7 @@ from caretime.messaging.tasks import (
     poll_request_for,
     request_for,
     retry_delay,
+    sender_for,
 )
 from caretime.messaging.tracking import (
     StatusEvent,
@@ -74,6 +75,8 @@ class _Handover:
 
     sent: list[tuple[MessageRow, Provider, SendOutcome]]
     later: dict[datetime, list[str]]
+    # The number each provider sent from (the tenant's own, or the provider's shared one).
+    senders: dict[str, str | None] = field(default_factory=dict)
 
 
 @job_handler(SEND_BATCH_JOB)
@@ -159,7 +162,8 @@ async def _hand_over(
         slots.append(wait)
     if not messages:
         return
-    requests = [request_for(message, provider, now) for message in messages]
+    sender = await sender_for(ctx.session, ctx.job.tenant_id or "", provider)
+    requests = [request_for(message, sender, now) for message in messages]
     if isinstance(provider, BatchSender):
         await asyncio.sleep(max(slots))
         outcomes = await provider.send_batch(requests)
@@ -168,6 +172,7 @@ async def _hand_over(
     handover.sent.extend(
         (message, provider, outcome) for message, outcome in zip(messages, outcomes, strict=True)
     )
+    handover.senders[provider.name] = sender
 
 
 async def _send_concurrently(
@@ -202,7 +207,8 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
     retry_at = now + retry_delay(attempt)
     for message, provider, outcome in handover.sent:
         if isinstance(outcome, SendReceipt):
-            store_in_memory(message, _handed_over(provider, outcome, now))
+            sender = handover.senders.get(provider.name)
+            store_in_memory(message, _handed_over(provider, sender, outcome, now))
             report = outcome.report
             accepted.append((message, outcome))
             if report.status is not None:
@@ -252,8 +258,10 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
 HANDED_OVER = ("provider", "provider_id", "from_phone", "sent_at")
 
 
-def _handed_over(provider: Provider, receipt: SendReceipt, now: datetime) -> dict[str, Any]:
-    values = (provider.name, receipt.provider_id, provider.from_number, now)
+def _handed_over(
+    provider: Provider, sender: str | None, receipt: SendReceipt, now: datetime
+) -> dict[str, Any]:
+    values = (provider.name, receipt.provider_id, sender, now)
     return dict(zip(HANDED_OVER, values, strict=True))
 
 
