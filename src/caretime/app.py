@@ -19,6 +19,8 @@ from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from caretime.inputs import InputGuardMiddleware
+from caretime.limits import BodyLimitMiddleware
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
@@ -63,6 +65,10 @@ def create_app(
         "database": health.database_check,
         "dispatcher": dispatcher_check,
     }
+    # Innermost first: the guard reads bodies the limit has already bounded, and both answer
+    # before routing, parsing and authentication.
+    app.add_middleware(InputGuardMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     simulator_failure_rate: float = Field(default=0.0, ge=0, le=1)
     simulator_seed: int = 0
 
+    # Largest request body accepted (bytes); larger ones are refused with 413 before parsing.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Seconds `caretime serve` lets requests in flight finish after SIGTERM, then closes them.
+    shutdown_grace_seconds: float = Field(default=10, gt=0)
+
     workers: int = 1
     worker_concurrency: int = 32
     log_level: str = "INFO"
