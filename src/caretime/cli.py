@@ -82,7 +82,16 @@ def serve(
     _refuse_unsafe_start(settings)
     _print_banner(settings, host, port)
     app = create_app(settings, freeze_heap=True)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        # After SIGTERM, requests in flight get this long; then they are cancelled (a
+        # cancelled batch rolls back) and the process exits.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
 
 
 def _refuse_unsafe_start(settings: Settings) -> None:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     # Largest request body accepted (bytes); larger ones are refused with 413 before parsing.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Seconds `caretime serve` lets requests in flight finish after SIGTERM, then closes them.
-    shutdown_grace_seconds: float = Field(default=10, gt=0)
+    shutdown_grace_seconds: int = Field(default=10, ge=1)
 
     workers: int = 1
     worker_concurrency: int = 32
