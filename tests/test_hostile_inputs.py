@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from caretime.inputs import text_problem
 from tests.booking.support import make_availability, make_provider
 
 PHONE = "+12065550100"
@@ -123,3 +124,23 @@ async def test_a_schedule_item_is_checked_by_the_calls_model(client: httpx.Async
     one = await client.post("/calls", json=items[0])
     assert one.status_code == 422
     assert one.json()["errors"][0]["loc"] == ["body", "name"]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("2026-03-03", None),
+        ("2026-03-03T09:00:00-05:00", None),
+        ("9999-12-31T23:59:59Z", "year 9999"),
+        ("0001-01-01", "year 1 "),
+        ("1899-12-31 23:00", "year 1899"),
+        ("meet 3000-01-01 at noon", None),  # free text that holds a date is text
+        ("José \U0001f600", None),
+        ("a\x00b", "NUL"),
+        ("\ud800", "lone surrogate"),
+    ],
+)
+def test_text_problems(text: str, problem: str | None) -> None:
+    found = text_problem(text)
+    assert (found is None) == (problem is None)
+    assert problem is None or problem in (found or "")
