@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from caretime.app import StartupRefused, prepare_database
 from caretime.dispatch.worker import Dispatcher
+from caretime.events.models import Event
 from caretime.messaging.models import Message, OptOut
 from caretime.runtime import Runtime
 from tests.messaging.support import default_tenant_id, load_message, make_message
@@ -105,6 +106,7 @@ async def test_a_reply_to_a_number_nobody_owns_is_refused(
 
 
 async def test_a_number_belongs_to_one_tenant(
+    runtime: Runtime,
     client: httpx.AsyncClient,
     tenant_b: dict[str, str],
     twilio: FakeTwilio,  # noqa: F811
@@ -114,6 +116,11 @@ async def test_a_number_belongs_to_one_tenant(
     assert taken.headers["content-type"] == "application/problem+json"
     assert FROM_B in taken.json()["detail"]
     assert (await client.get("/tenants/me/numbers")).json() == {"numbers": [FROM]}
+    async with runtime.sessions() as session:
+        changes = await session.scalars(
+            select(Event.data).where(Event.type == "tenant.numbers_changed")
+        )
+        assert {number for data in changes for number in data["numbers"]} == {FROM, FROM_B}
     bad = await client.put("/tenants/me/numbers", json={"numbers": ["not a number"]})
     assert bad.status_code == 422
 

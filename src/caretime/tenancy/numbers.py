@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.config import Settings
 from caretime.errors import Conflict, InvalidInput
+from caretime.events import emit
 from caretime.tenancy.models import Tenant, TenantNumber
 
 MAX_NUMBERS = 20
@@ -75,6 +76,14 @@ async def replace_numbers(
             session.add_all(rows)
     except IntegrityError:
         raise Conflict("one of these numbers was just given to another tenant") from None
+    await emit(
+        session,
+        tenant_id=tenant_id,
+        type="tenant.numbers_changed",
+        subject=("tenant", tenant_id),
+        data={"numbers": numbers},
+        now=now,
+    )
     return numbers
 
 
