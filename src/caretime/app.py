@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -111,8 +112,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if app.state.freeze_heap:
         freeze_startup_heap()
     yield
-    await pool.stop()
+    await _stop_within_grace(pool, settings.shutdown_grace_seconds)
     await runtime.close()
+
+
+async def _stop_within_grace(pool: WorkerPool, seconds: float) -> None:
+    """Let running jobs finish for the grace period, then cancel them: their leases lapse and
+    another worker runs them again (jobs run at least once, effects happen once)."""
+    try:
+        await asyncio.wait_for(pool.stop(), timeout=seconds)
+    except TimeoutError:
+        log.warning("worker_stop_cancelled", extra={"fields": {"grace_seconds": seconds}})
 
 
 async def prepare_database(runtime: Runtime) -> None:
@@ -133,6 +143,10 @@ class StartupRefused(Exception):
 async def _sending_numbers(runtime: Runtime) -> None:
     """Give configured numbers to their tenants; refuse Twilio where tenants would share one
     (replies would reach whichever tenant owns it, whoever they answer)."""
+    settings = runtime.settings
+    twilio = "twilio" in (settings.sms_provider, settings.voice_provider)
+    if not (twilio or settings.tenant_numbers or settings.twilio_from):
+        return  # nothing to give or check: start without touching the database
     async with transaction(runtime.sessions) as session:
         await numbers.assign_configured(session, runtime.settings, now=runtime.clock.now())
         unnumbered = await numbers.tenants_without_number(session)
