@@ -140,5 +140,6 @@ def twilio_refusal(settings: Settings, unnumbered: Sequence[str]) -> str | None:
     return (
         "refusing to start: with Twilio a reply reaches the tenant that owns the number it was "
         f"sent to, and tenant(s) {names}{more} own no number; give each its own "
-        "(CARETIME_TENANT_NUMBERS or PUT /tenants/me/numbers)"
+        "(caretime tenants numbers NAME NUMBER, CARETIME_TENANT_NUMBERS or "
+        "PUT /tenants/me/numbers)"
     )
