@@ -1,7 +1,7 @@
 """tenants own the numbers they send from
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0012 (the chain is ..., 0008, 0012, 0009: issues landed in that order)
 
 A reply through Twilio names the number it was sent to (`To`); the tenant that owns that
 number receives it. A number belongs to one tenant: it is the primary key.
@@ -15,7 +15,7 @@ from alembic import op
 from caretime.db import UTCDateTime
 
 revision: str = "0009"
-down_revision: str | None = "0008"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
