@@ -12,7 +12,7 @@ from caretime.runtime import Runtime
 from tests.support import make_tenant
 from tests.web.support import sign_in
 
-ALICE, BOB = "+12062000001", "+12062000002"
+ALICE, BOB = "+16172000001", "+16172000002"  # Boston: awake at the frozen 10:00 EST
 
 
 async def _post(client: httpx.AsyncClient, path: str, token: str, **form: str) -> httpx.Response:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.errors import Conflict, NotFound
 from caretime.ids import new_id
 from caretime.shifts.models import Caregiver, CaregiverRole
+from caretime.shifts.quiet import given_or_phone_zones
 from caretime.shifts.repository import CaregiverRepository, insert_unique
 from caretime.shifts.schemas import CaregiverCreate, CaregiverOut, CaregiverPatch
 
@@ -34,6 +35,7 @@ async def create_caregiver(
         id=caregiver_id,
         name=body.name,
         phone=body.phone,
+        tz=body.tz,
         active=body.active,
         created_at=now,
         updated_at=now,
@@ -65,6 +67,8 @@ async def update_caregiver(
         value = getattr(patch, field)
         if value is not None:
             setattr(caregiver, field, value)
+    if "tz" in patch.model_fields_set:
+        caregiver.tz = patch.tz
     caregiver.updated_at = now
     await session.flush()
     if patch.roles is not None:
@@ -114,6 +118,8 @@ def present(caregiver: Caregiver, roles: Sequence[str]) -> CaregiverOut:
         phone=caregiver.phone,
         roles=sorted(roles),
         active=caregiver.active,
+        tz=caregiver.tz,
+        zones=list(given_or_phone_zones(caregiver.tz, caregiver.phone)),
         created_at=caregiver.created_at,
         updated_at=caregiver.updated_at,
     )

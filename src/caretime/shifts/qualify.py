@@ -1,7 +1,8 @@
 """Who may be offered a shift in a round: one query, so the rule reads in one place.
 
-Qualifies: active, holds the required role, has not declined this shift, is not assigned
-to another filled shift that overlaps it, and has not opted out of the round's channel
+Qualifies: active, holds the required role, has not declined this shift, has not dropped
+it (a call-out is never offered the shift back), is not assigned to another filled shift
+that overlaps it, and has not opted out of the round's channel
 (consent lives in messaging, which would also suppress such a message: we skip the offer).
 """
 
@@ -15,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from caretime.messaging.consent import opted_out_numbers
-from caretime.shifts.models import Caregiver, CaregiverRole, Offer, Shift
+from caretime.shifts.models import Caregiver, CaregiverRole, Offer, Shift, ShiftEvent
 
 
 def has_declined(shift: Shift) -> ColumnElement[bool]:
@@ -24,6 +25,16 @@ def has_declined(shift: Shift) -> ColumnElement[bool]:
         Offer.shift_id == shift.id,
         Offer.caregiver_id == Caregiver.id,
         Offer.reply_intent == "decline",
+    )
+
+
+def has_dropped(tenant_id: str, shift_id: Any, caregiver_id: Any) -> ColumnElement[bool]:
+    """The caregiver held this shift once and released it (or was taken off it)."""
+    return exists().where(
+        ShiftEvent.tenant_id == tenant_id,
+        ShiftEvent.shift_id == shift_id,
+        ShiftEvent.kind == "dropped",
+        ShiftEvent.caregiver_id == caregiver_id,
     )
 
 
@@ -45,10 +56,10 @@ def overlapping_assignment(
 async def qualifying_caregivers(
     session: AsyncSession, shift: Shift, *, channel: str
 ) -> Sequence[Any]:
-    """(id, phone) of every caregiver who qualifies now, ordered by id (a stable order keeps
+    """(id, phone, tz) of every caregiver who qualifies now, ordered by id (a stable order keeps
     concurrent inserts of the same offers from deadlocking)."""
     statement = (
-        select(Caregiver.id, Caregiver.phone)
+        select(Caregiver.id, Caregiver.phone, Caregiver.tz)
         .join(
             CaregiverRole,
             and_(
@@ -61,6 +72,7 @@ async def qualifying_caregivers(
             Caregiver.active.is_(True),
             CaregiverRole.role == shift.role_required,
             ~has_declined(shift),
+            ~has_dropped(shift.tenant_id, shift.id, Caregiver.id),
             ~overlapping_assignment(
                 shift.tenant_id, Caregiver.id, shift.start_time, shift.end_time, excluding=shift.id
             ),

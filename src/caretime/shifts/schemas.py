@@ -62,12 +62,16 @@ def _distinct(roles: list[str]) -> list[str]:
 Roles = Annotated[list[Role], Field(min_length=1, max_length=20), AfterValidator(_distinct)]
 
 
+ZONE_HELP = "IANA zone for quiet hours; absent: inferred from the phone (else the shift's)"
+
+
 class CaregiverCreate(BaseModel):
     id: OpaqueId | None = None
     name: Name
     phone: Phone
     roles: Roles
     active: bool = True
+    tz: IanaZone | None = Field(default=None, description=ZONE_HELP)
 
 
 class CaregiverPatch(BaseModel):
@@ -76,6 +80,7 @@ class CaregiverPatch(BaseModel):
     phone: Phone | None = None
     roles: Roles | None = None
     active: bool | None = None
+    tz: IanaZone | None = Field(default=None, description=f"{ZONE_HELP}; null clears it")
 
 
 class CaregiverOut(BaseModel):
@@ -84,6 +89,11 @@ class CaregiverOut(BaseModel):
     phone: str
     roles: list[str]
     active: bool
+    tz: str | None = Field(description="the zone as given, or null")
+    zones: list[str] = Field(
+        description="the zones quiet hours are read in: tz, else the phone's (all of them "
+        "when its prefix spans several); empty: each shift's own zone"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -111,11 +121,40 @@ class ShiftCreate(BaseModel):
         return self
 
 
+class ShiftPatch(BaseModel):
+    """What may change before a shift starts; absent fields stay, `null` clears location/notes."""
+
+    model_config = ConfigDict(extra="forbid")
+    role_required: Role | None = None
+    start_time: Instant | None = None
+    end_time: Instant | None = None
+    tz: IanaZone | None = None
+    location: Location | None = None
+    notes: Notes | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> ShiftPatch:
+        for name in ("role_required", "start_time", "end_time", "tz"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null; leave it out to keep it")
+        return self
+
+
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Storable
+]
+
+
+class UnassignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Reason = Field(description="Why the caregiver is taken off (shown in the timeline).")
+
+
 class RoundOut(BaseModel):
     round: int
     channel: str
     due_at: datetime
-    state: str = Field(description="scheduled | sent | skipped")
+    state: str = Field(description="scheduled | sent | skipped | stopped")
     offers: int
     by_message_status: dict[str, int]
 
@@ -124,7 +163,8 @@ class FanOutOut(BaseModel):
     shift_id: str
     shift_status: str
     started_at: datetime
-    current_round: int
+    generation: int = Field(description="1, then one more for each re-fill after a drop")
+    current_round: int = Field(description="0 while stopped: dropped, waiting for a re-fill")
     next_round_at: datetime | None
     offers: int
     caregivers_contacted: int
@@ -143,6 +183,9 @@ class ShiftOut(BaseModel):
     notes: str | None
     assigned_caregiver_id: str | None
     filled_at: datetime | None
+    reconfirm_by: datetime | None = Field(
+        default=None, description="A filled shift changed: the assignee must reply YES by then"
+    )
     created_at: datetime
     fanout: FanOutOut | None = None
 

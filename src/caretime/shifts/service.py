@@ -20,10 +20,13 @@ from caretime.shifts.repository import (
     insert_unique,
 )
 from caretime.shifts.schemas import ShiftCreate, ShiftOut
+from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import ShiftPolicy
+from caretime.tenancy.service import policy_of
 
 EXPIRE = "shifts.expire"
 ESCALATE = "shifts.escalate"
+SEND_HELD = "shifts.send_held"
 
 
 class ShiftNotFound(NotFound):
@@ -45,8 +48,11 @@ def expire_key(shift_id: str) -> str:
     return f"shift:{shift_id}:expire"
 
 
-def round_key(shift_id: str, number: int) -> str:
-    return f"shift:{shift_id}:round:{number}"
+def round_key(shift_id: str, generation: int, number: int) -> str:
+    """The first fan-out keeps the keys it always had; a re-fill's keys name its generation."""
+    if generation == 1:
+        return f"shift:{shift_id}:round:{number}"
+    return f"shift:{shift_id}:fanout:{generation}:round:{number}"
 
 
 async def create_shift(
@@ -76,15 +82,15 @@ async def create_shift(
     duplicate = ShiftExists(f"shift {shift_id!r} already exists")
     await insert_unique(ShiftRepository(session, tenant_id), shift, duplicate)
     if not started:
-        await enqueue(
-            session,
-            EXPIRE,
-            {"shift_id": shift_id},
-            run_at=shift.start_time,
-            tenant_id=tenant_id,
-            dedupe_key=expire_key(shift_id),
-        )
+        await arm_expiry(session, shift)
     return shift
+
+
+async def shift_policy(session: AsyncSession, tenant_id: str) -> ShiftPolicy:
+    """The tenant's shift policy, for work that starts from a reply or a job, not a request."""
+    tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None, "a shift's tenant exists"
+    return policy_of(tenant).shifts
 
 
 async def require_shift(session: AsyncSession, tenant_id: str, shift_id: str) -> Shift:
@@ -141,19 +147,6 @@ async def close_shift(
     return changed
 
 
-async def cancel_shift(
-    session: AsyncSession, tenant_id: str, shift_id: str, *, now: datetime
-) -> Shift:
-    shift = await require_shift(session, tenant_id, shift_id)
-    if shift.status == "cancelled":
-        return shift
-    if not await close_shift(session, tenant_id, shift_id, "cancelled", now=now):
-        shift = await reload_shift(session, tenant_id, shift_id)
-        raise ShiftNotOpen(f"shift {shift_id!r} is {shift.status}", shift_status=shift.status)
-    await cancel_pending_jobs(session, tenant_id, shift_id)
-    return await reload_shift(session, tenant_id, shift_id)
-
-
 async def expire_shift(
     session: AsyncSession, tenant_id: str, shift_id: str, *, now: datetime
 ) -> bool:
@@ -162,10 +155,28 @@ async def expire_shift(
 
 async def cancel_pending_jobs(session: AsyncSession, tenant_id: str, shift_id: str) -> None:
     """A closed shift needs no more rounds and no expiry (the handlers would no-op anyway)."""
+    await cancel_round_jobs(session, tenant_id, shift_id)
+    await cancel_by_dedupe_key(session, tenant_id, expire_key(shift_id))
+
+
+async def cancel_round_jobs(session: AsyncSession, tenant_id: str, shift_id: str) -> None:
+    """The current fan-out generation's rounds still to come."""
     fanout = await FanOutRepository(session, tenant_id).for_shift(shift_id)
     for round_ in from_document(fanout.ladder)[1:] if fanout else []:
-        await cancel_by_dedupe_key(session, tenant_id, round_key(shift_id, round_.number))
-    await cancel_by_dedupe_key(session, tenant_id, expire_key(shift_id))
+        key = round_key(shift_id, fanout.generation if fanout else 1, round_.number)
+        await cancel_by_dedupe_key(session, tenant_id, key)
+
+
+async def arm_expiry(session: AsyncSession, shift: Shift) -> None:
+    """An open shift expires at its start (the job with this key replaces a cancelled one)."""
+    await enqueue(
+        session,
+        EXPIRE,
+        {"shift_id": shift.id},
+        run_at=shift.start_time,
+        tenant_id=shift.tenant_id,
+        dedupe_key=expire_key(shift.id),
+    )
 
 
 def present(shift: Shift) -> ShiftOut:
@@ -180,5 +191,6 @@ def present(shift: Shift) -> ShiftOut:
         notes=shift.notes,
         assigned_caregiver_id=shift.assigned_caregiver_id,
         filled_at=shift.filled_at,
+        reconfirm_by=shift.reconfirm_by,
         created_at=shift.created_at,
     )

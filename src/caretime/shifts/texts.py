@@ -65,3 +65,38 @@ def declined_text(shift: Shift) -> str:
 
 def clarify_text(shift: Shift) -> str:
     return f"Sorry, we didn't understand. Reply YES to take the {_what(shift)} or NO to pass."
+
+
+def dropped_text(shift: Shift) -> str:
+    return f"Thanks for telling us: you are off the {_what(shift)}. We will find someone else."
+
+
+def unassigned_text(shift: Shift) -> str:
+    return f"Your coordinator has taken you off the {_what(shift)}. You do not need to go."
+
+
+def cancelled_text(shift: Shift) -> str:
+    return f"Cancelled: the {_what(shift)} is cancelled. You do not need to go. Thank you!"
+
+
+def offer_withdrawn_text(shift: Shift) -> str:
+    return f"The {_what(shift)} we offered you has been cancelled. No need to reply."
+
+
+def changed_text(shift: Shift, deadline: datetime) -> str:
+    by = deadline.astimezone(ZoneInfo(shift.tz))
+    return (
+        f"Changed: your shift is now the {_what(shift)}. Reply YES to keep it or NO to give "
+        f"it up, by {_day(by)}, {_clock(by)} {by.tzname()}."
+    )
+
+
+def kept_text(shift: Shift) -> str:
+    return f"Thanks: you keep the {_what(shift)}."
+
+
+def not_reconfirmed_text(shift: Shift) -> str:
+    return (
+        f"We did not hear back about the change, so the {_what(shift)} is no longer yours "
+        "and is being offered to others."
+    )

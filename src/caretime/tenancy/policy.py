@@ -141,6 +141,14 @@ class EscalationRound(BaseModel):
     after: Duration
 
 
+class QuietHoursPolicy(BaseModel):
+    """No contact from `start` to `end` in the person's local time (may cross midnight)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
+
+
 class ShiftPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     escalation: list[EscalationRound] = Field(
@@ -152,6 +160,17 @@ class ShiftPolicy(BaseModel):
     )
     # Shifts without their own zone are described to caregivers in this one.
     default_tz: IanaZone = "America/New_York"
+    # A dropped shift is fanned out again at once (auto) or when a coordinator says (manual).
+    refill: Literal["auto", "manual"] = "auto"
+    # Cancelling a shift always tells its assignee; this also tells everyone with a live offer.
+    cancel_notifies_offered: bool = False
+    # Caregivers are never contacted (SMS or voice) inside these, in their own zone; an
+    # offer waits for their end, except an SMS for a shift that starts before they end when
+    # urgent_overrides_quiet is set (a call never overrides them).
+    quiet_hours: QuietHoursPolicy = Field(default_factory=QuietHoursPolicy)
+    urgent_overrides_quiet: bool = False
+    # A filled shift that changes is released unless its assignee replies YES within this.
+    reconfirm_within: Duration = timedelta(hours=2)
 
     @field_validator("escalation")
     @classmethod

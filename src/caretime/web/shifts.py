@@ -8,7 +8,7 @@ from fastapi import Form, Query
 from starlette.responses import RedirectResponse, Response
 
 from caretime.deps import ClockDep, SessionDep
-from caretime.shifts import fanout, service
+from caretime.shifts import changes, fanout, service
 from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import ShiftCreate
 from caretime.shifts.timeline import shift_timeline
@@ -95,7 +95,9 @@ async def start_fanout(
 async def cancel_shift(
     viewer: ActorDep, db: SessionDep, clock: ClockDep, shift_id: str
 ) -> Response:
-    await service.cancel_shift(db, viewer.tenant_id, shift_id, now=clock.now())
+    await changes.cancel_shift(
+        db, viewer.tenant_id, shift_id, policy=viewer.policy.shifts, now=clock.now()
+    )
     return _to_shift(shift_id)
 
 
