@@ -21,6 +21,7 @@ EVENT_TYPES: dict[str, str] = {
     "shift.cancelled": "a shift was cancelled",
     "shift.dropped": "an assigned caregiver dropped a shift, or a coordinator unassigned them",
     "shift.reopened": "a re-fill fan-out started for a dropped shift",
+    "shift.question": "a caregiver answered an offer with a condition; a coordinator decides",
     "shift.updated": "a shift's time, place, role or notes changed before it started",
     "message.opted_out": "a phone number opted out of a channel",
     "message.opted_in": "a phone number opted back in",

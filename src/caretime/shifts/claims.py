@@ -13,10 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.errors import NotFound
 from caretime.observability import log_event
 from caretime.shifts import texts
+from caretime.shifts.alerts import alert, caregiver_label
 from caretime.shifts.models import Offer, Shift
 from caretime.shifts.qualify import has_dropped, overlapping_assignment
+from caretime.shifts.questions import conditional_yes, unclear
 from caretime.shifts.reconfirm import keep
 from caretime.shifts.release import Release, release_shift
+from caretime.shifts.replies import is_conditional
 from caretime.shifts.repository import OfferRepository, ShiftEventRepository
 from caretime.shifts.service import cancel_pending_jobs, reload_shift, shift_policy
 
@@ -42,6 +45,7 @@ async def answer_offer(
     *,
     now: datetime,
     message_id: str | None = None,
+    text: str | None = None,
 ) -> ClaimOutcome:
     offer = await OfferRepository(session, tenant_id).get(offer_id)
     if offer is None:
@@ -55,17 +59,30 @@ async def answer_offer(
         offer_id=offer.id,
         intent=intent,
         message_id=message_id,
+        text=text,  # the agency's own staff: shown in the timeline, never logged
     )
-    if intent == "accept":
+    if intent == "accept" and text is not None and is_conditional(text):
+        outcome = await _conditional(session, offer, text, message_id=message_id, now=now)
+    elif intent == "accept":
         outcome = await _accept(session, offer, now=now)
     elif intent == "decline":
         outcome = await _decline(session, offer, now=now)
     else:
         shift = await _shift(session, offer)
-        outcome = ClaimOutcome("clarify", texts.clarify_text(shift), shift.id)
+        outcome = ClaimOutcome("clarify", unclear(shift, offer.caregiver_id), shift.id)
     reply.details = {**reply.details, "action": outcome.action}
     log_event(log, "shift_reply", shift_id=offer.shift_id, offer_id=offer.id, action=outcome.action)
     return outcome
+
+
+async def _conditional(
+    session: AsyncSession, offer: Offer, text: str, *, message_id: str | None, now: datetime
+) -> ClaimOutcome:
+    shift = await _shift(session, offer)
+    action, reply = await conditional_yes(
+        session, shift, offer, text, message_id=message_id, now=now
+    )
+    return ClaimOutcome(action, reply, shift.id, {"reason": "conditional yes"})
 
 
 async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
@@ -87,6 +104,9 @@ async def _won(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOu
         shift.id, "assigned", at=now, caregiver_id=offer.caregiver_id, offer_id=offer.id
     )
     await cancel_pending_jobs(session, offer.tenant_id, shift.id)
+    who = await caregiver_label(session, shift.tenant_id, offer.caregiver_id)
+    filled = texts.filled_alert(shift, who)
+    await alert(session, shift, "filled", filled, key=f"filled:{offer.caregiver_id}", now=now)
     return ClaimOutcome("assigned", texts.assigned_text(shift), shift.id)
 
 

@@ -26,6 +26,7 @@ from caretime.messaging import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.observability import log_event
 from caretime.policy.quiet import QuietHours
 from caretime.shifts import ladder as ladders
+from caretime.shifts.alerts import schedule_unfilled_checks
 from caretime.shifts.ladder import Round
 from caretime.shifts.models import FanOut, Shift
 from caretime.shifts.progress import fanout_state
@@ -72,6 +73,14 @@ async def start_fanout(
         await send_round(session, shift, ladder[0], generation=generation, policy=policy, now=now)
         await schedule_next_round(
             session, shift, ladder, generation=generation, after=1, started_at=now
+        )
+        sent_rounds = ladders.rounds_before(ladder, now, shift.start_time) or ladder[:1]
+        await schedule_unfilled_checks(
+            session,
+            shift,
+            last_round_at=ladders.due_at(now, sent_rounds[-1]),
+            generation=generation,
+            policy=policy,
         )
         log_event(log, "shift_fanout_started", shift_id=shift_id, generation=generation)
     return await fanout_state(session, tenant_id, shift_id)

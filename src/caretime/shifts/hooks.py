@@ -69,7 +69,13 @@ class ShiftReplies:
     ) -> RouteResult:
         now = session_clock(session).now()
         outcome = await answer_offer(
-            session, tenant_id, question.ref, str(intent), now=now, message_id=message.id
+            session,
+            tenant_id,
+            question.ref,
+            str(intent),
+            now=now,
+            message_id=message.id,
+            text=message.body,
         )
         details = {"shift_id": outcome.shift_id, **outcome.details}
         return RouteResult(outcome.action, outcome.reply, details)

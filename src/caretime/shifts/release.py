@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.events import emit
 from caretime.observability import log_event
 from caretime.shifts import texts
+from caretime.shifts.alerts import alert, caregiver_label
 from caretime.shifts.fanout import start_fanout
 from caretime.shifts.models import Shift, ShiftEvent
 from caretime.shifts.notices import notify
@@ -92,11 +93,21 @@ async def release_shift(
         now=now,
     )
     await arm_expiry(session, shift)  # the claim had cancelled it
+    await _alert_dropped(session, shift, release, policy, now)
     await FanOutRepository(session, shift.tenant_id).stop(shift.id)
     log_event(log, "shift_dropped", shift_id=shift.id, by=release.by)
     if policy.refill == "auto":
         await refill(session, shift, policy=policy, now=now)
     return True
+
+
+async def _alert_dropped(
+    session: AsyncSession, shift: Shift, release: Release, policy: ShiftPolicy, now: datetime
+) -> None:
+    who = await caregiver_label(session, shift.tenant_id, release.caregiver_id)
+    text = texts.dropped_alert(shift, who, release.reason, policy.refill == "auto")
+    drops = await times_dropped(session, shift)
+    await alert(session, shift, "dropped", text, key=f"dropped:{drops}", now=now)
 
 
 async def refill(

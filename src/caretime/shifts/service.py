@@ -27,6 +27,8 @@ from caretime.tenancy.service import policy_of
 EXPIRE = "shifts.expire"
 ESCALATE = "shifts.escalate"
 SEND_HELD = "shifts.send_held"
+UNFILLED = "shifts.unfilled"
+UNFILLED_REASONS = ("ladder", "near_start")
 
 
 class ShiftNotFound(NotFound):
@@ -46,6 +48,10 @@ class ShiftNotOpen(Conflict):
 
 def expire_key(shift_id: str) -> str:
     return f"shift:{shift_id}:expire"
+
+
+def unfilled_key(shift_id: str, generation: int, reason: str) -> str:
+    return f"shift:{shift_id}:fanout:{generation}:unfilled:{reason}"
 
 
 def round_key(shift_id: str, generation: int, number: int) -> str:
@@ -160,10 +166,15 @@ async def cancel_pending_jobs(session: AsyncSession, tenant_id: str, shift_id: s
 
 
 async def cancel_round_jobs(session: AsyncSession, tenant_id: str, shift_id: str) -> None:
-    """The current fan-out generation's rounds still to come."""
+    """The current fan-out generation's rounds and unfilled checks still to come."""
     fanout = await FanOutRepository(session, tenant_id).for_shift(shift_id)
-    for round_ in from_document(fanout.ladder)[1:] if fanout else []:
-        key = round_key(shift_id, fanout.generation if fanout else 1, round_.number)
+    if fanout is None:
+        return
+    for round_ in from_document(fanout.ladder)[1:]:
+        key = round_key(shift_id, fanout.generation, round_.number)
+        await cancel_by_dedupe_key(session, tenant_id, key)
+    for reason in UNFILLED_REASONS:
+        key = unfilled_key(shift_id, fanout.generation, reason)
         await cancel_by_dedupe_key(session, tenant_id, key)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from caretime.dispatch import JobContext, job_handler
 from caretime.observability import log_event
-from caretime.shifts import fanout, held, reconfirm, service
+from caretime.shifts import alerts, fanout, held, reconfirm, service, texts
 
 log = logging.getLogger("caretime.shifts")
 
@@ -23,6 +23,11 @@ async def expire(ctx: JobContext, payload: dict[str, Any]) -> None:
     tenant_id, shift_id = _tenant(ctx), payload["shift_id"]
     if await service.expire_shift(ctx.session, tenant_id, shift_id, now=ctx.now()):
         await service.cancel_pending_jobs(ctx.session, tenant_id, shift_id)
+        shift = await service.require_shift(ctx.session, tenant_id, shift_id)
+        text = texts.expired_alert(shift)
+        await alerts.alert(
+            ctx.session, shift, "expired_unfilled", text, key="expired", now=ctx.now()
+        )
         log_event(log, "shift_expired", shift_id=shift_id)
 
 
@@ -56,3 +61,15 @@ async def send_held(ctx: JobContext, payload: dict[str, Any]) -> None:
         now=ctx.now(),
     )
     log_event(log, "shift_held_offers_sent", shift_id=shift_id, round=number, offers=sent)
+
+
+@job_handler(service.UNFILLED)
+async def check_unfilled(ctx: JobContext, payload: dict[str, Any]) -> None:
+    await alerts.check_unfilled(
+        ctx.session,
+        _tenant(ctx),
+        payload["shift_id"],
+        generation=int(payload["generation"]),
+        reason=payload["reason"],
+        now=ctx.now(),
+    )

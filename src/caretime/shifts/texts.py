@@ -100,3 +100,55 @@ def not_reconfirmed_text(shift: Shift) -> str:
         f"We did not hear back about the change, so the {_what(shift)} is no longer yours "
         "and is being offered to others."
     )
+
+
+def closed_text(shift: Shift, caregiver_id: str) -> str:
+    """Where a shift that is no longer open stands, for one caregiver; it offers nothing."""
+    if shift.status == "filled" and shift.assigned_caregiver_id == caregiver_id:
+        return f"You have the {_what(shift)}. Reply NO only if you can no longer go."
+    if shift.status == "filled":
+        return f"Thank you! The {shift.role_required} shift {when(shift)} has been filled."
+    if shift.status == "cancelled":
+        return f"The {shift.role_required} shift {when(shift)} was cancelled."
+    return f"The {shift.role_required} shift {when(shift)} is no longer available."
+
+
+def question_open_text(shift: Shift) -> str:
+    return (
+        "Thanks, we have passed your message to your coordinator, who will get back to you. "
+        f"To take the whole {_what(shift)} as offered, reply YES; to pass, reply NO."
+    )
+
+
+def question_closed_text(shift: Shift, caregiver_id: str) -> str:
+    passed = "Thanks, we have passed your message to your coordinator."
+    return f"{passed} {closed_text(shift, caregiver_id)}"
+
+
+def question_alert(shift: Shift, name: str, caregiver_id: str, text: str) -> str:
+    return (
+        f'Question on the {_what(shift)} (shift {shift.id}) from {name} ({caregiver_id}): "{text}"'
+    )
+
+
+def _ref(shift: Shift) -> str:
+    return f"the {_what(shift)} (shift {shift.id})"
+
+
+def dropped_alert(shift: Shift, who: str, reason: str, refilling: bool) -> str:
+    then = "Re-fill started." if refilling else "Re-fill waits for you: start the fan-out again."
+    return f"Call-out: {who} is off {_ref(shift)} ({reason}). {then}"
+
+
+def filled_alert(shift: Shift, who: str) -> str:
+    return f"Filled: {_ref(shift)} is taken by {who}."
+
+
+def unfilled_alert(shift: Shift, reason: str) -> str:
+    if reason == "ladder":
+        return f"Still open: {_ref(shift)}. Every round has gone out and nobody has taken it."
+    return f"Still open: {_ref(shift)} starts soon and nobody has taken it."
+
+
+def expired_alert(shift: Shift) -> str:
+    return f"Expired unfilled: {_ref(shift)} started with nobody on it."

@@ -11,7 +11,9 @@ from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -149,6 +151,45 @@ class QuietHoursPolicy(BaseModel):
     end: LocalTime = time(8, 0)
 
 
+ShiftAlertKind = Literal["unfilled", "expired_unfilled", "dropped", "filled", "question"]
+ALERT_KINDS: tuple[ShiftAlertKind, ...] = (
+    "unfilled",
+    "expired_unfilled",
+    "dropped",
+    "filled",
+    "question",
+)
+
+DEFAULT_ALERT_KINDS: tuple[ShiftAlertKind, ...] = (
+    "unfilled",
+    "expired_unfilled",
+    "dropped",
+    "question",
+)
+
+
+def _coordinator_phone(value: str) -> str:
+    # phonenumbers directly: caretime.policy imports this module, so it cannot be used here.
+    try:
+        number = phonenumbers.parse(value, "US")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a dialable phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class ShiftAlert(BaseModel):
+    """A coordinator's phone and the shift events it is texted about."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: Annotated[str, Field(max_length=40), AfterValidator(_coordinator_phone)]
+    # Every kind but `filled` unless chosen: a coordinator wants to hear of trouble.
+    events: list[ShiftAlertKind] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_KINDS), min_length=1
+    )
+
+
 class ShiftPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     escalation: list[EscalationRound] = Field(
@@ -169,6 +210,10 @@ class ShiftPolicy(BaseModel):
     # urgent_overrides_quiet is set (a call never overrides them).
     quiet_hours: QuietHoursPolicy = Field(default_factory=QuietHoursPolicy)
     urgent_overrides_quiet: bool = False
+    # Coordinators texted about shift events; `unfilled` fires when the ladder is spent and
+    # when the shift is `unfilled_alert_before` from its start, still open.
+    alerts: list[ShiftAlert] = Field(default_factory=list, max_length=20)
+    unfilled_alert_before: Duration = timedelta(hours=2)
     # A filled shift that changes is released unless its assignee replies YES within this.
     reconfirm_within: Duration = timedelta(hours=2)
 
