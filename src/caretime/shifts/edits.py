@@ -8,7 +8,7 @@ by then releases it and it is re-filled (job `shifts.reconfirm`).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -28,6 +28,7 @@ from caretime.shifts.service import (
     ShiftNotOpen,
     arm_expiry,
     cancel_round_jobs,
+    check_offset,
     expire_key,
     reload_shift,
     require_shift,
@@ -75,6 +76,9 @@ def _check_changeable(shift: Shift, patch: ShiftPatch, now: datetime) -> None:
             f"shift {shift.id!r} is filled: its role cannot change; unassign the caregiver first",
             shift_status=shift.status,
         )
+    if patch.start_time is not None:
+        whose = "the zone sent" if patch.tz else "the shift's zone"
+        check_offset(patch.start_time, patch.tz or shift.tz, whose=whose)
     start = patch.start_time or shift.start_time
     end = patch.end_time or shift.end_time
     if end <= start:
@@ -93,6 +97,9 @@ def _differs(shift: Shift, name: str, value: Any) -> bool:
 
 def _changes(shift: Shift, patch: ShiftPatch) -> dict[str, Any]:
     given = patch.model_dump(exclude_unset=True)
+    for name in ("start_time", "end_time"):
+        if name in given:
+            given[name] = given[name].astimezone(UTC)
     return {name: value for name, value in given.items() if getattr(shift, name) != value}
 
 

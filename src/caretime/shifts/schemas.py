@@ -55,6 +55,15 @@ def _in_utc(value: datetime) -> datetime:
 Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
+def _convertible(value: datetime) -> datetime:
+    _in_utc(value)
+    return value
+
+
+# An instant as sent, offset kept: a shift's start offset is checked against its zone.
+OffsetInstant = Annotated[AwareDatetime, AfterValidator(_convertible)]
+
+
 def _distinct(roles: list[str]) -> list[str]:
     return list(dict.fromkeys(roles))
 
@@ -106,8 +115,8 @@ class CaregiverPage(BaseModel):
 class ShiftCreate(BaseModel):
     id: OpaqueId | None = None
     role_required: Role
-    start_time: Instant
-    end_time: Instant
+    start_time: OffsetInstant
+    end_time: OffsetInstant
     tz: IanaZone | None = Field(
         default=None, description="Zone for describing the shift (default: the tenant's)."
     )
@@ -126,8 +135,8 @@ class ShiftPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     role_required: Role | None = None
-    start_time: Instant | None = None
-    end_time: Instant | None = None
+    start_time: OffsetInstant | None = None
+    end_time: OffsetInstant | None = None
     tz: IanaZone | None = None
     location: Location | None = None
     notes: Notes | None = None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import cancel_by_dedupe_key, enqueue
-from caretime.errors import Conflict, NotFound
+from caretime.errors import Conflict, InvalidInput, NotFound
 from caretime.ids import new_id
 from caretime.shifts.ladder import from_document
 from caretime.shifts.models import Shift
@@ -41,6 +42,35 @@ class ShiftExists(Conflict):
     title = "A shift with this id already exists"
 
 
+class ZoneMismatch(InvalidInput):
+    problem = "shift-zone-mismatch"
+    title = "The start time's offset does not match the shift's zone"
+
+
+def check_offset(
+    start: datetime,
+    zone: str,
+    *,
+    whose: str = "the tenant's default zone",
+    field: str = "start_time",
+) -> None:
+    """A start sent with a local offset (not UTC) must be local time in the zone the shift
+    will be described in; otherwise caregivers would read it in the wrong zone."""
+    offset, expected = start.utcoffset(), start.astimezone(ZoneInfo(zone)).utcoffset()
+    if offset in (timedelta(0), expected):
+        return
+    message = (
+        f"{field} is {_offset(offset)} but {whose} {zone} is {_offset(expected)} then; send tz"
+    )
+    raise ZoneMismatch(message, errors=[{"loc": ["body", field], "msg": message}])
+
+
+def _offset(value: timedelta | None) -> str:
+    minutes = int((value or timedelta(0)).total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 class ShiftNotOpen(Conflict):
     problem = "shift-not-open"
     title = "The shift is not open"
@@ -70,12 +100,14 @@ async def create_shift(
     now: datetime,
 ) -> Shift:
     shift_id = body.id or new_id("shf")
+    if body.tz is None:
+        check_offset(body.start_time, policy.default_tz)
     started = body.start_time <= now
     shift = Shift(
         id=shift_id,
         role_required=body.role_required,
-        start_time=body.start_time,
-        end_time=body.end_time,
+        start_time=body.start_time.astimezone(UTC),
+        end_time=body.end_time.astimezone(UTC),
         tz=body.tz or policy.default_tz,
         location=body.location,
         notes=body.notes,
