@@ -71,6 +71,8 @@ async def test_fan_out_and_replies_from_the_phone_simulator(
     await _add_caregivers(anon_client, token)
     assert "alice" in (await anon_client.get("/ui/caregivers")).text
     await _create_shift(anon_client, token)
+    before = (await anon_client.get("/ui/shifts/S1")).text
+    assert "2 of 2 will be reached (sms then voice)." in before
     response = await _post(anon_client, "/ui/shifts/S1/fanout", token)
     assert response.status_code == 303
     await dispatcher.run_pending()
@@ -90,6 +92,7 @@ async def test_fan_out_and_replies_from_the_phone_simulator(
     assert "Assigned to <strong>alice</strong>" in live
     assert live.count("already filled") == 1
     assert "Start fan-out" not in live
+    assert "<q>Yes!</q>" in live  # the reply's words, for the coordinator
     thread = (await anon_client.get(f"/ui/phone/{quote(BOB)}/thread")).text
     assert "You replied" in thread
 

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from caretime.deps import ClockDep, SessionDep
-from caretime.shifts import caregivers, changes, edits, fanout, release, service
+from caretime.shifts import candidates, caregivers, changes, edits, fanout, release, service
 from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import (
     NO_NUL,
+    CandidateList,
     CaregiverCreate,
     CaregiverOut,
     CaregiverPage,
@@ -169,6 +170,16 @@ async def unassign(
         session, tenant.id, shift_id, body.reason, policy=policy.shifts, now=clock.now()
     )
     return service.present(shift)
+
+
+@router.get("/shifts/{shift_id}/candidates")
+async def list_candidates(
+    shift_id: ShiftId, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+) -> CandidateList:
+    """Every caregiver with the shift's role: offered, or why not."""
+    return await candidates.list_candidates(
+        session, tenant.id, shift_id, policy=policy.shifts, now=clock.now()
+    )
 
 
 @router.get("/shifts/{shift_id}/timeline")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -99,6 +99,9 @@ class CaregiverOut(BaseModel):
     roles: list[str]
     active: bool
     tz: str | None = Field(description="the zone as given, or null")
+    opted_out: list[str] = Field(
+        description="channels this caregiver's phone opted out of (texted STOP): no offers there"
+    )
     zones: list[str] = Field(
         description="the zones quiet hours are read in: tz, else the phone's (all of them "
         "when its prefix spans several); empty: each shift's own zone"
@@ -197,6 +200,35 @@ class ShiftOut(BaseModel):
     )
     created_at: datetime
     fanout: FanOutOut | None = None
+
+
+class CandidateOffer(BaseModel):
+    round: int
+    channel: str
+    generation: int
+    held_until: datetime | None
+    reply: str | None
+
+
+class Candidate(BaseModel):
+    caregiver_id: str
+    name: str
+    state: Literal["assigned", "offered", "eligible", "not_offered"] = Field(
+        description="eligible: not offered yet, will be by the next round (or the fan-out)"
+    )
+    reasons: list[str] = Field(
+        description="inactive, declined, dropped this shift, overlapping shift X, opted out "
+        "of sms|voice, quiet hours until HH:MM local, ..."
+    )
+    offer: CandidateOffer | None = None
+
+
+class CandidateList(BaseModel):
+    shift_id: str
+    status: str
+    channels: list[str] = Field(description="the channels of the fan-out's ladder")
+    reachable: int = Field(description="offered or eligible: how many the fan-out reaches")
+    items: list[Candidate]
 
 
 class ShiftPage(BaseModel):
