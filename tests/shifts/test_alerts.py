@@ -26,13 +26,13 @@ async def watched(app: FastAPI, runtime: Runtime, client: httpx.AsyncClient) -> 
     for n in (1, 2):
         await make_caregiver(runtime, tenant_id=tenant, id=f"c{n}", roles=["RN"], n=n)
     await make_shift(runtime, tenant_id=tenant, id="s1", location="Ballard")
-    every = ["unfilled", "expired_unfilled", "dropped", "filled", "question"]
+    every = ["unfilled", "expired_unfilled", "dropped", "filled", "question", "overtime"]
     alerts = [{"phone": EVERYTHING, "events": every}, {"phone": "(617) 555-0122"}]
     response = await client.patch("/tenants/me/policy", json={"shifts": {"alerts": alerts}})
     assert response.status_code == 200, response.text
     assert response.json()["shifts"]["alerts"][1] == {
         "phone": TROUBLE,
-        "events": ["unfilled", "expired_unfilled", "dropped", "question"],
+        "events": ["unfilled", "expired_unfilled", "dropped", "question", "overtime"],
     }
     return tenant
 

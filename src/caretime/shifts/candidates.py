@@ -17,6 +17,7 @@ from caretime.messaging.consent import opted_out_numbers
 from caretime.policy.quiet import QuietHours
 from caretime.shifts import ladder as ladders
 from caretime.shifts.models import Caregiver, CaregiverRole, Offer, Shift, ShiftEvent
+from caretime.shifts.overtime import over_weekly_hours
 from caretime.shifts.quiet import caregiver_zones, offer_timing
 from caretime.shifts.repository import FanOutRepository
 from caretime.shifts.schemas import Candidate, CandidateList
@@ -24,7 +25,7 @@ from caretime.shifts.service import require_shift
 from caretime.tenancy.policy import ShiftPolicy
 
 # Reasons that keep a caregiver from every round, whatever its channel.
-_BLOCKING = ("inactive", "declined", "dropped this shift", "overlapping shift")
+_BLOCKING = ("inactive", "declined", "dropped this shift", "overlapping shift", "over weekly")
 
 
 async def list_candidates(
@@ -34,6 +35,8 @@ async def list_candidates(
     rows = await _holders_of_role(session, shift)
     channels = await _channels(session, shift, policy)
     facts = await _Facts.load(session, shift, rows, channels)
+    facts.over_hours = await over_weekly_hours(session, shift, policy)
+    facts.first_tiers = await _first_round_tiers(session, shift, policy)
     items = [_candidate(shift, row, facts, channels, policy, now) for row in rows]
     reachable = sum(item.state in ("offered", "eligible") for item in items)
     return CandidateList(
@@ -43,7 +46,14 @@ async def list_candidates(
 
 async def _holders_of_role(session: AsyncSession, shift: Shift) -> Sequence[Any]:
     statement = (
-        select(Caregiver.id, Caregiver.name, Caregiver.phone, Caregiver.tz, Caregiver.active)
+        select(
+            Caregiver.id,
+            Caregiver.name,
+            Caregiver.phone,
+            Caregiver.tz,
+            Caregiver.active,
+            Caregiver.tier,
+        )
         .join(
             CaregiverRole,
             and_(
@@ -55,6 +65,16 @@ async def _holders_of_role(session: AsyncSession, shift: Shift) -> Sequence[Any]
         .order_by(Caregiver.id)
     )
     return (await session.execute(statement)).all()
+
+
+async def _first_round_tiers(
+    session: AsyncSession, shift: Shift, policy: ShiftPolicy
+) -> tuple[int, ...] | None:
+    fanout = await FanOutRepository(session, shift.tenant_id).for_shift(shift.id)
+    rounds = (
+        ladders.from_document(fanout.ladder) if fanout else ladders.rounds_of(policy.escalation)
+    )
+    return rounds[0].tiers
 
 
 async def _channels(session: AsyncSession, shift: Shift, policy: ShiftPolicy) -> list[str]:
@@ -76,6 +96,8 @@ class _Facts:
         self.opted_out: set[tuple[str, str]] = set()
         self.offers: dict[str, Offer] = {}
         self.generation = 0
+        self.over_hours: set[str] = set()
+        self.first_tiers: tuple[int, ...] | None = None
 
     @classmethod
     async def load(
@@ -155,7 +177,12 @@ def _reasons(row: Any, facts: _Facts, channels: list[str]) -> list[str]:
     reasons += ["declined"] if row.id in facts.declined else []
     reasons += ["dropped this shift"] if row.id in facts.dropped else []
     reasons += [f"overlapping shift {other}" for other in facts.overlaps.get(row.id, [])]
+    reasons += ["over weekly hours"] if row.id in facts.over_hours else []
     reasons += [f"opted out of {c}" for c in channels if (row.phone, c) in facts.opted_out]
+    if facts.first_tiers and row.tier not in facts.first_tiers:
+        reasons.append(
+            f"tier {row.tier or 'none'}: not in round 1 (tiers {list(facts.first_tiers)})"
+        )
     return reasons
 
 

@@ -39,6 +39,9 @@ async def create_caregiver(
         name=body.name,
         phone=body.phone,
         tz=body.tz,
+        tier=body.tier,
+        tags=body.tags,
+        max_weekly_hours=body.max_weekly_hours,
         active=body.active,
         created_at=now,
         updated_at=now,
@@ -72,8 +75,9 @@ async def update_caregiver(
         value = getattr(patch, field)
         if value is not None:
             setattr(caregiver, field, value)
-    if "tz" in patch.model_fields_set:
-        caregiver.tz = patch.tz
+    for field in ("tz", "tier", "max_weekly_hours", "tags"):
+        if field in patch.model_fields_set:  # null clears these
+            setattr(caregiver, field, getattr(patch, field))
     caregiver.updated_at = now
     await session.flush()
     if patch.roles is not None:
@@ -136,6 +140,9 @@ def present(
         roles=sorted(roles),
         active=caregiver.active,
         tz=caregiver.tz,
+        tier=caregiver.tier,
+        tags=caregiver.tags or [],
+        max_weekly_hours=caregiver.max_weekly_hours,
         opted_out=[c for c in CHANNELS if (caregiver.phone, c) in opted_out],
         zones=list(given_or_phone_zones(caregiver.tz, caregiver.phone)),
         created_at=caregiver.created_at,

@@ -16,7 +16,7 @@ from caretime.shifts import texts
 from caretime.shifts.alerts import alert, caregiver_label
 from caretime.shifts.models import Offer, Shift
 from caretime.shifts.qualify import has_dropped, overlapping_assignment
-from caretime.shifts.questions import conditional_yes, unclear
+from caretime.shifts.questions import conditional_yes, unclear, would_go_over
 from caretime.shifts.reconfirm import keep
 from caretime.shifts.release import Release, release_shift
 from caretime.shifts.replies import is_conditional
@@ -87,6 +87,10 @@ async def _conditional(
 
 async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
     _remember(offer, "accept", now)
+    shift = await _shift(session, offer)
+    if shift.status == "open" and await would_go_over(session, shift, offer.caregiver_id, now=now):
+        reply = texts.over_hours_text()
+        return ClaimOutcome("unavailable", reply, shift.id, {"reason": "over weekly hours"})
     for _ in range(_CLAIM_TRIES):
         if await claim(session, offer.tenant_id, offer.shift_id, offer.caregiver_id, now=now):
             return await _won(session, offer, now=now)

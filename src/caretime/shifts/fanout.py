@@ -30,7 +30,7 @@ from caretime.shifts.alerts import schedule_unfilled_checks
 from caretime.shifts.ladder import Round
 from caretime.shifts.models import FanOut, Shift
 from caretime.shifts.progress import fanout_state
-from caretime.shifts.qualify import qualifying_caregivers
+from caretime.shifts.qualify import Wave, qualifying_caregivers
 from caretime.shifts.quiet import Timing, caregiver_zones, offer_timing
 from caretime.shifts.repository import FanOutRepository, OfferRepository, ShiftEventRepository
 from caretime.shifts.schemas import FanOutOut
@@ -144,7 +144,10 @@ async def send_round(
 ) -> int:
     """Offer the round to whoever qualifies: messaged now, or held until their quiet hours
     end (a `shifts.send_held` job then), or not offered if that is after the start."""
-    candidates = await qualifying_caregivers(session, shift, channel=round_.channel)
+    wave = Wave(round_.tiers, generation) if round_.tiers else None
+    candidates = await qualifying_caregivers(
+        session, shift, channel=round_.channel, policy=policy, wave=wave
+    )
     timings = round_timings(shift, round_, candidates, policy, now)
     reachable = [(c, t) for c, t in zip(candidates, timings, strict=True) if t.at is not None]
     unreachable = [t for t in timings if t.at is None]

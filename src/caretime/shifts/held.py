@@ -40,9 +40,9 @@ async def send_held(
     if round_ is None:
         return 0
     waiting = await _waiting(session, tenant_id, shift_id, generation, number, now)
-    qualifying = await qualifying_caregivers(session, shift, channel=round_.channel)
-    candidates = [c for c in qualifying if c.id in waiting]
     policy = await shift_policy(session, tenant_id)
+    qualifying = await qualifying_caregivers(session, shift, channel=round_.channel, policy=policy)
+    candidates = [c for c in qualifying if c.id in waiting]
     timed = list(
         zip(candidates, round_timings(shift, round_, candidates, policy, now), strict=True)
     )

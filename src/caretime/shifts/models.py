@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -18,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from caretime.db import Base
+from caretime.db import Base, JSONDocument
 from caretime.repository import TenantOwned
 
 SHIFT_STATUSES = ("open", "filled", "cancelled", "expired")
@@ -39,6 +40,11 @@ class Caregiver(TenantOwned, Base):
     phone: Mapped[str] = mapped_column(String(32))
     # The zone quiet hours are read in, when given; else inferred from the phone.
     tz: Mapped[str | None] = mapped_column(String(64))
+    # 1 = preferred: a ladder round may target tiers, so preferred caregivers hear first.
+    tier: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    # Not offered a shift that would take their filled hours in its week past this.
+    max_weekly_hours: Mapped[float | None] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -2,13 +2,15 @@
 
 Qualifies: active, holds the required role, has not declined this shift, has not dropped
 it (a call-out is never offered the shift back), is not assigned to another filled shift
-that overlaps it, and has not opted out of the round's channel
+that overlaps it, would not go over their weekly hours (`overtime.py`), is of a tier the
+round targets (if it targets tiers), and has not opted out of the round's channel
 (consent lives in messaging, which would also suppress such a message: we skip the offer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, select
@@ -17,6 +19,8 @@ from sqlalchemy.orm import aliased
 
 from caretime.messaging.consent import opted_out_numbers
 from caretime.shifts.models import Caregiver, CaregiverRole, Offer, Shift, ShiftEvent
+from caretime.shifts.overtime import over_weekly_hours
+from caretime.tenancy.policy import ShiftPolicy
 
 
 def has_declined(shift: Shift) -> ColumnElement[bool]:
@@ -54,7 +58,12 @@ def overlapping_assignment(
 
 
 async def qualifying_caregivers(
-    session: AsyncSession, shift: Shift, *, channel: str
+    session: AsyncSession,
+    shift: Shift,
+    *,
+    channel: str,
+    policy: ShiftPolicy,
+    wave: Wave | None = None,
 ) -> Sequence[Any]:
     """(id, phone, tz) of every caregiver who qualifies now, ordered by id (a stable order keeps
     concurrent inserts of the same offers from deadlocking)."""
@@ -79,7 +88,29 @@ async def qualifying_caregivers(
         )
         .order_by(Caregiver.id)
     )
+    if wave is not None:
+        statement = statement.where(*wave.conditions(shift, channel))
     rows = (await session.execute(statement)).all()
     wanted = {(row.phone, channel) for row in rows}
     opted_out = {phone for phone, _ in await opted_out_numbers(session, shift.tenant_id, wanted)}
-    return [row for row in rows if row.phone not in opted_out]
+    over = await over_weekly_hours(session, shift, policy)
+    return [row for row in rows if row.phone not in opted_out and row.id not in over]
+
+
+@dataclass(frozen=True)
+class Wave:
+    """A round that targets tiers: only those tiers, and not whoever this fan-out generation
+    already offered on the round's channel (a wave widens the audience, it does not repeat)."""
+
+    tiers: tuple[int, ...]
+    generation: int
+
+    def conditions(self, shift: Shift, channel: str) -> list[ColumnElement[bool]]:
+        offered_here = exists().where(
+            Offer.tenant_id == shift.tenant_id,
+            Offer.shift_id == shift.id,
+            Offer.caregiver_id == Caregiver.id,
+            Offer.generation == self.generation,
+            Offer.channel == channel,
+        )
+        return [Caregiver.tier.in_(self.tiers), ~offered_here]

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.events import emit
 from caretime.shifts import texts
-from caretime.shifts.alerts import alert
+from caretime.shifts.alerts import alert, caregiver_label
 from caretime.shifts.models import Caregiver, Offer, Shift
+from caretime.shifts.overtime import over_weekly_hours
+from caretime.shifts.service import shift_policy
 
 
 async def conditional_yes(
@@ -42,6 +44,21 @@ async def conditional_yes(
     if shift.status == "open":
         return "clarify", texts.question_open_text(shift)
     return "clarify", texts.question_closed_text(shift, offer.caregiver_id)
+
+
+async def would_go_over(
+    session: AsyncSession, shift: Shift, caregiver_id: str, *, now: datetime
+) -> bool:
+    """The overtime guard at claim time (offered before the hours filled up): the coordinator
+    is told. Like the overlap rule, two claims of one caregiver in the same instant are not
+    serialised against each other."""
+    policy = await shift_policy(session, shift.tenant_id)
+    if not await over_weekly_hours(session, shift, policy, only=caregiver_id):
+        return False
+    who = await caregiver_label(session, shift.tenant_id, caregiver_id)
+    text = texts.overtime_alert(shift, who)
+    await alert(session, shift, "overtime", text, key=f"overtime:{caregiver_id}", now=now)
+    return True
 
 
 def unclear(shift: Shift, caregiver_id: str) -> str:

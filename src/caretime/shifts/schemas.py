@@ -71,6 +71,12 @@ def _distinct(roles: list[str]) -> list[str]:
 Roles = Annotated[list[Role], Field(min_length=1, max_length=20), AfterValidator(_distinct)]
 
 
+Tier = Annotated[int, Field(ge=1, le=9, description="1 = preferred")]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40), Storable
+]
+Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_distinct)]
+WeeklyHours = Annotated[float, Field(gt=0, le=168)]
 ZONE_HELP = "IANA zone for quiet hours; absent: inferred from the phone (else the shift's)"
 
 
@@ -81,6 +87,9 @@ class CaregiverCreate(BaseModel):
     roles: Roles
     active: bool = True
     tz: IanaZone | None = Field(default=None, description=ZONE_HELP)
+    tier: Tier | None = None
+    tags: Tags = Field(default_factory=list)
+    max_weekly_hours: WeeklyHours | None = None
 
 
 class CaregiverPatch(BaseModel):
@@ -90,6 +99,9 @@ class CaregiverPatch(BaseModel):
     roles: Roles | None = None
     active: bool | None = None
     tz: IanaZone | None = Field(default=None, description=f"{ZONE_HELP}; null clears it")
+    tier: Tier | None = Field(default=None, description="1 = preferred; null clears it")
+    tags: Tags | None = None
+    max_weekly_hours: WeeklyHours | None = Field(default=None, description="null clears it")
 
 
 class CaregiverOut(BaseModel):
@@ -99,6 +111,9 @@ class CaregiverOut(BaseModel):
     roles: list[str]
     active: bool
     tz: str | None = Field(description="the zone as given, or null")
+    tier: int | None
+    tags: list[str]
+    max_weekly_hours: float | None
     opted_out: list[str] = Field(
         description="channels this caregiver's phone opted out of (texted STOP): no offers there"
     )

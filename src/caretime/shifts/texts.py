@@ -152,3 +152,12 @@ def unfilled_alert(shift: Shift, reason: str) -> str:
 
 def expired_alert(shift: Shift) -> str:
     return f"Expired unfilled: {_ref(shift)} started with nobody on it."
+
+
+def over_hours_text() -> str:
+    return "This would put you over your weekly hours; your coordinator has been told."
+
+
+def overtime_alert(shift: Shift, who: str) -> str:
+    past = "but it would take them past their weekly hours"
+    return f"Over hours: {who} said yes to {_ref(shift)}, {past}."

@@ -141,6 +141,11 @@ class EscalationRound(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: Literal["sms", "voice"]
     after: Duration
+    # Only caregivers of these tiers (1 = preferred); absent: everyone. A tiered round skips
+    # whoever this fan-out already offered on the same channel (waves widen, not repeat).
+    tiers: list[Annotated[int, Field(ge=1, le=9)]] | None = Field(
+        default=None, min_length=1, max_length=9
+    )
 
 
 class QuietHoursPolicy(BaseModel):
@@ -151,20 +156,16 @@ class QuietHoursPolicy(BaseModel):
     end: LocalTime = time(8, 0)
 
 
-ShiftAlertKind = Literal["unfilled", "expired_unfilled", "dropped", "filled", "question"]
-ALERT_KINDS: tuple[ShiftAlertKind, ...] = (
-    "unfilled",
-    "expired_unfilled",
-    "dropped",
-    "filled",
-    "question",
-)
+ShiftAlertKind = Literal[
+    "unfilled", "expired_unfilled", "dropped", "filled", "question", "overtime"
+]
 
 DEFAULT_ALERT_KINDS: tuple[ShiftAlertKind, ...] = (
     "unfilled",
     "expired_unfilled",
     "dropped",
     "question",
+    "overtime",
 )
 
 
@@ -214,6 +215,8 @@ class ShiftPolicy(BaseModel):
     # when the shift is `unfilled_alert_before` from its start, still open.
     alerts: list[ShiftAlert] = Field(default_factory=list, max_length=20)
     unfilled_alert_before: Duration = timedelta(hours=2)
+    # The overtime guard's week: starts on this day at 00:00 in default_tz.
+    week_starts: Weekday = "sun"
     # A filled shift that changes is released unless its assignee replies YES within this.
     reconfirm_within: Duration = timedelta(hours=2)
 
