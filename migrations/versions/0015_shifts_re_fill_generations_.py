@@ -1,7 +1,7 @@
 """shifts: re-fill generations, reconfirmation, zones, tiers, weekly hours, quiet-hour holds
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0009
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 from caretime.db import JSONDocument, UTCDateTime
 
 revision: str = "0015"
-down_revision: str | None = "0012"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
