@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from caretime.deps import RuntimeDep, SessionDep, SettingsDep
 from caretime.errors import Unauthorized
-from caretime.tenancy.service import KEY_PREFIX
+from caretime.tenancy.keyshape import key_shape_problem
 from caretime.web.auth import ActorDep, CsrfRejected, page_context, tenant_of_key
 from caretime.web.rendering import render
 from caretime.web.routing import SIGN_IN_PATH, web_router
@@ -43,8 +43,9 @@ async def sign_in(
         raise CsrfRejected
     key = api_key.strip()
     try:
-        if not key.startswith(KEY_PREFIX) or len(key) > 200:
-            raise Unauthorized("API keys look like 'ct_...'")
+        problem = key_shape_problem(key)
+        if problem is not None:
+            raise Unauthorized(problem)
         await tenant_of_key(request, db, runtime, key)
     except Unauthorized as exc:
         return _sign_in_page(request, session, next_path=next, error=exc.detail, status=401)
