@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from caretime.fielderrors import field_errors, where
 from caretime.observability import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
@@ -114,10 +115,13 @@ async def _caretime_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": list(err["loc"]), "msg": err["msg"]} for err in exc.errors()]
-    where = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors[:3])
+    errors = field_errors(exc.errors())
     return problem_response(
-        422, "validation-error", "The request is not valid", f"invalid: {where}", errors=errors
+        422,
+        "validation-error",
+        "The request is not valid",
+        f"invalid: {where(errors)}",
+        errors=errors,
     )
 
 

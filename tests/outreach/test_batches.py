@@ -1,4 +1,5 @@
 import httpx
+import pytest
 
 from tests.outreach.support import make_items
 
@@ -77,3 +78,20 @@ async def test_a_dry_run_batch_returns_the_plan_and_creates_nothing(
     assert response.status_code == 200
     assert [item["status"] for item in response.json()["items"]] == ["scheduled"] * 2
     assert (await client.get("/calls")).json()["items"] == []
+
+
+@pytest.mark.parametrize("retry_delay", [10**12, "99999999999d", 1e308, -1])
+async def test_absurd_per_batch_overrides_are_refused_naming_the_field(
+    client: httpx.AsyncClient, retry_delay: object
+) -> None:
+    body = {"items": make_items(count=1), "retry_delay": retry_delay}
+    json_batch = await client.post("/outreach/batches", json=body)
+    csv_batch = await client.post(
+        "/outreach/batches",
+        params={"retry_delay": str(retry_delay)},
+        content=CSV,
+        headers={"content-type": "text/csv"},
+    )
+    for response in (json_batch, csv_batch):
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"][-1] == "retry_delay"

@@ -146,3 +146,30 @@ async def test_a_call_that_cannot_be_scheduled_says_why(
     assert response.status_code == 422
     assert response.json()["type"].endswith(problem)
     assert detail in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ({"retry_delay": 10**12}, "at most 7d"),
+        ({"retry_delay": "99999999999d"}, "at most 7d"),
+        ({"retry_delay": 1e308}, "at most 7d"),
+        ({"retry_delay": -60}, "cannot be negative"),
+        ({"retry_delay": "10s"}, "at least 1m"),
+    ],
+)
+async def test_absurd_per_call_overrides_are_refused_naming_the_field(
+    client: httpx.AsyncClient, override: dict[str, object], words: str
+) -> None:
+    response = await client.post(
+        "/calls", json={"name": "Ann", "phone": "212-555-0100", **override}
+    )
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["loc"] == ["body", "retry_delay"]
+    assert words in error["msg"]
+
+
+async def test_a_retry_delay_in_iso_8601(client: httpx.AsyncClient) -> None:
+    call = await create(client, retry_delay="PT45M")
+    assert call["retry_delay"] == "45m"

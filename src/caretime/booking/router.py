@@ -14,6 +14,7 @@ from caretime.booking.errors import RangeTooLong
 from caretime.booking.models import Appointment
 from caretime.booking.schemas import (
     AppointmentPage,
+    AvailabilityBody,
     AvailabilityChangeOut,
     AvailabilityOut,
     FhirStatus,
@@ -26,7 +27,6 @@ from caretime.booking.schemas import (
     SlotOut,
     SlotPage,
     TemplateOut,
-    WindowIn,
     WindowOut,
 )
 from caretime.booking.service import minute_text, template_fields
@@ -71,7 +71,7 @@ async def add_availability(
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    body: Annotated[WindowIn | list[WindowIn], Body()],
+    body: Annotated[AvailabilityBody, Body()],
     force: Force = False,
 ) -> AvailabilityChangeOut:
     items = body if isinstance(body, list) else [body]

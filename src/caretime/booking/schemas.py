@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
 from caretime.policy.phones import dialable_e164
 from caretime.tenancy.policy import IanaZone, Weekday
 
+_WALL_TIME = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+def _wall_time(value: str) -> str:
+    if not _WALL_TIME.match(value):
+        raise ValueError("expected a local time as HH:MM, from 00:00 to 24:00, e.g. 08:00")
+    return value
+
+
 WallTime = Annotated[
     str,
-    Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", examples=["08:00"]),
+    AfterValidator(_wall_time),
+    WithJsonSchema({"type": "string", "pattern": _WALL_TIME.pattern, "examples": ["08:00"]}),
 ]
 OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
 
@@ -61,7 +82,30 @@ class WeeklyTemplateIn(BaseModel):
     valid_until: date | None = Field(default=None, alias="until")
 
 
-WindowIn = WeeklyTemplateIn | DatedWindowIn
+def _window_form(value: Any) -> str | None:
+    """Which form an availability item takes: the one with `weekdays` is a weekly template."""
+    if isinstance(value, dict):
+        return "[weekly]" if "weekdays" in value else "[dated]"
+    if isinstance(value, WeeklyTemplateIn | DatedWindowIn):
+        return "[weekly]" if isinstance(value, WeeklyTemplateIn) else "[dated]"
+    return None
+
+
+# Tagged by shape (tags in brackets are left out of error locations), so a bad item reports
+# the errors of the form it was meant to be, not of every form it is not.
+WindowIn = Annotated[
+    Annotated[WeeklyTemplateIn, Tag("[weekly]")] | Annotated[DatedWindowIn, Tag("[dated]")],
+    Discriminator(
+        _window_form,
+        custom_error_type="availability_shape",
+        custom_error_message="expected an object: {date, start, end} for one date, "
+        "or {weekdays, start, end, from} for a weekly template",
+    ),
+]
+AvailabilityBody = Annotated[
+    Annotated[WindowIn, Tag("[one]")] | Annotated[list[WindowIn], Tag("[list]")],
+    Discriminator(lambda value: "[list]" if isinstance(value, list) else "[one]"),
+]
 
 
 class TemplateOut(BaseModel):

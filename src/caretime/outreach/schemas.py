@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from caretime.tenancy.policy import Duration
+from caretime.tenancy.policy import Duration, RetryDelay
 
 
 class ScheduleItem(BaseModel):
@@ -42,7 +42,7 @@ class BatchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strategy: Literal["earliest", "spread"] | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
-    retry_delay: Duration | None = None
+    retry_delay: RetryDelay | None = None
 
 
 class BatchIn(BatchOptions):
@@ -68,7 +68,7 @@ class BatchOut(BaseModel):
 
 class CallIn(ScheduleItem):
     max_attempts: int | None = Field(default=None, ge=1, le=20)
-    retry_delay: Duration | None = None
+    retry_delay: RetryDelay | None = None
 
 
 class CallPatch(BaseModel):

@@ -14,9 +14,9 @@ from caretime.deps import READ_ONLY_METHODS, RuntimeDep, SessionDep
 from caretime.errors import Unauthorized
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
+from caretime.tenancy.keyshape import key_shape_problem
 from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.keyshape import key_shape_problem
 from caretime.tenancy.service import authenticate, needs_touch, policy_of, touch_key
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ct_...`")
