@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
@@ -18,10 +17,11 @@ from caretime.db import transaction
 from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
-from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from caretime.errors import PROBLEM_RESPONSES, install_error_handlers
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.openapi import complete_openapi
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
 from caretime.runtime import Runtime, freeze_startup_heap
@@ -72,24 +72,8 @@ def create_app(
     app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(web.router)
-    _register_problem_schema(app)
+    complete_openapi(app)
     return app
-
-
-def _register_problem_schema(app: FastAPI) -> None:
-    """Add the Problem schema that PROBLEM_RESPONSES refers to into the OpenAPI document."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(problem.pop("$defs", {}), Problem=problem)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @asynccontextmanager

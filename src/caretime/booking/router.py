@@ -4,7 +4,7 @@ parses, calls one service function, and renders."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, status
 from pydantic import AwareDatetime
@@ -30,7 +30,9 @@ from caretime.booking.schemas import (
     WindowOut,
 )
 from caretime.booking.service import minute_text, template_fields
+from caretime.booking.validation import read_windows
 from caretime.deps import ClockDep, SessionDep
+from caretime.openapi import json_body
 from caretime.tenancy.auth import PolicyDep, TenantDep
 
 router = APIRouter(tags=["booking"])
@@ -64,17 +66,23 @@ async def get_provider(provider_id: str, tenant: TenantDep, session: SessionDep)
     )
 
 
-@router.post("/providers/{provider_id}/availability")
+# Read item by item in the handler (see read_windows), documented here as what it accepts.
+AVAILABILITY_BODY = json_body(AvailabilityBody, "AvailabilityIn")
+
+
+@router.post(
+    "/providers/{provider_id}/availability", openapi_extra={"requestBody": AVAILABILITY_BODY}
+)
 async def add_availability(
     provider_id: str,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    body: Annotated[AvailabilityBody, Body()],
+    body: Annotated[Any, Body(include_in_schema=False)],
     force: Force = False,
 ) -> AvailabilityChangeOut:
-    items = body if isinstance(body, list) else [body]
+    items = read_windows(body, policy.booking.slot_minutes)
     change = await service.change_availability(
         session, tenant.id, policy.booking, provider_id, items, force=force, now=clock.now()
     )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
+from caretime.openapi import json_body
 from caretime.outreach import calls as call_service
 from caretime.outreach import service
 from caretime.outreach.intake import csv_items, missing_csv_columns
@@ -62,10 +63,10 @@ async def schedule(
     return JSONResponse(result.items, headers=_replay_header(result))
 
 
-BATCH_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {"schema": BatchIn.model_json_schema()},
+BATCH_BODY = json_body(
+    BatchIn,
+    "BatchIn",
+    **{
         "text/csv": {"schema": {"type": "string"}},
         "multipart/form-data": {
             "schema": {
@@ -74,7 +75,7 @@ BATCH_BODY = {
             }
         },
     },
-}
+)
 
 
 @router.post(
