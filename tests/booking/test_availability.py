@@ -201,7 +201,7 @@ async def test_malformed_windows_are_422(
     assert response.status_code == 422
 
 
-INTERNAL_WORDS = ("WeeklyTemplateIn", "DatedWindowIn", "union[", "list[", "function-", "Value error")
+INTERNAL_WORDS = ("WeeklyTemplateIn", "DatedWindowIn", "union[", "list[", "function-", "Value err")
 
 
 async def test_one_badly_shaped_item_does_not_hide_the_others_errors(
