@@ -95,3 +95,28 @@ async def test_absurd_per_batch_overrides_are_refused_naming_the_field(
     for response in (json_batch, csv_batch):
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["loc"][-1] == "retry_delay"
+
+
+async def test_csv_rejections_name_csv_lines(client: httpx.AsyncClient) -> None:
+    csv_text = (
+        "name,phone\n"  # line 1
+        "Ann,212-555-0100\n"  # line 2
+        '"Bob\nthe second",not a phone\n'  # lines 3-4: a quoted name spans two lines
+        "\n"  # line 5: blank, skipped
+        "Cy,212-555-0100\n"  # line 6: Ann's number again
+    )
+    response = await client.post(
+        "/outreach/batches", content=csv_text, headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 201, response.text
+    rejected = response.json()["rejected_items"]
+    assert [(r["index"], r["line"]) for r in rejected] == [(1, 3), (2, 6)]
+    assert rejected[1]["error"] == "the same number is already in this batch at line 2"
+
+
+async def test_a_json_duplicate_names_the_item_it_repeats(client: httpx.AsyncClient) -> None:
+    items = [{"name": "X"}, {"name": "Ann", "phone": "212-555-0100"}, "junk",
+             {"name": "Cy", "phone": "+1 212 555 0100"}]  # fmt: skip
+    response = await client.post("/schedule", json=items)
+    assert response.status_code == 200, response.text
+    assert response.json()[3]["error"] == "the same number is already in this batch at item 1"

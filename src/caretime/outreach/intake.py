@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,15 +32,40 @@ def plan_item(raw: Any) -> PlanItem | str:
     return PlanItem(name=name, phone=phone, scheduled=scheduled, tz=tz)
 
 
+def item_label(position: int) -> str:
+    return f"item {position}"
+
+
+def line_labels(lines: Sequence[int]) -> Callable[[int], str]:
+    """Names an item by its CSV line (the header is line 1)."""
+    return lambda position: f"line {lines[position]}"
+
+
 def plan_parsed(
-    planner: Planner, items: Sequence[PlanItem | str], *, start: int = 0
+    planner: Planner,
+    items: Sequence[PlanItem | str],
+    *,
+    start: int = 0,
+    label: Callable[[int], str] = item_label,
 ) -> list[Outcome]:
-    """Plan the well-formed items; each malformed one is rejected with why, in place."""
-    planned = iter(planner.plan([i for i in items if isinstance(i, PlanItem)], start=start))
+    """Plan the well-formed items; each malformed one is rejected with why, in place. A
+    duplicate names the item it repeats as `label` does (an index, or a CSV line)."""
+    positions = [start + i for i, item in enumerate(items) if isinstance(item, PlanItem)]
+    parsed = [item for item in items if isinstance(item, PlanItem)]
+    planned = iter(planner.plan(parsed, positions=positions))
     return [
-        next(planned) if isinstance(item, PlanItem) else Rejected("invalid_item", item)
+        _labelled(next(planned), label)
+        if isinstance(item, PlanItem)
+        else Rejected("invalid_item", item)
         for item in items
     ]
+
+
+def _labelled(outcome: Outcome, label: Callable[[int], str]) -> Outcome:
+    if not isinstance(outcome, Rejected) or outcome.same_as is None:
+        return outcome
+    where = label(outcome.same_as)
+    return outcome._replace(error=f"the same number is already in this batch at {where}")
 
 
 def _instant(value: Any) -> datetime | str | None:
@@ -53,14 +79,29 @@ def _instant(value: Any) -> datetime | str | None:
         return f'"scheduled" is not an ISO 8601 time: {value[:40]!r}'
 
 
-def csv_items(text: str) -> Iterator[dict[str, str]]:
+@dataclass(frozen=True)
+class CsvRows:
+    """The rows of a CSV as items, and the line each row starts on (the header is line 1)."""
+
+    items: list[dict[str, str]]
+    lines: list[int]
+
+
+def csv_rows(text: str) -> CsvRows:
     """Rows of a CSV with a header naming at least `name` and `phone` (case-insensitive)."""
+    rows = CsvRows([], [])
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     if reader.fieldnames is None:
-        return
+        return rows
     reader.fieldnames = [field.strip().lower() for field in reader.fieldnames]
     for row in reader:
-        yield {key: (value or "").strip() for key, value in row.items() if key in CSV_COLUMNS}
+        values = [v for v in row.values() if isinstance(v, str)]
+        # line_num is where the row ends; a quoted value may span lines.
+        rows.lines.append(reader.line_num - sum(value.count("\n") for value in values))
+        rows.items.append(
+            {key: (value or "").strip() for key, value in row.items() if key in CSV_COLUMNS}
+        )
+    return rows
 
 
 def missing_csv_columns(text: str) -> set[str]:

@@ -16,7 +16,7 @@ from caretime.errors import InvalidInput
 from caretime.openapi import json_body
 from caretime.outreach import calls as call_service
 from caretime.outreach import service
-from caretime.outreach.intake import csv_items, missing_csv_columns
+from caretime.outreach.intake import CsvRows, csv_rows, missing_csv_columns
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
 from caretime.outreach.schemas import (
     AttemptOut,
@@ -95,8 +95,9 @@ async def create_batch(
 ) -> JSONResponse:
     """A batch as JSON (`{"items": [...], "strategy"?, "max_attempts"?, "retry_delay"?}`) or
     as CSV (columns name, phone, scheduled?, tz?; options as query parameters)."""
-    items, options, source = await _batch_body(raw)
-    request = service.BatchRequest(items, options, source, idempotency_key, dry_run)
+    items, options, lines = await _batch_body(raw)
+    source = "json" if lines is None else "csv"
+    request = service.BatchRequest(items, options, source, idempotency_key, dry_run, lines)
     result = await service.schedule_batch(
         session, tenant.id, policy.calling, request, now=clock.now()
     )
@@ -212,15 +213,17 @@ def _batch_out(batch: OutreachBatch, counts: dict[str, int] | None = None) -> Ba
     )
 
 
-async def _batch_body(raw: Request) -> tuple[list[Any], BatchOptions, str]:
+async def _batch_body(raw: Request) -> tuple[list[Any], BatchOptions, list[int] | None]:
+    """The items, the options, and for a CSV the line of each item."""
     content_type = raw.headers.get("content-type", "")
     if content_type.startswith(("text/csv", "multipart/form-data")):
-        return _csv_items(await _csv_text(raw, content_type)), _query_options(raw), "csv"
+        rows = _csv_rows(await _csv_text(raw, content_type))
+        return list(rows.items), _query_options(raw), rows.lines
     try:
         body = BatchIn.model_validate_json(await raw.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    return body.items, BatchOptions(**body.model_dump(exclude={"items"})), "json"
+    return body.items, BatchOptions(**body.model_dump(exclude={"items"})), None
 
 
 async def _csv_text(raw: Request, content_type: str) -> str:
@@ -237,11 +240,11 @@ async def _csv_text(raw: Request, content_type: str) -> str:
         raise InvalidInput("the CSV must be UTF-8 text") from None
 
 
-def _csv_items(text: str) -> list[Any]:
+def _csv_rows(text: str) -> CsvRows:
     missing = missing_csv_columns(text)
     if missing:
         raise InvalidInput(f"the CSV header lacks column(s): {', '.join(sorted(missing))}")
-    return list(csv_items(text))
+    return csv_rows(text)
 
 
 def _query_options(raw: Request) -> BatchOptions:

@@ -61,7 +61,8 @@ class BatchOut(BaseModel):
     rejections: dict[str, int] = Field(description="Rejected items by reason.")
     created_at: datetime
     rejected_items: list[dict[str, Any]] = Field(
-        default_factory=list, description="Each rejected item with its index and reason."
+        default_factory=list,
+        description="Each rejected item with its index (for a CSV, also its line) and reason.",
     )
     calls_by_status: dict[str, int] | None = None
 

@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -22,7 +22,7 @@ from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.ids import new_id
 from caretime.outreach.errors import BatchNotFound, IdempotencyKeyReused
-from caretime.outreach.intake import echo, plan_item, plan_parsed
+from caretime.outreach.intake import echo, item_label, line_labels, plan_item, plan_parsed
 from caretime.outreach.models import PENDING, OutreachBatch
 from caretime.outreach.repository import (
     BatchRepository,
@@ -44,6 +44,11 @@ class BatchRequest:
     source: str = "schedule"
     idempotency_key: str | None = None
     dry_run: bool = False
+    # For a CSV: the line each item starts on, so that rejections name lines, not indexes.
+    lines: Sequence[int] | None = None
+
+    def label(self) -> Callable[[int], str]:
+        return line_labels(self.lines) if self.lines is not None else item_label
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ async def schedule_batch(
             return replay
     items = [plan_item(raw) for raw in request.items]
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
-    outcomes = plan_parsed(Planner(calling, now=now, ledger=ledger), items)
+    planner = Planner(calling, now=now, ledger=ledger)
+    outcomes = plan_parsed(planner, items, label=request.label())
     if batch_id is None:
         return BatchResult(None, _response_items(request.items, outcomes, []))
     call_ids = [new_id("call") if isinstance(o, Scheduled) else None for o in outcomes]
@@ -267,10 +273,16 @@ def _summary(
         "rejected": len(rejected),
         "rejections": {
             "by_reason": dict(Counter(o.code for _, o in rejected)),
-            "items": [{"index": i, **result[i]} for i, _ in rejected],
+            "items": [{**_position(request, i), **result[i]} for i, _ in rejected],
         },
         "result": result if request.idempotency_key else None,
     }
+
+
+def _position(request: BatchRequest, index: int) -> dict[str, int]:
+    if request.lines is None:
+        return {"index": index}
+    return {"index": index, "line": request.lines[index]}
 
 
 async def get_batch(
