@@ -400,4 +400,5 @@ def _unknown_zone_reason(non_geographic: bool) -> str:
 
 
 def _z(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # To the second: "now" carries microseconds nobody wants to read in an error.
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
