@@ -56,6 +56,14 @@ class Conflict(CaretimeError):
     title = "Conflict with the current state"
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """The same Idempotency-Key with another body: 422 everywhere, as the IETF
+    Idempotency-Key draft says (the key is reusable only for the very same request)."""
+
+    problem = "idempotency-key-reused"
+    title = "Idempotency-Key already used for a different request"
+
+
 class ProblemFieldError(BaseModel):
     loc: list[str | int]
     msg: str

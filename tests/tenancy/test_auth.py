@@ -49,7 +49,7 @@ async def test_bad_credentials_get_401_problem(
 async def test_revoked_key_stops_working(anon_client: httpx.AsyncClient, runtime: Runtime) -> None:
     _, key = await make_tenant(runtime, name="acme")
     assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
-    keys = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()
+    keys = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()["items"]
     assert len(keys) == 1
 
     revoked = await anon_client.delete(f"/tenants/me/keys/{keys[0]['id']}", headers=bearer(key))
@@ -78,14 +78,14 @@ async def test_last_use_is_recorded_at_most_once_a_minute(
 ) -> None:
     _, key = await make_tenant(runtime, name="acme")
     await anon_client.get("/tenants/me", headers=bearer(key))
-    first = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()[0]
+    first = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()["items"][0]
     assert first["last_used_at"] == "2026-03-02T15:00:00Z"
 
     clock.advance(timedelta(seconds=30))
     await anon_client.get("/tenants/me", headers=bearer(key))
     clock.advance(timedelta(seconds=40))
     await anon_client.patch("/tenants/me/policy", json={}, headers=bearer(key))
-    later = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()[0]
+    later = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()["items"][0]
     assert later["last_used_at"] == "2026-03-02T15:01:10Z"
 
 

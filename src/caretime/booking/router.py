@@ -4,12 +4,14 @@ parses, calls one service function, and renders."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Header, Query, status
 from pydantic import AwareDatetime
 
 from caretime.booking import cursors, lifecycle, reservations, service, slots
+from caretime.booking.bounds import Bound, bound_instant
 from caretime.booking.errors import RangeTooLong
 from caretime.booking.models import Appointment
 from caretime.booking.schemas import (
@@ -34,6 +36,7 @@ from caretime.booking.validation import read_windows
 from caretime.deps import ClockDep, SessionDep
 from caretime.openapi import json_body
 from caretime.tenancy.auth import PolicyDep, TenantDep
+from caretime.tenancy.policy import BookingPolicy
 
 router = APIRouter(tags=["booking"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -142,14 +145,33 @@ async def delete_template(
     )
 
 
+DayOrInstant = AwareDatetime | date
+
+
+def a_week_from(start: Bound) -> Bound:
+    # A date-only end includes its day: seven local days are start to start + 6.
+    return start + timedelta(days=7 if isinstance(start, datetime) else 6)
+
+
 @router.get("/slots")
 async def get_slots(
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    start: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="default: start + 7 days")] = None,
+    start: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: from the provider's local midnight. Default: now"
+        ),
+    ] = None,
+    end: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: to the end of that local day (included). "
+            "Default: start + 7 days"
+        ),
+    ] = None,
     provider_id: Annotated[list[str] | None, Query()] = None,
     limit: Limit = 500,
     cursor: str | None = None,
@@ -161,15 +183,13 @@ async def get_slots(
         policy.booking,
         provider_ids=provider_id,
         start=start,
-        end=end or start + timedelta(days=7),
+        end=end or a_week_from(start),
         now=clock.now(),
         limit=limit,
         after=cursors.decode(cursor),
     )
-    return SlotPage(
-        slots=[SlotOut(provider_id=s.provider_id, start=s.start, end=s.end) for s in found],
-        next_cursor=cursors.encode(position),
-    )
+    items = [SlotOut(provider_id=s.provider_id, start=s.start, end=s.end) for s in found]
+    return SlotPage(items=items, slots=items, next_cursor=cursors.encode(position))  # fmt: skip
 
 
 @router.post("/reservations", status_code=status.HTTP_201_CREATED)
@@ -224,23 +244,39 @@ async def patch_reservation(
 @router.get("/appointments")
 async def list_appointments(
     tenant: TenantDep,
+    policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
     provider_id: str | None = None,
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
+    start: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: from local midnight (the provider's zone "
+            "with provider_id, else booking.default_tz)"
+        ),
+    ] = None,
+    end: Annotated[
+        DayOrInstant | None,
+        Query(description="An instant, or a date: to the end of that local day (included)"),
+    ] = None,
     status: Annotated[
-        str | None,
-        Query(pattern="^(held|confirmed|expired|denied|cancelled|active)$"),
+        Literal["held", "confirmed", "expired", "denied", "cancelled", "active"] | None,
+        Query(description="`active`: held or confirmed"),
     ] = None,
     limit: Limit = 100,
     cursor: str | None = None,
 ) -> AppointmentPage:
     now = clock.now()
+    zone = await _zone_for_days(session, tenant.id, provider_id, policy.booking, start, end)
     rows, position = await reservations.list_appointments(
         session,
         tenant.id,
-        reservations.AppointmentFilter(provider_id, start, end, status),
+        reservations.AppointmentFilter(
+            provider_id,
+            None if start is None else bound_instant(start, zone, end=False),
+            None if end is None else bound_instant(end, zone, end=True),
+            status,
+        ),
         now=now,
         limit=limit,
         after=cursors.decode(cursor),
@@ -272,3 +308,16 @@ def render(appointment: Appointment, now: datetime) -> ReservationOut:
         confirmed_at=appointment.confirmed_at,
         fhir=FhirStatus(appointment=fhir_appointment, slot=fhir_slot),
     )
+
+
+async def _zone_for_days(
+    session: SessionDep,
+    tenant_id: str,
+    provider_id: str | None,
+    policy: BookingPolicy,
+    *bounds: Bound | None,
+) -> ZoneInfo:
+    """The zone whose local days date-only bounds mean: the provider's, else the tenant's."""
+    if provider_id is None or not any(type(b) is date for b in bounds):
+        return ZoneInfo(policy.default_tz)
+    return ZoneInfo((await service.require_provider(session, tenant_id, provider_id)).tz)

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from caretime.policy.phones import dialable_e164
+from caretime.policy.phones import PhoneText, dialable_e164
 from caretime.tenancy.policy import IanaZone, Weekday
 
 _WALL_TIME = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
@@ -38,7 +38,7 @@ WallTime = Annotated[
 OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
 
 
-Phone = Annotated[str, Field(max_length=40), AfterValidator(dialable_e164)]
+Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)]
 
 
 class ProviderIn(BaseModel):
@@ -191,5 +191,8 @@ class SlotOut(BaseModel):
 
 
 class SlotPage(BaseModel):
-    slots: list[SlotOut]
+    items: list[SlotOut]
+    slots: list[SlotOut] = Field(
+        deprecated=True, description="The same as `items`, kept for clients of earlier releases."
+    )
     next_cursor: str | None

@@ -12,7 +12,13 @@ from caretime.messaging import inbound
 from caretime.messaging.phones import to_e164
 from caretime.messaging.providers import providers_of
 from caretime.messaging.repository import MessageRepository
-from caretime.messaging.schemas import InboundIn, InboundOut, MessageDetailOut, MessageOut
+from caretime.messaging.schemas import (
+    InboundIn,
+    InboundOut,
+    MessageDetailOut,
+    MessageOut,
+    MessagePage,
+)
 from caretime.messaging.webhooks import router as webhooks_router
 from caretime.tenancy.auth import TenantDep
 
@@ -54,15 +60,16 @@ async def simulator_messages(
     to: str | None = None,
     channel: Literal["sms", "voice"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[MessageOut]:
-    """What the simulated phones received (SMS and calls), newest first."""
+) -> MessagePage:
+    """What the simulated phones received (SMS and calls), newest first: the latest `limit`
+    (a test inbox, not an archive: `next_cursor` is always null)."""
     if not providers_of(runtime).uses("simulator"):
         raise NotFound("the simulator provider is not configured")
     phone = None if to is None else (to_e164(to) or to)
     rows = await MessageRepository(session, tenant.id).received_by(
         "simulator", to=phone, channel=channel, limit=limit
     )
-    return [MessageOut.model_validate(row) for row in rows]
+    return MessagePage(items=[MessageOut.model_validate(row) for row in rows], next_cursor=None)
 
 
 router.include_router(api)

@@ -8,13 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from caretime.policy.phones import PhoneText
+
 
 class InboundIn(BaseModel):
     """A reply: `from` (or `from_phone`), `body`, and hint keys such as `shift_id`."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    from_: str | None = Field(default=None, alias="from", max_length=40)
-    from_phone: str | None = Field(default=None, max_length=40)
+    from_: PhoneText | None = Field(default=None, alias="from", max_length=40)
+    from_phone: PhoneText | None = Field(default=None, max_length=40)
     body: str = Field(max_length=2000)
 
     @model_validator(mode="after")
@@ -78,3 +80,8 @@ class MessageDetailOut(MessageOut):
         detail = cls.model_validate(message)
         detail.events = [MessageEventOut.model_validate(event) for event in events]
         return detail
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None = Field(description="Always null: the latest `limit` messages.")

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from caretime.policy import Outcome, PlanItem, Planner, Rejected
+from caretime.policy.phones import phone_text
 
 CSV_COLUMNS = {"name", "phone", "scheduled", "tz"}
 
@@ -19,7 +20,11 @@ def plan_item(raw: Any) -> PlanItem | str:
     """A planner item, or why the raw item is not one."""
     if not isinstance(raw, dict):
         return 'an item must be an object with "name" and "phone"'
-    name, phone, tz = raw.get("name"), raw.get("phone"), raw.get("tz") or None
+    name, tz = raw.get("name"), raw.get("tz") or None
+    try:
+        phone = phone_text(raw.get("phone"))
+    except ValueError as exc:
+        return f'"phone": {exc}'
     if not isinstance(phone, str) or not phone.strip():
         return 'missing "phone"'
     if not isinstance(name, str):

@@ -27,6 +27,7 @@ from caretime.outreach.schemas import (
     CallOut,
     CallPage,
     CallPatch,
+    CallStatus,
     RejectedItemOut,
     ScheduledItemOut,
     retry_delay_of,
@@ -125,7 +126,7 @@ async def create_call(
 async def list_calls(
     tenant: TenantDep,
     session: SessionDep,
-    status: str | None = None,
+    status: CallStatus | None = None,
     batch_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,

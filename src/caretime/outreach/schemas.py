@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from caretime.policy.phones import PhoneText
 from caretime.tenancy.policy import Duration, RetryDelay
 
 
@@ -14,7 +15,7 @@ class ScheduleItem(BaseModel):
     """One patient: a name and a phone, optionally an exact time and a time zone."""
 
     name: str = Field(max_length=200)
-    phone: str = Field(max_length=64)
+    phone: PhoneText = Field(max_length=64)
     scheduled: datetime | None = Field(
         default=None, description="An instant; without an offset it is local time in `tz`."
     )
@@ -23,7 +24,7 @@ class ScheduleItem(BaseModel):
 
 class ScheduledItemOut(BaseModel):
     name: str
-    phone: str
+    phone: str | int = Field(description="As given (a JSON integer is read as its digits).")
     phone_e164: str
     tz: str
     scheduled: datetime
@@ -105,6 +106,12 @@ class CallOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     attempt_history: list[AttemptOut] | None = None
+
+
+CallStatus = Literal[
+    "scheduled", "dispatching", "ringing", "in_progress", "completed",
+    "no_answer", "busy", "failed", "cancelled", "expired",
+]  # fmt: skip
 
 
 class CallPage(BaseModel):

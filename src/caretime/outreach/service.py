@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.ids import new_id
-from caretime.outreach.errors import BatchNotFound, IdempotencyKeyReused
+from caretime.outreach.errors import BatchKeyReused, BatchNotFound
 from caretime.outreach.intake import echo, item_label, line_labels, plan_item, plan_parsed
 from caretime.outreach.models import PENDING, OutreachBatch
 from caretime.outreach.repository import (
@@ -160,9 +160,7 @@ async def _claim(
     earlier = await batches.by_idempotency_key(request.idempotency_key)
     assert earlier is not None
     if earlier.request_hash != digest:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different batch; use a new key"
-        )
+        raise BatchKeyReused("this Idempotency-Key was used for a different batch; use a new key")
     return BatchResult(earlier, earlier.result or [], replayed=True)
 
 

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from caretime.policy.phones import dialable_e164
+from caretime.policy.phones import PhoneText, dialable_e164
 from caretime.tenancy.policy import IanaZone
 
 # Path and query parameters: NUL is the one character no database column may hold.
@@ -42,7 +42,9 @@ Name = Annotated[
 ]
 Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), Storable]
 Notes = Annotated[str, StringConstraints(max_length=2000), Storable]
-Phone = Annotated[str, StringConstraints(max_length=40), Storable, AfterValidator(dialable_e164)]
+Phone = Annotated[
+    PhoneText, StringConstraints(max_length=40), Storable, AfterValidator(dialable_e164)
+]
 
 
 def _in_utc(value: datetime) -> datetime:

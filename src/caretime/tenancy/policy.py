@@ -159,6 +159,9 @@ class BookingPolicy(BaseModel):
     slot_minutes: int = Field(default=15, ge=5, le=240)
     hold: HoldLength = timedelta(minutes=30)
     min_notice: Notice = timedelta(hours=24)
+    # Date-only ranges over several providers (e.g. GET /appointments?start=2026-03-10) are
+    # local days of this zone; with one provider, of the provider's.
+    default_tz: IanaZone = "America/New_York"
 
     @field_validator("slot_minutes")
     @classmethod

@@ -10,7 +10,7 @@ from caretime.deps import ClockDep, SessionDep
 from caretime.tenancy import service
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.schemas import ApiKeyOut, TenantOut
+from caretime.tenancy.schemas import ApiKeyOut, ApiKeyPage, TenantOut
 
 router = APIRouter(prefix="/tenants/me", tags=["tenants"])
 
@@ -37,9 +37,10 @@ async def patch_policy(
 
 
 @router.get("/keys")
-async def list_keys(tenant: TenantDep, session: SessionDep) -> list[ApiKeyOut]:
+async def list_keys(tenant: TenantDep, session: SessionDep) -> ApiKeyPage:
+    """The tenant's API keys (prefixes only, never the keys), oldest first, on one page."""
     keys = await service.list_keys(session, tenant.id)
-    return [ApiKeyOut.model_validate(key) for key in keys]
+    return ApiKeyPage(items=[ApiKeyOut.model_validate(key) for key in keys], next_cursor=None)
 
 
 @router.delete("/keys/{key_id}")
