@@ -23,7 +23,9 @@ async def test_a_tenant_cannot_revoke_another_tenants_key(
 ) -> None:
     _, key_a = await make_tenant(runtime, name="tenant-a")
     _, key_b = await make_tenant(runtime, name="tenant-b")
-    b_key_id = (await anon_client.get("/tenants/me/keys", headers=bearer(key_b))).json()["items"][0]["id"]
+    b_key_id = (await anon_client.get("/tenants/me/keys", headers=bearer(key_b))).json()["items"][
+        0
+    ]["id"]
 
     attempt = await anon_client.delete(f"/tenants/me/keys/{b_key_id}", headers=bearer(key_a))
     assert attempt.status_code == 404

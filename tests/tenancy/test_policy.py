@@ -156,6 +156,7 @@ ESCALATION = [{"channel": "sms", "after": "0s"}, {"channel": "voice", "after": "
         (("booking", "slot_minutes"), 30, 30),
         (("booking", "hold"), "15m", "15m"),
         (("booking", "min_notice"), "2h", "2h"),
+        (("booking", "default_tz"), "Europe/Paris", "Europe/Paris"),
         (
             ("shifts", "escalation"),
             ESCALATION,
