@@ -17,7 +17,7 @@ from caretime.db import transaction
 from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
-from caretime.errors import PROBLEM_RESPONSES, install_error_handlers
+from caretime.errors import Unauthorized, install_error_handlers
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware, metrics_endpoint
@@ -27,7 +27,9 @@ from caretime.policy.calendar import load_calendars
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import service as tenancy
+from caretime.tenancy.auth import current_policy, current_tenant
 from caretime.tenancy.router import router as tenancy_router
+from caretime.tenancy.service import StoredPolicyInvalid
 
 log = logging.getLogger("caretime.app")
 
@@ -54,7 +56,6 @@ def create_app(
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=_lifespan,
-        responses=PROBLEM_RESPONSES,
     )
     app.state.runtime = runtime
     app.state.freeze_heap = freeze_heap
@@ -72,7 +73,7 @@ def create_app(
     app.include_router(outreach_router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(web.router)
-    complete_openapi(app)
+    complete_openapi(app, {current_tenant: [Unauthorized], current_policy: [StoredPolicyInvalid]})
     return app
 
 

@@ -81,20 +81,6 @@ class Problem(BaseModel):
     request_id: str | None = None
 
 
-def _documented(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-
-
-# Documented on every operation, so clients (and the contract fuzz test) know the error shape.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _documented("Missing, malformed, unknown or revoked API key"),
-    422: _documented("The request is not valid; `errors` lists what and where"),
-}
-
-
 def problem_type(slug: str) -> str:
     return f"urn:caretime:problem:{slug}"
 

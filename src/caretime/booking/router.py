@@ -12,7 +12,21 @@ from pydantic import AwareDatetime
 
 from caretime.booking import cursors, lifecycle, reservations, service, slots
 from caretime.booking.bounds import Bound, bound_instant
-from caretime.booking.errors import RangeTooLong
+from caretime.booking.errors import (
+    AppointmentsInTheWay,
+    InvalidTransition,
+    InvalidWindows,
+    OffGrid,
+    OutsideAvailability,
+    ProviderExists,
+    ProviderNotFound,
+    RangeTooLong,
+    ReservationKeyReused,
+    ReservationNotFound,
+    SlotTaken,
+    TemplateNotFound,
+    TooLittleNotice,
+)
 from caretime.booking.models import Appointment
 from caretime.booking.schemas import (
     AppointmentPage,
@@ -34,7 +48,8 @@ from caretime.booking.schemas import (
 from caretime.booking.service import minute_text, template_fields
 from caretime.booking.validation import read_windows
 from caretime.deps import ClockDep, SessionDep
-from caretime.openapi import json_body
+from caretime.errors import InvalidInput
+from caretime.openapi import json_body, problems
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import BookingPolicy
 
@@ -44,7 +59,7 @@ Force = Annotated[bool, Query(description="cancel confirmed appointments in remo
 MAX_AVAILABILITY_DAYS = 366
 
 
-@router.post("/providers", status_code=status.HTTP_201_CREATED)
+@router.post("/providers", responses=problems(ProviderExists), status_code=status.HTTP_201_CREATED)
 async def create_provider(
     body: ProviderIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ProviderOut:
@@ -62,7 +77,7 @@ async def list_providers(
     )
 
 
-@router.get("/providers/{provider_id}")
+@router.get("/providers/{provider_id}", responses=problems(ProviderNotFound))
 async def get_provider(provider_id: str, tenant: TenantDep, session: SessionDep) -> ProviderOut:
     return ProviderOut.model_validate(
         await service.require_provider(session, tenant.id, provider_id)
@@ -74,7 +89,9 @@ AVAILABILITY_BODY = json_body(AvailabilityBody, "AvailabilityIn")
 
 
 @router.post(
-    "/providers/{provider_id}/availability", openapi_extra={"requestBody": AVAILABILITY_BODY}
+    "/providers/{provider_id}/availability",
+    responses=problems(ProviderNotFound, InvalidWindows, AppointmentsInTheWay),
+    openapi_extra={"requestBody": AVAILABILITY_BODY},
 )
 async def add_availability(
     provider_id: str,
@@ -96,7 +113,9 @@ async def add_availability(
     )
 
 
-@router.get("/providers/{provider_id}/availability")
+@router.get(
+    "/providers/{provider_id}/availability", responses=problems(ProviderNotFound, RangeTooLong)
+)
 async def get_availability(
     provider_id: str,
     tenant: TenantDep,
@@ -126,7 +145,10 @@ async def get_availability(
     )
 
 
-@router.delete("/providers/{provider_id}/availability/templates/{template_id}")
+@router.delete(
+    "/providers/{provider_id}/availability/templates/{template_id}",
+    responses=problems(ProviderNotFound, TemplateNotFound, AppointmentsInTheWay),
+)
 async def delete_template(
     provider_id: str,
     template_id: str,
@@ -153,7 +175,7 @@ def a_week_from(start: Bound) -> Bound:
     return start + timedelta(days=7 if isinstance(start, datetime) else 6)
 
 
-@router.get("/slots")
+@router.get("/slots", responses=problems(ProviderNotFound, RangeTooLong, InvalidInput))
 async def get_slots(
     tenant: TenantDep,
     policy: PolicyDep,
@@ -192,7 +214,18 @@ async def get_slots(
     return SlotPage(items=items, slots=items, next_cursor=cursors.encode(position))  # fmt: skip
 
 
-@router.post("/reservations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/reservations",
+    responses=problems(
+        ProviderNotFound,
+        SlotTaken,
+        TooLittleNotice,
+        OffGrid,
+        OutsideAvailability,
+        ReservationKeyReused,
+    ),
+    status_code=status.HTTP_201_CREATED,
+)
 async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
@@ -209,28 +242,36 @@ async def reserve(
     return render(appointment, now)
 
 
-@router.get("/reservations/{reservation_id}")
+@router.get("/reservations/{reservation_id}", responses=problems(ReservationNotFound))
 async def get_reservation(
     reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
     return render(await reservations.get(session, tenant.id, reservation_id), clock.now())
 
 
-@router.post("/reservations/{reservation_id}/confirm")
+@router.post(
+    "/reservations/{reservation_id}/confirm",
+    responses=problems(ReservationNotFound, InvalidTransition),
+)
 async def confirm(
     reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
     return await _move(session, tenant.id, reservation_id, "confirmed", clock.now())
 
 
-@router.post("/reservations/{reservation_id}/cancel")
+@router.post(
+    "/reservations/{reservation_id}/cancel",
+    responses=problems(ReservationNotFound, InvalidTransition),
+)
 async def cancel(
     reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
     return await _move(session, tenant.id, reservation_id, "cancelled", clock.now())
 
 
-@router.patch("/reservations/{reservation_id}")
+@router.patch(
+    "/reservations/{reservation_id}", responses=problems(ReservationNotFound, InvalidTransition)
+)
 async def patch_reservation(
     reservation_id: str,
     body: ReservationPatch,
@@ -241,7 +282,7 @@ async def patch_reservation(
     return await _move(session, tenant.id, reservation_id, body.status, clock.now())
 
 
-@router.get("/appointments")
+@router.get("/appointments", responses=problems(ProviderNotFound))
 async def list_appointments(
     tenant: TenantDep,
     policy: PolicyDep,

@@ -20,6 +20,7 @@ from caretime.messaging.schemas import (
     MessagePage,
 )
 from caretime.messaging.webhooks import router as webhooks_router
+from caretime.openapi import problems
 from caretime.tenancy.auth import TenantDep
 
 router = APIRouter()
@@ -42,7 +43,7 @@ async def receive_inbound(
     return InboundOut.model_validate(outcome.as_response())
 
 
-@api.get("/messages/{message_id}")
+@api.get("/messages/{message_id}", responses=problems(NotFound))
 async def get_message(message_id: str, tenant: TenantDep, session: SessionDep) -> MessageDetailOut:
     """One message with its provider events in arrival order."""
     messages = MessageRepository(session, tenant.id)
@@ -52,7 +53,7 @@ async def get_message(message_id: str, tenant: TenantDep, session: SessionDep) -
     return MessageDetailOut.of(message, await messages.events(message_id))
 
 
-@api.get("/simulator/messages", tags=["simulator"])
+@api.get("/simulator/messages", responses=problems(NotFound), tags=["simulator"])
 async def simulator_messages(
     tenant: TenantDep,
     session: SessionDep,

@@ -23,6 +23,7 @@ from caretime.messaging.providers.twilio import (
 from caretime.messaging.repository import find_by_provider_id
 from caretime.messaging.tracking import record_event
 from caretime.observability import log_event
+from caretime.openapi import problems
 from caretime.tenancy.service import find_tenant
 
 log = logging.getLogger("caretime.messaging")
@@ -61,7 +62,14 @@ async def verified_form(request: Request, settings: Settings, path: str) -> dict
     return form
 
 
-@router.post(INBOUND_SMS_PATH)
+@router.post(
+    INBOUND_SMS_PATH,
+    response_class=Response,
+    responses={
+        200: {"description": "Empty TwiML: no reply", "content": {"text/xml": {}}},
+        **problems(InvalidSignature, NotFound),
+    },
+)
 async def twilio_inbound_sms(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:
@@ -83,7 +91,12 @@ async def twilio_inbound_sms(
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
-@router.post(STATUS_CALLBACK_PATH, status_code=204)
+@router.post(
+    STATUS_CALLBACK_PATH,
+    status_code=204,
+    response_class=Response,
+    responses=problems(InvalidSignature),
+)
 async def twilio_status(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:

@@ -13,16 +13,26 @@ from pydantic import ValidationError
 
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
-from caretime.openapi import json_body
+from caretime.openapi import json_body, problems
 from caretime.outreach import calls as call_service
 from caretime.outreach import service
+from caretime.outreach.errors import (
+    BatchKeyReused,
+    BatchNotFound,
+    CallAlreadyStarted,
+    CallNotFound,
+    NotSchedulable,
+    OutsideCallingWindow,
+)
 from caretime.outreach.intake import CsvRows, csv_rows, missing_csv_columns
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
 from caretime.outreach.schemas import (
     AttemptOut,
+    BatchDoc,
     BatchIn,
     BatchOptions,
     BatchOut,
+    BatchPlan,
     CallIn,
     CallOut,
     CallPage,
@@ -30,6 +40,7 @@ from caretime.outreach.schemas import (
     CallStatus,
     RejectedItemOut,
     ScheduledItemOut,
+    ScheduleItem,
     retry_delay_of,
 )
 from caretime.tenancy.auth import PolicyDep, TenantDep
@@ -45,15 +56,18 @@ DryRun = Annotated[bool, Query(description="Plan only: create no calls.")]
 
 @router.post(
     "/schedule",
+    responses=problems(BatchKeyReused),
     response_model=list[ScheduledItemOut | RejectedItemOut],
     summary="Schedule a batch of patient calls",
+    # Read item by item (a malformed item is one rejection), documented as what it accepts.
+    openapi_extra={"requestBody": json_body(list[ScheduleItem], "ScheduleBody")},
 )
 async def schedule(
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    items: Annotated[list[Any], Body(description='[{"name", "phone", "scheduled"?, "tz"?}]')],
+    items: Annotated[list[Any], Body(include_in_schema=False)],
     idempotency_key: IdempotencyKey = None,
     dry_run: DryRun = False,
 ) -> JSONResponse:
@@ -65,7 +79,7 @@ async def schedule(
 
 
 BATCH_BODY = json_body(
-    BatchIn,
+    BatchDoc,
     "BatchIn",
     **{
         "text/csv": {"schema": {"type": "string"}},
@@ -81,6 +95,10 @@ BATCH_BODY = json_body(
 
 @router.post(
     "/outreach/batches",
+    responses={
+        200: {"model": BatchPlan, "description": "With `dry_run=true`: the plan only"},
+        **problems(BatchKeyReused, InvalidInput),
+    },
     status_code=201,
     response_model=BatchOut,
     openapi_extra={"requestBody": BATCH_BODY},
@@ -103,18 +121,19 @@ async def create_batch(
         session, tenant.id, policy.calling, request, now=clock.now()
     )
     if result.batch is None:  # a dry run: the plan only
-        return JSONResponse({"items": result.items}, headers=_replay_header(result))
+        plan = {"items": result.items, "next_cursor": None}
+        return JSONResponse(plan, headers=_replay_header(result))
     body = _batch_out(result.batch).model_dump(mode="json")
     return JSONResponse(body, status_code=201, headers=_replay_header(result))
 
 
-@router.get("/outreach/batches/{batch_id}")
+@router.get("/outreach/batches/{batch_id}", responses=problems(BatchNotFound))
 async def get_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> BatchOut:
     batch, counts = await service.get_batch(session, tenant.id, batch_id)
     return _batch_out(batch, counts)
 
 
-@router.post("/calls", status_code=201)
+@router.post("/calls", responses=problems(OutsideCallingWindow, NotSchedulable), status_code=201)
 async def create_call(
     body: CallIn, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
@@ -137,13 +156,16 @@ async def list_calls(
     return CallPage(items=[call_out(call) for call in calls], next_cursor=next_cursor)
 
 
-@router.get("/calls/{call_id}")
+@router.get("/calls/{call_id}", responses=problems(CallNotFound))
 async def get_call(call_id: str, tenant: TenantDep, session: SessionDep) -> CallOut:
     call = await call_service.get_call(session, tenant.id, call_id)
     return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
 
 
-@router.patch("/calls/{call_id}")
+@router.patch(
+    "/calls/{call_id}",
+    responses=problems(CallNotFound, CallAlreadyStarted, OutsideCallingWindow, NotSchedulable),
+)
 async def reschedule_call(
     call_id: str,
     body: CallPatch,
@@ -158,14 +180,18 @@ async def reschedule_call(
     return call_out(call)
 
 
-@router.delete("/calls/{call_id}")
+@router.delete("/calls/{call_id}", responses=problems(CallNotFound, CallAlreadyStarted))
 async def cancel_call(
     call_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
     return call_out(await call_service.cancel(session, tenant.id, call_id, now=clock.now()))
 
 
-@router.post("/calls/{call_id}/dispatch", status_code=202)
+@router.post(
+    "/calls/{call_id}/dispatch",
+    responses=problems(CallNotFound, CallAlreadyStarted, OutsideCallingWindow, NotSchedulable),
+    status_code=202,
+)
 async def dispatch_call(
     call_id: str, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:

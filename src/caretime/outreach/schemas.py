@@ -39,6 +39,13 @@ class RejectedItemOut(BaseModel):
     error: str
 
 
+class BatchPlan(BaseModel):
+    """A dry run's answer: what would be scheduled, item for item; nothing is created."""
+
+    items: list[ScheduledItemOut | RejectedItemOut]
+    next_cursor: None = None
+
+
 class BatchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strategy: Literal["earliest", "spread"] | None = None
@@ -48,6 +55,12 @@ class BatchOptions(BaseModel):
 
 class BatchIn(BatchOptions):
     items: list[Any] = Field(description="Items shaped like POST /schedule's.")
+
+
+class BatchDoc(BatchOptions):
+    """The JSON batch as documented; the handler reads `items` one by one (see BatchIn)."""
+
+    items: list[ScheduleItem]
 
 
 class BatchOut(BaseModel):

@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.openapi import problems
 from caretime.shifts import caregivers, fanout, service
+from caretime.shifts.caregivers import CaregiverExists, CaregiverNotFound
 from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import (
     NO_NUL,
@@ -21,6 +23,7 @@ from caretime.shifts.schemas import (
     ShiftPage,
     Timeline,
 )
+from caretime.shifts.service import ShiftExists, ShiftNotFound, ShiftNotOpen
 from caretime.shifts.timeline import shift_timeline
 from caretime.tenancy.auth import PolicyDep, TenantDep
 
@@ -32,7 +35,9 @@ Text = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 ShiftStatus = Literal["open", "filled", "cancelled", "expired"]
 
 
-@router.post("/caregivers", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/caregivers", responses=problems(CaregiverExists), status_code=status.HTTP_201_CREATED
+)
 async def create_caregiver(
     body: CaregiverCreate, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> CaregiverOut:
@@ -54,14 +59,14 @@ async def list_caregivers(
     return CaregiverPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/caregivers/{caregiver_id}")
+@router.get("/caregivers/{caregiver_id}", responses=problems(CaregiverNotFound))
 async def get_caregiver(
     caregiver_id: CaregiverId, tenant: TenantDep, session: SessionDep
 ) -> CaregiverOut:
     return await caregivers.get_caregiver(session, tenant.id, caregiver_id)
 
 
-@router.patch("/caregivers/{caregiver_id}")
+@router.patch("/caregivers/{caregiver_id}", responses=problems(CaregiverNotFound))
 async def update_caregiver(
     caregiver_id: CaregiverId,
     patch: CaregiverPatch,
@@ -74,7 +79,7 @@ async def update_caregiver(
     )
 
 
-@router.post("/shifts", status_code=status.HTTP_201_CREATED)
+@router.post("/shifts", responses=problems(ShiftExists), status_code=status.HTTP_201_CREATED)
 async def create_shift(
     body: ShiftCreate, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> ShiftOut:
@@ -98,7 +103,7 @@ async def list_shifts(
     return ShiftPage(items=[service.present(s) for s in rows], next_cursor=next_cursor)
 
 
-@router.get("/shifts/{shift_id}")
+@router.get("/shifts/{shift_id}", responses=problems(ShiftNotFound))
 async def get_shift(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -> ShiftOut:
     shift = await service.require_shift(session, tenant.id, shift_id)
     progress = await maybe_fanout_state(session, shift)
@@ -108,7 +113,7 @@ async def get_shift(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -
 @router.post(
     "/shifts/{shift_id}/fanout",
     status_code=status.HTTP_202_ACCEPTED,
-    responses={404: {"description": "Unknown shift"}, 409: {"description": "Shift not open"}},
+    responses=problems(ShiftNotFound, ShiftNotOpen),
 )
 async def start_fanout(
     shift_id: ShiftId, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
@@ -119,7 +124,7 @@ async def start_fanout(
     )
 
 
-@router.post("/shifts/{shift_id}/cancel")
+@router.post("/shifts/{shift_id}/cancel", responses=problems(ShiftNotFound, ShiftNotOpen))
 async def cancel_shift(
     shift_id: ShiftId, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ShiftOut:
@@ -127,6 +132,6 @@ async def cancel_shift(
     return service.present(shift)
 
 
-@router.get("/shifts/{shift_id}/timeline")
+@router.get("/shifts/{shift_id}/timeline", responses=problems(ShiftNotFound))
 async def get_timeline(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -> Timeline:
     return await shift_timeline(session, tenant.id, shift_id)

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.errors import NotFound
+from caretime.openapi import problems
 from caretime.tenancy import service
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import TenantPolicy
@@ -43,7 +45,7 @@ async def list_keys(tenant: TenantDep, session: SessionDep) -> ApiKeyPage:
     return ApiKeyPage(items=[ApiKeyOut.model_validate(key) for key in keys], next_cursor=None)
 
 
-@router.delete("/keys/{key_id}")
+@router.delete("/keys/{key_id}", responses=problems(NotFound))
 async def revoke_key(
     key_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ApiKeyOut:
