@@ -119,9 +119,13 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Starlette's own refusals, e.g. a body that cannot be read as the declared media type (400).
+HTTP_ERROR_SLUGS = {400: "malformed-body", 404: "not-found", 405: "method-not-allowed"}
+
+
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    slug = HTTP_ERROR_SLUGS.get(exc.status_code, "http-error")
     return problem_response(exc.status_code, slug, _reason(exc.status_code), str(exc.detail))
 
 

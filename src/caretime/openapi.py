@@ -102,6 +102,8 @@ def _add_shape_problems(
     responses = operation.setdefault("responses", {})
     if operation.get("parameters") or operation.get("requestBody"):
         _merge(responses, 422, [_VALIDATION])
+    if operation.get("requestBody"):
+        _merge(responses, 400, [("malformed-body", "The body cannot be read as its media type")])
     for dependency, errors in dependency_problems.items():
         if _depends_on(route.dependant, dependency):
             for error in errors:

@@ -50,6 +50,7 @@ from caretime.booking.validation import read_windows
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.openapi import json_body, problems
+from caretime.storable import PathText, QueryText, Storable
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import BookingPolicy
 
@@ -69,7 +70,7 @@ async def create_provider(
 
 @router.get("/providers")
 async def list_providers(
-    tenant: TenantDep, session: SessionDep, limit: Limit = 100, cursor: str | None = None
+    tenant: TenantDep, session: SessionDep, limit: Limit = 100, cursor: QueryText = None
 ) -> ProviderPage:
     rows, next_cursor = await service.list_providers(session, tenant.id, limit=limit, after=cursor)
     return ProviderPage(
@@ -78,7 +79,9 @@ async def list_providers(
 
 
 @router.get("/providers/{provider_id}", responses=problems(ProviderNotFound))
-async def get_provider(provider_id: str, tenant: TenantDep, session: SessionDep) -> ProviderOut:
+async def get_provider(
+    provider_id: PathText, tenant: TenantDep, session: SessionDep
+) -> ProviderOut:
     return ProviderOut.model_validate(
         await service.require_provider(session, tenant.id, provider_id)
     )
@@ -94,7 +97,7 @@ AVAILABILITY_BODY = json_body(AvailabilityBody, "AvailabilityIn")
     openapi_extra={"requestBody": AVAILABILITY_BODY},
 )
 async def add_availability(
-    provider_id: str,
+    provider_id: PathText,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
@@ -117,7 +120,7 @@ async def add_availability(
     "/providers/{provider_id}/availability", responses=problems(ProviderNotFound, RangeTooLong)
 )
 async def get_availability(
-    provider_id: str,
+    provider_id: PathText,
     tenant: TenantDep,
     session: SessionDep,
     start: Annotated[date, Query(description="first local date")],
@@ -150,8 +153,8 @@ async def get_availability(
     responses=problems(ProviderNotFound, TemplateNotFound, AppointmentsInTheWay),
 )
 async def delete_template(
-    provider_id: str,
-    template_id: str,
+    provider_id: PathText,
+    template_id: PathText,
     tenant: TenantDep,
     session: SessionDep,
     clock: ClockDep,
@@ -194,9 +197,9 @@ async def get_slots(
             "Default: start + 7 days"
         ),
     ] = None,
-    provider_id: Annotated[list[str] | None, Query()] = None,
+    provider_id: Annotated[list[Annotated[str, Storable]] | None, Query()] = None,
     limit: Limit = 500,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> SlotPage:
     start = start or clock.now()
     found, position = await slots.find_slots(
@@ -244,7 +247,7 @@ async def reserve(
 
 @router.get("/reservations/{reservation_id}", responses=problems(ReservationNotFound))
 async def get_reservation(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
     return render(await reservations.get(session, tenant.id, reservation_id), clock.now())
 
@@ -254,7 +257,7 @@ async def get_reservation(
     responses=problems(ReservationNotFound, InvalidTransition),
 )
 async def confirm(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
     return await _move(session, tenant.id, reservation_id, "confirmed", clock.now())
 
@@ -264,7 +267,7 @@ async def confirm(
     responses=problems(ReservationNotFound, InvalidTransition),
 )
 async def cancel(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
     return await _move(session, tenant.id, reservation_id, "cancelled", clock.now())
 
@@ -273,7 +276,7 @@ async def cancel(
     "/reservations/{reservation_id}", responses=problems(ReservationNotFound, InvalidTransition)
 )
 async def patch_reservation(
-    reservation_id: str,
+    reservation_id: PathText,
     body: ReservationPatch,
     tenant: TenantDep,
     session: SessionDep,
@@ -288,7 +291,7 @@ async def list_appointments(
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    provider_id: str | None = None,
+    provider_id: QueryText = None,
     start: Annotated[
         DayOrInstant | None,
         Query(
@@ -305,7 +308,7 @@ async def list_appointments(
         Query(description="`active`: held or confirmed"),
     ] = None,
     limit: Limit = 100,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> AppointmentPage:
     now = clock.now()
     zone = await _zone_for_days(session, tenant.id, provider_id, policy.booking, start, end)

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from caretime.policy.phones import PhoneText, dialable_e164
+from caretime.storable import Storable
 from caretime.tenancy.policy import IanaZone, Weekday
 
 _WALL_TIME = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
@@ -35,7 +36,7 @@ WallTime = Annotated[
     AfterValidator(_wall_time),
     WithJsonSchema({"type": "string", "pattern": _WALL_TIME.pattern, "examples": ["08:00"]}),
 ]
-OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
+OpaqueId = Annotated[str, Field(min_length=1, max_length=128), Storable]
 
 
 Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)]
@@ -44,7 +45,7 @@ Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)
 class ProviderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: OpaqueId | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), Storable]
     tz: IanaZone = Field(examples=["America/New_York"])
 
 
@@ -142,7 +143,7 @@ class ReservationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     provider_id: OpaqueId
     slot_start: AwareDatetime
-    client_id: str = Field(min_length=1, max_length=200)
+    client_id: Annotated[str, Field(min_length=1, max_length=200), Storable]
     confirm_by_sms: bool = False
     phone: Phone | None = None
 

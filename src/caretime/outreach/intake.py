@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +32,8 @@ def plan_item(raw: Any) -> PlanItem | str:
         return 'missing "name"'
     if tz is not None and not isinstance(tz, str):
         return '"tz" must be an IANA time zone name'
+    if any("\x00" in text for text in (name, phone, tz or "")):
+        return "text may not contain NUL characters"
     scheduled = _instant(raw.get("scheduled"))
     if isinstance(scheduled, str):
         return scheduled
@@ -115,8 +118,13 @@ def missing_csv_columns(text: str) -> set[str]:
 
 
 def echo(raw: Any, field: str) -> Any:
-    """A field of the item as the caller sent it (for the response), or None."""
-    return raw.get(field) if isinstance(raw, dict) else None
+    """A field of the item as the caller sent it (for the response, and the batch's stored
+    summary), or None. NUL, which no database can store, is shown as U+FFFD; a nested value
+    as its JSON text."""
+    value = raw.get(field) if isinstance(raw, dict) else None
+    if isinstance(value, dict | list):
+        value = json.dumps(value)[:200]
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def as_list(items: Iterable[Any]) -> list[Any]:
