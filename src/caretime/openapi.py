@@ -22,6 +22,28 @@ from caretime.errors import PROBLEM_JSON, CaretimeError, Problem, problem_type
 COMPONENTS = "#/components/schemas/{model}"
 # Schemas referred to by hand-written request bodies, added to the components on first build.
 _EXTRA_SCHEMAS: dict[str, dict[str, Any]] = {}
+# An example for each parameter name the API uses, so every operation shows one in /docs.
+PARAMETER_EXAMPLES: dict[str, Any] = {
+    "provider_id": "dr-jekyll",
+    "reservation_id": "apt_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+    "template_id": "tpl_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+    "call_id": "call_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+    "batch_id": "bat_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+    "shift_id": "shift-1042",
+    "caregiver_id": "cg-77",
+    "message_id": "msg_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+    "key_id": "ct_AbCdEfG",
+    "limit": 100,
+    "start": "2026-03-10",
+    "end": "2026-03-12",
+    "status": "scheduled",
+    "dry_run": True,
+    "force": False,
+    "to": "+12065550100",
+    "channel": "sms",
+    "role": "RN",
+    "active": True,
+}
 _VALIDATION = ("validation-error", "The request is not valid; `errors` lists what and where")
 
 
@@ -78,6 +100,7 @@ def complete_openapi(
             for route, operation in _operations(app, schema):
                 _add_shape_problems(route, operation, dependency_problems)
                 _only_the_declared_body(operation)
+                _parameter_examples(operation)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -128,6 +151,13 @@ def _only_the_declared_body(operation: dict[str, Any]) -> None:
         schema = media.get("schema", {})
         if "$ref" in schema:
             media["schema"] = {"$ref": schema["$ref"]}
+
+
+def _parameter_examples(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        example = PARAMETER_EXAMPLES.get(parameter["name"])
+        if example is not None and "example" not in parameter:
+            parameter["example"] = example
 
 
 def _depends_on(dependant: Dependant, target: Callable[..., Any]) -> bool:

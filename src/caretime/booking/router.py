@@ -64,6 +64,8 @@ MAX_AVAILABILITY_DAYS = 366
 async def create_provider(
     body: ProviderIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ProviderOut:
+    """Create a provider (a clinician or a room) with the IANA zone its availability is
+    written in. `id` is optional and opaque; an id already used is a 409."""
     provider = await service.create_provider(session, tenant.id, body, now=clock.now())
     return ProviderOut.model_validate(provider)
 
@@ -72,6 +74,7 @@ async def create_provider(
 async def list_providers(
     tenant: TenantDep, session: SessionDep, limit: Limit = 100, cursor: QueryText = None
 ) -> ProviderPage:
+    """The tenant's providers, oldest first, a page at a time (`cursor` from `next_cursor`)."""
     rows, next_cursor = await service.list_providers(session, tenant.id, limit=limit, after=cursor)
     return ProviderPage(
         items=[ProviderOut.model_validate(p) for p in rows], next_cursor=next_cursor
@@ -82,6 +85,7 @@ async def list_providers(
 async def get_provider(
     provider_id: PathText, tenant: TenantDep, session: SessionDep
 ) -> ProviderOut:
+    """One provider by id."""
     return ProviderOut.model_validate(
         await service.require_provider(session, tenant.id, provider_id)
     )
@@ -105,6 +109,11 @@ async def add_availability(
     body: Annotated[Any, Body(include_in_schema=False)],
     force: Force = False,
 ) -> AvailabilityChangeOut:
+    """Publish availability in the provider's local time: one window or a list, each a dated
+    window (`date`, `start`, `end`, or `action: remove` for time off) or a weekly template
+    (`weekdays`, `start`, `end`, `from`, `until`). Windows must lie on the slot grid. Every
+    problem of every item is reported at once; nothing is applied unless all are valid. Time
+    removed from under confirmed appointments needs `force=true` (else 409)."""
     items = read_windows(body, policy.booking.slot_minutes)
     change = await service.change_availability(
         session, tenant.id, policy.booking, provider_id, items, force=force, now=clock.now()
@@ -126,6 +135,8 @@ async def get_availability(
     start: Annotated[date, Query(description="first local date")],
     end: Annotated[date, Query(description="last local date (inclusive)")],
 ) -> AvailabilityOut:
+    """The provider's effective windows for local dates `start`..`end` (inclusive, at most
+    366 days), in local time and in UTC, and its weekly templates."""
     if (end - start).days >= MAX_AVAILABILITY_DAYS or end < start:
         raise RangeTooLong(f"give 1 to {MAX_AVAILABILITY_DAYS} days, end not before start")
     provider = await service.require_provider(session, tenant.id, provider_id)
@@ -160,6 +171,8 @@ async def delete_template(
     clock: ClockDep,
     force: Force = False,
 ) -> AvailabilityChangeOut:
+    """Delete a weekly template. Held appointments in the time it gave are cancelled;
+    confirmed ones need `force=true` (else 409)."""
     cancelled = await service.delete_template(
         session, tenant.id, provider_id, template_id, force=force, now=clock.now()
     )
@@ -201,6 +214,9 @@ async def get_slots(
     limit: Limit = 500,
     cursor: QueryText = None,
 ) -> SlotPage:
+    """Free slots (availability minus active appointments, minus the minimum notice), in
+    UTC, ordered by start then provider. `start`/`end` are instants, or dates meaning each
+    provider's local days. At most 31 days per search."""
     start = start or clock.now()
     found, position = await slots.find_slots(
         session,
@@ -237,6 +253,10 @@ async def reserve(
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReservationOut:
+    """Hold a free slot for a client: 201 with `status: held` and `expires_at` (the policy's
+    hold length). The slot is taken for everyone else until the hold is confirmed, cancelled
+    or expires. Send an `Idempotency-Key` to retry safely: the same key with the same body
+    returns the first hold; with another body it is a 422."""
     request = reservations.ReservationRequest(
         body.provider_id, body.slot_start, body.client_id, idempotency_key, body.phone
     )
@@ -249,6 +269,7 @@ async def reserve(
 async def get_reservation(
     reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """One reservation (appointment) by id, with its FHIR statuses."""
     return render(await reservations.get(session, tenant.id, reservation_id), clock.now())
 
 
@@ -259,6 +280,8 @@ async def get_reservation(
 async def confirm(
     reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """Confirm a held reservation before its hold expires. An expired, cancelled or denied
+    one cannot be confirmed (409)."""
     return await _move(session, tenant.id, reservation_id, "confirmed", clock.now())
 
 
@@ -269,6 +292,7 @@ async def confirm(
 async def cancel(
     reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """Cancel a held or confirmed reservation; the slot becomes free again."""
     return await _move(session, tenant.id, reservation_id, "cancelled", clock.now())
 
 
@@ -282,6 +306,9 @@ async def patch_reservation(
     session: SessionDep,
     clock: ClockDep,
 ) -> ReservationOut:
+    """Move a reservation to `confirmed`, `cancelled` or `denied` (the same transitions as
+    the confirm and cancel operations). A transition the current status does not allow is a
+    409."""
     return await _move(session, tenant.id, reservation_id, body.status, clock.now())
 
 
@@ -310,6 +337,8 @@ async def list_appointments(
     limit: Limit = 100,
     cursor: QueryText = None,
 ) -> AppointmentPage:
+    """Appointments ordered by slot start, filtered by provider, time range (instants, or
+    dates meaning local days) and status (`active` = held or confirmed)."""
     now = clock.now()
     zone = await _zone_for_days(session, tenant.id, provider_id, policy.booking, start, end)
     rows, position = await reservations.list_appointments(

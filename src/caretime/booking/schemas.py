@@ -43,7 +43,12 @@ Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)
 
 
 class ProviderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"id": "dr-jekyll", "name": "Dr. Jekyll", "tz": "America/New_York"}]
+        },
+    )
     id: OpaqueId | None = None
     name: Annotated[str, Field(min_length=1, max_length=200), Storable]
     tz: IanaZone = Field(examples=["America/New_York"])
@@ -65,7 +70,10 @@ class ProviderPage(BaseModel):
 class DatedWindowIn(BaseModel):
     """Time on one local date. `action: remove` takes time away (a day off without start/end)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"date": "2026-08-13", "start": "08:00", "end": "15:00"}]},
+    )
     date: date
     start: WallTime | None = None
     end: WallTime | None = None
@@ -75,7 +83,15 @@ class DatedWindowIn(BaseModel):
 class WeeklyTemplateIn(BaseModel):
     """The same local window on some weekdays, from a date, until a date (inclusive) or on."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"weekdays": ["mon", "wed"], "start": "09:00", "end": "12:00", "from": "2026-08-03"}
+            ]
+        },
+    )
     weekdays: list[Weekday] = Field(min_length=1)
     start: WallTime
     end: WallTime
@@ -140,7 +156,18 @@ class FhirStatus(BaseModel):
 
 
 class ReservationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "provider_id": "dr-jekyll",
+                    "slot_start": "2026-08-13T12:00:00Z",
+                    "client_id": "patient-1",
+                }
+            ]
+        },
+    )
     provider_id: OpaqueId
     slot_start: AwareDatetime
     client_id: Annotated[str, Field(min_length=1, max_length=200), Storable]
@@ -170,7 +197,9 @@ class ReservationOut(BaseModel):
 
 
 class ReservationPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "confirmed"}]}
+    )
     status: Literal["confirmed", "denied", "cancelled"]
 
 

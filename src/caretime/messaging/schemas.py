@@ -37,7 +37,12 @@ class InboundIn(BaseModel):
 class InboundOut(BaseModel):
     """What messaging did with a reply; routers add their own details (e.g. `shift_id`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"from": "+12065550100", "body": "YES", "shift_id": "shift-1042"}]
+        },
+    )
     intent: str
     action: str
     message_id: str

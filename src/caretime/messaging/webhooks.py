@@ -7,6 +7,7 @@ provider's id; an inbound SMS goes to the default tenant, which owns the Twilio 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from twilio.request_validator import RequestValidator
@@ -45,6 +46,13 @@ STATUS_FIELDS = (
 )
 
 
+def twilio_form(example: dict[str, str]) -> dict[str, Any]:
+    """The form Twilio posts, documented (the handler reads and verifies it itself)."""
+    schema = {"type": "object", "additionalProperties": {"type": "string"}}
+    form = {"schema": schema, "example": example}
+    return {"requestBody": {"content": {"application/x-www-form-urlencoded": form}}}
+
+
 class InvalidSignature(CaretimeError):
     status = 403
     problem = "invalid-signature"
@@ -69,10 +77,15 @@ async def verified_form(request: Request, settings: Settings, path: str) -> dict
         200: {"description": "Empty TwiML: no reply", "content": {"text/xml": {}}},
         **problems(InvalidSignature, NotFound),
     },
+    openapi_extra=twilio_form(
+        {"From": "+12065550100", "To": "+15550001000", "Body": "YES", "MessageSid": "SM0123"}
+    ),
 )
 async def twilio_inbound_sms(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:
+    """Twilio's inbound SMS webhook (form-encoded, `X-Twilio-Signature` checked). The reply
+    is routed like POST /messages/inbound; the answer is empty TwiML."""
     form = await verified_form(request, runtime.settings, INBOUND_SMS_PATH)
     tenant = await find_tenant(session, runtime.settings.default_tenant)
     if tenant is None:
@@ -96,10 +109,13 @@ async def twilio_inbound_sms(
     status_code=204,
     response_class=Response,
     responses=problems(InvalidSignature),
+    openapi_extra=twilio_form({"MessageSid": "SM0123", "MessageStatus": "delivered"}),
 )
 async def twilio_status(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:
+    """Twilio's status callback (form-encoded, signature checked): records the provider
+    event and moves the message's delivery status forward only."""
     form = await verified_form(request, runtime.settings, STATUS_CALLBACK_PATH)
     is_call = "CallStatus" in form
     sid = form.get("CallSid" if is_call else "MessageSid", "")

@@ -71,6 +71,10 @@ async def schedule(
     idempotency_key: IdempotencyKey = None,
     dry_run: DryRun = False,
 ) -> JSONResponse:
+    """Plan and create a call per patient: each item gets a legal time (time zones inferred
+    from the number, calling windows, legal limits, holidays, capacity) or is rejected with
+    why, in place; one bad item never fails the batch. `dry_run=true` plans only. The same
+    `Idempotency-Key` returns the first answer; with another body it is a 422."""
     request = service.BatchRequest(items, idempotency_key=idempotency_key, dry_run=dry_run)
     result = await service.schedule_batch(
         session, tenant.id, policy.calling, request, now=clock.now()
@@ -129,6 +133,7 @@ async def create_batch(
 
 @router.get("/outreach/batches/{batch_id}", responses=problems(BatchNotFound))
 async def get_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> BatchOut:
+    """One batch: its options, counts, rejections by reason, and its calls by status now."""
     batch, counts = await service.get_batch(session, tenant.id, batch_id)
     return _batch_out(batch, counts)
 
@@ -137,6 +142,8 @@ async def get_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> Ba
 async def create_call(
     body: CallIn, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
+    """Schedule one call: at `scheduled` if that moment is allowed (else 422 saying why), or
+    without it at the earliest allowed moment."""
     call = await call_service.create_call(session, tenant.id, policy.calling, body, now=clock.now())
     return call_out(call)
 
@@ -150,6 +157,7 @@ async def list_calls(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> CallPage:
+    """Calls filtered by status and batch, a page at a time."""
     calls, next_cursor = await call_service.list_calls(
         session, tenant.id, status=status, batch_id=batch_id, limit=limit, cursor=cursor
     )
@@ -158,6 +166,7 @@ async def list_calls(
 
 @router.get("/calls/{call_id}", responses=problems(CallNotFound))
 async def get_call(call_id: str, tenant: TenantDep, session: SessionDep) -> CallOut:
+    """One call with its attempts and their provider status history."""
     call = await call_service.get_call(session, tenant.id, call_id)
     return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
 
@@ -174,6 +183,8 @@ async def reschedule_call(
     session: SessionDep,
     clock: ClockDep,
 ) -> CallOut:
+    """Move a pending call to another time, re-checked against the policy (422 saying why if
+    not allowed). A call already started cannot move (409)."""
     call = await call_service.reschedule(
         session, tenant.id, policy.calling, call_id, at=body.scheduled, tz=body.tz, now=clock.now()
     )
@@ -184,6 +195,8 @@ async def reschedule_call(
 async def cancel_call(
     call_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
+    """Cancel a pending call; its timer is withdrawn. A call already started cannot be
+    cancelled (409)."""
     return call_out(await call_service.cancel(session, tenant.id, call_id, now=clock.now()))
 
 
@@ -195,6 +208,8 @@ async def cancel_call(
 async def dispatch_call(
     call_id: str, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
+    """Call now, if this moment is allowed for the number and the minute has room. Otherwise
+    a 422 that says why and when the next allowed moment is (`next_allowed_at`)."""
     call = await call_service.dispatch_now(
         session, tenant.id, policy.calling, call_id, now=clock.now()
     )

@@ -42,6 +42,18 @@ class RejectedItemOut(BaseModel):
 class BatchPlan(BaseModel):
     """A dry run's answer: what would be scheduled, item for item; nothing is created."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Jane Roe",
+                    "phone": "(212) 555-0100",
+                    "scheduled": "2026-03-03T10:30:00",
+                    "tz": "America/New_York",
+                }
+            ]
+        }
+    )
     items: list[ScheduledItemOut | RejectedItemOut]
     next_cursor: None = None
 
@@ -60,6 +72,17 @@ class BatchIn(BatchOptions):
 class BatchDoc(BatchOptions):
     """The JSON batch as documented; the handler reads `items` one by one (see BatchIn)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [{"name": "Jane Roe", "phone": "(212) 555-0100"}],
+                    "strategy": "spread",
+                    "retry_delay": "PT30M",
+                }
+            ]
+        }
+    )
     items: list[ScheduleItem]
 
 
@@ -82,12 +105,26 @@ class BatchOut(BaseModel):
 
 
 class CallIn(ScheduleItem):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Jane Roe",
+                    "phone": "(212) 555-0100",
+                    "max_attempts": 2,
+                    "retry_delay": "1h",
+                }
+            ]
+        }
+    )
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     retry_delay: RetryDelay | None = None
 
 
 class CallPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"scheduled": "2026-03-03T15:30:00Z"}]}
+    )
     scheduled: datetime
     tz: str | None = None
 

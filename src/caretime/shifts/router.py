@@ -41,6 +41,8 @@ ShiftStatus = Literal["open", "filled", "cancelled", "expired"]
 async def create_caregiver(
     body: CaregiverCreate, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> CaregiverOut:
+    """Register a caregiver: name, phone (any format a person would write; stored as E.164),
+    roles. `id` is optional and opaque; an id already used is a 409."""
     return await caregivers.create_caregiver(session, tenant.id, body, now=clock.now())
 
 
@@ -53,6 +55,7 @@ async def list_caregivers(
     limit: Limit = 100,
     cursor: Text = None,
 ) -> CaregiverPage:
+    """Caregivers, filtered by role and active flag, a page at a time."""
     items, next_cursor = await caregivers.list_caregivers(
         session, tenant.id, role=role, active=active, limit=limit, cursor=cursor
     )
@@ -63,6 +66,7 @@ async def list_caregivers(
 async def get_caregiver(
     caregiver_id: CaregiverId, tenant: TenantDep, session: SessionDep
 ) -> CaregiverOut:
+    """One caregiver by id."""
     return await caregivers.get_caregiver(session, tenant.id, caregiver_id)
 
 
@@ -74,6 +78,8 @@ async def update_caregiver(
     session: SessionDep,
     clock: ClockDep,
 ) -> CaregiverOut:
+    """Change a caregiver's name, phone, roles or active flag; fields not given stay as they
+    are."""
     return await caregivers.update_caregiver(
         session, tenant.id, caregiver_id, patch, now=clock.now()
     )
@@ -83,6 +89,8 @@ async def update_caregiver(
 async def create_shift(
     body: ShiftCreate, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> ShiftOut:
+    """Post an open shift: the role it needs and its start and end. `id` is optional and
+    opaque; an id already used is a 409."""
     shift = await service.create_shift(
         session, tenant.id, body, policy=policy.shifts, now=clock.now()
     )
@@ -97,6 +105,7 @@ async def list_shifts(
     limit: Limit = 100,
     cursor: Text = None,
 ) -> ShiftPage:
+    """Shifts, filtered by status, a page at a time."""
     rows, next_cursor = await service.list_shifts(
         session, tenant.id, status=status, limit=limit, cursor=cursor
     )
@@ -105,6 +114,7 @@ async def list_shifts(
 
 @router.get("/shifts/{shift_id}", responses=problems(ShiftNotFound))
 async def get_shift(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -> ShiftOut:
+    """One shift with its status, assigned caregiver and fan-out progress."""
     shift = await service.require_shift(session, tenant.id, shift_id)
     progress = await maybe_fanout_state(session, shift)
     return service.present(shift).model_copy(update={"fanout": progress})
@@ -128,10 +138,14 @@ async def start_fanout(
 async def cancel_shift(
     shift_id: ShiftId, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ShiftOut:
+    """Cancel an open shift: no further rounds go out. Cancelling twice is harmless; a shift
+    already filled or expired is a 409."""
     shift = await service.cancel_shift(session, tenant.id, shift_id, now=clock.now())
     return service.present(shift)
 
 
 @router.get("/shifts/{shift_id}/timeline", responses=problems(ShiftNotFound))
 async def get_timeline(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -> Timeline:
+    """What happened to a shift, in order: the offers of each round and channel, the
+    replies, the assignment."""
     return await shift_timeline(session, tenant.id, shift_id)

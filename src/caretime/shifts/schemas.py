@@ -65,6 +65,13 @@ Roles = Annotated[list[Role], Field(min_length=1, max_length=20), AfterValidator
 
 
 class CaregiverCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "cg-77", "name": "Ann Lee", "phone": "(206) 555-0100", "roles": ["RN"]}
+            ]
+        }
+    )
     id: OpaqueId | None = None
     name: Name
     phone: Phone
@@ -73,7 +80,7 @@ class CaregiverCreate(BaseModel):
 
 
 class CaregiverPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"active": False}]})
     name: Name | None = None
     phone: Phone | None = None
     roles: Roles | None = None
@@ -96,6 +103,18 @@ class CaregiverPage(BaseModel):
 
 
 class ShiftCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "shift-1042",
+                    "role_required": "RN",
+                    "start_time": "2026-03-03T14:00:00Z",
+                    "end_time": "2026-03-03T22:00:00Z",
+                }
+            ]
+        }
+    )
     id: OpaqueId | None = None
     role_required: Role
     start_time: Instant

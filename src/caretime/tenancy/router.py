@@ -17,13 +17,37 @@ from caretime.tenancy.schemas import ApiKeyOut, ApiKeyPage, TenantOut
 router = APIRouter(prefix="/tenants/me", tags=["tenants"])
 
 
-@router.get("")
+@router.get(
+    "",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "id": "ten_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+                        "name": "default",
+                        "policy": TenantPolicy().model_dump(mode="json"),
+                    }
+                }
+            }
+        }
+    },
+)
 async def get_me(tenant: TenantDep, policy: PolicyDep) -> TenantOut:
+    """The tenant the API key belongs to, with its whole policy (defaults spelled out)."""
     return TenantOut(id=tenant.id, name=tenant.name, policy=policy)
 
 
-@router.get("/policy")
+POLICY_EXAMPLE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"example": TenantPolicy().model_dump(mode="json")}}}
+}
+
+
+@router.get("/policy", responses=POLICY_EXAMPLE)
 async def get_policy(policy: PolicyDep) -> TenantPolicy:
+    """The tenant's policy: calling windows and limits, booking, shift escalation. Every
+    default is shown. A policy stored by an older release that no longer validates is a 422
+    naming the field."""
     return policy
 
 
@@ -32,9 +56,14 @@ async def patch_policy(
     tenant: TenantDep,
     session: SessionDep,
     patch: dict[str, Any] = Body(
-        description='A JSON merge patch, e.g. {"booking": {"hold": "15m"}}'
+        description='A JSON merge patch, e.g. {"booking": {"hold": "15m"}}',
+        examples=[{"calling": {"windows": {"sat": []}}, "booking": {"hold": "PT15M"}}],
     ),
 ) -> TenantPolicy:
+    """Change the policy with a JSON merge patch (RFC 7396): objects merge key by key and
+    keep every key the patch does not name (defaults included), `null` puts a field back to
+    its default, anything else replaces. The result is validated as a whole: a 422 names
+    each invalid field and nothing is stored."""
     return await service.update_policy(session, tenant, patch)
 
 
@@ -49,5 +78,7 @@ async def list_keys(tenant: TenantDep, session: SessionDep) -> ApiKeyPage:
 async def revoke_key(
     key_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ApiKeyOut:
+    """Revoke an API key by id or by its displayed prefix. Revoking twice keeps the first
+    revocation time; a revoked key gets 401 from then on."""
     key = await service.revoke_key(session, tenant.id, key_id, now=clock.now())
     return ApiKeyOut.model_validate(key)

@@ -26,5 +26,24 @@ class ApiKeyOut(BaseModel):
 
 
 class ApiKeyPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": "key_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+                            "name": "bootstrap",
+                            "prefix": "ct_AbCdEfG",
+                            "created_at": "2026-03-02T15:00:00Z",
+                            "last_used_at": "2026-03-02T15:01:10Z",
+                            "revoked_at": None,
+                        }
+                    ],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
     items: list[ApiKeyOut]
     next_cursor: str | None = Field(description="Always null: a tenant's keys fit one page.")
