@@ -46,7 +46,7 @@ def user_loc(loc: Iterable[str | int]) -> tuple[str | int, ...]:
 
 def user_message(error: Mapping[str, Any]) -> str:
     message = str(error.get("msg", "invalid"))
-    if error.get("type") in _PLAIN_MESSAGES and not _has_custom_message(error, message):
+    if error.get("type") in _PLAIN_MESSAGES:
         return _PLAIN_MESSAGES[error["type"]]
     for prefix in _PREFIXES:
         message = message.removeprefix(prefix)
@@ -56,13 +56,6 @@ def user_message(error: Mapping[str, Any]) -> str:
 def where(errors: Sequence[Mapping[str, Any]], limit: int = 3) -> str:
     """'body.0.start, body.2' — the first few locations, for a one-line detail."""
     return ", ".join(".".join(str(part) for part in e["loc"]) for e in errors[:limit])
-
-
-def _has_custom_message(error: Mapping[str, Any], message: str) -> bool:
-    # A discriminator with custom_error_message already speaks the caller's words.
-    return error.get("type") not in ("model_type", "model_attributes_type", "dict_type") and (
-        not any(name in message for name in _model_names())
-    )
 
 
 def _is_internal(part: str | int) -> bool:
