@@ -21,6 +21,7 @@ from caretime.messaging.schemas import (
 )
 from caretime.messaging.webhooks import router as webhooks_router
 from caretime.openapi import problems
+from caretime.storable import PathText, QueryText
 from caretime.tenancy.auth import TenantDep
 
 router = APIRouter()
@@ -44,7 +45,9 @@ async def receive_inbound(
 
 
 @api.get("/messages/{message_id}", responses=problems(NotFound))
-async def get_message(message_id: str, tenant: TenantDep, session: SessionDep) -> MessageDetailOut:
+async def get_message(
+    message_id: PathText, tenant: TenantDep, session: SessionDep
+) -> MessageDetailOut:
     """One message with its provider events in arrival order."""
     messages = MessageRepository(session, tenant.id)
     message = await messages.get(message_id)
@@ -58,7 +61,7 @@ async def simulator_messages(
     tenant: TenantDep,
     session: SessionDep,
     runtime: RuntimeDep,
-    to: str | None = None,
+    to: QueryText = None,
     channel: Literal["sms", "voice"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> MessagePage:

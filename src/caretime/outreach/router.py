@@ -43,6 +43,7 @@ from caretime.outreach.schemas import (
     ScheduleItem,
     retry_delay_of,
 )
+from caretime.storable import PathText, QueryText
 from caretime.tenancy.auth import PolicyDep, TenantDep
 
 router = APIRouter(tags=["outreach"])
@@ -132,7 +133,7 @@ async def create_batch(
 
 
 @router.get("/outreach/batches/{batch_id}", responses=problems(BatchNotFound))
-async def get_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> BatchOut:
+async def get_batch(batch_id: PathText, tenant: TenantDep, session: SessionDep) -> BatchOut:
     """One batch: its options, counts, rejections by reason, and its calls by status now."""
     batch, counts = await service.get_batch(session, tenant.id, batch_id)
     return _batch_out(batch, counts)
@@ -153,9 +154,9 @@ async def list_calls(
     tenant: TenantDep,
     session: SessionDep,
     status: CallStatus | None = None,
-    batch_id: str | None = None,
+    batch_id: QueryText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> CallPage:
     """Calls filtered by status and batch, a page at a time."""
     calls, next_cursor = await call_service.list_calls(
@@ -165,7 +166,7 @@ async def list_calls(
 
 
 @router.get("/calls/{call_id}", responses=problems(CallNotFound))
-async def get_call(call_id: str, tenant: TenantDep, session: SessionDep) -> CallOut:
+async def get_call(call_id: PathText, tenant: TenantDep, session: SessionDep) -> CallOut:
     """One call with its attempts and their provider status history."""
     call = await call_service.get_call(session, tenant.id, call_id)
     return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
@@ -176,7 +177,7 @@ async def get_call(call_id: str, tenant: TenantDep, session: SessionDep) -> Call
     responses=problems(CallNotFound, CallAlreadyStarted, OutsideCallingWindow, NotSchedulable),
 )
 async def reschedule_call(
-    call_id: str,
+    call_id: PathText,
     body: CallPatch,
     tenant: TenantDep,
     policy: PolicyDep,
@@ -193,7 +194,7 @@ async def reschedule_call(
 
 @router.delete("/calls/{call_id}", responses=problems(CallNotFound, CallAlreadyStarted))
 async def cancel_call(
-    call_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    call_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
     """Cancel a pending call; its timer is withdrawn. A call already started cannot be
     cancelled (409)."""
@@ -206,7 +207,7 @@ async def cancel_call(
     status_code=202,
 )
 async def dispatch_call(
-    call_id: str, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+    call_id: PathText, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
     """Call now, if this moment is allowed for the number and the minute has room. Otherwise
     a 422 that says why and when the next allowed moment is (`next_allowed_at`)."""

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import NotFound
 from caretime.openapi import problems
+from caretime.storable import PathText
 from caretime.tenancy import service
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import TenantPolicy
@@ -76,7 +77,7 @@ async def list_keys(tenant: TenantDep, session: SessionDep) -> ApiKeyPage:
 
 @router.delete("/keys/{key_id}", responses=problems(NotFound))
 async def revoke_key(
-    key_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    key_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ApiKeyOut:
     """Revoke an API key by id or by its displayed prefix. Revoking twice keeps the first
     revocation time; a revoked key gets 401 from then on."""
