@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
-from caretime import health, migrate, web
+from caretime import apidocs, health, migrate, web
 from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
@@ -20,8 +20,9 @@ from caretime.dispatch.pool import WorkerPool
 from caretime.errors import Unauthorized, install_error_handlers
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
-from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.observability import RequestContextMiddleware
 from caretime.openapi import complete_openapi
+from caretime.operator_access import require_operator_token
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
 from caretime.runtime import Runtime, freeze_startup_heap
@@ -56,6 +57,9 @@ def create_app(
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=_lifespan,
+        # Served by apidocs from installed files: FastAPI's own pages need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.freeze_heap = freeze_heap
@@ -66,14 +70,21 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(apidocs.router)
     app.include_router(tenancy_router)
     app.include_router(booking_router)
     app.include_router(messaging_router)
     app.include_router(shifts_router)
     app.include_router(outreach_router)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(web.router)
-    complete_openapi(app, {current_tenant: [Unauthorized], current_policy: [StoredPolicyInvalid]})
+    complete_openapi(
+        app,
+        {
+            current_tenant: [Unauthorized],
+            current_policy: [StoredPolicyInvalid],
+            require_operator_token: [Unauthorized],
+        },
+    )
     return app
 
 
