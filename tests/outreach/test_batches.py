@@ -120,3 +120,14 @@ async def test_a_json_duplicate_names_the_item_it_repeats(client: httpx.AsyncCli
     response = await client.post("/schedule", json=items)
     assert response.status_code == 200, response.text
     assert response.json()[3]["error"] == "the same number is already in this batch at item 1"
+
+
+async def test_a_csv_the_csv_module_cannot_read_is_a_422_naming_the_line(
+    client: httpx.AsyncClient,
+) -> None:
+    text = "name,phone\nAnn,212-555-0100\nB\rob,212-555-0101\n"
+    response = await client.post(
+        "/outreach/batches", content=text, headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 422, response.text
+    assert "line" in response.json()["detail"]

@@ -32,3 +32,8 @@ class CallAlreadyStarted(Conflict):
 
 class BatchKeyReused(IdempotencyKeyReused):
     title = "Idempotency-Key already used for a different batch"
+
+
+class BatchTooLarge(InvalidInput):
+    problem = "batch-too-large"
+    title = "The batch has too many items"

@@ -6,38 +6,52 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from caretime.errors import InvalidInput
+from caretime.outreach.schemas import ScheduleItem
 from caretime.policy import Outcome, PlanItem, Planner, Rejected
-from caretime.policy.phones import phone_text
 
 CSV_COLUMNS = {"name", "phone", "scheduled", "tz"}
+OPTIONAL = {"scheduled", "tz"}
 
 
 def plan_item(raw: Any) -> PlanItem | str:
-    """A planner item, or why the raw item is not one."""
+    """A planner item, or why the raw item is not one: the same model as POST /calls."""
     if not isinstance(raw, dict):
         return 'an item must be an object with "name" and "phone"'
-    name, tz = raw.get("name"), raw.get("tz") or None
     try:
-        phone = phone_text(raw.get("phone"))
-    except ValueError as exc:
-        return f'"phone": {exc}'
-    if not isinstance(phone, str) or not phone.strip():
+        item = ScheduleItem.model_validate(_without_blanks(raw))
+    except ValidationError as exc:
+        return _in_words(exc.errors()[0])
+    if not item.phone.strip():
         return 'missing "phone"'
-    if not isinstance(name, str):
-        return 'missing "name"'
-    if tz is not None and not isinstance(tz, str):
-        return '"tz" must be an IANA time zone name'
-    if any("\x00" in text for text in (name, phone, tz or "")):
-        return "text may not contain NUL characters"
-    scheduled = _instant(raw.get("scheduled"))
-    if isinstance(scheduled, str):
-        return scheduled
-    return PlanItem(name=name, phone=phone, scheduled=scheduled, tz=tz)
+    return PlanItem(name=item.name, phone=item.phone, scheduled=item.scheduled, tz=item.tz)
+
+
+def _without_blanks(raw: dict[str, Any]) -> dict[str, Any]:
+    """CSV rows and forms send optional fields as empty strings: they mean "not given"."""
+    return {k: v for k, v in raw.items() if not (k in OPTIONAL and (v == "" or v is None))}
+
+
+def _in_words(error: Any) -> str:
+    """One validation error as the item's rejection reason, naming the field."""
+    field = ".".join(str(part) for part in error["loc"]) or "item"
+    kind, value = error["type"], error.get("input")
+    if kind == "missing":
+        return f'missing "{field}"'
+    if field == "scheduled":
+        shown = f": {value[:40]!r}" if isinstance(value, str) else ""
+        return f'"scheduled" is not an ISO 8601 time{shown}'
+    if kind == "string_too_long":
+        return f'"{field}" is longer than {error["ctx"]["max_length"]} characters'
+    if kind == "string_type":
+        return f'"{field}" must be text'
+    return f'"{field}": {error["msg"]}'
 
 
 def item_label(position: int) -> str:
@@ -76,17 +90,6 @@ def _labelled(outcome: Outcome, label: Callable[[int], str]) -> Outcome:
     return outcome._replace(error=f"the same number is already in this batch at {where}")
 
 
-def _instant(value: Any) -> datetime | str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        return '"scheduled" must be an ISO 8601 time'
-    try:
-        return datetime.fromisoformat(value.strip())
-    except ValueError:
-        return f'"scheduled" is not an ISO 8601 time: {value[:40]!r}'
-
-
 @dataclass(frozen=True)
 class CsvRows:
     """The rows of a CSV as items, and the line each row starts on (the header is line 1)."""
@@ -102,7 +105,7 @@ def csv_rows(text: str) -> CsvRows:
     if reader.fieldnames is None:
         return rows
     reader.fieldnames = [field.strip().lower() for field in reader.fieldnames]
-    for row in reader:
+    for row in _rows_of(reader):
         values = [v for v in row.values() if isinstance(v, str)]
         # line_num is where the row ends; a quoted value may span lines.
         rows.lines.append(reader.line_num - sum(value.count("\n") for value in values))
@@ -112,8 +115,19 @@ def csv_rows(text: str) -> CsvRows:
     return rows
 
 
+def _rows_of(reader: csv.DictReader[str]) -> Iterator[dict[str | Any, str | Any]]:
+    """The reader's rows; a line the csv module cannot read is refused naming the line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise InvalidInput(f"the CSV cannot be read at line {reader.line_num}: {exc}") from None
+
+
 def missing_csv_columns(text: str) -> set[str]:
-    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+    try:
+        header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+    except csv.Error as exc:
+        raise InvalidInput(f"the CSV cannot be read at line 1: {exc}") from None
     return {"name", "phone"} - {column.strip().lower() for column in header}
 
 

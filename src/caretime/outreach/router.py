@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.disconnect import while_connected
 from caretime.errors import InvalidInput
 from caretime.openapi import json_body, problems
 from caretime.outreach import calls as call_service
@@ -64,6 +65,7 @@ DryRun = Annotated[bool, Query(description="Plan only: create no calls.")]
     openapi_extra={"requestBody": json_body(list[ScheduleItem], "ScheduleBody")},
 )
 async def schedule(
+    raw: Request,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
@@ -77,8 +79,8 @@ async def schedule(
     why, in place; one bad item never fails the batch. `dry_run=true` plans only. The same
     `Idempotency-Key` returns the first answer; with another body it is a 422."""
     request = service.BatchRequest(items, idempotency_key=idempotency_key, dry_run=dry_run)
-    result = await service.schedule_batch(
-        session, tenant.id, policy.calling, request, now=clock.now()
+    result = await while_connected(
+        raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
     return JSONResponse(result.items, headers=_replay_header(result))
 
@@ -122,8 +124,8 @@ async def create_batch(
     items, options, lines = await _batch_body(raw)
     source = "json" if lines is None else "csv"
     request = service.BatchRequest(items, options, source, idempotency_key, dry_run, lines)
-    result = await service.schedule_batch(
-        session, tenant.id, policy.calling, request, now=clock.now()
+    result = await while_connected(
+        raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
     if result.batch is None:  # a dry run: the plan only
         plan = {"items": result.items, "next_cursor": None}

@@ -7,13 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from caretime.deps import ClockDep, SessionDep
-from caretime.errors import NotFound
+from caretime.errors import Conflict, NotFound
 from caretime.openapi import problems
 from caretime.storable import PathText
+from caretime.tenancy import numbers as tenant_numbers
 from caretime.tenancy import service
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.schemas import ApiKeyOut, ApiKeyPage, TenantOut
+from caretime.tenancy.schemas import ApiKeyOut, ApiKeyPage, NumbersIn, NumbersOut, TenantOut
 
 router = APIRouter(prefix="/tenants/me", tags=["tenants"])
 
@@ -83,3 +84,21 @@ async def revoke_key(
     revocation time; a revoked key gets 401 from then on."""
     key = await service.revoke_key(session, tenant.id, key_id, now=clock.now())
     return ApiKeyOut.model_validate(key)
+
+
+@router.get("/numbers")
+async def get_numbers(tenant: TenantDep, session: SessionDep) -> NumbersOut:
+    """The numbers this tenant sends from, the sending one first."""
+    return NumbersOut(numbers=await tenant_numbers.numbers_of(session, tenant.id))
+
+
+@router.put("/numbers", responses=problems(Conflict))
+async def put_numbers(
+    body: NumbersIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
+) -> NumbersOut:
+    """Replace the numbers this tenant sends from. Twilio messages go out from the first;
+    replies to any of them reach this tenant. A number another tenant owns is a 409."""
+    numbers = await tenant_numbers.replace_numbers(
+        session, tenant.id, body.numbers, now=clock.now()
+    )
+    return NumbersOut(numbers=numbers)

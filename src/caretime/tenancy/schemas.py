@@ -47,3 +47,18 @@ class ApiKeyPage(BaseModel):
     )
     items: list[ApiKeyOut]
     next_cursor: str | None = Field(description="Always null: a tenant's keys fit one page.")
+
+
+class NumbersIn(BaseModel):
+    """The numbers this tenant sends from, the sending one first. Replies to them (Twilio's
+    `To`) reach this tenant; a number belongs to one tenant."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"numbers": ["+12065550100"]}]}
+    )
+    numbers: list[str] = Field(max_length=20, examples=[["+12065550100"]])
+
+
+class NumbersOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"numbers": ["+12065550100"]}]})
+    numbers: list[str]
