@@ -49,6 +49,8 @@ from caretime.booking.service import minute_text, template_fields
 from caretime.booking.validation import read_windows
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
+from caretime.events.router import Cursor, EventPage, subject_events
+from caretime.events.router import Limit as EventLimit
 from caretime.openapi import json_body, problems
 from caretime.storable import PathText, QueryText, Storable
 from caretime.tenancy.auth import PolicyDep, TenantDep
@@ -394,3 +396,21 @@ async def _zone_for_days(
     if provider_id is None or not any(type(b) is date for b in bounds):
         return ZoneInfo(policy.default_tz)
     return ZoneInfo((await service.require_provider(session, tenant_id, provider_id)).tz)
+
+
+@router.get(
+    "/reservations/{reservation_id}/events",
+    tags=["events"],
+    responses=problems(ReservationNotFound),
+)
+async def reservation_events(
+    reservation_id: str,
+    tenant: TenantDep,
+    session: SessionDep,
+    after: Cursor = None,
+    limit: EventLimit = 100,
+) -> EventPage:
+    """The reservation's audit trail: every change, who made it, oldest first."""
+    await reservations.get(session, tenant.id, reservation_id)
+    subject = ("appointment", reservation_id)
+    return await subject_events(session, tenant.id, subject, after=after, limit=limit)

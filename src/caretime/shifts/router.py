@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.events.router import Cursor, EventPage, subject_events
+from caretime.events.router import Limit as EventLimit
 from caretime.openapi import problems
 from caretime.shifts import caregivers, fanout, service
 from caretime.shifts.caregivers import CaregiverExists, CaregiverNotFound
@@ -149,3 +151,16 @@ async def get_timeline(shift_id: ShiftId, tenant: TenantDep, session: SessionDep
     """What happened to a shift, in order: the offers of each round and channel, the
     replies, the assignment."""
     return await shift_timeline(session, tenant.id, shift_id)
+
+
+@router.get("/shifts/{shift_id}/events", tags=["events"], responses=problems(ShiftNotFound))
+async def shift_events(
+    shift_id: ShiftId,
+    tenant: TenantDep,
+    session: SessionDep,
+    after: Cursor = None,
+    limit: EventLimit = 100,
+) -> EventPage:
+    """The shift's audit trail: every change, who made it, oldest first."""
+    await service.require_shift(session, tenant.id, shift_id)
+    return await subject_events(session, tenant.id, ("shift", shift_id), after=after, limit=limit)
