@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from caretime.tenancy.keyshape import key_shape_problem
+
 DEMO_API_KEY = "ct_demo_key_change_me"
 DEV_SESSION_SECRET = "caretime-dev-session-secret-change-me"
 
@@ -64,6 +66,13 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _api_key_has_a_usable_shape(self) -> Settings:
+        problem = self.api_key and key_shape_problem(self.api_key.get_secret_value())
+        if problem:
+            raise ValueError(f"CARETIME_API_KEY cannot be used: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _callapi_is_voice_only(self) -> Settings:

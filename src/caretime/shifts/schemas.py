@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from caretime.policy.phones import dialable_e164
+from caretime.policy.phones import PhoneText, dialable_e164
 from caretime.tenancy.policy import IanaZone
 
 # Path and query parameters: NUL is the one character no database column may hold.
@@ -42,7 +42,9 @@ Name = Annotated[
 ]
 Location = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300), Storable]
 Notes = Annotated[str, StringConstraints(max_length=2000), Storable]
-Phone = Annotated[str, StringConstraints(max_length=40), Storable, AfterValidator(dialable_e164)]
+Phone = Annotated[
+    PhoneText, StringConstraints(max_length=40), Storable, AfterValidator(dialable_e164)
+]
 
 
 def _in_utc(value: datetime) -> datetime:
@@ -81,6 +83,13 @@ ZONE_HELP = "IANA zone for quiet hours; absent: inferred from the phone (else th
 
 
 class CaregiverCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"id": "cg-77", "name": "Ann Lee", "phone": "(206) 555-0100", "roles": ["RN"]}
+            ]
+        }
+    )
     id: OpaqueId | None = None
     name: Name
     phone: Phone
@@ -93,7 +102,7 @@ class CaregiverCreate(BaseModel):
 
 
 class CaregiverPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"active": False}]})
     name: Name | None = None
     phone: Phone | None = None
     roles: Roles | None = None
@@ -131,6 +140,18 @@ class CaregiverPage(BaseModel):
 
 
 class ShiftCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "shift-1042",
+                    "role_required": "RN",
+                    "start_time": "2026-03-03T14:00:00Z",
+                    "end_time": "2026-03-03T22:00:00Z",
+                }
+            ]
+        }
+    )
     id: OpaqueId | None = None
     role_required: Role
     start_time: OffsetInstant

@@ -6,11 +6,11 @@ are data, never code, so a tenant's rules can be shown, diffed and changed throu
 
 from __future__ import annotations
 
-import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import phonenumbers
 from pydantic import (
     AfterValidator,
@@ -19,39 +19,39 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+from caretime.tenancy.durations import (
+    MINUTE,
+    WEEK,
+    Duration,
+    DurationBounds,
+    RetryDelay,
+    duration_schema,
+    format_duration,
+    parse_duration,
+)
 
+__all__ = ["Duration", "RetryDelay", "format_duration", "parse_duration"]
 
-def parse_duration(value: Any) -> timedelta:
-    """'10m', '2h', '90s', '1d' (or a timedelta / seconds) → timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError("expected a duration such as '30s', '10m', '2h' or '1d'")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+HOLD_BOUNDS = DurationBounds(MINUTE, WEEK)
+NOTICE_BOUNDS = DurationBounds(timedelta(0), timedelta(days=90))
+# A round later than a week would fall after nearly any shift it is meant to fill.
+ESCALATION_BOUNDS = DurationBounds(timedelta(0), WEEK)
+HoldLength = Annotated[
+    Duration, BeforeValidator(HOLD_BOUNDS), WithJsonSchema(duration_schema(HOLD_BOUNDS))
+]
+Notice = Annotated[
+    Duration, BeforeValidator(NOTICE_BOUNDS), WithJsonSchema(duration_schema(NOTICE_BOUNDS))
+]
+EscalationDelay = Annotated[
+    Duration,
+    BeforeValidator(ESCALATION_BOUNDS),
+    WithJsonSchema(duration_schema(ESCALATION_BOUNDS)),
 ]
 
 
@@ -92,6 +92,21 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def known_holiday_country(country: str) -> str:
+    code = country.strip().upper()
+    if code not in holidays.list_supported_countries():
+        raise ValueError(f"unknown holiday country {country!r}: use an ISO code such as US")
+    return code
+
+
+def known_subdivision(country: str, subdivision: str) -> str:
+    names = {name.upper(): name for name in holidays.list_supported_countries()[country]}
+    match = names.get(subdivision.strip().upper())
+    if match is None:
+        raise ValueError(f"{country}'s holiday calendar has no subdivision {subdivision!r}")
+    return match
+
+
 class LocalWindow(BaseModel):
     """A span of local wall-clock time within one day, e.g. 09:00–17:00."""
 
@@ -119,22 +134,43 @@ class CallingPolicy(BaseModel):
         default_factory=lambda: _every_day("09:00", "17:00")
     )
     skip_holidays: bool = True
-    holiday_country: str = "US"
+    holiday_country: str = Field(
+        default="US", description="A country the `holidays` library knows (ISO 3166 code)."
+    )
+    holiday_subdivision: str | None = Field(
+        default=None, description="One of the country's states or regions, e.g. CA for the US."
+    )
     max_calls_per_minute: int = Field(default=100, ge=1, le=100_000)
     strategy: Literal["earliest", "spread"] = "earliest"
     horizon_days: int = Field(default=14, ge=1, le=90)
     max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_delay: Duration = timedelta(minutes=15)
-    max_attempts_per_day: int = Field(default=3, ge=1)
-    max_attempts_per_week: int = Field(default=10, ge=1)
+    retry_delay: RetryDelay = timedelta(minutes=15)
+    max_attempts_per_day: int = Field(default=3, ge=1, le=100)
+    max_attempts_per_week: int = Field(default=10, ge=1, le=700)
     default_tz: IanaZone | None = None
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        return known_holiday_country(country)
+
+    @field_validator("holiday_subdivision")
+    @classmethod
+    def _known_subdivision(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("holiday_country")
+        if subdivision is None or country is None:  # no country: its own error says why
+            return subdivision
+        return known_subdivision(country, subdivision)
 
 
 class BookingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot_minutes: int = Field(default=15, ge=5, le=240)
-    hold: Duration = timedelta(minutes=30)
-    min_notice: Duration = timedelta(hours=24)
+    hold: HoldLength = timedelta(minutes=30)
+    min_notice: Notice = timedelta(hours=24)
+    # Date-only ranges over several providers (e.g. GET /appointments?start=2026-03-10) are
+    # local days of this zone; with one provider, of the provider's.
+    default_tz: IanaZone = "America/New_York"
 
     @field_validator("slot_minutes")
     @classmethod
@@ -147,7 +183,7 @@ class BookingPolicy(BaseModel):
 class EscalationRound(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: Literal["sms", "voice"]
-    after: Duration
+    after: EscalationDelay
     # Only caregivers of these tiers (1 = preferred); absent: everyone. A tiered round skips
     # whoever this fan-out already offered on the same channel (waves widen, not repeat).
     tiers: list[Annotated[int, Field(ge=1, le=9)]] | None = Field(
@@ -206,6 +242,7 @@ class ShiftPolicy(BaseModel):
             EscalationRound(channel="voice", after=timedelta(minutes=10)),
         ],
         min_length=1,
+        max_length=10,
     )
     # Shifts without their own zone are described to caregivers in this one.
     default_tz: IanaZone = "America/New_York"
