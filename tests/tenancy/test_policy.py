@@ -171,7 +171,7 @@ ESCALATION = [{"channel": "sms", "after": "0s"}, {"channel": "voice", "after": "
             ("shifts", "quiet_hours"),
             {"start": "22:00", "end": "07:00"},
             {"start": "22:00", "end": "07:00"},
-        ),  # fmt: skip
+        ),
     ],
 )
 async def test_a_patch_keeps_every_key_it_does_not_name(
