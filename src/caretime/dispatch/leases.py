@@ -62,6 +62,16 @@ async def extend(
         )
 
 
+async def hold(session: AsyncSession, worker_id: str, job_id: int, *, until: datetime) -> bool:
+    """Extend this worker's lease on one running job; False when the job is no longer ours."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == worker_id)
+        .values(lease_expires_at=until)
+    )
+    return _rowcount(result) == 1
+
+
 async def recover_expired(session: AsyncSession, *, now: datetime) -> int:
     """Jobs whose worker died become claimable again; if that was their last attempt, they
     fail instead (a job that kills its worker every time must not loop forever)."""
