@@ -1,0 +1,256 @@
+"""Hand-over in committed steps, for providers reached over the network (Twilio, call API).
+
+A provider call cannot be rolled back, so what it did must be durable as soon as it is known.
+Before a request leaves, its message is marked in flight (`handover_started_at` committed);
+once the provider answers, the outcome (provider id and status, or the failure) is committed.
+Both travel in small steps: each is one short transaction under the job's lease
+(`JobContext.step`) carrying every mark and outcome gathered while the previous one was
+being written, and a request's slot among the `MAX_IN_FLIGHT` is held until its outcome is
+committed. A crash, a lost lease or a refused commit therefore leaves at most the messages in
+flight at that moment with a mark and no provider id. The next run finds them **in doubt**
+and, by the tenant's policy `messaging.in_doubt`, sends them again (`resend`, the default:
+at least once, maybe twice) or holds them as `unknown` (`hold`: at most once). A message
+whose provider id was committed is never sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.bulk import where_one_of
+from caretime.dispatch import JobContext
+from caretime.messaging.models import Message, MessageRow
+from caretime.messaging.outcomes import Retry, Sent, record_outcomes, suppress_opted_out
+from caretime.messaging.providers import Providers, providers_of
+from caretime.messaging.providers.base import (
+    OutboundRequest,
+    Provider,
+    ProviderError,
+    SendOutcome,
+    TransientProviderError,
+)
+from caretime.messaging.requests import MAX_INLINE_WAIT, request_for
+from caretime.messaging.statuses import QUEUED, UNKNOWN
+from caretime.messaging.tracking import StatusEvent, record_events, store_columns, store_in_memory
+from caretime.observability import log_event
+from caretime.tenancy.models import Tenant
+from caretime.tenancy.policy import MessagingPolicy
+
+log = logging.getLogger(__name__)
+
+# HTTP requests one job keeps open at once (the rate limiter still paces them): also the most
+# messages one job can leave in doubt if its process dies.
+MAX_IN_FLIGHT = 8
+HELD_REASON = "in flight when its worker stopped; not sent again (policy messaging.in_doubt)"
+
+
+@dataclass
+class HandoverResult:
+    """What the caller still has to arrange: retries after transient errors, and messages
+    whose rate-limit slot is more than a moment away (by due time)."""
+
+    retry: Retry
+    later: dict[datetime, list[str]] = field(default_factory=dict)
+
+
+async def hand_over_in_steps(
+    ctx: JobContext, message_ids: Sequence[str], *, attempt: int, last: bool, paced: bool = False
+) -> HandoverResult:
+    """Send the still-queued messages among `message_ids`, committing as described above.
+    `last`: a transient error fails the message instead of leaving it to retry. `paced`:
+    the rate-limit slot was reserved already (a deferred send)."""
+    assert ctx.job.tenant_id is not None
+    async with ctx.step() as session:
+        messages = await _to_send(session, ctx.job.tenant_id, message_ids, ctx.now())
+    ledger = _Ledger(ctx, attempt=attempt, last=last)
+    providers = providers_of(ctx.runtime)
+    result = HandoverResult(ledger.retry)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for provider, batch in _by_provider(providers, messages):
+                waits = _slots(providers, provider, batch, paced, result, ctx.now())
+                for message, wait in zip(batch, waits, strict=False):
+                    group.create_task(ledger.send(provider, message, wait))
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None  # LeaseLost (or a refused step) as itself
+    return result
+
+
+async def _to_send(
+    session: AsyncSession, tenant_id: str, message_ids: Sequence[str], now: datetime
+) -> list[MessageRow]:
+    """The messages still queued, opted-out ones suppressed, and those left in doubt by an
+    earlier run either kept (resend: their next mark flags them) or held as `unknown`."""
+    statement = select(Message.__table__).where(
+        Message.tenant_id == tenant_id, Message.status == QUEUED, Message.provider_id.is_(None)
+    )
+    rows = await session.execute(where_one_of(session, statement, Message.id, message_ids))
+    messages = await suppress_opted_out(session, [MessageRow(*row) for row in rows], now)
+    in_doubt = [m for m in messages if m.handover_started_at is not None]
+    if not in_doubt or await in_doubt_policy(session, tenant_id) == "resend":
+        return messages
+    await _hold(session, in_doubt, now)
+    return [m for m in messages if m.handover_started_at is None]
+
+
+async def in_doubt_policy(session: AsyncSession, tenant_id: str) -> str:
+    """The tenant's `messaging.in_doubt`; only this section is read, so another section
+    that no longer validates cannot stop the sending."""
+    tenant = await session.get(Tenant, tenant_id)
+    section = ((tenant.policy if tenant else None) or {}).get("messaging", {})
+    try:
+        return MessagingPolicy.model_validate(section).in_doubt
+    except ValidationError:
+        return MessagingPolicy().in_doubt
+
+
+async def _hold(session: AsyncSession, messages: list[MessageRow], now: datetime) -> None:
+    for message in messages:
+        message.in_doubt = True
+    events = [
+        StatusEvent(m, "handover", UNKNOWN, None, {"reason": "in doubt"}, error=HELD_REASON)
+        for m in messages
+    ]
+    await record_events(session, events, now=now, with_columns=("in_doubt",))
+    log_event(log, "messages_held_in_doubt", count=len(messages))
+
+
+def _by_provider(
+    providers: Providers, messages: list[MessageRow]
+) -> list[tuple[Provider, list[MessageRow]]]:
+    groups: dict[str, tuple[Provider, list[MessageRow]]] = {}
+    for message in messages:
+        provider = providers.for_channel(message.channel)
+        groups.setdefault(provider.name, (provider, []))[1].append(message)
+    return list(groups.values())
+
+
+def _slots(
+    providers: Providers,
+    provider: Provider,
+    messages: list[MessageRow],
+    paced: bool,
+    result: HandoverResult,
+    now: datetime,
+) -> list[float]:
+    """Each message's wait for its rate-limit slot; from the first slot more than a moment
+    away, the rest go to `result.later` (not sent by this job)."""
+    if paced:
+        return [0.0] * len(messages)
+    bucket, waits = providers.bucket(provider.name), []
+    for index in range(len(messages)):
+        wait = bucket.reserve()
+        if wait > MAX_INLINE_WAIT:
+            later = now + timedelta(seconds=wait)
+            result.later.setdefault(later, []).extend(m.id for m in messages[index:])
+            break
+        waits.append(wait)
+    return waits
+
+
+class _Ledger:
+    """Gathers marks and outcomes and commits them in steps, one step at a time: whatever
+    arrives while a step is written goes in the next (group commit)."""
+
+    def __init__(self, ctx: JobContext, *, attempt: int, last: bool) -> None:
+        self.ctx = ctx
+        self.attempt = attempt
+        self.last = last
+        self.retry = Retry(ctx.now())
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._marks: list[tuple[MessageRow, asyncio.Future[bool]]] = []
+        self._settled: list[tuple[Sent, asyncio.Future[bool]]] = []
+        self._writing = asyncio.Lock()
+
+    async def send(self, provider: Provider, message: MessageRow, wait: float) -> None:
+        await asyncio.sleep(wait)
+        # The slot is held until the outcome is committed: at most MAX_IN_FLIGHT messages of
+        # this job are ever marked without a recorded outcome.
+        async with self._in_flight:
+            if not await self._committed(self._marks, message):
+                return  # sent, suppressed or failed meanwhile
+            outcome = await _send(provider, request_for(message, provider, self.ctx.now()))
+            await self._committed(self._settled, (message, provider, outcome))
+
+    async def _committed(self, pending: list[tuple[Any, asyncio.Future[bool]]], item: Any) -> bool:
+        """Add `item` to the next step and wait until that step is committed."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        pending.append((item, future))
+        await self._step()
+        return await future
+
+    async def _step(self) -> None:
+        async with self._writing:
+            marks, self._marks = self._marks, []
+            settled, self._settled = self._settled, []
+            if not marks and not settled:
+                return
+            try:
+                async with self.ctx.step() as session:
+                    marked = await _mark(session, [m for m, _ in marks], self.ctx.now())
+                    await self._record(session, [s for s, _ in settled])
+            except BaseException:
+                for _, future in [*marks, *settled]:
+                    future.cancel()
+                raise
+        for message, future in marks:
+            future.set_result(message.id in marked)
+        for _, future in settled:
+            future.set_result(True)
+
+    async def _record(self, session: AsyncSession, settled: list[Sent]) -> None:
+        if not settled:
+            return
+        now = self.ctx.now()
+        retry = await record_outcomes(
+            session, settled, attempt=self.attempt, last=self.last, now=now
+        )
+        if retry.ids:
+            # Refused for now (not sent): queued again with no mark, so not in doubt.
+            cleared = [m for m, _, _ in settled if m.id in set(retry.ids)]
+            for message in cleared:
+                store_in_memory(message, {"handover_started_at": None})
+            await store_columns(session, cleared, ("handover_started_at",))
+            self.retry.merge(retry)
+
+
+async def _mark(session: AsyncSession, messages: list[MessageRow], now: datetime) -> set[str]:
+    """Mark these messages in flight, if still unsent; a message marked before (an earlier
+    run died with it in flight) is flagged in doubt. Returns the ids marked."""
+    if not messages:
+        return set()
+    result = await session.execute(
+        update(Message)
+        .where(
+            Message.id.in_([m.id for m in messages]),
+            Message.status == QUEUED,
+            Message.provider_id.is_(None),
+        )
+        .values(
+            handover_started_at=now,
+            in_doubt=or_(Message.in_doubt, Message.handover_started_at.is_not(None)),
+        )
+        .returning(Message.id)
+    )
+    return set(result.scalars())
+
+
+async def _send(provider: Provider, request: OutboundRequest) -> SendOutcome:
+    try:
+        return await provider.send(request)
+    except ProviderError as exc:
+        return exc
+    except Exception as exc:
+        log_event(
+            log, "send_unexpected_error", message_id=request.message_id, error=type(exc).__name__
+        )
+        return TransientProviderError(f"unexpected {type(exc).__name__}")
