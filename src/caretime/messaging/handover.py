@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import or_, select, update
@@ -47,9 +47,12 @@ from caretime.tenancy.policy import MessagingPolicy
 
 log = logging.getLogger(__name__)
 
-# HTTP requests one job keeps open at once (the rate limiter still paces them): also the most
-# messages one job can leave in doubt if its process dies.
+# HTTP requests one job keeps open at once (the rate limiter still paces them).
 MAX_IN_FLIGHT = 8
+# Messages one job keeps marked in flight without a committed outcome: the most it can leave
+# in doubt if its process dies (requests open, answers not yet committed, marked next).
+# Under the `hold` policy, MAX_IN_FLIGHT: only messages about to be sent are marked.
+MAX_IN_DOUBT = 2 * MAX_IN_FLIGHT
 HELD_REASON = "in flight when its worker stopped; not sent again (policy messaging.in_doubt)"
 
 
@@ -70,23 +73,27 @@ async def hand_over_in_steps(
     the rate-limit slot was reserved already (a deferred send)."""
     assert ctx.job.tenant_id is not None
     async with ctx.step() as session:
-        messages = await _to_send(session, ctx.job.tenant_id, message_ids, ctx.now())
-    ledger = _Ledger(ctx, attempt=attempt, last=last)
+        policy = await in_doubt_policy(session, ctx.job.tenant_id)
+        messages = await _to_send(session, ctx.job.tenant_id, message_ids, policy, ctx.now())
+    # Resend: mark ahead, for throughput; hold: mark only for an idle sender, so that a
+    # message held after a crash was almost surely sent (it is never sent again).
+    limit = MAX_IN_DOUBT if policy == "resend" else MAX_IN_FLIGHT
+    pipeline = _Pipeline(ctx, attempt=attempt, last=last, limit=limit)
     providers = providers_of(ctx.runtime)
-    result = HandoverResult(ledger.retry)
+    result = HandoverResult(pipeline.retry)
+    start = asyncio.get_running_loop().time()
+    for provider, batch in _by_provider(providers, messages):
+        waits = _slots(providers, provider, batch, paced, result, ctx.now())
+        pipeline.add((provider, m, start + wait) for m, wait in zip(batch, waits, strict=False))
     try:
-        async with asyncio.TaskGroup() as group:
-            for provider, batch in _by_provider(providers, messages):
-                waits = _slots(providers, provider, batch, paced, result, ctx.now())
-                for message, wait in zip(batch, waits, strict=False):
-                    group.create_task(ledger.send(provider, message, wait))
+        await pipeline.run()
     except BaseExceptionGroup as failed:
         raise failed.exceptions[0] from None  # LeaseLost (or a refused step) as itself
     return result
 
 
 async def _to_send(
-    session: AsyncSession, tenant_id: str, message_ids: Sequence[str], now: datetime
+    session: AsyncSession, tenant_id: str, message_ids: Sequence[str], policy: str, now: datetime
 ) -> list[MessageRow]:
     """The messages still queued, opted-out ones suppressed, and those left in doubt by an
     earlier run either kept (resend: their next mark flags them) or held as `unknown`."""
@@ -96,7 +103,7 @@ async def _to_send(
     rows = await session.execute(where_one_of(session, statement, Message.id, message_ids))
     messages = await suppress_opted_out(session, [MessageRow(*row) for row in rows], now)
     in_doubt = [m for m in messages if m.handover_started_at is not None]
-    if not in_doubt or await in_doubt_policy(session, tenant_id) == "resend":
+    if not in_doubt or policy == "resend":
         return messages
     await _hold(session, in_doubt, now)
     return [m for m in messages if m.handover_started_at is None]
@@ -157,66 +164,80 @@ def _slots(
     return waits
 
 
-class _Ledger:
-    """Gathers marks and outcomes and commits them in steps, one step at a time: whatever
-    arrives while a step is written goes in the next (group commit)."""
+Work = tuple[Provider, MessageRow, float]  # the message, its provider, its slot (loop time)
 
-    def __init__(self, ctx: JobContext, *, attempt: int, last: bool) -> None:
+
+class _Pipeline:
+    """One writer commits steps; `MAX_IN_FLIGHT` senders send. Each step records the answers
+    received since the last one and marks the next messages, as many as keeps the messages
+    marked without a committed outcome within `limit`; only marked messages are sent.
+    Whatever arrives while a step is written goes in the next (group commit), so a slow
+    commit makes steps larger, not the hand-over serial."""
+
+    def __init__(self, ctx: JobContext, *, attempt: int, last: bool, limit: int) -> None:
         self.ctx = ctx
+        self.limit = limit
         self.attempt = attempt
         self.last = last
         self.retry = Retry(ctx.now())
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._marks: list[tuple[MessageRow, asyncio.Future[bool]]] = []
-        self._settled: list[tuple[Sent, asyncio.Future[bool]]] = []
-        self._writing = asyncio.Lock()
+        self._unmarked: deque[Work] = deque()
+        self._marked: asyncio.Queue[Work | None] = asyncio.Queue()
+        self._answered: list[Sent] = []
+        self._open = 0  # marked, outcome not committed yet
+        self._news = asyncio.Event()
 
-    async def send(self, provider: Provider, message: MessageRow, wait: float) -> None:
-        await asyncio.sleep(wait)
-        # The slot is held until the outcome is committed: at most MAX_IN_FLIGHT messages of
-        # this job are ever marked without a recorded outcome.
-        async with self._in_flight:
-            if not await self._committed(self._marks, message):
-                return  # sent, suppressed or failed meanwhile
+    def add(self, work: Iterable[Work]) -> None:
+        self._unmarked.extend(work)
+
+    async def run(self) -> None:
+        self._news.set()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._write())
+            for _ in range(MAX_IN_FLIGHT):
+                group.create_task(self._send_marked())
+
+    async def _write(self) -> None:
+        while self._unmarked or self._open:
+            await self._news.wait()
+            self._news.clear()
+            answered, self._answered = self._answered, []
+            room = self.limit - self._open + len(answered)
+            batch = [self._unmarked.popleft() for _ in range(min(room, len(self._unmarked)))]
+            if answered or batch:
+                await self._step(answered, batch)
+        for _ in range(MAX_IN_FLIGHT):
+            self._marked.put_nowait(None)  # the senders stop
+
+    async def _step(self, answered: list[Sent], batch: list[Work]) -> None:
+        async with self.ctx.step() as session:
+            marked = await _mark(session, [message for _, message, _ in batch], self.ctx.now())
+            await self._record(session, answered)
+        self._open -= len(answered)
+        for work in batch:
+            if work[1].id in marked:  # else sent, suppressed or failed meanwhile
+                self._open += 1
+                self._marked.put_nowait(work)
+
+    async def _send_marked(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (work := await self._marked.get()) is not None:
+            provider, message, slot = work
+            await asyncio.sleep(max(0.0, slot - loop.time()))
             outcome = await _send(provider, request_for(message, provider, self.ctx.now()))
-            await self._committed(self._settled, (message, provider, outcome))
+            self._answered.append((message, provider, outcome))
+            self._news.set()
 
-    async def _committed(self, pending: list[tuple[Any, asyncio.Future[bool]]], item: Any) -> bool:
-        """Add `item` to the next step and wait until that step is committed."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        pending.append((item, future))
-        await self._step()
-        return await future
-
-    async def _step(self) -> None:
-        async with self._writing:
-            marks, self._marks = self._marks, []
-            settled, self._settled = self._settled, []
-            if not marks and not settled:
-                return
-            try:
-                async with self.ctx.step() as session:
-                    marked = await _mark(session, [m for m, _ in marks], self.ctx.now())
-                    await self._record(session, [s for s, _ in settled])
-            except BaseException:
-                for _, future in [*marks, *settled]:
-                    future.cancel()
-                raise
-        for message, future in marks:
-            future.set_result(message.id in marked)
-        for _, future in settled:
-            future.set_result(True)
-
-    async def _record(self, session: AsyncSession, settled: list[Sent]) -> None:
-        if not settled:
+    async def _record(self, session: AsyncSession, answered: list[Sent]) -> None:
+        if not answered:
             return
         now = self.ctx.now()
         retry = await record_outcomes(
-            session, settled, attempt=self.attempt, last=self.last, now=now
+            session, answered, attempt=self.attempt, last=self.last, now=now
         )
         if retry.ids:
             # Refused for now (not sent): queued again with no mark, so not in doubt.
-            cleared = [m for m, _, _ in settled if m.id in set(retry.ids)]
+            refused = set(retry.ids)
+            cleared = [m for m, _, _ in answered if m.id in refused]
             for message in cleared:
                 store_in_memory(message, {"handover_started_at": None})
             await store_columns(session, cleared, ("handover_started_at",))
