@@ -41,8 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(REPO))
-from _harness import CARETIME, free_port, postgres_database  # noqa: E402
 from tests.fakes.support import fake_twilio  # noqa: E402
+
+from _harness import CARETIME, free_port, postgres_database  # noqa: E402
 
 KEY = "ct_crash_harness_key"
 CAREGIVERS = 300
@@ -227,7 +228,7 @@ class Harness:
         cycle = Cycle(-1, "crash-baseline", victim="none")
         started = time.monotonic()
         self.start_work(cycle)
-        while await self.unsent(cycle.shift_id):
+        while await self.unsent(cycle.shift_id):  # noqa: ASYNC110 - polling the database
             await asyncio.sleep(0.05)
         return time.monotonic() - started
 
