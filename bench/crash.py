@@ -382,6 +382,8 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, default=REPO / "var" / "crash")
     args = parser.parse_args()
     args.logs.mkdir(parents=True, exist_ok=True)
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: the processes and the database go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with (
         postgres_database("crash") as database_url,
         fake_twilio(args.logs, delay=args.delay) as twilio,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, insert, or_, select, update
@@ -131,7 +132,11 @@ async def kill_mid_hand_over(
 
 @pytest.mark.parametrize("policy", ["resend", "hold"])
 async def test_a_killed_send_job_resends_none_of_the_messages_the_provider_accepted(
-    runtime: Runtime, workers: Workers, twilio: FakeTwilioProcess, policy: str
+    runtime: Runtime,
+    workers: Workers,
+    twilio: FakeTwilioProcess,
+    client: httpx.AsyncClient,
+    policy: str,
 ) -> None:
     await set_in_doubt_policy(runtime, policy)
     await queue_sms(runtime, 120)  # one messaging.send_batch job
@@ -159,6 +164,11 @@ async def test_a_killed_send_job_resends_none_of_the_messages_the_provider_accep
         assert duplicates == 0
         assert await count(runtime, Message.status == "unknown") == in_doubt
         assert await count(runtime, Message.provider_id.is_not(None)) == 120 - in_doubt
+    async with runtime.sessions() as session:
+        doubtful = await session.scalar(select(Message.id).where(Message.in_doubt.is_(True)))
+    shown = (await client.get(f"/messages/{doubtful}")).json()
+    assert shown["in_doubt"] is True
+    assert shown["status"] == ("unknown" if policy == "hold" else "queued")
 
 
 async def test_a_provider_slower_than_the_lease_never_sees_a_message_twice(

@@ -33,6 +33,9 @@ from caretime.runtime import Runtime
 
 log = logging.getLogger("caretime.dispatch")
 MAX_SLEEP = 1.0
+# The worker ids alive in this process: a heartbeat row of this machine with our pid and an
+# id not in here belongs to a predecessor that died (see leases.expire_dead_local_workers).
+_ALIVE_HERE: set[str] = set()
 
 
 def new_worker_id() -> str:
@@ -62,6 +65,7 @@ class Dispatcher:
         self.shutdown_grace = shutdown_grace
         self.retry = retry
         self.worker_id = worker_id or new_worker_id()
+        _ALIVE_HERE.add(self.worker_id)
         self._running: dict[asyncio.Task[None], int] = {}
         self._done: list[int] = []
         # Failures the database refused to record (connection errors): job id -> new values,
@@ -240,6 +244,9 @@ class Dispatcher:
         async with transaction(self.runtime.sessions) as session:
             await leases.beat(session, self._row(), now=now, forget_after=self.lease * 10)
             await leases.extend(session, self.worker_id, held, until=now + self.lease)
+            await leases.expire_dead_local_workers(
+                session, hostname=socket.gethostname(), alive_here=_ALIVE_HERE, now=now
+            )
             await leases.recover_expired(session, now=now)
         async with self.runtime.sessions() as session:
             counts = await leases.count_by_status(session, metrics.COUNTED_STATUSES)
@@ -342,6 +349,7 @@ class Dispatcher:
             await self._complete(session, done, now)
             released = await leases.release(session, self.worker_id, unfinished, now=now)
             await leases.forget_worker(session, self.worker_id)
+        _ALIVE_HERE.discard(self.worker_id)
         if unfinished:
             log_event(log, "jobs_released", count=released)
 
