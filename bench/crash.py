@@ -213,14 +213,13 @@ class Harness:
         )
         victim.start()
         restarted = time.monotonic()
-        if victim is self.server:
-            self.wait_for_server()
         bound = self.lease + 60
         while time.monotonic() - restarted < bound:
             if await self.unsent(cycle.shift_id) == 0:
                 cycle.complete_after_restart = time.monotonic() - restarted
-                return
+                break
             await asyncio.sleep(0.2)
+        self.wait_for_server()  # before the next cycle's requests
 
     async def baseline(self) -> float:
         """The normal hand-over time: a fan-out with nobody killed, from the POST to the last
