@@ -20,6 +20,7 @@ from sqlalchemy import func, insert, or_, select, update
 from caretime.clock import FrozenClock
 from caretime.db import transaction
 from caretime.dispatch.models import Job
+from caretime.events.models import Event
 from caretime.messaging import Message
 from caretime.messaging.handover import MAX_IN_DOUBT, MAX_IN_FLIGHT
 from caretime.messaging.outbound import OutgoingMessage, queue_messages, send_message
@@ -166,6 +167,10 @@ async def test_a_killed_send_job_resends_none_of_the_messages_the_provider_accep
         assert await count(runtime, Message.provider_id.is_not(None)) == 120 - in_doubt
     async with runtime.sessions() as session:
         doubtful = await session.scalar(select(Message.id).where(Message.in_doubt.is_(True)))
+        announced = await session.scalar(
+            select(func.count()).where(Event.type == "message.in_doubt")
+        )
+    assert announced == in_doubt  # one event each, with the action the policy took
     shown = (await client.get(f"/messages/{doubtful}")).json()
     assert shown["in_doubt"] is True
     assert shown["status"] == ("unknown" if policy == "hold" else "queued")

@@ -21,6 +21,7 @@ EVENT_TYPES: dict[str, str] = {
     "shift.cancelled": "a shift was cancelled",
     "message.opted_out": "a phone number opted out of a channel",
     "message.opted_in": "a phone number opted back in",
+    "message.in_doubt": "a message was in flight when its worker stopped: sent again or held",
     "batch.completed": "every call of an outreach batch reached a final status",
 }
 

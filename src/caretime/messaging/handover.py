@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
 from caretime.dispatch import JobContext
+from caretime.events import emit_many
 from caretime.messaging.models import Message, MessageRow
 from caretime.messaging.outcomes import Retry, Sent, record_outcomes, suppress_opted_out
 from caretime.messaging.providers import Providers, providers_of
@@ -103,10 +104,27 @@ async def _to_send(
     rows = await session.execute(where_one_of(session, statement, Message.id, message_ids))
     messages = await suppress_opted_out(session, [MessageRow(*row) for row in rows], now)
     in_doubt = [m for m in messages if m.handover_started_at is not None]
-    if not in_doubt or policy == "resend":
+    if not in_doubt:
+        return messages
+    await _announce_in_doubt(session, tenant_id, in_doubt, policy, now)
+    if policy == "resend":
         return messages
     await _hold(session, in_doubt, now)
     return [m for m in messages if m.handover_started_at is None]
+
+
+async def _announce_in_doubt(
+    session: AsyncSession, tenant_id: str, messages: list[MessageRow], policy: str, now: datetime
+) -> None:
+    action = "resent" if policy == "resend" else "held"
+    await emit_many(
+        session,
+        tenant_id=tenant_id,
+        type="message.in_doubt",
+        subjects=("message", [m.id for m in messages]),
+        data=[{"message_id": m.id, "channel": m.channel, "action": action} for m in messages],
+        now=now,
+    )
 
 
 async def in_doubt_policy(session: AsyncSession, tenant_id: str) -> str:
