@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
+from caretime.db import locking
 from caretime.dispatch import JobContext, job_handler
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.messaging.handover import MAX_IN_FLIGHT, HandoverResult, hand_over_in_steps
@@ -53,6 +54,7 @@ from caretime.messaging.requests import (
     poll_request_for,
     request_for,
     retry_delay,
+    sender_for,
 )
 from caretime.messaging.statuses import FAILED, QUEUED, is_final
 from caretime.messaging.tracking import StatusEvent, record_events
@@ -89,9 +91,13 @@ async def _hand_over_in_transaction(
     messages = await suppress_opted_out(ctx.session, messages, now)
     later: dict[datetime, list[str]] = {}
     sent: list[Sent] = []
+    senders: dict[str, str | None] = {}
     for provider, group in _by_provider(providers, messages):
-        await _hand_over(ctx, providers, provider, group, sent, later)
-    retry = await record_outcomes(ctx.session, sent, attempt=attempt, last=last, now=now)
+        senders[provider.name] = await sender_for(ctx.session, ctx.job.tenant_id, provider)
+        await _hand_over(ctx, providers, (provider, senders[provider.name]), group, sent, later)
+    retry = await record_outcomes(
+        ctx.session, sent, attempt=attempt, last=last, now=now, senders=senders
+    )
     return HandoverResult(retry, later)
 
 
@@ -107,7 +113,7 @@ async def _still_queued(
         Message.provider_id.is_(None),
     )
     statement = where_one_of(session, statement, Message.id, message_ids)
-    result = await session.execute(statement.order_by(Message.id).with_for_update())
+    result = await session.execute(locking(statement.order_by(Message.id)))
     return [MessageRow(*row) for row in result]
 
 
@@ -124,12 +130,13 @@ def _by_provider(
 async def _hand_over(
     ctx: JobContext,
     providers: Providers,
-    provider: Provider,
+    provider_and_sender: tuple[Provider, str | None],
     messages: list[MessageRow],
     sent: list[Sent],
     later: dict[datetime, list[str]],
 ) -> None:
     """Send what the rate limiter allows now; the rest waits for its slot in a later batch."""
+    provider, sender = provider_and_sender
     bucket = providers.bucket(provider.name)
     now = ctx.now()
     slots: list[float] = []
@@ -144,7 +151,7 @@ async def _hand_over(
         slots.append(wait)
     if not messages:
         return
-    requests = [request_for(message, provider, now) for message in messages]
+    requests = [request_for(message, sender, now) for message in messages]
     if isinstance(provider, BatchSender):
         await asyncio.sleep(max(slots))
         outcomes = await provider.send_batch(requests)
@@ -191,7 +198,7 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
         Message.sent_at.is_not(None),
     )
     statement = where_one_of(ctx.session, statement, Message.id, payload["message_ids"])
-    result = await ctx.session.scalars(statement.order_by(Message.id).with_for_update(of=Message))
+    result = await ctx.session.scalars(locking(statement.order_by(Message.id), of=Message))
     messages = [m for m in result.all() if not is_final(m.channel, m.status)]
     now = ctx.now()
     providers = providers_of(ctx.runtime)

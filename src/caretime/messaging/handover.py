@@ -39,7 +39,7 @@ from caretime.messaging.providers.base import (
     SendOutcome,
     TransientProviderError,
 )
-from caretime.messaging.requests import MAX_INLINE_WAIT, request_for
+from caretime.messaging.requests import MAX_INLINE_WAIT, request_for, sender_for
 from caretime.messaging.statuses import QUEUED, UNKNOWN
 from caretime.messaging.tracking import StatusEvent, record_events, store_columns, store_in_memory
 from caretime.observability import log_event
@@ -72,18 +72,21 @@ async def hand_over_in_steps(
     """Send the still-queued messages among `message_ids`, committing as described above.
     `last`: a transient error fails the message instead of leaving it to retry. `paced`:
     the rate-limit slot was reserved already (a deferred send)."""
-    assert ctx.job.tenant_id is not None
+    tenant_id = ctx.job.tenant_id
+    assert tenant_id is not None
+    providers = providers_of(ctx.runtime)
     async with ctx.step() as session:
-        policy = await in_doubt_policy(session, ctx.job.tenant_id)
-        messages = await _to_send(session, ctx.job.tenant_id, message_ids, policy, ctx.now())
+        policy = await in_doubt_policy(session, tenant_id)
+        messages = await _to_send(session, tenant_id, message_ids, policy, ctx.now())
+        groups = _by_provider(providers, messages)
+        senders = {p.name: await sender_for(session, tenant_id, p) for p, _ in groups}
     # Resend: mark ahead, for throughput; hold: mark only for an idle sender, so that a
     # message held after a crash was almost surely sent (it is never sent again).
     limit = MAX_IN_DOUBT if policy == "resend" else MAX_IN_FLIGHT
-    pipeline = _Pipeline(ctx, attempt=attempt, last=last, limit=limit)
-    providers = providers_of(ctx.runtime)
+    pipeline = _Pipeline(ctx, attempt=attempt, last=last, limit=limit, senders=senders)
     result = HandoverResult(pipeline.retry)
     start = asyncio.get_running_loop().time()
-    for provider, batch in _by_provider(providers, messages):
+    for provider, batch in groups:
         waits = _slots(providers, provider, batch, paced, result, ctx.now())
         pipeline.add((provider, m, start + wait) for m, wait in zip(batch, waits, strict=False))
     try:
@@ -192,9 +195,18 @@ class _Pipeline:
     Whatever arrives while a step is written goes in the next (group commit), so a slow
     commit makes steps larger, not the hand-over serial."""
 
-    def __init__(self, ctx: JobContext, *, attempt: int, last: bool, limit: int) -> None:
+    def __init__(
+        self,
+        ctx: JobContext,
+        *,
+        attempt: int,
+        last: bool,
+        limit: int,
+        senders: dict[str, str | None],
+    ) -> None:
         self.ctx = ctx
         self.limit = limit
+        self.senders = senders
         self.attempt = attempt
         self.last = last
         self.retry = Retry(ctx.now())
@@ -241,7 +253,8 @@ class _Pipeline:
         while (work := await self._marked.get()) is not None:
             provider, message, slot = work
             await asyncio.sleep(max(0.0, slot - loop.time()))
-            outcome = await _send(provider, request_for(message, provider, self.ctx.now()))
+            sender = self.senders.get(provider.name, provider.from_number)
+            outcome = await _send(provider, request_for(message, sender, self.ctx.now()))
             self._answered.append((message, provider, outcome))
             self._news.set()
 
@@ -249,8 +262,9 @@ class _Pipeline:
         if not answered:
             return
         now = self.ctx.now()
+        await _current_statuses(session, [message for message, _, _ in answered])
         retry = await record_outcomes(
-            session, answered, attempt=self.attempt, last=self.last, now=now
+            session, answered, attempt=self.attempt, last=self.last, now=now, senders=self.senders
         )
         if retry.ids:
             # Refused for now (not sent): queued again with no mark, so not in doubt.
@@ -260,6 +274,21 @@ class _Pipeline:
                 store_in_memory(message, {"handover_started_at": None})
             await store_columns(session, cleared, ("handover_started_at",))
             self.retry.merge(retry)
+
+
+async def _current_statuses(session: AsyncSession, messages: list[MessageRow]) -> None:
+    """Read, under lock, the statuses these messages have now: a status callback may have
+    found a message by our id while its answer travelled, and a receipt must never move
+    it back."""
+    columns = select(Message.id, Message.status, Message.status_changed_at)
+    statement = where_one_of(session, columns, Message.id, [m.id for m in messages])
+    # FOR NO KEY UPDATE, as caretime.db.locking takes it (typed there for whole-row selects).
+    rows = await session.execute(statement.with_for_update(key_share=True))
+    current = {id_: (status, changed) for id_, status, changed in rows}
+    for message in messages:
+        message.status, message.status_changed_at = current.get(
+            message.id, (message.status, message.status_changed_at)
+        )
 
 
 async def _mark(session: AsyncSession, messages: list[MessageRow], now: datetime) -> set[str]:

@@ -4,7 +4,7 @@ and follow-up polls, written in bulk in the session given (the job's, or one of 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,17 +56,25 @@ class Retry:
 
 
 async def record_outcomes(
-    session: AsyncSession, sent: Sequence[Sent], *, attempt: int, last: bool, now: datetime
+    session: AsyncSession,
+    sent: Sequence[Sent],
+    *,
+    attempt: int,
+    last: bool,
+    now: datetime,
+    senders: Mapping[str, str | None],
 ) -> Retry:
     """Receipts become provider ids and statuses (one UPDATE, the rows are the caller's),
     permanent errors (and transient ones on the `last` attempt) fail their message, and the
-    polls providers asked for are enqueued. Returns what a transient error left to retry."""
+    polls providers asked for are enqueued. `senders`: the number each provider (by name)
+    sent from. Returns what a transient error left to retry."""
     events: list[StatusEvent] = []
     accepted: list[tuple[MessageRow, SendReceipt]] = []
     retry = Retry(now + retry_delay(attempt))
     for message, provider, outcome in sent:
         if isinstance(outcome, SendReceipt):
-            store_in_memory(message, _handed_over(provider, outcome, now))
+            sender = senders.get(provider.name, provider.from_number)
+            store_in_memory(message, _handed_over(provider, sender, outcome, now))
             accepted.append((message, outcome))
             report = outcome.report
             if report.status is not None:
@@ -119,8 +127,10 @@ def _failure(
     return StatusEvent(message, provider.name, FAILED, None, {"error": reason}, error=reason)
 
 
-def _handed_over(provider: Provider, receipt: SendReceipt, now: datetime) -> dict[str, Any]:
-    values = (provider.name, receipt.provider_id, provider.from_number, now)
+def _handed_over(
+    provider: Provider, sender: str | None, receipt: SendReceipt, now: datetime
+) -> dict[str, Any]:
+    values = (provider.name, receipt.provider_id, sender, now)
     return dict(zip(HANDED_OVER, values, strict=True))
 
 

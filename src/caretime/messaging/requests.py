@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from caretime.messaging.models import Message, TrackedMessage
 from caretime.messaging.providers.base import OutboundRequest, PollRequest, Provider
+from caretime.tenancy.numbers import sending_number
 
 POLL_JOB = "messaging.poll"
 # Waiting for the rate limiter longer than this frees the worker: a new job takes the slot.
@@ -35,14 +38,20 @@ def poll_request_for(message: Message, now: datetime) -> PollRequest:
     )
 
 
-def request_for(message: TrackedMessage, provider: Provider, now: datetime) -> OutboundRequest:
-    """What a provider is handed for one queued message."""
+async def sender_for(session: AsyncSession, tenant_id: str, provider: Provider) -> str | None:
+    """The number a tenant's messages go out from: its own, else the provider's shared one.
+    Twilio has no shared number: replies are routed to the tenant owning the number."""
+    return await sending_number(session, tenant_id) or provider.from_number
+
+
+def request_for(message: TrackedMessage, sender: str | None, now: datetime) -> OutboundRequest:
+    """What a provider is handed for one queued message, sent from `sender`."""
     return OutboundRequest(
         message.id,
         message.tenant_id,
         message.channel,
         message.to_phone,
-        provider.from_number,
+        sender,
         message.body,
         message.idempotency_key,
         now,

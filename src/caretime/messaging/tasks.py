@@ -28,6 +28,7 @@ from caretime.messaging.requests import (
     poll_request_for,
     request_for,
     retry_delay,
+    sender_for,
 )
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
 from caretime.messaging.tracking import change_status, record_event
@@ -98,7 +99,7 @@ async def _paced_send(ctx: JobContext, message_id: str, run_at: datetime) -> Non
 
 async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:
     now = ctx.now()
-    request = request_for(message, provider, now)
+    request = request_for(message, await sender_for(ctx.session, message.tenant_id, provider), now)
     try:
         receipt = await provider.send(request)
     except TransientProviderError as exc:
@@ -107,8 +108,11 @@ async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> N
     except PermanentProviderError as exc:
         await _fail(ctx, message, provider.name, exc.reason)
         return
+    # A status callback may have come while we waited (it finds the message by our id in
+    # its URL): read the status it left, under lock, so the receipt never moves it back.
+    await ctx.session.refresh(message, ["status"], with_for_update={"key_share": True})
     message.provider, message.provider_id = provider.name, receipt.provider_id
-    message.from_phone, message.sent_at = provider.from_number, now
+    message.from_phone, message.sent_at = request.from_, now
     await _apply(ctx, message, provider.name, receipt.report)
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.disconnect import while_connected
 from caretime.errors import InvalidInput
 from caretime.outreach import calls as call_service
 from caretime.outreach import service
@@ -47,6 +48,7 @@ DryRun = Annotated[bool, Query(description="Plan only: create no calls.")]
     summary="Schedule a batch of patient calls",
 )
 async def schedule(
+    raw: Request,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
@@ -56,8 +58,8 @@ async def schedule(
     dry_run: DryRun = False,
 ) -> JSONResponse:
     request = service.BatchRequest(items, idempotency_key=idempotency_key, dry_run=dry_run)
-    result = await service.schedule_batch(
-        session, tenant.id, policy.calling, request, now=clock.now()
+    result = await while_connected(
+        raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
     return JSONResponse(result.items, headers=_replay_header(result))
 
@@ -96,8 +98,8 @@ async def create_batch(
     as CSV (columns name, phone, scheduled?, tz?; options as query parameters)."""
     items, options, source = await _batch_body(raw)
     request = service.BatchRequest(items, options, source, idempotency_key, dry_run)
-    result = await service.schedule_batch(
-        session, tenant.id, policy.calling, request, now=clock.now()
+    result = await while_connected(
+        raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
     if result.batch is None:  # a dry run: the plan only
         return JSONResponse({"items": result.items}, headers=_replay_header(result))

@@ -53,10 +53,17 @@ Duration = Annotated[
 ]
 
 
+# The longest IANA name is 32 characters; a longer one is refused before the file system is
+# asked (a 5,000-character name made ZoneInfo raise OSError: file name too long).
+MAX_ZONE_NAME = 64
+
+
 def validate_zone(name: str) -> str:
+    if len(name) > MAX_ZONE_NAME:
+        raise ValueError(f"unknown IANA time zone {name[:40]!r}...: names are short")
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown IANA time zone {name!r}") from exc
     return name
 
