@@ -152,6 +152,7 @@ class Harness:
         }
         with self.http as http:
             http.patch("/tenants/me/policy", json=policy).raise_for_status()
+            http.put("/tenants/me/numbers", json={"numbers": ["+12065550199"]}).raise_for_status()
             for n in range(CAREGIVERS):
                 caregiver = {"id": f"cg-{n}", "name": f"RN {n}", "phone": caregiver_phone(n)}
                 http.post("/caregivers", json={**caregiver, "roles": ["RN"]}).raise_for_status()

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import func, insert, or_, select, update
 
 from caretime.clock import FrozenClock
@@ -36,6 +35,7 @@ from tests.messaging.support import default_tenant_id
 
 pytestmark = pytest.mark.postgres_only
 WAIT = 120.0  # seconds: a bound on waiting, never an assertion
+SENDER = "+12065550199"
 LEASE = "10"  # a restarted worker takes a killed one's jobs at once (same machine)
 
 
@@ -46,10 +46,12 @@ def twilio(tmp_path: Path) -> Iterator[FakeTwilioProcess]:
 
 
 @pytest.fixture
-def workers(
-    runtime: Runtime, app: FastAPI, tmp_path: Path, clock: FrozenClock
-) -> Iterator[Workers]:
-    # `app` creates the default tenant; worker processes run on the system clock.
+async def workers(
+    runtime: Runtime, client: httpx.AsyncClient, tmp_path: Path, clock: FrozenClock
+) -> AsyncIterator[Workers]:
+    # `client` creates the default tenant, which must own the number it sends from; worker
+    # processes run on the system clock.
+    (await client.put("/tenants/me/numbers", json={"numbers": [SENDER]})).raise_for_status()
     clock.set(datetime.now(UTC))
     pool = Workers(runtime.settings.database_url, tmp_path)
     yield pool
