@@ -1,7 +1,7 @@
 """messages record each hand-over: in-flight mark and in-doubt flag
 
 Revision ID: 0010
-Revises: 0009
+Revises: 0014
 
 `handover_started_at` is committed just before a provider request; a queued message that has
 it but no provider id was in flight when its worker stopped. `in_doubt` says such a message
@@ -16,7 +16,7 @@ from alembic import op
 from caretime.db import UTCDateTime
 
 revision: str = "0010"
-down_revision: str | None = "0009"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

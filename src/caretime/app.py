@@ -20,6 +20,8 @@ from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from caretime.events.router import router as events_router
+from caretime.events.webhooks.router import router as webhooks_router
 from caretime.inputs import InputGuardMiddleware
 from caretime.limits import BodyLimitMiddleware
 from caretime.messaging.router import router as messaging_router
@@ -27,6 +29,7 @@ from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
+from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import numbers
@@ -82,6 +85,8 @@ def create_app(
     app.include_router(messaging_router)
     app.include_router(shifts_router)
     app.include_router(outreach_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     app.include_router(web.router)
     _register_problem_schema(app)
     return app
@@ -109,6 +114,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await prepare_database(runtime)
     load_calendars()
     settings = runtime.settings
+    if settings.workers:
+        await ensure_prune_scheduled(runtime)
     pool = WorkerPool.start(
         runtime, count=settings.workers, concurrency=settings.worker_concurrency
     )

@@ -23,6 +23,7 @@ from caretime.errors import CaretimeError
 from caretime.listen import CannotListen, bind
 from caretime.observability import configure_logging
 from caretime.outreach.cli import app as outreach_app
+from caretime.retention import cli as retention_cli
 from caretime.runtime import Runtime
 from caretime.shifts.cli import import_app
 from caretime.tenancy import numbers as tenant_numbers
@@ -36,7 +37,7 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dispatch_cli.jobs_app, name="jobs")
-app.command("worker")(dispatch_cli.worker)
+app.add_typer(retention_cli.app)
 app.add_typer(import_app, name="import")
 app.add_typer(outreach_app)
 console = Console(soft_wrap=True)

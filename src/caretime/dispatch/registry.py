@@ -55,6 +55,7 @@ class JobContext:
         self.job = job
         self.lease = lease
         self._session = session
+        self.again_at: datetime | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -81,6 +82,11 @@ class JobContext:
                 until = self.now() + self.lease.duration
                 if not await leases.hold(session, self.lease.owner, self.job.id, until=until):
                     raise LeaseLost(self.job.id)
+
+    def run_again_at(self, at: datetime) -> None:
+        """A job that continues (a delivery pump): on success it is queued again for `at`,
+        with fresh attempts, instead of done; its dedupe key stays live throughout."""
+        self.again_at = at
 
 
 Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]

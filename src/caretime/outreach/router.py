@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from caretime.deps import ClockDep, SessionDep
 from caretime.disconnect import while_connected
 from caretime.errors import InvalidInput
+from caretime.events.router import Cursor, EventPage, subject_events
+from caretime.events.router import Limit as EventLimit
 from caretime.outreach import calls as call_service
 from caretime.outreach import service
 from caretime.outreach.intake import csv_items, missing_csv_columns
@@ -256,3 +258,16 @@ def _query_options(raw: Request) -> BatchOptions:
 
 def _replay_header(result: service.BatchResult) -> dict[str, str]:
     return {"Idempotent-Replayed": "true"} if result.replayed else {}
+
+
+@router.get("/calls/{call_id}/events", tags=["events"])
+async def call_events(
+    call_id: str,
+    tenant: TenantDep,
+    session: SessionDep,
+    after: Cursor = None,
+    limit: EventLimit = 100,
+) -> EventPage:
+    """The call's audit trail: every change, who made it, oldest first."""
+    await call_service.get_call(session, tenant.id, call_id)
+    return await subject_events(session, tenant.id, ("call", call_id), after=after, limit=limit)

@@ -23,6 +23,7 @@ from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.ids import new_id
 from caretime.outreach.errors import BatchNotFound, BatchTooLarge, IdempotencyKeyReused
+from caretime.outreach.events import batch_completed, calls_scheduled
 from caretime.outreach.intake import echo, plan_item, plan_parsed
 from caretime.outreach.models import PENDING, OutreachBatch
 from caretime.outreach.repository import (
@@ -131,7 +132,10 @@ async def schedule_batch(
     await write_calls(session, tenant_id, calling, new_calls, batch_id=batch_id, now=now)
     result = _response_items(request.items, outcomes, call_ids)
     await batches.finish(batch_id, _summary(request, outcomes, result))
-    return BatchResult(await batches.get(batch_id), result)
+    batch = await batches.get(batch_id)
+    if batch is not None and not new_calls:  # nothing to wait for: complete from the start
+        await batch_completed(session, batch, now=now)
+    return BatchResult(batch, result)
 
 
 def _check_size(request: BatchRequest) -> None:
@@ -235,6 +239,14 @@ async def write_calls(
     await enqueue_many(
         session, [place_call_job(tenant_id, call.id, 1, call.planned.at) for call in new_calls]
     )
+    scheduled = [_scheduled_data(call, calling, batch_id) for call in new_calls]
+    await calls_scheduled(session, tenant_id, [c.id for c in new_calls], scheduled, now=now)
+
+
+def _scheduled_data(call: NewCall, calling: CallingPolicy, batch_id: str | None) -> dict[str, Any]:
+    return {"id": call.id, "batch_id": batch_id, "status": PENDING,
+            "scheduled": _instant_z(call.planned.at), "tz": call.planned.tz, "attempts": 0,
+            "max_attempts": calling.max_attempts, "outcome": None}  # fmt: skip
 
 
 def _new_call_values(calling: CallingPolicy, batch_id: str | None, now: datetime) -> dict[str, Any]:

@@ -177,12 +177,25 @@ class MessagingPolicy(BaseModel):
     in_doubt: Literal["resend", "hold"] = "resend"
 
 
+class RetentionPolicy(BaseModel):
+    """How long what is finished is kept before the daily prune deletes it (None: forever)."""
+
+    model_config = ConfigDict(extra="forbid")
+    finished_jobs: Duration = timedelta(days=7)
+    messages: Duration = timedelta(days=400)
+    events: Duration = timedelta(days=400)
+    # Cancelled and expired calls and appointments are kept unless the tenant says otherwise.
+    ended_calls: Duration | None = None
+    ended_appointments: Duration | None = None
+
+
 class TenantPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     calling: CallingPolicy = Field(default_factory=CallingPolicy)
     booking: BookingPolicy = Field(default_factory=BookingPolicy)
     shifts: ShiftPolicy = Field(default_factory=ShiftPolicy)
     messaging: MessagingPolicy = Field(default_factory=MessagingPolicy)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
 
 def merge_policy(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
