@@ -31,9 +31,13 @@ class Runtime:
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         # Each in-process worker may run worker_concurrency handlers at once, each with its
         # own connection; a smaller pool would open and close connections per job.
-        pool: dict[str, Any] = (
-            {} if settings.is_sqlite else {"pool_size": max(10, settings.worker_concurrency)}
-        )
+        pool: dict[str, Any] = {}
+        if not settings.is_sqlite:
+            pool = {
+                "pool_size": settings.pool_size,
+                "max_overflow": settings.db_max_overflow,
+                "pool_timeout": settings.db_pool_timeout,
+            }
         engine = create_engine(settings.database_url, **pool)
         read_engine = (
             create_engine(settings.database_url, read_only=True) if settings.is_sqlite else engine

@@ -25,6 +25,7 @@ EVENT_TYPES: dict[str, str] = {
     "shift.updated": "a shift's time, place, role or notes changed before it started",
     "message.opted_out": "a phone number opted out of a channel",
     "message.opted_in": "a phone number opted back in",
+    "message.in_doubt": "a message was in flight when its worker stopped: sent again or held",
     "batch.completed": "every call of an outreach batch reached a final status",
     "webhook.endpoint_disabled": "a webhook endpoint failed for 24 hours in a row and was disabled",
     "tenant.numbers_changed": "the numbers a tenant sends from (and gets replies on) were set",

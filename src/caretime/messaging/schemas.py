@@ -77,6 +77,9 @@ class MessageOut(BaseModel):
     intent: str | None
     suppression_reason: str | None
     error: str | None
+    # True when a request for this message was in flight as its worker stopped: it was
+    # sent again (status moves on) or held (status `unknown`); the phone may have it twice.
+    in_doubt: bool
     created_at: datetime
     sent_at: datetime | None
     status_changed_at: datetime

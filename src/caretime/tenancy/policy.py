@@ -273,6 +273,14 @@ class ShiftPolicy(BaseModel):
         return rounds
 
 
+class MessagingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # A message whose provider request was in flight when its worker died may have been
+    # sent: "resend" sends it again (at least once; maybe twice), "hold" marks it `unknown`
+    # and sends nothing more (at most once; maybe never). See docs/reliability.md.
+    in_doubt: Literal["resend", "hold"] = "resend"
+
+
 class RetentionPolicy(BaseModel):
     """How long what is finished is kept before the daily prune deletes it (None: forever)."""
 
@@ -290,6 +298,7 @@ class TenantPolicy(BaseModel):
     calling: CallingPolicy = Field(default_factory=CallingPolicy)
     booking: BookingPolicy = Field(default_factory=BookingPolicy)
     shifts: ShiftPolicy = Field(default_factory=ShiftPolicy)
+    messaging: MessagingPolicy = Field(default_factory=MessagingPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
 
