@@ -48,7 +48,7 @@ async def pump(ctx: JobContext, payload: dict[str, Any]) -> None:
         )
     if target is None:
         return  # deleted or disabled: its deliveries wait for it to be enabled again
-    http = http_client(ctx.runtime)
+    http = http_client(ctx.runtime, target.id)
     answers = await send_all(http, target, [outgoing for _, outgoing in rows])
     deliveries = [delivery for delivery, _ in rows]
     again = await record(ctx.session, target, deliveries, answers, now=ctx.now())

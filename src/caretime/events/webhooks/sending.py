@@ -29,11 +29,14 @@ CONCURRENCY = 32
 # the receiver's delayed ACK (~40 ms) on every request. Measured: 200 deliveries to a loopback
 # receiver, 2.2-3.8 s with Nagle, 0.95-1.4 s without, on this loaded machine.
 _NO_DELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-# One client for every endpoint a process delivers to: connections are kept alive between
-# turns. A client per turn opened (and TLS-set-up) a new connection per delivery in flight:
-# measured, see docs/events.md "Throughput".
-_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=30)
-_CLIENT = "webhooks.http"
+# One client per endpoint per process, kept between turns: its connections stay alive. A
+# client per turn opened a new connection per delivery in flight; one client for all
+# endpoints made httpcore scan every pooled connection (a syscall each) for every request.
+# Measured: docs/events.md "Throughput".
+_LIMITS = httpx.Limits(
+    max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY, keepalive_expiry=30
+)
+_CLIENTS = "webhooks.http"
 
 
 @dataclass(frozen=True)
@@ -63,24 +66,30 @@ class Answer:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def http_client(runtime: Runtime) -> httpx.AsyncClient:
-    """The process's delivery client, made on first use, kept in the runtime's services and
-    closed with it. Bound to the event loop that made it: another loop gets its own."""
+def http_client(runtime: Runtime, endpoint_id: str) -> httpx.AsyncClient:
+    """The process's client for one endpoint, made on first use, kept in the runtime's
+    services and closed with it. Bound to the event loop that made it: another loop gets its
+    own set."""
     loop = asyncio.get_running_loop()
-    held = runtime.services.get(_CLIENT)
-    if held is not None and held[0] is loop and not held[1].is_closed:
-        client: httpx.AsyncClient = held[1]
-        return client
-    transport = httpx.AsyncHTTPTransport(limits=_LIMITS, socket_options=_NO_DELAY)
-    client = httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
-    runtime.services[_CLIENT] = (loop, client)
-
-    async def close() -> None:
-        if asyncio.get_running_loop() is loop:  # sockets of a finished loop are gone already
-            await client.aclose()
-
-    runtime.on_close.append(close)
+    held = runtime.services.get(_CLIENTS)
+    if held is None or held[0] is not loop:
+        held = runtime.services[_CLIENTS] = (loop, {})
+        runtime.on_close.append(lambda: _close_all(loop, held[1]))
+    clients: dict[str, httpx.AsyncClient] = held[1]
+    client = clients.get(endpoint_id)
+    if client is None or client.is_closed:
+        transport = httpx.AsyncHTTPTransport(limits=_LIMITS, socket_options=_NO_DELAY)
+        client = clients[endpoint_id] = httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
     return client
+
+
+async def _close_all(
+    loop: asyncio.AbstractEventLoop, clients: dict[str, httpx.AsyncClient]
+) -> None:
+    if asyncio.get_running_loop() is not loop:
+        return  # the sockets of a finished loop are gone with it
+    for client in clients.values():
+        await client.aclose()
 
 
 async def send_all(
