@@ -95,6 +95,8 @@ async def _import_shift(
     except service.ShiftExists:
         report.outcome = "exists"
         return _noted(report)
+    except service.ZoneMismatch as exc:
+        return _rejected(report, [str(exc)])
     if shift.status == "expired":
         report.notes.append("start_time has passed: imported as expired")
     return _noted(report)

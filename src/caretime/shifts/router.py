@@ -9,10 +9,11 @@ from fastapi import APIRouter, Path, Query, status
 from caretime.deps import ClockDep, SessionDep
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
-from caretime.shifts import caregivers, fanout, service
+from caretime.shifts import candidates, caregivers, changes, edits, fanout, release, service
 from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import (
     NO_NUL,
+    CandidateList,
     CaregiverCreate,
     CaregiverOut,
     CaregiverPage,
@@ -21,7 +22,9 @@ from caretime.shifts.schemas import (
     ShiftCreate,
     ShiftOut,
     ShiftPage,
+    ShiftPatch,
     Timeline,
+    UnassignBody,
 )
 from caretime.shifts.timeline import shift_timeline
 from caretime.tenancy.auth import PolicyDep, TenantDep
@@ -107,6 +110,26 @@ async def get_shift(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -
     return service.present(shift).model_copy(update={"fanout": progress})
 
 
+@router.patch(
+    "/shifts/{shift_id}",
+    responses={404: {"description": "Unknown shift"}, 409: {"description": "Not changeable"}},
+)
+async def update_shift(
+    shift_id: ShiftId,
+    patch: ShiftPatch,
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> ShiftOut:
+    """Change an open or filled shift before it starts. A filled shift's assignee is asked to
+    reply YES to keep it by `reconfirm_by`; without an answer it is released and re-filled."""
+    shift = await edits.update_shift(
+        session, tenant.id, shift_id, patch, policy=policy.shifts, now=clock.now()
+    )
+    return service.present(shift)
+
+
 @router.post(
     "/shifts/{shift_id}/fanout",
     status_code=status.HTTP_202_ACCEPTED,
@@ -123,10 +146,42 @@ async def start_fanout(
 
 @router.post("/shifts/{shift_id}/cancel")
 async def cancel_shift(
-    shift_id: ShiftId, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    shift_id: ShiftId, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> ShiftOut:
-    shift = await service.cancel_shift(session, tenant.id, shift_id, now=clock.now())
+    """Cancel an open shift, or a filled one before it starts (the assignee is told by SMS)."""
+    shift = await changes.cancel_shift(
+        session, tenant.id, shift_id, policy=policy.shifts, now=clock.now()
+    )
     return service.present(shift)
+
+
+@router.post(
+    "/shifts/{shift_id}/unassign",
+    responses={404: {"description": "Unknown shift"}, 409: {"description": "Shift not filled"}},
+)
+async def unassign(
+    shift_id: ShiftId,
+    body: UnassignBody,
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> ShiftOut:
+    """Take the assignee off a filled shift (told by SMS); it opens and is re-filled per policy."""
+    shift = await release.unassign(
+        session, tenant.id, shift_id, body.reason, policy=policy.shifts, now=clock.now()
+    )
+    return service.present(shift)
+
+
+@router.get("/shifts/{shift_id}/candidates")
+async def list_candidates(
+    shift_id: ShiftId, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+) -> CandidateList:
+    """Every caregiver with the shift's role: offered, or why not."""
+    return await candidates.list_candidates(
+        session, tenant.id, shift_id, policy=policy.shifts, now=clock.now()
+    )
 
 
 @router.get("/shifts/{shift_id}/timeline")

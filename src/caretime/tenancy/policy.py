@@ -11,7 +11,9 @@ from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -146,6 +148,54 @@ class EscalationRound(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: Literal["sms", "voice"]
     after: Duration
+    # Only caregivers of these tiers (1 = preferred); absent: everyone. A tiered round skips
+    # whoever this fan-out already offered on the same channel (waves widen, not repeat).
+    tiers: list[Annotated[int, Field(ge=1, le=9)]] | None = Field(
+        default=None, min_length=1, max_length=9
+    )
+
+
+class QuietHoursPolicy(BaseModel):
+    """No contact from `start` to `end` in the person's local time (may cross midnight)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
+
+
+ShiftAlertKind = Literal[
+    "unfilled", "expired_unfilled", "dropped", "filled", "question", "overtime"
+]
+
+DEFAULT_ALERT_KINDS: tuple[ShiftAlertKind, ...] = (
+    "unfilled",
+    "expired_unfilled",
+    "dropped",
+    "question",
+    "overtime",
+)
+
+
+def _coordinator_phone(value: str) -> str:
+    # phonenumbers directly: caretime.policy imports this module, so it cannot be used here.
+    try:
+        number = phonenumbers.parse(value, "US")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a dialable phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class ShiftAlert(BaseModel):
+    """A coordinator's phone and the shift events it is texted about."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: Annotated[str, Field(max_length=40), AfterValidator(_coordinator_phone)]
+    # Every kind but `filled` unless chosen: a coordinator wants to hear of trouble.
+    events: list[ShiftAlertKind] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_KINDS), min_length=1
+    )
 
 
 class ShiftPolicy(BaseModel):
@@ -159,6 +209,23 @@ class ShiftPolicy(BaseModel):
     )
     # Shifts without their own zone are described to caregivers in this one.
     default_tz: IanaZone = "America/New_York"
+    # A dropped shift is fanned out again at once (auto) or when a coordinator says (manual).
+    refill: Literal["auto", "manual"] = "auto"
+    # Cancelling a shift always tells its assignee; this also tells everyone with a live offer.
+    cancel_notifies_offered: bool = False
+    # Caregivers are never contacted (SMS or voice) inside these, in their own zone; an
+    # offer waits for their end, except an SMS for a shift that starts before they end when
+    # urgent_overrides_quiet is set (a call never overrides them).
+    quiet_hours: QuietHoursPolicy = Field(default_factory=QuietHoursPolicy)
+    urgent_overrides_quiet: bool = False
+    # Coordinators texted about shift events; `unfilled` fires when the ladder is spent and
+    # when the shift is `unfilled_alert_before` from its start, still open.
+    alerts: list[ShiftAlert] = Field(default_factory=list, max_length=20)
+    unfilled_alert_before: Duration = timedelta(hours=2)
+    # The overtime guard's week: starts on this day at 00:00 in default_tz.
+    week_starts: Weekday = "sun"
+    # A filled shift that changes is released unless its assignee replies YES within this.
+    reconfirm_within: Duration = timedelta(hours=2)
 
     @field_validator("escalation")
     @classmethod
