@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,8 @@ class Runtime:
     waker: wakeup.Waker = field(default_factory=wakeup.Waker)
     # Long-lived services that domains attach at start-up (dispatcher, providers...), by name.
     services: dict[str, Any] = field(default_factory=dict)
+    # What services need done when the runtime closes (close pooled HTTP clients...).
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -60,6 +63,8 @@ class Runtime:
         return cls(settings, engine, sessionmaker(engine), sessionmaker(read_engine), clock, waker)
 
     async def close(self) -> None:
+        while self.on_close:
+            await self.on_close.pop()()
         await self.engine.dispose()
         read_engine = self.read_sessions.kw["bind"]
         if read_engine is not self.engine:
