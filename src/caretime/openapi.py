@@ -43,6 +43,11 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "channel": "sms",
     "role": "RN",
     "active": True,
+    "endpoint_id": "whe_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+    "delivery_id": 42,
+    "since": "2026-03-02T00:00:00Z",
+    "type": ["call.*"],
+    "subject": "shift:shift-1042",
 }
 _VALIDATION = ("validation-error", "The request is not valid; `errors` lists what and where")
 

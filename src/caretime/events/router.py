@@ -32,6 +32,9 @@ async def list_events(
     after: Cursor = None,
     limit: Limit = 100,
 ) -> EventPage:
+    """Every change of this tenant's data, newest last, with who made it: the audit trail and a
+    feed to poll (pass `next_cursor` as `after`). Filter by type (`call.*`) or subject
+    (`shift:shift-1042`)."""
     types = [t.strip() for value in type or [] for t in value.split(",") if t.strip()]
     query = FeedQuery(
         types=check_patterns(types, loc=("query", "type")) if types else (),

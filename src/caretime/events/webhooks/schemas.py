@@ -10,7 +10,12 @@ TypePattern = str
 
 
 class EndpointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"url": "https://ehr.example.org/caretime", "event_types": ["call.*"]}]
+        },
+    )
     url: str = Field(max_length=2000)
     event_types: list[TypePattern] = Field(
         default_factory=lambda: ["*"],
@@ -53,6 +58,7 @@ class EndpointCreated(EndpointOut):
 
 
 class EndpointPage(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": []}]})
     items: list[EndpointOut]
 
 
