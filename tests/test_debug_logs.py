@@ -21,7 +21,7 @@ CLIENT_REF = "quixclient-77"
 CAREGIVER = "Ottoline Quixnurse"
 NOTES = "quixnotes gate code"
 REPLY = "yes quixreply"
-MARKERS = ("quix", "Quix", "2065550143", "2065550187")
+MARKERS = ("quix", "Quix", "2065550143", "6175550187")
 SLOT = "2026-03-03T16:00:00Z"
 
 
@@ -47,14 +47,14 @@ async def test_a_whole_flow_at_debug_logs_no_phi(
 ) -> None:
     call = await client.post("/calls", json={"name": PATIENT, "phone": "+12065550143"})
     assert call.status_code == 201, call.text
-    batch = [{"name": PATIENT, "phone": "206-555-0187"}]
+    batch = [{"name": PATIENT, "phone": "617-555-0187"}]
     assert (await client.post("/schedule", json=batch)).status_code == 200
     await make_provider(client)
     day = {"date": "2026-03-03", "start": "08:00", "end": "15:00"}
     await make_availability(client, windows=day)
     hold = await make_reservation(client, slot_start=SLOT, client_id=CLIENT_REF)
     assert (await client.post(f"/reservations/{hold['id']}/confirm")).status_code == 200
-    caregiver = {"id": "cg1", "name": CAREGIVER, "phone": "+12065550187", "roles": ["RN"]}
+    caregiver = {"id": "cg1", "name": CAREGIVER, "phone": "+16175550187", "roles": ["RN"]}
     assert (await client.post("/caregivers", json=caregiver)).status_code == 201
     shift = {
         "id": "s1",
@@ -66,7 +66,7 @@ async def test_a_whole_flow_at_debug_logs_no_phi(
     assert (await client.post("/shifts", json=shift)).status_code == 201
     assert (await client.post("/shifts/s1/fanout")).status_code in (200, 202)
     await dispatcher.run_pending()
-    reply = await client.post("/messages/inbound", json={"from": "+12065550187", "body": REPLY})
+    reply = await client.post("/messages/inbound", json={"from": "+16175550187", "body": REPLY})
     assert reply.json()["action"] == "assigned", reply.text
     await dispatcher.run_pending()
 
