@@ -69,3 +69,18 @@ class InvalidTransition(Conflict):
 class AppointmentsInTheWay(Conflict):
     problem = "appointments-in-the-way"
     title = "Confirmed appointments fall in the time being removed"
+
+
+class VisitTypeNotFound(NotFound):
+    problem = "visit-type-not-found"
+    title = "No such visit type"
+
+
+class VisitTypeExists(Conflict):
+    problem = "visit-type-exists"
+    title = "A visit type with this id already exists"
+
+
+class DayFull(Conflict):
+    problem = "day-full"
+    title = "The provider's day is fully booked"

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking.errors import InvalidTransition, ReservationNotFound
 from caretime.booking.models import Appointment
-from caretime.booking.repository import AppointmentRepository, active_at
+from caretime.booking.repository import AppointmentRepository, active_at, overlapping
 
 FHIR = {
     "held": ("pending", "busy-tentative"),
@@ -82,17 +82,22 @@ async def expire(
     return _rowcount(result) == 1
 
 
-async def expire_stale_hold(
-    session: AsyncSession, tenant_id: str, provider_id: str, slot_start: datetime, *, now: datetime
+async def expire_stale_holds(
+    session: AsyncSession,
+    tenant_id: str,
+    provider_id: str,
+    span: tuple[datetime, datetime],
+    *,
+    now: datetime,
 ) -> None:
-    """Mark a past-deadline hold on this exact slot expired, so it leaves the unique index
-    before a new hold is inserted (the job may not have run yet)."""
+    """Mark past-deadline holds overlapping `span` expired, so the no-overlap guarantee stops
+    counting them before a visit takes that time (their job may not have run yet)."""
     await session.execute(
         update(Appointment)
         .where(
             Appointment.tenant_id == tenant_id,
             Appointment.provider_id == provider_id,
-            Appointment.slot_start == slot_start,
+            overlapping(*span),
             Appointment.status == "held",
             Appointment.hold_expires_at <= now,
         )

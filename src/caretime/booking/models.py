@@ -12,8 +12,11 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    column,
+    func,
     text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caretime.db import Base
@@ -36,7 +39,38 @@ class Provider(TenantOwned, Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     tz: Mapped[str] = mapped_column(String(64))
+    # At most this many active appointments per local date (None: no limit).
+    max_per_day: Mapped[int | None]
     created_at: Mapped[datetime]
+
+
+class VisitType(TenantOwned, Base):
+    """A kind of visit a provider offers: its length and the free time it needs around it."""
+
+    __tablename__ = "visit_types"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    minutes: Mapped[int]
+    buffer_before: Mapped[int]
+    buffer_after: Mapped[int]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "provider_id"],
+            ["providers.tenant_id", "providers.id"],
+            ondelete="CASCADE",
+        ),
+        CheckConstraint("minutes IN (15, 30, 45, 60)", name="minutes"),
+        CheckConstraint(
+            "buffer_before BETWEEN 0 AND 60 AND buffer_after BETWEEN 0 AND 60", name="buffers"
+        ),
+    )
 
 
 class AvailabilityRule(TenantOwned, Base):
@@ -75,7 +109,7 @@ class AvailabilityRule(TenantOwned, Base):
 
 
 class Appointment(TenantOwned, Base):
-    """A patient's hold on (then booking of) one provider slot. Status vocabulary:
+    """A patient's hold on (then booking of) a visit with one provider. Status vocabulary:
     held → confirmed | expired | cancelled | denied; confirmed → cancelled."""
 
     __tablename__ = "appointments"
@@ -85,6 +119,10 @@ class Appointment(TenantOwned, Base):
     client_id: Mapped[str] = mapped_column(String(200))
     slot_start: Mapped[datetime]
     slot_end: Mapped[datetime]
+    visit_type_id: Mapped[str | None] = mapped_column(String(128))
+    # The visit plus its buffers: what no other active appointment of the provider may overlap.
+    occupied_start: Mapped[datetime]
+    occupied_end: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(16))
     hold_expires_at: Mapped[datetime]
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
@@ -104,19 +142,22 @@ class Appointment(TenantOwned, Base):
         CheckConstraint(
             "status IN ('held', 'confirmed', 'expired', 'denied', 'cancelled')", name="status"
         ),
-        # THE guarantee: at most one active (held or confirmed) appointment per provider slot.
-        # A hold past its deadline still counts here until something marks it expired, so
-        # reserve() expires a stale hold on the exact slot in its own transaction first.
-        Index(
-            "uq_appointments_active_slot",
-            "tenant_id",
-            "provider_id",
-            "slot_start",
-            unique=True,
-            postgresql_where=_ACTIVE,
-            sqlite_where=_ACTIVE,
-        ),
+        CheckConstraint("occupied_start < occupied_end", name="occupied_ordered"),
+        # THE guarantee: the occupied spans of a provider's active (held or confirmed)
+        # appointments never overlap. PostgreSQL: this exclusion constraint. SQLite: two
+        # triggers (migration 0016) that refuse an overlapping write under its single writer.
+        # A hold past its deadline still counts until something marks it expired, so
+        # reserve() expires stale holds in the way in its own transaction first.
+        ExcludeConstraint(
+            (column("tenant_id"), "="),
+            (column("provider_id"), "="),
+            (func.tstzrange(column("occupied_start"), column("occupied_end"), "[)"), "&&"),
+            name="ex_appointments_active_overlap",
+            using="gist",
+            where=_ACTIVE,
+        ).ddl_if(dialect="postgresql"),
         Index("ix_appointments_provider_slot", "tenant_id", "provider_id", "slot_start"),
+        Index("ix_appointments_provider_occupied", "tenant_id", "provider_id", "occupied_start"),
         Index("uq_appointments_idempotency_key", "tenant_id", "idempotency_key", unique=True),
         Index("ix_appointments_patient_phone", "tenant_id", "patient_phone"),
     )

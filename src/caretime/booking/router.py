@@ -30,10 +30,12 @@ from caretime.booking.schemas import (
     WindowOut,
 )
 from caretime.booking.service import minute_text, template_fields
+from caretime.booking.visit_type_router import router as visit_type_router
 from caretime.deps import ClockDep, SessionDep
 from caretime.tenancy.auth import PolicyDep, TenantDep
 
 router = APIRouter(tags=["booking"])
+router.include_router(visit_type_router)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Force = Annotated[bool, Query(description="cancel confirmed appointments in removed time")]
 MAX_AVAILABILITY_DAYS = 366
@@ -143,6 +145,7 @@ async def get_slots(
     start: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
     end: Annotated[AwareDatetime | None, Query(description="default: start + 7 days")] = None,
     provider_id: Annotated[list[str] | None, Query()] = None,
+    visit_type: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     limit: Limit = 500,
     cursor: str | None = None,
 ) -> SlotPage:
@@ -151,9 +154,7 @@ async def get_slots(
         session,
         tenant.id,
         policy.booking,
-        provider_ids=provider_id,
-        start=start,
-        end=end or start + timedelta(days=7),
+        slots.SlotQuery(provider_id, start, end or start + timedelta(days=7), visit_type),
         now=clock.now(),
         limit=limit,
         after=cursors.decode(cursor),
@@ -174,7 +175,12 @@ async def reserve(
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReservationOut:
     request = reservations.ReservationRequest(
-        body.provider_id, body.slot_start, body.client_id, idempotency_key, body.phone
+        body.provider_id,
+        body.slot_start,
+        body.client_id,
+        idempotency_key,
+        body.phone,
+        body.visit_type,
     )
     now = clock.now()
     appointment = await reservations.reserve(session, tenant.id, policy.booking, request, now=now)
@@ -259,6 +265,7 @@ def render(appointment: Appointment, now: datetime) -> ReservationOut:
         provider_id=appointment.provider_id,
         slot_start=appointment.slot_start,
         slot_end=appointment.slot_end,
+        visit_type=appointment.visit_type_id,
         client_id=appointment.client_id,
         created_at=appointment.created_at,
         confirmed_at=appointment.confirmed_at,

@@ -20,11 +20,22 @@ OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
 Phone = Annotated[str, Field(max_length=40), AfterValidator(dialable_e164)]
 
 
+MaxPerDay = Annotated[int | None, Field(ge=1, le=1000, description="active visits per local day")]
+
+
 class ProviderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: OpaqueId | None = None
     name: str = Field(min_length=1, max_length=200)
     tz: IanaZone = Field(examples=["America/New_York"])
+    max_per_day: MaxPerDay = None
+
+
+class ProviderPatch(BaseModel):
+    """Limits only: a provider's zone cannot change (its windows are stored in local time)."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_per_day: MaxPerDay
 
 
 class ProviderOut(BaseModel):
@@ -32,7 +43,30 @@ class ProviderOut(BaseModel):
     id: str
     name: str
     tz: str
+    max_per_day: int | None
     created_at: datetime
+
+
+BufferMinutes = Annotated[int, Field(ge=0, le=60, description="minutes")]
+
+
+class VisitTypeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: OpaqueId
+    name: str = Field(min_length=1, max_length=200)
+    minutes: Literal[15, 30, 45, 60]
+    buffer_before: BufferMinutes = 0
+    buffer_after: BufferMinutes = 0
+
+
+class VisitTypeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    provider_id: str
+    name: str
+    minutes: int
+    buffer_before: int
+    buffer_after: int
 
 
 class ProviderPage(BaseModel):
@@ -99,6 +133,7 @@ class ReservationIn(BaseModel):
     provider_id: OpaqueId
     slot_start: AwareDatetime
     client_id: str = Field(min_length=1, max_length=200)
+    visit_type: OpaqueId | None = None
     confirm_by_sms: bool = False
     phone: Phone | None = None
 
@@ -118,6 +153,7 @@ class ReservationOut(BaseModel):
     provider_id: str
     slot_start: datetime
     slot_end: datetime
+    visit_type: str | None
     client_id: str
     created_at: datetime
     confirmed_at: datetime | None

@@ -24,7 +24,13 @@ from caretime.booking.intervals import Span
 from caretime.booking.localtime import wall_to_utc
 from caretime.booking.models import Appointment, AvailabilityRule, Provider
 from caretime.booking.repository import AppointmentRepository, ProviderRepository, RuleRepository
-from caretime.booking.schemas import DatedWindowIn, ProviderIn, WeeklyTemplateIn, WindowIn
+from caretime.booking.schemas import (
+    DatedWindowIn,
+    ProviderIn,
+    ProviderPatch,
+    WeeklyTemplateIn,
+    WindowIn,
+)
 from caretime.booking.validation import validate_windows
 from caretime.ids import new_id
 from caretime.tenancy.policy import WEEKDAYS, BookingPolicy
@@ -33,7 +39,13 @@ from caretime.tenancy.policy import WEEKDAYS, BookingPolicy
 async def create_provider(
     session: AsyncSession, tenant_id: str, body: ProviderIn, *, now: datetime
 ) -> Provider:
-    provider = Provider(id=body.id or new_id("prv"), name=body.name, tz=body.tz, created_at=now)
+    provider = Provider(
+        id=body.id or new_id("prv"),
+        name=body.name,
+        tz=body.tz,
+        max_per_day=body.max_per_day,
+        created_at=now,
+    )
     try:
         async with session.begin_nested():
             ProviderRepository(session, tenant_id).add(provider)
@@ -47,6 +59,16 @@ async def require_provider(session: AsyncSession, tenant_id: str, provider_id: s
     provider = await ProviderRepository(session, tenant_id).get(provider_id)
     if provider is None:
         raise ProviderNotFound(f"no provider {provider_id!r}")
+    return provider
+
+
+async def set_limits(
+    session: AsyncSession, tenant_id: str, provider_id: str, body: ProviderPatch
+) -> Provider:
+    """Visits already booked stay booked when a limit is lowered; it applies to new ones."""
+    provider = await require_provider(session, tenant_id, provider_id)
+    provider.max_per_day = body.max_per_day
+    await session.flush()
     return provider
 
 
@@ -215,7 +237,9 @@ async def _clear_removed_time(
 
 
 def _covered(appointment: Appointment, windows: Sequence[Window]) -> bool:
-    return any(w.start <= appointment.slot_start and appointment.slot_end <= w.end for w in windows)
+    """Whether the visit with its buffers still lies inside one window."""
+    span = (appointment.occupied_start, appointment.occupied_end)
+    return any(w.start <= span[0] and span[1] <= w.end for w in windows)
 
 
 def template_fields(row: AvailabilityRule) -> dict[str, Any]:
