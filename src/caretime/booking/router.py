@@ -9,7 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Query, status
 from pydantic import AwareDatetime
 
-from caretime.booking import cursors, lifecycle, reservations, service, slots
+from caretime.booking import (
+    cursors,
+    history,
+    lifecycle,
+    reschedule,
+    reservations,
+    service,
+    slots,
+)
 from caretime.booking.errors import RangeTooLong
 from caretime.booking.models import Appointment
 from caretime.booking.schemas import (
@@ -17,9 +25,11 @@ from caretime.booking.schemas import (
     AvailabilityChangeOut,
     AvailabilityOut,
     FhirStatus,
+    HistoryEntry,
     ProviderIn,
     ProviderOut,
     ProviderPage,
+    RescheduleIn,
     ReservationIn,
     ReservationOut,
     ReservationPatch,
@@ -194,6 +204,14 @@ async def get_reservation(
     return render(await reservations.get(session, tenant.id, reservation_id), clock.now())
 
 
+@router.get("/reservations/{reservation_id}/history")
+async def get_history(
+    reservation_id: str, tenant: TenantDep, session: SessionDep
+) -> list[HistoryEntry]:
+    events = await history.history(session, tenant.id, reservation_id)
+    return [HistoryEntry.model_validate(event) for event in events]
+
+
 @router.post("/reservations/{reservation_id}/confirm")
 async def confirm(
     reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
@@ -206,6 +224,23 @@ async def cancel(
     reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
     return await _move(session, tenant.id, reservation_id, "cancelled", clock.now())
+
+
+@router.post("/reservations/{reservation_id}/reschedule")
+async def reschedule_reservation(
+    reservation_id: str,
+    body: RescheduleIn,
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> ReservationOut:
+    now = clock.now()
+    move = reschedule.Move(body.slot_start, body.provider_id)
+    appointment = await reschedule.reschedule(
+        session, tenant.id, policy.booking, reservation_id, move, now=now
+    )
+    return render(appointment, now)
 
 
 @router.patch("/reservations/{reservation_id}")

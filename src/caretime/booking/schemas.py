@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -158,6 +158,20 @@ class ReservationOut(BaseModel):
     created_at: datetime
     confirmed_at: datetime | None
     fhir: FhirStatus
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    type: str
+    occurred_at: datetime
+    actor: str
+    data: dict[str, Any]
+
+
+class RescheduleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slot_start: AwareDatetime
+    provider_id: OpaqueId | None = Field(default=None, description="default: the same provider")
 
 
 class ReservationPatch(BaseModel):

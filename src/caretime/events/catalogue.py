@@ -14,6 +14,7 @@ EVENT_TYPES: dict[str, str] = {
     "appointment.expired": "a hold lapsed unconfirmed",
     "appointment.cancelled": "an appointment was cancelled",
     "appointment.denied": "a hold was denied by the clinic",
+    "appointment.rescheduled": "a held or confirmed visit moved to another time or provider",
     "shift.fanout_started": "a shift's fan-out started",
     "shift.filled": "a caregiver took a shift",
     "shift.unfilled": "a shift's escalation ladder is spent and it is still open",

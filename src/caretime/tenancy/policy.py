@@ -126,6 +126,8 @@ class BookingPolicy(BaseModel):
     slot_minutes: int = Field(default=15, ge=5, le=240)
     hold: Duration = timedelta(minutes=30)
     min_notice: Duration = timedelta(hours=24)
+    # A held visit that moves keeps its deadline (False) or gets a fresh hold (True).
+    reschedule_renews_hold: bool = False
 
     @field_validator("slot_minutes")
     @classmethod
