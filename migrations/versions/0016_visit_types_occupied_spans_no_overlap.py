@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from caretime.db import UTCDateTime
+from caretime.db import JSONDocument, UTCDateTime
 
 revision: str = "0016"
 down_revision: str | None = "0008"
@@ -78,12 +78,47 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("providers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("max_per_day", sa.Integer(), nullable=True))
+    _create_prompts()
     _add_occupied_span()
     if op.get_bind().dialect.name == "postgresql":
         _exclusion_constraint()
     else:
         for name, (when, body) in SQLITE_TRIGGERS.items():
             op.execute(f"CREATE TRIGGER {name} {when} WHEN NEW.{_ACTIVE} BEGIN {body} END")
+
+
+def _create_prompts() -> None:
+    op.create_table(
+        "booking_prompts",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("appointment_id", sa.String(length=64), nullable=True),
+        sa.Column("waitlist_id", sa.String(length=64), nullable=True),
+        sa.Column("options", JSONDocument, nullable=False),
+        sa.Column("message_key", sa.String(length=200), nullable=False),
+        sa.Column("asked_at", UTCDateTime(), nullable=False),
+        sa.Column("expires_at", UTCDateTime(), nullable=False),
+        sa.Column("answered_at", UTCDateTime(), nullable=True),
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_booking_prompts_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_booking_prompts")),
+    )
+    with op.batch_alter_table("booking_prompts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_booking_prompts_appointment", ["tenant_id", "appointment_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_booking_prompts_phone", ["tenant_id", "phone", "asked_at"], unique=False
+        )
+        batch_op.create_index(
+            "uq_booking_prompts_message_key", ["tenant_id", "message_key"], unique=True
+        )
 
 
 def _add_occupied_span() -> None:
@@ -143,4 +178,5 @@ def downgrade() -> None:
         batch_op.drop_column("visit_type_id")
     with op.batch_alter_table("providers", schema=None) as batch_op:
         batch_op.drop_column("max_per_day")
+    op.drop_table("booking_prompts")
     op.drop_table("visit_types")

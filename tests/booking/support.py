@@ -60,7 +60,13 @@ async def make_visit_type(
     before: int = 0,
     after: int = 0,
 ) -> dict[str, Any]:
-    body = {"id": id, "name": id, "minutes": minutes, "buffer_before": before, "buffer_after": after}
+    body = {
+        "id": id,
+        "name": id,
+        "minutes": minutes,
+        "buffer_before": before,
+        "buffer_after": after,
+    }
     response = await client.post(f"/providers/{provider_id}/visit-types", json=body)
     assert response.status_code == 201, response.text
     created: dict[str, Any] = response.json()

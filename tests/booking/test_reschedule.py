@@ -64,13 +64,18 @@ async def test_a_confirmed_visit_moves_and_stays_confirmed(client: httpx.AsyncCl
         "confirmed_at": visit["confirmed_at"],
     }
     free = await slot_starts(client, **DAY)
-    assert NINE in free and ELEVEN not in free
+    assert NINE in free
+    assert ELEVEN not in free
     history = (await client.get(f"/reservations/{visit['id']}/history")).json()
     rescheduled = [entry for entry in history if entry["type"] == "appointment.rescheduled"]
     assert len(rescheduled) == 1
     assert rescheduled[0]["data"] == {
         "status": "confirmed",
-        "from": {"provider_id": "dr-jekyll", "slot_start": NINE, "slot_end": "2026-03-04T14:15:00Z"},
+        "from": {
+            "provider_id": "dr-jekyll",
+            "slot_start": NINE,
+            "slot_end": "2026-03-04T14:15:00Z",
+        },
         "to": {
             "provider_id": "dr-jekyll",
             "slot_start": ELEVEN,

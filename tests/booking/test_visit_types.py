@@ -91,7 +91,8 @@ async def test_buffers_stay_inside_availability_and_clear_of_other_visits(
     await make_reservation(client, slot_start=at("10:00"), visit_type="procedure")
     # It occupies 09:45–10:45: a 15-minute visit may end at 09:45 or start at 10:45.
     quarter = await slot_starts(client, **DAY)
-    assert at("09:30") in quarter and at("10:45") in quarter
+    assert at("09:30") in quarter
+    assert at("10:45") in quarter
     assert not set(quarter_hours("09:45", "10:30")) & set(quarter)
     # Another buffered visit needs its own buffers clear of 09:45–10:45 as well.
     assert await slot_starts(client, **DAY, visit_type="procedure") == [at("11:00"), at("11:15")]
@@ -146,7 +147,9 @@ async def test_visit_types_are_listed_checked_and_removed(client: httpx.AsyncCli
         404,
         "urn:caretime:problem:visit-type-not-found",
     )
-    unknown = await make_reservation(client, slot_start=at("10:00"), visit_type="consult", expect=404)
+    unknown = await make_reservation(
+        client, slot_start=at("10:00"), visit_type="consult", expect=404
+    )
     assert unknown["type"] == "urn:caretime:problem:visit-type-not-found"
 
 

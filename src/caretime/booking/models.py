@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -19,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from caretime.db import Base
+from caretime.db import Base, JSONDocument
 from caretime.repository import TenantOwned
 
 ACTIVE_STATUSES = ("held", "confirmed")
@@ -126,7 +127,7 @@ class Appointment(TenantOwned, Base):
     status: Mapped[str] = mapped_column(String(16))
     hold_expires_at: Mapped[datetime]
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
-    # E.164; set only when the patient asked to confirm by SMS (the reply is matched on it).
+    # E.164, when the patient gave one: reminders, notices and SMS questions go to it.
     patient_phone: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -160,4 +161,31 @@ class Appointment(TenantOwned, Base):
         Index("ix_appointments_provider_occupied", "tenant_id", "provider_id", "occupied_start"),
         Index("uq_appointments_idempotency_key", "tenant_id", "idempotency_key", unique=True),
         Index("ix_appointments_patient_phone", "tenant_id", "patient_phone"),
+    )
+
+
+class BookingPrompt(TenantOwned, Base):
+    """A question booking texted a patient and the answers it expects: confirm a hold, a
+    reminder (YES / NO / R), numbered times to move to, "cancel?", a lapsed slot or a freed
+    one (waitlist) offered again. A reply answers the newest open prompt to that phone."""
+
+    __tablename__ = "booking_prompts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    appointment_id: Mapped[str | None] = mapped_column(String(64))
+    waitlist_id: Mapped[str | None] = mapped_column(String(64))
+    # Times offered, in order: [{"provider_id", "slot_start"}]
+    options: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    # The outbound message's idempotency key: asking twice for the same reason is one prompt.
+    message_key: Mapped[str] = mapped_column(String(200))
+    asked_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_booking_prompts_phone", "tenant_id", "phone", "asked_at"),
+        Index("uq_booking_prompts_message_key", "tenant_id", "message_key", unique=True),
+        Index("ix_booking_prompts_appointment", "tenant_id", "appointment_id"),
     )

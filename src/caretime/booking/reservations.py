@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, sms, visit_types
+from caretime.booking import lifecycle, texts, visit_types
 from caretime.booking.availability import effective_windows
 from caretime.booking.errors import (
     IdempotencyKeyReused,
@@ -46,8 +46,9 @@ class ReservationRequest:
     slot_start: datetime
     client_id: str
     idempotency_key: str | None = None
-    confirm_by_sms_to: str | None = None  # E.164: text the patient to confirm the hold
+    phone: str | None = None  # E.164: for reminders and notices
     visit_type: str | None = None
+    confirm_by_sms: bool = False  # text the phone to confirm the hold
 
 
 async def reserve(
@@ -86,8 +87,8 @@ async def reserve(
         tenant_id=tenant_id,
         dedupe_key=f"{EXPIRE_HOLD}:{hold.id}",
     )
-    if hold.patient_phone is not None:
-        await sms.ask_to_confirm(session, tenant_id, hold, provider)
+    if request.confirm_by_sms:
+        await texts.ask_to_confirm(session, tenant_id, hold, provider)
     return hold
 
 
@@ -161,7 +162,7 @@ def _new_hold(
         status="held",
         hold_expires_at=now + policy.hold,
         idempotency_key=request.idempotency_key,
-        patient_phone=request.confirm_by_sms_to,
+        patient_phone=request.phone,
         created_at=now,
         updated_at=now,
     )

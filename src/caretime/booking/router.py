@@ -191,6 +191,7 @@ async def reserve(
         idempotency_key,
         body.phone,
         body.visit_type,
+        body.confirm_by_sms,
     )
     now = clock.now()
     appointment = await reservations.reserve(session, tenant.id, policy.booking, request, now=now)

@@ -135,14 +135,13 @@ class ReservationIn(BaseModel):
     client_id: str = Field(min_length=1, max_length=200)
     visit_type: OpaqueId | None = None
     confirm_by_sms: bool = False
+    # The patient's phone: reminders and notices go to it (and the confirmation question).
     phone: Phone | None = None
 
     @model_validator(mode="after")
     def _phone_for_sms(self) -> ReservationIn:
         if self.confirm_by_sms and self.phone is None:
             raise ValueError("confirm_by_sms needs a phone")
-        if self.phone is not None and not self.confirm_by_sms:
-            raise ValueError("phone is only used with confirm_by_sms")
         return self
 
 

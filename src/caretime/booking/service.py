@@ -33,7 +33,9 @@ from caretime.booking.schemas import (
 )
 from caretime.booking.validation import validate_windows
 from caretime.ids import new_id
+from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import WEEKDAYS, BookingPolicy
+from caretime.tenancy.service import policy_of
 
 
 async def create_provider(
@@ -255,3 +257,10 @@ def template_fields(row: AvailabilityRule) -> dict[str, Any]:
 
 def minute_text(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+async def booking_policy(session: AsyncSession, tenant_id: str) -> BookingPolicy:
+    """The tenant's booking policy, for work that starts outside a request (replies, jobs)."""
+    tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None
+    return policy_of(tenant).booking
