@@ -22,6 +22,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.messaging.batch",
     "caretime.booking.tasks",
     "caretime.booking.sms",
+    "caretime.booking.reminders",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
     "caretime.outreach.tasks",

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.booking import prompts
 from caretime.booking.models import Appointment, BookingPrompt, Provider
 from caretime.booking.replies import Understood
-from caretime.booking.repository import AppointmentRepository
-from caretime.booking.service import booking_policy, require_provider
+from caretime.booking.repository import AppointmentRepository, booking_policy
+from caretime.booking.service import require_provider
 from caretime.messaging import RouteResult
 from caretime.tenancy.policy import BookingPolicy
 

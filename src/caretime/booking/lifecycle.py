@@ -25,6 +25,7 @@ FHIR = {
     "denied": ("cancelled", "free"),
     "cancelled": ("cancelled", "free"),
 }
+ACTIVE = ("held", "confirmed")
 _VERBS = {"confirmed": "confirm", "denied": "deny", "cancelled": "cancel"}
 
 

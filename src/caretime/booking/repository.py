@@ -7,10 +7,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking.availability import Rule
 from caretime.booking.models import Appointment, AvailabilityRule, Provider
 from caretime.repository import TenantRepository
+from caretime.tenancy.models import Tenant
+from caretime.tenancy.policy import BookingPolicy
+from caretime.tenancy.service import policy_of
 
 # No occupied span is longer (visit ≤ 60 min + buffers ≤ 2 × 60, or one slot ≤ 240 min):
 # a lower bound on occupied_start that turns overlap queries into bounded index range scans.
@@ -157,3 +161,16 @@ class AppointmentRepository(TenantRepository[Appointment]):
             )
             .order_by(Appointment.slot_start)
         )
+
+
+async def booking_policy(session: AsyncSession, tenant_id: str) -> BookingPolicy:
+    """The tenant's booking policy, for work that starts outside a request (replies, jobs)."""
+    tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None
+    return policy_of(tenant).booking
+
+
+async def provider_of(session: AsyncSession, appointment: Appointment) -> Provider:
+    provider = await ProviderRepository(session, appointment.tenant_id).get(appointment.provider_id)
+    assert provider is not None  # appointments cascade with their provider
+    return provider

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, visit_types
+from caretime.booking import lifecycle, reminders, visit_types
 from caretime.booking.errors import InvalidTransition, SlotTaken
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, Provider
@@ -61,6 +61,7 @@ async def reschedule(
     await session.refresh(appointment)
     if "hold_expires_at" in values:
         await _renew_expiry(session, appointment)
+    await reminders.plan(session, appointment, now=now)
     await emit(
         session,
         tenant_id=tenant_id,

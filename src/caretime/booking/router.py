@@ -17,6 +17,7 @@ from caretime.booking import (
     reservations,
     service,
     slots,
+    transitions,
 )
 from caretime.booking.errors import RangeTooLong
 from caretime.booking.models import Appointment
@@ -287,7 +288,7 @@ async def list_appointments(
 async def _move(
     session: SessionDep, tenant_id: str, reservation_id: str, target: str, now: datetime
 ) -> ReservationOut:
-    appointment = await lifecycle.move(session, tenant_id, reservation_id, target, now=now)
+    appointment = await transitions.move(session, tenant_id, reservation_id, target, now=now)
     return render(appointment, now)
 
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle
+from caretime.booking import transitions
 from caretime.booking.availability import Window, apply_dated, dates, effective_windows
 from caretime.booking.errors import (
     AppointmentsInTheWay,
@@ -33,9 +33,7 @@ from caretime.booking.schemas import (
 )
 from caretime.booking.validation import validate_windows
 from caretime.ids import new_id
-from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import WEEKDAYS, BookingPolicy
-from caretime.tenancy.service import policy_of
 
 
 async def create_provider(
@@ -235,7 +233,7 @@ async def _clear_removed_time(
             "repeat with ?force=true to cancel them",
             appointment_ids=confirmed,
         )
-    return await lifecycle.cancel_many(session, tenant_id, [a.id for a in displaced], now=now)
+    return await transitions.cancel_many(session, tenant_id, [a.id for a in displaced], now=now)
 
 
 def _covered(appointment: Appointment, windows: Sequence[Window]) -> bool:
@@ -257,10 +255,3 @@ def template_fields(row: AvailabilityRule) -> dict[str, Any]:
 
 def minute_text(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
-
-
-async def booking_policy(session: AsyncSession, tenant_id: str) -> BookingPolicy:
-    """The tenant's booking policy, for work that starts outside a request (replies, jobs)."""
-    tenant = await session.get(Tenant, tenant_id)
-    assert tenant is not None
-    return policy_of(tenant).booking

@@ -4,15 +4,21 @@ phone; the step registered for the prompt's kind decides what it does (see chat)
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, prompts
+from caretime.booking import lifecycle, prompts, transitions
 from caretime.booking.chat import STEPS, Chat, step
 from caretime.booking.errors import InvalidTransition
+from caretime.booking.models import Appointment, BookingPrompt
 from caretime.booking.replies import Reply, understand
+from caretime.booking.repository import AppointmentRepository
 from caretime.booking.sms_moves import offer_times
 from caretime.booking.texts import describe
 from caretime.dispatch.wakeup import session_clock
+from caretime.ids import new_id
 from caretime.messaging import (
     Intent,
     Message,
@@ -31,6 +37,9 @@ TOO_LATE_REPLY = (
 )
 
 
+VISIT_REF = "visit:"
+
+
 class BookingReplies:
     """Routes a patient's reply to the newest open booking prompt to their phone."""
 
@@ -45,7 +54,14 @@ class BookingReplies:
             return None  # no id can contain NUL (and no database column can)
         now = session_clock(session).now()
         prompt = await prompts.open_prompt(session, tenant_id, phone, now, about)
-        return None if prompt is None else OpenQuestion(self.name, prompt.id, prompt.asked_at)
+        if prompt is not None:
+            return OpenQuestion(self.name, prompt.id, prompt.asked_at)
+        # No question out, but an upcoming confirmed visit: "cancel my appointment" or R
+        # about it is understood as a reply to a reminder, asked when it was confirmed.
+        visit = await upcoming_visit(session, tenant_id, phone, now, about)
+        if visit is None:
+            return None
+        return OpenQuestion(self.name, f"{VISIT_REF}{visit.id}", visit.confirmed_at or now)
 
     async def answer(
         self,
@@ -55,11 +71,50 @@ class BookingReplies:
         intent: Intent,
         message: Message,
     ) -> RouteResult:
-        prompt = await prompts.get(session, tenant_id, question.ref)
-        assert prompt is not None
         now = session_clock(session).now()
+        if question.ref.startswith(VISIT_REF):
+            prompt = await _about_visit(session, tenant_id, question, message, now)
+        else:
+            found = await prompts.get(session, tenant_id, question.ref)
+            assert found is not None
+            prompt = found
         chat = Chat(session, tenant_id, prompt, understand(message.body or "", intent), now)
         return await STEPS[prompt.kind](chat)
+
+
+async def upcoming_visit(
+    session: AsyncSession, tenant_id: str, phone: str, now: datetime, about: str | None
+) -> Appointment | None:
+    """The patient's next confirmed visit (the one named by the hint, if any)."""
+    statement = select(Appointment).where(
+        Appointment.tenant_id == tenant_id,
+        Appointment.patient_phone == phone,
+        Appointment.status == "confirmed",
+        Appointment.slot_start > now,
+    )
+    if about is not None:
+        statement = statement.where(Appointment.id == about)
+    order = (Appointment.slot_start, Appointment.id)
+    return (await session.scalars(statement.order_by(*order).limit(1))).first()
+
+
+async def _about_visit(
+    session: AsyncSession, tenant_id: str, question: OpenQuestion, message: Message, now: datetime
+) -> BookingPrompt:
+    """A reminder-like prompt for a reply that came without a question (never texted)."""
+    appointment_id = question.ref.removeprefix(VISIT_REF)
+    visit = await AppointmentRepository(session, tenant_id).get(appointment_id)
+    assert visit is not None
+    assert visit.patient_phone is not None
+    unprompted = prompts.Question(
+        "reminder",
+        visit.patient_phone,
+        "",
+        f"booking:unprompted:{message.id or new_id('msg')}",
+        expires_at=visit.slot_start,
+        appointment_id=visit.id,
+    )
+    return await prompts.open_(session, tenant_id, unprompted, now=now)
 
 
 @step("confirm")
@@ -73,7 +128,7 @@ async def answer_confirmation(chat: Chat) -> RouteResult:
     target = "confirmed" if reply is Reply.yes else "cancelled"
     assert chat.prompt.appointment_id is not None
     try:
-        appointment = await lifecycle.move(
+        appointment = await transitions.move(
             chat.session, chat.tenant_id, chat.prompt.appointment_id, target, now=chat.now
         )
     except InvalidTransition:

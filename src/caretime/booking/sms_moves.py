@@ -12,6 +12,7 @@ from caretime.booking.errors import InvalidTransition, VisitTypeNotFound
 from caretime.booking.grid import Slot
 from caretime.booking.models import Appointment
 from caretime.booking.replies import Reply
+from caretime.booking.sms_cancel import ask_to_cancel
 from caretime.booking.texts import describe, when
 from caretime.clock import ensure_utc, isoformat_z
 from caretime.errors import CaretimeError
@@ -87,6 +88,8 @@ async def answer_options(chat: Chat) -> RouteResult:
         return await offer_times(chat)
     if said.reply is Reply.no:
         return await _keep(chat)
+    if said.reply is Reply.cancel:
+        return await ask_to_cancel(chat)
     return chat.result(
         "clarify", f"Reply {_numbers(len(options))} to pick a time, or NO to keep your appointment."
     )

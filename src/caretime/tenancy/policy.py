@@ -17,8 +17,10 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -121,6 +123,31 @@ class CallingPolicy(BaseModel):
     default_tz: IanaZone | None = None
 
 
+class Reminder(BaseModel):
+    """A reminder this long before a visit; "24h" is short for {"before": "24h"}."""
+
+    model_config = ConfigDict(extra="forbid")
+    before: Duration
+    channel: Literal["sms", "voice"] = "sms"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"before": value} if isinstance(value, str | int | timedelta) else value
+
+    @model_serializer(mode="wrap")
+    def _as_shorthand(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return format_duration(self.before) if self.channel == "sms" else handler(self)
+
+
+class QuietHoursWindow(BaseModel):
+    """No contact from `start` to `end`, the person's local time (may cross midnight)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: LocalTime
+    end: LocalTime
+
+
 class BookingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot_minutes: int = Field(default=15, ge=5, le=240)
@@ -128,6 +155,19 @@ class BookingPolicy(BaseModel):
     min_notice: Duration = timedelta(hours=24)
     # A held visit that moves keeps its deadline (False) or gets a fresh hold (True).
     reschedule_renews_hold: bool = False
+    reminders: list[Reminder] = Field(
+        default_factory=lambda: [
+            Reminder(before=timedelta(hours=24)),
+            Reminder(before=timedelta(hours=2)),
+        ],
+        max_length=5,
+    )
+    # Patients' quiet hours for reminders, in the zones of their phone number.
+    quiet_hours: QuietHoursWindow = Field(
+        default_factory=lambda: QuietHoursWindow(start=time(21, 0), end=time(8, 0))
+    )
+    # After a no-show, text the patient offering to rebook.
+    no_show_followup: bool = True
 
     @field_validator("slot_minutes")
     @classmethod
