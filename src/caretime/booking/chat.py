@@ -1,9 +1,8 @@
 """One reply in a booking conversation: the prompt it answers and what was said, with the
-helpers every conversation step needs. Steps register per prompt kind."""
+helpers every conversation step needs."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,17 +47,3 @@ class Chat:
         if self.prompt.waitlist_id:
             ids["waitlist_id"] = self.prompt.waitlist_id
         return RouteResult(action, reply, {**ids, **details})
-
-
-Step = Callable[[Chat], Awaitable[RouteResult]]
-STEPS: dict[str, Step] = {}
-
-
-def step(kind: str) -> Callable[[Step], Step]:
-    """Register the step that answers prompts of `kind`."""
-
-    def register(function: Step) -> Step:
-        STEPS[kind] = function
-        return function
-
-    return register

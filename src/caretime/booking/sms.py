@@ -4,18 +4,18 @@ phone; the step registered for the prompt's kind decides what it does (see chat)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, prompts, transitions
-from caretime.booking.chat import STEPS, Chat, step
+from caretime.booking import lifecycle, prompts, sms_cancel, sms_moves, sms_visits, transitions
+from caretime.booking.chat import Chat
 from caretime.booking.errors import InvalidTransition
 from caretime.booking.models import Appointment, BookingPrompt
 from caretime.booking.replies import Reply, understand
 from caretime.booking.repository import AppointmentRepository
-from caretime.booking.sms_moves import offer_times
 from caretime.booking.texts import describe
 from caretime.dispatch.wakeup import session_clock
 from caretime.ids import new_id
@@ -117,12 +117,11 @@ async def _about_visit(
     return await prompts.open_(session, tenant_id, unprompted, now=now)
 
 
-@step("confirm")
 async def answer_confirmation(chat: Chat) -> RouteResult:
     """YES confirms the hold, NO (or "cancel my appointment") cancels it, R offers times."""
     reply = chat.said.reply
     if reply is Reply.reschedule:
-        return await offer_times(chat)
+        return await sms_moves.offer_times(chat)
     if reply not in (Reply.yes, Reply.no, Reply.cancel):
         return chat.result("clarify", CLARIFY_REPLY)
     target = "confirmed" if reply is Reply.yes else "cancelled"
@@ -150,5 +149,14 @@ async def _too_late(chat: Chat) -> RouteResult:
     await chat.done()
     return chat.result("too_late", TOO_LATE_REPLY.format(status=status), status=status)
 
+
+Step = Callable[[Chat], Awaitable[RouteResult]]
+# What answers a prompt of each kind.
+STEPS: dict[str, Step] = {
+    "confirm": answer_confirmation,
+    "reminder": sms_visits.answer_reminder,
+    "options": sms_moves.answer_options,
+    "cancel": sms_cancel.answer_cancel,
+}
 
 register_inbound_router(BookingReplies())

@@ -4,7 +4,7 @@ to cancel your visit on …"; only that YES cancels it."""
 from __future__ import annotations
 
 from caretime.booking import lifecycle, prompts, transitions
-from caretime.booking.chat import Chat, step
+from caretime.booking.chat import Chat
 from caretime.booking.errors import InvalidTransition
 from caretime.booking.replies import Reply
 from caretime.booking.texts import describe
@@ -37,7 +37,6 @@ async def ask_to_cancel(chat: Chat) -> RouteResult:
     return chat.result("cancel_asked", body)
 
 
-@step("cancel")
 async def answer_cancel(chat: Chat) -> RouteResult:
     reply = chat.said.reply
     if reply not in (Reply.yes, Reply.no, Reply.cancel):

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from caretime.booking import lifecycle, prompts, reschedule, slots
-from caretime.booking.chat import Chat, step
+from caretime.booking.chat import Chat
 from caretime.booking.errors import InvalidTransition, VisitTypeNotFound
 from caretime.booking.grid import Slot
 from caretime.booking.models import Appointment
@@ -78,7 +78,6 @@ async def _find(chat: Chat, policy: BookingPolicy, query: slots.SlotQuery) -> li
     return found
 
 
-@step("options")
 async def answer_options(chat: Chat) -> RouteResult:
     options = chat.prompt.options
     said = chat.said

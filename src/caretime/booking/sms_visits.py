@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from caretime.booking.chat import Chat, step
+from caretime.booking.chat import Chat
 from caretime.booking.replies import Reply
 from caretime.booking.sms_cancel import ask_to_cancel
 from caretime.booking.sms_moves import offer_times
@@ -15,7 +15,6 @@ REMINDER_CLARIFY = (
 )
 
 
-@step("reminder")
 async def answer_reminder(chat: Chat) -> RouteResult:
     reply = chat.said.reply
     if reply is Reply.reschedule:
