@@ -22,13 +22,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _ACTIVE = "status IN ('held', 'confirmed')"
+_OCCUPYING = "status IN ('held', 'confirmed', 'arrived')"
+_OLD_STATUSES = "status IN ('held', 'confirmed', 'expired', 'denied', 'cancelled')"
+_NEW_STATUSES = (
+    "status IN ('held', 'confirmed', 'expired', 'denied', 'cancelled', "
+    "'arrived', 'fulfilled', 'no_show')"
+)
 _OVERLAP = """
     SELECT RAISE(ABORT, 'ex_appointments_active_overlap: the time is already taken')
     WHERE EXISTS (
         SELECT 1 FROM appointments AS other
         WHERE other.tenant_id = NEW.tenant_id
           AND other.provider_id = NEW.provider_id
-          AND other.status IN ('held', 'confirmed')
+          AND other.status IN ('held', 'confirmed', 'arrived')
           AND other.occupied_start < NEW.occupied_end
           AND other.occupied_end > NEW.occupied_start
           {excluding_self}
@@ -84,7 +90,7 @@ def upgrade() -> None:
         _exclusion_constraint()
     else:
         for name, (when, body) in SQLITE_TRIGGERS.items():
-            op.execute(f"CREATE TRIGGER {name} {when} WHEN NEW.{_ACTIVE} BEGIN {body} END")
+            op.execute(f"CREATE TRIGGER {name} {when} WHEN NEW.{_OCCUPYING} BEGIN {body} END")
 
 
 def _create_prompts() -> None:
@@ -126,6 +132,9 @@ def _add_occupied_span() -> None:
         batch_op.add_column(sa.Column("visit_type_id", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("occupied_start", UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column("occupied_end", UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column("arrived_at", UTCDateTime(), nullable=True))
+        batch_op.drop_constraint("status", type_="check")
+        batch_op.create_check_constraint("status", sa.text(_NEW_STATUSES))
     # Appointments made before visit types occupy exactly their slot.
     op.execute("UPDATE appointments SET occupied_start = slot_start, occupied_end = slot_end")
     with op.batch_alter_table("appointments", schema=None) as batch_op:
@@ -153,7 +162,7 @@ def _exclusion_constraint() -> None:
         "ALTER TABLE appointments ADD CONSTRAINT ex_appointments_active_overlap "
         "EXCLUDE USING gist (tenant_id WITH =, provider_id WITH =, "
         "tstzrange(occupied_start, occupied_end, '[)') WITH &&) "
-        f"WHERE ({_ACTIVE})"
+        f"WHERE ({_OCCUPYING})"
     )
 
 
@@ -173,6 +182,9 @@ def downgrade() -> None:
             sqlite_where=sa.text(_ACTIVE),
         )
         batch_op.drop_constraint("occupied_ordered", type_="check")
+        batch_op.drop_constraint("status", type_="check")
+        batch_op.create_check_constraint("status", sa.text(_OLD_STATUSES))
+        batch_op.drop_column("arrived_at")
         batch_op.drop_column("occupied_end")
         batch_op.drop_column("occupied_start")
         batch_op.drop_column("visit_type_id")

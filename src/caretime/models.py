@@ -23,6 +23,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.booking.tasks",
     "caretime.booking.sms",
     "caretime.booking.reminders",
+    "caretime.booking.followups",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
     "caretime.outreach.tasks",

@@ -4,7 +4,7 @@ answered by SMS — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -171,9 +171,7 @@ async def test_policy_sets_the_reminders(client: httpx.AsyncClient, runtime: Run
     assert patched.json()["booking"]["reminders"] == ["2d", {"before": "30m", "channel": "voice"}]
     await confirmed_visit(client, ELEVEN_EST, NEW_YORK_PHONE)
     assert await planned(runtime) == ["2026-03-02T16:00:00Z", "2026-03-04T15:30:00Z"]
-    too_many = await client.patch(
-        "/tenants/me/policy", json={"booking": {"reminders": ["1h"] * 6}}
-    )
+    too_many = await client.patch("/tenants/me/policy", json={"booking": {"reminders": ["1h"] * 6}})
     assert too_many.status_code == 422
 
 

@@ -24,9 +24,20 @@ from caretime.db import Base, JSONDocument
 from caretime.repository import TenantOwned
 
 ACTIVE_STATUSES = ("held", "confirmed")
-APPOINTMENT_STATUSES = ("held", "confirmed", "expired", "denied", "cancelled")
+# Statuses whose visit holds the provider's time: active ones, and a patient who is there.
+OCCUPYING_STATUSES = ("held", "confirmed", "arrived")
+APPOINTMENT_STATUSES = (
+    "held",
+    "confirmed",
+    "expired",
+    "denied",
+    "cancelled",
+    "arrived",
+    "fulfilled",
+    "no_show",
+)
 RULE_KINDS = ("weekly", "add", "remove")
-_ACTIVE = text("status IN ('held', 'confirmed')")
+_OCCUPYING = text("status IN ('held', 'confirmed', 'arrived')")
 
 
 class Provider(TenantOwned, Base):
@@ -111,7 +122,9 @@ class AvailabilityRule(TenantOwned, Base):
 
 class Appointment(TenantOwned, Base):
     """A patient's hold on (then booking of) a visit with one provider. Status vocabulary:
-    held → confirmed | expired | cancelled | denied; confirmed → cancelled."""
+    held → confirmed | expired | cancelled | denied; confirmed → cancelled; and the visit's
+    outcome: confirmed → arrived | fulfilled | no_show, arrived → fulfilled,
+    no_show → arrived (a late arrival). See booking.outcomes."""
 
     __tablename__ = "appointments"
 
@@ -132,6 +145,7 @@ class Appointment(TenantOwned, Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     confirmed_at: Mapped[datetime | None]
+    arrived_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
 
     __table_args__ = (
@@ -141,11 +155,13 @@ class Appointment(TenantOwned, Base):
             ondelete="CASCADE",
         ),
         CheckConstraint(
-            "status IN ('held', 'confirmed', 'expired', 'denied', 'cancelled')", name="status"
+            "status IN ('held', 'confirmed', 'expired', 'denied', 'cancelled', "
+            "'arrived', 'fulfilled', 'no_show')",
+            name="status",
         ),
         CheckConstraint("occupied_start < occupied_end", name="occupied_ordered"),
-        # THE guarantee: the occupied spans of a provider's active (held or confirmed)
-        # appointments never overlap. PostgreSQL: this exclusion constraint. SQLite: two
+        # THE guarantee: the occupied spans of a provider's occupying (held, confirmed or
+        # arrived) appointments never overlap. PostgreSQL: this exclusion constraint. SQLite: two
         # triggers (migration 0016) that refuse an overlapping write under its single writer.
         # A hold past its deadline still counts until something marks it expired, so
         # reserve() expires stale holds in the way in its own transaction first.
@@ -155,7 +171,7 @@ class Appointment(TenantOwned, Base):
             (func.tstzrange(column("occupied_start"), column("occupied_end"), "[)"), "&&"),
             name="ex_appointments_active_overlap",
             using="gist",
-            where=_ACTIVE,
+            where=_OCCUPYING,
         ).ddl_if(dialect="postgresql"),
         Index("ix_appointments_provider_slot", "tenant_id", "provider_id", "slot_start"),
         Index("ix_appointments_provider_occupied", "tenant_id", "provider_id", "occupied_start"),

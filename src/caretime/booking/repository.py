@@ -39,10 +39,18 @@ def overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
     )
 
 
-def active_at(now: datetime) -> ColumnElement[bool]:
-    """Appointments that occupy their slot at `now`: confirmed, or held and not yet due."""
+def booked_at(now: datetime) -> ColumnElement[bool]:
+    """Appointments still ahead of their visit at `now`: confirmed, or held and not yet due
+    (these may be confirmed, cancelled or moved)."""
     held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
     return or_(Appointment.status == "confirmed", held_live)
+
+
+def active_at(now: datetime) -> ColumnElement[bool]:
+    """Appointments that occupy their time at `now`: confirmed or arrived, or held and not
+    yet due."""
+    held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
+    return or_(Appointment.status.in_(("confirmed", "arrived")), held_live)
 
 
 class ProviderRepository(TenantRepository[Provider]):

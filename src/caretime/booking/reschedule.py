@@ -17,7 +17,7 @@ from caretime.booking.errors import InvalidTransition, SlotTaken
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, Provider
 from caretime.booking.occupancy import check_day_limit, claim_time
-from caretime.booking.repository import active_at
+from caretime.booking.repository import booked_at
 from caretime.booking.reservations import EXPIRE_HOLD, check_notice, check_slot, get
 from caretime.booking.service import require_provider
 from caretime.clock import isoformat_z
@@ -135,7 +135,7 @@ async def _take_new_time(
             .where(
                 Appointment.tenant_id == appointment.tenant_id,
                 Appointment.id == appointment.id,
-                active_at(now),
+                booked_at(now),
             )
             .values(**values)
             .execution_options(synchronize_session=False)

@@ -253,7 +253,9 @@ async def patch_reservation(
     session: SessionDep,
     clock: ClockDep,
 ) -> ReservationOut:
-    return await _move(session, tenant.id, reservation_id, body.status, clock.now())
+    now = clock.now()
+    moved = await transitions.set_status(session, tenant.id, reservation_id, body.status, now=now)
+    return render(moved, now)
 
 
 @router.get("/appointments")
@@ -266,7 +268,9 @@ async def list_appointments(
     end: AwareDatetime | None = None,
     status: Annotated[
         str | None,
-        Query(pattern="^(held|confirmed|expired|denied|cancelled|active)$"),
+        Query(
+            pattern="^(held|confirmed|expired|denied|cancelled|arrived|fulfilled|no_show|active)$"
+        ),
     ] = None,
     limit: Limit = 100,
     cursor: str | None = None,
@@ -306,5 +310,6 @@ def render(appointment: Appointment, now: datetime) -> ReservationOut:
         client_id=appointment.client_id,
         created_at=appointment.created_at,
         confirmed_at=appointment.confirmed_at,
+        arrived_at=appointment.arrived_at,
         fhir=FhirStatus(appointment=fhir_appointment, slot=fhir_slot),
     )

@@ -156,6 +156,7 @@ class ReservationOut(BaseModel):
     client_id: str
     created_at: datetime
     confirmed_at: datetime | None
+    arrived_at: datetime | None = None
     fhir: FhirStatus
 
 
@@ -173,9 +174,44 @@ class RescheduleIn(BaseModel):
     provider_id: OpaqueId | None = Field(default=None, description="default: the same provider")
 
 
+PATCH_STATUSES = (
+    "confirmed",
+    "denied",
+    "cancelled",
+    "expired",
+    "held",
+    "arrived",
+    "fulfilled",
+    "no_show",
+)
+# The AWS appointment API's values and FHIR's spellings, read in any case.
+STATUS_ALIASES = {
+    "pending": "held",
+    "booked": "confirmed",
+    "canceled": "cancelled",
+    "noshow": "no_show",
+    "no-show": "no_show",
+}
+
+
+def patch_status(value: Any) -> str:
+    text = str(value).strip().lower()
+    status = STATUS_ALIASES.get(text, text)
+    if status not in PATCH_STATUSES:
+        raise ValueError(
+            f"unknown status {value!r}: use one of {', '.join(PATCH_STATUSES)} "
+            "(or PENDING, CONFIRMED, DENIED, EXPIRED in any case)"
+        )
+    return status
+
+
 class ReservationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Literal["confirmed", "denied", "cancelled"]
+    status: Annotated[
+        str,
+        AfterValidator(patch_status),
+        Field(examples=["confirmed", "CONFIRMED", "no_show"]),
+    ]
 
 
 class AvailabilityChangeOut(BaseModel):

@@ -157,6 +157,7 @@ STEPS: dict[str, Step] = {
     "reminder": sms_visits.answer_reminder,
     "options": sms_moves.answer_options,
     "cancel": sms_cancel.answer_cancel,
+    "followup": sms_visits.answer_followup,
 }
 
 register_inbound_router(BookingReplies())

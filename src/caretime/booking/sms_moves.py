@@ -1,12 +1,13 @@
 """Moving a visit by SMS: R (or "reschedule") gets the next free times as a numbered list;
-replying with a number moves the visit there through the same reschedule as the API."""
+replying with a number moves the visit there through the same reschedule as the API. After a
+no-show the same list books a new visit instead (the missed one stays as it was)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from caretime.booking import lifecycle, prompts, reschedule, slots
+from caretime.booking import lifecycle, prompts, reschedule, reservations, slots, transitions
 from caretime.booking.chat import Chat
 from caretime.booking.errors import InvalidTransition, VisitTypeNotFound
 from caretime.booking.grid import Slot
@@ -22,13 +23,17 @@ from caretime.tenancy.policy import BookingPolicy
 CHOICES = 3
 
 
+MOVABLE = ("held", "confirmed")
+REBOOKABLE = ("no_show",)
+# How long a list of times offered for a new visit stays open for a number.
+REBOOK_OPEN = timedelta(days=1)
+
+
 async def offer_times(chat: Chat, *, apology: str = "") -> RouteResult:
     """Reply with the next free times for the visit and open a prompt expecting 1, 2 or 3."""
     appointment = await chat.appointment()
-    if appointment is None or lifecycle.effective_status(appointment, chat.now) not in (
-        "held",
-        "confirmed",
-    ):
+    status = None if appointment is None else lifecycle.effective_status(appointment, chat.now)
+    if appointment is None or status not in (*MOVABLE, *REBOOKABLE):
         return await _gone(chat, appointment)
     provider = await chat.provider(appointment.provider_id)
     free = await next_free_times(chat, appointment)
@@ -37,17 +42,20 @@ async def offer_times(chat: Chat, *, apology: str = "") -> RouteResult:
         text = f"{apology}Sorry, {provider.name} has no other free time soon. Please call us."
         return chat.result("no_times", text)
     listed = "\n".join(f"{n}) {when(provider, s.start)}" for n, s in enumerate(free, 1))
-    body = (
-        f"{apology}Reply {_numbers(len(free))} to move your appointment with {provider.name}:\n"
-        f"{listed}\nor NO to keep it."
-    )
+    if status in MOVABLE:
+        intro, outro = f"move your appointment with {provider.name}", "or NO to keep it."
+        expires_at = appointment.slot_start
+    else:
+        intro, outro = f"book an appointment with {provider.name}", "or NO if none suits you."
+        expires_at = chat.now + REBOOK_OPEN
+    body = f"{apology}Reply {_numbers(len(free))} to {intro}:\n{listed}\n{outro}"
     options = [{"provider_id": s.provider_id, "slot_start": isoformat_z(s.start)} for s in free]
     question = prompts.Question(
         "options",
         chat.prompt.phone,
         body,
         f"booking:options:{chat.prompt.id}",
-        expires_at=appointment.slot_start,
+        expires_at=expires_at,
         appointment_id=appointment.id,
         options=options,
     )
@@ -95,6 +103,9 @@ async def answer_options(chat: Chat) -> RouteResult:
 
 
 async def _move_to(chat: Chat, option: dict[str, str]) -> RouteResult:
+    appointment = await chat.appointment()
+    if appointment is not None and appointment.status in REBOOKABLE:
+        return await _book_again(chat, appointment, option)
     assert chat.prompt.appointment_id is not None
     move = reschedule.Move(_instant(option["slot_start"]), option["provider_id"])
     try:
@@ -127,10 +138,35 @@ async def _move_to(chat: Chat, option: dict[str, str]) -> RouteResult:
     return chat.result("rescheduled", text)
 
 
+async def _book_again(chat: Chat, missed: Appointment, option: dict[str, str]) -> RouteResult:
+    """A new confirmed visit like the missed one (the patient picked the time themselves)."""
+    request = reservations.ReservationRequest(
+        option["provider_id"],
+        _instant(option["slot_start"]),
+        missed.client_id,
+        idempotency_key=f"booking:rebook:{chat.prompt.id}",
+        phone=missed.patient_phone,
+        visit_type=missed.visit_type_id,
+    )
+    try:
+        hold = await reservations.reserve(
+            chat.session, chat.tenant_id, await chat.policy(), request, now=chat.now
+        )
+    except CaretimeError:
+        return await offer_times(chat, apology="Sorry, that time is no longer free. ")
+    visit = await transitions.move(chat.session, chat.tenant_id, hold.id, "confirmed", now=chat.now)
+    await chat.done()
+    provider = await chat.provider(visit.provider_id)
+    text = f"Booked: your appointment with {describe(provider, visit.slot_start)}."
+    return chat.result("booked", text, new_reservation_id=visit.id)
+
+
 async def _keep(chat: Chat) -> RouteResult:
     await chat.done()
     appointment = await chat.appointment()
     assert appointment is not None
+    if appointment.status in REBOOKABLE:
+        return chat.result("kept", "OK, nothing was booked.")
     provider = await chat.provider(appointment.provider_id)
     visit = describe(provider, appointment.slot_start)
     text = f"OK, nothing changed: your appointment with {visit} stays."

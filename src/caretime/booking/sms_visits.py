@@ -1,5 +1,5 @@
-"""Replies to a reminder about a booked visit: YES (coming), NO or "cancel my appointment"
-(asked to confirm the cancellation), R (other times)."""
+"""Replies about a visit: to a reminder, YES (coming), NO or "cancel my appointment" (asked
+to confirm the cancellation), R (other times); to a no-show's follow-up, R (times to book)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,13 @@ async def answer_reminder(chat: Chat) -> RouteResult:
         await chat.done()
         return chat.result("attending", "Thank you, see you then.")
     return chat.result("clarify", REMINDER_CLARIFY)
+
+
+async def answer_followup(chat: Chat) -> RouteResult:
+    reply = chat.said.reply
+    if reply in (Reply.reschedule, Reply.yes, Reply.choice):
+        return await offer_times(chat)
+    if reply in (Reply.no, Reply.cancel):
+        await chat.done()
+        return chat.result("declined", "OK. Reply to a future message if you need us.")
+    return chat.result("clarify", "Reply R to pick a new time, or NO.")

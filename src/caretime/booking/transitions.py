@@ -1,6 +1,7 @@
 """An appointment's status moves together with what follows from them: a confirmed visit gets
-its reminders, an ended one loses them and its open SMS questions. Every caller that moves a
-status (API, dashboard, SMS, availability removal) goes through here."""
+its reminders, an ended one loses them and its open SMS questions, a no-show may be offered
+to rebook. Every caller that moves a status (API, dashboard, SMS, availability removal) goes
+through here."""
 
 from __future__ import annotations
 
@@ -9,16 +10,42 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, prompts, reminders
+from caretime.booking import followups, lifecycle, outcomes, prompts, reminders
 from caretime.booking.models import Appointment
+from caretime.clock import isoformat_z
+from caretime.events import emit
 
 
 async def move(
     session: AsyncSession, tenant_id: str, appointment_id: str, target: str, *, now: datetime
 ) -> Appointment:
-    appointment = await lifecycle.move(session, tenant_id, appointment_id, target, now=now)
+    """confirmed, denied, cancelled, or expired by hand (see lifecycle)."""
+    appointment, moved = await lifecycle.move_reporting(
+        session, tenant_id, appointment_id, target, now=now
+    )
+    if moved and target == "expired":  # the job's own expiry emits elsewhere; this is new
+        data = {"status": "expired", "by_hand": True}
+        await emit(
+            session,
+            tenant_id=tenant_id,
+            type="appointment.expired",
+            subject=("appointment", appointment.id),
+            data=data,
+            now=now,
+        )
     await after_move(session, appointment, now=now)
     return appointment
+
+
+async def set_status(
+    session: AsyncSession, tenant_id: str, appointment_id: str, target: str, *, now: datetime
+) -> Appointment:
+    """PATCH's move: any status a caller may set (held only as "it is still held")."""
+    if target in outcomes.OUTCOMES:
+        return await record_outcome(session, tenant_id, appointment_id, target, now=now)
+    if target == "held":
+        return await lifecycle.still_held(session, tenant_id, appointment_id, now=now)
+    return await move(session, tenant_id, appointment_id, target, now=now)
 
 
 async def cancel_many(
@@ -36,3 +63,26 @@ async def after_move(session: AsyncSession, appointment: Appointment, *, now: da
     elif appointment.status not in lifecycle.ACTIVE:
         await reminders.drop(session, appointment)
         await prompts.close_for_appointment(session, appointment.tenant_id, appointment.id, now=now)
+
+
+async def record_outcome(
+    session: AsyncSession, tenant_id: str, appointment_id: str, outcome: str, *, now: datetime
+) -> Appointment:
+    """arrived, fulfilled or no_show (see outcomes), with its event and what follows."""
+    appointment, moved = await outcomes.record(session, tenant_id, appointment_id, outcome, now=now)
+    if not moved:
+        return appointment
+    data = {"status": outcome, "slot_start": isoformat_z(appointment.slot_start)}
+    subject = ("appointment", appointment.id)
+    await emit(
+        session,
+        tenant_id=tenant_id,
+        type=f"appointment.{outcome}",
+        subject=subject,
+        data=data,
+        now=now,
+    )
+    await after_move(session, appointment, now=now)
+    if outcome == "no_show":
+        await followups.plan(session, appointment, now=now)
+    return appointment
