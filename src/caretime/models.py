@@ -24,6 +24,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.booking.sms",
     "caretime.booking.reminders",
     "caretime.booking.followups",
+    "caretime.booking.notices",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
     "caretime.outreach.tasks",

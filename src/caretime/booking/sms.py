@@ -10,7 +10,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, prompts, sms_cancel, sms_moves, sms_visits, transitions
+from caretime.booking import (
+    lifecycle,
+    prompts,
+    sms_cancel,
+    sms_moves,
+    sms_rebook,
+    sms_visits,
+    transitions,
+)
 from caretime.booking.chat import Chat
 from caretime.booking.errors import InvalidTransition
 from caretime.booking.models import Appointment, BookingPrompt
@@ -120,6 +128,9 @@ async def _about_visit(
 async def answer_confirmation(chat: Chat) -> RouteResult:
     """YES confirms the hold, NO (or "cancel my appointment") cancels it, R offers times."""
     reply = chat.said.reply
+    current = await chat.appointment()
+    if current is not None and current.status == "confirmed":  # confirmed meanwhile
+        return await sms_visits.answer_reminder(chat)
     if reply is Reply.reschedule:
         return await sms_moves.offer_times(chat)
     if reply not in (Reply.yes, Reply.no, Reply.cancel):
@@ -131,6 +142,8 @@ async def answer_confirmation(chat: Chat) -> RouteResult:
             chat.session, chat.tenant_id, chat.prompt.appointment_id, target, now=chat.now
         )
     except InvalidTransition:
+        if reply is Reply.yes:
+            return await sms_rebook.lapsed(chat)
         return await _too_late(chat)
     await chat.done()
     if target == "cancelled":
@@ -158,6 +171,7 @@ STEPS: dict[str, Step] = {
     "options": sms_moves.answer_options,
     "cancel": sms_cancel.answer_cancel,
     "followup": sms_visits.answer_followup,
+    "rebook": sms_rebook.answer_rebook,
 }
 
 register_inbound_router(BookingReplies())

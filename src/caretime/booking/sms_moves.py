@@ -24,7 +24,8 @@ CHOICES = 3
 
 
 MOVABLE = ("held", "confirmed")
-REBOOKABLE = ("no_show",)
+# After these, the same list books a new visit like it (the old one stays as it was).
+REBOOKABLE = ("no_show", "cancelled", "denied", "expired")
 # How long a list of times offered for a new visit stays open for a number.
 REBOOK_OPEN = timedelta(days=1)
 
@@ -79,6 +80,19 @@ async def next_free_times(chat: Chat, appointment: Appointment) -> list[Slot]:
     return [s for s in found if s.start != appointment.slot_start][:CHOICES]
 
 
+async def still_free(chat: Chat, appointment: Appointment) -> bool:
+    """Whether the visit's own time could be booked again now."""
+    start = appointment.slot_start
+    query = slots.SlotQuery(
+        [appointment.provider_id], start, start + timedelta(seconds=1), appointment.visit_type_id
+    )
+    try:
+        found = await _find(chat, await chat.policy(), query)
+    except VisitTypeNotFound:
+        return False
+    return any(slot.start == start for slot in found)
+
+
 async def _find(chat: Chat, policy: BookingPolicy, query: slots.SlotQuery) -> list[Slot]:
     found, _ = await slots.find_slots(
         chat.session, chat.tenant_id, policy, query, now=chat.now, limit=CHOICES + 1, after=None
@@ -104,8 +118,8 @@ async def answer_options(chat: Chat) -> RouteResult:
 
 async def _move_to(chat: Chat, option: dict[str, str]) -> RouteResult:
     appointment = await chat.appointment()
-    if appointment is not None and appointment.status in REBOOKABLE:
-        return await _book_again(chat, appointment, option)
+    if appointment is not None and lifecycle.effective_status(appointment, chat.now) in REBOOKABLE:
+        return await book_again(chat, appointment, option)
     assert chat.prompt.appointment_id is not None
     move = reschedule.Move(_instant(option["slot_start"]), option["provider_id"])
     try:
@@ -138,7 +152,7 @@ async def _move_to(chat: Chat, option: dict[str, str]) -> RouteResult:
     return chat.result("rescheduled", text)
 
 
-async def _book_again(chat: Chat, missed: Appointment, option: dict[str, str]) -> RouteResult:
+async def book_again(chat: Chat, missed: Appointment, option: dict[str, str]) -> RouteResult:
     """A new confirmed visit like the missed one (the patient picked the time themselves)."""
     request = reservations.ReservationRequest(
         option["provider_id"],

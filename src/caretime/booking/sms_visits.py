@@ -33,5 +33,5 @@ async def answer_followup(chat: Chat) -> RouteResult:
         return await offer_times(chat)
     if reply in (Reply.no, Reply.cancel):
         await chat.done()
-        return chat.result("declined", "OK. Reply to a future message if you need us.")
+        return chat.result("declined", "OK, nothing was booked.")
     return chat.result("clarify", "Reply R to pick a new time, or NO.")

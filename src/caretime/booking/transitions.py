@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import followups, lifecycle, outcomes, prompts, reminders
+from caretime.booking import followups, lifecycle, notices, outcomes, prompts, reminders
 from caretime.booking.models import Appointment
 from caretime.clock import isoformat_z
 from caretime.events import emit
@@ -23,6 +23,8 @@ async def move(
     appointment, moved = await lifecycle.move_reporting(
         session, tenant_id, appointment_id, target, now=now
     )
+    if moved and target in ("cancelled", "denied"):
+        await notices.plan(session, appointment, target, now=now)
     if moved and target == "expired":  # the job's own expiry emits elsewhere; this is new
         data = {"status": "expired", "by_hand": True}
         await emit(
@@ -51,9 +53,11 @@ async def set_status(
 async def cancel_many(
     session: AsyncSession, tenant_id: str, ids: Sequence[str], *, now: datetime
 ) -> list[Appointment]:
+    """Visits whose time was taken out of availability."""
     cancelled = await lifecycle.cancel_many(session, tenant_id, ids, now=now)
     for appointment in cancelled:
         await after_move(session, appointment, now=now)
+        await notices.plan(session, appointment, "removed", now=now)
     return cancelled
 
 
