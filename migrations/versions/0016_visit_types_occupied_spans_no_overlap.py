@@ -85,6 +85,7 @@ def upgrade() -> None:
     with op.batch_alter_table("providers", schema=None) as batch_op:
         batch_op.add_column(sa.Column("max_per_day", sa.Integer(), nullable=True))
     _create_prompts()
+    _create_waitlist()
     _add_occupied_span()
     if op.get_bind().dialect.name == "postgresql":
         _exclusion_constraint()
@@ -124,6 +125,67 @@ def _create_prompts() -> None:
         )
         batch_op.create_index(
             "uq_booking_prompts_message_key", ["tenant_id", "message_key"], unique=True
+        )
+
+
+def _create_waitlist() -> None:
+    op.create_table(
+        "waitlist",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("client_id", sa.String(length=200), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("provider_id", sa.String(length=128), nullable=True),
+        sa.Column("earliest", UTCDateTime(), nullable=False),
+        sa.Column("latest", UTCDateTime(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("appointment_id", sa.String(length=64), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('waiting', 'booked', 'removed')", name=op.f("ck_waitlist_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_waitlist_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_waitlist")),
+    )
+    with op.batch_alter_table("waitlist", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_waitlist_waiting", ["tenant_id", "status", "created_at"], unique=False
+        )
+    op.create_table(
+        "waitlist_openings",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("provider_id", sa.String(length=128), nullable=False),
+        sa.Column("slot_start", UTCDateTime(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("wave", sa.Integer(), nullable=False),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('open', 'claimed', 'closed')", name=op.f("ck_waitlist_openings_status")
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_waitlist_openings_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_waitlist_openings")),
+    )
+    with op.batch_alter_table("waitlist_openings", schema=None) as batch_op:
+        batch_op.create_index(
+            "uq_waitlist_openings_open",
+            ["tenant_id", "provider_id", "slot_start"],
+            unique=True,
+            postgresql_where=sa.text("status = 'open'"),
+            sqlite_where=sa.text("status = 'open'"),
         )
 
 
@@ -190,5 +252,7 @@ def downgrade() -> None:
         batch_op.drop_column("visit_type_id")
     with op.batch_alter_table("providers", schema=None) as batch_op:
         batch_op.drop_column("max_per_day")
+    op.drop_table("waitlist_openings")
+    op.drop_table("waitlist")
     op.drop_table("booking_prompts")
     op.drop_table("visit_types")

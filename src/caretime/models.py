@@ -25,6 +25,7 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.booking.reminders",
     "caretime.booking.followups",
     "caretime.booking.notices",
+    "caretime.booking.waitlist_offers",
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
     "caretime.outreach.tasks",

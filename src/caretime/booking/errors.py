@@ -84,3 +84,8 @@ class VisitTypeExists(Conflict):
 class DayFull(Conflict):
     problem = "day-full"
     title = "The provider's day is fully booked"
+
+
+class WaitlistEntryNotFound(NotFound):
+    problem = "waitlist-entry-not-found"
+    title = "No such waitlist entry"

@@ -205,3 +205,55 @@ class BookingPrompt(TenantOwned, Base):
         Index("uq_booking_prompts_message_key", "tenant_id", "message_key", unique=True),
         Index("ix_booking_prompts_appointment", "tenant_id", "appointment_id"),
     )
+
+
+class WaitlistEntry(TenantOwned, Base):
+    """A patient waiting for an earlier time: offered freed slots in join order."""
+
+    __tablename__ = "waitlist"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(128))  # None: any provider
+    earliest: Mapped[datetime]
+    latest: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # waiting | booked | removed
+    appointment_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("status IN ('waiting', 'booked', 'removed')", name="status"),
+        Index("ix_waitlist_waiting", "tenant_id", "status", "created_at"),
+    )
+
+
+class WaitlistOpening(TenantOwned, Base):
+    """A freed time offered to the waitlist; the first YES claims it with one conditional
+    UPDATE (status open → claimed)."""
+
+    __tablename__ = "waitlist_openings"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider_id: Mapped[str] = mapped_column(String(128))
+    slot_start: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # open | claimed | closed
+    wave: Mapped[int]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'claimed', 'closed')", name="status"),
+        # One open offer of a time at once: a second freeing of it joins the first.
+        Index(
+            "uq_waitlist_openings_open",
+            "tenant_id",
+            "provider_id",
+            "slot_start",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+    )

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, notices, reminders, visit_types
+from caretime.booking import lifecycle, notices, reminders, visit_types, waitlist
 from caretime.booking.errors import InvalidTransition, SlotTaken
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, Provider
@@ -64,6 +64,7 @@ async def reschedule(
     await reminders.plan(session, appointment, now=now)
     previous = datetime.fromisoformat(before["slot_start"].replace("Z", "+00:00"))
     await notices.plan(session, appointment, "rescheduled", now=now, before=previous)
+    await waitlist.open_time(session, tenant_id, before["provider_id"], previous, now=now)
     await emit(
         session,
         tenant_id=tenant_id,

@@ -42,11 +42,13 @@ from caretime.booking.schemas import (
 )
 from caretime.booking.service import minute_text, template_fields
 from caretime.booking.visit_type_router import router as visit_type_router
+from caretime.booking.waitlist_router import router as waitlist_router
 from caretime.deps import ClockDep, SessionDep
 from caretime.tenancy.auth import PolicyDep, TenantDep
 
 router = APIRouter(tags=["booking"])
 router.include_router(visit_type_router)
+router.include_router(waitlist_router)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Force = Annotated[bool, Query(description="cancel confirmed appointments in removed time")]
 MAX_AVAILABILITY_DAYS = 366

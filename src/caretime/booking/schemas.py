@@ -234,3 +234,30 @@ class SlotOut(BaseModel):
 class SlotPage(BaseModel):
     slots: list[SlotOut]
     next_cursor: str | None
+
+
+class WaitlistIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    client_id: str = Field(min_length=1, max_length=200)
+    phone: Phone
+    provider_id: OpaqueId | None = Field(default=None, description="default: any provider")
+    earliest: AwareDatetime
+    latest: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WaitlistIn:
+        if self.latest <= self.earliest:
+            raise ValueError("latest must be after earliest")
+        return self
+
+
+class WaitlistOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    client_id: str
+    provider_id: str | None
+    earliest: datetime
+    latest: datetime
+    status: str
+    appointment_id: str | None
+    created_at: datetime

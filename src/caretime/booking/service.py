@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import transitions
+from caretime.booking import transitions, waitlist
 from caretime.booking.availability import Window, apply_dated, dates, effective_windows
 from caretime.booking.errors import (
     AppointmentsInTheWay,
@@ -106,6 +106,8 @@ async def change_availability(
             change.templates.append(rules.add(_template_row(provider.id, item, span, now)))
     await _apply_dated(rules, provider.id, list(zip(items, spans, strict=True)), now)
     await session.flush()
+    if any(getattr(item, "action", "add") == "add" for item in items):
+        await waitlist.added_time(session, tenant_id, provider.id, now=now)
     removed_days = sorted(
         {i.date for i in items if isinstance(i, DatedWindowIn) and i.action == "remove"}
     )

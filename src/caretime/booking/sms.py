@@ -18,6 +18,7 @@ from caretime.booking import (
     sms_rebook,
     sms_visits,
     transitions,
+    waitlist_offers,
 )
 from caretime.booking.chat import Chat
 from caretime.booking.errors import InvalidTransition
@@ -172,6 +173,7 @@ STEPS: dict[str, Step] = {
     "cancel": sms_cancel.answer_cancel,
     "followup": sms_visits.answer_followup,
     "rebook": sms_rebook.answer_rebook,
+    "waitlist": waitlist_offers.answer_offer,
 }
 
 register_inbound_router(BookingReplies())

@@ -10,7 +10,15 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import followups, lifecycle, notices, outcomes, prompts, reminders
+from caretime.booking import (
+    followups,
+    lifecycle,
+    notices,
+    outcomes,
+    prompts,
+    reminders,
+    waitlist,
+)
 from caretime.booking.models import Appointment
 from caretime.clock import isoformat_z
 from caretime.events import emit
@@ -25,6 +33,8 @@ async def move(
     )
     if moved and target in ("cancelled", "denied"):
         await notices.plan(session, appointment, target, now=now)
+    if moved and target in ("cancelled", "denied", "expired"):
+        await waitlist.freed(session, appointment, now=now)
     if moved and target == "expired":  # the job's own expiry emits elsewhere; this is new
         data = {"status": "expired", "by_hand": True}
         await emit(

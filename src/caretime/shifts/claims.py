@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.errors import NotFound
+from caretime.firstyes import claim_first
 from caretime.observability import log_event
 from caretime.shifts import texts
 from caretime.shifts.models import Offer, Shift
@@ -78,29 +78,27 @@ async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> Clai
 async def claim(
     session: AsyncSession, tenant_id: str, shift_id: str, caregiver_id: str, *, now: datetime
 ) -> bool:
-    """THE claim: one conditional UPDATE. Under any concurrency at most one caller sees a row
-    changed; the others find the shift no longer open. No lock is held beyond it."""
-    result = await session.execute(
-        update(Shift)
-        .where(
-            Shift.tenant_id == tenant_id,
-            Shift.id == shift_id,
-            Shift.status == "open",
-            Shift.start_time > now,
-            ~overlapping_assignment(
-                tenant_id, caregiver_id, Shift.start_time, Shift.end_time, excluding=shift_id
-            ),
-        )
-        .values(
-            status="filled",
-            assigned_caregiver_id=caregiver_id,
-            filled_at=now,
-            closed_at=now,
-            updated_at=now,
-        )
+    """THE claim (caretime.firstyes): the shift leaves `open` for exactly one caller; the
+    others find it no longer open."""
+    not_started = Shift.start_time > now
+    free = ~overlapping_assignment(
+        tenant_id, caregiver_id, Shift.start_time, Shift.end_time, excluding=shift_id
     )
-    won: bool = result.rowcount == 1  # type: ignore[attr-defined]
-    return won
+    values = {
+        "status": "filled",
+        "assigned_caregiver_id": caregiver_id,
+        "filled_at": now,
+        "closed_at": now,
+        "updated_at": now,
+    }
+    return await claim_first(
+        session,
+        Shift,
+        tenant_id=tenant_id,
+        subject_id=shift_id,
+        values=values,
+        conditions=(not_started, free),
+    )
 
 
 async def _explain_lost_claim(

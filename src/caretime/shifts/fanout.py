@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import enqueue
+from caretime.firstyes import offer_key
 from caretime.ids import new_id
 from caretime.messaging import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.observability import log_event
@@ -35,7 +36,7 @@ OFFER_KIND = "shifts.offer"
 
 
 def message_key(shift_id: str, round_number: int, caregiver_id: str) -> str:
-    return f"shift:{shift_id}:round:{round_number}:caregiver:{caregiver_id}"
+    return offer_key("shift", shift_id, round_number, "caregiver", caregiver_id)
 
 
 async def start_fanout(

@@ -168,6 +168,9 @@ class BookingPolicy(BaseModel):
     )
     # After a no-show, text the patient offering to rebook.
     no_show_followup: bool = True
+    # A freed time goes to this many waitlisted patients at once, the next ones after the gap.
+    waitlist_wave_size: int = Field(default=5, ge=1, le=500)
+    waitlist_wave_gap: Duration = timedelta(minutes=10)
 
     @field_validator("slot_minutes")
     @classmethod
