@@ -108,7 +108,7 @@ async def test_yes_after_the_hold_expired_does_not_confirm(
     hold = await _reserve(client, confirm_by_sms=True, phone=PHONE)
     clock.advance(timedelta(minutes=30))
     result = await _reply(client, "yes")
-    assert result["action"] == "too_late"
+    assert result["action"] == "lapsed"  # told so, and offered the time again (notices)
     assert await _status(client, hold["id"]) == "expired"
 
 
@@ -139,8 +139,8 @@ async def test_a_yes_that_loses_the_race_with_expiry_gets_a_polite_reply(
     clock.advance(timedelta(minutes=30))  # the hold expires between question and answer
     async with transaction(runtime.sessions) as session:
         result = await router.answer(session, tenant_id, question, Intent.accept, Message())
-    assert result.action == "too_late"
-    assert result.details == {"reservation_id": hold["id"], "status": "expired"}
+    assert result.action == "lapsed"
+    assert result.details == {"reservation_id": hold["id"], "status": "expired", "slot_free": True}
     assert result.reply is not None
     assert result.reply.startswith("Sorry")
     assert await _status(client, hold["id"]) == "expired"

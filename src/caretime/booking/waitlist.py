@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,7 +88,9 @@ async def open_time(
     session: AsyncSession, tenant_id: str, provider_id: str, slot_start: datetime, *, now: datetime
 ) -> None:
     """Open the time to the waitlist (once: a time already open is left as it is) and start
-    its first wave now."""
+    its first wave now. Nothing when nobody waits for it (the usual case costs one query)."""
+    if not await _anyone_waiting(session, tenant_id, provider_id, slot_start):
+        return
     opening = WaitlistOpening(
         id=new_id("wlo"),
         tenant_id=tenant_id,
@@ -119,6 +121,8 @@ async def added_time(
     session: AsyncSession, tenant_id: str, provider_id: str, *, now: datetime
 ) -> None:
     """New availability: look for times to offer (a job, so adding time stays quick)."""
+    if not await _anyone_waiting(session, tenant_id, provider_id, None):
+        return
     await enqueue(
         session,
         SCAN,
@@ -127,6 +131,19 @@ async def added_time(
         tenant_id=tenant_id,
         dedupe_key=f"{SCAN}:{provider_id}:{now.isoformat()}",
     )
+
+
+async def _anyone_waiting(
+    session: AsyncSession, tenant_id: str, provider_id: str, at: datetime | None
+) -> bool:
+    statement = select(WaitlistEntry.id).where(
+        WaitlistEntry.tenant_id == tenant_id,
+        WaitlistEntry.status == "waiting",
+        or_(WaitlistEntry.provider_id.is_(None), WaitlistEntry.provider_id == provider_id),
+    )
+    if at is not None:
+        statement = statement.where(WaitlistEntry.earliest <= at, WaitlistEntry.latest >= at)
+    return (await session.execute(statement.limit(1))).first() is not None
 
 
 async def _event(session: AsyncSession, entry: WaitlistEntry, type_: str, now: datetime) -> None:
