@@ -26,6 +26,7 @@ from caretime.booking.errors import (
     SlotTaken,
     TooLittleNotice,
 )
+from caretime.booking.events import appointments_changed
 from caretime.booking.grid import VisitShape, on_grid, visit_starts
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
@@ -79,6 +80,7 @@ async def reserve(
 
     if not await claim_time(session, insert):
         return await _lost_race(repo, request)
+    await appointments_changed(session, tenant_id, [hold], now=now)
     await enqueue(
         session,
         EXPIRE_HOLD,

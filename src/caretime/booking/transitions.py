@@ -19,9 +19,8 @@ from caretime.booking import (
     reminders,
     waitlist,
 )
+from caretime.booking.events import appointments_changed
 from caretime.booking.models import Appointment
-from caretime.clock import isoformat_z
-from caretime.events import emit
 
 
 async def move(
@@ -35,16 +34,6 @@ async def move(
         await notices.plan(session, appointment, target, now=now)
     if moved and target in ("cancelled", "denied", "expired"):
         await waitlist.freed(session, appointment, now=now)
-    if moved and target == "expired":  # the job's own expiry emits elsewhere; this is new
-        data = {"status": "expired", "by_hand": True}
-        await emit(
-            session,
-            tenant_id=tenant_id,
-            type="appointment.expired",
-            subject=("appointment", appointment.id),
-            data=data,
-            now=now,
-        )
     await after_move(session, appointment, now=now)
     return appointment
 
@@ -86,16 +75,7 @@ async def record_outcome(
     appointment, moved = await outcomes.record(session, tenant_id, appointment_id, outcome, now=now)
     if not moved:
         return appointment
-    data = {"status": outcome, "slot_start": isoformat_z(appointment.slot_start)}
-    subject = ("appointment", appointment.id)
-    await emit(
-        session,
-        tenant_id=tenant_id,
-        type=f"appointment.{outcome}",
-        subject=subject,
-        data=data,
-        now=now,
-    )
+    await appointments_changed(session, tenant_id, [appointment], now=now)
     await after_move(session, appointment, now=now)
     if outcome == "no_show":
         await followups.plan(session, appointment, now=now)

@@ -30,6 +30,8 @@ EVENT_TYPES: dict[str, str] = {
     "message.opted_out": "a phone number opted out of a channel",
     "message.opted_in": "a phone number opted back in",
     "batch.completed": "every call of an outreach batch reached a final status",
+    "webhook.endpoint_disabled": "a webhook endpoint failed for 24 hours in a row and was disabled",
+    "tenant.numbers_changed": "the numbers a tenant sends from (and gets replies on) were set",
 }
 
 

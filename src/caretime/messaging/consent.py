@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
+from caretime.events import emit
 from caretime.messaging.models import OptOut
 
 CHUNK = 1000
@@ -66,7 +67,27 @@ async def set_opt_out(
             "changed_at": now,
         }
         await session.execute(_upsert(session, values))
+    if changed:
+        await _tell(session, tenant_id, phone, channels, opted_out, message_id, now)
     return changed
+
+
+async def _tell(
+    session: AsyncSession,
+    tenant_id: str,
+    phone: str,
+    channels: list[str],
+    opted_out: bool,
+    message_id: str | None,
+    now: datetime,
+) -> None:
+    """The number is the subject: the systems that hear of an opt-out must know whose it is.
+    The keyword (the message's body) stays out."""
+    data = {"phone": phone, "channels": channels, "opted_out": opted_out,
+            "message_id": message_id}  # fmt: skip
+    await emit(session, tenant_id=tenant_id,
+               type="message.opted_out" if opted_out else "message.opted_in",
+               subject=("phone", phone), data=data, now=now)  # fmt: skip
 
 
 def _upsert(session: AsyncSession, values: dict[str, Any]) -> Any:

@@ -33,3 +33,8 @@ class CallAlreadyStarted(Conflict):
 class IdempotencyKeyReused(Conflict):
     problem = "idempotency-key-reused"
     title = "Idempotency-Key already used for a different request"
+
+
+class BatchTooLarge(InvalidInput):
+    problem = "batch-too-large"
+    title = "The batch has too many items"

@@ -18,6 +18,7 @@ from caretime.dispatch.queue import enqueue_many
 from caretime.ids import new_id
 from caretime.messaging import Message, RelatedEntity, send_message
 from caretime.observability import log_event
+from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
 from caretime.outreach.service import minute_ledger, place_call_job
@@ -83,6 +84,7 @@ async def start_attempt(session: AsyncSession, call: Call, *, now: datetime) -> 
     )
     AttemptRepository(session, call.tenant_id).add(attempt)
     await session.flush()
+    await call_changed(session, call, now=now)
     message = await send_message(
         session,
         tenant_id=call.tenant_id,
@@ -128,6 +130,7 @@ async def record_outcome(
     elif status == "completed":
         call.status = call.outcome = "completed"
         attempt.ended_at = now
+        await call_changed(session, call, now=now)
     elif status in UNSUCCESSFUL:
         attempt.ended_at = now
         call.outcome = (
@@ -143,11 +146,13 @@ async def _after_unsuccessful(
     if status == "suppressed" or call.attempts >= call.max_attempts:
         call.status = "failed" if status in ("failed", "suppressed") else "expired"
         log_event(log, "call_finished", call_id=call.id, status=call.status)
+        await call_changed(session, call, now=now)
         return
     calling = await calling_policy(session, call.tenant_id)
     after = now + timedelta(seconds=call.retry_delay_seconds)
     if not await replan(session, call, calling, after=after, now=now):
         call.status = "expired"
+        await call_changed(session, call, now=now)
 
 
 async def replan(

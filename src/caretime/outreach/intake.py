@@ -6,29 +6,49 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from caretime.outreach.schemas import ScheduleItem
 from caretime.policy import Outcome, PlanItem, Planner, Rejected
 
 CSV_COLUMNS = {"name", "phone", "scheduled", "tz"}
+OPTIONAL = {"scheduled", "tz"}
 
 
 def plan_item(raw: Any) -> PlanItem | str:
-    """A planner item, or why the raw item is not one."""
+    """A planner item, or why the raw item is not one: the same model as POST /calls."""
     if not isinstance(raw, dict):
         return 'an item must be an object with "name" and "phone"'
-    name, phone, tz = raw.get("name"), raw.get("phone"), raw.get("tz") or None
-    if not isinstance(phone, str) or not phone.strip():
+    try:
+        item = ScheduleItem.model_validate(_without_blanks(raw))
+    except ValidationError as exc:
+        return _in_words(exc.errors()[0])
+    if not item.phone.strip():
         return 'missing "phone"'
-    if not isinstance(name, str):
-        return 'missing "name"'
-    if tz is not None and not isinstance(tz, str):
-        return '"tz" must be an IANA time zone name'
-    scheduled = _instant(raw.get("scheduled"))
-    if isinstance(scheduled, str):
-        return scheduled
-    return PlanItem(name=name, phone=phone, scheduled=scheduled, tz=tz)
+    return PlanItem(name=item.name, phone=item.phone, scheduled=item.scheduled, tz=item.tz)
+
+
+def _without_blanks(raw: dict[str, Any]) -> dict[str, Any]:
+    """CSV rows and forms send optional fields as empty strings: they mean "not given"."""
+    return {k: v for k, v in raw.items() if not (k in OPTIONAL and (v == "" or v is None))}
+
+
+def _in_words(error: Any) -> str:
+    """One validation error as the item's rejection reason, naming the field."""
+    field = ".".join(str(part) for part in error["loc"]) or "item"
+    kind, value = error["type"], error.get("input")
+    if kind == "missing":
+        return f'missing "{field}"'
+    if field == "scheduled":
+        shown = f": {value[:40]!r}" if isinstance(value, str) else ""
+        return f'"scheduled" is not an ISO 8601 time{shown}'
+    if kind == "string_too_long":
+        return f'"{field}" is longer than {error["ctx"]["max_length"]} characters'
+    if kind == "string_type":
+        return f'"{field}" must be text'
+    return f'"{field}": {error["msg"]}'
 
 
 def plan_parsed(
@@ -40,17 +60,6 @@ def plan_parsed(
         next(planned) if isinstance(item, PlanItem) else Rejected("invalid_item", item)
         for item in items
     ]
-
-
-def _instant(value: Any) -> datetime | str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        return '"scheduled" must be an ISO 8601 time'
-    try:
-        return datetime.fromisoformat(value.strip())
-    except ValueError:
-        return f'"scheduled" is not an ISO 8601 time: {value[:40]!r}'
 
 
 def csv_items(text: str) -> Iterator[dict[str, str]]:

@@ -57,6 +57,8 @@ class Call(TenantOwned, Base):
         # Capacity: calls per minute still to come, read once per batch.
         Index(None, "tenant_id", "status", "scheduled_minute"),
         Index(None, "tenant_id", "batch_id", "id"),
+        # Is any call of this batch still open? (batch.completed, checked as each call ends)
+        Index(None, "tenant_id", "batch_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

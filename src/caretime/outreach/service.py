@@ -7,6 +7,7 @@ the existing per-minute load, so concurrent batches never overfill a minute.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -21,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.ids import new_id
-from caretime.outreach.errors import BatchNotFound, IdempotencyKeyReused
+from caretime.outreach.errors import BatchNotFound, BatchTooLarge, IdempotencyKeyReused
+from caretime.outreach.events import batch_completed, calls_scheduled
 from caretime.outreach.intake import echo, plan_item, plan_parsed
 from caretime.outreach.models import PENDING, OutreachBatch
 from caretime.outreach.repository import (
@@ -35,6 +37,11 @@ from caretime.policy import CapacityLedger, Outcome, PlanItem, Planner, Rejected
 from caretime.tenancy.policy import CallingPolicy
 
 PLACE_CALL = "outreach.place_call"
+# Items one batch may hold: a larger one is refused whole, before anything is planned.
+MAX_BATCH_ITEMS = 100_000
+# Batches larger than this are planned in a worker thread, so the event loop keeps
+# answering other requests (/health among them) while a big batch is planned.
+PLAN_INLINE_ITEMS = 1_000
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,7 @@ async def schedule_batch(
     *,
     now: datetime,
 ) -> BatchResult:
+    _check_size(request)
     calling = effective_policy(calling, request.options)
     batches = BatchRepository(session, tenant_id)
     batch_id = None if request.dry_run else new_id("bat")
@@ -108,9 +116,11 @@ async def schedule_batch(
         replay = await _claim(batches, batch_id, calling, request, now)
         if replay is not None:
             return replay
-    items = [plan_item(raw) for raw in request.items]
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
-    outcomes = plan_parsed(Planner(calling, now=now, ledger=ledger), items)
+    if len(request.items) > PLAN_INLINE_ITEMS:
+        items, outcomes = await asyncio.to_thread(_plan, request.items, calling, ledger, now)
+    else:
+        items, outcomes = _plan(request.items, calling, ledger, now)
     if batch_id is None:
         return BatchResult(None, _response_items(request.items, outcomes, []))
     call_ids = [new_id("call") if isinstance(o, Scheduled) else None for o in outcomes]
@@ -122,7 +132,28 @@ async def schedule_batch(
     await write_calls(session, tenant_id, calling, new_calls, batch_id=batch_id, now=now)
     result = _response_items(request.items, outcomes, call_ids)
     await batches.finish(batch_id, _summary(request, outcomes, result))
-    return BatchResult(await batches.get(batch_id), result)
+    batch = await batches.get(batch_id)
+    if batch is not None and not new_calls:  # nothing to wait for: complete from the start
+        await batch_completed(session, batch, now=now)
+    return BatchResult(batch, result)
+
+
+def _check_size(request: BatchRequest) -> None:
+    if len(request.items) > MAX_BATCH_ITEMS:
+        raise BatchTooLarge(
+            f"a batch may hold at most {MAX_BATCH_ITEMS} items; this one has "
+            f"{len(request.items)}: send it in parts",
+            limit=MAX_BATCH_ITEMS,
+            errors=[{"loc": ["body"], "msg": f"at most {MAX_BATCH_ITEMS} items"}],
+        )
+
+
+def _plan(
+    raw_items: Sequence[Any], calling: CallingPolicy, ledger: CapacityLedger, now: datetime
+) -> tuple[list[PlanItem | str], list[Outcome]]:
+    """Parse and plan every item: pure CPU work, safe to run in a worker thread."""
+    items = [plan_item(raw) for raw in raw_items]
+    return items, plan_parsed(Planner(calling, now=now, ledger=ledger), items)
 
 
 async def _claim(
@@ -208,6 +239,14 @@ async def write_calls(
     await enqueue_many(
         session, [place_call_job(tenant_id, call.id, 1, call.planned.at) for call in new_calls]
     )
+    scheduled = [_scheduled_data(call, calling, batch_id) for call in new_calls]
+    await calls_scheduled(session, tenant_id, [c.id for c in new_calls], scheduled, now=now)
+
+
+def _scheduled_data(call: NewCall, calling: CallingPolicy, batch_id: str | None) -> dict[str, Any]:
+    return {"id": call.id, "batch_id": batch_id, "status": PENDING,
+            "scheduled": _instant_z(call.planned.at), "tz": call.planned.tz, "attempts": 0,
+            "max_attempts": calling.max_attempts, "outcome": None}  # fmt: skip
 
 
 def _new_call_values(calling: CallingPolicy, batch_id: str | None, now: datetime) -> dict[str, Any]:
