@@ -6,7 +6,7 @@ triggers that refuse an overlapping insert or update (SQLite runs one writer at 
 the trigger's check and the write are one atomic step).
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0010
 """
 
 from collections.abc import Sequence
@@ -17,7 +17,7 @@ from alembic import op
 from caretime.db import JSONDocument, UTCDateTime
 
 revision: str = "0016"
-down_revision: str | None = "0014"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -155,7 +155,7 @@ def test_a_number_twice_in_a_batch_is_called_once() -> None:
     items = [PlanItem("A", "212-555-0100"), PlanItem("B", "+1 (212) 555-0100")]
     outcomes = Planner(CallingPolicy(), now=NOW).plan(items)
     assert outcomes[1] == Rejected(
-        "duplicate", "the same number is already in this batch at index 0"
+        "duplicate", "the same number is already in this batch at item 0", same_as=0
     )
 
 

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.booking import lifecycle, texts, visit_types
 from caretime.booking.availability import effective_windows
 from caretime.booking.errors import (
-    IdempotencyKeyReused,
     OffGrid,
     OutsideAvailability,
+    ReservationKeyReused,
     ReservationNotFound,
     SlotTaken,
     TooLittleNotice,
@@ -188,7 +188,7 @@ def _same_request(existing: Appointment, request: ReservationRequest) -> Appoint
         existing.visit_type_id,
     ) == (request.provider_id, request.slot_start, request.client_id, request.visit_type)
     if not same:
-        raise IdempotencyKeyReused(
+        raise ReservationKeyReused(
             "this Idempotency-Key was already used for another reservation", id=existing.id
         )
     return existing

@@ -4,7 +4,8 @@ parses, calls one service function, and renders."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Header, Query, status
 from pydantic import AwareDatetime
@@ -19,10 +20,28 @@ from caretime.booking import (
     slots,
     transitions,
 )
-from caretime.booking.errors import RangeTooLong
+from caretime.booking.bounds import Bound, bound_instant
+from caretime.booking.errors import (
+    AppointmentsInTheWay,
+    DayFull,
+    InvalidTransition,
+    InvalidWindows,
+    OffGrid,
+    OutsideAvailability,
+    ProviderExists,
+    ProviderNotFound,
+    RangeTooLong,
+    ReservationKeyReused,
+    ReservationNotFound,
+    SlotTaken,
+    TemplateNotFound,
+    TooLittleNotice,
+    VisitTypeNotFound,
+)
 from caretime.booking.models import Appointment
 from caretime.booking.schemas import (
     AppointmentPage,
+    AvailabilityBody,
     AvailabilityChangeOut,
     AvailabilityOut,
     FhirStatus,
@@ -37,16 +56,20 @@ from caretime.booking.schemas import (
     SlotOut,
     SlotPage,
     TemplateOut,
-    WindowIn,
     WindowOut,
 )
 from caretime.booking.service import minute_text, template_fields
+from caretime.booking.validation import read_windows
 from caretime.booking.visit_type_router import router as visit_type_router
 from caretime.booking.waitlist_router import router as waitlist_router
 from caretime.deps import ClockDep, SessionDep
+from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
+from caretime.openapi import json_body, problems
+from caretime.storable import PathText, QueryText, Storable
 from caretime.tenancy.auth import PolicyDep, TenantDep
+from caretime.tenancy.policy import BookingPolicy
 
 router = APIRouter(tags=["booking"])
 router.include_router(visit_type_router)
@@ -56,42 +79,61 @@ Force = Annotated[bool, Query(description="cancel confirmed appointments in remo
 MAX_AVAILABILITY_DAYS = 366
 
 
-@router.post("/providers", status_code=status.HTTP_201_CREATED)
+@router.post("/providers", responses=problems(ProviderExists), status_code=status.HTTP_201_CREATED)
 async def create_provider(
     body: ProviderIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ProviderOut:
+    """Create a provider (a clinician or a room) with the IANA zone its availability is
+    written in. `id` is optional and opaque; an id already used is a 409."""
     provider = await service.create_provider(session, tenant.id, body, now=clock.now())
     return ProviderOut.model_validate(provider)
 
 
 @router.get("/providers")
 async def list_providers(
-    tenant: TenantDep, session: SessionDep, limit: Limit = 100, cursor: str | None = None
+    tenant: TenantDep, session: SessionDep, limit: Limit = 100, cursor: QueryText = None
 ) -> ProviderPage:
+    """The tenant's providers, oldest first, a page at a time (`cursor` from `next_cursor`)."""
     rows, next_cursor = await service.list_providers(session, tenant.id, limit=limit, after=cursor)
     return ProviderPage(
         items=[ProviderOut.model_validate(p) for p in rows], next_cursor=next_cursor
     )
 
 
-@router.get("/providers/{provider_id}")
-async def get_provider(provider_id: str, tenant: TenantDep, session: SessionDep) -> ProviderOut:
+@router.get("/providers/{provider_id}", responses=problems(ProviderNotFound))
+async def get_provider(
+    provider_id: PathText, tenant: TenantDep, session: SessionDep
+) -> ProviderOut:
+    """One provider by id."""
     return ProviderOut.model_validate(
         await service.require_provider(session, tenant.id, provider_id)
     )
 
 
-@router.post("/providers/{provider_id}/availability")
+# Read item by item in the handler (see read_windows), documented here as what it accepts.
+AVAILABILITY_BODY = json_body(AvailabilityBody, "AvailabilityIn")
+
+
+@router.post(
+    "/providers/{provider_id}/availability",
+    responses=problems(ProviderNotFound, InvalidWindows, AppointmentsInTheWay),
+    openapi_extra={"requestBody": AVAILABILITY_BODY},
+)
 async def add_availability(
-    provider_id: str,
+    provider_id: PathText,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    body: Annotated[WindowIn | list[WindowIn], Body()],
+    body: Annotated[Any, Body(include_in_schema=False)],
     force: Force = False,
 ) -> AvailabilityChangeOut:
-    items = body if isinstance(body, list) else [body]
+    """Publish availability in the provider's local time: one window or a list, each a dated
+    window (`date`, `start`, `end`, or `action: remove` for time off) or a weekly template
+    (`weekdays`, `start`, `end`, `from`, `until`). Windows must lie on the slot grid. Every
+    problem of every item is reported at once; nothing is applied unless all are valid. Time
+    removed from under confirmed appointments needs `force=true` (else 409)."""
+    items = read_windows(body, policy.booking.slot_minutes)
     change = await service.change_availability(
         session, tenant.id, policy.booking, provider_id, items, force=force, now=clock.now()
     )
@@ -102,14 +144,18 @@ async def add_availability(
     )
 
 
-@router.get("/providers/{provider_id}/availability")
+@router.get(
+    "/providers/{provider_id}/availability", responses=problems(ProviderNotFound, RangeTooLong)
+)
 async def get_availability(
-    provider_id: str,
+    provider_id: PathText,
     tenant: TenantDep,
     session: SessionDep,
     start: Annotated[date, Query(description="first local date")],
     end: Annotated[date, Query(description="last local date (inclusive)")],
 ) -> AvailabilityOut:
+    """The provider's effective windows for local dates `start`..`end` (inclusive, at most
+    366 days), in local time and in UTC, and its weekly templates."""
     if (end - start).days >= MAX_AVAILABILITY_DAYS or end < start:
         raise RangeTooLong(f"give 1 to {MAX_AVAILABILITY_DAYS} days, end not before start")
     provider = await service.require_provider(session, tenant.id, provider_id)
@@ -132,15 +178,20 @@ async def get_availability(
     )
 
 
-@router.delete("/providers/{provider_id}/availability/templates/{template_id}")
+@router.delete(
+    "/providers/{provider_id}/availability/templates/{template_id}",
+    responses=problems(ProviderNotFound, TemplateNotFound, AppointmentsInTheWay),
+)
 async def delete_template(
-    provider_id: str,
-    template_id: str,
+    provider_id: PathText,
+    template_id: PathText,
     tenant: TenantDep,
     session: SessionDep,
     clock: ClockDep,
     force: Force = False,
 ) -> AvailabilityChangeOut:
+    """Delete a weekly template. Held appointments in the time it gave are cancelled;
+    confirmed ones need `force=true` (else 409)."""
     cancelled = await service.delete_template(
         session, tenant.id, provider_id, template_id, force=force, now=clock.now()
     )
@@ -151,36 +202,81 @@ async def delete_template(
     )
 
 
-@router.get("/slots")
+DayOrInstant = AwareDatetime | date
+
+
+def a_week_from(start: Bound) -> Bound:
+    # A date-only end includes its day: seven local days are start to start + 6.
+    return start + timedelta(days=7 if isinstance(start, datetime) else 6)
+
+
+@router.get(
+    "/slots", responses=problems(ProviderNotFound, VisitTypeNotFound, RangeTooLong, InvalidInput)
+)
 async def get_slots(
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    start: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="default: start + 7 days")] = None,
-    provider_id: Annotated[list[str] | None, Query()] = None,
-    visit_type: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    start: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: from the provider's local midnight. Default: now"
+        ),
+    ] = None,
+    end: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: to the end of that local day (included). "
+            "Default: start + 7 days"
+        ),
+    ] = None,
+    provider_id: Annotated[list[Annotated[str, Storable]] | None, Query()] = None,
+    visit_type: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="Slots as long as this visit type (and its buffers free), only at "
+            "providers that offer it",
+            examples=["new-patient"],
+        ),
+        Storable,
+    ] = None,
     limit: Limit = 500,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> SlotPage:
+    """Free slots (availability minus active appointments, minus the minimum notice), in
+    UTC, ordered by start then provider. `start`/`end` are instants, or dates meaning each
+    provider's local days. At most 31 days per search."""
     start = start or clock.now()
     found, position = await slots.find_slots(
         session,
         tenant.id,
         policy.booking,
-        slots.SlotQuery(provider_id, start, end or start + timedelta(days=7), visit_type),
+        slots.SlotQuery(provider_id, start, end or a_week_from(start), visit_type),
         now=clock.now(),
         limit=limit,
         after=cursors.decode(cursor),
     )
-    return SlotPage(
-        slots=[SlotOut(provider_id=s.provider_id, start=s.start, end=s.end) for s in found],
-        next_cursor=cursors.encode(position),
-    )
+    items = [SlotOut(provider_id=s.provider_id, start=s.start, end=s.end) for s in found]
+    return SlotPage(items=items, slots=items, next_cursor=cursors.encode(position))  # fmt: skip
 
 
-@router.post("/reservations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/reservations",
+    responses=problems(
+        ProviderNotFound,
+        VisitTypeNotFound,
+        SlotTaken,
+        DayFull,
+        TooLittleNotice,
+        OffGrid,
+        OutsideAvailability,
+        ReservationKeyReused,
+    ),
+    status_code=status.HTTP_201_CREATED,
+)
 async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
@@ -189,6 +285,10 @@ async def reserve(
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReservationOut:
+    """Hold a free slot for a client: 201 with `status: held` and `expires_at` (the policy's
+    hold length). The slot is taken for everyone else until the hold is confirmed, cancelled
+    or expires. Send an `Idempotency-Key` to retry safely: the same key with the same body
+    returns the first hold; with another body it is a 422."""
     request = reservations.ReservationRequest(
         body.provider_id,
         body.slot_start,
@@ -203,44 +303,72 @@ async def reserve(
     return render(appointment, now)
 
 
-@router.get("/reservations/{reservation_id}")
+@router.get("/reservations/{reservation_id}", responses=problems(ReservationNotFound))
 async def get_reservation(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """One reservation (appointment) by id, with its FHIR statuses."""
     return render(await reservations.get(session, tenant.id, reservation_id), clock.now())
 
 
-@router.get("/reservations/{reservation_id}/history")
+@router.get("/reservations/{reservation_id}/history", responses=problems(ReservationNotFound))
 async def get_history(
-    reservation_id: str, tenant: TenantDep, session: SessionDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep
 ) -> list[HistoryEntry]:
+    """The reservation's booking history, oldest first: each status change, move, reminder
+    and outcome, with who made it (staff, the patient by SMS, or the system)."""
     events = await history.history(session, tenant.id, reservation_id)
     return [HistoryEntry.model_validate(event) for event in events]
 
 
-@router.post("/reservations/{reservation_id}/confirm")
+@router.post(
+    "/reservations/{reservation_id}/confirm",
+    responses=problems(ReservationNotFound, InvalidTransition),
+)
 async def confirm(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """Confirm a held reservation before its hold expires. An expired, cancelled or denied
+    one cannot be confirmed (409)."""
     return await _move(session, tenant.id, reservation_id, "confirmed", clock.now())
 
 
-@router.post("/reservations/{reservation_id}/cancel")
+@router.post(
+    "/reservations/{reservation_id}/cancel",
+    responses=problems(ReservationNotFound, InvalidTransition),
+)
 async def cancel(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """Cancel a held or confirmed reservation; the slot becomes free again."""
     return await _move(session, tenant.id, reservation_id, "cancelled", clock.now())
 
 
-@router.post("/reservations/{reservation_id}/reschedule")
+@router.post(
+    "/reservations/{reservation_id}/reschedule",
+    responses=problems(
+        ReservationNotFound,
+        ProviderNotFound,
+        VisitTypeNotFound,
+        InvalidTransition,
+        SlotTaken,
+        DayFull,
+        TooLittleNotice,
+        OffGrid,
+        OutsideAvailability,
+    ),
+)
 async def reschedule_reservation(
-    reservation_id: str,
+    reservation_id: PathText,
     body: RescheduleIn,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
 ) -> ReservationOut:
+    """Move a held or confirmed reservation to another free slot (of the same provider unless
+    `provider_id` says otherwise) in one step: the old time is freed only if the new one is
+    taken, so a failed move (409 taken, 422 not bookable) leaves the reservation as it was."""
     now = clock.now()
     move = reschedule.Move(body.slot_start, body.provider_id)
     appointment = await reschedule.reschedule(
@@ -249,41 +377,74 @@ async def reschedule_reservation(
     return render(appointment, now)
 
 
-@router.patch("/reservations/{reservation_id}")
+@router.patch(
+    "/reservations/{reservation_id}", responses=problems(ReservationNotFound, InvalidTransition)
+)
 async def patch_reservation(
-    reservation_id: str,
+    reservation_id: PathText,
     body: ReservationPatch,
     tenant: TenantDep,
     session: SessionDep,
     clock: ClockDep,
 ) -> ReservationOut:
+    """Set a reservation's status: `confirmed`, `cancelled`, `denied`, `held`, `expired`, and
+    after the visit `arrived`, `fulfilled` or `no_show` (AWS and FHIR spellings such as
+    PENDING, BOOKED or noshow are read in any case). A transition the current status does
+    not allow is a 409."""
     now = clock.now()
     moved = await transitions.set_status(session, tenant.id, reservation_id, body.status, now=now)
     return render(moved, now)
 
 
-@router.get("/appointments")
+@router.get("/appointments", responses=problems(ProviderNotFound))
 async def list_appointments(
     tenant: TenantDep,
+    policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    provider_id: str | None = None,
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
-    status: Annotated[
-        str | None,
+    provider_id: QueryText = None,
+    start: Annotated[
+        DayOrInstant | None,
         Query(
-            pattern="^(held|confirmed|expired|denied|cancelled|arrived|fulfilled|no_show|active)$"
+            description="An instant, or a date: from local midnight (the provider's zone "
+            "with provider_id, else booking.default_tz)"
         ),
     ] = None,
+    end: Annotated[
+        DayOrInstant | None,
+        Query(description="An instant, or a date: to the end of that local day (included)"),
+    ] = None,
+    status: Annotated[
+        Literal[
+            "held",
+            "confirmed",
+            "expired",
+            "denied",
+            "cancelled",
+            "arrived",
+            "fulfilled",
+            "no_show",
+            "active",
+        ]
+        | None,
+        Query(description="`active`: held or confirmed"),
+    ] = None,
     limit: Limit = 100,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> AppointmentPage:
+    """Appointments ordered by slot start, filtered by provider, time range (instants, or
+    dates meaning local days) and status (`active` = held or confirmed)."""
     now = clock.now()
+    zone = await _zone_for_days(session, tenant.id, provider_id, policy.booking, start, end)
     rows, position = await reservations.list_appointments(
         session,
         tenant.id,
-        reservations.AppointmentFilter(provider_id, start, end, status),
+        reservations.AppointmentFilter(
+            provider_id,
+            None if start is None else bound_instant(start, zone, end=False),
+            None if end is None else bound_instant(end, zone, end=True),
+            status,
+        ),
         now=now,
         limit=limit,
         after=cursors.decode(cursor),
@@ -319,7 +480,24 @@ def render(appointment: Appointment, now: datetime) -> ReservationOut:
     )
 
 
-@router.get("/reservations/{reservation_id}/events", tags=["events"])
+async def _zone_for_days(
+    session: SessionDep,
+    tenant_id: str,
+    provider_id: str | None,
+    policy: BookingPolicy,
+    *bounds: Bound | None,
+) -> ZoneInfo:
+    """The zone whose local days date-only bounds mean: the provider's, else the tenant's."""
+    if provider_id is None or not any(type(b) is date for b in bounds):
+        return ZoneInfo(policy.default_tz)
+    return ZoneInfo((await service.require_provider(session, tenant_id, provider_id)).tz)
+
+
+@router.get(
+    "/reservations/{reservation_id}/events",
+    tags=["events"],
+    responses=problems(ReservationNotFound),
+)
 async def reservation_events(
     reservation_id: str,
     tenant: TenantDep,

@@ -2,31 +2,58 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
-from caretime.policy.phones import dialable_e164
+from caretime.policy.phones import PhoneText, dialable_e164
+from caretime.storable import Storable
 from caretime.tenancy.policy import IanaZone, Weekday
+
+_WALL_TIME = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+def _wall_time(value: str) -> str:
+    if not _WALL_TIME.match(value):
+        raise ValueError("expected a local time as HH:MM, from 00:00 to 24:00, e.g. 08:00")
+    return value
+
 
 WallTime = Annotated[
     str,
-    Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", examples=["08:00"]),
+    AfterValidator(_wall_time),
+    WithJsonSchema({"type": "string", "pattern": _WALL_TIME.pattern, "examples": ["08:00"]}),
 ]
-OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
+OpaqueId = Annotated[str, Field(min_length=1, max_length=128), Storable]
 
 
-Phone = Annotated[str, Field(max_length=40), AfterValidator(dialable_e164)]
+Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)]
 
 
 MaxPerDay = Annotated[int | None, Field(ge=1, le=1000, description="active visits per local day")]
 
 
 class ProviderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"id": "dr-jekyll", "name": "Dr. Jekyll", "tz": "America/New_York"}]
+        },
+    )
     id: OpaqueId | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), Storable]
     tz: IanaZone = Field(examples=["America/New_York"])
     max_per_day: MaxPerDay = None
 
@@ -34,7 +61,7 @@ class ProviderIn(BaseModel):
 class ProviderPatch(BaseModel):
     """Limits only: a provider's zone cannot change (its windows are stored in local time)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"max_per_day": 8}]})
     max_per_day: MaxPerDay
 
 
@@ -51,9 +78,16 @@ BufferMinutes = Annotated[int, Field(ge=0, le=60, description="minutes")]
 
 
 class VisitTypeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"id": "new-patient", "name": "New patient", "minutes": 45, "buffer_after": 15}
+            ]
+        },
+    )
     id: OpaqueId
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), Storable]
     minutes: Literal[15, 30, 45, 60]
     buffer_before: BufferMinutes = 0
     buffer_after: BufferMinutes = 0
@@ -77,7 +111,10 @@ class ProviderPage(BaseModel):
 class DatedWindowIn(BaseModel):
     """Time on one local date. `action: remove` takes time away (a day off without start/end)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"date": "2026-08-13", "start": "08:00", "end": "15:00"}]},
+    )
     date: date
     start: WallTime | None = None
     end: WallTime | None = None
@@ -87,7 +124,15 @@ class DatedWindowIn(BaseModel):
 class WeeklyTemplateIn(BaseModel):
     """The same local window on some weekdays, from a date, until a date (inclusive) or on."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"weekdays": ["mon", "wed"], "start": "09:00", "end": "12:00", "from": "2026-08-03"}
+            ]
+        },
+    )
     weekdays: list[Weekday] = Field(min_length=1)
     start: WallTime
     end: WallTime
@@ -95,7 +140,30 @@ class WeeklyTemplateIn(BaseModel):
     valid_until: date | None = Field(default=None, alias="until")
 
 
-WindowIn = WeeklyTemplateIn | DatedWindowIn
+def _window_form(value: Any) -> str | None:
+    """Which form an availability item takes: the one with `weekdays` is a weekly template."""
+    if isinstance(value, dict):
+        return "[weekly]" if "weekdays" in value else "[dated]"
+    if isinstance(value, WeeklyTemplateIn | DatedWindowIn):
+        return "[weekly]" if isinstance(value, WeeklyTemplateIn) else "[dated]"
+    return None
+
+
+# Tagged by shape (tags in brackets are left out of error locations), so a bad item reports
+# the errors of the form it was meant to be, not of every form it is not.
+WindowIn = Annotated[
+    Annotated[WeeklyTemplateIn, Tag("[weekly]")] | Annotated[DatedWindowIn, Tag("[dated]")],
+    Discriminator(
+        _window_form,
+        custom_error_type="availability_shape",
+        custom_error_message="expected an object: {date, start, end} for one date, "
+        "or {weekdays, start, end, from} for a weekly template",
+    ),
+]
+AvailabilityBody = Annotated[
+    Annotated[WindowIn, Tag("[one]")] | Annotated[list[WindowIn], Tag("[list]")],
+    Discriminator(lambda value: "[list]" if isinstance(value, list) else "[one]"),
+]
 
 
 class TemplateOut(BaseModel):
@@ -129,10 +197,21 @@ class FhirStatus(BaseModel):
 
 
 class ReservationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "provider_id": "dr-jekyll",
+                    "slot_start": "2026-08-13T12:00:00Z",
+                    "client_id": "patient-1",
+                }
+            ]
+        },
+    )
     provider_id: OpaqueId
     slot_start: AwareDatetime
-    client_id: str = Field(min_length=1, max_length=200)
+    client_id: Annotated[str, Field(min_length=1, max_length=200), Storable]
     visit_type: OpaqueId | None = None
     confirm_by_sms: bool = False
     # The patient's phone: reminders and notices go to it (and the confirmation question).
@@ -169,7 +248,9 @@ class HistoryEntry(BaseModel):
 
 
 class RescheduleIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"slot_start": "2026-08-14T13:00:00Z"}]}
+    )
     slot_start: AwareDatetime
     provider_id: OpaqueId | None = Field(default=None, description="default: the same provider")
 
@@ -206,7 +287,9 @@ def patch_status(value: Any) -> str:
 
 
 class ReservationPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "confirmed"}]}
+    )
     status: Annotated[
         str,
         AfterValidator(patch_status),
@@ -232,13 +315,29 @@ class SlotOut(BaseModel):
 
 
 class SlotPage(BaseModel):
-    slots: list[SlotOut]
+    items: list[SlotOut]
+    slots: list[SlotOut] = Field(
+        deprecated=True, description="The same as `items`, kept for clients of earlier releases."
+    )
     next_cursor: str | None
 
 
 class WaitlistIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    client_id: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_id": "patient-1",
+                    "phone": "+16175550100",
+                    "provider_id": "dr-jekyll",
+                    "earliest": "2026-08-13T12:00:00Z",
+                    "latest": "2026-08-20T21:00:00Z",
+                }
+            ]
+        },
+    )
+    client_id: Annotated[str, Field(min_length=1, max_length=200), Storable]
     phone: Phone
     provider_id: OpaqueId | None = Field(default=None, description="default: any provider")
     earliest: AwareDatetime

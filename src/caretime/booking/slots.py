@@ -5,7 +5,7 @@ Ordered by (start, provider id) across providers, keyset-paginated."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking import visit_types
 from caretime.booking.availability import effective_windows
+from caretime.booking.bounds import Bound, span_in
 from caretime.booking.errors import ProviderNotFound, RangeTooLong, VisitTypeNotFound
 from caretime.booking.grid import Slot, VisitShape, free_slots
 from caretime.booking.localtime import utc_to_wall
@@ -35,9 +36,11 @@ MARGIN = timedelta(days=1, hours=2)
 
 @dataclass(frozen=True)
 class SlotQuery:
+    """Instants, or dates meaning each provider's local days (the end date included)."""
+
     provider_ids: Sequence[str] | None
-    start: datetime
-    end: datetime
+    start: Bound
+    end: Bound
     visit_type: str | None = None
 
 
@@ -51,26 +54,28 @@ async def find_slots(
     limit: int,
     after: tuple[datetime, str] | None,
 ) -> tuple[list[Slot], tuple[datetime, str] | None]:
-    check_range(query.start, query.end)
+    """Free slots of the query's providers (those offering its visit type, if it names one)."""
     searched = await _searched(session, tenant_id, policy, query)
+    spans = {p.id: span_in(query.start, query.end, ZoneInfo(p.tz)) for p, _ in searched}
+    low, high = _covering(spans.values(), query.start, query.end)
     ids = query.provider_ids
     # Rules are stored per local date; one day either side covers every UTC offset.
-    first, last = query.start.date() - timedelta(days=1), query.end.date() + timedelta(days=1)
+    first, last = low.date() - timedelta(days=1), high.date() + timedelta(days=1)
     rules = await RuleRepository(session, tenant_id).rules(ids, first, last)
     busy = await AppointmentRepository(session, tenant_id).busy(
-        ids, query.start - MARGIN, query.end + MARGIN, now
+        ids, low - MARGIN, high + MARGIN, now
     )
-    earliest = max(query.start, now + policy.min_notice)
     grid = timedelta(minutes=policy.slot_minutes)
     slots: list[Slot] = []
     for provider, shape in searched:
-        zone = ZoneInfo(provider.tz)
-        first_day, last_day = (utc_to_wall(t, zone).date() for t in (query.start, query.end))
+        zone, (begin, finish) = ZoneInfo(provider.tz), spans[provider.id]
+        first_day, last_day = (utc_to_wall(t, zone).date() for t in (begin, finish))
         windows = effective_windows(rules.get(provider.id, []), zone, first_day, last_day)
         taken = busy.get(provider.id, [])
         occupied = [(b.occupied_start, b.occupied_end) for b in taken]
+        earliest = max(begin, now + policy.min_notice)
         found = free_slots(
-            provider.id, windows, occupied, grid=grid, shape=shape, start=earliest, end=query.end
+            provider.id, windows, occupied, grid=grid, shape=shape, start=earliest, end=finish
         )
         slots += _within_day_limit(found, provider, taken)
     slots.sort()
@@ -117,6 +122,16 @@ def _within_day_limit(slots: list[Slot], provider: Provider, taken: Sequence[Bus
     per_day: Counter[date] = Counter(utc_to_wall(b.slot_start, zone).date() for b in taken)
     full = {day for day, count in per_day.items() if count >= provider.max_per_day}
     return [s for s in slots if utc_to_wall(s.start, zone).date() not in full]
+
+
+def _covering(
+    spans: Iterable[tuple[datetime, datetime]], start: Bound, end: Bound
+) -> tuple[datetime, datetime]:
+    """The instants every provider's span lies within (checked as one range)."""
+    listed = list(spans) or [span_in(start, end, ZoneInfo("UTC"))]
+    for begin, finish in listed:
+        check_range(begin, finish)
+    return min(begin for begin, _ in listed), max(finish for _, finish in listed)
 
 
 def check_range(start: datetime, end: datetime) -> None:

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caretime.db import Base
@@ -45,6 +54,12 @@ class Message(TenantOwned, Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime]
+    # Committed just before the provider request: a queued message that has it but no
+    # provider id was in flight when its worker stopped, and may have been sent.
+    handover_started_at: Mapped[datetime | None]
+    # Such a message was sent again (tenant policy messaging.in_doubt = resend) or held as
+    # `unknown` (hold): either way the recipient may have it twice, or may have it once.
+    in_doubt: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 @dataclass(slots=True)
@@ -73,6 +88,8 @@ class MessageRow:
     updated_at: datetime
     sent_at: datetime | None
     status_changed_at: datetime
+    handover_started_at: datetime | None
+    in_doubt: bool
     tenant_id: str
 
 

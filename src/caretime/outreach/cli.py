@@ -15,7 +15,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from caretime.clock import SystemClock, isoformat_z
-from caretime.outreach.intake import csv_items, missing_csv_columns, plan_item, plan_parsed
+from caretime.outreach.intake import (
+    CsvRows,
+    csv_rows,
+    line_labels,
+    missing_csv_columns,
+    plan_item,
+    plan_parsed,
+)
 from caretime.policy import Outcome, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
@@ -51,20 +58,21 @@ def plan(
          "horizon_days": horizon_days, "default_tz": default_tz}
     )  # fmt: skip
     moment = datetime.fromisoformat(now) if now else SystemClock().now()
-    rows = list(csv_items(text))
+    rows = csv_rows(text)
     outcomes = _plan_with_progress(rows, Planner(calling, now=moment))
     if out is not None:
-        _write_schedule(out, rows, outcomes)
+        _write_schedule(out, rows.items, outcomes)
     _print_summary(outcomes)
 
 
-def _plan_with_progress(rows: Sequence[dict[str, str]], planner: Planner) -> list[Outcome]:
+def _plan_with_progress(rows: CsvRows, planner: Planner) -> list[Outcome]:
     outcomes: list[Outcome] = []
+    label = line_labels(rows.lines)
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("planning", total=len(rows))
-        for start in range(0, len(rows), CHUNK):
-            chunk = [plan_item(row) for row in rows[start : start + CHUNK]]
-            outcomes += plan_parsed(planner, chunk, start=start)
+        task = progress.add_task("planning", total=len(rows.items))
+        for start in range(0, len(rows.items), CHUNK):
+            chunk = [plan_item(row) for row in rows.items[start : start + CHUNK]]
+            outcomes += plan_parsed(planner, chunk, start=start, label=label)
             progress.advance(task, len(chunk))
     return outcomes
 

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.ids import new_id
-from caretime.outreach.errors import BatchNotFound, BatchTooLarge, IdempotencyKeyReused
+from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
 from caretime.outreach.events import batch_completed, calls_scheduled
-from caretime.outreach.intake import echo, plan_item, plan_parsed
+from caretime.outreach.intake import echo, item_label, line_labels, plan_item, plan_parsed
 from caretime.outreach.models import PENDING, OutreachBatch
 from caretime.outreach.repository import (
     BatchRepository,
@@ -51,6 +51,11 @@ class BatchRequest:
     source: str = "schedule"
     idempotency_key: str | None = None
     dry_run: bool = False
+    # For a CSV: the line each item starts on, so that rejections name lines, not indexes.
+    lines: Sequence[int] | None = None
+
+    def label(self) -> Callable[[int], str]:
+        return line_labels(self.lines) if self.lines is not None else item_label
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,9 @@ async def schedule_batch(
             return replay
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
     if len(request.items) > PLAN_INLINE_ITEMS:
-        items, outcomes = await asyncio.to_thread(_plan, request.items, calling, ledger, now)
+        items, outcomes = await asyncio.to_thread(_plan, request, calling, ledger, now)
     else:
-        items, outcomes = _plan(request.items, calling, ledger, now)
+        items, outcomes = _plan(request, calling, ledger, now)
     if batch_id is None:
         return BatchResult(None, _response_items(request.items, outcomes, []))
     call_ids = [new_id("call") if isinstance(o, Scheduled) else None for o in outcomes]
@@ -149,11 +154,12 @@ def _check_size(request: BatchRequest) -> None:
 
 
 def _plan(
-    raw_items: Sequence[Any], calling: CallingPolicy, ledger: CapacityLedger, now: datetime
+    request: BatchRequest, calling: CallingPolicy, ledger: CapacityLedger, now: datetime
 ) -> tuple[list[PlanItem | str], list[Outcome]]:
     """Parse and plan every item: pure CPU work, safe to run in a worker thread."""
-    items = [plan_item(raw) for raw in raw_items]
-    return items, plan_parsed(Planner(calling, now=now, ledger=ledger), items)
+    items = [plan_item(raw) for raw in request.items]
+    planner = Planner(calling, now=now, ledger=ledger)
+    return items, plan_parsed(planner, items, label=request.label())
 
 
 async def _claim(
@@ -185,9 +191,7 @@ async def _claim(
     earlier = await batches.by_idempotency_key(request.idempotency_key)
     assert earlier is not None
     if earlier.request_hash != digest:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different batch; use a new key"
-        )
+        raise BatchKeyReused("this Idempotency-Key was used for a different batch; use a new key")
     return BatchResult(earlier, earlier.result or [], replayed=True)
 
 
@@ -306,10 +310,16 @@ def _summary(
         "rejected": len(rejected),
         "rejections": {
             "by_reason": dict(Counter(o.code for _, o in rejected)),
-            "items": [{"index": i, **result[i]} for i, _ in rejected],
+            "items": [{**_position(request, i), **result[i]} for i, _ in rejected],
         },
         "result": result if request.idempotency_key else None,
     }
+
+
+def _position(request: BatchRequest, index: int) -> dict[str, int]:
+    if request.lines is None:
+        return {"index": index}
+    return {"index": index, "line": request.lines[index]}
 
 
 async def get_batch(

@@ -53,6 +53,8 @@ class Rejected(NamedTuple):
     code: str
     error: str
     status: Literal["rejected"] = "rejected"
+    # For a duplicate: the position (in the whole input) of the item it repeats.
+    same_as: int | None = None
 
 
 Outcome = Scheduled | Rejected
@@ -125,15 +127,22 @@ class Planner:
         # Numbers planned by this planner: a number appears once, even across plan() calls.
         self._seen: dict[str, int] = {}
 
-    def plan(self, items: Sequence[PlanItem], *, start: int = 0) -> list[Outcome]:
-        """Plan items in order; `start` is items[0]'s index in the whole input when a large
-        input is planned in chunks by one planner."""
+    def plan(
+        self,
+        items: Sequence[PlanItem],
+        *,
+        start: int = 0,
+        positions: Sequence[int] | None = None,
+    ) -> list[Outcome]:
+        """Plan items in order. A duplicate names the item it repeats by its position in the
+        whole input: `positions[i]` for items[i] when given, else `start + i` (an input
+        planned in chunks by one planner)."""
         with _cyclic_gc_paused():
-            return self._plan(items, start)
+            return self._plan(items, positions or range(start, start + len(items)))
 
-    def _plan(self, items: Sequence[PlanItem], start: int) -> list[Outcome]:
+    def _plan(self, items: Sequence[PlanItem], positions: Sequence[int]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
-        targets = self._resolve_all(items, outcomes, start)
+        targets = self._resolve_all(items, outcomes, positions)
         for target in targets:
             if target.pinned is not None:
                 outcomes[target.position] = self._place_pinned(target)
@@ -158,7 +167,7 @@ class Planner:
     # --- resolving numbers and zones -------------------------------------------------------
 
     def _resolve_all(
-        self, items: Sequence[PlanItem], outcomes: list[Outcome | None], start: int
+        self, items: Sequence[PlanItem], outcomes: list[Outcome | None], positions: Sequence[int]
     ) -> list[_Target]:
         # The hot loop of a big batch: the common case (a plain NANP number with a known
         # zone, no time or zone given) is resolved inline; anything else by _resolve.
@@ -187,12 +196,13 @@ class Planner:
                 target, e164 = resolved, resolved.e164
             first = seen.get(e164)
             if first is None:
-                seen[e164] = start + index
+                seen[e164] = positions[index]
                 targets.append(target)
             else:
                 outcomes[index] = Rejected(
-                    "duplicate", f"the same number is already in this batch at index {first}"
-                )
+                    "duplicate", f"the same number is already in this batch at item {first}",
+                    same_as=first,
+                )  # fmt: skip
         return targets
 
     def _resolve(self, index: int, item: PlanItem) -> _Target | Rejected:
@@ -390,4 +400,5 @@ def _unknown_zone_reason(non_geographic: bool) -> str:
 
 
 def _z(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # To the second: "now" carries microseconds nobody wants to read in an error.
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

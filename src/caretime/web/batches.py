@@ -14,7 +14,7 @@ from caretime.clock import ensure_utc
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.outreach import service
-from caretime.outreach.intake import csv_items, missing_csv_columns
+from caretime.outreach.intake import csv_rows, missing_csv_columns
 from caretime.outreach.schemas import BatchOptions
 from caretime.web import outreach_queries
 from caretime.web.auth import ActorDep, Viewer, ViewerDep
@@ -52,7 +52,7 @@ async def preview(
         csv_text=text,
         options=options,
         idempotency_key=secrets.token_urlsafe(16),
-        **_plan_summary(result.items, now=clock.now()),
+        **_plan_summary(result.items, csv_rows(text).lines, now=clock.now()),
     )
 
 
@@ -100,7 +100,8 @@ async def _schedule(
     missing = missing_csv_columns(text)
     if missing:
         raise InvalidInput(f"the CSV header lacks column(s): {', '.join(sorted(missing))}")
-    request = service.BatchRequest(list(csv_items(text)), options, "csv", key, dry_run)
+    rows = csv_rows(text)
+    request = service.BatchRequest(rows.items, options, "csv", key, dry_run, rows.lines)
     return await service.schedule_batch(
         db, viewer.tenant_id, viewer.policy.calling, request, now=clock.now()
     )
@@ -116,11 +117,16 @@ async def _csv_text(upload: UploadFile) -> str:
         raise InvalidInput("the CSV must be UTF-8 text") from None
 
 
-def _plan_summary(items: list[dict[str, Any]], *, now: datetime) -> dict[str, Any]:
-    """What a dry run planned: counts by status, the rejected rows, and calls per hour."""
+def _plan_summary(
+    items: list[dict[str, Any]], lines: list[int], *, now: datetime
+) -> dict[str, Any]:
+    """What a dry run planned: counts by status, the rejected rows (by CSV line), calls per
+    hour."""
     scheduled = [item for item in items if item["status"] == "scheduled"]
     rejected = [
-        (row, item) for row, item in enumerate(items, start=2) if item["status"] == "rejected"
+        (line, item)
+        for line, item in zip(lines, items, strict=True)
+        if item["status"] == "rejected"
     ]
     times = [(ensure_utc(datetime.fromisoformat(i["scheduled"])), i["tz"], 1) for i in scheduled]
     first = min((at for at, _, _ in times), default=now)
