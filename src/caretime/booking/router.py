@@ -12,9 +12,6 @@ from pydantic import AwareDatetime
 
 from caretime.booking import (
     cursors,
-    history,
-    lifecycle,
-    reschedule,
     reservations,
     service,
     slots,
@@ -38,18 +35,16 @@ from caretime.booking.errors import (
     TooLittleNotice,
     VisitTypeNotFound,
 )
-from caretime.booking.models import Appointment
+from caretime.booking.rendering import render
+from caretime.booking.reservation_router import router as reservation_router
 from caretime.booking.schemas import (
     AppointmentPage,
     AvailabilityBody,
     AvailabilityChangeOut,
     AvailabilityOut,
-    FhirStatus,
-    HistoryEntry,
     ProviderIn,
     ProviderOut,
     ProviderPage,
-    RescheduleIn,
     ReservationIn,
     ReservationOut,
     ReservationPatch,
@@ -72,6 +67,7 @@ from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import BookingPolicy
 
 router = APIRouter(tags=["booking"])
+router.include_router(reservation_router)
 router.include_router(visit_type_router)
 router.include_router(waitlist_router)
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -311,16 +307,6 @@ async def get_reservation(
     return render(await reservations.get(session, tenant.id, reservation_id), clock.now())
 
 
-@router.get("/reservations/{reservation_id}/history", responses=problems(ReservationNotFound))
-async def get_history(
-    reservation_id: PathText, tenant: TenantDep, session: SessionDep
-) -> list[HistoryEntry]:
-    """The reservation's booking history, oldest first: each status change, move, reminder
-    and outcome, with who made it (staff, the patient by SMS, or the system)."""
-    events = await history.history(session, tenant.id, reservation_id)
-    return [HistoryEntry.model_validate(event) for event in events]
-
-
 @router.post(
     "/reservations/{reservation_id}/confirm",
     responses=problems(ReservationNotFound, InvalidTransition),
@@ -342,39 +328,6 @@ async def cancel(
 ) -> ReservationOut:
     """Cancel a held or confirmed reservation; the slot becomes free again."""
     return await _move(session, tenant.id, reservation_id, "cancelled", clock.now())
-
-
-@router.post(
-    "/reservations/{reservation_id}/reschedule",
-    responses=problems(
-        ReservationNotFound,
-        ProviderNotFound,
-        VisitTypeNotFound,
-        InvalidTransition,
-        SlotTaken,
-        DayFull,
-        TooLittleNotice,
-        OffGrid,
-        OutsideAvailability,
-    ),
-)
-async def reschedule_reservation(
-    reservation_id: PathText,
-    body: RescheduleIn,
-    tenant: TenantDep,
-    policy: PolicyDep,
-    session: SessionDep,
-    clock: ClockDep,
-) -> ReservationOut:
-    """Move a held or confirmed reservation to another free slot (of the same provider unless
-    `provider_id` says otherwise) in one step: the old time is freed only if the new one is
-    taken, so a failed move (409 taken, 422 not bookable) leaves the reservation as it was."""
-    now = clock.now()
-    move = reschedule.Move(body.slot_start, body.provider_id)
-    appointment = await reschedule.reschedule(
-        session, tenant.id, policy.booking, reservation_id, move, now=now
-    )
-    return render(appointment, now)
 
 
 @router.patch(
@@ -459,25 +412,6 @@ async def _move(
 ) -> ReservationOut:
     appointment = await transitions.move(session, tenant_id, reservation_id, target, now=now)
     return render(appointment, now)
-
-
-def render(appointment: Appointment, now: datetime) -> ReservationOut:
-    current = lifecycle.effective_status(appointment, now)
-    fhir_appointment, fhir_slot = lifecycle.FHIR[current]
-    return ReservationOut(
-        id=appointment.id,
-        status=current,
-        expires_at=appointment.hold_expires_at if current == "held" else None,
-        provider_id=appointment.provider_id,
-        slot_start=appointment.slot_start,
-        slot_end=appointment.slot_end,
-        visit_type=appointment.visit_type_id,
-        client_id=appointment.client_id,
-        created_at=appointment.created_at,
-        confirmed_at=appointment.confirmed_at,
-        arrived_at=appointment.arrived_at,
-        fhir=FhirStatus(appointment=fhir_appointment, slot=fhir_slot),
-    )
 
 
 async def _zone_for_days(
