@@ -2,6 +2,12 @@
 slots and over 10 contended slots, GET /slots latency (1 provider × 31 days, 500 providers ×
 1 day), beside a bare FastAPI endpoint doing one INSERT on the same server (the ceiling).
 
+Visit types: GET /slots?visit_type= (45 minutes plus a 15-minute buffer, over days already
+holding visits of 15, 30 and 45 minutes) beside the plain 15-minute query in the same run
+(target ≤ 1.5×); and reservations/s with the exclusion constraint (the guarantee since
+migration 0016) beside a twin database that has the old partial unique index instead
+(target ≥ 0.8×), same workload, one after the other.
+
 Creates and drops its own database; serves the app with uvicorn in a subprocess. PostgreSQL
 comes from CARETIME_BENCH_POSTGRES_URL (or CARETIME_TEST_POSTGRES_URL, or localhost).
 Run: `python bench/booking.py`.
@@ -24,12 +30,13 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import aliased
 
 from caretime import migrate
 from caretime.app import create_app
-from caretime.booking.models import Appointment, AvailabilityRule, Provider
+from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
 from caretime.config import Settings
 from caretime.db import create_engine
 from caretime.ids import new_id
@@ -38,12 +45,16 @@ from caretime.tenancy.models import Tenant
 
 KEY = "ct_bench_booking_key"
 CLIENTS = 32
-FREE_SLOTS = 5_000
+# Smaller runs for a loaded machine: BENCH_FREE_SLOTS=1000 BENCH_SLOT_QUERIES=20 ...
+FREE_SLOTS = int(os.environ.get("BENCH_FREE_SLOTS", "5000"))
 CONTENDED_SLOTS = 10
-CONTENDED_ATTEMPTS = 3_000
-CEILING_REQUESTS = 5_000
-SLOT_QUERIES = 100
+CONTENDED_ATTEMPTS = int(os.environ.get("BENCH_CONTENDED_ATTEMPTS", "3000"))
+CEILING_REQUESTS = int(os.environ.get("BENCH_CEILING_REQUESTS", "5000"))
+SLOT_QUERIES = int(os.environ.get("BENCH_SLOT_QUERIES", "100"))
 TARGET_PER_SECOND = 1_500
+SLOTS_RATIO_TARGET = 1.5
+CONSTRAINT_RATIO_TARGET = 0.8
+VISIT_TYPE = "consult"  # 45 minutes, 15-minute buffer after
 DB_CONNECTIONS = int(os.environ.get("BENCH_DB_CONNECTIONS", "16"))
 FIRST_DAY = datetime.now(UTC).date() + timedelta(days=10)
 
@@ -74,8 +85,16 @@ def admin_url() -> str:
     return make_url(raw).set(drivername="postgresql+asyncpg").render_as_string(False)
 
 
+UNIQUE_INDEX_TWIN = (
+    "ALTER TABLE appointments DROP CONSTRAINT ex_appointments_active_overlap",
+    "CREATE UNIQUE INDEX uq_appointments_active_slot ON appointments "
+    "(tenant_id, provider_id, slot_start) WHERE status IN ('held', 'confirmed')",
+)
+
+
 @asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
+async def fresh_database(*, unique_index: bool = False) -> AsyncIterator[str]:
+    """A migrated database; `unique_index`: the twin whose guarantee is the pre-0016 index."""
     name = f"caretime_bench_booking_{uuid.uuid4().hex[:8]}"
     admin = create_engine(admin_url(), isolation_level="AUTOCOMMIT")
     async with admin.connect() as connection:
@@ -88,6 +107,8 @@ async def fresh_database() -> AsyncIterator[str]:
             await connection.execute(
                 text("CREATE TABLE bench_ceiling (id bigserial PRIMARY KEY, at timestamptz)")
             )
+            for statement in UNIQUE_INDEX_TWIN if unique_index else ():
+                await connection.execute(text(statement))
         await engine.dispose()
         yield url
     finally:
@@ -105,7 +126,8 @@ def server(database_url: str) -> Iterator[str]:
     env.update(CARETIME_LOG_LEVEL="WARNING", CARETIME_WORKERS="1")
     command = [sys.executable, "-m", "uvicorn", "booking:bench_app", "--factory"]
     command += ["--app-dir", str(Path(__file__).parent), "--port", str(port)]
-    command += ["--no-access-log", "--log-level", "warning"]
+    # Idle keep-alive connections outlive a busy moment of a loaded machine.
+    command += ["--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "120"]
     process = subprocess.Popen(command, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -117,7 +139,7 @@ def server(database_url: str) -> Iterator[str]:
 
 
 def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # a loaded machine starts slowly
     while time.monotonic() < deadline and process.poll() is None:
         try:
             if httpx.get(f"{base}/health", timeout=1).status_code == 200:
@@ -156,7 +178,55 @@ async def seed(database_url: str) -> None:
         ]
         rules += [rule(tenant_id, f"p{n:03d}", FIRST_DAY, 480, 1020, now) for n in range(500)]
         await connection.execute(insert(AvailabilityRule), rules)
+        searched = ["month"] + [f"p{n:03d}" for n in range(500)]
+        await connection.execute(
+            insert(VisitType), [visit_type(tenant_id, p, now) for p in searched]
+        )
+        await connection.execute(insert(Appointment), mixed_visits(tenant_id, now))
     await engine.dispose()
+
+
+def visit_type(tenant_id: str, provider_id: str, now: datetime) -> dict[str, object]:
+    return {
+        "tenant_id": tenant_id,
+        "provider_id": provider_id,
+        "id": VISIT_TYPE,
+        "name": "Consultation",
+        "minutes": 45,
+        "buffer_before": 0,
+        "buffer_after": 15,
+        "created_at": now,
+    }
+
+
+def mixed_visits(tenant_id: str, now: datetime) -> list[dict[str, object]]:
+    """Confirmed visits of 15, 30 and 45 minutes at 09:00, 11:00 and 14:00 on every searched
+    day, so both slot searches subtract real busy time."""
+    rows = []
+    days = [("month", FIRST_DAY + timedelta(days=d)) for d in range(31)]
+    days += [(f"p{n:03d}", FIRST_DAY) for n in range(500)]
+    for provider_id, day in days:
+        for hour, minutes in ((9, 15), (11, 30), (14, 45)):
+            start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
+            end = start + timedelta(minutes=minutes)
+            rows.append(
+                {
+                    "tenant_id": tenant_id,
+                    "id": new_id("apt"),
+                    "provider_id": provider_id,
+                    "client_id": "seed",
+                    "slot_start": start,
+                    "slot_end": end,
+                    "occupied_start": start,
+                    "occupied_end": end,
+                    "status": "confirmed",
+                    "hold_expires_at": now,
+                    "created_at": now,
+                    "updated_at": now,
+                    "confirmed_at": now,
+                }
+            )
+    return rows
 
 
 def rule(
@@ -262,7 +332,14 @@ async def measure(base: str) -> dict[str, float]:
             "end": (start + timedelta(days=1)).isoformat(),
             "limit": 1000,
         }
-        for name, params in (("slots_month", month), ("slots_500", day)):
+        typed = {"visit_type": VISIT_TYPE}
+        searches = (
+            ("slots_month", month),
+            ("slots_500", day),
+            ("typed_month", {**month, **typed}),
+            ("typed_500", {**day, **typed}),
+        )
+        for name, params in searches:
             _, statuses, latencies = await closed_loop(
                 [lambda p=params: http.get("/slots", params=p)] * SLOT_QUERIES, 1
             )
@@ -272,18 +349,49 @@ async def measure(base: str) -> dict[str, float]:
     return results
 
 
+async def measure_free_reservations(base: str) -> float:
+    """Reservations/s over 5,000 free 15-minute slots (the twin comparison's workload)."""
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=CLIENTS)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=120
+    ) as http:
+        await http.get("/tenants/me")
+        free = [
+            (f"bulk-{n:02d}", s)
+            for n in range(27)
+            for d in range(2)
+            for s in slot_instants(FIRST_DAY + timedelta(days=d), 96)
+        ]
+        work = [reservation(http, p, s, n) for n, (p, s) in enumerate(free[:FREE_SLOTS])]
+        seconds, statuses, _ = await closed_loop(work, CLIENTS)
+        assert statuses == {201: FREE_SLOTS}, statuses
+    return FREE_SLOTS / seconds
+
+
 async def double_bookings(database_url: str) -> int:
+    """Pairs of active visits of one provider whose occupied spans overlap."""
     engine = create_engine(database_url)
+    other = aliased(Appointment)
+    active = ("held", "confirmed", "arrived")
     async with engine.connect() as connection:
-        doubled = (
-            select(Appointment.provider_id, Appointment.slot_start)
-            .where(Appointment.status.in_(("held", "confirmed")))
-            .group_by(Appointment.provider_id, Appointment.slot_start)
-            .having(func.count() > 1)
+        count = await connection.scalar(
+            select(func.count())
+            .select_from(Appointment)
+            .join(
+                other,
+                and_(
+                    other.provider_id == Appointment.provider_id,
+                    other.id < Appointment.id,
+                    other.status.in_(active),
+                    other.occupied_start < Appointment.occupied_end,
+                    other.occupied_end > Appointment.occupied_start,
+                ),
+            )
+            .where(Appointment.status.in_(active))
         )
-        count = len((await connection.execute(doubled)).all())
     await engine.dispose()
-    return count
+    return count or 0
 
 
 def report(results: dict[str, float], doubled: int) -> None:
@@ -302,10 +410,25 @@ def report(results: dict[str, float], doubled: int) -> None:
     for key, label in (
         ("slots_month", "GET /slots 1 provider × 31 days"),
         ("slots_500", "GET /slots 500 providers × 1 day"),
+        ("typed_month", "  ?visit_type=, 1 provider × 31 days"),
+        ("typed_500", "  ?visit_type=, 500 providers × 1 day"),
     ):
         p50, p99 = results[f"{key}_p50_ms"], results[f"{key}_p99_ms"]
         print(f"{label:<46} p50 {p50:.1f} ms  p99 {p99:.1f} ms")
-    print(f"double bookings: {doubled}")
+    for plain, typed in (("slots_month", "typed_month"), ("slots_500", "typed_500")):
+        ratio = results[f"{typed}_p99_ms"] / results[f"{plain}_p99_ms"]
+        verdict = "✔" if ratio <= SLOTS_RATIO_TARGET else "✘"
+        target = f"(target ≤ {SLOTS_RATIO_TARGET}×) {verdict}"
+        print(f"  {typed} p99 / 15-minute p99 = {ratio:.2f}× {target}")
+    exclusion, unique = results["free_per_s"], results["twin_free_per_s"]
+    ratio = exclusion / unique
+    verdict = "✔" if ratio >= CONSTRAINT_RATIO_TARGET else "✘"
+    print(f"{'reserve, free slots, unique-index twin':<46} {unique:8.0f} req/s")
+    print(
+        f"  exclusion constraint / unique index = {ratio:.2f}× "
+        f"(target ≥ {CONSTRAINT_RATIO_TARGET}×) {verdict}"
+    )
+    print(f"double bookings (overlapping active visits): {doubled}")
 
 
 async def main() -> None:
@@ -314,6 +437,10 @@ async def main() -> None:
             await seed(url)
             results = await measure(base)
         doubled = await double_bookings(url)
+    async with fresh_database(unique_index=True) as twin:
+        with server(twin) as base:
+            await seed(twin)
+            results["twin_free_per_s"] = await measure_free_reservations(base)
     report(results, doubled)
     if doubled:
         raise SystemExit("double booking found")

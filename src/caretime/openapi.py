@@ -27,6 +27,8 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "provider_id": "dr-jekyll",
     "reservation_id": "apt_01a2b3c4d5e6f708192a3b4c5d6e7f80",
     "template_id": "tpl_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+    "visit_type_id": "new-patient",
+    "entry_id": "wl_01a2b3c4d5e6f708192a3b4c5d6e7f80",
     "call_id": "call_01a2b3c4d5e6f708192a3b4c5d6e7f80",
     "batch_id": "bat_01a2b3c4d5e6f708192a3b4c5d6e7f80",
     "shift_id": "shift-1042",

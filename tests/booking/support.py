@@ -39,24 +39,53 @@ async def make_reservation(
     client_id: str = "patient-1",
     expect: int = 201,
     idempotency_key: str | None = None,
+    visit_type: str | None = None,
 ) -> dict[str, Any]:
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-    response = await client.post(
-        "/reservations",
-        json={"provider_id": provider_id, "slot_start": slot_start, "client_id": client_id},
-        headers=headers,
-    )
+    body = {"provider_id": provider_id, "slot_start": slot_start, "client_id": client_id}
+    if visit_type is not None:
+        body["visit_type"] = visit_type
+    response = await client.post("/reservations", json=body, headers=headers)
     assert response.status_code == expect, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
+async def make_visit_type(
+    client: httpx.AsyncClient,
+    *,
+    id: str,
+    minutes: int,
+    provider_id: str = "dr-jekyll",
+    before: int = 0,
+    after: int = 0,
+) -> dict[str, Any]:
+    body = {
+        "id": id,
+        "name": id,
+        "minutes": minutes,
+        "buffer_before": before,
+        "buffer_after": after,
+    }
+    response = await client.post(f"/providers/{provider_id}/visit-types", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
 async def slot_starts(
-    client: httpx.AsyncClient, *, start: str, end: str, provider_id: str | None = "dr-jekyll"
+    client: httpx.AsyncClient,
+    *,
+    start: str,
+    end: str,
+    provider_id: str | None = "dr-jekyll",
+    visit_type: str | None = None,
 ) -> list[str]:
     params: dict[str, Any] = {"start": start, "end": end, "limit": 1000}
     if provider_id is not None:
         params["provider_id"] = provider_id
+    if visit_type is not None:
+        params["visit_type"] = visit_type
     response = await client.get("/slots", params=params)
     assert response.status_code == 200, response.text
     return [slot["start"] for slot in response.json()["slots"]]

@@ -219,7 +219,9 @@ async def test_confirmed_appointments_can_be_cancelled_not_denied(
     assert (await client.post(f"{url}/cancel")).json()["status"] == "cancelled"
     assert (await client.post(f"{url}/cancel")).status_code == 200  # a retried cancel
     assert SLOT in await slot_starts(client, **DAY)
-    assert (await client.patch(url, json={"status": "held"})).status_code == 422
+    back = await client.patch(url, json={"status": "held"})  # PENDING: nothing goes back
+    assert (back.status_code, back.json()["reservation_status"]) == (409, "cancelled")
+    assert (await client.patch(url, json={"status": "reopened"})).status_code == 422
     assert (await client.get("/reservations/apt_nope")).status_code == 404
 
 

@@ -217,6 +217,8 @@ async def test_null_puts_a_field_back_to_its_default(client: httpx.AsyncClient) 
         ({"booking": {"hold": "0s"}}, ["booking", "hold"], "at least 1m"),
         ({"booking": {"min_notice": -3600}}, ["booking", "min_notice"], "cannot be negative"),
         ({"booking": {"min_notice": "400d"}}, ["booking", "min_notice"], "at most 90d"),
+        ({"booking": {"reminders": ["60d"]}}, ["booking", "reminders", 0, "before"], "at most 30d"),
+        ({"booking": {"waitlist_wave_gap": "2d"}}, ["booking", "waitlist_wave_gap"], "at most 1d"),
         ({"calling": {"retry_delay": 10**12}}, ["calling", "retry_delay"], "at most 7d"),
         ({"calling": {"retry_delay": "nan"}}, ["calling", "retry_delay"], "expected a duration"),
         (

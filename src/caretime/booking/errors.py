@@ -68,3 +68,23 @@ class InvalidTransition(Conflict):
 class AppointmentsInTheWay(Conflict):
     problem = "appointments-in-the-way"
     title = "Confirmed appointments fall in the time being removed"
+
+
+class VisitTypeNotFound(NotFound):
+    problem = "visit-type-not-found"
+    title = "No such visit type"
+
+
+class VisitTypeExists(Conflict):
+    problem = "visit-type-exists"
+    title = "A visit type with this id already exists"
+
+
+class DayFull(Conflict):
+    problem = "day-full"
+    title = "The provider's day is fully booked"
+
+
+class WaitlistEntryNotFound(NotFound):
+    problem = "waitlist-entry-not-found"
+    title = "No such waitlist entry"

@@ -1,4 +1,5 @@
-"""Slots on the grid: effective windows cut into fixed-length slots, minus busy time. Pure."""
+"""Slots on the grid: visits that start on the grid, fit (with their buffers) inside an
+effective window and overlap no busy time. Pure."""
 
 from __future__ import annotations
 
@@ -20,6 +21,38 @@ class Slot:
     start: datetime
     provider_id: str
     end: datetime
+
+
+@dataclass(frozen=True)
+class VisitShape:
+    """How long a visit lasts and the free time it needs before and after (minutes)."""
+
+    minutes: int
+    before: int = 0
+    after: int = 0
+
+    def end(self, start: datetime) -> datetime:
+        return start + timedelta(minutes=self.minutes)
+
+    def occupied(self, start: datetime) -> Span:
+        """The span no other visit of the provider may overlap: the visit and its buffers."""
+        return start - timedelta(minutes=self.before), self.end(start) + timedelta(
+            minutes=self.after
+        )
+
+
+def visit_starts(windows: Iterable[Window], grid: timedelta, shape: VisitShape) -> Iterator[Span]:
+    """(start, occupied end) of each grid start, counted from a window's start, at which the
+    visit and its buffers fit inside that window."""
+    for window in windows:
+        start = window.start
+        while True:
+            occupied_start, occupied_end = shape.occupied(start)
+            if occupied_end > window.end:
+                break
+            if occupied_start >= window.start:
+                yield start, occupied_end
+            start += grid
 
 
 def cut(windows: Iterable[Window], length: timedelta) -> Iterator[Span]:
@@ -49,16 +82,18 @@ def free_slots(
     windows: Sequence[Window],
     busy: Iterable[Span],
     *,
-    length: timedelta,
+    grid: timedelta,
+    shape: VisitShape,
     start: datetime,
     end: datetime,
 ) -> list[Slot]:
-    """Slots of one provider starting in [start, end) that no busy span overlaps."""
+    """Visits of one provider starting in [start, end) whose occupied span overlaps no busy
+    span."""
     index = BusyIndex(busy)
     return [
-        Slot(slot_start, provider_id, slot_end)
-        for slot_start, slot_end in cut(windows, length)
-        if start <= slot_start < end and not index.overlaps(slot_start, slot_end)
+        Slot(slot_start, provider_id, shape.end(slot_start))
+        for slot_start, _ in visit_starts(windows, grid, shape)
+        if start <= slot_start < end and not index.overlaps(*shape.occupied(slot_start))
     ]
 
 

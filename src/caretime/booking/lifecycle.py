@@ -1,7 +1,8 @@
 """An appointment's status moves, each one conditional UPDATE so that racing moves (a
 last-second confirm against the expiry job, two cancels) have exactly one winner.
 
-held → confirmed | expired | cancelled | denied; confirmed → cancelled.
+held → confirmed | expired | cancelled | denied; confirmed → cancelled. (A visit's outcome,
+arrived / fulfilled / no_show, is in outcomes.)
 A hold past its deadline is expired for every reader, whether or not the job has run yet.
 """
 
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.booking.errors import InvalidTransition, ReservationNotFound
 from caretime.booking.events import appointments_changed
 from caretime.booking.models import Appointment
-from caretime.booking.repository import AppointmentRepository, active_at
+from caretime.booking.repository import AppointmentRepository, booked_at, overlapping
 
 FHIR = {
     "held": ("pending", "busy-tentative"),
@@ -25,8 +26,12 @@ FHIR = {
     "expired": ("cancelled", "free"),
     "denied": ("cancelled", "free"),
     "cancelled": ("cancelled", "free"),
+    "arrived": ("arrived", "busy"),
+    "fulfilled": ("fulfilled", "busy"),
+    "no_show": ("noshow", "busy"),
 }
-_VERBS = {"confirmed": "confirm", "denied": "deny", "cancelled": "cancel"}
+ACTIVE = ("held", "confirmed")
+_VERBS = {"confirmed": "confirm", "denied": "deny", "cancelled": "cancel", "expired": "expire"}
 
 
 def effective_status(appointment: Appointment, now: datetime) -> str:
@@ -36,26 +41,51 @@ def effective_status(appointment: Appointment, now: datetime) -> str:
 
 
 def _movable_to(target: str, now: datetime) -> ColumnElement[bool]:
-    held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
-    return active_at(now) if target == "cancelled" else held_live
+    if target == "cancelled":
+        return booked_at(now)
+    if target == "expired":  # by hand: a coordinator may expire a hold before its deadline
+        return Appointment.status == "held"
+    return and_(Appointment.status == "held", Appointment.hold_expires_at > now)
 
 
 async def move(
     session: AsyncSession, tenant_id: str, appointment_id: str, target: str, *, now: datetime
 ) -> Appointment:
-    """Move to confirmed, denied or cancelled. Already there: returned unchanged (a retry)."""
+    """Move to confirmed, denied, cancelled or expired. Already there: returned unchanged."""
+    return (await move_reporting(session, tenant_id, appointment_id, target, now=now))[0]
+
+
+async def move_reporting(
+    session: AsyncSession, tenant_id: str, appointment_id: str, target: str, *, now: datetime
+) -> tuple[Appointment, bool]:
+    """As move, and whether this call moved it (False: it was already there, a retry)."""
     moved = await _update(session, tenant_id, [appointment_id], target, now)
     if moved:
-        return moved[0]
+        return moved[0], True
     appointment = await AppointmentRepository(session, tenant_id).get(appointment_id)
     if appointment is None:
         raise ReservationNotFound(f"no reservation {appointment_id!r}")
     if appointment.status == target:
-        return appointment
+        return appointment, False
     status = effective_status(appointment, now)
     raise InvalidTransition(
         f"cannot {_VERBS[target]} a reservation that is {status}", reservation_status=status
     )
+
+
+async def still_held(
+    session: AsyncSession, tenant_id: str, appointment_id: str, *, now: datetime
+) -> Appointment:
+    """PENDING means "held": true of a live hold (unchanged), and nothing can go back to it."""
+    appointment = await AppointmentRepository(session, tenant_id).get(appointment_id)
+    if appointment is None:
+        raise ReservationNotFound(f"no reservation {appointment_id!r}")
+    status = effective_status(appointment, now)
+    if status != "held":
+        raise InvalidTransition(
+            f"a reservation that is {status} cannot become held again", reservation_status=status
+        )
+    return appointment
 
 
 async def cancel_many(
@@ -83,17 +113,22 @@ async def expire(
     return len(expired) == 1
 
 
-async def expire_stale_hold(
-    session: AsyncSession, tenant_id: str, provider_id: str, slot_start: datetime, *, now: datetime
+async def expire_stale_holds(
+    session: AsyncSession,
+    tenant_id: str,
+    provider_id: str,
+    span: tuple[datetime, datetime],
+    *,
+    now: datetime,
 ) -> None:
-    """Mark a past-deadline hold on this exact slot expired, so it leaves the unique index
-    before a new hold is inserted (the job may not have run yet)."""
+    """Mark past-deadline holds overlapping `span` expired, so the no-overlap guarantee stops
+    counting them before a visit takes that time (their job may not have run yet)."""
     await _expired(
         session,
         update(Appointment).where(
             Appointment.tenant_id == tenant_id,
             Appointment.provider_id == provider_id,
-            Appointment.slot_start == slot_start,
+            overlapping(*span),
             Appointment.status == "held",
             Appointment.hold_expires_at <= now,
         ),

@@ -3,19 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking.availability import Rule
 from caretime.booking.models import Appointment, AvailabilityRule, Provider
 from caretime.repository import TenantRepository
+from caretime.tenancy.models import Tenant
+from caretime.tenancy.policy import BookingPolicy
+from caretime.tenancy.service import policy_of
+
+# No occupied span is longer (visit ≤ 60 min + buffers ≤ 2 × 60, or one slot ≤ 240 min):
+# a lower bound on occupied_start that turns overlap queries into bounded index range scans.
+MAX_OCCUPIED = timedelta(hours=4)
+
+
+@dataclass(frozen=True)
+class Busy:
+    """An active appointment as slot search sees it."""
+
+    slot_start: datetime
+    occupied_start: datetime
+    occupied_end: datetime
+
+
+def overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """Appointments whose occupied span overlaps [start, end)."""
+    return and_(
+        Appointment.occupied_start < end,
+        Appointment.occupied_start > start - MAX_OCCUPIED,
+        Appointment.occupied_end > start,
+    )
+
+
+def booked_at(now: datetime) -> ColumnElement[bool]:
+    """Appointments still ahead of their visit at `now`: confirmed, or held and not yet due
+    (these may be confirmed, cancelled or moved)."""
+    held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
+    return or_(Appointment.status == "confirmed", held_live)
 
 
 def active_at(now: datetime) -> ColumnElement[bool]:
-    """Appointments that occupy their slot at `now`: confirmed, or held and not yet due."""
+    """Appointments that occupy their time at `now`: confirmed or arrived, or held and not
+    yet due."""
     held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
-    return or_(Appointment.status == "confirmed", held_live)
+    return or_(Appointment.status.in_(("confirmed", "arrived")), held_live)
 
 
 class ProviderRepository(TenantRepository[Provider]):
@@ -107,22 +142,20 @@ class AppointmentRepository(TenantRepository[Appointment]):
 
     async def busy(
         self, provider_ids: Sequence[str] | None, start: datetime, end: datetime, now: datetime
-    ) -> dict[str, list[tuple[datetime, datetime]]]:
-        """Spans occupied by active appointments overlapping start..end, by provider."""
+    ) -> dict[str, list[Busy]]:
+        """Active appointments whose occupied span overlaps start..end, by provider."""
         statement = select(
-            Appointment.provider_id, Appointment.slot_start, Appointment.slot_end
-        ).where(
-            Appointment.tenant_id == self.tenant_id,
-            Appointment.slot_start < end,
-            Appointment.slot_end > start,
-            active_at(now),
-        )
+            Appointment.provider_id,
+            Appointment.slot_start,
+            Appointment.occupied_start,
+            Appointment.occupied_end,
+        ).where(Appointment.tenant_id == self.tenant_id, overlapping(start, end), active_at(now))
         if provider_ids is not None:
             statement = statement.where(Appointment.provider_id.in_(provider_ids))
-        spans: dict[str, list[tuple[datetime, datetime]]] = {}
-        for provider_id, slot_start, slot_end in await self.session.execute(statement):
-            spans.setdefault(provider_id, []).append((slot_start, slot_end))
-        return spans
+        found: dict[str, list[Busy]] = {}
+        for provider_id, *times in await self.session.execute(statement):
+            found.setdefault(provider_id, []).append(Busy(*times))
+        return found
 
     async def active_between(
         self, provider_id: str, start: datetime, end: datetime, now: datetime
@@ -131,9 +164,21 @@ class AppointmentRepository(TenantRepository[Appointment]):
             self.select()
             .where(
                 Appointment.provider_id == provider_id,
-                Appointment.slot_start < end,
-                Appointment.slot_end > start,
+                overlapping(start, end),
                 active_at(now),
             )
             .order_by(Appointment.slot_start)
         )
+
+
+async def booking_policy(session: AsyncSession, tenant_id: str) -> BookingPolicy:
+    """The tenant's booking policy, for work that starts outside a request (replies, jobs)."""
+    tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None
+    return policy_of(tenant).booking
+
+
+async def provider_of(session: AsyncSession, appointment: Appointment) -> Provider:
+    provider = await ProviderRepository(session, appointment.tenant_id).get(appointment.provider_id)
+    assert provider is not None  # appointments cascade with their provider
+    return provider

@@ -1,8 +1,9 @@
-"""Reserving a slot: checks for a clear error first, then the unique index as the guarantee.
+"""Reserving a visit: checks for a clear error first, then the database's no-overlap
+guarantee (see occupancy).
 
-The request transaction holds no row lock across network time: it expires a stale hold on
-the slot (one conditional UPDATE), inserts the hold inside a SAVEPOINT, and enqueues its
-expiry job; a unique violation rolls back only the SAVEPOINT and becomes a 409.
+The request transaction holds no row lock across network time: it expires stale holds in the
+visit's way (one conditional UPDATE), inserts the hold inside a SAVEPOINT, and enqueues its
+expiry job; an overlap rolls back only the SAVEPOINT and becomes a 409.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, or_
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, sms
+from caretime.booking import lifecycle, texts, visit_types
 from caretime.booking.availability import effective_windows
 from caretime.booking.errors import (
     OffGrid,
@@ -27,9 +27,10 @@ from caretime.booking.errors import (
     TooLittleNotice,
 )
 from caretime.booking.events import appointments_changed
-from caretime.booking.grid import cut, on_grid
+from caretime.booking.grid import VisitShape, on_grid, visit_starts
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
+from caretime.booking.occupancy import check_day_limit, claim_time
 from caretime.booking.repository import AppointmentRepository, RuleRepository, active_at
 from caretime.booking.service import require_provider
 from caretime.clock import isoformat_z
@@ -46,7 +47,9 @@ class ReservationRequest:
     slot_start: datetime
     client_id: str
     idempotency_key: str | None = None
-    confirm_by_sms_to: str | None = None  # E.164: text the patient to confirm the hold
+    phone: str | None = None  # E.164: for reminders and notices
+    visit_type: str | None = None
+    confirm_by_sms: bool = False  # text the phone to confirm the hold
 
 
 async def reserve(
@@ -64,15 +67,18 @@ async def reserve(
             return _same_request(existing, request)
     check_notice(request.slot_start, policy, now)
     provider = await require_provider(session, tenant_id, request.provider_id)
-    await check_slot(session, tenant_id, provider, request.slot_start, policy)
-    await lifecycle.expire_stale_hold(session, tenant_id, provider.id, request.slot_start, now=now)
-    hold = _new_hold(request, policy, now)
-    try:
+    shape = await visit_shape(session, tenant_id, provider.id, request.visit_type, policy)
+    await check_slot(session, tenant_id, provider, request.slot_start, policy, shape)
+    await check_day_limit(session, provider, request.slot_start, now=now)
+    occupied = shape.occupied(request.slot_start)
+    await lifecycle.expire_stale_holds(session, tenant_id, provider.id, occupied, now=now)
+    hold = _new_hold(request, shape, policy, now)
+
+    async def insert() -> None:
         # Added inside the SAVEPOINT, so a rollback of it also forgets the object.
-        async with session.begin_nested():
-            repo.add(hold)
-            await session.flush()
-    except IntegrityError:
+        repo.add(hold)
+
+    if not await claim_time(session, insert):
         return await _lost_race(repo, request)
     await appointments_changed(session, tenant_id, [hold], now=now)
     await enqueue(
@@ -83,8 +89,8 @@ async def reserve(
         tenant_id=tenant_id,
         dedupe_key=f"{EXPIRE_HOLD}:{hold.id}",
     )
-    if hold.patient_phone is not None:
-        await sms.ask_to_confirm(session, tenant_id, hold, provider)
+    if request.confirm_by_sms:
+        await texts.ask_to_confirm(session, tenant_id, hold, provider)
     return hold
 
 
@@ -97,13 +103,29 @@ def check_notice(slot_start: datetime, policy: BookingPolicy, now: datetime) -> 
         )
 
 
+async def visit_shape(
+    session: AsyncSession,
+    tenant_id: str,
+    provider_id: str,
+    visit_type: str | None,
+    policy: BookingPolicy,
+) -> VisitShape:
+    if visit_type is None:
+        return visit_types.default_shape(policy)
+    return visit_types.shape_of(
+        await visit_types.require(session, tenant_id, provider_id, visit_type)
+    )
+
+
 async def check_slot(
     session: AsyncSession,
     tenant_id: str,
     provider: Provider,
     slot_start: datetime,
     policy: BookingPolicy,
+    shape: VisitShape,
 ) -> None:
+    """On the grid, and the visit with its buffers inside one window of availability."""
     zone = ZoneInfo(provider.tz)
     if not on_grid(slot_start, zone, policy.slot_minutes):
         raise OffGrid(
@@ -114,22 +136,35 @@ async def check_slot(
     first, last = day - timedelta(days=1), day + timedelta(days=1)
     rules = await RuleRepository(session, tenant_id).rules([provider.id], first, last)
     windows = effective_windows(rules.get(provider.id, []), zone, first, last)
-    length = timedelta(minutes=policy.slot_minutes)
-    if not any(start == slot_start for start, _ in cut(windows, length)):
-        raise OutsideAvailability(f"provider {provider.id!r} has no slot starting then")
+    grid = timedelta(minutes=policy.slot_minutes)
+    if not any(start == slot_start for start, _ in visit_starts(windows, grid, shape)):
+        raise OutsideAvailability(
+            f"provider {provider.id!r} has no {_visit_words(shape)} starting then"
+        )
 
 
-def _new_hold(request: ReservationRequest, policy: BookingPolicy, now: datetime) -> Appointment:
+def _visit_words(shape: VisitShape) -> str:
+    buffers = " with its buffers" if shape.before or shape.after else ""
+    return f"room for a {shape.minutes}-minute visit{buffers}"
+
+
+def _new_hold(
+    request: ReservationRequest, shape: VisitShape, policy: BookingPolicy, now: datetime
+) -> Appointment:
+    occupied_start, occupied_end = shape.occupied(request.slot_start)
     return Appointment(
         id=new_id("apt"),
         provider_id=request.provider_id,
         client_id=request.client_id,
         slot_start=request.slot_start,
-        slot_end=request.slot_start + timedelta(minutes=policy.slot_minutes),
+        slot_end=shape.end(request.slot_start),
+        visit_type_id=request.visit_type,
+        occupied_start=occupied_start,
+        occupied_end=occupied_end,
         status="held",
         hold_expires_at=now + policy.hold,
         idempotency_key=request.idempotency_key,
-        patient_phone=request.confirm_by_sms_to,
+        patient_phone=request.phone,
         created_at=now,
         updated_at=now,
     )
@@ -142,15 +177,16 @@ async def _lost_race(repo: AppointmentRepository, request: ReservationRequest) -
         existing = await repo.by_idempotency_key(request.idempotency_key)
         if existing is not None:
             return _same_request(existing, request)
-    raise SlotTaken(f"slot {request.slot_start:%Y-%m-%dT%H:%MZ} is taken")
+    raise SlotTaken(f"the time at {request.slot_start:%Y-%m-%dT%H:%MZ} is taken")
 
 
 def _same_request(existing: Appointment, request: ReservationRequest) -> Appointment:
-    same = (existing.provider_id, existing.slot_start, existing.client_id) == (
-        request.provider_id,
-        request.slot_start,
-        request.client_id,
-    )
+    same = (
+        existing.provider_id,
+        existing.slot_start,
+        existing.client_id,
+        existing.visit_type_id,
+    ) == (request.provider_id, request.slot_start, request.client_id, request.visit_type)
     if not same:
         raise ReservationKeyReused(
             "this Idempotency-Key was already used for another reservation", id=existing.id

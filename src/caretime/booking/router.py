@@ -10,10 +10,17 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Body, Header, Query, status
 from pydantic import AwareDatetime
 
-from caretime.booking import cursors, lifecycle, reservations, service, slots
+from caretime.booking import (
+    cursors,
+    reservations,
+    service,
+    slots,
+    transitions,
+)
 from caretime.booking.bounds import Bound, bound_instant
 from caretime.booking.errors import (
     AppointmentsInTheWay,
+    DayFull,
     InvalidTransition,
     InvalidWindows,
     OffGrid,
@@ -26,14 +33,15 @@ from caretime.booking.errors import (
     SlotTaken,
     TemplateNotFound,
     TooLittleNotice,
+    VisitTypeNotFound,
 )
-from caretime.booking.models import Appointment
+from caretime.booking.rendering import render
+from caretime.booking.reservation_router import router as reservation_router
 from caretime.booking.schemas import (
     AppointmentPage,
     AvailabilityBody,
     AvailabilityChangeOut,
     AvailabilityOut,
-    FhirStatus,
     ProviderIn,
     ProviderOut,
     ProviderPage,
@@ -47,6 +55,8 @@ from caretime.booking.schemas import (
 )
 from caretime.booking.service import minute_text, template_fields
 from caretime.booking.validation import read_windows
+from caretime.booking.visit_type_router import router as visit_type_router
+from caretime.booking.waitlist_router import router as waitlist_router
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
@@ -57,6 +67,9 @@ from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import BookingPolicy
 
 router = APIRouter(tags=["booking"])
+router.include_router(reservation_router)
+router.include_router(visit_type_router)
+router.include_router(waitlist_router)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Force = Annotated[bool, Query(description="cancel confirmed appointments in removed time")]
 MAX_AVAILABILITY_DAYS = 366
@@ -193,7 +206,9 @@ def a_week_from(start: Bound) -> Bound:
     return start + timedelta(days=7 if isinstance(start, datetime) else 6)
 
 
-@router.get("/slots", responses=problems(ProviderNotFound, RangeTooLong, InvalidInput))
+@router.get(
+    "/slots", responses=problems(ProviderNotFound, VisitTypeNotFound, RangeTooLong, InvalidInput)
+)
 async def get_slots(
     tenant: TenantDep,
     policy: PolicyDep,
@@ -213,6 +228,17 @@ async def get_slots(
         ),
     ] = None,
     provider_id: Annotated[list[Annotated[str, Storable]] | None, Query()] = None,
+    visit_type: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="Slots as long as this visit type (and its buffers free), only at "
+            "providers that offer it",
+            examples=["new-patient"],
+        ),
+        Storable,
+    ] = None,
     limit: Limit = 500,
     cursor: QueryText = None,
 ) -> SlotPage:
@@ -224,9 +250,7 @@ async def get_slots(
         session,
         tenant.id,
         policy.booking,
-        provider_ids=provider_id,
-        start=start,
-        end=end or a_week_from(start),
+        slots.SlotQuery(provider_id, start, end or a_week_from(start), visit_type),
         now=clock.now(),
         limit=limit,
         after=cursors.decode(cursor),
@@ -239,7 +263,9 @@ async def get_slots(
     "/reservations",
     responses=problems(
         ProviderNotFound,
+        VisitTypeNotFound,
         SlotTaken,
+        DayFull,
         TooLittleNotice,
         OffGrid,
         OutsideAvailability,
@@ -260,7 +286,13 @@ async def reserve(
     or expires. Send an `Idempotency-Key` to retry safely: the same key with the same body
     returns the first hold; with another body it is a 422."""
     request = reservations.ReservationRequest(
-        body.provider_id, body.slot_start, body.client_id, idempotency_key, body.phone
+        body.provider_id,
+        body.slot_start,
+        body.client_id,
+        idempotency_key,
+        body.phone,
+        body.visit_type,
+        body.confirm_by_sms,
     )
     now = clock.now()
     appointment = await reservations.reserve(session, tenant.id, policy.booking, request, now=now)
@@ -308,10 +340,13 @@ async def patch_reservation(
     session: SessionDep,
     clock: ClockDep,
 ) -> ReservationOut:
-    """Move a reservation to `confirmed`, `cancelled` or `denied` (the same transitions as
-    the confirm and cancel operations). A transition the current status does not allow is a
-    409."""
-    return await _move(session, tenant.id, reservation_id, body.status, clock.now())
+    """Set a reservation's status: `confirmed`, `cancelled`, `denied`, `held`, `expired`, and
+    after the visit `arrived`, `fulfilled` or `no_show` (AWS and FHIR spellings such as
+    PENDING, BOOKED or noshow are read in any case). A transition the current status does
+    not allow is a 409."""
+    now = clock.now()
+    moved = await transitions.set_status(session, tenant.id, reservation_id, body.status, now=now)
+    return render(moved, now)
 
 
 @router.get("/appointments", responses=problems(ProviderNotFound))
@@ -333,7 +368,18 @@ async def list_appointments(
         Query(description="An instant, or a date: to the end of that local day (included)"),
     ] = None,
     status: Annotated[
-        Literal["held", "confirmed", "expired", "denied", "cancelled", "active"] | None,
+        Literal[
+            "held",
+            "confirmed",
+            "expired",
+            "denied",
+            "cancelled",
+            "arrived",
+            "fulfilled",
+            "no_show",
+            "active",
+        ]
+        | None,
         Query(description="`active`: held or confirmed"),
     ] = None,
     limit: Limit = 100,
@@ -364,25 +410,8 @@ async def list_appointments(
 async def _move(
     session: SessionDep, tenant_id: str, reservation_id: str, target: str, now: datetime
 ) -> ReservationOut:
-    appointment = await lifecycle.move(session, tenant_id, reservation_id, target, now=now)
+    appointment = await transitions.move(session, tenant_id, reservation_id, target, now=now)
     return render(appointment, now)
-
-
-def render(appointment: Appointment, now: datetime) -> ReservationOut:
-    current = lifecycle.effective_status(appointment, now)
-    fhir_appointment, fhir_slot = lifecycle.FHIR[current]
-    return ReservationOut(
-        id=appointment.id,
-        status=current,
-        expires_at=appointment.hold_expires_at if current == "held" else None,
-        provider_id=appointment.provider_id,
-        slot_start=appointment.slot_start,
-        slot_end=appointment.slot_end,
-        client_id=appointment.client_id,
-        created_at=appointment.created_at,
-        confirmed_at=appointment.confirmed_at,
-        fhir=FhirStatus(appointment=fhir_appointment, slot=fhir_slot),
-    )
 
 
 async def _zone_for_days(

@@ -42,6 +42,9 @@ OpaqueId = Annotated[str, Field(min_length=1, max_length=128), Storable]
 Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)]
 
 
+MaxPerDay = Annotated[int | None, Field(ge=1, le=1000, description="active visits per local day")]
+
+
 class ProviderIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -52,6 +55,14 @@ class ProviderIn(BaseModel):
     id: OpaqueId | None = None
     name: Annotated[str, Field(min_length=1, max_length=200), Storable]
     tz: IanaZone = Field(examples=["America/New_York"])
+    max_per_day: MaxPerDay = None
+
+
+class ProviderPatch(BaseModel):
+    """Limits only: a provider's zone cannot change (its windows are stored in local time)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"max_per_day": 8}]})
+    max_per_day: MaxPerDay
 
 
 class ProviderOut(BaseModel):
@@ -59,7 +70,37 @@ class ProviderOut(BaseModel):
     id: str
     name: str
     tz: str
+    max_per_day: int | None
     created_at: datetime
+
+
+BufferMinutes = Annotated[int, Field(ge=0, le=60, description="minutes")]
+
+
+class VisitTypeIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"id": "new-patient", "name": "New patient", "minutes": 45, "buffer_after": 15}
+            ]
+        },
+    )
+    id: OpaqueId
+    name: Annotated[str, Field(min_length=1, max_length=200), Storable]
+    minutes: Literal[15, 30, 45, 60]
+    buffer_before: BufferMinutes = 0
+    buffer_after: BufferMinutes = 0
+
+
+class VisitTypeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    provider_id: str
+    name: str
+    minutes: int
+    buffer_before: int
+    buffer_after: int
 
 
 class ProviderPage(BaseModel):
@@ -171,15 +212,15 @@ class ReservationIn(BaseModel):
     provider_id: OpaqueId
     slot_start: AwareDatetime
     client_id: Annotated[str, Field(min_length=1, max_length=200), Storable]
+    visit_type: OpaqueId | None = None
     confirm_by_sms: bool = False
+    # The patient's phone: reminders and notices go to it (and the confirmation question).
     phone: Phone | None = None
 
     @model_validator(mode="after")
     def _phone_for_sms(self) -> ReservationIn:
         if self.confirm_by_sms and self.phone is None:
             raise ValueError("confirm_by_sms needs a phone")
-        if self.phone is not None and not self.confirm_by_sms:
-            raise ValueError("phone is only used with confirm_by_sms")
         return self
 
 
@@ -190,17 +231,70 @@ class ReservationOut(BaseModel):
     provider_id: str
     slot_start: datetime
     slot_end: datetime
+    visit_type: str | None
     client_id: str
     created_at: datetime
     confirmed_at: datetime | None
+    arrived_at: datetime | None = None
     fhir: FhirStatus
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    type: str
+    occurred_at: datetime
+    actor: str
+    data: dict[str, Any]
+
+
+class RescheduleIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"slot_start": "2026-08-14T13:00:00Z"}]}
+    )
+    slot_start: AwareDatetime
+    provider_id: OpaqueId | None = Field(default=None, description="default: the same provider")
+
+
+PATCH_STATUSES = (
+    "confirmed",
+    "denied",
+    "cancelled",
+    "expired",
+    "held",
+    "arrived",
+    "fulfilled",
+    "no_show",
+)
+# The AWS appointment API's values and FHIR's spellings, read in any case.
+STATUS_ALIASES = {
+    "pending": "held",
+    "booked": "confirmed",
+    "canceled": "cancelled",
+    "noshow": "no_show",
+    "no-show": "no_show",
+}
+
+
+def patch_status(value: Any) -> str:
+    text = str(value).strip().lower()
+    status = STATUS_ALIASES.get(text, text)
+    if status not in PATCH_STATUSES:
+        raise ValueError(
+            f"unknown status {value!r}: use one of {', '.join(PATCH_STATUSES)} "
+            "(or PENDING, CONFIRMED, DENIED, EXPIRED in any case)"
+        )
+    return status
 
 
 class ReservationPatch(BaseModel):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"status": "confirmed"}]}
     )
-    status: Literal["confirmed", "denied", "cancelled"]
+    status: Annotated[
+        str,
+        AfterValidator(patch_status),
+        Field(examples=["confirmed", "CONFIRMED", "no_show"]),
+    ]
 
 
 class AvailabilityChangeOut(BaseModel):
@@ -226,3 +320,43 @@ class SlotPage(BaseModel):
         deprecated=True, description="The same as `items`, kept for clients of earlier releases."
     )
     next_cursor: str | None
+
+
+class WaitlistIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_id": "patient-1",
+                    "phone": "+16175550100",
+                    "provider_id": "dr-jekyll",
+                    "earliest": "2026-08-13T12:00:00Z",
+                    "latest": "2026-08-20T21:00:00Z",
+                }
+            ]
+        },
+    )
+    client_id: Annotated[str, Field(min_length=1, max_length=200), Storable]
+    phone: Phone
+    provider_id: OpaqueId | None = Field(default=None, description="default: any provider")
+    earliest: AwareDatetime
+    latest: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WaitlistIn:
+        if self.latest <= self.earliest:
+            raise ValueError("latest must be after earliest")
+        return self
+
+
+class WaitlistOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    client_id: str
+    provider_id: str | None
+    earliest: datetime
+    latest: datetime
+    status: str
+    appointment_id: str | None
+    created_at: datetime

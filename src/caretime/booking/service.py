@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle
+from caretime.booking import transitions, waitlist
 from caretime.booking.availability import Window, apply_dated, dates, effective_windows
 from caretime.booking.errors import (
     AppointmentsInTheWay,
@@ -24,7 +24,13 @@ from caretime.booking.intervals import Span
 from caretime.booking.localtime import wall_to_utc
 from caretime.booking.models import Appointment, AvailabilityRule, Provider
 from caretime.booking.repository import AppointmentRepository, ProviderRepository, RuleRepository
-from caretime.booking.schemas import DatedWindowIn, ProviderIn, WeeklyTemplateIn, WindowIn
+from caretime.booking.schemas import (
+    DatedWindowIn,
+    ProviderIn,
+    ProviderPatch,
+    WeeklyTemplateIn,
+    WindowIn,
+)
 from caretime.booking.validation import validate_windows
 from caretime.ids import new_id
 from caretime.tenancy.policy import WEEKDAYS, BookingPolicy
@@ -33,7 +39,13 @@ from caretime.tenancy.policy import WEEKDAYS, BookingPolicy
 async def create_provider(
     session: AsyncSession, tenant_id: str, body: ProviderIn, *, now: datetime
 ) -> Provider:
-    provider = Provider(id=body.id or new_id("prv"), name=body.name, tz=body.tz, created_at=now)
+    provider = Provider(
+        id=body.id or new_id("prv"),
+        name=body.name,
+        tz=body.tz,
+        max_per_day=body.max_per_day,
+        created_at=now,
+    )
     try:
         async with session.begin_nested():
             ProviderRepository(session, tenant_id).add(provider)
@@ -47,6 +59,16 @@ async def require_provider(session: AsyncSession, tenant_id: str, provider_id: s
     provider = await ProviderRepository(session, tenant_id).get(provider_id)
     if provider is None:
         raise ProviderNotFound(f"no provider {provider_id!r}")
+    return provider
+
+
+async def set_limits(
+    session: AsyncSession, tenant_id: str, provider_id: str, body: ProviderPatch
+) -> Provider:
+    """Visits already booked stay booked when a limit is lowered; it applies to new ones."""
+    provider = await require_provider(session, tenant_id, provider_id)
+    provider.max_per_day = body.max_per_day
+    await session.flush()
     return provider
 
 
@@ -84,6 +106,8 @@ async def change_availability(
             change.templates.append(rules.add(_template_row(provider.id, item, span, now)))
     await _apply_dated(rules, provider.id, list(zip(items, spans, strict=True)), now)
     await session.flush()
+    if any(getattr(item, "action", "add") == "add" for item in items):
+        await waitlist.added_time(session, tenant_id, provider.id, now=now)
     removed_days = sorted(
         {i.date for i in items if isinstance(i, DatedWindowIn) and i.action == "remove"}
     )
@@ -211,11 +235,13 @@ async def _clear_removed_time(
             "repeat with ?force=true to cancel them",
             appointment_ids=confirmed,
         )
-    return await lifecycle.cancel_many(session, tenant_id, [a.id for a in displaced], now=now)
+    return await transitions.cancel_many(session, tenant_id, [a.id for a in displaced], now=now)
 
 
 def _covered(appointment: Appointment, windows: Sequence[Window]) -> bool:
-    return any(w.start <= appointment.slot_start and appointment.slot_end <= w.end for w in windows)
+    """Whether the visit with its buffers still lies inside one window."""
+    span = (appointment.occupied_start, appointment.occupied_end)
+    return any(w.start <= span[0] and span[1] <= w.end for w in windows)
 
 
 def template_fields(row: AvailabilityRule) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from caretime.booking import lifecycle
+from caretime.booking import lifecycle, waitlist
 from caretime.booking.models import Appointment
+from caretime.booking.repository import AppointmentRepository
 from caretime.booking.reservations import EXPIRE_HOLD
 from caretime.dispatch import JobContext, job_handler
 from caretime.observability import log_event
@@ -29,3 +30,6 @@ async def expire_hold(ctx: JobContext, payload: dict[str, Any]) -> None:
     appointment_id = payload["appointment_id"]
     if await lifecycle.expire(ctx.session, tenant_id, appointment_id, now=ctx.now()):
         log_event(log, "hold_expired", appointment_id=appointment_id, tenant_id=tenant_id)
+        hold = await AppointmentRepository(ctx.session, tenant_id).get(appointment_id)
+        assert hold is not None
+        await waitlist.freed(ctx.session, hold, now=ctx.now())

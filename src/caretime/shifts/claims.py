@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.errors import NotFound
+from caretime.firstyes import claim_first
 from caretime.observability import log_event
 from caretime.shifts import texts
 from caretime.shifts.alerts import alert, caregiver_label
@@ -119,31 +120,31 @@ async def _won(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOu
 async def claim(
     session: AsyncSession, tenant_id: str, shift_id: str, caregiver_id: str, *, now: datetime
 ) -> bool:
-    """THE claim: one conditional UPDATE. Under any concurrency at most one caller sees a row
-    changed; the others find the shift no longer open. No lock is held beyond it."""
-    result = await session.execute(
-        update(Shift)
-        .where(
-            Shift.tenant_id == tenant_id,
-            Shift.id == shift_id,
-            Shift.status == "open",
-            Shift.start_time > now,
-            ~has_dropped(tenant_id, shift_id, caregiver_id),
-            ~overlapping_assignment(
-                tenant_id, caregiver_id, Shift.start_time, Shift.end_time, excluding=shift_id
-            ),
-        )
-        .values(
-            status="filled",
-            reconfirm_by=None,
-            assigned_caregiver_id=caregiver_id,
-            filled_at=now,
-            closed_at=now,
-            updated_at=now,
-        )
+    """THE claim (caretime.firstyes): the shift leaves `open` for exactly one caller; the
+    others find it no longer open. A caregiver released from the shift cannot take it back."""
+    conditions = (
+        Shift.start_time > now,
+        ~has_dropped(tenant_id, shift_id, caregiver_id),
+        ~overlapping_assignment(
+            tenant_id, caregiver_id, Shift.start_time, Shift.end_time, excluding=shift_id
+        ),
     )
-    won: bool = result.rowcount == 1  # type: ignore[attr-defined]
-    return won
+    values = {
+        "status": "filled",
+        "reconfirm_by": None,
+        "assigned_caregiver_id": caregiver_id,
+        "filled_at": now,
+        "closed_at": now,
+        "updated_at": now,
+    }
+    return await claim_first(
+        session,
+        Shift,
+        tenant_id=tenant_id,
+        subject_id=shift_id,
+        values=values,
+        conditions=conditions,
+    )
 
 
 async def _explain_lost_claim(

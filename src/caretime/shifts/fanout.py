@@ -51,6 +51,7 @@ OFFER_KIND = "shifts.offer"
 
 
 def message_key(shift_id: str, generation: int, round_number: int, caregiver_id: str) -> str:
+    # Not caretime.firstyes.offer_key: a re-fill's keys also name the fan-out generation.
     return f"{round_key(shift_id, generation, round_number)}:caregiver:{caregiver_id}"
 
 

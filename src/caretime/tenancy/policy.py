@@ -19,9 +19,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -47,6 +49,15 @@ HoldLength = Annotated[
 ]
 Notice = Annotated[
     Duration, BeforeValidator(NOTICE_BOUNDS), WithJsonSchema(duration_schema(NOTICE_BOUNDS))
+]
+# A reminder more than a month ahead reminds nobody; a wave gap over a day outlives the offer.
+REMINDER_BOUNDS = DurationBounds(MINUTE, timedelta(days=30))
+WAVE_GAP_BOUNDS = DurationBounds(MINUTE, timedelta(days=1))
+ReminderLead = Annotated[
+    Duration, BeforeValidator(REMINDER_BOUNDS), WithJsonSchema(duration_schema(REMINDER_BOUNDS))
+]
+WaveGap = Annotated[
+    Duration, BeforeValidator(WAVE_GAP_BOUNDS), WithJsonSchema(duration_schema(WAVE_GAP_BOUNDS))
 ]
 EscalationDelay = Annotated[
     Duration,
@@ -163,6 +174,31 @@ class CallingPolicy(BaseModel):
         return known_subdivision(country, subdivision)
 
 
+class Reminder(BaseModel):
+    """A reminder this long before a visit; "24h" is short for {"before": "24h"}."""
+
+    model_config = ConfigDict(extra="forbid")
+    before: ReminderLead
+    channel: Literal["sms", "voice"] = "sms"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"before": value} if isinstance(value, str | int | timedelta) else value
+
+    @model_serializer(mode="wrap")
+    def _as_shorthand(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return format_duration(self.before) if self.channel == "sms" else handler(self)
+
+
+class QuietHoursWindow(BaseModel):
+    """No contact from `start` to `end`, the person's local time (may cross midnight)."""
+
+    model_config = ConfigDict(extra="forbid")
+    start: LocalTime
+    end: LocalTime
+
+
 class BookingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot_minutes: int = Field(default=15, ge=5, le=240)
@@ -171,6 +207,24 @@ class BookingPolicy(BaseModel):
     # Date-only ranges over several providers (e.g. GET /appointments?start=2026-03-10) are
     # local days of this zone; with one provider, of the provider's.
     default_tz: IanaZone = "America/New_York"
+    # A held visit that moves keeps its deadline (False) or gets a fresh hold (True).
+    reschedule_renews_hold: bool = False
+    reminders: list[Reminder] = Field(
+        default_factory=lambda: [
+            Reminder(before=timedelta(hours=24)),
+            Reminder(before=timedelta(hours=2)),
+        ],
+        max_length=5,
+    )
+    # Patients' quiet hours for reminders, in the zones of their phone number.
+    quiet_hours: QuietHoursWindow = Field(
+        default_factory=lambda: QuietHoursWindow(start=time(21, 0), end=time(8, 0))
+    )
+    # After a no-show, text the patient offering to rebook.
+    no_show_followup: bool = True
+    # A freed time goes to this many waitlisted patients at once, the next ones after the gap.
+    waitlist_wave_size: int = Field(default=5, ge=1, le=500)
+    waitlist_wave_gap: WaveGap = timedelta(minutes=10)
 
     @field_validator("slot_minutes")
     @classmethod

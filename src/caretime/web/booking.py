@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from caretime.booking import reservations, service, slots
 from caretime.booking.availability import Window
-from caretime.booking.router import render as present_reservation
+from caretime.booking.rendering import render as present_reservation
 from caretime.booking.schemas import DatedWindowIn, ProviderIn, WeeklyTemplateIn
 from caretime.deps import ClockDep, SessionDep
 from caretime.web.auth import ActorDep, Viewer, ViewerDep
@@ -160,9 +160,7 @@ async def _week_context(
         db,
         viewer.tenant_id,
         viewer.policy.booking,
-        provider_ids=[provider.id],
-        start=week.start,
-        end=week.end,
+        slots.SlotQuery([provider.id], week.start, week.end),
         now=now,
         limit=7 * 24 * 60,
         after=None,

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import Form
 from starlette.responses import Response
 
-from caretime.booking import lifecycle, reservations
+from caretime.booking import reservations, transitions
 from caretime.deps import ClockDep, SessionDep
 from caretime.web.auth import ActorDep
 from caretime.web.booking import to_provider
@@ -43,7 +43,7 @@ async def move(
     reservation_id: str,
     verb: Literal["confirm", "deny", "cancel"],
 ) -> Response:
-    appointment = await lifecycle.move(
+    appointment = await transitions.move(
         db, viewer.tenant_id, reservation_id, MOVES[verb], now=clock.now()
     )
     return to_provider(appointment.provider_id, appointment.slot_start.date())

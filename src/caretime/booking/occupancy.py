@@ -1,0 +1,80 @@
+"""Taking a provider's time: the database's no-overlap guarantee, and the per-day limit.
+
+The guarantee is the database's (see docs/booking.md): an exclusion constraint on PostgreSQL,
+triggers on SQLite. A write that would overlap fails inside its SAVEPOINT, which is rolled
+back alone, so the caller's transaction (and, for a move, the visit's old time) is untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.booking.errors import DayFull
+from caretime.booking.localtime import utc_to_wall, wall_to_utc
+from caretime.booking.models import Appointment, Provider
+from caretime.booking.repository import active_at
+from caretime.db import is_postgres
+
+DEADLOCK = "40P01"
+
+
+async def claim_time(session: AsyncSession, write: Callable[[], Awaitable[None]]) -> bool:
+    """Run `write` in a SAVEPOINT; False if it would overlap an active appointment.
+
+    Two PostgreSQL transactions inserting overlapping spans at once can each wait for the
+    other (an exclusion constraint checks after inserting); the one chosen as deadlock victim
+    tries once more, by which time the other has gone first.
+    """
+    for attempt in (1, 2):
+        try:
+            async with session.begin_nested():
+                await write()
+                await session.flush()
+            return True
+        except IntegrityError:
+            return False
+        except DBAPIError as exc:
+            if attempt == 2 or getattr(exc.orig, "sqlstate", None) != DEADLOCK:
+                raise
+    return False
+
+
+async def check_day_limit(
+    session: AsyncSession,
+    provider: Provider,
+    slot_start: datetime,
+    *,
+    now: datetime,
+    moving: str | None = None,
+) -> None:
+    """409 day-full if the provider's local day of `slot_start` already holds `max_per_day`
+    active visits (not counting `moving`, a visit being moved within it)."""
+    if provider.max_per_day is None:
+        return
+    zone = ZoneInfo(provider.tz)
+    day = utc_to_wall(slot_start, zone).date()
+    if is_postgres(session):
+        # Serialises bookings of this provider-day until commit (a short transaction); SQLite
+        # writers are serialised already.
+        key = f"{provider.tenant_id}:{provider.id}:{day}"
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    start, end = wall_to_utc(day, 0, zone), wall_to_utc(day + timedelta(days=1), 0, zone)
+    statement = select(func.count()).where(
+        Appointment.tenant_id == provider.tenant_id,
+        Appointment.provider_id == provider.id,
+        Appointment.slot_start >= start,
+        Appointment.slot_start < end,
+        Appointment.id != (moving or ""),
+        active_at(now),
+    )
+    if (await session.scalar(statement) or 0) >= provider.max_per_day:
+        raise DayFull(
+            f"provider {provider.id!r} takes at most {provider.max_per_day} visits on {day}",
+            date=day.isoformat(),
+        )
