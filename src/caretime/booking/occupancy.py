@@ -22,6 +22,9 @@ from caretime.booking.repository import active_at
 from caretime.db import is_postgres
 
 DEADLOCK = "40P01"
+# Under heavy contention the retry can meet a third overlapping insert: a few tries, each
+# after another transaction went first, settle it.
+DEADLOCK_TRIES = 4
 
 
 async def claim_time(session: AsyncSession, write: Callable[[], Awaitable[None]]) -> bool:
@@ -29,9 +32,9 @@ async def claim_time(session: AsyncSession, write: Callable[[], Awaitable[None]]
 
     Two PostgreSQL transactions inserting overlapping spans at once can each wait for the
     other (an exclusion constraint checks after inserting); the one chosen as deadlock victim
-    tries once more, by which time the other has gone first.
+    tries again (a few times), by which time the other has gone first.
     """
-    for attempt in (1, 2):
+    for attempt in range(1, DEADLOCK_TRIES + 1):
         try:
             async with session.begin_nested():
                 await write()
@@ -40,7 +43,7 @@ async def claim_time(session: AsyncSession, write: Callable[[], Awaitable[None]]
         except IntegrityError:
             return False
         except DBAPIError as exc:
-            if attempt == 2 or getattr(exc.orig, "sqlstate", None) != DEADLOCK:
+            if attempt == DEADLOCK_TRIES or getattr(exc.orig, "sqlstate", None) != DEADLOCK:
                 raise
     return False
 
