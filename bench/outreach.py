@@ -27,7 +27,7 @@ from caretime.db import create_engine, transaction
 from caretime.dispatch import enqueue
 from caretime.dispatch.models import Job
 from caretime.outreach.models import Call, Contact
-from caretime.outreach.service import PLACE_CALL, contact_id, place_call_key
+from caretime.outreach.writing import PLACE_CALL, contact_id, place_call_key
 from caretime.policy import PhoneBook, PlanItem, Planner, Scheduled
 from caretime.policy.calendar import load_calendars
 from caretime.policy.phones import Phone, PhoneFacts

@@ -150,7 +150,7 @@ async def test_a_second_call_to_a_capped_contact_waits_for_the_next_day(
 ) -> None:
     await client.patch("/tenants/me/policy", json={"calling": {"max_attempts_per_day": 1}})
     first = await create(client)
-    second = await create(client, scheduled="2026-03-02T15:30:00Z")
+    second = await create(client, scheduled="2026-03-02T15:30:00Z", purpose="follow-up")
     assert (await step(client, clock, dispatcher, first["id"], seconds=1))["attempts"] == 1
     final = await step(client, clock, dispatcher, second["id"], minutes=30)
     assert (final["status"], final["scheduled"], final["attempts"]) == (

@@ -17,15 +17,17 @@ from caretime.ids import new_id
 from caretime.outreach.errors import (
     CallAlreadyStarted,
     CallNotFound,
+    DuplicateCall,
     NotSchedulable,
     OutsideCallingWindow,
 )
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository
 from caretime.outreach.schemas import BatchOptions, CallIn
-from caretime.outreach.service import (
+from caretime.outreach.screening import duplicate_reason, e164_of, live_calls
+from caretime.outreach.service import effective_policy
+from caretime.outreach.writing import (
     NewCall,
-    effective_policy,
     minute_ledger,
     place_call_job,
     place_call_key,
@@ -43,12 +45,30 @@ async def create_call(
     calling = effective_policy(
         calling, BatchOptions(max_attempts=body.max_attempts, retry_delay=body.retry_delay)
     )
-    item = PlanItem(body.name, body.phone, body.scheduled, body.tz)
+    content = body.content()
+    item = PlanItem(
+        body.name, body.phone, body.scheduled, body.tz, content.purpose, body.allow_duplicate
+    )
+    await refuse_duplicate(session, tenant_id, item)
     outcome = await _plan_one(session, tenant_id, calling, item, now=now)
     call_id = new_id("call")
-    new_call = NewCall(call_id, body.name, outcome)
-    await write_calls(session, tenant_id, calling, [new_call], batch_id=None, now=now)
+    new_call = NewCall(call_id, body.name, outcome, content, body.allow_duplicate)
+    written = await write_calls(session, tenant_id, calling, [new_call], batch_id=None, now=now)
+    if call_id not in written:  # a concurrent request wrote its twin after our check
+        await refuse_duplicate(session, tenant_id, item)
+        raise DuplicateCall(duplicate_reason(None, item.purpose))
     return await get_call(session, tenant_id, call_id)
+
+
+async def refuse_duplicate(session: AsyncSession, tenant_id: str, item: PlanItem) -> None:
+    """409 when the number already has a live call for the item's purpose."""
+    e164 = None if item.allow_duplicate else e164_of(item.phone)
+    if e164 is None:
+        return
+    live = (await live_calls(session, tenant_id, [e164])).get((e164, item.purpose))
+    if live is not None:
+        reason = duplicate_reason(live, item.purpose)
+        raise DuplicateCall(reason, existing_call_id=live.id)
 
 
 async def reschedule(

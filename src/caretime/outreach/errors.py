@@ -33,3 +33,8 @@ class CallAlreadyStarted(Conflict):
 class IdempotencyKeyReused(Conflict):
     problem = "idempotency-key-reused"
     title = "Idempotency-Key already used for a different request"
+
+
+class DuplicateCall(Conflict):
+    problem = "duplicate-call"
+    title = "The number already has a live call for this purpose"

@@ -20,7 +20,7 @@ from caretime.messaging import Message, RelatedEntity, send_message
 from caretime.observability import log_event
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
-from caretime.outreach.service import minute_ledger, place_call_job
+from caretime.outreach.writing import minute_ledger, place_call_job
 from caretime.policy import (
     ContactCaps,
     PlanItem,

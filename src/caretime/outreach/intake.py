@@ -7,17 +7,62 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from caretime.outreach.content import (
+    MAX_VARIABLES,
+    NO_CONTENT,
+    VARIABLE_NAME,
+    CallContent,
+    checked_content,
+)
 from caretime.policy import Outcome, PlanItem, Planner, Rejected
 
-CSV_COLUMNS = {"name", "phone", "scheduled", "tz"}
+# The fields an item may have; any other is an error on that item, never silently dropped.
+ITEM_FIELDS = frozenset(
+    {"name", "phone", "scheduled", "tz", "purpose", "script", "variables", "allow_duplicate"}
+)
+CONTENT_FIELDS = frozenset({"purpose", "script", "variables"})
+# CSV columns that are item fields; every other column is a variable of the row's call.
+CSV_FIELDS = ("name", "phone", "scheduled", "tz", "purpose", "script", "allow_duplicate")
+
+
+class ParsedItem(NamedTuple):
+    plan: PlanItem
+    content: CallContent
+
+
+# An item on its way through intake: parsed, or rejected (with a code) before planning.
+Intake = ParsedItem | Rejected
+
+
+def parse_item(raw: Any, *, allow_duplicate: bool = False) -> Intake:
+    """A planner item and its content, or why the raw item is not one. `allow_duplicate` is
+    the batch's default for items that do not say."""
+    if not isinstance(raw, dict):
+        return _invalid('an item must be an object with "name" and "phone"')
+    unknown = raw.keys() - ITEM_FIELDS
+    if unknown:
+        return _invalid(_unknown_fields(unknown))
+    plan = _plan_fields(raw, allow_duplicate)
+    if isinstance(plan, str):
+        return _invalid(plan)
+    if not raw.keys() & CONTENT_FIELDS:  # the usual bulk item: no content to check
+        return ParsedItem(plan, NO_CONTENT)
+    try:
+        content = checked_content(raw)
+    except ValueError as exc:
+        return _invalid(str(exc))
+    return ParsedItem(plan._replace(purpose=content.purpose), content)
 
 
 def plan_item(raw: Any) -> PlanItem | str:
-    """A planner item, or why the raw item is not one."""
-    if not isinstance(raw, dict):
-        return 'an item must be an object with "name" and "phone"'
+    """A planner item, or why the raw item is not one (`caretime plan`: no content kept)."""
+    parsed = parse_item(raw)
+    return parsed.plan if isinstance(parsed, ParsedItem) else parsed.error
+
+
+def _plan_fields(raw: dict[str, Any], allow_duplicate: bool) -> PlanItem | str:
     name, phone, tz = raw.get("name"), raw.get("phone"), raw.get("tz") or None
     if not isinstance(phone, str) or not phone.strip():
         return 'missing "phone"'
@@ -28,18 +73,45 @@ def plan_item(raw: Any) -> PlanItem | str:
     scheduled = _instant(raw.get("scheduled"))
     if isinstance(scheduled, str):
         return scheduled
-    return PlanItem(name=name, phone=phone, scheduled=scheduled, tz=tz)
+    allow = _flag(raw.get("allow_duplicate"), allow_duplicate)
+    if allow is None:
+        return '"allow_duplicate" must be true or false'
+    return PlanItem(name, phone, scheduled, tz, "", allow)
+
+
+def _flag(value: Any, default: bool) -> bool | None:
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no"):
+        return value.strip().lower() in ("true", "yes")
+    return None
+
+
+def _unknown_fields(unknown: set[str]) -> str:
+    names = ", ".join(f'"{name[:40]}"' for name in sorted(unknown)[:5])
+    known = ", ".join(sorted(ITEM_FIELDS))
+    return f"unknown field(s) {names}: an item has {known}"
+
+
+def _invalid(error: str) -> Rejected:
+    return Rejected("invalid_item", error)
 
 
 def plan_parsed(
-    planner: Planner, items: Sequence[PlanItem | str], *, start: int = 0
+    planner: Planner, items: Sequence[PlanItem | Intake | str], *, start: int = 0
 ) -> list[Outcome]:
-    """Plan the well-formed items; each malformed one is rejected with why, in place."""
-    planned = iter(planner.plan([i for i in items if isinstance(i, PlanItem)], start=start))
-    return [
-        next(planned) if isinstance(item, PlanItem) else Rejected("invalid_item", item)
-        for item in items
-    ]
+    """Plan the well-formed items; each one rejected before planning stays rejected, in place."""
+    plans = [_plan_of(item) for item in items]
+    planned = iter(planner.plan([p for p in plans if isinstance(p, PlanItem)], start=start))
+    return [next(planned) if isinstance(p, PlanItem) else p for p in plans]
+
+
+def _plan_of(item: PlanItem | Intake | str) -> PlanItem | Rejected:
+    if isinstance(item, ParsedItem):
+        return item.plan
+    return _invalid(item) if isinstance(item, str) else item
 
 
 def _instant(value: Any) -> datetime | str | None:
@@ -53,19 +125,62 @@ def _instant(value: Any) -> datetime | str | None:
         return f'"scheduled" is not an ISO 8601 time: {value[:40]!r}'
 
 
-def csv_items(text: str) -> Iterator[dict[str, str]]:
-    """Rows of a CSV with a header naming at least `name` and `phone` (case-insensitive)."""
+def csv_items(text: str) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV with a header naming at least `name` and `phone` (case-insensitive) as
+    items: the item fields by name, every other non-empty column as a variable."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     if reader.fieldnames is None:
         return
-    reader.fieldnames = [field.strip().lower() for field in reader.fieldnames]
+    reader.fieldnames = [field.strip() for field in reader.fieldnames]
+    fields = {name: name.lower() for name in reader.fieldnames if name.lower() in CSV_FIELDS}
     for row in reader:
-        yield {key: (value or "").strip() for key, value in row.items() if key in CSV_COLUMNS}
+        yield _csv_item(row, fields)
+
+
+def _csv_item(row: dict[str | None, Any], fields: dict[str, str]) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    variables: dict[str, str] = {}
+    for column, value in row.items():
+        text = value.strip() if isinstance(value, str) else ""
+        if column in fields:
+            item[fields[column]] = text
+        elif column and text:  # a cell beyond the header has no column name: dropped
+            variables[column] = text
+    if variables:
+        item["variables"] = variables
+    for optional in ("purpose", "script"):
+        if item.get(optional) == "":
+            del item[optional]
+    return item
 
 
 def missing_csv_columns(text: str) -> set[str]:
+    return {"name", "phone"} - {column.lower() for column in _csv_header(text)}
+
+
+def csv_header_problem(text: str) -> str | None:
+    """What is wrong with the CSV's header as a whole (so no row is blamed for it), if
+    anything: a required column missing, or a variable column with an unusable name."""
+    missing = missing_csv_columns(text)
+    if missing:
+        return f"the CSV header lacks column(s): {', '.join(sorted(missing))}"
+    header = _csv_header(text)
+    variables = [c for c in header if c and c.lower() not in CSV_FIELDS]
+    bad = [c for c in variables if not VARIABLE_NAME.fullmatch(c)]
+    if bad:
+        names = ", ".join(repr(c[:40]) for c in bad[:5])
+        return (
+            f"CSV column(s) {names} cannot be variable names: use letters, digits and _ "
+            "(at most 40), not starting with a digit"
+        )
+    if len(variables) > MAX_VARIABLES:
+        return f"the CSV has more than {MAX_VARIABLES} variable columns"
+    return None
+
+
+def _csv_header(text: str) -> list[str]:
     header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
-    return {"name", "phone"} - {column.strip().lower() for column in header}
+    return [column.strip() for column in header]
 
 
 def echo(raw: Any, field: str) -> Any:

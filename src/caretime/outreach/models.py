@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caretime.db import Base, JSONDocument
@@ -15,6 +15,12 @@ from caretime.repository import TenantOwned
 PENDING = "scheduled"
 STARTED = ("dispatching", "ringing", "in_progress")
 FINAL = ("completed", "no_answer", "busy", "failed", "cancelled", "expired")
+# A live call: one that may still ring. A tenant has at most one live call per number and
+# purpose, unless the call was made with allow_duplicate: the database guarantees it.
+LIVE = (PENDING, *STARTED)
+LIVE_PREDICATE = text(
+    "NOT allow_duplicate AND status IN ('scheduled', 'dispatching', 'ringing', 'in_progress')"
+)
 
 
 class Contact(TenantOwned, Base):
@@ -57,6 +63,15 @@ class Call(TenantOwned, Base):
         # Capacity: calls per minute still to come, read once per batch.
         Index(None, "tenant_id", "status", "scheduled_minute"),
         Index(None, "tenant_id", "batch_id", "id"),
+        Index(
+            "uq_calls_live_per_purpose",
+            "tenant_id",
+            "phone_e164",
+            "purpose",
+            unique=True,
+            postgresql_where=LIVE_PREDICATE,
+            sqlite_where=LIVE_PREDICATE,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -67,6 +82,12 @@ class Call(TenantOwned, Base):
     tz: Mapped[str] = mapped_column(String(64))
     zones: Mapped[list[str]] = mapped_column(JSONDocument)
     status: Mapped[str] = mapped_column(String(16))
+    # What the call is for (a campaign or task name); "" when the caller named none.
+    purpose: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    allow_duplicate: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # What the voice provider says or is told (None: the tenant's default for the purpose).
+    script: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     scheduled_at: Mapped[datetime]
     scheduled_minute: Mapped[int] = mapped_column(BigInteger)
     pinned: Mapped[bool]

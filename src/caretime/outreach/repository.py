@@ -4,19 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.bulk import SkipConflicts, insert_rows
+from caretime.bulk import SkipConflicts, insert_rows, where_one_of
 from caretime.db import is_postgres
-from caretime.outreach.models import PENDING, Call, CallAttempt, Contact, OutreachBatch
+from caretime.outreach.models import (
+    LIVE_PREDICATE,
+    PENDING,
+    Call,
+    CallAttempt,
+    Contact,
+    OutreachBatch,
+)
 from caretime.repository import TenantRepository
 from caretime.tenancy.models import Tenant
 
 _KNOWN_IDS = SkipConflicts(("id",))
+# A second live call for a (number, purpose) is not written: the partial unique index says so.
+_LIVE_TWINS = SkipConflicts(("tenant_id", "phone_e164", "purpose"), LIVE_PREDICATE)
+CHUNK = 5000
+
+
+class LiveCall(NamedTuple):
+    """The call that makes another one for the same number and purpose a duplicate."""
+
+    id: str
+    status: str
+    scheduled_at: datetime
 
 
 class CallRepository(TenantRepository[Call]):
@@ -38,10 +56,30 @@ class CallRepository(TenantRepository[Call]):
 
     async def insert_new(
         self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
-    ) -> None:
-        """New calls, one per position of `columns`, each also with the `shared` values."""
+    ) -> set[str]:
+        """New calls, one per position of `columns`, each also with the `shared` values.
+        Returns the ids written: a call whose number and purpose already has a live call
+        (and that does not allow duplicates) is skipped."""
         shared = {**shared, "tenant_id": self.tenant_id}
-        await insert_rows(self.session, Call, columns, shared=shared)
+        ids = await insert_rows(
+            self.session, Call, columns, shared=shared, skip=_LIVE_TWINS, returning="id"
+        )
+        return set(ids)
+
+    async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
+        """The live (exclusive) call of each (number, purpose) among these numbers."""
+        statement = select(
+            Call.phone_e164, Call.purpose, Call.id, Call.status, Call.scheduled_at
+        ).where(Call.tenant_id == self.tenant_id, LIVE_PREDICATE)
+        found: dict[tuple[str, str], LiveCall] = {}
+        for start in range(0, len(numbers), CHUNK):
+            chunk = numbers[start : start + CHUNK]
+            rows = await self.session.execute(
+                where_one_of(self.session, statement, Call.phone_e164, chunk)
+            )
+            for phone, purpose, call_id, status, at in rows.all():
+                found[(phone, purpose)] = LiveCall(call_id, status, at)
+        return found
 
     async def get_for_update(self, call_id: str) -> Call | None:
         return await self.first(self.select().where(Call.id == call_id).with_for_update())
@@ -116,7 +154,7 @@ class ContactRepository(TenantRepository[Contact]):
         await self.session.execute(
             select(Contact.id)
             .where(Contact.tenant_id == self.tenant_id, Contact.id == contact_id)
-            .with_for_update()
+            .with_for_update(key_share=True)  # new calls referencing it need not wait
         )
 
     async def insert_missing(self, columns: Mapping[str, Sequence[Any]], *, now: datetime) -> None:
@@ -128,7 +166,12 @@ class ContactRepository(TenantRepository[Contact]):
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
     """Serialise capacity planning per tenant (PostgreSQL row lock, held until commit;
     SQLite already has a single writer)."""
-    await session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    # FOR NO KEY UPDATE: two planners still queue here, but a transaction that already
+    # inserted a row referencing the tenant (its batch: FOR KEY SHARE by the foreign key)
+    # is not blocked by the other's lock, which FOR UPDATE did, deadlocking concurrent batches.
+    await session.execute(
+        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True)
+    )
 
 
 def _dialect_insert(session: AsyncSession, model: Any) -> Any:

@@ -15,7 +15,7 @@ from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.outreach import calls as call_service
 from caretime.outreach import service
-from caretime.outreach.intake import csv_items, missing_csv_columns
+from caretime.outreach.intake import csv_header_problem, csv_items
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
 from caretime.outreach.schemas import (
     AttemptOut,
@@ -187,6 +187,10 @@ def call_out(call: Call, attempts: Sequence[CallAttempt] | None = None) -> CallO
         max_attempts=call.max_attempts,
         retry_delay=retry_delay_of(call.retry_delay_seconds),
         outcome=call.outcome,
+        purpose=call.purpose or None,
+        script=call.script,
+        variables=call.variables,
+        allow_duplicate=call.allow_duplicate,
         created_at=call.created_at,
         updated_at=call.updated_at,
         attempt_history=None if attempts is None else [
@@ -237,9 +241,9 @@ async def _csv_text(raw: Request, content_type: str) -> str:
 
 
 def _csv_items(text: str) -> list[Any]:
-    missing = missing_csv_columns(text)
-    if missing:
-        raise InvalidInput(f"the CSV header lacks column(s): {', '.join(sorted(missing))}")
+    problem = csv_header_problem(text)
+    if problem is not None:
+        raise InvalidInput(problem)
     return list(csv_items(text))
 
 

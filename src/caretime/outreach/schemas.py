@@ -5,20 +5,61 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from caretime.outreach import content
+from caretime.outreach.content import CallContent, Variables
 from caretime.tenancy.policy import Duration
 
 
 class ScheduleItem(BaseModel):
-    """One patient: a name and a phone, optionally an exact time and a time zone."""
+    """One patient: a name and a phone, optionally an exact time and a time zone, and what
+    the call is for and says. Any other field is an error."""
 
+    model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=200)
     phone: str = Field(max_length=64)
     scheduled: datetime | None = Field(
         default=None, description="An instant; without an offset it is local time in `tz`."
     )
     tz: str | None = Field(default=None, description="IANA time zone, e.g. America/New_York.")
+    purpose: str | None = Field(
+        default=None,
+        max_length=content.MAX_PURPOSE,
+        description="What the call is for, e.g. annual-wellness: one live call per number "
+        "and purpose.",
+    )
+    script: str | None = Field(
+        default=None,
+        max_length=content.MAX_SCRIPT,
+        description="What the provider says; {{variable}} is replaced by the variable's value.",
+    )
+    variables: Variables | None = Field(
+        default=None,
+        description="Strings and numbers for the script and the agent, "
+        'e.g. {"first_name": "John"}.',
+    )
+    allow_duplicate: bool = Field(
+        default=False, description="Schedule even if the number has a live call for the purpose."
+    )
+
+    @field_validator("purpose")
+    @classmethod
+    def _purpose(cls, value: str | None) -> str | None:
+        return content.checked_purpose(value) or None
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, value: str | None) -> str | None:
+        return content.checked_script(value)
+
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _variables(cls, value: object) -> Variables | None:
+        return content.checked_variables(value)
+
+    def content(self) -> CallContent:
+        return CallContent(self.purpose or "", self.script, self.variables)
 
 
 class ScheduledItemOut(BaseModel):
@@ -29,6 +70,7 @@ class ScheduledItemOut(BaseModel):
     scheduled: datetime
     scheduled_task_id: str | None
     status: Literal["scheduled"]
+    purpose: str | None = None
 
 
 class RejectedItemOut(BaseModel):
@@ -43,6 +85,15 @@ class BatchOptions(BaseModel):
     strategy: Literal["earliest", "spread"] | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     retry_delay: Duration | None = None
+    allow_duplicate: bool = Field(
+        default=False,
+        description="Schedule items even if their number already has a live call for the "
+        "same purpose (an item's own allow_duplicate wins).",
+    )
+
+
+# The options that override the tenant's calling policy for one batch or call.
+POLICY_OPTIONS = ("strategy", "max_attempts", "retry_delay")
 
 
 class BatchIn(BatchOptions):
@@ -101,6 +152,10 @@ class CallOut(BaseModel):
     max_attempts: int
     retry_delay: Duration
     outcome: str | None
+    purpose: str | None = None
+    script: str | None = None
+    variables: dict[str, Any] | None = None
+    allow_duplicate: bool = False
     created_at: datetime
     updated_at: datetime
     attempt_history: list[AttemptOut] | None = None

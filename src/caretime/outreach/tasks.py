@@ -10,7 +10,7 @@ from caretime.dispatch import JobContext, job_handler
 from caretime.messaging import on_status_change
 from caretime.observability import log_event
 from caretime.outreach import execution
-from caretime.outreach.service import PLACE_CALL
+from caretime.outreach.writing import PLACE_CALL
 
 log = logging.getLogger("caretime.outreach")
 

@@ -33,6 +33,9 @@ class PlanItem(NamedTuple):
     phone: str
     scheduled: datetime | None = None
     tz: str | None = None
+    # A number is planned once per purpose in one input, unless the item allows duplicates.
+    purpose: str = ""
+    allow_duplicate: bool = False
 
 
 SCHEDULED: Literal["scheduled"] = "scheduled"
@@ -122,8 +125,9 @@ class Planner:
         self._cursor: dict[WindowKey, tuple[int, int]] = {}
         self._full: set[WindowKey] = set()
         self._zone_names: dict[str, str | None] = {}
-        # Numbers planned by this planner: a number appears once, even across plan() calls.
-        self._seen: dict[str, int] = {}
+        # (number, purpose) planned by this planner: each appears once, even across plan()
+        # calls, except for items that allow duplicates.
+        self._seen: dict[tuple[str, str], int] = {}
 
     def plan(self, items: Sequence[PlanItem], *, start: int = 0) -> list[Outcome]:
         """Plan items in order; `start` is items[0]'s index in the whole input when a large
@@ -165,7 +169,7 @@ class Planner:
         targets: list[_Target] = []
         seen, windows, lookup = self._seen, self._windows, self.phones.lookup
         for index, item in enumerate(items):
-            _, phone, scheduled, tz = item
+            _, phone, scheduled, tz, purpose, allow_duplicate = item
             found = None
             if tz is None and scheduled is None:
                 try:
@@ -185,14 +189,13 @@ class Planner:
                     outcomes[index] = resolved
                     continue
                 target, e164 = resolved, resolved.e164
-            first = seen.get(e164)
+            first = None if allow_duplicate else seen.get((e164, purpose))
             if first is None:
-                seen[e164] = start + index
+                if not allow_duplicate:
+                    seen[(e164, purpose)] = start + index
                 targets.append(target)
             else:
-                outcomes[index] = Rejected(
-                    "duplicate", f"the same number is already in this batch at index {first}"
-                )
+                outcomes[index] = _duplicate_in_input(first, purpose)
         return targets
 
     def _resolve(self, index: int, item: PlanItem) -> _Target | Rejected:
@@ -379,6 +382,15 @@ def _pinned_instant(
             'give an offset or "tz"',
         )
     return scheduled.replace(tzinfo=ZoneInfo(zones[0])).astimezone(UTC)
+
+
+def _duplicate_in_input(first: int, purpose: str) -> Rejected:
+    for_purpose = f' for "{purpose}"' if purpose else ""
+    return Rejected(
+        "duplicate",
+        f"the same number is already in this batch{for_purpose} at index {first} "
+        '(send "allow_duplicate": true to call it twice)',
+    )
 
 
 def _unknown_zone_reason(non_geographic: bool) -> str:
