@@ -1,10 +1,12 @@
-"""calls: purpose, script and variables; at most one live call per number and purpose
+"""calls: purpose, script and variables; at most one live call per number and purpose;
+consent history
 
 Revision ID: 0013
 Revises: 0007
 
 Calls that are already live twice for one number (allowed until now) keep ringing: all but
-the oldest are marked allow_duplicate, so the new partial unique index can be built.
+the oldest are marked allow_duplicate, so the new partial unique index can be built. The
+consent history starts with each number's current consent state, as replies set it.
 """
 
 from collections.abc import Sequence
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from caretime.db import JSONDocument
+from caretime.db import JSONDocument, UTCDateTime
 
 revision: str = "0013"
 down_revision: str | None = "0007"
@@ -24,6 +26,11 @@ LIVE_PREDICATE = sa.text(f"NOT allow_duplicate AND {LIVE}")
 
 
 def upgrade() -> None:
+    _calls_upgrade()
+    _consent_upgrade()
+
+
+def _calls_upgrade() -> None:
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("purpose", sa.String(length=64), server_default="", nullable=False)
@@ -53,7 +60,58 @@ def upgrade() -> None:
         )
 
 
+def _consent_upgrade() -> None:
+    op.create_table(
+        "consent_changes",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("phone", sa.String(length=32), nullable=False),
+        sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("opted_out", sa.Boolean(), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("keyword", sa.String(length=32), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("message_id", sa.String(length=64), nullable=True),
+        sa.Column("related_id", sa.String(length=64), nullable=True),
+        sa.Column("changed_at", UTCDateTime(), nullable=False),
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_consent_changes_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_changes")),
+    )
+    with op.batch_alter_table("consent_changes", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_consent_changes_tenant_id_phone_id"), ["tenant_id", "phone", "id"]
+        )
+    with op.batch_alter_table("message_opt_outs", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("source", sa.String(length=16), server_default="reply", nullable=False)
+        )
+    op.execute(
+        """
+        INSERT INTO consent_changes
+            (tenant_id, phone, channel, opted_out, source, keyword, message_id, changed_at)
+        SELECT tenant_id, phone, channel, opted_out, 'reply', NULLIF(keyword, ''),
+               source_message_id, changed_at
+        FROM message_opt_outs ORDER BY changed_at
+        """
+    )
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("message_opt_outs", schema=None) as batch_op:
+        batch_op.drop_column("source")
+    with op.batch_alter_table("consent_changes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_consent_changes_tenant_id_phone_id"))
+    op.drop_table("consent_changes")
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.drop_index("uq_calls_live_per_purpose")
         batch_op.drop_column("variables")

@@ -157,12 +157,12 @@ async def test_a_second_call_to_a_capped_contact_waits_for_the_next_day(
         "scheduled", "2026-03-03T14:00:00Z", 0)  # fmt: skip
 
 
-async def test_a_number_that_texted_stop_is_never_called(
+async def test_a_number_that_texted_stop_after_scheduling_is_never_called(
     client: httpx.AsyncClient, clock: FrozenClock, dispatcher: Dispatcher
 ) -> None:
+    call = await create(client)
     reply = await client.post("/messages/inbound", json={"from": "212-555-0100", "body": "STOP"})
     assert reply.json()["action"] == "opted_out"
-    call = await create(client)
     final = await step(client, clock, dispatcher, call["id"], seconds=0)
     assert final["status"] == "failed"
     assert final["outcome"].startswith("suppressed: ")

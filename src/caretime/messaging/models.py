@@ -114,3 +114,27 @@ class OptOut(TenantOwned, Base):
     keyword: Mapped[str] = mapped_column(String(32))
     source_message_id: Mapped[str | None] = mapped_column(String(64))
     changed_at: Mapped[datetime]
+    # How the latest statement was given (see ConsentChange.source).
+    source: Mapped[str] = mapped_column(String(16), default="reply", server_default="reply")
+
+
+class ConsentChange(TenantOwned, Base):
+    """One statement of a number's consent on one channel (a STOP or START reply, an opt-out
+    given by other means through the API, an agent's report), kept as the audit of consent."""
+
+    __tablename__ = "consent_changes"
+    __table_args__ = (Index(None, "tenant_id", "phone", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    phone: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(8))
+    opted_out: Mapped[bool]
+    # How it was given: "reply" (a keyword texted in), "api", "agent" (a voice agent's report).
+    source: Mapped[str] = mapped_column(String(16))
+    keyword: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    related_id: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[datetime]

@@ -38,3 +38,8 @@ class IdempotencyKeyReused(Conflict):
 class DuplicateCall(Conflict):
     problem = "duplicate-call"
     title = "The number already has a live call for this purpose"
+
+
+class OptedOut(InvalidInput):
+    problem = "opted-out"
+    title = "The recipient opted out of calls"

@@ -1,43 +1,68 @@
-"""Screening items before they are planned: an item whose number already has a live call for
-the same purpose is rejected with that call's id and time.
+"""Screening items before they are planned: an item whose number opted out of calls is
+rejected with when and how; one whose number already has a live call for the same purpose
+with that call's id and time.
 
-This is the friendly check; the guarantee is the partial unique index on live calls, which
-refuses a duplicate written by a concurrent request (see `duplicate_reason` for its words).
+For duplicates this is the friendly check; the guarantee is the partial unique index on live
+calls, which refuses a duplicate written by a concurrent request (see `duplicate_reason`).
 Screening first also keeps rejected items off the capacity ledger of the batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
+from caretime.messaging.consent import OptOutState, opt_outs
 from caretime.outreach.intake import Intake, ParsedItem
 from caretime.outreach.repository import CallRepository, LiveCall
 from caretime.policy import Rejected, UndialableNumber
 from caretime.policy.phones import default_phone_book
 
 DUPLICATE = "already_scheduled"
+OPTED_OUT = "opted_out"
+
+
+@dataclass(frozen=True)
+class Screen:
+    """What is known about a batch's numbers: their opt-outs of calls and live calls."""
+
+    opted_out: dict[str, OptOutState]
+    live: dict[tuple[str, str], LiveCall]
+
+    def verdict(self, item: Intake, number: str | None) -> Intake:
+        """The item, or why it must not be scheduled."""
+        if number is None or not isinstance(item, ParsedItem):
+            return item
+        opt_out = self.opted_out.get(number)
+        if opt_out is not None:
+            return Rejected(OPTED_OUT, opted_out_reason(opt_out))
+        found = None if item.plan.allow_duplicate else self.live.get((number, item.plan.purpose))
+        return item if found is None else duplicate_of(found, item.plan.purpose)
 
 
 async def screen(session: AsyncSession, tenant_id: str, items: list[Intake]) -> list[Intake]:
-    """The items, with each that duplicates a live call replaced by its rejection."""
+    """The items, with each whose number opted out of calls or already has a live call for
+    the same purpose replaced by its rejection."""
     numbers = [_e164(item) for item in items]
     wanted = sorted({number for number in numbers if number is not None})
     if not wanted:
         return items
-    live = await CallRepository(session, tenant_id).live_for(wanted)
-    if not live:
+    found = await look_up(session, tenant_id, wanted)
+    if not (found.opted_out or found.live):
         return items
-    return [_screened(item, number, live) for item, number in zip(items, numbers, strict=True)]
+    return [found.verdict(item, number) for item, number in zip(items, numbers, strict=True)]
 
 
-def _screened(item: Intake, number: str | None, live: dict[tuple[str, str], LiveCall]) -> Intake:
-    if number is None or not isinstance(item, ParsedItem) or item.plan.allow_duplicate:
-        return item
-    found = live.get((number, item.plan.purpose))
-    return item if found is None else duplicate_of(found, item.plan.purpose)
+async def look_up(session: AsyncSession, tenant_id: str, numbers: Sequence[str]) -> Screen:
+    opted_out = await opt_outs(session, tenant_id, numbers, "voice")
+    return Screen(opted_out, await CallRepository(session, tenant_id).live_for(numbers))
+
+
+def opted_out_reason(state: OptOutState) -> str:
+    return f"the recipient opted out of calls on {isoformat_z(state.changed_at)} ({state.how()})"
 
 
 def duplicate_of(live: LiveCall | None, purpose: str) -> Rejected:
@@ -60,9 +85,7 @@ def duplicate_reason(live: LiveCall | None, purpose: str) -> str:
 
 
 def _e164(item: Intake) -> str | None:
-    if not isinstance(item, ParsedItem) or item.plan.allow_duplicate:
-        return None
-    return e164_of(item.plan.phone)
+    return e164_of(item.plan.phone) if isinstance(item, ParsedItem) else None
 
 
 def e164_of(phone: str) -> str | None:
