@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.clock import Clock
 from caretime.config import Settings
 from caretime.db import transaction
+from caretime.events import SYSTEM, set_actor
 from caretime.runtime import Runtime
 
 
@@ -29,6 +30,7 @@ async def get_session(request: Request, runtime: RuntimeDep) -> AsyncIterator[As
     """The request's unit of work: committed after the endpoint returns, before the response
     is sent (scope="function"), so a client never sees success for a rolled-back change.
     GET requests only read, so they do not queue behind SQLite's single writer."""
+    set_actor(SYSTEM)  # until authentication says who is acting
     reading = request.method in READ_ONLY_METHODS
     async with transaction(runtime.read_sessions if reading else runtime.sessions) as session:
         yield session

@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "caretime.booking.models",
     "caretime.shifts.models",
     "caretime.outreach.models",
+    "caretime.events.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.

@@ -28,6 +28,7 @@ from caretime.dispatch.errors import PermanentFailure, RetryLater
 from caretime.dispatch.models import DispatchWorker, Job
 from caretime.dispatch.registry import HandlerRegistry, JobContext, JobInfo, handlers
 from caretime.dispatch.retry import DEFAULT_RETRY, RetryPolicy
+from caretime.events import SYSTEM, acting_as
 from caretime.observability import log_event
 from caretime.runtime import Runtime
 
@@ -144,7 +145,8 @@ class Dispatcher:
         try:
             try:
                 handler = self.registry.get(info.kind)
-                await handler(context, row.payload)
+                with acting_as(SYSTEM):  # a timer or a worker, whoever enqueued the job
+                    await handler(context, row.payload)
                 await self._commit_or_batch(context)
             finally:
                 await _close(context)  # rolls back whatever did not commit

@@ -12,6 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.errors import InvalidInput
+from caretime.events import acting_as
+from caretime.events.actor import inbound_actor
 from caretime.ids import new_id
 from caretime.messaging.consent import COMPLIANCE_KIND, set_opt_out
 from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
@@ -86,7 +88,8 @@ async def receive(
     message = _record(tenant_id, inbound, phone, key, now)
     session.add(message)
     intent = classify_intent(inbound.body, classifier)
-    outcome = await _route(session, tenant_id, message, intent, inbound.hint, now)
+    with acting_as(inbound_actor(message.id)):
+        outcome = await _route(session, tenant_id, message, intent, inbound.hint, now)
     message.intent, message.route_action = str(intent), outcome.action
     await session.flush()
     return outcome

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.db import transaction
 from caretime.deps import READ_ONLY_METHODS, RuntimeDep, SessionDep
 from caretime.errors import Unauthorized
+from caretime.events import set_actor
+from caretime.events.actor import api_key_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
 from caretime.tenancy.models import Tenant
@@ -34,6 +36,7 @@ async def current_tenant(
         raise Unauthorized("malformed API key: keys look like 'ct_...'")
     tenant, key = await authenticate(session, plaintext)
     bind_tenant(tenant.id)
+    set_actor(api_key_actor(key.id))
     now = runtime.clock.now()
     if needs_touch(key, now):
         await _record_use(request, session, runtime, key.id, now)

@@ -13,6 +13,8 @@ from starlette.responses import Response
 from caretime.db import transaction
 from caretime.deps import READ_ONLY_METHODS, RuntimeDep, SessionDep
 from caretime.errors import Unauthorized
+from caretime.events import set_actor
+from caretime.events.actor import dashboard_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
 from caretime.tenancy.models import Tenant
@@ -85,6 +87,7 @@ async def tenant_of_key(
     """Authenticate like the API does, recording the key's use (in a short write of its own
     when the request only reads, so a page view never waits for SQLite's writer)."""
     tenant, key = await authenticate(db, plaintext)
+    set_actor(dashboard_actor(key.id))
     now = runtime.clock.now()
     if needs_touch(key, now):
         if request.method in READ_ONLY_METHODS:

@@ -1,0 +1,29 @@
+"""Every event type caretime emits, with when it fires. docs/events.md mirrors this list."""
+
+from __future__ import annotations
+
+EVENT_TYPES: dict[str, str] = {
+    "call.scheduled": "a call was scheduled (single call or batch item)",
+    "call.started": "a call attempt was handed to the voice provider",
+    "call.completed": "a call was answered and finished",
+    "call.failed": "a call ended without reaching anyone and will not be retried",
+    "call.expired": "a call's window passed with retries spent",
+    "call.cancelled": "a call was cancelled before it started",
+    "appointment.held": "a slot was held for a patient",
+    "appointment.confirmed": "a hold was confirmed",
+    "appointment.expired": "a hold lapsed unconfirmed",
+    "appointment.cancelled": "an appointment was cancelled",
+    "appointment.denied": "a hold was denied by the clinic",
+    "shift.fanout_started": "a shift's fan-out started",
+    "shift.filled": "a caregiver took a shift",
+    "shift.unfilled": "a shift's escalation ladder is spent and it is still open",
+    "shift.expired": "a shift's start passed while it was open",
+    "shift.cancelled": "a shift was cancelled",
+    "message.opted_out": "a phone number opted out of a channel",
+    "message.opted_in": "a phone number opted back in",
+    "batch.completed": "every call of an outreach batch reached a final status",
+}
+
+
+def is_known(event_type: str) -> bool:
+    return event_type in EVENT_TYPES
