@@ -4,8 +4,10 @@ consent given by other means, with a note."""
 from datetime import timedelta
 
 import httpx
+from sqlalchemy import select
 
 from caretime.clock import FrozenClock
+from caretime.events.models import Event
 from caretime.runtime import Runtime
 from tests.support import bearer, make_tenant
 
@@ -68,3 +70,15 @@ async def test_another_tenant_sees_nothing(client: httpx.AsyncClient, runtime: R
     other = (await client.get(f"/contacts/{PHONE}", headers=bearer(key))).json()
     assert other["history"] == []
     assert other["consent"]["sms"]["opted_out"] is False
+
+
+async def test_a_consent_statement_is_an_event_with_its_actor(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    body = {"channel": "voice", "opted_out": True, "note": "asked by letter"}
+    await client.put(f"/contacts/{PHONE}/consent", json=body)
+    async with runtime.sessions() as session:
+        (event,) = await session.scalars(select(Event))
+    assert (event.type, event.data) == ("message.opted_out", {"channel": "voice", "source": "api"})
+    assert event.actor.startswith("key:")
+    assert PHONE not in str(event.data)
