@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import cancel_by_dedupe_key
 from caretime.dispatch.queue import enqueue_many
+from caretime.errors import InvalidInput
 from caretime.ids import new_id
+from caretime.outreach.content import script_problem
 from caretime.outreach.errors import (
     CallAlreadyStarted,
     CallNotFound,
@@ -52,6 +54,9 @@ async def create_call(
         calling, BatchOptions(max_attempts=body.max_attempts, retry_delay=body.retry_delay)
     )
     content = body.content()
+    problem = script_problem(content, calling.scripts)
+    if problem is not None:
+        raise InvalidInput(problem)
     item = PlanItem(
         body.name, body.phone, body.scheduled, body.tz, content.purpose, body.allow_duplicate
     )

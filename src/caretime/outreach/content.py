@@ -96,6 +96,22 @@ def missing_variables(script: str, variables: Mapping[str, Any] | None) -> list[
     return sorted({name for name in _PLACEHOLDER.findall(script) if name not in given})
 
 
+def script_for(content: CallContent, defaults: Mapping[str, str]) -> str | None:
+    """The script a call says: its own, else the tenant's default for its purpose."""
+    return content.script or defaults.get(content.purpose)
+
+
+def script_problem(content: CallContent, defaults: Mapping[str, str]) -> str | None:
+    """Why the call's script cannot be said with its variables, if it cannot."""
+    script = script_for(content, defaults)
+    missing = [] if script is None else missing_variables(script, content.variables)
+    if not missing:
+        return None
+    names = ", ".join("{{" + name + "}}" for name in missing)
+    whose = "the script" if content.script else f'the default script for "{content.purpose}"'
+    return f"{whose} uses {names} but the item has no such variable"
+
+
 def render(script: str, variables: Mapping[str, Any] | None, *, name: str) -> str:
     """The script with each {{variable}} replaced; the patient's name is {{name}}."""
     values = {"name": name, **(variables or {})}

@@ -18,6 +18,7 @@ from caretime.dispatch.queue import enqueue_many
 from caretime.ids import new_id
 from caretime.messaging import Message, RelatedEntity, send_message
 from caretime.observability import log_event
+from caretime.outreach.content import CallContent, render, script_for
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
 from caretime.outreach.writing import minute_ledger, place_call_job
@@ -68,7 +69,17 @@ async def may_call_now(
     return next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=now) == now
 
 
-async def start_attempt(session: AsyncSession, call: Call, *, now: datetime) -> CallAttempt:
+def spoken_script(call: Call, calling: CallingPolicy) -> str:
+    """What the provider says: the call's script or the tenant's default for its purpose,
+    with the call's variables filled in."""
+    content = CallContent(call.purpose, call.script, call.variables)
+    script = script_for(content, calling.scripts) or VOICE_SCRIPT
+    return render(script, call.variables, name=call.name)
+
+
+async def start_attempt(
+    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
+) -> CallAttempt:
     """Mark the call started and hand it to the voice provider (idempotent per attempt)."""
     call.attempts += 1
     call.status, call.updated_at = "dispatching", now
@@ -88,7 +99,7 @@ async def start_attempt(session: AsyncSession, call: Call, *, now: datetime) -> 
         tenant_id=call.tenant_id,
         channel="voice",
         to=call.phone_e164,
-        body=VOICE_SCRIPT,
+        body=spoken_script(call, calling),
         idempotency_key=f"outreach.call:{call.id}:attempt:{attempt.number}",
         related=RelatedEntity(kind=ATTEMPT_KIND, id=attempt.id),
     )

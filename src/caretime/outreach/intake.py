@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -15,6 +15,7 @@ from caretime.outreach.content import (
     VARIABLE_NAME,
     CallContent,
     checked_content,
+    script_problem,
 )
 from caretime.policy import Outcome, PlanItem, Planner, Rejected
 
@@ -54,6 +55,19 @@ def parse_item(raw: Any, *, allow_duplicate: bool = False) -> Intake:
     except ValueError as exc:
         return _invalid(str(exc))
     return ParsedItem(plan._replace(purpose=content.purpose), content)
+
+
+def check_scripts(items: list[Intake], defaults: Mapping[str, str]) -> list[Intake]:
+    """Each item whose script (its own or the tenant's default for its purpose) names a
+    variable the item lacks becomes a rejection."""
+    return [_with_script_checked(item, defaults) for item in items]
+
+
+def _with_script_checked(item: Intake, defaults: Mapping[str, str]) -> Intake:
+    if not isinstance(item, ParsedItem) or (item.content is NO_CONTENT and "" not in defaults):
+        return item
+    problem = script_problem(item.content, defaults)
+    return item if problem is None else _invalid(problem)
 
 
 def plan_item(raw: Any) -> PlanItem | str:

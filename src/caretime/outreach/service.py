@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.clock import isoformat_z
 from caretime.ids import new_id
 from caretime.outreach.errors import BatchNotFound, IdempotencyKeyReused
-from caretime.outreach.intake import Intake, ParsedItem, echo, parse_item, plan_parsed
+from caretime.outreach.intake import (
+    Intake,
+    ParsedItem,
+    check_scripts,
+    echo,
+    parse_item,
+    plan_parsed,
+)
 from caretime.outreach.models import OutreachBatch
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
@@ -71,7 +78,7 @@ async def schedule_batch(
             return replay
     allow = request.options.allow_duplicate
     parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
-    items = await screen(session, tenant_id, parsed)
+    items = await screen(session, tenant_id, check_scripts(parsed, calling.scripts))
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
     outcomes = plan_parsed(Planner(calling, now=now, ledger=ledger), items)
     if batch_id is None:

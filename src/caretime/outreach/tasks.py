@@ -31,7 +31,7 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
         if not await execution.replan(ctx.session, call, calling, after=now, now=now):
             call.status, call.outcome = "expired", "no allowed time left within the horizon"
         return
-    await execution.start_attempt(ctx.session, call, now=now)
+    await execution.start_attempt(ctx.session, call, calling, now=now)
 
 
 on_status_change(execution.ATTEMPT_KIND)(execution.on_attempt_status)

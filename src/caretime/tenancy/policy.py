@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StringConstraints,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -79,6 +80,8 @@ LocalTime = Annotated[
 ]
 
 IanaZone = Annotated[str, BeforeValidator(lambda v: validate_zone(str(v)))]
+PurposeName = Annotated[str, StringConstraints(max_length=64)]
+ScriptText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -119,6 +122,8 @@ class CallingPolicy(BaseModel):
     max_attempts_per_day: int = Field(default=3, ge=1)
     max_attempts_per_week: int = Field(default=10, ge=1)
     default_tz: IanaZone | None = None
+    # What a call says when its item gave no script, by purpose ("" for calls without one).
+    scripts: dict[PurposeName, ScriptText] = Field(default_factory=dict, max_length=100)
 
 
 class BookingPolicy(BaseModel):
