@@ -1,5 +1,5 @@
 """calls: purpose, script and variables; at most one live call per number and purpose;
-consent history
+consent history; the AI voice agent (per-tenant endpoint, message context, dispositions)
 
 Revision ID: 0013
 Revises: 0008
@@ -28,6 +28,7 @@ LIVE_PREDICATE = sa.text(f"NOT allow_duplicate AND {LIVE}")
 def upgrade() -> None:
     _calls_upgrade()
     _consent_upgrade()
+    _agent_upgrade()
 
 
 def _calls_upgrade() -> None:
@@ -46,14 +47,14 @@ def _calls_upgrade() -> None:
         f"""
         UPDATE calls SET allow_duplicate = true
         WHERE {LIVE} AND id NOT IN (
-            SELECT MIN(id) FROM calls WHERE {LIVE} GROUP BY tenant_id, phone_e164
+            SELECT MIN(id) FROM calls WHERE {LIVE} GROUP BY contact_id
         )
         """
     )
     with op.batch_alter_table("calls", schema=None) as batch_op:
         batch_op.create_index(
             "uq_calls_live_per_purpose",
-            ["tenant_id", "phone_e164", "purpose"],
+            ["contact_id", "purpose"],
             unique=True,
             postgresql_where=LIVE_PREDICATE,
             sqlite_where=LIVE_PREDICATE,
@@ -106,7 +107,36 @@ def _consent_upgrade() -> None:
     )
 
 
+def _agent_upgrade() -> None:
+    op.create_table(
+        "voice_agents",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column("secret", sa.String(length=100), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"],
+            ["tenants.id"],
+            name=op.f("fk_voice_agents_tenant_id_tenants"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("tenant_id", name=op.f("pk_voice_agents")),
+    )
+    with op.batch_alter_table("call_attempts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("disposition", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("summary", sa.Text(), nullable=True))
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("context", JSONDocument, nullable=True))
+
+
 def downgrade() -> None:
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("context")
+    with op.batch_alter_table("call_attempts", schema=None) as batch_op:
+        batch_op.drop_column("summary")
+        batch_op.drop_column("disposition")
+    op.drop_table("voice_agents")
     with op.batch_alter_table("message_opt_outs", schema=None) as batch_op:
         batch_op.drop_column("source")
     with op.batch_alter_table("consent_changes", schema=None) as batch_op:

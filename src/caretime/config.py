@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEMO_API_KEY = "ct_demo_key_change_me"
 DEV_SESSION_SECRET = "caretime-dev-session-secret-change-me"
 
-Provider = Literal["simulator", "twilio", "callapi"]
+Provider = Literal["simulator", "twilio", "callapi", "agent"]
 
 
 class Settings(BaseSettings):
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     simulator_busy_digits: str = ""
     simulator_failure_rate: float = Field(default=0.0, ge=0, le=1)
     simulator_seed: int = 0
+    # The AI voice-agent provider: requests per second, and how long an agent may take to
+    # accept one (it answers 2xx at once and reports the outcome later).
+    agent_rate_limit: float = Field(default=100, gt=0)
+    agent_timeout_seconds: float = Field(default=10, gt=0)
 
     workers: int = 1
     worker_concurrency: int = 32

@@ -49,6 +49,7 @@ from caretime.messaging.tasks import (
     poll_request_for,
     request_for,
     retry_delay,
+    tenant_endpoint,
 )
 from caretime.messaging.tracking import (
     StatusEvent,
@@ -158,7 +159,8 @@ async def _hand_over(
         slots.append(wait)
     if not messages:
         return
-    requests = [request_for(message, provider, now) for message in messages]
+    endpoint = await tenant_endpoint(ctx.session, provider, messages[0].tenant_id)
+    requests = [request_for(message, provider, now, endpoint) for message in messages]
     if isinstance(provider, BatchSender):
         await asyncio.sleep(max(slots))
         outcomes = await provider.send_batch(requests)

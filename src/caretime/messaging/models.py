@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from caretime.db import Base
+from caretime.db import Base, JSONDocument
 from caretime.repository import TenantOwned
 
 
@@ -45,6 +45,9 @@ class Message(TenantOwned, Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime]
+    # What a provider that takes structured requests (an AI voice agent) is told beside the
+    # body: the call it is for, purpose, variables, time zone, until when it may talk.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
 
 
 @dataclass(slots=True)
@@ -73,6 +76,7 @@ class MessageRow:
     updated_at: datetime
     sent_at: datetime | None
     status_changed_at: datetime
+    context: dict[str, Any] | None
     tenant_id: str
 
 
@@ -138,3 +142,18 @@ class ConsentChange(TenantOwned, Base):
     message_id: Mapped[str | None] = mapped_column(String(64))
     related_id: Mapped[str | None] = mapped_column(String(64))
     changed_at: Mapped[datetime]
+
+
+class AgentEndpoint(TenantOwned, Base):
+    """Where a tenant's AI voice agent takes call requests, and the secret that signs them
+    (Standard Webhooks). Kept in clear: signing needs it; it is shown to the tenant once."""
+
+    __tablename__ = "voice_agents"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

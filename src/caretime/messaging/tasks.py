@@ -8,7 +8,10 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
+from caretime.messaging.agents import endpoint_of
 from caretime.messaging.consent import needs_consent, opted_out_numbers
 from caretime.messaging.models import Message, TrackedMessage
 from caretime.messaging.outbound import SEND_JOB
@@ -19,7 +22,9 @@ from caretime.messaging.providers.base import (
     PollRequest,
     Provider,
     StatusReport,
+    TenantEndpoint,
     TransientProviderError,
+    needs_tenant_endpoint,
 )
 from caretime.messaging.repository import MessageRepository
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
@@ -89,7 +94,12 @@ def poll_request_for(message: Message, now: datetime) -> PollRequest:
     )
 
 
-def request_for(message: TrackedMessage, provider: Provider, now: datetime) -> OutboundRequest:
+def request_for(
+    message: TrackedMessage,
+    provider: Provider,
+    now: datetime,
+    endpoint: TenantEndpoint | None = None,
+) -> OutboundRequest:
     """What a provider is handed for one queued message."""
     return OutboundRequest(
         message.id,
@@ -100,12 +110,22 @@ def request_for(message: TrackedMessage, provider: Provider, now: datetime) -> O
         message.body,
         message.idempotency_key,
         now,
+        message.context,
+        endpoint,
     )
+
+
+async def tenant_endpoint(
+    session: AsyncSession, provider: Provider, tenant_id: str
+) -> TenantEndpoint | None:
+    """The tenant's own endpoint, for a provider reached per tenant (else None)."""
+    return await endpoint_of(session, tenant_id) if needs_tenant_endpoint(provider) else None
 
 
 async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:
     now = ctx.now()
-    request = request_for(message, provider, now)
+    endpoint = await tenant_endpoint(ctx.session, provider, message.tenant_id)
+    request = request_for(message, provider, now, endpoint)
     try:
         receipt = await provider.send(request)
     except TransientProviderError as exc:

@@ -43,3 +43,8 @@ class DuplicateCall(Conflict):
 class OptedOut(InvalidInput):
     problem = "opted-out"
     title = "The recipient opted out of calls"
+
+
+class CallNotInProgress(Conflict):
+    problem = "call-not-in-progress"
+    title = "The call has no attempt in progress"

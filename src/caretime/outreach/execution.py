@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,6 +79,29 @@ def spoken_script(call: Call, calling: CallingPolicy) -> str:
     return render(script, call.variables, name=call.name)
 
 
+def agent_context(
+    call: Call, calling: CallingPolicy, attempt: int, *, now: datetime
+) -> dict[str, Any]:
+    """What a structured voice provider (an AI agent) is told beside the script: the call,
+    where and when the patient is, what for, and until when it may talk (the end of the
+    current legal and tenant window)."""
+    state = parse_phone(call.phone_e164).state
+    windows = contact_windows(
+        tuple(call.zones), calling, start=now, end=now + timedelta(days=1), state=state
+    )
+    until = windows.allowed_until(now)
+    return {
+        "call_id": call.id,
+        "attempt": attempt,
+        "tz": call.tz,
+        "local_time": now.astimezone(ZoneInfo(call.tz)).isoformat(timespec="seconds"),
+        "purpose": call.purpose or None,
+        "variables": call.variables or {},
+        "allowed_until": None if until is None else isoformat_z(until),
+        "outcome_path": f"/calls/{call.id}/outcome",
+    }
+
+
 async def start_attempt(
     session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
 ) -> CallAttempt:
@@ -102,6 +127,7 @@ async def start_attempt(
         body=spoken_script(call, calling),
         idempotency_key=f"outreach.call:{call.id}:attempt:{attempt.number}",
         related=RelatedEntity(kind=ATTEMPT_KIND, id=attempt.id),
+        context=agent_context(call, calling, attempt.number, now=now),
     )
     attempt.message_id = message.id
     log_event(log, "call_attempt_started", call_id=call.id, attempt=attempt.number)

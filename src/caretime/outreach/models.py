@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,10 @@ LIVE = (PENDING, *STARTED)
 LIVE_PREDICATE = text(
     "NOT allow_duplicate AND status IN ('scheduled', 'dispatching', 'ringing', 'in_progress')"
 )
+
+
+def contact_id_for(tenant_id: str, e164: str) -> str:
+    return "con_" + hashlib.sha256(f"{tenant_id}:{e164}".encode()).hexdigest()[:32]
 
 
 class Contact(TenantOwned, Base):
@@ -63,10 +68,12 @@ class Call(TenantOwned, Base):
         # Capacity: calls per minute still to come, read once per batch.
         Index(None, "tenant_id", "status", "scheduled_minute"),
         Index(None, "tenant_id", "batch_id", "id"),
+        # The contact id is derived from (tenant, number), so it stands for both: a lookup of
+        # a batch's numbers is then an index probe per number whatever the table statistics
+        # say (keyed by tenant first, stale statistics made it a scan of the tenant's calls).
         Index(
             "uq_calls_live_per_purpose",
-            "tenant_id",
-            "phone_e164",
+            "contact_id",
             "purpose",
             unique=True,
             postgresql_where=LIVE_PREDICATE,
@@ -117,3 +124,7 @@ class CallAttempt(TenantOwned, Base):
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    # What an AI voice agent reported: how it ended (reached, declined...) and a short
+    # summary (stored, never logged).
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    summary: Mapped[str | None] = mapped_column(Text)

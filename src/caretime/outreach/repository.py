@@ -19,13 +19,14 @@ from caretime.outreach.models import (
     CallAttempt,
     Contact,
     OutreachBatch,
+    contact_id_for,
 )
 from caretime.repository import TenantRepository
 from caretime.tenancy.models import Tenant
 
 _KNOWN_IDS = SkipConflicts(("id",))
 # A second live call for a (number, purpose) is not written: the partial unique index says so.
-_LIVE_TWINS = SkipConflicts(("tenant_id", "phone_e164", "purpose"), LIVE_PREDICATE)
+_LIVE_TWINS = SkipConflicts(("contact_id", "purpose"), LIVE_PREDICATE)
 CHUNK = 5000
 
 
@@ -67,18 +68,22 @@ class CallRepository(TenantRepository[Call]):
         return set(ids)
 
     async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
-        """The live (exclusive) call of each (number, purpose) among these numbers."""
+        """The live (exclusive) call of each (number, purpose) among these numbers, looked
+        up by contact id (derived from tenant and number: no tenant condition is needed,
+        and none lures the planner to the tenant's other indexes)."""
+        by_contact = {contact_id_for(self.tenant_id, number): number for number in numbers}
         statement = select(
-            Call.phone_e164, Call.purpose, Call.id, Call.status, Call.scheduled_at
-        ).where(Call.tenant_id == self.tenant_id, LIVE_PREDICATE)
+            Call.contact_id, Call.purpose, Call.id, Call.status, Call.scheduled_at
+        ).where(LIVE_PREDICATE)
         found: dict[tuple[str, str], LiveCall] = {}
-        for start in range(0, len(numbers), CHUNK):
-            chunk = numbers[start : start + CHUNK]
+        contacts = list(by_contact)
+        for start in range(0, len(contacts), CHUNK):
+            chunk = contacts[start : start + CHUNK]
             rows = await self.session.execute(
-                where_one_of(self.session, statement, Call.phone_e164, chunk)
+                where_one_of(self.session, statement, Call.contact_id, chunk)
             )
-            for phone, purpose, call_id, status, at in rows.all():
-                found[(phone, purpose)] = LiveCall(call_id, status, at)
+            for contact, purpose, call_id, status, at in rows.all():
+                found[(by_contact[contact], purpose)] = LiveCall(call_id, status, at)
         return found
 
     async def get_for_update(self, call_id: str) -> Call | None:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.outreach import calls as call_service
-from caretime.outreach import service
+from caretime.outreach import outcomes, service
 from caretime.outreach.intake import csv_header_problem, csv_items
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
 from caretime.outreach.schemas import (
@@ -26,6 +26,7 @@ from caretime.outreach.schemas import (
     CallOut,
     CallPage,
     CallPatch,
+    OutcomeIn,
     RejectedItemOut,
     ScheduledItemOut,
     retry_delay_of,
@@ -170,6 +171,23 @@ async def dispatch_call(
         session, tenant.id, policy.calling, call_id, now=clock.now()
     )
     return call_out(call)
+
+
+@router.post("/calls/{call_id}/outcome")
+async def report_outcome(
+    call_id: str,
+    body: OutcomeIn,
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> CallOut:
+    """A voice agent reports progress or how the current attempt ended: status, disposition,
+    callback_at (planned inside the windows), summary. Repeating a report is harmless."""
+    call = await outcomes.report_outcome(
+        session, tenant.id, policy.calling, call_id, body, now=clock.now()
+    )
+    return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
 
 
 def call_out(call: Call, attempts: Sequence[CallAttempt] | None = None) -> CallOut:

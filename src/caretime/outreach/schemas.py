@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from caretime.outreach import content
 from caretime.outreach.content import CallContent, Variables
@@ -136,6 +136,39 @@ class AttemptOut(BaseModel):
     started_at: datetime
     ended_at: datetime | None
     history: list[dict[str, Any]]
+    disposition: str | None = None
+    summary: str | None = None
+
+
+AgentStatus = Literal["in_progress", "completed", "no_answer", "busy", "voicemail", "failed"]
+Disposition = Literal[
+    "reached", "consented", "declined", "wrong_number", "callback_requested", "opted_out",
+    "voicemail_left", "other",
+]  # fmt: skip
+
+
+class OutcomeIn(BaseModel):
+    """What a voice agent reports about the call's current attempt."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: AgentStatus
+    disposition: Disposition | None = None
+    callback_at: AwareDatetime | None = Field(
+        default=None, description="When the patient asked to be called back (with an offset)."
+    )
+    summary: str | None = Field(
+        default=None, max_length=1000, description="A short summary: stored, never logged."
+    )
+
+    @model_validator(mode="after")
+    def _callback_is_requested(self) -> OutcomeIn:
+        if self.callback_at is not None and self.disposition not in (None, "callback_requested"):
+            raise ValueError('callback_at goes with the disposition "callback_requested"')
+        if self.callback_at is not None and self.status == "in_progress":
+            raise ValueError("callback_at is reported when the attempt ends, not in progress")
+        if self.disposition == "callback_requested" and self.callback_at is None:
+            raise ValueError('the disposition "callback_requested" needs callback_at')
+        return self
 
 
 class CallOut(BaseModel):

@@ -3,7 +3,6 @@ ledger they are planned against. The caller owns the transaction."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -12,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.outreach.content import CallContent
-from caretime.outreach.models import PENDING
+from caretime.outreach.models import PENDING, contact_id_for
 from caretime.outreach.repository import CallRepository, ContactRepository, lock_tenant
 from caretime.policy import CapacityLedger, Scheduled
 from caretime.tenancy.policy import CallingPolicy
@@ -45,7 +44,7 @@ def place_call_key(call_id: str, version: int) -> str:
 
 
 def contact_id(tenant_id: str, e164: str) -> str:
-    return "con_" + hashlib.sha256(f"{tenant_id}:{e164}".encode()).hexdigest()[:32]
+    return contact_id_for(tenant_id, e164)
 
 
 async def minute_ledger(

@@ -30,6 +30,10 @@ class ContactWindows:
     def contains(self, at: datetime) -> bool:
         return any(start <= at < end for start, end in self.intervals)
 
+    def allowed_until(self, at: datetime) -> datetime | None:
+        """The end of the allowed interval `at` is in (None if `at` is not allowed)."""
+        return next((end for start, end in self.intervals if start <= at < end), None)
+
     def first_at_or_after(self, at: datetime) -> datetime | None:
         for start, end in self.intervals:
             if at < end:
