@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     simulator_from: str = "+15550001000"
     simulator_no_answer_digits: str = ""
     simulator_busy_digits: str = ""
+    # Voice calls to numbers ending in one of these digits are answered by a machine.
+    simulator_machine_digits: str = ""
     simulator_failure_rate: float = Field(default=0.0, ge=0, le=1)
     simulator_seed: int = 0
     # The AI voice-agent provider: requests per second, and how long an agent may take to

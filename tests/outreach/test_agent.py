@@ -107,6 +107,7 @@ async def test_the_request_is_signed_and_says_everything_the_agent_needs(
         "purpose": "flu-shot",
         "variables": {"first_name": "Ann"},
         "allowed_until": "2026-03-02T22:00:00Z",  # 17:00 in New York, the tenant's window
+        "on_machine": {"action": "retry", "message": None},
         "script": "Hi Ann",
         "outcome_url": f"https://caretime.example.org/calls/{call_id}/outcome",
     }

@@ -91,6 +91,7 @@ def poll_request_for(message: Message, now: datetime) -> PollRequest:
         message.idempotency_key,
         message.sent_at,
         now,
+        message.context,
     )
 
 

@@ -41,6 +41,7 @@ log = logging.getLogger("caretime.outreach")
 ATTEMPT_KIND = "outreach.attempt"
 VOICE_SCRIPT = "Hello, this is a call from your care team."
 IN_CALL = {"ringing", "in_progress"}
+VOICEMAIL = "voicemail"
 UNSUCCESSFUL = {"no_answer", "busy", "failed", "canceled", "suppressed"}
 CAPS_LOOKBACK = timedelta(days=8)
 
@@ -99,7 +100,19 @@ def agent_context(
         "variables": call.variables or {},
         "allowed_until": None if until is None else isoformat_z(until),
         "outcome_path": f"/calls/{call.id}/outcome",
+        "on_machine": on_machine(calling),
     }
+
+
+def on_machine(calling: CallingPolicy) -> dict[str, Any]:
+    """What the provider does when a machine answers: the tenant's voicemail policy and, to
+    leave, its PHI-free message (no variables: anyone may play the mailbox back)."""
+    message = None
+    if calling.voicemail == "leave_message":
+        message = calling.voicemail_message.replace(
+            "{callback_number}", calling.callback_number or ""
+        )
+    return {"action": calling.voicemail, "message": message}
 
 
 async def start_attempt(
@@ -165,6 +178,9 @@ async def record_outcome(
     elif status == "completed":
         call.status = call.outcome = "completed"
         attempt.ended_at = now
+    elif status == VOICEMAIL:
+        attempt.ended_at = now
+        await _after_voicemail(session, call, message, now=now)
     elif status in UNSUCCESSFUL:
         attempt.ended_at = now
         call.outcome = (
@@ -172,6 +188,23 @@ async def record_outcome(
         )
         await _after_unsuccessful(session, call, status, now=now)
     await session.flush()
+
+
+async def _after_voicemail(
+    session: AsyncSession, call: Call, message: Message, *, now: datetime
+) -> None:
+    """A machine answered. As the call was placed (its message's context says what the
+    provider did), the call ends without a retry (hang_up), ends with a message left
+    (leave_message), or is retried like an unanswered attempt (retry)."""
+    action = ((message.context or {}).get("on_machine") or {}).get("action", "retry")
+    if action == "leave_message":
+        call.status, call.outcome = "completed", "voicemail: message left"
+    elif action == "hang_up":
+        call.status, call.outcome = "no_answer", "voicemail: hung up"
+    else:
+        call.outcome = "voicemail"
+        await _after_unsuccessful(session, call, "no_answer", now=now)
+    log_event(log, "call_reached_voicemail", call_id=call.id, action=action)
 
 
 async def _after_unsuccessful(

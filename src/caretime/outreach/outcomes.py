@@ -32,10 +32,15 @@ MESSAGE_STATUS = {
     "completed": "completed",
     "no_answer": "no_answer",
     "busy": "busy",
-    "voicemail": "no_answer",
+    "voicemail": "voicemail",
     "failed": "failed",
 }
-FINAL_EVENTS = {"completed": "call.completed", "failed": "call.failed", "expired": "call.expired"}
+FINAL_EVENTS = {
+    "completed": "call.completed",
+    "failed": "call.failed",
+    "expired": "call.expired",
+    "no_answer": "call.failed",
+}
 
 
 async def report_outcome(
@@ -84,8 +89,6 @@ async def _apply(
             session, message, source="agent", status=MESSAGE_STATUS[report.status],
             provider_status=report.status, raw=_raw(report), now=now,
         )  # fmt: skip
-    if report.status == "voicemail" and call.outcome == "no_answer":
-        call.outcome = "voicemail"
     if call.status == "completed" and report.disposition is not None:
         call.outcome = report.disposition
     await session.flush()

@@ -124,6 +124,21 @@ class CallingPolicy(BaseModel):
     default_tz: IanaZone | None = None
     # What a call says when its item gave no script, by purpose ("" for calls without one).
     scripts: dict[PurposeName, ScriptText] = Field(default_factory=dict, max_length=100)
+    # When a machine answers: hang up (the call ends), leave the message below (it ends),
+    # or hang up and try again later (an attempt like an unanswered one).
+    voicemail: Literal["hang_up", "leave_message", "retry"] = "retry"
+    # PHI-free: said to whoever plays the mailbox back; {callback_number} is filled in.
+    voicemail_message: ScriptText = (
+        "Hello, this is a message from your care team. Please call us back at "
+        "{callback_number}. Thank you."
+    )
+    callback_number: str | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _message_can_be_left(self) -> CallingPolicy:
+        if self.voicemail == "leave_message" and not self.callback_number:
+            raise ValueError('voicemail "leave_message" needs a callback_number to leave')
+        return self
 
 
 class BookingPolicy(BaseModel):

@@ -51,6 +51,7 @@ class PollRequest:
     idempotency_key: str | None
     sent_at: datetime
     now: datetime
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
