@@ -69,7 +69,7 @@ async def may_call_now(
         call.contact_id, now - CAPS_LOOKBACK
     )
     caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
-    return next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=now) == now
+    return next_moment_under_caps(windows, previous, caps, zone=call.tz, after=now) == now
 
 
 def spoken_script(call: Call, calling: CallingPolicy) -> str:
@@ -245,7 +245,7 @@ async def next_allowed_attempt(
         call.contact_id, after - CAPS_LOOKBACK
     )
     caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
-    earliest = next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=after)
+    earliest = next_moment_under_caps(windows, previous, caps, zone=call.tz, after=after)
     if earliest is None:
         return None
     ledger = await minute_ledger(session, call.tenant_id, calling, now=earliest)

@@ -182,7 +182,7 @@ class Planner:
                 key = facts.window_key
                 if key not in windows:
                     self.windows_for(*key)
-                target = _new_target((index, e164, facts.zones, facts.zones[0], key, None))
+                target = _new_target((index, e164, facts.zones, facts.display_zone, key, None))
             else:
                 resolved = self._resolve(index, item)
                 if isinstance(resolved, Rejected):
@@ -219,7 +219,8 @@ class Planner:
         pinned = _pinned_instant(item.scheduled, zones)
         if isinstance(pinned, Rejected):
             return pinned
-        return _Target(index, phone.e164, zones, zones[0], key, pinned)
+        tz = phone.display_zone if zones == phone.zones and phone.display_zone else zones[0]
+        return _Target(index, phone.e164, zones, tz, key, pinned)
 
     def _valid_zone(self, name: str) -> str | None:
         if name not in self._zone_names:
