@@ -41,6 +41,14 @@ class AgentProvider:
         self.rate_per_second = settings.agent_rate_limit
         self.timeout = settings.agent_timeout_seconds
         self.transport = transport
+        # One client for the process: its connections are kept, and building a client (its
+        # TLS context) per call cost more than the request itself.
+        self._http: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(transport=self.transport, timeout=self.timeout)
+        return self._http
 
     async def send(self, request: OutboundRequest) -> SendReceipt:
         if request.channel != "voice":
@@ -60,8 +68,7 @@ class AgentProvider:
     async def _post(self, endpoint: TenantEndpoint, message_id: str, body: str) -> None:
         headers = signed_headers(endpoint.secret, message_id, body)
         try:
-            async with httpx.AsyncClient(transport=self.transport, timeout=self.timeout) as http:
-                response = await http.post(endpoint.url, content=body, headers=headers)
+            response = await self._client().post(endpoint.url, content=body, headers=headers)
         except httpx.TransportError as exc:
             raise TransientProviderError(f"voice agent unreachable: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
