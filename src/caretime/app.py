@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 
-from caretime import health, migrate, web
+from caretime import apidocs, health, migrate, web
 from caretime.booking.router import router as booking_router
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
@@ -21,7 +21,7 @@ from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
-from caretime.observability import RequestContextMiddleware, metrics_endpoint
+from caretime.observability import RequestContextMiddleware
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
 from caretime.runtime import Runtime, freeze_startup_heap
@@ -55,6 +55,9 @@ def create_app(
         description=API_DESCRIPTION,
         lifespan=_lifespan,
         responses=PROBLEM_RESPONSES,
+        # Served by apidocs from installed files: FastAPI's own pages need a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.freeze_heap = freeze_heap
@@ -65,12 +68,12 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
+    app.include_router(apidocs.router)
     app.include_router(tenancy_router)
     app.include_router(booking_router)
     app.include_router(messaging_router)
     app.include_router(shifts_router)
     app.include_router(outreach_router)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     app.include_router(web.router)
     _register_problem_schema(app)
     return app

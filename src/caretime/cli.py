@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -19,6 +20,7 @@ from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.dispatch import cli as dispatch_cli
 from caretime.errors import CaretimeError
+from caretime.listen import CannotListen, bind
 from caretime.messaging.providers.mock_agent import MockAgent, report_forever
 from caretime.observability import configure_logging
 from caretime.outreach.cli import app as outreach_app
@@ -38,6 +40,8 @@ app.command("worker")(dispatch_cli.worker)
 app.add_typer(import_app, name="import")
 app.add_typer(outreach_app)
 console = Console(soft_wrap=True)
+# As much of a key as `caretime keys list` shows (its stored prefix).
+KEY_SHOWN = 10
 T = TypeVar("T")
 
 
@@ -79,9 +83,21 @@ def serve(
     """Run the API, the dashboard and in-process workers."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
+    # Bind before anything else: a busy port stops here, before the banner, the migration
+    # and the workers.
+    listening = listen_or_exit(host, port)
     _print_banner(settings, host, port)
     app = create_app(settings, freeze_heap=True)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(app, log_config=None, access_log=False)
+    uvicorn.Server(config).run(sockets=[listening])
+
+
+def listen_or_exit(host: str, port: int) -> socket.socket:
+    try:
+        return bind(host, port)
+    except CannotListen as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
 
 
 def _print_banner(settings: Settings, host: str, port: int) -> None:
@@ -91,9 +107,14 @@ def _print_banner(settings: Settings, host: str, port: int) -> None:
     console.print(f"  API docs   {base}/docs")
     console.print(f"  database   {settings.database_url.split('@')[-1]}")
     if settings.api_key is not None:
-        key = settings.api_key.get_secret_value()
-        console.print(f"  API key    {key}  (tenant {settings.default_tenant!r})")
-        console.print(f"  try        curl -H 'Authorization: Bearer {key}' {base}/tenants/me")
+        # Only a prefix: terminals are scrolled back, recorded and shared.
+        shown = settings.api_key.get_secret_value()[:KEY_SHOWN]
+        console.print(
+            f"  API key    {shown}... from CARETIME_API_KEY (tenant {settings.default_tenant!r})"
+        )
+        console.print(
+            f'  try        curl -H "Authorization: Bearer $CARETIME_API_KEY" {base}/tenants/me'
+        )
 
 
 @app.command("mock-agent")

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = None
     default_tenant: str = "default"
     session_secret: SecretStr = SecretStr(DEV_SESSION_SECRET)
+    # When set, /metrics, /health/ready and workers' metrics ports require it as a Bearer token.
+    metrics_token: SecretStr | None = None
     demo_data: bool = False
 
     sms_provider: Provider = "simulator"

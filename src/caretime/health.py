@@ -1,15 +1,18 @@
-"""Liveness (`/health`) and readiness (`/health/ready`) with pluggable component checks."""
+"""Liveness (`/health`), readiness (`/health/ready`, with pluggable component checks) and
+Prometheus metrics (`/metrics`); the last two behind the metrics token when one is set."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from caretime.operator_access import require_operator_token
 from caretime.runtime import Runtime
 
 
@@ -37,7 +40,10 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@router.get("/health/ready", responses={503: {"model": Readiness}})
+OPERATORS_ONLY = [Depends(require_operator_token)]
+
+
+@router.get("/health/ready", responses={503: {"model": Readiness}}, dependencies=OPERATORS_ONLY)
 async def ready(request: Request) -> JSONResponse:
     runtime: Runtime = request.app.state.runtime
     checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
@@ -45,6 +51,11 @@ async def ready(request: Request) -> JSONResponse:
     ok = all(result.ok for result in results.values())
     body = Readiness(status="ready" if ok else "unavailable", checks=results)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False, dependencies=OPERATORS_ONLY)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _safely(check: ReadinessCheck, runtime: Runtime) -> Check:

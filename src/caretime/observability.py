@@ -12,9 +12,7 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -167,7 +165,3 @@ def _incoming_request_id(scope: Scope) -> str | None:
             candidate = value.decode("latin-1")[:64]
             return candidate if candidate.replace("-", "").isalnum() else None
     return None
-
-
-async def metrics_endpoint(_request: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -29,10 +29,10 @@ NUMBERS = (
 )
 
 
-def _daytime_number() -> str:
+def _daytime_number() -> tuple[str, str]:
     for number, zone in NUMBERS:
         if time(9) <= datetime.now(UTC).astimezone(ZoneInfo(zone)).time() < time(19):
-            return number
+            return number, zone
     raise AssertionError("some number is always in its daytime")
 
 
@@ -58,12 +58,15 @@ def test_schedule_a_call_and_watch_it_complete(
     page: Page, live_server: LiveServer, shots: Screenshots
 ) -> None:
     seed(live_server, _call_any_day)
-    number = _daytime_number()
+    number, zone = _daytime_number()
     sign_in(page)
     go_to(page, "Calls")
     page.get_by_label("Patient name").fill("Ada Lovelace")
     page.get_by_label("Phone").fill(number)
-    page.get_by_label("Call now").check()
+    # An hour from now in the patient's zone: the call waits, so the page's button is tested.
+    in_an_hour = datetime.now(UTC).astimezone(ZoneInfo(zone)) + timedelta(hours=1)
+    page.get_by_label("At a time:").check()
+    page.get_by_label("Date and time").fill(f"{in_an_hour:%Y-%m-%dT%H:%M}")
     shots.take(page, "01-schedule")
     page.get_by_role("button", name="Schedule call").click()
 
@@ -71,7 +74,7 @@ def test_schedule_a_call_and_watch_it_complete(
     status = page.locator("#call-status")
     expect(status).to_have_text("scheduled")
     shots.take(page, "02-scheduled")
-    # Scheduled for the first free minute; "Call now" rings at once. The page updates itself.
+    # "Call now" on the call's page rings at once. The page updates itself.
     page.get_by_role("button", name="Call now").click()
     expect(status).to_have_text(re.compile("ringing|in progress|completed"))
     shots.take(page, "03-ringing")

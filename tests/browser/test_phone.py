@@ -18,6 +18,7 @@ from tests.support import TEST_API_KEY, bearer
 
 pytestmark = pytest.mark.browser
 PHONE = "+12065550123"
+SHOWN = "(206) 555-0123"  # numbers of the home plan read in their national format
 
 
 def test_reply_as_a_simulated_phone(
@@ -33,11 +34,13 @@ def test_reply_as_a_simulated_phone(
     _wait_until_the_simulator_has_it(live_server)
     sign_in(page)
     go_to(page, "Phone")
-    page.get_by_role("link", name=PHONE).click()
+    page.get_by_role("link", name=SHOWN).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Phone {SHOWN}")
+    expect(page.locator("h1 .phone")).to_have_attribute("title", PHONE)
     expect(page.get_by_text("Reminder: your visit is tomorrow at 9.")).to_be_visible()
     shots.take(page, "01-inbox")
 
-    page.get_by_label(f"Reply as {PHONE}").fill("help")
+    page.get_by_label(f"Reply as {SHOWN}").fill("help")
     page.get_by_role("button", name="Send reply").click()
     expect(page.locator("#reply-outcome")).to_contain_text("help")
     # caretime's answer is sent by a worker; the inbox shows it when it arrives.

@@ -73,7 +73,7 @@ def test_sign_out(page: Page, shots: Screenshots) -> None:
 
 def test_time_zone_preference(page: Page, shots: Screenshots) -> None:
     sign_in(page)
-    page.get_by_role("link", name="UTC").click()
+    page.locator("header a[href='/ui/preferences']").click()
     page.get_by_label("Show times in").select_option("America/Chicago")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_role("link", name="America/Chicago")).to_be_visible()

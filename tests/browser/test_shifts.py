@@ -13,6 +13,8 @@ from tests.browser.conftest import PHONE, Screenshots, go_to, sign_in
 
 pytestmark = pytest.mark.browser
 CAREGIVERS = (("alice", "+12062000001"), ("bob", "+12062000002"))
+# How the phone simulator's list shows them (national format).
+SHOWN = {"+12062000001": "(206) 200-0001", "+12062000002": "(206) 200-0002"}
 NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -27,9 +29,9 @@ def _add_caregiver(page: Page, caregiver_id: str, phone: str) -> None:
 
 def _reply(page: Page, phone: str, text: str) -> None:
     page.goto("/ui/phone")
-    page.get_by_role("link", name=phone).click()
+    page.get_by_role("link", name=SHOWN[phone]).click()
     expect(page.get_by_text("Text received").first).to_be_visible()
-    page.get_by_label(f"Reply as {phone}").fill(text)
+    page.get_by_label(f"Reply as {SHOWN[phone]}").fill(text)
     page.get_by_role("button", name="Send reply").click()
 
 
@@ -69,7 +71,10 @@ def test_fan_out_and_first_yes_wins(page: Page, shots: Screenshots) -> None:
     shots.take(phone, "05-phone-bob")
 
     expect(page.locator("#shift-status")).to_have_text("filled")
-    expect(page.locator("#assigned")).to_contain_text("alice")
+    assigned = page.locator("#assigned .named")  # the caregiver's name, the id on hover
+    expect(assigned).to_have_text("Alice")
+    expect(assigned).to_have_attribute("title", "alice")
+    expect(timeline.locator("li.entry-assigned .named")).to_have_text("Alice")
     expect(timeline.locator("li.entry-assigned")).to_have_count(1)
     expect(timeline.get_by_text("already filled")).to_have_count(1)
     shots.take(page, "06-timeline")

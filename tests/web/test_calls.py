@@ -4,9 +4,13 @@ commit from a CSV; the detail page."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
+import pytest
 
+from caretime.clock import FrozenClock
+from caretime.web import calls as web_calls
 from tests.web.support import sign_in
 
 CSV = "name,phone\nAnn,212-555-0100\nBob,212-555-0101\nNobody,not a phone\n"
@@ -35,6 +39,49 @@ async def test_schedule_now_and_at_a_time(anon_client: httpx.AsyncClient) -> Non
     listing = (await anon_client.get("/ui/calls")).text
     assert f'id="call-{now}"' in listing
     assert f'id="call-{later}"' in listing
+
+
+async def test_call_now_is_this_moment_not_the_next_minute(
+    anon_client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    clock.set(datetime(2026, 3, 2, 15, 0, 37, tzinfo=UTC))  # 10:00:37 in New York
+    token = await sign_in(anon_client)
+    call = await _schedule(anon_client, token, name="Ann", phone="212-555-0100", when="now")
+    assert 'datetime="2026-03-02T15:00:37Z"' in (await anon_client.get(f"/ui/calls/{call}")).text
+
+
+async def test_call_now_outside_the_window_takes_the_earliest_allowed_moment(
+    anon_client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    clock.set(datetime(2026, 3, 3, 3, 0, 37, tzinfo=UTC))  # 22:00:37 in New York
+    token = await sign_in(anon_client)
+    call = await _schedule(anon_client, token, name="Ann", phone="212-555-0100", when="now")
+    page = (await anon_client.get(f"/ui/calls/{call}")).text
+    assert 'datetime="2026-03-03T14:00:00Z"' in page  # 09:00 EST, the tenant's window opens
+
+
+async def test_the_calls_table_is_in_time_order_across_pages(
+    anon_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_calls, "PAGE_SIZE", 2)
+    token = await sign_in(anon_client)
+    made = {}
+    for name, at in (("Late", "2026-03-05T10:00"), ("Early", "2026-03-03T10:00"),
+                     ("Middle", "2026-03-04T10:00"), ("Soon", "2026-03-02T14:00")):  # fmt: skip
+        made[name] = await _schedule(
+            anon_client, token, name=name, phone=f"212-555-01{len(made):02}", when="at",
+            at=at, tz="America/New_York",
+        )  # fmt: skip
+    first = (await anon_client.get("/ui/calls")).text
+    assert _row_order(first) == [made["Soon"], made["Early"]]
+    cursor = re.search(r'cursor=([^"&]+)', first)
+    assert cursor is not None
+    second = (await anon_client.get(f"/ui/calls?cursor={cursor.group(1)}")).text
+    assert _row_order(second) == [made["Middle"], made["Late"]]
+
+
+def _row_order(page: str) -> list[str]:
+    return re.findall(r'<tr id="call-([^"]+)"', page)
 
 
 async def test_search_and_status_filter(anon_client: httpx.AsyncClient) -> None:

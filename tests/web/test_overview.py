@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from caretime.dispatch.worker import Dispatcher
+from tests.support import TEST_API_KEY
 from tests.web.support import sign_in
 
 
@@ -37,3 +39,40 @@ async def test_today_counts_and_the_48_hour_chart(anon_client: httpx.AsyncClient
     # Tokyo's day (Mar 3, 00:00–24:00 JST = Mar 2 15:00 – Mar 3 15:00 UTC) holds all three.
     today = (await anon_client.get("/ui/overview/today")).text
     assert '<dd data-stat="calls-scheduled">3</dd>' in today
+
+
+async def test_today_counts_what_happened_today_whatever_day_it_is_for(
+    anon_client: httpx.AsyncClient, dispatcher: Dispatcher
+) -> None:
+    """A hold made today for next week's visit, and next week's shift filled today, are
+    today's work (it is Mon 2 Mar)."""
+    api = {"Authorization": f"Bearer {TEST_API_KEY}"}
+    await _api(anon_client, "/providers", {"id": "p1", "name": "Dr A", "tz": "UTC"}, api)
+    window = {"date": "2026-03-09", "start": "09:00", "end": "12:00"}
+    await _api(anon_client, "/providers/p1/availability", window, api)
+    hold = {"provider_id": "p1", "slot_start": "2026-03-09T09:00:00Z", "client_id": "c1"}
+    await _api(anon_client, "/reservations", hold, api)
+    alice = {"id": "alice", "name": "Alice", "phone": "+12062000001", "roles": ["RN"]}
+    await _api(anon_client, "/caregivers", alice, api)
+    shift = {"id": "S9", "role_required": "RN", "start_time": "2026-03-10T14:00:00Z",
+             "end_time": "2026-03-10T22:00:00Z"}  # fmt: skip
+    await _api(anon_client, "/shifts", shift, api)
+    await _api(anon_client, "/shifts/S9/fanout", None, api)
+    await dispatcher.run_pending()
+    reply = {"from": "+12062000001", "body": "yes", "shift_id": "S9"}
+    assert (await _api(anon_client, "/messages/inbound", reply, api))["action"] == "assigned"
+
+    await sign_in(anon_client)
+    today = (await anon_client.get("/ui/overview/today")).text
+    assert '<dd data-stat="appointments-held">1</dd>' in today
+    assert '<dd data-stat="appointments-on-hold">1</dd>' in today
+    assert '<dd data-stat="shifts-filled">1</dd>' in today
+    assert '<dd data-stat="shifts-open">0</dd>' in today
+
+
+async def _api(
+    client: httpx.AsyncClient, path: str, body: object, headers: dict[str, str]
+) -> dict[str, object]:
+    response = await client.post(path, json=body, headers=headers)
+    assert response.status_code < 300, response.text
+    return dict(response.json()) if response.content else {}

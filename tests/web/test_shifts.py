@@ -87,7 +87,11 @@ async def test_fan_out_and_replies_from_the_phone_simulator(
     assert second.headers["location"].endswith("intent=accept&action=already_filled")
 
     live = (await anon_client.get("/ui/shifts/S1/live")).text
-    assert "Assigned to <strong>alice</strong>" in live
+    # Caregivers by name, their id on hover, on the shift and in its timeline.
+    assert 'Assigned to <strong><span class="named" title="alice">Alice</span></strong>' in live
+    assert 'Offered to <strong><span class="named" title="bob">Bob</span></strong>' in live
+    listing = (await anon_client.get("/ui/shifts")).text
+    assert '<span class="named" title="alice">Alice</span>' in listing
     assert live.count("already filled") == 1
     assert "Start fan-out" not in live
     thread = (await anon_client.get(f"/ui/phone/{quote(BOB)}/thread")).text

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
+import zlib
 from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from caretime.clock import FrozenClock
 from caretime.db import transaction
 from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
@@ -114,6 +119,72 @@ async def test_sign_out_ends_the_session(anon_client: httpx.AsyncClient) -> None
     response = await anon_client.post("/ui/signout", data={"csrf_token": token})
     assert response.status_code == 303
     assert response.headers["location"] == "/ui/signin"
+    assert (await anon_client.get("/")).status_code == 303
+
+
+def client_of(app: FastAPI) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://caretime.test")
+
+
+def cookie_payload(cookie: str) -> str:
+    """What anyone holding the cookie can read: it is signed, not encrypted."""
+    payload = cookie.split(".")[0] if not cookie.startswith(".") else cookie.split(".")[1]
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    return (zlib.decompress(raw) if cookie.startswith(".") else raw).decode()
+
+
+async def test_the_cookie_never_carries_the_api_key(anon_client: httpx.AsyncClient) -> None:
+    await sign_in(anon_client)
+    readable = json.loads(cookie_payload(anon_client.cookies[SESSION_COOKIE]))
+    assert TEST_API_KEY not in json.dumps(readable)
+    assert set(readable) == {"csrf", "sid"}
+
+
+async def test_a_copied_cookie_is_refused_after_sign_out(app: FastAPI) -> None:
+    async with client_of(app) as viewer, client_of(app) as thief:
+        token = await sign_in(viewer)
+        thief.cookies.set(SESSION_COOKIE, viewer.cookies[SESSION_COOKIE])
+        assert (await thief.get("/")).status_code == 200
+        await viewer.post("/ui/signout", data={"csrf_token": token})
+        assert (await thief.get("/")).status_code == 303
+        assert (
+            (await thief.get("/ui/jobs", headers={"HX-Request": "true"}))
+            .headers["hx-redirect"]
+            .startswith("/ui/signin")
+        )
+
+
+async def test_a_copied_cookie_is_refused_once_the_key_is_revoked(
+    app: FastAPI, runtime: Runtime
+) -> None:
+    _, key = await make_tenant(runtime, name="clinic")
+    async with client_of(app) as viewer, client_of(app) as thief:
+        await sign_in(viewer, key=key)
+        thief.cookies.set(SESSION_COOKIE, viewer.cookies[SESSION_COOKIE])
+        assert (await thief.get("/")).status_code == 200
+        async with transaction(runtime.sessions) as session:
+            tenant = await tenancy.require_tenant(session, "clinic")
+            await tenancy.revoke_key(session, tenant.id, key[:10], now=runtime.clock.now())
+        assert (await thief.get("/")).status_code == 303
+        assert (await viewer.get("/")).status_code == 303
+
+
+async def test_signing_in_again_ends_the_previous_session(app: FastAPI) -> None:
+    async with client_of(app) as viewer, client_of(app) as thief:
+        await sign_in(viewer)
+        thief.cookies.set(SESSION_COOKIE, viewer.cookies[SESSION_COOKIE])
+        await sign_in(viewer)
+        assert (await viewer.get("/")).status_code == 200
+        assert (await thief.get("/")).status_code == 303
+
+
+async def test_sessions_end_on_the_server_after_twelve_hours(
+    anon_client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    await sign_in(anon_client)
+    assert (await anon_client.get("/")).status_code == 200
+    clock.advance(timedelta(hours=12, seconds=1))
     assert (await anon_client.get("/")).status_code == 303
 
 

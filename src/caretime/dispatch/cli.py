@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Annotated, TypeVar
 
 import typer
-from prometheus_client import start_http_server
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +18,8 @@ from caretime.config import get_settings
 from caretime.dispatch import operations
 from caretime.dispatch.models import Job
 from caretime.dispatch.pool import run_worker_process
+from caretime.listen import CannotListen
+from caretime.metrics_server import DEFAULT_METRICS_HOST, start_metrics_server
 from caretime.observability import configure_logging
 from caretime.runtime import Runtime
 
@@ -34,12 +35,19 @@ def worker(
     metrics_port: Annotated[
         int, typer.Option(help="Serve Prometheus metrics on this port (0: off).")
     ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface for the metrics port (0.0.0.0: every interface).")
+    ] = DEFAULT_METRICS_HOST,
 ) -> None:
     """Run workers only (no API): claim and run due jobs until SIGTERM."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     if metrics_port:
-        start_http_server(metrics_port)
+        try:
+            start_metrics_server(metrics_host, metrics_port, settings.metrics_token)
+        except CannotListen as exc:
+            console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from exc
     asyncio.run(
         run_worker_process(settings, concurrency=concurrency or settings.worker_concurrency)
     )

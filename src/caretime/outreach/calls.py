@@ -86,6 +86,20 @@ async def refuse_unwanted(session: AsyncSession, tenant_id: str, item: PlanItem)
         raise DuplicateCall(duplicate_reason(live, item.purpose), existing_call_id=live.id)
 
 
+async def call_now_or_earliest(
+    session: AsyncSession, tenant_id: str, calling: CallingPolicy, body: CallIn, *, now: datetime
+) -> Call:
+    """A new call placed at this very moment when the rules allow it (like dispatch_now), else
+    at the earliest moment they do. Planning without a time would round up to the next whole
+    minute: up to 60 s late for someone who asked for now."""
+    try:
+        pinned = body.model_copy(update={"scheduled": now})
+        return await create_call(session, tenant_id, calling, pinned, now=now)
+    except (OutsideCallingWindow, NotSchedulable):
+        # Planning failed before anything was written: plan again without the pin.
+        return await create_call(session, tenant_id, calling, body, now=now)
+
+
 async def reschedule(
     session: AsyncSession,
     tenant_id: str,

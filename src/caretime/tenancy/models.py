@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caretime.db import Base
@@ -32,3 +32,18 @@ class ApiKey(TenantOwned, Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class DashboardSession(TenantOwned, Base):
+    """A signed-in dashboard viewer. The cookie holds a random token whose hash is this row's
+    id, never the API key: deleting the row (sign-out) or revoking the key ends it at once."""
+
+    __tablename__ = "dashboard_sessions"
+    __table_args__ = (Index(None, "api_key_id"), Index(None, "expires_at"))
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("api_keys.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

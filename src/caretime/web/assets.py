@@ -13,6 +13,14 @@ router = web_router()
 ASSETS = {path.name: path for path in STATIC_DIR.iterdir() if path.suffix in {".js", ".css"}}
 # URLs carry a content hash (rendering.static_url), so a cached copy is never stale.
 CACHE_FOREVER = "public, max-age=31536000, immutable"
+# Browsers ask for /favicon.ico by that name, so its URL has no hash: cached for a day.
+FAVICON = STATIC_DIR / "favicon.ico"
+CACHE_A_DAY = "public, max-age=86400"
+
+
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    return FileResponse(FAVICON, media_type="image/x-icon", headers={"Cache-Control": CACHE_A_DAY})
 
 
 @router.get(STATIC_PREFIX + "{name}")

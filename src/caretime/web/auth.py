@@ -17,11 +17,18 @@ from caretime.events import set_actor
 from caretime.events.actor import dashboard_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
-from caretime.tenancy.models import Tenant
+from caretime.tenancy.models import ApiKey
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.service import authenticate, needs_touch, policy_of, touch_key
+from caretime.tenancy.service import needs_touch, policy_of, touch_key
+from caretime.tenancy.sessions import resume_session
 from caretime.web.rendering import render
-from caretime.web.session import WebSession, read_session, viewer_zone
+from caretime.web.session import (
+    WebSession,
+    browser_zone,
+    chosen_zone,
+    read_session,
+    viewer_zone,
+)
 
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf_token"
@@ -56,6 +63,8 @@ def page_context(request: Request, viewer: Viewer | None) -> dict[str, Any]:
     return {
         "viewer": viewer,
         "zone": viewer.zone if viewer else viewer_zone(request),
+        # Nothing known yet: app.js reports the browser's zone and reloads once.
+        "zone_unknown": chosen_zone(request) is None and browser_zone(request) is None,
         "csrf_token": viewer.session.csrf_token if viewer else "",
         "current_path": request.url.path,
     }
@@ -63,13 +72,15 @@ def page_context(request: Request, viewer: Viewer | None) -> dict[str, Any]:
 
 async def current_viewer(request: Request, db: SessionDep, runtime: RuntimeDep) -> Viewer:
     session = read_session(request, runtime.settings)
-    if session is None or session.api_key is None:
+    if session is None or session.token is None:
         raise SignInRequired
     try:
-        tenant = await tenant_of_key(request, db, runtime, session.api_key)
+        tenant, key = await resume_session(db, session.token, now=runtime.clock.now())
     except Unauthorized:
-        # A revoked key ends its dashboard sessions at the next click.
+        # Signed out, expired, or its key revoked: a copied cookie is worth nothing either.
         raise SignInRequired from None
+    set_actor(dashboard_actor(key.id))
+    await record_key_use(request, db, runtime, key)
     bind_tenant(tenant.id)
     viewer = Viewer(
         request, tenant.id, tenant.name, policy_of(tenant), session, viewer_zone(request)
@@ -81,21 +92,17 @@ async def current_viewer(request: Request, db: SessionDep, runtime: RuntimeDep) 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
 
-async def tenant_of_key(
-    request: Request, db: AsyncSession, runtime: Runtime, plaintext: str
-) -> Tenant:
-    """Authenticate like the API does, recording the key's use (in a short write of its own
-    when the request only reads, so a page view never waits for SQLite's writer)."""
-    tenant, key = await authenticate(db, plaintext)
-    set_actor(dashboard_actor(key.id))
+async def record_key_use(request: Request, db: AsyncSession, runtime: Runtime, key: ApiKey) -> None:
+    """Note the key's use like the API does (in a short write of its own when the request
+    only reads, so a page view never waits for SQLite's writer)."""
     now = runtime.clock.now()
-    if needs_touch(key, now):
-        if request.method in READ_ONLY_METHODS:
-            async with transaction(runtime.sessions) as writer:
-                await touch_key(writer, key.id, now=now)
-        else:
-            await touch_key(db, key.id, now=now)
-    return tenant
+    if not needs_touch(key, now):
+        return
+    if request.method in READ_ONLY_METHODS:
+        async with transaction(runtime.sessions) as writer:
+            await touch_key(writer, key.id, now=now)
+    else:
+        await touch_key(db, key.id, now=now)
 
 
 async def submitted_csrf_tokens(request: Request) -> list[str]:

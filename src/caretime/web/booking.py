@@ -175,9 +175,12 @@ async def _week_context(
         limit=500,
         after=None,
     )
+    today = now.astimezone(zone).date()
     return {
         "provider": provider,
         "week": week,
+        # Forms add time from today (the provider's), or from the first day of a later week.
+        "first_open_day": max(today, week.first),
         "windows": _by_day(windows),
         "templates": [
             service.template_fields(t)

@@ -76,9 +76,8 @@ async def schedule_call(
 ) -> Response:
     scheduled = _wall_time(at) if when == "at" else None
     body = build(CallIn, {"name": name, "phone": phone, "scheduled": scheduled, "tz": tz})
-    call = await call_service.create_call(
-        db, viewer.tenant_id, viewer.policy.calling, body, now=clock.now()
-    )
+    place = call_service.create_call if when == "at" else call_service.call_now_or_earliest
+    call = await place(db, viewer.tenant_id, viewer.policy.calling, body, now=clock.now())
     return _to_call(call.id)
 
 

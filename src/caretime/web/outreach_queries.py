@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.booking import cursors
 from caretime.outreach.models import PENDING, Call, OutreachBatch
 from caretime.outreach.repository import BatchRepository, CallRepository
 
@@ -23,7 +24,8 @@ async def search_calls(
     limit: int,
     cursor: str | None,
 ) -> tuple[Sequence[Call], str | None]:
-    """Calls by status, batch, and a name fragment or phone digits, paginated by id."""
+    """Calls by status, batch, and a name fragment or phone digits, in the order they are (or
+    were) made: by scheduled time, earliest first, paginated by (time, id)."""
     calls = CallRepository(session, tenant_id)
     statement = calls.select()
     if status:
@@ -32,7 +34,14 @@ async def search_calls(
         statement = statement.where(Call.batch_id == batch_id)
     if text:
         statement = statement.where(_matches(text))
-    return await calls.page(statement, limit=limit, after=cursor)
+    after = cursors.decode(cursor)
+    if after is not None:
+        statement = statement.where(tuple_(Call.scheduled_at, Call.id) > tuple_(*after))
+    rows = await calls.all(statement.order_by(Call.scheduled_at, Call.id).limit(limit + 1))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], cursors.encode((last.scheduled_at, last.id))
 
 
 def _matches(text: str) -> ColumnElement[bool]:

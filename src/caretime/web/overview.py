@@ -48,7 +48,8 @@ async def dispatcher_health(viewer: ViewerDep, db: SessionDep, clock: ClockDep) 
 
 
 async def _today(viewer: Viewer, db: SessionDep, now: datetime) -> dict[str, Any]:
-    """Counts for the viewer's calendar day (in the viewer's zone)."""
+    """What happens in the viewer's calendar day (in the viewer's zone): calls due today,
+    holds made and visits confirmed today, shifts filled today; plus what is live now."""
     midnight = datetime.combine(now.astimezone(viewer.zone).date(), time(0), viewer.zone)
     span = {"start": midnight, "end": midnight + timedelta(days=1)}
     calls = await outreach_queries.status_counts(db, viewer.tenant_id, **span)
@@ -58,7 +59,7 @@ async def _today(viewer: Viewer, db: SessionDep, now: datetime) -> dict[str, Any
         "appointments": await booking_queries.appointment_counts(
             db, viewer.tenant_id, now=now, **span
         ),
-        "shifts": await shift_queries.shift_counts(db, viewer.tenant_id, **span),
+        "shifts": await shift_queries.shift_counts(db, viewer.tenant_id, now=now, **span),
     }
 
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from caretime.clock import ensure_utc, isoformat_z
+from caretime.web import display
 
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
@@ -87,6 +88,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(local=local_time, zone_time=zone_time, iso=iso_utc, instant=instant)
+    env.filters.update(phone=display.phone, named=display.named)
     env.globals.update(static_url=static_url, navigation=NAVIGATION, timedelta=timedelta)
     return env
 

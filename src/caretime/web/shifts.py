@@ -15,6 +15,7 @@ from caretime.shifts.timeline import shift_timeline
 from caretime.web.auth import ActorDep, Viewer, ViewerDep
 from caretime.web.forms import build, local_instant
 from caretime.web.routing import web_router
+from caretime.web.shift_queries import caregiver_names
 
 router = web_router()
 ShiftStatus = Literal["open", "filled", "cancelled", "expired"]
@@ -31,8 +32,10 @@ async def shifts_page(
     rows, next_cursor = await service.list_shifts(
         db, viewer.tenant_id, status=status, limit=PAGE_SIZE, cursor=cursor
     )
+    names = await caregiver_names(db, viewer.tenant_id, (r.assigned_caregiver_id for r in rows))
     return viewer.render(
         "shifts.html",
+        names=names,
         shifts=[service.present(row) for row in rows],
         status=status,
         next_cursor=next_cursor,
@@ -101,11 +104,14 @@ async def cancel_shift(
 
 async def _render_shift(viewer: Viewer, db: SessionDep, shift_id: str, template: str) -> Response:
     shift = await service.require_shift(db, viewer.tenant_id, shift_id)
+    timeline = await shift_timeline(db, viewer.tenant_id, shift_id)
+    people = [shift.assigned_caregiver_id, *(entry.caregiver_id for entry in timeline.entries)]
     return viewer.render(
         template,
         shift=service.present(shift),
         progress=await maybe_fanout_state(db, shift),
-        timeline=await shift_timeline(db, viewer.tenant_id, shift_id),
+        timeline=timeline,
+        names=await caregiver_names(db, viewer.tenant_id, people),
     )
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Form, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from caretime.deps import RuntimeDep, SessionDep, SettingsDep
 from caretime.errors import Unauthorized
-from caretime.tenancy.service import KEY_PREFIX
-from caretime.web.auth import ActorDep, CsrfRejected, page_context, tenant_of_key
+from caretime.runtime import Runtime
+from caretime.tenancy.models import ApiKey
+from caretime.tenancy.service import KEY_PREFIX, authenticate
+from caretime.tenancy.sessions import end_session, open_session
+from caretime.web.auth import ActorDep, CsrfRejected, page_context, record_key_use
 from caretime.web.rendering import render
 from caretime.web.routing import SIGN_IN_PATH, web_router
 from caretime.web.session import WebSession, clear_session, read_session, write_session
@@ -45,16 +49,29 @@ async def sign_in(
     try:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             raise Unauthorized("API keys look like 'ct_...'")
-        await tenant_of_key(request, db, runtime, key)
+        _tenant, api_key_row = await authenticate(db, key)
     except Unauthorized as exc:
         return _sign_in_page(request, session, next_path=next, error=exc.detail, status=401)
+    await record_key_use(request, db, runtime, api_key_row)
+    token = await _replace_session(db, runtime, session, api_key_row)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    write_session(response, session.signed_in(key), settings)
+    write_session(response, session.signed_in(token), settings)
     return response
 
 
+async def _replace_session(
+    db: AsyncSession, runtime: Runtime, session: WebSession, key: ApiKey
+) -> str:
+    """A new server-side session for `key`; signing in again ends the one the cookie held."""
+    if session.token is not None:
+        await end_session(db, session.token)
+    return await open_session(db, key, now=runtime.clock.now())
+
+
 @router.post("/ui/signout")
-async def sign_out(_viewer: ActorDep) -> Response:
+async def sign_out(viewer: ActorDep, db: SessionDep) -> Response:
+    if viewer.session.token is not None:
+        await end_session(db, viewer.session.token)
     response = RedirectResponse(SIGN_IN_PATH, status_code=303)
     clear_session(response)
     return response
