@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,13 +20,19 @@ from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from caretime.events.router import router as events_router
+from caretime.events.webhooks.router import router as webhooks_router
+from caretime.inputs import InputGuardMiddleware
+from caretime.limits import BodyLimitMiddleware
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
+from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
+from caretime.tenancy import numbers
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.router import router as tenancy_router
 
@@ -65,6 +72,10 @@ def create_app(
         "database": health.database_check,
         "dispatcher": dispatcher_check,
     }
+    # Innermost first: the guard reads bodies the limit has already bounded, and both answer
+    # before routing, parsing and authentication.
+    app.add_middleware(InputGuardMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
@@ -74,6 +85,8 @@ def create_app(
     app.include_router(messaging_router)
     app.include_router(shifts_router)
     app.include_router(outreach_router)
+    app.include_router(events_router)
+    app.include_router(webhooks_router)
     app.include_router(web.router)
     _register_problem_schema(app)
     return app
@@ -101,14 +114,25 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await prepare_database(runtime)
     load_calendars()
     settings = runtime.settings
+    if settings.workers:
+        await ensure_prune_scheduled(runtime)
     pool = WorkerPool.start(
         runtime, count=settings.workers, concurrency=settings.worker_concurrency
     )
     if app.state.freeze_heap:
         freeze_startup_heap()
     yield
-    await pool.stop()
+    await _stop_within_grace(pool, settings.shutdown_grace_seconds)
     await runtime.close()
+
+
+async def _stop_within_grace(pool: WorkerPool, seconds: float) -> None:
+    """Let running jobs finish for the grace period, then cancel them: their leases lapse and
+    another worker runs them again (jobs run at least once, effects happen once)."""
+    try:
+        await asyncio.wait_for(pool.stop(), timeout=seconds)
+    except TimeoutError:
+        log.warning("worker_stop_cancelled", extra={"fields": {"grace_seconds": seconds}})
 
 
 async def prepare_database(runtime: Runtime) -> None:
@@ -119,6 +143,26 @@ async def prepare_database(runtime: Runtime) -> None:
         await _bootstrap_key(runtime)
         if runtime.settings.demo_data:
             await load_demo_data(runtime)
+    await _sending_numbers(runtime)
+
+
+class StartupRefused(Exception):
+    """caretime must not start as configured; the message says why in one line."""
+
+
+async def _sending_numbers(runtime: Runtime) -> None:
+    """Give configured numbers to their tenants; refuse Twilio where tenants would share one
+    (replies would reach whichever tenant owns it, whoever they answer)."""
+    settings = runtime.settings
+    twilio = "twilio" in (settings.sms_provider, settings.voice_provider)
+    if not (twilio or settings.tenant_numbers or settings.twilio_from):
+        return  # nothing to give or check: start without touching the database
+    async with transaction(runtime.sessions) as session:
+        await numbers.assign_configured(session, runtime.settings, now=runtime.clock.now())
+        unnumbered = await numbers.tenants_without_number(session)
+    refusal = numbers.twilio_refusal(runtime.settings, unnumbered)
+    if refusal is not None:
+        raise StartupRefused(refusal)
 
 
 async def _bootstrap_key(runtime: Runtime) -> None:

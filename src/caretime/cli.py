@@ -15,7 +15,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime import migrate as migrations
-from caretime.app import create_app
+from caretime.app import StartupRefused, create_app, prepare_database
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.dispatch import cli as dispatch_cli
@@ -24,8 +24,10 @@ from caretime.listen import CannotListen, bind
 from caretime.messaging.providers.mock_agent import MockAgent, report_forever
 from caretime.observability import configure_logging
 from caretime.outreach.cli import app as outreach_app
+from caretime.retention import cli as retention_cli
 from caretime.runtime import Runtime
 from caretime.shifts.cli import import_app
+from caretime.tenancy import numbers as tenant_numbers
 from caretime.tenancy import service as tenancy
 
 app = typer.Typer(
@@ -36,7 +38,7 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dispatch_cli.jobs_app, name="jobs")
-app.command("worker")(dispatch_cli.worker)
+app.add_typer(retention_cli.app)
 app.add_typer(import_app, name="import")
 app.add_typer(outreach_app)
 console = Console(soft_wrap=True)
@@ -86,9 +88,17 @@ def serve(
     # Bind before anything else: a busy port stops here, before the banner, the migration
     # and the workers.
     listening = listen_or_exit(host, port)
+    _refuse_unsafe_start(settings)
     _print_banner(settings, host, port)
     app = create_app(settings, freeze_heap=True)
-    config = uvicorn.Config(app, log_config=None, access_log=False)
+    # After SIGTERM, requests in flight get the grace period; then they are cancelled (a
+    # cancelled batch rolls back) and the process exits.
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
     uvicorn.Server(config).run(sockets=[listening])
 
 
@@ -98,6 +108,23 @@ def listen_or_exit(host: str, port: int) -> socket.socket:
     except CannotListen as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
+
+
+def _refuse_unsafe_start(settings: Settings) -> None:
+    """Prepare the database as start-up will, and stop with one line if it refuses."""
+
+    async def main() -> None:
+        runtime = Runtime.build(settings)
+        try:
+            await prepare_database(runtime)
+        finally:
+            await runtime.close()
+
+    try:
+        asyncio.run(main())
+    except StartupRefused as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        raise typer.Exit(2) from None
 
 
 def _print_banner(settings: Settings, host: str, port: int) -> None:
@@ -165,6 +192,22 @@ def tenants_create(name: str) -> None:
         return tenant.id
 
     console.print(f"created tenant {name!r} ({run_in_session(work)})")
+
+
+@tenants_app.command("numbers")
+def tenants_numbers(
+    name: str,
+    numbers: Annotated[list[str], typer.Argument(help="Its numbers, the sending one first.")],
+) -> None:
+    """Set the numbers a tenant sends from (replies to them reach this tenant)."""
+
+    async def work(session: AsyncSession, runtime: Runtime) -> list[str]:
+        owner = await tenancy.require_tenant(session, name)
+        return await tenant_numbers.replace_numbers(
+            session, owner.id, numbers, now=runtime.clock.now()
+        )
+
+    console.print(f"tenant {name!r} sends from {', '.join(run_in_session(work))}")
 
 
 @tenants_app.command("list")

@@ -31,7 +31,11 @@ class Settings(BaseSettings):
     callapi_url: str = "http://127.0.0.1:9100"
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")
+    # The default tenant's number (it gets it at start-up while nobody owns it).
     twilio_from: str = ""
+    # Numbers per tenant name, as JSON: {"clinic-a": ["+12065550100"], ...}. Twilio replies
+    # reach the tenant that owns the number they were sent to.
+    tenant_numbers: dict[str, list[str]] = Field(default_factory=dict)
     twilio_base_url: str = "https://api.twilio.com"
     public_url: str = "http://127.0.0.1:8000"
     # Messages per second each provider may be handed (see docs/messaging.md).
@@ -52,6 +56,11 @@ class Settings(BaseSettings):
     # accept one (it answers 2xx at once and reports the outcome later).
     agent_rate_limit: float = Field(default=100, gt=0)
     agent_timeout_seconds: float = Field(default=10, gt=0)
+
+    # Largest request body accepted (bytes); larger ones are refused with 413 before parsing.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Seconds `caretime serve` lets requests in flight finish after SIGTERM, then closes them.
+    shutdown_grace_seconds: int = Field(default=10, ge=1)
 
     workers: int = 1
     worker_concurrency: int = 32

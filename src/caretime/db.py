@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, Select, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -28,6 +28,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+SelectT = TypeVar("SelectT", bound=Select[Any])
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -95,6 +96,17 @@ def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+def locking(statement: SelectT, *, of: Any = None) -> SelectT:
+    """`statement` locking the rows it reads until the transaction ends, the one way caretime
+    locks rows. It is PostgreSQL's FOR NO KEY UPDATE, not FOR UPDATE: every INSERT of a row
+    that references a locked row (a batch row naming its tenant, an event naming its message)
+    takes FOR KEY SHARE on it, which FOR UPDATE waits for. A transaction that inserted such
+    a row and then asked for FOR UPDATE deadlocked with its twin doing the same (issue 20).
+    FOR NO KEY UPDATE still serialises lockers and UPDATEs, and nothing here changes a key.
+    SQLite ignores it: its single writer already serialises."""
+    return statement.with_for_update(key_share=True, of=of)
 
 
 def is_postgres(session: AsyncSession) -> bool:

@@ -14,6 +14,7 @@ MODEL_MODULES = (
     "caretime.shifts.models",
     "caretime.outreach.models",
     "caretime.events.models",
+    "caretime.events.webhooks.models",
 )
 
 # Modules that register job handlers, message routers or status listeners on import.
@@ -25,6 +26,9 @@ HANDLER_MODULES: tuple[str, ...] = (
     "caretime.shifts.tasks",
     "caretime.shifts.hooks",
     "caretime.outreach.tasks",
+    "caretime.events.webhooks.pump",
+    "caretime.retention.prune",
+    "caretime.retention.targets",
 )
 
 

@@ -18,8 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _tenant_id: ContextVar[str | None] = ContextVar("tenant_id", default=None)
 
-# Defence in depth: anything that looks like a phone number is masked even if a bug logs one.
-_PHONE_LIKE = re.compile(r"\+?\d[\d\-\s().]{5,}\d")
+# Defence in depth: anything that looks like a phone number is masked even if a bug logs one,
+# but ids (`ten_01a2...`, a request id's 32 hex digits) are matched first and kept whole: a
+# phone has at most 15 digits and no `word_` prefix.
+_PHONE_LIKE = re.compile(
+    r"(?P<keep>\b[A-Za-z]+_[0-9A-Za-z]{8,}\b|\b[0-9a-fA-F]{16,}\b)|\+?\d[\d\-\s().]{5,}\d"
+)
 # ...but addresses and dates that merely look numeric stay readable.
 _NOT_A_PHONE = re.compile(r"\d{1,3}(\.\d{1,3}){3}|\d{4}-\d{2}-\d{2}")
 
@@ -45,6 +49,8 @@ def mask_phone_like(text: str) -> str:
 
 def _mask(match: re.Match[str]) -> str:
     candidate = match.group(0)
+    if match.group("keep"):
+        return candidate
     digits = sum(char.isdigit() for char in candidate)
     if digits < 7 or _NOT_A_PHONE.fullmatch(candidate.strip()):
         return candidate
@@ -95,14 +101,47 @@ def _context() -> dict[str, str]:
     return {k: v for k, v in context.items() if v}
 
 
+# Loggers of libraries whose records at INFO or DEBUG can carry PHI: SQL parameters (names,
+# phones, message bodies), request URLs with query strings, access lines.
+THIRD_PARTY_LOGGERS = (
+    "aiosqlite",
+    "sqlalchemy",
+    "asyncpg",
+    "httpx",
+    "httpcore",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "alembic",
+    "multipart",
+    "python_multipart",
+    "twilio",
+    "hpack",
+)
+
+
 def configure_logging(level: str = "INFO", as_json: bool | None = None) -> None:
+    """Our loggers (`caretime.*`) at `level`; everything else at WARNING or quieter, whatever
+    `level` is: libraries log SQL parameters and URLs at DEBUG, and those hold PHI."""
     use_json = (not sys.stderr.isatty()) if as_json is None else as_json
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if use_json else ConsoleFormatter())
+    ours = _level_number(level)
+    others = max(ours, logging.WARNING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(others)
+    logging.getLogger("caretime").setLevel(ours)
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(others)
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def _level_number(level: str) -> int:
+    number = logging.getLevelName(level.strip().upper())
+    if not isinstance(number, int):
+        raise ValueError(f"unknown log level {level!r}: use DEBUG, INFO, WARNING or ERROR")
+    return number
 
 
 def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -185,3 +186,38 @@ async def test_message_lookup_shows_events(
     assert (body["status"], body["to"], body["provider"]) == ("sent", PHONE, "simulator")
     assert [e["status"] for e in body["events"]] == ["sent"]
     assert (await client.get("/messages/msg_nope")).status_code == 404
+
+
+async def _inbound_count(runtime: Runtime) -> int:
+    async with runtime.sessions() as session:
+        rows = await session.scalars(select(Message.id).where(Message.direction == "inbound"))
+        return len(rows.all())
+
+
+@pytest.mark.parametrize(
+    ("headers", "extra"),
+    [({"Idempotency-Key": "relay-42"}, {}), ({}, {"message_id": "SMrelayed42"})],
+    ids=["idempotency-key", "provider-message-id"],
+)
+async def test_the_same_reply_twice_is_recorded_and_answered_once(
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    outreach: FakeRouter,
+    headers: dict[str, str],
+    extra: dict[str, str],
+) -> None:
+    outreach.ask(PHONE, "call-1", runtime.clock.now())
+    body = {"from": PHONE, "body": "what time?", **extra}
+    # Concurrent twins (a relay retrying on a timeout) and a late third copy.
+    twins = await asyncio.gather(
+        *(client.post("/messages/inbound", json=body, headers=headers) for _ in range(4))
+    )
+    late = await client.post("/messages/inbound", json=body, headers=headers)
+    answers = [response.json() for response in (*twins, late)]
+    assert {response.status_code for response in (*twins, late)} == {200}
+    assert {(a["message_id"], a["action"]) for a in answers} == {
+        (answers[0]["message_id"], "clarify")
+    }
+    assert await _inbound_count(runtime) == 1
+    assert len(outreach.answered) == 1
+    assert len(await _replies_to(runtime)) == 1  # the sender is texted once

@@ -119,7 +119,7 @@ async def test_sms_is_posted_form_encoded_with_basic_auth_and_callback(
         "To": [PHONE],
         "From": [FROM],
         "Body": ["Hi"],
-        "StatusCallback": [f"{PUBLIC}/webhooks/twilio/status"],
+        "StatusCallback": [f"{PUBLIC}/webhooks/twilio/status?message_id={message.id}"],
     }
     sent = await load_message(runtime, message.id)
     assert (sent.status, sent.provider, sent.provider_id) == (
@@ -263,3 +263,37 @@ async def test_inbound_stop_via_twilio_opts_out(
     await _post_signed(anon_client, "/webhooks/twilio/sms", form)
     message = await make_message(runtime, tenant_id=await default_tenant_id(runtime), key="later")
     assert message.status == "suppressed"
+
+
+@pytest.mark.postgres_only
+async def test_a_callback_before_the_send_commits_is_applied(
+    runtime: Runtime, client: httpx.AsyncClient, dispatcher: Dispatcher
+) -> None:
+    """Twilio may call back before our send job has stored its sid: the callback URL carries
+    our message id, so it is applied, not dropped (issue 17.4). PostgreSQL only: on SQLite
+    the send job holds the single write lock, so a callback waits for it to commit."""
+    fake = FakeTwilio()
+    seen: list[int] = []
+
+    async def twilio_calling_back_at_once(request: httpx.Request) -> httpx.Response:
+        answer = fake(request)
+        callback = parse_qs(request.content.decode())["StatusCallback"][0]
+        path = callback.removeprefix(PUBLIC)
+        form = {"MessageSid": answer.json()["sid"], "MessageStatus": "delivered"}
+        signature = RequestValidator(TOKEN).compute_signature(callback, form)
+        response = await client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+        seen.append(response.status_code)
+        return answer
+
+    transport = httpx.MockTransport(twilio_calling_back_at_once)
+    runtime.services[SERVICE_KEY] = Providers(runtime.settings, transport)
+    message = await make_message(runtime, tenant_id=await default_tenant_id(runtime))
+    await dispatcher.run_pending()
+    assert seen == [204]
+    sent = await load_message(runtime, message.id)
+    assert (sent.status, sent.provider_id) == ("delivered", "SM" + "1".zfill(32))
+    events = await events_of(runtime, message.id)
+    assert [(e.provider_status, e.applied) for e in events] == [
+        ("delivered", True),
+        ("queued", False),
+    ]

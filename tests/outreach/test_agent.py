@@ -136,9 +136,10 @@ async def test_outcomes_complete_the_call_with_disposition_and_summary(
     assert late.status_code == 409
     async with runtime.sessions() as session:
         events = list(await session.scalars(select(Event).where(Event.subject_id == call_id)))
-    assert [(e.type, e.data["disposition"]) for e in events] == [("call.completed", "reached")]
-    assert events[0].actor.startswith("key:")
-    assert "flu shot" not in str(events[0].data)
+    completed = [e for e in events if e.type == "call.completed"]
+    assert len(completed) == 1
+    assert completed[0].actor.startswith("key:")
+    assert "flu shot" not in str(completed[0].data)
 
 
 async def test_no_answer_is_retried_after_the_delay(

@@ -123,3 +123,28 @@ async def test_the_same_batch_posted_concurrently_creates_calls_once(
     assert {r.status_code for r in responses} == {200}
     assert all(r.json() == responses[0].json() for r in responses)
     assert len(listed) == 50
+
+
+async def test_concurrent_batches_with_distinct_keys_all_succeed(live_server: LiveServer) -> None:
+    """Each batch's INSERT takes a key-share lock on its tenant's row before planning locks
+    that row: an exclusive lock there deadlocked concurrent batches (issue 20.2)."""
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers=bearer(TEST_API_KEY), timeout=120
+    ) as http:
+        # Use the key first: a key's first use in a minute writes its row, which would
+        # serialise the batches below and hide the fault.
+        assert (await http.get("/tenants/me")).status_code == 200
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    "/schedule",
+                    json=make_items(count=5, exchange=200 + n),
+                    headers={"Idempotency-Key": f"distinct-{n}"},
+                )
+                for n in range(20)
+            )
+        )
+        listed = (await http.get("/calls", params={"limit": 1000})).json()["items"]
+    assert [r.status_code for r in responses] == [200] * 20, [r.text[:200] for r in responses]
+    assert all(item["status"] == "scheduled" for r in responses for item in r.json())
+    assert len(listed) == 100

@@ -1,9 +1,17 @@
+import json
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
 
+from caretime.outreach.models import Call, OutreachBatch
+from caretime.outreach.service import MAX_BATCH_ITEMS
+from caretime.runtime import Runtime
 from tests.outreach.support import make_items, sample_payload, set_calling_policy
+from tests.support import TEST_API_KEY
 
 
 async def test_the_sample_payload_gets_one_call_and_one_rejection(
@@ -102,3 +110,42 @@ async def test_capacity_counts_calls_already_scheduled_by_earlier_batches(
 
 async def test_schedule_needs_an_api_key(anon_client: httpx.AsyncClient) -> None:
     assert (await anon_client.post("/schedule", json=[])).status_code == 401
+
+
+async def test_a_batch_over_the_item_cap_is_refused_whole(client: httpx.AsyncClient) -> None:
+    items = [{"name": "P", "phone": "2125550100"}] * (MAX_BATCH_ITEMS + 1)
+    response = await client.post("/schedule", json=items)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["limit"] == MAX_BATCH_ITEMS
+    assert f"at most {MAX_BATCH_ITEMS} items" in problem["detail"]
+    assert (await client.get("/calls")).json()["items"] == []
+
+
+async def test_a_batch_whose_client_left_is_abandoned(app: FastAPI, runtime: Runtime) -> None:
+    """The client disconnects as soon as its body is sent: the batch is cancelled and its
+    transaction rolled back, not run to the end for nobody."""
+    body = json.dumps(make_items(count=2_000)).encode()
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [
+        (b"authorization", f"Bearer {TEST_API_KEY}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/schedule", "raw_path": b"/schedule",
+             "query_string": b"", "headers": headers, "server": ("caretime.test", 80),
+             "client": ("127.0.0.1", 5000), "root_path": "", "state": {}}  # fmt: skip
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 499
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Call)) == 0
+        assert await session.scalar(select(func.count()).select_from(OutreachBatch)) == 0

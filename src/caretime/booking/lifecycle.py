@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking.errors import InvalidTransition, ReservationNotFound
+from caretime.booking.events import appointments_changed
 from caretime.booking.models import Appointment
 from caretime.booking.repository import AppointmentRepository, active_at
 
@@ -68,18 +69,18 @@ async def expire(
 ) -> bool:
     """Expire a hold whose deadline has passed. False if it was confirmed, cancelled or
     denied first (or is not due): the other move won."""
-    result = await session.execute(
-        update(Appointment)
-        .where(
+    expired = await _expired(
+        session,
+        update(Appointment).where(
             Appointment.tenant_id == tenant_id,
             Appointment.id == appointment_id,
             Appointment.status == "held",
             Appointment.hold_expires_at <= now,
-        )
-        .values(status="expired", updated_at=now, ended_at=now)
-        .execution_options(synchronize_session=False)
+        ),
+        tenant_id,
+        now,
     )
-    return _rowcount(result) == 1
+    return len(expired) == 1
 
 
 async def expire_stale_hold(
@@ -87,18 +88,31 @@ async def expire_stale_hold(
 ) -> None:
     """Mark a past-deadline hold on this exact slot expired, so it leaves the unique index
     before a new hold is inserted (the job may not have run yet)."""
-    await session.execute(
-        update(Appointment)
-        .where(
+    await _expired(
+        session,
+        update(Appointment).where(
             Appointment.tenant_id == tenant_id,
             Appointment.provider_id == provider_id,
             Appointment.slot_start == slot_start,
             Appointment.status == "held",
             Appointment.hold_expires_at <= now,
-        )
-        .values(status="expired", updated_at=now, ended_at=now)
-        .execution_options(synchronize_session=False)
+        ),
+        tenant_id,
+        now,
     )
+
+
+async def _expired(
+    session: AsyncSession, statement: Any, tenant_id: str, now: datetime
+) -> list[Appointment]:
+    """Run a conditional expiry; the holds it expired are told to the events log."""
+    expired = list((await session.scalars(
+        statement.values(status="expired", updated_at=now, ended_at=now)
+        .returning(Appointment)
+        .execution_options(populate_existing=True)
+    )).all())  # fmt: skip
+    await appointments_changed(session, tenant_id, expired, now=now)
+    return expired
 
 
 async def _update(
@@ -117,9 +131,6 @@ async def _update(
         .returning(Appointment)
         .execution_options(populate_existing=True)
     )
-    return list((await session.scalars(statement)).all())
-
-
-def _rowcount(result: Any) -> int:
-    count: int = result.rowcount
-    return count
+    moved = list((await session.scalars(statement)).all())
+    await appointments_changed(session, tenant_id, moved, now=now)
+    return moved

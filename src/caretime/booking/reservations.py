@@ -26,6 +26,7 @@ from caretime.booking.errors import (
     SlotTaken,
     TooLittleNotice,
 )
+from caretime.booking.events import appointments_changed
 from caretime.booking.grid import cut, on_grid
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
@@ -73,6 +74,7 @@ async def reserve(
             await session.flush()
     except IntegrityError:
         return await _lost_race(repo, request)
+    await appointments_changed(session, tenant_id, [hold], now=now)
     await enqueue(
         session,
         EXPIRE_HOLD,

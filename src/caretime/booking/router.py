@@ -31,6 +31,8 @@ from caretime.booking.schemas import (
 )
 from caretime.booking.service import minute_text, template_fields
 from caretime.deps import ClockDep, SessionDep
+from caretime.events.router import Cursor, EventPage, subject_events
+from caretime.events.router import Limit as EventLimit
 from caretime.tenancy.auth import PolicyDep, TenantDep
 
 router = APIRouter(tags=["booking"])
@@ -264,3 +266,17 @@ def render(appointment: Appointment, now: datetime) -> ReservationOut:
         confirmed_at=appointment.confirmed_at,
         fhir=FhirStatus(appointment=fhir_appointment, slot=fhir_slot),
     )
+
+
+@router.get("/reservations/{reservation_id}/events", tags=["events"])
+async def reservation_events(
+    reservation_id: str,
+    tenant: TenantDep,
+    session: SessionDep,
+    after: Cursor = None,
+    limit: EventLimit = 100,
+) -> EventPage:
+    """The reservation's audit trail: every change, who made it, oldest first."""
+    await reservations.get(session, tenant.id, reservation_id)
+    subject = ("appointment", reservation_id)
+    return await subject_events(session, tenant.id, subject, after=after, limit=limit)

@@ -6,11 +6,19 @@ import logging
 from typing import Any
 
 from caretime.booking import lifecycle
+from caretime.booking.models import Appointment
 from caretime.booking.reservations import EXPIRE_HOLD
 from caretime.dispatch import JobContext, job_handler
 from caretime.observability import log_event
+from caretime.retention import Prunable, register
 
 log = logging.getLogger("caretime.booking")
+
+
+# Ended appointments (cancelled, expired, denied) go when the tenant's policy says so.
+register(Prunable("ended_appointments", Appointment, Appointment.id, Appointment.updated_at,
+                  lambda p: p.ended_appointments,
+                  Appointment.status.in_(("cancelled", "expired", "denied"))))  # fmt: skip
 
 
 @job_handler(EXPIRE_HOLD)

@@ -111,6 +111,25 @@ async def complete(
     return _rowcount(result)
 
 
+async def run_again(
+    session: AsyncSession, worker_id: str, job_id: int, *, at: datetime, now: datetime
+) -> int:
+    """Queue a job this worker holds again for `at` (it finished a turn and has more to do)."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == worker_id)
+        .values(
+            status="queued",
+            run_at=at,
+            attempts=0,
+            updated_at=now,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+    )
+    return _rowcount(result)
+
+
 async def count_by_status(session: AsyncSession, statuses: Sequence[str]) -> dict[str, int]:
     """One count per status, each answered from that status's partial index (a GROUP BY
     over the whole table would read all history)."""

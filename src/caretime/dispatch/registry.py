@@ -37,6 +37,7 @@ class JobContext:
         self.runtime = runtime
         self.job = job
         self._session = session
+        self.again_at: datetime | None = None
 
     @property
     def session(self) -> AsyncSession:
@@ -50,6 +51,11 @@ class JobContext:
 
     def now(self) -> datetime:
         return self.runtime.clock.now()
+
+    def run_again_at(self, at: datetime) -> None:
+        """A job that continues (a delivery pump): on success it is queued again for `at`,
+        with fresh attempts, instead of done; its dedupe key stays live throughout."""
+        self.again_at = at
 
 
 Handler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]

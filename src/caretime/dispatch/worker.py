@@ -28,6 +28,7 @@ from caretime.dispatch.errors import PermanentFailure, RetryLater
 from caretime.dispatch.models import DispatchWorker, Job
 from caretime.dispatch.registry import HandlerRegistry, JobContext, JobInfo, handlers
 from caretime.dispatch.retry import DEFAULT_RETRY, RetryPolicy
+from caretime.dispatch.wakeup import mark_enqueued
 from caretime.events import SYSTEM, acting_as
 from caretime.observability import log_event
 from caretime.runtime import Runtime
@@ -160,15 +161,20 @@ class Dispatcher:
     async def _commit_or_batch(self, context: JobContext) -> None:
         """Commit the handler's work with its completion; with no work, batch the completion."""
         session = context.opened_session
-        if session is None or not _touched_database(session):
+        if context.again_at is None and (session is None or not _touched_database(session)):
             self._done.append(context.job.id)
             return
-        await self._finish(session, context.job.id)
-        await session.commit()
+        await self._finish(context.session, context.job.id, context.again_at)
+        await context.session.commit()
 
-    async def _finish(self, session: AsyncSession, job_id: int) -> None:
+    async def _finish(self, session: AsyncSession, job_id: int, again_at: datetime | None) -> None:
         now = self.runtime.clock.now()
-        if await leases.complete(session, self.worker_id, [job_id], now=now) != 1:
+        if again_at is None:
+            finished = await leases.complete(session, self.worker_id, [job_id], now=now)
+        else:
+            finished = await leases.run_again(session, self.worker_id, job_id, at=again_at, now=now)
+            mark_enqueued(session, again_at)
+        if finished != 1:
             raise LeaseLost(job_id)
 
     async def _after_failure(self, info: JobInfo, exc: Exception) -> None:

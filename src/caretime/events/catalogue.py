@@ -9,6 +9,8 @@ EVENT_TYPES: dict[str, str] = {
     "call.failed": "a call ended without reaching anyone and will not be retried",
     "call.expired": "a call's window passed with retries spent",
     "call.cancelled": "a call was cancelled before it started",
+    "call.no_answer": "a machine answered and the tenant's voicemail policy is to hang up: "
+    "the call ended without a retry",
     "call.retry_scheduled": "an unsuccessful attempt was followed by a retry, planned inside "
     "the windows",
     "call.callback_scheduled": "the voice agent reported that the patient asked to be called "
@@ -26,6 +28,8 @@ EVENT_TYPES: dict[str, str] = {
     "message.opted_out": "a phone number opted out of a channel",
     "message.opted_in": "a phone number opted back in",
     "batch.completed": "every call of an outreach batch reached a final status",
+    "webhook.endpoint_disabled": "a webhook endpoint failed for 24 hours in a row and was disabled",
+    "tenant.numbers_changed": "the numbers a tenant sends from (and gets replies on) were set",
 }
 
 

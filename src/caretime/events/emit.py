@@ -1,4 +1,8 @@
-"""emit(): one event row in the caller's transaction, so it exists exactly when the change does."""
+"""emit(): one event row in the caller's transaction, so it exists exactly when the change does.
+
+The same transaction writes a delivery for each webhook endpoint that wants the event (the
+outbox), so a delivery exists exactly when its event does.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from caretime.bulk import insert_rows
 from caretime.events.actor import current_actor
 from caretime.events.catalogue import is_known
 from caretime.events.models import Event
+from caretime.events.webhooks.outbox import deliver_events, subscribed_endpoints
 from caretime.ids import new_id
 
 
@@ -24,8 +29,7 @@ async def emit(
     now: datetime,
 ) -> Event:
     """Record a change. `data` is a PHI-minimal snapshot of the subject after the change."""
-    if not is_known(type):
-        raise ValueError(f"event type {type!r} is not in the catalogue")
+    _check_known(type)
     kind, subject_id = subject
     event = Event(
         id=new_id("evt"),
@@ -37,8 +41,10 @@ async def emit(
         data=data,
         actor=current_actor(),
     )
+    endpoints = await subscribed_endpoints(session, tenant_id, type)
     session.add(event)
     await session.flush()
+    await deliver_events(session, tenant_id, endpoints, [event.id], now=now)
     return event
 
 
@@ -53,13 +59,16 @@ async def emit_many(
 ) -> None:
     """Record one change of the same type to many subjects of one kind (a batch of calls, a
     fan-out's offers) in one statement; `data[i]` belongs to `subjects[1][i]`."""
-    if not is_known(type):
-        raise ValueError(f"event type {type!r} is not in the catalogue")
+    _check_known(type)
     kind, ids = subjects
+    if not ids:
+        return
+    endpoints = await subscribed_endpoints(session, tenant_id, type)
+    event_ids = [new_id("evt") for _ in ids]
     await insert_rows(
         session,
         Event,
-        {"id": [new_id("evt") for _ in ids], "subject_id": ids, "data": data},
+        {"id": event_ids, "subject_id": ids, "data": data},
         shared={
             "tenant_id": tenant_id,
             "type": type,
@@ -68,3 +77,9 @@ async def emit_many(
             "actor": current_actor(),
         },
     )
+    await deliver_events(session, tenant_id, endpoints, event_ids, now=now)
+
+
+def _check_known(event_type: str) -> None:
+    if not is_known(event_type):
+        raise ValueError(f"event type {event_type!r} is not in the catalogue")

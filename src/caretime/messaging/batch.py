@@ -18,7 +18,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
+from caretime.db import locking
 from caretime.dispatch import JobContext, job_handler
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.messaging.consent import needs_consent, opted_out_numbers
@@ -49,6 +50,7 @@ from caretime.messaging.tasks import (
     poll_request_for,
     request_for,
     retry_delay,
+    sender_for,
     tenant_endpoint,
 )
 from caretime.messaging.tracking import (
@@ -74,6 +76,8 @@ class _Handover:
 
     sent: list[tuple[MessageRow, Provider, SendOutcome]]
     later: dict[datetime, list[str]]
+    # The number each provider sent from (the tenant's own, or the provider's shared one).
+    senders: dict[str, str | None] = field(default_factory=dict)
 
 
 @job_handler(SEND_BATCH_JOB)
@@ -102,7 +106,7 @@ async def _still_queued(
         Message.provider_id.is_(None),
     )
     statement = where_one_of(session, statement, Message.id, message_ids)
-    result = await session.execute(statement.order_by(Message.id).with_for_update())
+    result = await session.execute(locking(statement.order_by(Message.id)))
     return [MessageRow(*row) for row in result]
 
 
@@ -159,8 +163,9 @@ async def _hand_over(
         slots.append(wait)
     if not messages:
         return
-    endpoint = await tenant_endpoint(ctx.session, provider, messages[0].tenant_id)
-    requests = [request_for(message, provider, now, endpoint) for message in messages]
+    sender = await sender_for(ctx.session, ctx.job.tenant_id or "", provider)
+    endpoint = await tenant_endpoint(ctx.session, provider, ctx.job.tenant_id or "")
+    requests = [request_for(message, sender, now, endpoint) for message in messages]
     if isinstance(provider, BatchSender):
         await asyncio.sleep(max(slots))
         outcomes = await provider.send_batch(requests)
@@ -169,6 +174,7 @@ async def _hand_over(
     handover.sent.extend(
         (message, provider, outcome) for message, outcome in zip(messages, outcomes, strict=True)
     )
+    handover.senders[provider.name] = sender
 
 
 async def _send_concurrently(
@@ -203,7 +209,8 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
     retry_at = now + retry_delay(attempt)
     for message, provider, outcome in handover.sent:
         if isinstance(outcome, SendReceipt):
-            store_in_memory(message, _handed_over(provider, outcome, now))
+            sender = handover.senders.get(provider.name)
+            store_in_memory(message, _handed_over(provider, sender, outcome, now))
             report = outcome.report
             accepted.append((message, outcome))
             if report.status is not None:
@@ -253,8 +260,10 @@ async def _record(ctx: JobContext, handover: _Handover, attempt: int, now: datet
 HANDED_OVER = ("provider", "provider_id", "from_phone", "sent_at")
 
 
-def _handed_over(provider: Provider, receipt: SendReceipt, now: datetime) -> dict[str, Any]:
-    values = (provider.name, receipt.provider_id, provider.from_number, now)
+def _handed_over(
+    provider: Provider, sender: str | None, receipt: SendReceipt, now: datetime
+) -> dict[str, Any]:
+    values = (provider.name, receipt.provider_id, sender, now)
     return dict(zip(HANDED_OVER, values, strict=True))
 
 
@@ -288,7 +297,7 @@ async def poll_batch(ctx: JobContext, payload: dict[str, Any]) -> None:
         Message.sent_at.is_not(None),
     )
     statement = where_one_of(ctx.session, statement, Message.id, payload["message_ids"])
-    result = await ctx.session.scalars(statement.order_by(Message.id).with_for_update(of=Message))
+    result = await ctx.session.scalars(locking(statement.order_by(Message.id), of=Message))
     messages = [m for m in result.all() if not is_final(m.channel, m.status)]
     now = ctx.now()
     providers = providers_of(ctx.runtime)

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
+from caretime.events import emit
 from caretime.messaging.models import ConsentChange, OptOut
 
 CHUNK = 1000
@@ -97,6 +98,8 @@ async def set_opt_out(
         await session.execute(_upsert(session, values))
         session.add(_history_row(tenant_id, phone, channel, opted_out, source, now))
     await session.flush()
+    if changed:
+        await _tell(session, tenant_id, phone, channels, opted_out, source.message_id, now)
     return changed
 
 
@@ -142,6 +145,24 @@ async def consent_history(
         .limit(limit)
     )
     return list(rows)
+
+
+async def _tell(
+    session: AsyncSession,
+    tenant_id: str,
+    phone: str,
+    channels: list[str],
+    opted_out: bool,
+    message_id: str | None,
+    now: datetime,
+) -> None:
+    """The number is the subject: the systems that hear of an opt-out must know whose it is.
+    The keyword (the message's body) stays out."""
+    data = {"phone": phone, "channels": channels, "opted_out": opted_out,
+            "message_id": message_id}  # fmt: skip
+    await emit(session, tenant_id=tenant_id,
+               type="message.opted_out" if opted_out else "message.opted_in",
+               subject=("phone", phone), data=data, now=now)  # fmt: skip
 
 
 def _upsert(session: AsyncSession, values: dict[str, Any]) -> Any:

@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
-from caretime.events import emit
 from caretime.messaging.consent import ConsentSource, OptOutState, consent_history, set_opt_out
-from caretime.messaging.models import ConsentChange, OptOut
+from caretime.messaging.models import OptOut
 from caretime.messaging.phones import to_e164
 from caretime.messaging.statuses import CHANNELS
 from caretime.tenancy.auth import TenantDep
@@ -74,24 +73,7 @@ async def put_consent(
     await set_opt_out(
         session, tenant.id, e164, channels, opted_out=body.opted_out, now=now, source=source
     )
-    recorded = await consent_history(session, tenant.id, e164, limit=len(channels))
-    await _emit_changes(session, tenant.id, recorded, now=now)
     return await _consent_of(session, tenant.id, e164)
-
-
-async def _emit_changes(
-    session: AsyncSession, tenant_id: str, changes: list[ConsentChange], *, now: datetime
-) -> None:
-    """One event per channel; the number stays out of it (PHI): the subject is the change."""
-    for change in changes:
-        await emit(
-            session,
-            tenant_id=tenant_id,
-            type="message.opted_out" if change.opted_out else "message.opted_in",
-            subject=("consent_change", str(change.id)),
-            data={"channel": change.channel, "source": change.source},
-            now=now,
-        )
 
 
 def _e164(phone: str) -> str:

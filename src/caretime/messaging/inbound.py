@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.errors import InvalidInput
@@ -52,6 +53,7 @@ class Inbound:
     to_phone: str | None = None
     provider: str | None = None
     provider_id: str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,42 @@ async def receive(
     phone = to_e164(inbound.from_phone)
     if phone is None:
         raise InvalidInput("'from' is not a phone number")
-    key = f"{inbound.provider}:{inbound.provider_id}" if inbound.provider_id else None
-    seen = await _already_received(session, tenant_id, key)
-    if seen is not None:
+    key = dedupe_key(inbound)
+    message = await _record_once(session, _record(tenant_id, inbound, phone, key, now))
+    if message is None:
+        seen = await _already_received(session, tenant_id, key)
+        assert seen is not None
         return InboundOutcome(seen, Intent(seen.intent or "unknown"), seen.route_action or "")
-    message = _record(tenant_id, inbound, phone, key, now)
-    session.add(message)
     intent = classify_intent(inbound.body, classifier)
     with acting_as(inbound_actor(message.id)):
         outcome = await _route(session, tenant_id, message, intent, inbound.hint, now)
     message.intent, message.route_action = str(intent), outcome.action
     await session.flush()
     return outcome
+
+
+def dedupe_key(inbound: Inbound) -> str | None:
+    """A reply is recorded (and answered) once per provider message id, else once per
+    caller's Idempotency-Key: providers and relays retry what they think failed."""
+    if inbound.provider_id:
+        return f"{inbound.provider or 'api'}:{inbound.provider_id}"
+    return f"key:{inbound.idempotency_key}" if inbound.idempotency_key else None
+
+
+async def _record_once(session: AsyncSession, message: Message) -> Message | None:
+    """Store the reply; None if its key was recorded before. The unique (tenant, key) index
+    decides between twins arriving together: the second waits for the first, then fails."""
+    if message.idempotency_key is None:
+        session.add(message)
+        return message
+    if await _already_received(session, message.tenant_id, message.idempotency_key):
+        return None
+    try:
+        async with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        return None
+    return message
 
 
 async def _already_received(

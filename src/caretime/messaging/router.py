@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 
 from caretime.deps import ClockDep, RuntimeDep, SessionDep
 from caretime.errors import NotFound
@@ -24,10 +24,29 @@ api = APIRouter(tags=["messaging"])
 
 @api.post("/messages/inbound")
 async def receive_inbound(
-    reply: InboundIn, tenant: TenantDep, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
+    reply: InboundIn,
+    tenant: TenantDep,
+    session: SessionDep,
+    clock: ClockDep,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="The same key again records nothing new and texts nobody again.",
+        ),
+    ] = None,
 ) -> InboundOut:
-    """Record a reply, classify it and route it (claim a shift, confirm, opt out...)."""
-    received = inbound.Inbound(from_phone=reply.sender, body=reply.body, hint=reply.hint())
+    """Record a reply, classify it and route it (claim a shift, confirm, opt out...). The same
+    `message_id` or `Idempotency-Key` again answers what the first did and changes nothing."""
+    received = inbound.Inbound(
+        from_phone=reply.sender,
+        body=reply.body,
+        hint=reply.hint(),
+        provider_id=reply.message_id,
+        idempotency_key=idempotency_key,
+    )
     outcome = await inbound.receive(
         session,
         tenant.id,

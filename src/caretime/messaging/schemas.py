@@ -16,6 +16,11 @@ class InboundIn(BaseModel):
     from_: str | None = Field(default=None, alias="from", max_length=40)
     from_phone: str | None = Field(default=None, max_length=40)
     body: str = Field(max_length=2000)
+    message_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The provider's id for this reply: the same id again is recorded once.",
+    )
 
     @model_validator(mode="after")
     def _has_sender(self) -> InboundIn:

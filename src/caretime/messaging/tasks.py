@@ -29,6 +29,7 @@ from caretime.messaging.providers.base import (
 from caretime.messaging.repository import MessageRepository
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
 from caretime.messaging.tracking import change_status, record_event
+from caretime.tenancy.numbers import sending_number
 
 POLL_JOB = "messaging.poll"
 # Waiting for the rate limiter longer than this frees the worker: a new job takes the slot.
@@ -95,19 +96,26 @@ def poll_request_for(message: Message, now: datetime) -> PollRequest:
     )
 
 
+async def sender_for(session: AsyncSession, tenant_id: str, provider: Provider) -> str | None:
+    """The number a tenant's messages go out from: its own, else the provider's shared one.
+    Twilio has no shared number: replies are routed to the tenant owning the number."""
+    return await sending_number(session, tenant_id) or provider.from_number
+
+
 def request_for(
     message: TrackedMessage,
-    provider: Provider,
+    sender: str | None,
     now: datetime,
     endpoint: TenantEndpoint | None = None,
 ) -> OutboundRequest:
-    """What a provider is handed for one queued message."""
+    """What a provider is handed for one queued message, sent from `sender` (to the
+    tenant's own endpoint, for a provider reached per tenant)."""
     return OutboundRequest(
         message.id,
         message.tenant_id,
         message.channel,
         message.to_phone,
-        provider.from_number,
+        sender,
         message.body,
         message.idempotency_key,
         now,
@@ -126,7 +134,8 @@ async def tenant_endpoint(
 async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:
     now = ctx.now()
     endpoint = await tenant_endpoint(ctx.session, provider, message.tenant_id)
-    request = request_for(message, provider, now, endpoint)
+    sender = await sender_for(ctx.session, message.tenant_id, provider)
+    request = request_for(message, sender, now, endpoint)
     try:
         receipt = await provider.send(request)
     except TransientProviderError as exc:
@@ -135,8 +144,11 @@ async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> N
     except PermanentProviderError as exc:
         await _fail(ctx, message, provider.name, exc.reason)
         return
+    # A status callback may have come while we waited (it finds the message by our id in
+    # its URL): read the status it left, under lock, so the receipt never moves it back.
+    await ctx.session.refresh(message, ["status"], with_for_update={"key_share": True})
     message.provider, message.provider_id = provider.name, receipt.provider_id
-    message.from_phone, message.sent_at = provider.from_number, now
+    message.from_phone, message.sent_at = request.from_, now
     await _apply(ctx, message, provider.name, receipt.report)
 
 

@@ -1,7 +1,8 @@
 """Twilio webhooks: inbound SMS and status callbacks, form-encoded and signed.
 
-They carry no API key. A status callback finds its message (and so its tenant) by the
-provider's id; an inbound SMS goes to the default tenant, which owns the Twilio number.
+They carry no API key. A status callback finds its message (and so its tenant) by our
+message id in its URL (by Twilio's sid for messages sent before that); an inbound SMS goes
+to the tenant that owns the number it was sent to (`To`).
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from twilio.request_validator import RequestValidator
 
 from caretime.config import Settings
+from caretime.db import locking
 from caretime.deps import ClockDep, RuntimeDep, SessionDep
 from caretime.errors import CaretimeError, NotFound
 from caretime.messaging import inbound
+from caretime.messaging.models import Message
 from caretime.messaging.providers import providers_of
 from caretime.messaging.providers.base import ProviderError
 from caretime.messaging.providers.twilio import (
@@ -28,7 +33,7 @@ from caretime.messaging.providers.twilio import (
 from caretime.messaging.repository import find_by_provider_id
 from caretime.messaging.tracking import record_event
 from caretime.observability import log_event
-from caretime.tenancy.service import find_tenant
+from caretime.tenancy.numbers import owner_of
 
 log = logging.getLogger("caretime.messaging")
 router = APIRouter(tags=["webhooks"], include_in_schema=True)
@@ -60,7 +65,8 @@ async def verified_form(request: Request, settings: Settings, path: str) -> dict
     form = {key: str(value) for key, value in (await request.form()).items()}
     token = settings.twilio_auth_token.get_secret_value()
     signature = request.headers.get("X-Twilio-Signature", "")
-    url = settings.public_url.rstrip("/") + path
+    query = request.url.query
+    url = settings.public_url.rstrip("/") + path + (f"?{query}" if query else "")
     if not token or not signature or not RequestValidator(token).validate(url, form, signature):
         raise InvalidSignature("X-Twilio-Signature is missing or does not match this request")
     return form
@@ -71,9 +77,9 @@ async def twilio_inbound_sms(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:
     form = await verified_form(request, runtime.settings, INBOUND_SMS_PATH)
-    tenant = await find_tenant(session, runtime.settings.default_tenant)
-    if tenant is None:
-        raise NotFound("no tenant receives Twilio messages")
+    tenant_id = await owner_of(session, form.get("To", ""))
+    if tenant_id is None:
+        raise NotFound("no tenant owns the number this message was sent to (To)")
     received = inbound.Inbound(
         from_phone=form.get("From", ""),
         body=form.get("Body", ""),
@@ -82,7 +88,7 @@ async def twilio_inbound_sms(
         provider_id=form.get("MessageSid"),
     )
     outcome = await inbound.receive(
-        session, tenant.id, received, now=clock.now(), classifier=inbound.classifier_of(runtime)
+        session, tenant_id, received, now=clock.now(), classifier=inbound.classifier_of(runtime)
     )
     log_event(log, "twilio_inbound", message_id=outcome.message.id, action=outcome.action)
     return Response(EMPTY_TWIML, media_type="text/xml")
@@ -96,7 +102,7 @@ async def twilio_status(
     is_call = "CallStatus" in form
     sid = form.get("CallSid" if is_call else "MessageSid", "")
     raw = form.get("CallStatus") if is_call else form.get("MessageStatus", form.get("SmsStatus"))
-    message = await find_by_provider_id(session, "twilio", sid)
+    message = await _callback_message(session, request.query_params.get("message_id"), sid)
     if message is None:
         log_event(log, "twilio_status_unknown_sid", sid=sid)
         return Response(status_code=204)
@@ -112,6 +118,20 @@ async def twilio_status(
         error=f"twilio error {code}" if code else None,
     )
     return Response(status_code=204)
+
+
+async def _callback_message(
+    session: AsyncSession, message_id: str | None, sid: str
+) -> Message | None:
+    """The message a callback is about, locked: by our id when the URL carries it (the send
+    job may not have stored Twilio's sid yet), else by the sid."""
+    if message_id is None:
+        return await find_by_provider_id(session, "twilio", sid)
+    found = await session.scalars(locking(select(Message).where(Message.id == message_id)))
+    message = found.first()
+    if message is None or message.provider_id not in (None, sid):
+        return None
+    return message
 
 
 @router.post(AMD_CALLBACK_PATH, status_code=204)

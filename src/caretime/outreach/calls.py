@@ -24,6 +24,7 @@ from caretime.outreach.errors import (
     OptedOut,
     OutsideCallingWindow,
 )
+from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository
 from caretime.outreach.schemas import BatchOptions, CallIn
@@ -138,6 +139,7 @@ async def cancel(session: AsyncSession, tenant_id: str, call_id: str, *, now: da
     call.version += 1
     call.updated_at = now
     await session.flush()
+    await call_changed(session, call, now=now)
     return call
 
 

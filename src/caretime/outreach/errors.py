@@ -48,3 +48,8 @@ class OptedOut(InvalidInput):
 class CallNotInProgress(Conflict):
     problem = "call-not-in-progress"
     title = "The call has no attempt in progress"
+
+
+class BatchTooLarge(InvalidInput):
+    problem = "batch-too-large"
+    title = "The batch has too many items"

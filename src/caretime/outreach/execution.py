@@ -21,6 +21,7 @@ from caretime.ids import new_id
 from caretime.messaging import Message, RelatedEntity, send_message
 from caretime.observability import log_event
 from caretime.outreach.content import CallContent, render, script_for
+from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
 from caretime.outreach.writing import minute_ledger, place_call_job
@@ -132,6 +133,7 @@ async def start_attempt(
     )
     AttemptRepository(session, call.tenant_id).add(attempt)
     await session.flush()
+    await call_changed(session, call, now=now)
     message = await send_message(
         session,
         tenant_id=call.tenant_id,
@@ -178,6 +180,7 @@ async def record_outcome(
     elif status == "completed":
         call.status = call.outcome = "completed"
         attempt.ended_at = now
+        await call_changed(session, call, now=now)
     elif status == VOICEMAIL:
         attempt.ended_at = now
         await _after_voicemail(session, call, message, now=now)
@@ -197,10 +200,13 @@ async def _after_voicemail(
     provider did), the call ends without a retry (hang_up), ends with a message left
     (leave_message), or is retried like an unanswered attempt (retry)."""
     action = ((message.context or {}).get("on_machine") or {}).get("action", "retry")
-    if action == "leave_message":
-        call.status, call.outcome = "completed", "voicemail: message left"
-    elif action == "hang_up":
-        call.status, call.outcome = "no_answer", "voicemail: hung up"
+    if action in ("leave_message", "hang_up"):
+        call.status, call.outcome = (
+            ("completed", "voicemail: message left")
+            if action == "leave_message"
+            else ("no_answer", "voicemail: hung up")
+        )
+        await call_changed(session, call, now=now)
     else:
         call.outcome = "voicemail"
         await _after_unsuccessful(session, call, "no_answer", now=now)
@@ -213,11 +219,13 @@ async def _after_unsuccessful(
     if status == "suppressed" or call.attempts >= call.max_attempts:
         call.status = "failed" if status in ("failed", "suppressed") else "expired"
         log_event(log, "call_finished", call_id=call.id, status=call.status)
+        await call_changed(session, call, now=now)
         return
     calling = await calling_policy(session, call.tenant_id)
     after = now + timedelta(seconds=call.retry_delay_seconds)
     if not await replan(session, call, calling, after=after, now=now):
         call.status = "expired"
+        await call_changed(session, call, now=now)
 
 
 async def replan(

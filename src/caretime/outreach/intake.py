@@ -84,6 +84,9 @@ def _plan_fields(raw: dict[str, Any], allow_duplicate: bool) -> PlanItem | str:
         return 'missing "name"'
     if tz is not None and not isinstance(tz, str):
         return '"tz" must be an IANA time zone name'
+    too_long = _too_long(name=(name, 200), phone=(phone, 64), tz=(tz or "", 64))
+    if too_long is not None:
+        return too_long
     scheduled = _instant(raw.get("scheduled"))
     if isinstance(scheduled, str):
         return scheduled
@@ -91,6 +94,14 @@ def _plan_fields(raw: dict[str, Any], allow_duplicate: bool) -> PlanItem | str:
     if allow is None:
         return '"allow_duplicate" must be true or false'
     return PlanItem(name, phone, scheduled, tz, "", allow)
+
+
+def _too_long(**fields: tuple[str, int]) -> str | None:
+    """The limits of POST /calls' model, so that a batch item and a call agree."""
+    for name, (value, limit) in fields.items():
+        if len(value) > limit:
+            return f'"{name}" is longer than {limit} characters'
+    return None
 
 
 def _flag(value: Any, default: bool) -> bool | None:

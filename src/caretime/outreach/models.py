@@ -79,6 +79,8 @@ class Call(TenantOwned, Base):
             postgresql_where=LIVE_PREDICATE,
             sqlite_where=LIVE_PREDICATE,
         ),
+        # Is any call of this batch still open? (batch.completed, checked as each call ends)
+        Index(None, "tenant_id", "batch_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -35,12 +35,6 @@ MESSAGE_STATUS = {
     "voicemail": "voicemail",
     "failed": "failed",
 }
-FINAL_EVENTS = {
-    "completed": "call.completed",
-    "failed": "call.failed",
-    "expired": "call.expired",
-    "no_answer": "call.failed",
-}
 
 
 async def report_outcome(
@@ -156,11 +150,10 @@ def _raw(report: OutcomeIn) -> dict[str, object]:
 async def _emit(
     session: AsyncSession, call: Call, attempt: CallAttempt, report: OutcomeIn, *, now: datetime
 ) -> None:
-    kind = FINAL_EVENTS.get(call.status)
-    if call.status == PENDING:
-        kind = "call.callback_scheduled" if report.callback_at else "call.retry_scheduled"
-    if kind is None:
+    # Final statuses are told by the listener that moved the call (outreach.events).
+    if call.status != PENDING:
         return
+    kind = "call.callback_scheduled" if report.callback_at else "call.retry_scheduled"
     data = {
         "status": call.status, "attempt": attempt.number, "agent_status": report.status,
         "disposition": report.disposition, "outcome": call.outcome,

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows, where_one_of
-from caretime.db import is_postgres
+from caretime.db import is_postgres, locking
 from caretime.outreach.models import (
     LIVE_PREDICATE,
     PENDING,
@@ -87,7 +87,7 @@ class CallRepository(TenantRepository[Call]):
         return found
 
     async def get_for_update(self, call_id: str) -> Call | None:
-        return await self.first(self.select().where(Call.id == call_id).with_for_update())
+        return await self.first(locking(self.select().where(Call.id == call_id)))
 
     async def counts_by_status(self, batch_id: str) -> dict[str, int]:
         rows = await self.session.execute(
@@ -157,9 +157,11 @@ class ContactRepository(TenantRepository[Contact]):
     async def lock(self, contact_id: str) -> None:
         """Serialise decisions about one contact (caps) until the transaction ends."""
         await self.session.execute(
-            select(Contact.id)
-            .where(Contact.tenant_id == self.tenant_id, Contact.id == contact_id)
-            .with_for_update(key_share=True)  # new calls referencing it need not wait
+            locking(
+                select(Contact.id).where(
+                    Contact.tenant_id == self.tenant_id, Contact.id == contact_id
+                )
+            )
         )
 
     async def insert_missing(self, columns: Mapping[str, Sequence[Any]], *, now: datetime) -> None:
@@ -171,12 +173,7 @@ class ContactRepository(TenantRepository[Contact]):
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:
     """Serialise capacity planning per tenant (PostgreSQL row lock, held until commit;
     SQLite already has a single writer)."""
-    # FOR NO KEY UPDATE: two planners still queue here, but a transaction that already
-    # inserted a row referencing the tenant (its batch: FOR KEY SHARE by the foreign key)
-    # is not blocked by the other's lock, which FOR UPDATE did, deadlocking concurrent batches.
-    await session.execute(
-        select(Tenant.id).where(Tenant.id == tenant_id).with_for_update(key_share=True)
-    )
+    await session.execute(locking(select(Tenant.id).where(Tenant.id == tenant_id)))
 
 
 def _dialect_insert(session: AsyncSession, model: Any) -> Any:

@@ -12,7 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.disconnect import while_connected
 from caretime.errors import InvalidInput
+from caretime.events.router import Cursor, EventPage, subject_events
+from caretime.events.router import Limit as EventLimit
 from caretime.outreach import calls as call_service
 from caretime.outreach import outcomes, service
 from caretime.outreach.intake import csv_header_problem, csv_items
@@ -48,6 +51,7 @@ DryRun = Annotated[bool, Query(description="Plan only: create no calls.")]
     summary="Schedule a batch of patient calls",
 )
 async def schedule(
+    raw: Request,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
@@ -57,8 +61,8 @@ async def schedule(
     dry_run: DryRun = False,
 ) -> JSONResponse:
     request = service.BatchRequest(items, idempotency_key=idempotency_key, dry_run=dry_run)
-    result = await service.schedule_batch(
-        session, tenant.id, policy.calling, request, now=clock.now()
+    result = await while_connected(
+        raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
     return JSONResponse(result.items, headers=_replay_header(result))
 
@@ -97,8 +101,8 @@ async def create_batch(
     as CSV (columns name, phone, scheduled?, tz?; options as query parameters)."""
     items, options, source = await _batch_body(raw)
     request = service.BatchRequest(items, options, source, idempotency_key, dry_run)
-    result = await service.schedule_batch(
-        session, tenant.id, policy.calling, request, now=clock.now()
+    result = await while_connected(
+        raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
     if result.batch is None:  # a dry run: the plan only
         return JSONResponse({"items": result.items}, headers=_replay_header(result))
@@ -276,3 +280,16 @@ def _query_options(raw: Request) -> BatchOptions:
 
 def _replay_header(result: service.BatchResult) -> dict[str, str]:
     return {"Idempotent-Replayed": "true"} if result.replayed else {}
+
+
+@router.get("/calls/{call_id}/events", tags=["events"])
+async def call_events(
+    call_id: str,
+    tenant: TenantDep,
+    session: SessionDep,
+    after: Cursor = None,
+    limit: EventLimit = 100,
+) -> EventPage:
+    """The call's audit trail: every change, who made it, oldest first."""
+    await call_service.get_call(session, tenant.id, call_id)
+    return await subject_events(session, tenant.id, ("call", call_id), after=after, limit=limit)

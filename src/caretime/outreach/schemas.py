@@ -22,7 +22,9 @@ class ScheduleItem(BaseModel):
     scheduled: datetime | None = Field(
         default=None, description="An instant; without an offset it is local time in `tz`."
     )
-    tz: str | None = Field(default=None, description="IANA time zone, e.g. America/New_York.")
+    tz: str | None = Field(
+        default=None, max_length=64, description="IANA time zone, e.g. America/New_York."
+    )
     purpose: str | None = Field(
         default=None,
         max_length=content.MAX_PURPOSE,

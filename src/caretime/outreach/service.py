@@ -7,6 +7,7 @@ the existing per-minute load, so concurrent batches never overfill a minute.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -20,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
 from caretime.ids import new_id
-from caretime.outreach.errors import BatchNotFound, IdempotencyKeyReused
+from caretime.outreach.errors import BatchNotFound, BatchTooLarge, IdempotencyKeyReused
+from caretime.outreach.events import batch_completed
 from caretime.outreach.intake import (
     Intake,
     ParsedItem,
@@ -34,8 +36,14 @@ from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
 from caretime.outreach.screening import duplicate_of, live_calls, screen
 from caretime.outreach.writing import NewCall, minute_ledger, write_calls
-from caretime.policy import Outcome, Planner, Rejected, Scheduled
+from caretime.policy import CapacityLedger, Outcome, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
+
+# Items one batch may hold: a larger one is refused whole, before anything is planned.
+MAX_BATCH_ITEMS = 100_000
+# Batches larger than this are planned in a worker thread, so the event loop keeps
+# answering other requests (/health among them) while a big batch is planned.
+PLAN_INLINE_ITEMS = 1_000
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ async def schedule_batch(
     *,
     now: datetime,
 ) -> BatchResult:
+    _check_size(request)
     calling = effective_policy(calling, request.options)
     batches = BatchRepository(session, tenant_id)
     batch_id = None if request.dry_run else new_id("bat")
@@ -80,7 +89,10 @@ async def schedule_batch(
     parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
     items = await screen(session, tenant_id, check_scripts(parsed, calling.scripts))
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
-    outcomes = plan_parsed(Planner(calling, now=now, ledger=ledger), items)
+    if len(items) > PLAN_INLINE_ITEMS:
+        outcomes = await asyncio.to_thread(_plan, items, calling, ledger, now)
+    else:
+        outcomes = _plan(items, calling, ledger, now)
     if batch_id is None:
         return BatchResult(None, _response_items(request.items, outcomes, [], items))
     new_calls = _new_calls(items, outcomes)
@@ -90,7 +102,27 @@ async def schedule_batch(
     call_ids = [call.id if call is not None and call.id in written else None for call in new_calls]
     result = _response_items(request.items, outcomes, call_ids, items)
     await batches.finish(batch_id, _summary(request, outcomes, result))
-    return BatchResult(await batches.get(batch_id), result)
+    batch = await batches.get(batch_id)
+    if batch is not None and not written:  # nothing to wait for: complete from the start
+        await batch_completed(session, batch, now=now)
+    return BatchResult(batch, result)
+
+
+def _check_size(request: BatchRequest) -> None:
+    if len(request.items) > MAX_BATCH_ITEMS:
+        raise BatchTooLarge(
+            f"a batch may hold at most {MAX_BATCH_ITEMS} items; this one has "
+            f"{len(request.items)}: send it in parts",
+            limit=MAX_BATCH_ITEMS,
+            errors=[{"loc": ["body"], "msg": f"at most {MAX_BATCH_ITEMS} items"}],
+        )
+
+
+def _plan(
+    items: Sequence[Intake], calling: CallingPolicy, ledger: CapacityLedger, now: datetime
+) -> list[Outcome]:
+    """Plan the screened items: pure CPU work, safe to run in a worker thread."""
+    return plan_parsed(Planner(calling, now=now, ledger=ledger), items)
 
 
 async def _claim(

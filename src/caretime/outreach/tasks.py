@@ -10,7 +10,10 @@ from caretime.dispatch import JobContext, job_handler
 from caretime.messaging import on_status_change
 from caretime.observability import log_event
 from caretime.outreach import execution
+from caretime.outreach.events import call_changed
+from caretime.outreach.models import Call
 from caretime.outreach.writing import PLACE_CALL
+from caretime.retention import Prunable, register
 
 log = logging.getLogger("caretime.outreach")
 
@@ -30,8 +33,12 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
         log_event(log, "call_not_allowed_now", call_id=call.id)
         if not await execution.replan(ctx.session, call, calling, after=now, now=now):
             call.status, call.outcome = "expired", "no allowed time left within the horizon"
+            await call_changed(ctx.session, call, now=now)
         return
     await execution.start_attempt(ctx.session, call, calling, now=now)
 
 
 on_status_change(execution.ATTEMPT_KIND)(execution.on_attempt_status)
+# Cancelled and expired calls (with their attempts) go when the tenant's policy says so.
+register(Prunable("ended_calls", Call, Call.id, Call.updated_at, lambda p: p.ended_calls,
+                  Call.status.in_(("cancelled", "expired"))))  # fmt: skip

@@ -9,8 +9,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.outreach.content import CallContent
+from caretime.outreach.events import calls_scheduled
 from caretime.outreach.models import PENDING, contact_id_for
 from caretime.outreach.repository import CallRepository, ContactRepository, lock_tenant
 from caretime.policy import CapacityLedger, Scheduled
@@ -84,9 +86,17 @@ async def write_calls(
     written = await CallRepository(session, tenant_id).insert_new(
         columns, _new_call_values(calling, batch_id, now)
     )
-    jobs = [place_call_job(tenant_id, c.id, 1, c.planned.at) for c in new_calls if c.id in written]
-    await enqueue_many(session, jobs)
+    kept = [call for call in new_calls if call.id in written]
+    await enqueue_many(session, [place_call_job(tenant_id, c.id, 1, c.planned.at) for c in kept])
+    scheduled = [_scheduled_data(call, calling, batch_id) for call in kept]
+    await calls_scheduled(session, tenant_id, [c.id for c in kept], scheduled, now=now)
     return written
+
+
+def _scheduled_data(call: NewCall, calling: CallingPolicy, batch_id: str | None) -> dict[str, Any]:
+    return {"id": call.id, "batch_id": batch_id, "status": PENDING,
+            "scheduled": isoformat_z(call.planned.at), "tz": call.planned.tz, "attempts": 0,
+            "max_attempts": calling.max_attempts, "outcome": None}  # fmt: skip
 
 
 def _planned_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:

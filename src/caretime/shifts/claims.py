@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.errors import NotFound
 from caretime.observability import log_event
 from caretime.shifts import texts
+from caretime.shifts.events import shift_changed
 from caretime.shifts.models import Offer, Shift
 from caretime.shifts.qualify import overlapping_assignment
 from caretime.shifts.repository import OfferRepository, ShiftEventRepository
@@ -71,6 +72,7 @@ async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> Clai
             shift.id, "assigned", at=now, caregiver_id=offer.caregiver_id, offer_id=offer.id
         )
         await cancel_pending_jobs(session, offer.tenant_id, shift.id)
+        await shift_changed(session, shift, "filled", now=now, offer_id=offer.id)
         return ClaimOutcome("assigned", texts.assigned_text(shift), shift.id)
     return await _explain_lost_claim(session, offer, now=now)
 

@@ -20,6 +20,7 @@ from caretime.ids import new_id
 from caretime.messaging import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.observability import log_event
 from caretime.shifts import ladder as ladders
+from caretime.shifts.events import shift_changed
 from caretime.shifts.ladder import Round
 from caretime.shifts.models import FanOut, Shift
 from caretime.shifts.progress import fanout_state
@@ -54,8 +55,9 @@ async def start_fanout(
     ladder = ladders.rounds_of(policy.escalation)
     row = {"shift_id": shift_id, "ladder": ladders.to_document(ladder), "started_at": now}
     if await FanOutRepository(session, tenant_id).insert_once({**row, "current_round": 1}):
-        await send_round(session, shift, ladder[0], now=now)
-        await schedule_next_round(session, shift, ladder, after=1, started_at=now)
+        sent = await send_round(session, shift, ladder[0], now=now)
+        await shift_changed(session, shift, "fanout_started", now=now, offers=sent)
+        await schedule_next_round(session, shift, ladder, after=1, started_at=now, now=now)
         log_event(log, "shift_fanout_started", shift_id=shift_id)
     return await fanout_state(session, tenant_id, shift_id)
 
@@ -75,7 +77,9 @@ async def run_round(
         return 0
     sent = await send_round(session, shift, round_, now=now)
     await _advance(session, fanout, number)
-    await schedule_next_round(session, shift, ladder, after=number, started_at=fanout.started_at)
+    await schedule_next_round(
+        session, shift, ladder, after=number, started_at=fanout.started_at, now=now
+    )
     return sent
 
 
@@ -112,12 +116,20 @@ async def send_round(session: AsyncSession, shift: Shift, round_: Round, *, now:
 
 
 async def schedule_next_round(
-    session: AsyncSession, shift: Shift, ladder: list[Round], *, after: int, started_at: datetime
+    session: AsyncSession,
+    shift: Shift,
+    ladder: list[Round],
+    *,
+    after: int,
+    started_at: datetime,
+    now: datetime,
 ) -> None:
     following = ladders.next_round(ladder, after)
     if following is None or following not in ladders.rounds_before(
         ladder, started_at, shift.start_time
     ):
+        # The ladder is spent (its last round just went out) and the shift is still open.
+        await shift_changed(session, shift, "unfilled", now=now, rounds=after)
         return
     await enqueue(
         session,

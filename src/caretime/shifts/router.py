@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, status
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.events.router import Cursor, EventPage, subject_events
+from caretime.events.router import Limit as EventLimit
 from caretime.shifts import caregivers, fanout, service
 from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import (
@@ -130,3 +132,16 @@ async def cancel_shift(
 @router.get("/shifts/{shift_id}/timeline")
 async def get_timeline(shift_id: ShiftId, tenant: TenantDep, session: SessionDep) -> Timeline:
     return await shift_timeline(session, tenant.id, shift_id)
+
+
+@router.get("/shifts/{shift_id}/events", tags=["events"])
+async def shift_events(
+    shift_id: ShiftId,
+    tenant: TenantDep,
+    session: SessionDep,
+    after: Cursor = None,
+    limit: EventLimit = 100,
+) -> EventPage:
+    """The shift's audit trail: every change, who made it, oldest first."""
+    await service.require_shift(session, tenant.id, shift_id)
+    return await subject_events(session, tenant.id, ("shift", shift_id), after=after, limit=limit)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.dispatch import cancel_by_dedupe_key, enqueue
 from caretime.errors import Conflict, NotFound
 from caretime.ids import new_id
+from caretime.shifts.events import shift_changed
 from caretime.shifts.ladder import from_document
 from caretime.shifts.models import Shift
 from caretime.shifts.repository import (
@@ -138,6 +139,9 @@ async def close_shift(
     changed: bool = result.rowcount == 1  # type: ignore[attr-defined]
     if changed:
         ShiftEventRepository(session, tenant_id).record(shift_id, status, at=now)
+        await shift_changed(
+            session, await reload_shift(session, tenant_id, shift_id), status, now=now
+        )
     return changed
 
 

@@ -47,3 +47,16 @@ class DashboardSession(TenantOwned, Base):
     )
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class TenantNumber(TenantOwned, Base):
+    """A phone number a tenant sends from. A number belongs to one tenant (the primary key
+    says so), so a reply to it (Twilio's `To`) names its tenant. `position` 0 is the number
+    messages go out from."""
+
+    __tablename__ = "tenant_numbers"
+    __table_args__ = (Index(None, "tenant_id", "position"),)
+
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int]
+    created_at: Mapped[datetime]

@@ -54,10 +54,17 @@ Duration = Annotated[
 ]
 
 
+# The longest IANA name is 32 characters; a longer one is refused before the file system is
+# asked (a 5,000-character name made ZoneInfo raise OSError: file name too long).
+MAX_ZONE_NAME = 64
+
+
 def validate_zone(name: str) -> str:
+    if len(name) > MAX_ZONE_NAME:
+        raise ValueError(f"unknown IANA time zone {name[:40]!r}...: names are short")
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown IANA time zone {name!r}") from exc
     return name
 
@@ -182,11 +189,24 @@ class ShiftPolicy(BaseModel):
         return rounds
 
 
+class RetentionPolicy(BaseModel):
+    """How long what is finished is kept before the daily prune deletes it (None: forever)."""
+
+    model_config = ConfigDict(extra="forbid")
+    finished_jobs: Duration = timedelta(days=7)
+    messages: Duration = timedelta(days=400)
+    events: Duration = timedelta(days=400)
+    # Cancelled and expired calls and appointments are kept unless the tenant says otherwise.
+    ended_calls: Duration | None = None
+    ended_appointments: Duration | None = None
+
+
 class TenantPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     calling: CallingPolicy = Field(default_factory=CallingPolicy)
     booking: BookingPolicy = Field(default_factory=BookingPolicy)
     shifts: ShiftPolicy = Field(default_factory=ShiftPolicy)
+    retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
 
 def merge_policy(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from caretime.web import (
+    activity,
     assets,
     batches,
     booking,
@@ -20,6 +21,7 @@ from caretime.web import (
     reservations,
     shifts,
     signin,
+    webhooks,
 )
 
 router = APIRouter(include_in_schema=False)
@@ -36,6 +38,8 @@ SECTIONS = (
     shifts,
     caregivers,
     phone,
+    activity,
+    webhooks,
 )
 for section in SECTIONS:
     router.include_router(section.router)

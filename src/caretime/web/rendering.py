@@ -41,6 +41,8 @@ NAVIGATION = (
     ("Shifts", "/ui/shifts"),
     ("Caregivers", "/ui/caregivers"),
     ("Phone", "/ui/phone"),
+    ("Activity", "/ui/activity"),
+    ("Webhooks", "/ui/webhooks"),
     ("Jobs", "/ui/jobs"),
 )
 

@@ -67,7 +67,9 @@ class TwilioProvider:
     ) -> None:
         self.account_sid = settings.twilio_account_sid
         self.auth_token = settings.twilio_auth_token.get_secret_value()
-        self.from_number: str | None = settings.twilio_from or None
+        # No shared number: each tenant sends from its own (CARETIME_TWILIO_FROM is the
+        # default tenant's), so that a reply's `To` says which tenant it is for.
+        self.from_number: str | None = None
         self.base_url = settings.twilio_base_url.rstrip("/")
         self.status_callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
         self.amd_callback = settings.public_url.rstrip("/") + AMD_CALLBACK_PATH
@@ -79,10 +81,16 @@ class TwilioProvider:
         return f"{self.base_url}/{API_VERSION}/Accounts/{self.account_sid}/{kind}"
 
     def form(self, request: OutboundRequest) -> dict[str, Any]:
+        if not request.from_:
+            raise PermanentProviderError(
+                "no number to send from: this tenant owns none (PUT /tenants/me/numbers)"
+            )
         form: dict[str, Any] = {
             "To": request.to,
-            "From": request.from_ or self.from_number or "",
-            "StatusCallback": self.status_callback,
+            "From": request.from_,
+            # Our id in the callback URL: a callback that comes before the send job commits
+            # (and so before we know Twilio's sid) still finds its message.
+            "StatusCallback": f"{self.status_callback}?message_id={request.message_id}",
         }
         if request.channel == "sms":
             form["Body"] = request.body

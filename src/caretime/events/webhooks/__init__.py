@@ -1,0 +1,1 @@
+"""Signed webhooks: endpoints, deliveries as dispatch jobs, the Standard Webhooks scheme."""

@@ -1,0 +1,87 @@
+"""At CARETIME_LOG_LEVEL=DEBUG a whole flow (calls, a booking, a fan-out and its reply)
+leaves no name, phone or message body in the logs: libraries that log SQL parameters stay
+at WARNING whatever our level is (issue 20.4)."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from caretime.dispatch.worker import Dispatcher
+from caretime.observability import THIRD_PARTY_LOGGERS, configure_logging, mask_phone_like
+from tests.booking.support import make_availability, make_provider, make_reservation
+
+PATIENT = "Zebulon Quixmarker"
+CLIENT_REF = "quixclient-77"
+CAREGIVER = "Ottoline Quixnurse"
+NOTES = "quixnotes gate code"
+REPLY = "yes quixreply"
+MARKERS = ("quix", "Quix", "2065550143", "2065550187")
+SLOT = "2026-03-03T16:00:00Z"
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    """configure_logging as `caretime serve` calls it at DEBUG, writing into a buffer."""
+    root = logging.getLogger()
+    names = ("caretime", *THIRD_PARTY_LOGGERS)
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names})
+    configure_logging("DEBUG", as_json=True)
+    stream = io.StringIO()
+    handler = root.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    yield stream
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+async def test_a_whole_flow_at_debug_logs_no_phi(
+    debug_log: io.StringIO, app: FastAPI, client: httpx.AsyncClient, dispatcher: Dispatcher
+) -> None:
+    call = await client.post("/calls", json={"name": PATIENT, "phone": "+12065550143"})
+    assert call.status_code == 201, call.text
+    batch = [{"name": PATIENT, "phone": "206-555-0187"}]
+    assert (await client.post("/schedule", json=batch)).status_code == 200
+    await make_provider(client)
+    day = {"date": "2026-03-03", "start": "08:00", "end": "15:00"}
+    await make_availability(client, windows=day)
+    hold = await make_reservation(client, slot_start=SLOT, client_id=CLIENT_REF)
+    assert (await client.post(f"/reservations/{hold['id']}/confirm")).status_code == 200
+    caregiver = {"id": "cg1", "name": CAREGIVER, "phone": "+12065550187", "roles": ["RN"]}
+    assert (await client.post("/caregivers", json=caregiver)).status_code == 201
+    shift = {
+        "id": "s1",
+        "role_required": "RN",
+        "start_time": "2026-03-02T20:00:00Z",
+        "end_time": "2026-03-03T04:00:00Z",
+        "notes": NOTES,
+    }
+    assert (await client.post("/shifts", json=shift)).status_code == 201
+    assert (await client.post("/shifts/s1/fanout")).status_code in (200, 202)
+    await dispatcher.run_pending()
+    reply = await client.post("/messages/inbound", json={"from": "+12065550187", "body": REPLY})
+    assert reply.json()["action"] == "assigned", reply.text
+    await dispatcher.run_pending()
+
+    logged = debug_log.getvalue()
+    assert logging.getLogger("caretime.shifts").isEnabledFor(logging.DEBUG)
+    assert '"event": "shift_reply"' in logged  # the buffer did receive the flow's logs
+    assert [marker for marker in MARKERS if marker in logged] == []
+
+
+def test_ids_survive_the_phone_mask() -> None:
+    call_id = "call_019a1b2c3d4e5f60718293a4b5c6d7e8"
+    tenant_id = "ten_0123456789abcdef0123456789ab"
+    line = f"placed {call_id} for {tenant_id} to +1 206 555 0100"
+    assert mask_phone_like(line) == f"placed {call_id} for {tenant_id} to [redacted]"
+
+
+def test_an_encoded_phone_in_a_url_is_still_masked() -> None:
+    assert "2065550100" not in mask_phone_like("GET /calls?phone=%2B12065550100 HTTP/1.1")
