@@ -38,6 +38,7 @@ WORKERS = 2
 CONCURRENCY = 32
 BATCH = 500
 TIMEOUT = 1800.0
+CEILING_REQUESTS = 1000  # per endpoint
 
 
 # -- subprocesses ---------------------------------------------------------------------------
@@ -187,6 +188,21 @@ async def noop_rate(runtime: Any) -> float:
         await asyncio.sleep(0.05)
 
 
+async def receiver_ceiling(runtime: Any, receiver_port: int) -> float:
+    """The twin without database or dispatcher: this one process sends signed deliveries to
+    the same receiver through the same sending code, 3 endpoints at once: what HTTP alone
+    allows on this machine now."""
+    from caretime.events.webhooks.sending import Outgoing, Target, http_client, send_all
+
+    body = '{"data":{"n":1},"type":"shift.filled"}'
+    targets = [Target(f"t{n}", f"http://127.0.0.1:{receiver_port}/hook/{n}", "whsec_" + "A" * 32,
+                      None) for n in range(ENDPOINTS)]  # fmt: skip
+    outgoing = [Outgoing(i, f"ceiling_{i}", body) for i in range(CEILING_REQUESTS)]
+    started = time.time()
+    await asyncio.gather(*(send_all(http_client(runtime, t.id), t, outgoing) for t in targets))
+    return CEILING_REQUESTS * ENDPOINTS / (time.time() - started)
+
+
 def _percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
@@ -207,6 +223,7 @@ async def main(url: str) -> None:
         receipts.at.clear()
         delays = await latency(runtime, tenant_id, receipts)
         jobs = await noop_rate(runtime)
+        ceiling = await receiver_ceiling(runtime, receiver_port)
     finally:
         for process in processes:
             process.terminate()
@@ -221,6 +238,9 @@ async def main(url: str) -> None:
           f" p99 {p99:.0f} ms  (target p99 <= 1,000 ms)")  # fmt: skip
     print(f"dispatcher no-op jobs/s, same workers: {jobs:,.0f};"
           f" deliveries/s : no-op jobs/s = {rate / jobs:.2f}")  # fmt: skip
+    print(f"HTTP alone (same sending code, one process, no database), same receiver:"
+          f" {ceiling:,.0f} requests/s; deliveries/s : HTTP alone = {rate / ceiling:.2f}"
+          )  # fmt: skip
 
 
 if __name__ == "__main__":

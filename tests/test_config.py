@@ -31,5 +31,5 @@ def test_production_refuses_unsafe_defaults(overrides: dict[str, object], compla
 
 
 def test_production_starts_with_real_secrets() -> None:
-    settings = Settings(env="production", session_secret="s3cret-from-vault", api_key="ct_real")  # type: ignore[arg-type]
+    settings = Settings(env="production", session_secret="s3cret-from-vault", api_key="ct_real_key")  # type: ignore[arg-type]
     assert settings.env == "production"

@@ -2,7 +2,7 @@
 consent history; the AI voice agent (per-tenant endpoint, message context, dispositions)
 
 Revision ID: 0013
-Revises: 0014
+Revises: 0010
 
 Calls that are already live twice for one number (allowed until now) keep ringing: all but
 the oldest are marked allow_duplicate, so the new partial unique index can be built. The
@@ -17,7 +17,7 @@ from alembic import op
 from caretime.db import JSONDocument, UTCDateTime
 
 revision: str = "0013"
-down_revision: str | None = "0014"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

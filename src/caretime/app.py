@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +18,7 @@ from caretime.db import transaction
 from caretime.demo import load_demo_data
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
-from caretime.errors import PROBLEM_RESPONSES, Problem, install_error_handlers
+from caretime.errors import Unauthorized, install_error_handlers
 from caretime.events.router import router as events_router
 from caretime.events.webhooks.router import router as webhooks_router
 from caretime.inputs import InputGuardMiddleware
@@ -27,6 +26,8 @@ from caretime.limits import BodyLimitMiddleware
 from caretime.messaging.router import router as messaging_router
 from caretime.models import import_all_handlers
 from caretime.observability import RequestContextMiddleware
+from caretime.openapi import complete_openapi
+from caretime.operator_access import require_operator_token
 from caretime.outreach.router import router as outreach_router
 from caretime.policy.calendar import load_calendars
 from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
@@ -34,7 +35,9 @@ from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import numbers
 from caretime.tenancy import service as tenancy
+from caretime.tenancy.auth import current_policy, current_tenant
 from caretime.tenancy.router import router as tenancy_router
+from caretime.tenancy.service import StoredPolicyInvalid
 
 log = logging.getLogger("caretime.app")
 
@@ -61,7 +64,6 @@ def create_app(
         version="0.1.0",
         description=API_DESCRIPTION,
         lifespan=_lifespan,
-        responses=PROBLEM_RESPONSES,
         # Served by apidocs from installed files: FastAPI's own pages need a CDN.
         docs_url=None,
         redoc_url=None,
@@ -88,24 +90,15 @@ def create_app(
     app.include_router(events_router)
     app.include_router(webhooks_router)
     app.include_router(web.router)
-    _register_problem_schema(app)
+    complete_openapi(
+        app,
+        {
+            current_tenant: [Unauthorized],
+            current_policy: [StoredPolicyInvalid],
+            require_operator_token: [Unauthorized],
+        },
+    )
     return app
-
-
-def _register_problem_schema(app: FastAPI) -> None:
-    """Add the Problem schema that PROBLEM_RESPONSES refers to into the OpenAPI document."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = build()
-            problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(problem.pop("$defs", {}), Problem=problem)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.dispatch import cli as dispatch_cli
 from caretime.errors import CaretimeError
+from caretime.fielderrors import field_errors
 from caretime.listen import CannotListen, bind
 from caretime.messaging.providers.mock_agent import MockAgent, report_forever
 from caretime.observability import configure_logging
@@ -52,7 +53,7 @@ def load_settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        for error in exc.errors():
+        for error in field_errors(exc.errors()):
             console.print(f"[red]configuration error:[/red] {error['msg']}")
         raise typer.Exit(2) from exc
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
 
 
@@ -52,3 +52,13 @@ def isoformat_z(value: datetime) -> str:
     """ISO 8601 in UTC with a Z suffix, the way every response spells instants."""
     text = ensure_utc(value).isoformat()
     return text.replace("+00:00", "Z")
+
+
+def local_moment(value: datetime, zone: tzinfo) -> str:
+    """'Tue 2026-03-03 09:00 EST (America/New_York)': a moment as a person in `zone` reads it,
+    to the minute (never with seconds or microseconds)."""
+    local = value.astimezone(zone)
+    name = str(zone)
+    abbreviation = local.tzname() or name
+    suffix = abbreviation if abbreviation == name else f"{abbreviation} ({name})"
+    return f"{local:%a %Y-%m-%d %H:%M} {suffix}"

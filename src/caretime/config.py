@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from caretime.tenancy.keyshape import key_shape_problem
+
 DEMO_API_KEY = "ct_demo_key_change_me"
 DEV_SESSION_SECRET = "caretime-dev-session-secret-change-me"
 
@@ -64,12 +66,32 @@ class Settings(BaseSettings):
 
     workers: int = 1
     worker_concurrency: int = 32
+    # How long a claimed job stays its worker's without a heartbeat: a dead worker's jobs
+    # return to the queue within this (docs/dispatch.md, "Recovery").
+    job_lease_seconds: float = Field(default=30, ge=2, le=3600)
+    # PostgreSQL connections per process (see README "Connections"): the pool keeps
+    # db_pool_size open (default: the larger of 10 and worker_concurrency), opens up to
+    # db_max_overflow more under load, and a checkout waits db_pool_timeout seconds at most.
+    db_pool_size: int | None = Field(default=None, ge=1, le=1000)
+    db_max_overflow: int = Field(default=20, ge=0, le=1000)
+    db_pool_timeout: float = Field(default=30, gt=0, le=600)
     log_level: str = "INFO"
     log_json: bool | None = None
 
     @property
+    def pool_size(self) -> int:
+        return self.db_pool_size or max(10, self.worker_concurrency)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _api_key_has_a_usable_shape(self) -> Settings:
+        problem = self.api_key and key_shape_problem(self.api_key.get_secret_value())
+        if problem:
+            raise ValueError(f"CARETIME_API_KEY cannot be used: {problem}")
+        return self
 
     @model_validator(mode="after")
     def _callapi_is_voice_only(self) -> Settings:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from caretime.fielderrors import field_errors, where
 from caretime.observability import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
@@ -55,6 +56,14 @@ class Conflict(CaretimeError):
     title = "Conflict with the current state"
 
 
+class IdempotencyKeyReused(InvalidInput):
+    """The same Idempotency-Key with another body: 422 everywhere, as the IETF
+    Idempotency-Key draft says (the key is reusable only for the very same request)."""
+
+    problem = "idempotency-key-reused"
+    title = "Idempotency-Key already used for a different request"
+
+
 class ProblemFieldError(BaseModel):
     loc: list[str | int]
     msg: str
@@ -70,20 +79,6 @@ class Problem(BaseModel):
     detail: str
     errors: list[ProblemFieldError] | None = None
     request_id: str | None = None
-
-
-def _documented(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-
-
-# Documented on every operation, so clients (and the contract fuzz test) know the error shape.
-PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _documented("Missing, malformed, unknown or revoked API key"),
-    422: _documented("The request is not valid; `errors` lists what and where"),
-}
 
 
 def problem_type(slug: str) -> str:
@@ -114,16 +109,23 @@ async def _caretime_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": list(err["loc"]), "msg": err["msg"]} for err in exc.errors()]
-    where = ", ".join(".".join(str(part) for part in e["loc"]) for e in errors[:3])
+    errors = field_errors(exc.errors())
     return problem_response(
-        422, "validation-error", "The request is not valid", f"invalid: {where}", errors=errors
+        422,
+        "validation-error",
+        "The request is not valid",
+        f"invalid: {where(errors)}",
+        errors=errors,
     )
+
+
+# Starlette's own refusals, e.g. a body that cannot be read as the declared media type (400).
+HTTP_ERROR_SLUGS = {400: "malformed-body", 404: "not-found", 405: "method-not-allowed"}
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+    slug = HTTP_ERROR_SLUGS.get(exc.status_code, "http-error")
     return problem_response(exc.status_code, slug, _reason(exc.status_code), str(exc.detail))
 
 

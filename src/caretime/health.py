@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
 from caretime.operator_access import require_operator_token
@@ -27,24 +27,46 @@ router = APIRouter(tags=["health"])
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
     status: str
 
 
 class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {
+                        "database": {"ok": True, "detail": {}},
+                        "dispatcher": {"ok": True, "detail": {"lag_seconds": 0.02}},
+                    },
+                }
+            ]
+        }
+    )
     status: str
     checks: dict[str, Check]
 
 
 @router.get("/health")
 async def health() -> Health:
+    """Liveness: the process answers. No API key; use it for load-balancer checks."""
     return Health(status="ok")
 
 
 OPERATORS_ONLY = [Depends(require_operator_token)]
 
 
-@router.get("/health/ready", responses={503: {"model": Readiness}}, dependencies=OPERATORS_ONLY)
+@router.get(
+    "/health/ready",
+    response_model=Readiness,
+    responses={503: {"model": Readiness}},
+    dependencies=OPERATORS_ONLY,
+)
 async def ready(request: Request) -> JSONResponse:
+    """Readiness: the database answers and the dispatcher's heartbeat and lag are fresh. 503
+    with the failing checks when not ready; no API key."""
     runtime: Runtime = request.app.state.runtime
     checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
     results = {name: await _safely(check, runtime) for name, check in checks.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +27,20 @@ class Runtime:
     waker: wakeup.Waker = field(default_factory=wakeup.Waker)
     # Long-lived services that domains attach at start-up (dispatcher, providers...), by name.
     services: dict[str, Any] = field(default_factory=dict)
+    # What services need done when the runtime closes (close pooled HTTP clients...).
+    on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         # Each in-process worker may run worker_concurrency handlers at once, each with its
         # own connection; a smaller pool would open and close connections per job.
-        pool: dict[str, Any] = (
-            {} if settings.is_sqlite else {"pool_size": max(10, settings.worker_concurrency)}
-        )
+        pool: dict[str, Any] = {}
+        if not settings.is_sqlite:
+            pool = {
+                "pool_size": settings.pool_size,
+                "max_overflow": settings.db_max_overflow,
+                "pool_timeout": settings.db_pool_timeout,
+            }
         engine = create_engine(settings.database_url, **pool)
         read_engine = (
             create_engine(settings.database_url, read_only=True) if settings.is_sqlite else engine
@@ -56,6 +63,8 @@ class Runtime:
         return cls(settings, engine, sessionmaker(engine), sessionmaker(read_engine), clock, waker)
 
     async def close(self) -> None:
+        while self.on_close:
+            await self.on_close.pop()()
         await self.engine.dispose()
         read_engine = self.read_sessions.kw["bind"]
         if read_engine is not self.engine:

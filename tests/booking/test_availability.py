@@ -199,3 +199,54 @@ async def test_malformed_windows_are_422(
     await make_provider(client)
     response = await client.post("/providers/dr-jekyll/availability", json=window)
     assert response.status_code == 422
+
+
+INTERNAL_WORDS = ("WeeklyTemplateIn", "DatedWindowIn", "union[", "list[", "function-", "Value err")
+
+
+async def test_one_badly_shaped_item_does_not_hide_the_others_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_provider(client)
+    body = [
+        {"date": "2026-03-10", "start": "08:00", "end": "12:07"},  # off the grid
+        "not a window",
+        {"weekdays": ["mon", "someday"], "start": "08:00", "end": "12:00", "from": "2026-03-10"},
+        {"date": "2026-03-11", "start": "8", "end": "12:00"},
+        {"date": "2026-03-12", "start": "09:00", "end": "10:00"},  # fine
+    ]
+    response = await client.post("/providers/dr-jekyll/availability", json=body)
+    assert response.status_code == 422
+    errors = {tuple(e["loc"]): e["msg"] for e in response.json()["errors"]}
+    assert set(errors) == {
+        ("body", 0, "end"),
+        ("body", 1),
+        ("body", 2, "weekdays", 1),
+        ("body", 3, "start"),
+    }
+    assert "slot grid" in errors[("body", 0, "end")]
+    assert "expected an object" in errors[("body", 1)]
+    assert "HH:MM" in errors[("body", 3, "start")]
+    assert not any(word in response.text for word in INTERNAL_WORDS)
+    assert await _windows(client) == []  # nothing of a refused submission is applied
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"weekdays": "mon", "start": "08:00", "end": "12:00", "from": "2026-03-10"},
+        {"weekdays": ["mon"], "start": "08:00", "end": "12:00"},
+        {"date": "2026-03-10", "start": "08:00", "end": "12:00", "weekday": "mon"},
+        42,
+    ],
+)
+async def test_window_errors_name_fields_not_classes(
+    client: httpx.AsyncClient, window: object
+) -> None:
+    await make_provider(client)
+    for body in (window, [window]):
+        response = await client.post("/providers/dr-jekyll/availability", json=body)
+        assert response.status_code == 422
+        for error in response.json()["errors"]:
+            assert not any(isinstance(p, str) and p[:1].isupper() for p in error["loc"])
+        assert not any(word in response.text for word in INTERNAL_WORDS), response.text

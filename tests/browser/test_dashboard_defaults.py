@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import Screenshots, go_to, sign_in
 from tests.conftest import LiveServer
+from tests.shifts.support import NO_QUIET_HOURS
 from tests.support import TEST_API_KEY, bearer
 
 pytestmark = pytest.mark.browser
@@ -122,6 +123,9 @@ def test_today_counts_holds_made_and_shifts_filled_today(
     _api(live_server, "/reservations", hold)
     nurse = {"id": "alice", "name": "Alice", "phone": "+12062000001", "roles": ["RN"]}
     _api(live_server, "/caregivers", nurse)
+    with httpx.Client(base_url=live_server.url, headers=bearer(TEST_API_KEY)) as http:
+        # The real clock may be in Alice's night: quiet hours would hold her offer.
+        assert http.patch("/tenants/me/policy", json=NO_QUIET_HOURS).status_code == 200
     start = slot + timedelta(days=1)
     shift = {"id": "S-7", "role_required": "RN", "start_time": start.isoformat(),
              "end_time": (start + timedelta(hours=8)).isoformat()}  # fmt: skip

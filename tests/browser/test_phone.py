@@ -53,7 +53,7 @@ def _wait_until_the_simulator_has_it(live_server: LiveServer) -> None:
     (a condition, not a timing assertion) so the page is not opened before it."""
     with httpx.Client(base_url=live_server.url, headers=bearer(TEST_API_KEY)) as http:
         for _ in range(300):
-            if http.get("/simulator/messages", params={"to": PHONE}).json():
+            if http.get("/simulator/messages", params={"to": PHONE}).json()["items"]:
                 return
             time.sleep(0.1)
     pytest.fail("the worker never handed the message to the simulator")

@@ -4,6 +4,7 @@ recovery from a worker killed mid-job."""
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -35,13 +36,14 @@ class Workers:
         self.logs = logs
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker-{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
             [sys.executable, "-m", "tests.dispatch.worker_process", self.url, *args],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
         self.processes.append(process)
         return process
@@ -127,3 +129,22 @@ async def test_jobs_of_a_killed_worker_complete_elsewhere_after_its_lease(
         runs = (await session.execute(text("SELECT runs FROM dispatch_test_effects"))).scalars()
         assert list(runs) == [1] * 8
     assert attempts == [2] * 8
+
+
+async def test_a_new_worker_on_the_same_machine_takes_over_a_killed_ones_jobs_at_once(
+    runtime: Runtime, workers: Workers, effects: None
+) -> None:
+    # A lease of ten minutes: the jobs come back within the wait bound only because the new
+    # process sees that their worker's process is gone.
+    doomed = workers.start("--concurrency", "8", "--lease", "600")
+    await _enqueue(runtime, "tests.hang_on_first_attempt", 8)
+    await _wait_until(runtime, select(func.count()).where(Job.status == "running"), 8)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(timeout=30)
+    workers.start("--concurrency", "8", "--lease", "600")
+    await _wait_until(runtime, select(func.count()).where(Job.status == "done"), 8)
+    async with runtime.sessions() as session:
+        runs = (await session.execute(text("SELECT runs FROM dispatch_test_effects"))).scalars()
+        assert list(runs) == [1] * 8
+        workers_left = await session.scalar(select(func.count()).select_from(DispatchWorker))
+    assert workers_left == 1  # the dead worker's row is gone too

@@ -19,6 +19,7 @@ class Received:
     headers: dict[str, str]
     body: str
     at: float  # time.monotonic()
+    peer: tuple[str, int] = ("", 0)  # the client's address: one per TCP connection
 
     @property
     def event(self) -> dict[str, Any]:
@@ -61,7 +62,13 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length).decode()
             with receiver.lock:
                 receiver.received.append(
-                    Received(self.path, dict(self.headers.items()), body, time.monotonic())
+                    Received(
+                        self.path,
+                        dict(self.headers.items()),
+                        body,
+                        time.monotonic(),
+                        self.client_address[:2],
+                    )
                 )
             if self.path in receiver.hanging:
                 self.rfile.read(1)  # blocks until the client hangs up

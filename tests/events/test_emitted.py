@@ -168,12 +168,12 @@ async def test_shifts_fanout_filled_unfilled_cancelled_expired(
     client: httpx.AsyncClient, clock: FrozenClock, dispatcher: Dispatcher
 ) -> None:
     me = await key_actor(client)
-    await _caregiver(client, "c1", "+12065550101")
+    await _caregiver(client, "c1", "+16175550101")
     for shift_id in ("taken", "left", "dropped"):
         await _shift(client, shift_id, starts="2026-03-02T19:00:00Z")
     await client.post("/shifts/taken/fanout")
     reply = await client.post(
-        "/messages/inbound", json={"from": "+12065550101", "body": "YES", "shift_id": "taken"}
+        "/messages/inbound", json={"from": "+16175550101", "body": "YES", "shift_id": "taken"}
     )
     assert reply.json()["action"] == "assigned"
     await client.post("/shifts/left/fanout")

@@ -44,6 +44,21 @@ async def test_deliveries_are_signed_so_standardwebhooks_verifies_them(
     assert "secret" not in listed
 
 
+async def test_turns_to_an_endpoint_reuse_its_connection(
+    client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher
+) -> None:
+    """One turn after another, the deliveries to an endpoint keep its connection alive
+    instead of opening one per delivery (each a handshake the receiver pays too)."""
+    tenant_id = await tenant_id_of(client)
+    with running_receiver() as receiver:
+        await add_endpoint(client, receiver.url("/hook"), event_types=["shift.*"])
+        for n in range(3):
+            await emit_now(runtime, tenant_id, "shift.filled", ("shift", f"s{n}"))
+            await dispatcher.run_pending()
+    assert len(receiver.received) == 3
+    assert len({request.peer for request in receiver.received}) == 1
+
+
 async def test_a_failing_receiver_gets_each_event_again_with_backoff_in_order(
     client: httpx.AsyncClient, runtime: Runtime, dispatcher: Dispatcher, clock: FrozenClock
 ) -> None:

@@ -128,7 +128,7 @@ async def test_a_bulk_send_hands_each_message_over_exactly_once(
     assert len({m.provider_id for m in messages.values()}) == 450
     assert all(m.provider_id is not None for m in messages.values())
     inbox = await client.get("/simulator/messages", params={"to": phone(7)})
-    assert [m["body"] for m in inbox.json()] == ["Open shift. Reply YES."]
+    assert [m["body"] for m in inbox.json()["items"]] == ["Open shift. Reply YES."]
     polls = await jobs_of(runtime, "messaging.poll_batch")
     assert sorted(len(job.payload["message_ids"]) for job in polls) == [50, 200, 200]
     assert {job.run_at for job in polls} == {runtime.clock.now() + timedelta(seconds=2)}

@@ -100,17 +100,17 @@ async def test_simulated_phones_list_what_they_received(
     await make_message(runtime, tenant_id=tenant_id, key="b", body="call", channel="voice")
     await make_message(runtime, tenant_id=tenant_id, key="c", to="+12065550199", body="other")
     queued_only = await client.get("/simulator/messages", params={"to": PHONE})
-    assert queued_only.json() == []
+    assert queued_only.json() == {"items": [], "next_cursor": None}
     await dispatcher.run_pending()
     response = await client.get("/simulator/messages", params={"to": "(206) 555-0100"})
     assert response.status_code == 200
-    assert [(m["channel"], m["body"]) for m in response.json()] == [
+    assert [(m["channel"], m["body"]) for m in response.json()["items"]] == [
         ("voice", "call"),
         ("sms", "first"),
     ]
-    assert response.json()[1]["from"] == "+15550001000"
+    assert response.json()["items"][1]["from"] == "+15550001000"
     sms_only = await client.get("/simulator/messages", params={"to": PHONE, "channel": "sms"})
-    assert [m["body"] for m in sms_only.json()] == ["first"]
+    assert [m["body"] for m in sms_only.json()["items"]] == ["first"]
     _, other_key = await make_tenant(runtime, name="other agency")
     theirs = await client.get("/simulator/messages", headers=bearer(other_key))
-    assert theirs.json() == []
+    assert theirs.json()["items"] == []

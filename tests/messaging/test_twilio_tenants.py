@@ -27,7 +27,7 @@ from tests.messaging.test_twilio import (
 from tests.support import TEST_API_KEY, bearer, make_tenant
 
 FROM_B = "+15005550007"
-CAREGIVER = "+12065550160"
+CAREGIVER = "+16175550160"  # Boston: 10:00 local at the frozen clock, outside quiet hours
 SHIFT = {"role_required": "RN", "start_time": "2026-03-02T20:00:00Z",
          "end_time": "2026-03-03T04:00:00Z"}  # fmt: skip
 

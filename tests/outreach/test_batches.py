@@ -1,4 +1,5 @@
 import httpx
+import pytest
 
 from tests.outreach.support import make_items
 
@@ -77,3 +78,56 @@ async def test_a_dry_run_batch_returns_the_plan_and_creates_nothing(
     assert response.status_code == 200
     assert [item["status"] for item in response.json()["items"]] == ["scheduled"] * 2
     assert (await client.get("/calls")).json()["items"] == []
+
+
+@pytest.mark.parametrize("retry_delay", [10**12, "99999999999d", 1e308, -1])
+async def test_absurd_per_batch_overrides_are_refused_naming_the_field(
+    client: httpx.AsyncClient, retry_delay: object
+) -> None:
+    body = {"items": make_items(count=1), "retry_delay": retry_delay}
+    json_batch = await client.post("/outreach/batches", json=body)
+    csv_batch = await client.post(
+        "/outreach/batches",
+        params={"retry_delay": str(retry_delay)},
+        content=CSV,
+        headers={"content-type": "text/csv"},
+    )
+    for response in (json_batch, csv_batch):
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["loc"][-1] == "retry_delay"
+
+
+async def test_csv_rejections_name_csv_lines(client: httpx.AsyncClient) -> None:
+    csv_text = (
+        "name,phone\n"  # line 1
+        "Ann,212-555-0100\n"  # line 2
+        '"Bob\nthe second",not a phone\n'  # lines 3-4: a quoted name spans two lines
+        "\n"  # line 5: blank, skipped
+        "Cy,212-555-0100\n"  # line 6: Ann's number again
+    )
+    response = await client.post(
+        "/outreach/batches", content=csv_text, headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 201, response.text
+    rejected = response.json()["rejected_items"]
+    assert [(r["index"], r["line"]) for r in rejected] == [(1, 3), (2, 6)]
+    assert rejected[1]["error"] == "the same number is already in this batch at line 2"
+
+
+async def test_a_json_duplicate_names_the_item_it_repeats(client: httpx.AsyncClient) -> None:
+    items = [{"name": "X"}, {"name": "Ann", "phone": "212-555-0100"}, "junk",
+             {"name": "Cy", "phone": "+1 212 555 0100"}]  # fmt: skip
+    response = await client.post("/schedule", json=items)
+    assert response.status_code == 200, response.text
+    assert response.json()[3]["error"] == "the same number is already in this batch at item 1"
+
+
+async def test_a_csv_the_csv_module_cannot_read_is_a_422_naming_the_line(
+    client: httpx.AsyncClient,
+) -> None:
+    text = "name,phone\nAnn,212-555-0100\nB\rob,212-555-0101\n"
+    response = await client.post(
+        "/outreach/batches", content=text, headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 422, response.text
+    assert "line" in response.json()["detail"]

@@ -94,9 +94,15 @@ async def test_dispatch_now_outside_the_window_is_refused(
 ) -> None:
     call = await create(client, scheduled="2026-03-03T15:00:00Z")
     clock.advance(timedelta(hours=8))  # 23:00 UTC = 18:00 in New York
+    clock.advance(timedelta(microseconds=123456))  # "now" is never a whole second
     response = await client.post(f"/calls/{call['id']}/dispatch")
     assert response.status_code == 422
-    assert "18:00 local time in America/New_York is outside" in response.json()["detail"]
+    problem = response.json()
+    assert "18:00 local time in America/New_York is outside" in problem["detail"]
+    # The next allowed moment: 09:00 Tuesday in New York, said in UTC to an API caller.
+    assert problem["detail"].endswith("The next allowed moment is Tue 2026-03-03 14:00 UTC")
+    assert problem["next_allowed_at"] == "2026-03-03T14:00:00Z"
+    assert ".123456" not in problem["detail"]
 
 
 async def test_list_filters_and_pages_with_a_cursor(client: httpx.AsyncClient) -> None:
@@ -146,3 +152,30 @@ async def test_a_call_that_cannot_be_scheduled_says_why(
     assert response.status_code == 422
     assert response.json()["type"].endswith(problem)
     assert detail in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [
+        ({"retry_delay": 10**12}, "at most 7d"),
+        ({"retry_delay": "99999999999d"}, "at most 7d"),
+        ({"retry_delay": 1e308}, "at most 7d"),
+        ({"retry_delay": -60}, "cannot be negative"),
+        ({"retry_delay": "10s"}, "at least 1m"),
+    ],
+)
+async def test_absurd_per_call_overrides_are_refused_naming_the_field(
+    client: httpx.AsyncClient, override: dict[str, object], words: str
+) -> None:
+    response = await client.post(
+        "/calls", json={"name": "Ann", "phone": "212-555-0100", **override}
+    )
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["errors"]
+    assert error["loc"] == ["body", "retry_delay"]
+    assert words in error["msg"]
+
+
+async def test_a_retry_delay_in_iso_8601(client: httpx.AsyncClient) -> None:
+    call = await create(client, retry_delay="PT45M")
+    assert call["retry_delay"] == "45m"

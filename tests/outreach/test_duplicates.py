@@ -37,7 +37,7 @@ async def test_within_a_batch_a_number_is_called_once_per_purpose(
     ])  # fmt: skip
     assert [r["status"] for r in results] == ["scheduled", "rejected", "scheduled", "scheduled"]
     assert results[1]["error"].startswith(
-        'the same number is already in this batch for "flu-shot" at index 0'
+        'the same number is already in this batch for "flu-shot" at item 0'
     )
     assert results[0]["purpose"] == "flu-shot"
 

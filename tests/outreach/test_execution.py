@@ -42,7 +42,7 @@ async def step(
 
 async def rang(client: httpx.AsyncClient, phone: str) -> int:
     response = await client.get("/simulator/messages", params={"to": phone, "channel": "voice"})
-    return len(response.json())
+    return len(response.json()["items"])
 
 
 async def test_scheduled_ringing_in_progress_completed(

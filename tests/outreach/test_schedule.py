@@ -88,13 +88,13 @@ async def test_the_same_batch_twice_creates_calls_once(client: httpx.AsyncClient
     assert len((await client.get("/calls")).json()["items"]) == 5
 
 
-async def test_an_idempotency_key_reused_for_another_batch_is_a_409(
+async def test_an_idempotency_key_reused_for_another_batch_is_a_422(
     client: httpx.AsyncClient,
 ) -> None:
     headers = {"Idempotency-Key": "campaign-43"}
     await client.post("/schedule", json=make_items(count=2), headers=headers)
     response = await client.post("/schedule", json=make_items(count=3), headers=headers)
-    assert response.status_code == 409
+    assert response.status_code == 422
     assert response.json()["type"].endswith("idempotency-key-reused")
 
 

@@ -156,8 +156,9 @@ def test_a_number_twice_in_a_batch_is_called_once() -> None:
     outcomes = Planner(CallingPolicy(), now=NOW).plan(items)
     assert outcomes[1] == Rejected(
         "duplicate",
-        "the same number is already in this batch at index 0 "
+        "the same number is already in this batch at item 0 "
         '(send "allow_duplicate": true to call it twice)',
+        same_as=0,
     )
 
 

@@ -17,10 +17,15 @@ from caretime.shifts.schemas import CaregiverCreate, ShiftCreate
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.policy import ShiftPolicy
 
+# Tests on the real clock (live servers, processes) switch caregivers' quiet hours off
+# (start == end), or at night every offer would wait for the morning.
+NO_QUIET_HOURS = {"shifts": {"quiet_hours": {"start": "00:00", "end": "00:00"}}}
+
 
 def phone(n: int) -> str:
-    """A distinct dialable US number per n (Seattle, 206-555-01xx style but unique)."""
-    return f"+1206{2000000 + n:07d}"
+    """A distinct dialable US number per n, in Boston: the test shifts are in New York's
+    zone, so their caregivers' quiet hours (inferred from the phone) are New York's too."""
+    return f"+1617{2000000 + n:07d}"
 
 
 async def make_caregiver(

@@ -12,6 +12,7 @@ from caretime.shifts.claims import ClaimOutcome, answer_offer
 from caretime.shifts.qualify import qualifying_caregivers
 from caretime.shifts.service import require_shift
 from caretime.shifts.timeline import shift_timeline
+from caretime.tenancy.policy import ShiftPolicy
 from tests.shifts.support import default_tenant_id, make_caregiver, make_offer, make_shift
 
 pytestmark = pytest.mark.usefixtures("app")
@@ -25,7 +26,12 @@ async def _answer(runtime: Runtime, tenant_id: str, offer_id: str, intent: str) 
 async def _qualifying(runtime: Runtime, tenant_id: str, shift_id: str) -> list[str]:
     async with runtime.sessions() as session:
         shift = await require_shift(session, tenant_id, shift_id)
-        return [row.id for row in await qualifying_caregivers(session, shift, channel="sms")]
+        return [
+            row.id
+            for row in await qualifying_caregivers(
+                session, shift, channel="sms", policy=ShiftPolicy()
+            )
+        ]
 
 
 async def _offered(runtime: Runtime, tenant_id: str, shift_id: str, *ids: str) -> list[str]:

@@ -20,6 +20,7 @@ from caretime.models import import_all_handlers
 from caretime.runtime import Runtime
 from tests.conftest import LiveServer
 from tests.shifts.support import (
+    NO_QUIET_HOURS,
     default_tenant_id,
     make_caregivers,
     make_shift,
@@ -39,6 +40,7 @@ async def test_fifty_simultaneous_yeses_assign_the_shift_once(live_server: LiveS
     async with httpx.AsyncClient(
         base_url=live_server.url, headers=bearer(TEST_API_KEY), limits=limits, timeout=60
     ) as http:
+        assert (await http.patch("/tenants/me/policy", json=NO_QUIET_HOURS)).status_code == 200
         created = await asyncio.gather(
             *(
                 http.post(
@@ -131,3 +133,57 @@ async def test_two_worker_processes_escalating_at_once_call_each_caregiver_once(
     assert set(calls.values()) == {1}
     state = (await client.get("/shifts/s1")).json()["fanout"]
     assert state["rounds"][1]["offers"] == CALLED
+
+
+RIVALS = 20
+DROP_RACES = 4
+
+
+async def test_yeses_racing_a_drop_never_leave_two_assignees_or_none(
+    live_server: LiveServer,
+) -> None:
+    """The assignee texts "no" while 20 others text "yes", over real HTTP, several times: the
+    shift ends filled by exactly one of the rivals, or open with nobody; never anything else."""
+    limits = httpx.Limits(max_connections=RIVALS + 1)
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers=bearer(TEST_API_KEY), limits=limits, timeout=60
+    ) as http:
+        assert (await http.patch("/tenants/me/policy", json=NO_QUIET_HOURS)).status_code == 200
+        for n in range(RIVALS + 1):
+            caregiver = {"id": f"c{n}", "name": f"N{n}", "phone": phone(n), "roles": ["CNA"]}
+            assert (await http.post("/caregivers", json=caregiver)).status_code == 201
+        for race in range(DROP_RACES):
+            await _race_one_drop(http, f"race{race}", days=race + 1)
+
+
+async def _race_one_drop(http: httpx.AsyncClient, shift_id: str, *, days: int) -> None:
+    start = datetime.now(UTC) + timedelta(days=days)
+    shift = {
+        "id": shift_id,
+        "role_required": "CNA",
+        "start_time": start.isoformat(),
+        "end_time": (start + timedelta(hours=8)).isoformat(),
+    }
+    assert (await http.post("/shifts", json=shift)).status_code == 201
+    assert (await http.post(f"/shifts/{shift_id}/fanout")).status_code == 202
+
+    async def reply(n: int, body: str) -> dict[str, Any]:
+        message = {"from": phone(n), "body": body, "shift_id": shift_id}
+        response = await http.post("/messages/inbound", json=message)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    assert (await reply(0, "yes"))["action"] == "assigned"
+    drop, *yeses = await asyncio.gather(
+        reply(0, "sorry no"), *(reply(n, "yes") for n in range(1, RIVALS + 1))
+    )
+    final = (await http.get(f"/shifts/{shift_id}")).json()
+    assert drop["action"] == "dropped"
+    winners = [n for n, r in enumerate(yeses, start=1) if r["action"] == "assigned"]
+    assert len(winners) <= 1
+    assert {r["action"] for r in yeses} <= {"assigned", "already_filled"}
+    if winners:
+        assert (final["status"], final["assigned_caregiver_id"]) == ("filled", f"c{winners[0]}")
+    else:
+        assert (final["status"], final["assigned_caregiver_id"]) == ("open", None)

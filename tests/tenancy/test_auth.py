@@ -6,9 +6,13 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from caretime.app import create_app
 from caretime.clock import FrozenClock
+from caretime.config import Settings
 from caretime.runtime import Runtime
+from tests.conftest import Database
 from tests.support import bearer, make_tenant
 
 
@@ -23,7 +27,9 @@ async def test_bootstrap_key_authenticates_the_default_tenant(client: httpx.Asyn
     [
         ({}, "send an API key"),
         ({"Authorization": "Basic dXNlcjpwYXNz"}, "send an API key"),
-        ({"Authorization": "Bearer not-a-caretime-key"}, "malformed"),
+        ({"Authorization": "Bearer short"}, "malformed"),
+        ({"Authorization": "Bearer " + "k" * 201}, "malformed"),
+        ({"Authorization": "Bearer not-a-caretime-key"}, "unknown API key"),
         ({"Authorization": "Bearer ct_this_key_does_not_exist"}, "unknown API key"),
     ],
 )
@@ -43,7 +49,7 @@ async def test_bad_credentials_get_401_problem(
 async def test_revoked_key_stops_working(anon_client: httpx.AsyncClient, runtime: Runtime) -> None:
     _, key = await make_tenant(runtime, name="acme")
     assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
-    keys = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()
+    keys = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()["items"]
     assert len(keys) == 1
 
     revoked = await anon_client.delete(f"/tenants/me/keys/{keys[0]['id']}", headers=bearer(key))
@@ -72,12 +78,37 @@ async def test_last_use_is_recorded_at_most_once_a_minute(
 ) -> None:
     _, key = await make_tenant(runtime, name="acme")
     await anon_client.get("/tenants/me", headers=bearer(key))
-    first = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()[0]
+    first = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()["items"][0]
     assert first["last_used_at"] == "2026-03-02T15:00:00Z"
 
     clock.advance(timedelta(seconds=30))
     await anon_client.get("/tenants/me", headers=bearer(key))
     clock.advance(timedelta(seconds=40))
     await anon_client.patch("/tenants/me/policy", json={}, headers=bearer(key))
-    later = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()[0]
+    later = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()["items"][0]
     assert later["last_used_at"] == "2026-03-02T15:01:10Z"
+
+
+@pytest.mark.parametrize("configured", ["my-own-demo-key", "0123456789abcdef", "CT_UPPER_case"])
+async def test_a_configured_key_without_the_ct_prefix_is_accepted(
+    database: Database, clock: FrozenClock, configured: str
+) -> None:
+    settings = Settings(env="test", database_url=database.url, api_key=configured, workers=0)  # type: ignore[arg-type]
+    runtime = Runtime.build(settings, clock)
+    app = create_app(runtime=runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://caretime.test") as client,
+    ):
+        response = await client.get("/tenants/me", headers=bearer(configured))
+    assert response.status_code == 200, response.text
+    assert response.json()["name"] == "default"
+
+
+@pytest.mark.parametrize(
+    ("configured", "complaint"), [("short", "8 to 200"), ("two words", "spaces")]
+)
+def test_an_unusable_configured_key_refuses_to_start(configured: str, complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        Settings(env="test", api_key=configured)  # type: ignore[arg-type]

@@ -13,8 +13,8 @@ async def test_a_tenant_sees_only_its_own_keys(
 ) -> None:
     _, key_a = await make_tenant(runtime, name="tenant-a")
     _, key_b = await make_tenant(runtime, name="tenant-b")
-    keys_a = (await anon_client.get("/tenants/me/keys", headers=bearer(key_a))).json()
-    keys_b = (await anon_client.get("/tenants/me/keys", headers=bearer(key_b))).json()
+    keys_a = (await anon_client.get("/tenants/me/keys", headers=bearer(key_a))).json()["items"]
+    keys_b = (await anon_client.get("/tenants/me/keys", headers=bearer(key_b))).json()["items"]
     assert {k["id"] for k in keys_a}.isdisjoint({k["id"] for k in keys_b})
 
 
@@ -23,7 +23,9 @@ async def test_a_tenant_cannot_revoke_another_tenants_key(
 ) -> None:
     _, key_a = await make_tenant(runtime, name="tenant-a")
     _, key_b = await make_tenant(runtime, name="tenant-b")
-    b_key_id = (await anon_client.get("/tenants/me/keys", headers=bearer(key_b))).json()[0]["id"]
+    b_key_id = (await anon_client.get("/tenants/me/keys", headers=bearer(key_b))).json()["items"][
+        0
+    ]["id"]
 
     attempt = await anon_client.delete(f"/tenants/me/keys/{b_key_id}", headers=bearer(key_a))
     assert attempt.status_code == 404

@@ -4,7 +4,7 @@ commit from a CSV; the detail page."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -174,3 +174,19 @@ async def test_a_csv_without_the_columns_is_refused(anon_client: httpx.AsyncClie
     )
     assert response.status_code == 422
     assert "lacks column(s): name, phone" in response.text
+
+
+async def test_a_refused_call_now_says_when_in_the_viewers_zone(
+    anon_client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    token = await sign_in(anon_client)
+    anon_client.cookies.set("caretime_tz", "Europe/Paris")
+    call = await _schedule(anon_client, token, name="Ann", phone="212-555-0100")
+    clock.advance(timedelta(hours=8, microseconds=250000))  # 18:00 in New York
+    response = await anon_client.post(
+        f"/ui/calls/{call}/dispatch", headers={"X-CSRF-Token": token, "HX-Request": "true"}
+    )
+    assert response.status_code == 422
+    # 09:00 in New York on Tuesday is 15:00 in Paris (both on standard time on 3 March).
+    assert "The next allowed moment is Tue 2026-03-03 15:00 CET (Europe/Paris)" in response.text
+    assert ".25" not in response.text

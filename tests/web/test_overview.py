@@ -52,14 +52,19 @@ async def test_today_counts_what_happened_today_whatever_day_it_is_for(
     await _api(anon_client, "/providers/p1/availability", window, api)
     hold = {"provider_id": "p1", "slot_start": "2026-03-09T09:00:00Z", "client_id": "c1"}
     await _api(anon_client, "/reservations", hold, api)
-    alice = {"id": "alice", "name": "Alice", "phone": "+12062000001", "roles": ["RN"]}
+    alice = {
+        "id": "alice",
+        "name": "Alice",
+        "phone": "+16172000001",
+        "roles": ["RN"],
+    }  # awake: Boston
     await _api(anon_client, "/caregivers", alice, api)
     shift = {"id": "S9", "role_required": "RN", "start_time": "2026-03-10T14:00:00Z",
              "end_time": "2026-03-10T22:00:00Z"}  # fmt: skip
     await _api(anon_client, "/shifts", shift, api)
     await _api(anon_client, "/shifts/S9/fanout", None, api)
     await dispatcher.run_pending()
-    reply = {"from": "+12062000001", "body": "yes", "shift_id": "S9"}
+    reply = {"from": "+16172000001", "body": "yes", "shift_id": "S9"}
     assert (await _api(anon_client, "/messages/inbound", reply, api))["action"] == "assigned"
 
     await sign_in(anon_client)

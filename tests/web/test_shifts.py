@@ -12,7 +12,7 @@ from caretime.runtime import Runtime
 from tests.support import make_tenant
 from tests.web.support import sign_in
 
-ALICE, BOB = "+12062000001", "+12062000002"
+ALICE, BOB = "+16172000001", "+16172000002"  # Boston: awake at the frozen 10:00 EST
 
 
 async def _post(client: httpx.AsyncClient, path: str, token: str, **form: str) -> httpx.Response:
@@ -71,6 +71,8 @@ async def test_fan_out_and_replies_from_the_phone_simulator(
     await _add_caregivers(anon_client, token)
     assert "alice" in (await anon_client.get("/ui/caregivers")).text
     await _create_shift(anon_client, token)
+    before = (await anon_client.get("/ui/shifts/S1")).text
+    assert "2 of 2 will be reached (sms then voice)." in before
     response = await _post(anon_client, "/ui/shifts/S1/fanout", token)
     assert response.status_code == 303
     await dispatcher.run_pending()
@@ -94,6 +96,7 @@ async def test_fan_out_and_replies_from_the_phone_simulator(
     assert '<span class="named" title="alice">Alice</span>' in listing
     assert live.count("already filled") == 1
     assert "Start fan-out" not in live
+    assert "<q>Yes!</q>" in live  # the reply's words, for the coordinator
     thread = (await anon_client.get(f"/ui/phone/{quote(BOB)}/thread")).text
     assert "You replied" in thread
 

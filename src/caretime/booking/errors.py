@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caretime.errors import CaretimeError, Conflict, InvalidInput, NotFound
+from caretime.errors import CaretimeError, Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 
 
 class ProviderNotFound(NotFound):
@@ -56,8 +56,7 @@ class OutsideAvailability(InvalidInput):
     title = "The provider is not available then"
 
 
-class IdempotencyKeyReused(InvalidInput):
-    problem = "idempotency-key-reused"
+class ReservationKeyReused(IdempotencyKeyReused):
     title = "The Idempotency-Key was used for a different reservation"
 
 

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.booking import lifecycle, sms
 from caretime.booking.availability import effective_windows
 from caretime.booking.errors import (
-    IdempotencyKeyReused,
     OffGrid,
     OutsideAvailability,
+    ReservationKeyReused,
     ReservationNotFound,
     SlotTaken,
     TooLittleNotice,
@@ -152,7 +152,7 @@ def _same_request(existing: Appointment, request: ReservationRequest) -> Appoint
         request.client_id,
     )
     if not same:
-        raise IdempotencyKeyReused(
+        raise ReservationKeyReused(
             "this Idempotency-Key was already used for another reservation", id=existing.id
         )
     return existing

@@ -4,16 +4,33 @@ parses, calls one service function, and renders."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Header, Query, status
 from pydantic import AwareDatetime
 
 from caretime.booking import cursors, lifecycle, reservations, service, slots
-from caretime.booking.errors import RangeTooLong
+from caretime.booking.bounds import Bound, bound_instant
+from caretime.booking.errors import (
+    AppointmentsInTheWay,
+    InvalidTransition,
+    InvalidWindows,
+    OffGrid,
+    OutsideAvailability,
+    ProviderExists,
+    ProviderNotFound,
+    RangeTooLong,
+    ReservationKeyReused,
+    ReservationNotFound,
+    SlotTaken,
+    TemplateNotFound,
+    TooLittleNotice,
+)
 from caretime.booking.models import Appointment
 from caretime.booking.schemas import (
     AppointmentPage,
+    AvailabilityBody,
     AvailabilityChangeOut,
     AvailabilityOut,
     FhirStatus,
@@ -26,14 +43,18 @@ from caretime.booking.schemas import (
     SlotOut,
     SlotPage,
     TemplateOut,
-    WindowIn,
     WindowOut,
 )
 from caretime.booking.service import minute_text, template_fields
+from caretime.booking.validation import read_windows
 from caretime.deps import ClockDep, SessionDep
+from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
+from caretime.openapi import json_body, problems
+from caretime.storable import PathText, QueryText, Storable
 from caretime.tenancy.auth import PolicyDep, TenantDep
+from caretime.tenancy.policy import BookingPolicy
 
 router = APIRouter(tags=["booking"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -41,42 +62,61 @@ Force = Annotated[bool, Query(description="cancel confirmed appointments in remo
 MAX_AVAILABILITY_DAYS = 366
 
 
-@router.post("/providers", status_code=status.HTTP_201_CREATED)
+@router.post("/providers", responses=problems(ProviderExists), status_code=status.HTTP_201_CREATED)
 async def create_provider(
     body: ProviderIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ProviderOut:
+    """Create a provider (a clinician or a room) with the IANA zone its availability is
+    written in. `id` is optional and opaque; an id already used is a 409."""
     provider = await service.create_provider(session, tenant.id, body, now=clock.now())
     return ProviderOut.model_validate(provider)
 
 
 @router.get("/providers")
 async def list_providers(
-    tenant: TenantDep, session: SessionDep, limit: Limit = 100, cursor: str | None = None
+    tenant: TenantDep, session: SessionDep, limit: Limit = 100, cursor: QueryText = None
 ) -> ProviderPage:
+    """The tenant's providers, oldest first, a page at a time (`cursor` from `next_cursor`)."""
     rows, next_cursor = await service.list_providers(session, tenant.id, limit=limit, after=cursor)
     return ProviderPage(
         items=[ProviderOut.model_validate(p) for p in rows], next_cursor=next_cursor
     )
 
 
-@router.get("/providers/{provider_id}")
-async def get_provider(provider_id: str, tenant: TenantDep, session: SessionDep) -> ProviderOut:
+@router.get("/providers/{provider_id}", responses=problems(ProviderNotFound))
+async def get_provider(
+    provider_id: PathText, tenant: TenantDep, session: SessionDep
+) -> ProviderOut:
+    """One provider by id."""
     return ProviderOut.model_validate(
         await service.require_provider(session, tenant.id, provider_id)
     )
 
 
-@router.post("/providers/{provider_id}/availability")
+# Read item by item in the handler (see read_windows), documented here as what it accepts.
+AVAILABILITY_BODY = json_body(AvailabilityBody, "AvailabilityIn")
+
+
+@router.post(
+    "/providers/{provider_id}/availability",
+    responses=problems(ProviderNotFound, InvalidWindows, AppointmentsInTheWay),
+    openapi_extra={"requestBody": AVAILABILITY_BODY},
+)
 async def add_availability(
-    provider_id: str,
+    provider_id: PathText,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    body: Annotated[WindowIn | list[WindowIn], Body()],
+    body: Annotated[Any, Body(include_in_schema=False)],
     force: Force = False,
 ) -> AvailabilityChangeOut:
-    items = body if isinstance(body, list) else [body]
+    """Publish availability in the provider's local time: one window or a list, each a dated
+    window (`date`, `start`, `end`, or `action: remove` for time off) or a weekly template
+    (`weekdays`, `start`, `end`, `from`, `until`). Windows must lie on the slot grid. Every
+    problem of every item is reported at once; nothing is applied unless all are valid. Time
+    removed from under confirmed appointments needs `force=true` (else 409)."""
+    items = read_windows(body, policy.booking.slot_minutes)
     change = await service.change_availability(
         session, tenant.id, policy.booking, provider_id, items, force=force, now=clock.now()
     )
@@ -87,14 +127,18 @@ async def add_availability(
     )
 
 
-@router.get("/providers/{provider_id}/availability")
+@router.get(
+    "/providers/{provider_id}/availability", responses=problems(ProviderNotFound, RangeTooLong)
+)
 async def get_availability(
-    provider_id: str,
+    provider_id: PathText,
     tenant: TenantDep,
     session: SessionDep,
     start: Annotated[date, Query(description="first local date")],
     end: Annotated[date, Query(description="last local date (inclusive)")],
 ) -> AvailabilityOut:
+    """The provider's effective windows for local dates `start`..`end` (inclusive, at most
+    366 days), in local time and in UTC, and its weekly templates."""
     if (end - start).days >= MAX_AVAILABILITY_DAYS or end < start:
         raise RangeTooLong(f"give 1 to {MAX_AVAILABILITY_DAYS} days, end not before start")
     provider = await service.require_provider(session, tenant.id, provider_id)
@@ -117,15 +161,20 @@ async def get_availability(
     )
 
 
-@router.delete("/providers/{provider_id}/availability/templates/{template_id}")
+@router.delete(
+    "/providers/{provider_id}/availability/templates/{template_id}",
+    responses=problems(ProviderNotFound, TemplateNotFound, AppointmentsInTheWay),
+)
 async def delete_template(
-    provider_id: str,
-    template_id: str,
+    provider_id: PathText,
+    template_id: PathText,
     tenant: TenantDep,
     session: SessionDep,
     clock: ClockDep,
     force: Force = False,
 ) -> AvailabilityChangeOut:
+    """Delete a weekly template. Held appointments in the time it gave are cancelled;
+    confirmed ones need `force=true` (else 409)."""
     cancelled = await service.delete_template(
         session, tenant.id, provider_id, template_id, force=force, now=clock.now()
     )
@@ -136,18 +185,40 @@ async def delete_template(
     )
 
 
-@router.get("/slots")
+DayOrInstant = AwareDatetime | date
+
+
+def a_week_from(start: Bound) -> Bound:
+    # A date-only end includes its day: seven local days are start to start + 6.
+    return start + timedelta(days=7 if isinstance(start, datetime) else 6)
+
+
+@router.get("/slots", responses=problems(ProviderNotFound, RangeTooLong, InvalidInput))
 async def get_slots(
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    start: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
-    end: Annotated[AwareDatetime | None, Query(description="default: start + 7 days")] = None,
-    provider_id: Annotated[list[str] | None, Query()] = None,
+    start: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: from the provider's local midnight. Default: now"
+        ),
+    ] = None,
+    end: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: to the end of that local day (included). "
+            "Default: start + 7 days"
+        ),
+    ] = None,
+    provider_id: Annotated[list[Annotated[str, Storable]] | None, Query()] = None,
     limit: Limit = 500,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> SlotPage:
+    """Free slots (availability minus active appointments, minus the minimum notice), in
+    UTC, ordered by start then provider. `start`/`end` are instants, or dates meaning each
+    provider's local days. At most 31 days per search."""
     start = start or clock.now()
     found, position = await slots.find_slots(
         session,
@@ -155,18 +226,27 @@ async def get_slots(
         policy.booking,
         provider_ids=provider_id,
         start=start,
-        end=end or start + timedelta(days=7),
+        end=end or a_week_from(start),
         now=clock.now(),
         limit=limit,
         after=cursors.decode(cursor),
     )
-    return SlotPage(
-        slots=[SlotOut(provider_id=s.provider_id, start=s.start, end=s.end) for s in found],
-        next_cursor=cursors.encode(position),
-    )
+    items = [SlotOut(provider_id=s.provider_id, start=s.start, end=s.end) for s in found]
+    return SlotPage(items=items, slots=items, next_cursor=cursors.encode(position))  # fmt: skip
 
 
-@router.post("/reservations", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/reservations",
+    responses=problems(
+        ProviderNotFound,
+        SlotTaken,
+        TooLittleNotice,
+        OffGrid,
+        OutsideAvailability,
+        ReservationKeyReused,
+    ),
+    status_code=status.HTTP_201_CREATED,
+)
 async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
@@ -175,6 +255,10 @@ async def reserve(
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReservationOut:
+    """Hold a free slot for a client: 201 with `status: held` and `expires_at` (the policy's
+    hold length). The slot is taken for everyone else until the hold is confirmed, cancelled
+    or expires. Send an `Idempotency-Key` to retry safely: the same key with the same body
+    returns the first hold; with another body it is a 422."""
     request = reservations.ReservationRequest(
         body.provider_id, body.slot_start, body.client_id, idempotency_key, body.phone
     )
@@ -183,58 +267,91 @@ async def reserve(
     return render(appointment, now)
 
 
-@router.get("/reservations/{reservation_id}")
+@router.get("/reservations/{reservation_id}", responses=problems(ReservationNotFound))
 async def get_reservation(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """One reservation (appointment) by id, with its FHIR statuses."""
     return render(await reservations.get(session, tenant.id, reservation_id), clock.now())
 
 
-@router.post("/reservations/{reservation_id}/confirm")
+@router.post(
+    "/reservations/{reservation_id}/confirm",
+    responses=problems(ReservationNotFound, InvalidTransition),
+)
 async def confirm(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """Confirm a held reservation before its hold expires. An expired, cancelled or denied
+    one cannot be confirmed (409)."""
     return await _move(session, tenant.id, reservation_id, "confirmed", clock.now())
 
 
-@router.post("/reservations/{reservation_id}/cancel")
+@router.post(
+    "/reservations/{reservation_id}/cancel",
+    responses=problems(ReservationNotFound, InvalidTransition),
+)
 async def cancel(
-    reservation_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    reservation_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ReservationOut:
+    """Cancel a held or confirmed reservation; the slot becomes free again."""
     return await _move(session, tenant.id, reservation_id, "cancelled", clock.now())
 
 
-@router.patch("/reservations/{reservation_id}")
+@router.patch(
+    "/reservations/{reservation_id}", responses=problems(ReservationNotFound, InvalidTransition)
+)
 async def patch_reservation(
-    reservation_id: str,
+    reservation_id: PathText,
     body: ReservationPatch,
     tenant: TenantDep,
     session: SessionDep,
     clock: ClockDep,
 ) -> ReservationOut:
+    """Move a reservation to `confirmed`, `cancelled` or `denied` (the same transitions as
+    the confirm and cancel operations). A transition the current status does not allow is a
+    409."""
     return await _move(session, tenant.id, reservation_id, body.status, clock.now())
 
 
-@router.get("/appointments")
+@router.get("/appointments", responses=problems(ProviderNotFound))
 async def list_appointments(
     tenant: TenantDep,
+    policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    provider_id: str | None = None,
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
+    provider_id: QueryText = None,
+    start: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: from local midnight (the provider's zone "
+            "with provider_id, else booking.default_tz)"
+        ),
+    ] = None,
+    end: Annotated[
+        DayOrInstant | None,
+        Query(description="An instant, or a date: to the end of that local day (included)"),
+    ] = None,
     status: Annotated[
-        str | None,
-        Query(pattern="^(held|confirmed|expired|denied|cancelled|active)$"),
+        Literal["held", "confirmed", "expired", "denied", "cancelled", "active"] | None,
+        Query(description="`active`: held or confirmed"),
     ] = None,
     limit: Limit = 100,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> AppointmentPage:
+    """Appointments ordered by slot start, filtered by provider, time range (instants, or
+    dates meaning local days) and status (`active` = held or confirmed)."""
     now = clock.now()
+    zone = await _zone_for_days(session, tenant.id, provider_id, policy.booking, start, end)
     rows, position = await reservations.list_appointments(
         session,
         tenant.id,
-        reservations.AppointmentFilter(provider_id, start, end, status),
+        reservations.AppointmentFilter(
+            provider_id,
+            None if start is None else bound_instant(start, zone, end=False),
+            None if end is None else bound_instant(end, zone, end=True),
+            status,
+        ),
         now=now,
         limit=limit,
         after=cursors.decode(cursor),
@@ -268,7 +385,24 @@ def render(appointment: Appointment, now: datetime) -> ReservationOut:
     )
 
 
-@router.get("/reservations/{reservation_id}/events", tags=["events"])
+async def _zone_for_days(
+    session: SessionDep,
+    tenant_id: str,
+    provider_id: str | None,
+    policy: BookingPolicy,
+    *bounds: Bound | None,
+) -> ZoneInfo:
+    """The zone whose local days date-only bounds mean: the provider's, else the tenant's."""
+    if provider_id is None or not any(type(b) is date for b in bounds):
+        return ZoneInfo(policy.default_tz)
+    return ZoneInfo((await service.require_provider(session, tenant_id, provider_id)).tz)
+
+
+@router.get(
+    "/reservations/{reservation_id}/events",
+    tags=["events"],
+    responses=problems(ReservationNotFound),
+)
 async def reservation_events(
     reservation_id: str,
     tenant: TenantDep,

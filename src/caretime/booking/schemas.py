@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
-from caretime.policy.phones import dialable_e164
+from caretime.policy.phones import PhoneText, dialable_e164
+from caretime.storable import Storable
 from caretime.tenancy.policy import IanaZone, Weekday
+
+_WALL_TIME = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+def _wall_time(value: str) -> str:
+    if not _WALL_TIME.match(value):
+        raise ValueError("expected a local time as HH:MM, from 00:00 to 24:00, e.g. 08:00")
+    return value
+
 
 WallTime = Annotated[
     str,
-    Field(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$", examples=["08:00"]),
+    AfterValidator(_wall_time),
+    WithJsonSchema({"type": "string", "pattern": _WALL_TIME.pattern, "examples": ["08:00"]}),
 ]
-OpaqueId = Annotated[str, Field(min_length=1, max_length=128)]
+OpaqueId = Annotated[str, Field(min_length=1, max_length=128), Storable]
 
 
-Phone = Annotated[str, Field(max_length=40), AfterValidator(dialable_e164)]
+Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)]
 
 
 class ProviderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"id": "dr-jekyll", "name": "Dr. Jekyll", "tz": "America/New_York"}]
+        },
+    )
     id: OpaqueId | None = None
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, Field(min_length=1, max_length=200), Storable]
     tz: IanaZone = Field(examples=["America/New_York"])
 
 
@@ -43,7 +70,10 @@ class ProviderPage(BaseModel):
 class DatedWindowIn(BaseModel):
     """Time on one local date. `action: remove` takes time away (a day off without start/end)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"date": "2026-08-13", "start": "08:00", "end": "15:00"}]},
+    )
     date: date
     start: WallTime | None = None
     end: WallTime | None = None
@@ -53,7 +83,15 @@ class DatedWindowIn(BaseModel):
 class WeeklyTemplateIn(BaseModel):
     """The same local window on some weekdays, from a date, until a date (inclusive) or on."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"weekdays": ["mon", "wed"], "start": "09:00", "end": "12:00", "from": "2026-08-03"}
+            ]
+        },
+    )
     weekdays: list[Weekday] = Field(min_length=1)
     start: WallTime
     end: WallTime
@@ -61,7 +99,30 @@ class WeeklyTemplateIn(BaseModel):
     valid_until: date | None = Field(default=None, alias="until")
 
 
-WindowIn = WeeklyTemplateIn | DatedWindowIn
+def _window_form(value: Any) -> str | None:
+    """Which form an availability item takes: the one with `weekdays` is a weekly template."""
+    if isinstance(value, dict):
+        return "[weekly]" if "weekdays" in value else "[dated]"
+    if isinstance(value, WeeklyTemplateIn | DatedWindowIn):
+        return "[weekly]" if isinstance(value, WeeklyTemplateIn) else "[dated]"
+    return None
+
+
+# Tagged by shape (tags in brackets are left out of error locations), so a bad item reports
+# the errors of the form it was meant to be, not of every form it is not.
+WindowIn = Annotated[
+    Annotated[WeeklyTemplateIn, Tag("[weekly]")] | Annotated[DatedWindowIn, Tag("[dated]")],
+    Discriminator(
+        _window_form,
+        custom_error_type="availability_shape",
+        custom_error_message="expected an object: {date, start, end} for one date, "
+        "or {weekdays, start, end, from} for a weekly template",
+    ),
+]
+AvailabilityBody = Annotated[
+    Annotated[WindowIn, Tag("[one]")] | Annotated[list[WindowIn], Tag("[list]")],
+    Discriminator(lambda value: "[list]" if isinstance(value, list) else "[one]"),
+]
 
 
 class TemplateOut(BaseModel):
@@ -95,10 +156,21 @@ class FhirStatus(BaseModel):
 
 
 class ReservationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "provider_id": "dr-jekyll",
+                    "slot_start": "2026-08-13T12:00:00Z",
+                    "client_id": "patient-1",
+                }
+            ]
+        },
+    )
     provider_id: OpaqueId
     slot_start: AwareDatetime
-    client_id: str = Field(min_length=1, max_length=200)
+    client_id: Annotated[str, Field(min_length=1, max_length=200), Storable]
     confirm_by_sms: bool = False
     phone: Phone | None = None
 
@@ -125,7 +197,9 @@ class ReservationOut(BaseModel):
 
 
 class ReservationPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"status": "confirmed"}]}
+    )
     status: Literal["confirmed", "denied", "cancelled"]
 
 
@@ -147,5 +221,8 @@ class SlotOut(BaseModel):
 
 
 class SlotPage(BaseModel):
-    slots: list[SlotOut]
+    items: list[SlotOut]
+    slots: list[SlotOut] = Field(
+        deprecated=True, description="The same as `items`, kept for clients of earlier releases."
+    )
     next_cursor: str | None

@@ -5,11 +5,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from caretime.booking.errors import InvalidWindows
 from caretime.booking.intervals import Span
 from caretime.booking.schemas import DatedWindowIn, WeeklyTemplateIn, WindowIn
+from caretime.fielderrors import field_errors
 
 WHOLE_DAY: Span = (0, 24 * 60)
+_WINDOW: TypeAdapter[WindowIn] = TypeAdapter(WindowIn)
+
+
+def read_windows(body: Any, slot_minutes: int) -> list[WindowIn]:
+    """A submission (one window or a list) read item by item, so that one badly shaped item
+    does not hide the other items' problems: every error of every item is reported at once."""
+    many = isinstance(body, list)
+    items: list[WindowIn] = []
+    errors: list[dict[str, Any]] = []
+    for index, raw in enumerate(body if many else [body]):
+        where = ("body", index) if many else ("body",)
+        try:
+            item = _WINDOW.validate_python(raw)
+        except ValidationError as exc:
+            errors += field_errors(exc.errors(), prefix=where)
+            continue
+        items.append(item)
+        errors += [{"loc": [*where, f], "msg": msg} for f, msg in _check(item, slot_minutes)[1]]
+    if errors:
+        raise InvalidWindows(_detail(errors), errors=errors)
+    return items
 
 
 def validate_windows(items: Sequence[WindowIn], slot_minutes: int) -> list[Span]:
@@ -21,9 +45,19 @@ def validate_windows(items: Sequence[WindowIn], slot_minutes: int) -> list[Span]
         spans.append(span)
         errors += [{"loc": ["body", index, field], "msg": msg} for field, msg in problems]
     if errors:
-        detail = "; ".join(f"window {e['loc'][1]}: {e['msg']}" for e in errors[:5])
-        raise InvalidWindows(detail, errors=errors)
+        raise InvalidWindows(_detail(errors), errors=errors)
     return spans
+
+
+def _detail(errors: Sequence[dict[str, Any]]) -> str:
+    return "; ".join(f"{_window_name(e['loc'])}: {e['msg']}" for e in errors[:5])
+
+
+def _window_name(loc: Sequence[Any]) -> str:
+    index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    field = ".".join(str(part) for part in loc[1 if index is None else 2 :])
+    name = "the window" if index is None else f"window {index}"
+    return f"{name} {field}".strip()
 
 
 def _check(item: WindowIn, slot_minutes: int) -> tuple[Span, list[tuple[str, str]]]:

@@ -19,6 +19,10 @@ class RetryLater(Exception):
         self.at = at
 
 
+class LeaseLost(Exception):
+    """Another worker took this job over (our lease expired); our work must not commit."""
+
+
 class PermanentFailure(Exception):
     """Retrying cannot help (bad number, rejected by the provider): fail the job now."""
 

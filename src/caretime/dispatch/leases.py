@@ -3,6 +3,7 @@ whose worker died, and release of jobs a stopping worker did not finish."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -60,6 +61,52 @@ async def extend(
             .where(job_ids_in(session, ids), Job.status == "running", Job.lease_owner == worker_id)
             .values(lease_expires_at=until)
         )
+
+
+async def hold(session: AsyncSession, worker_id: str, job_id: int, *, until: datetime) -> bool:
+    """Extend this worker's lease on one running job; False when the job is no longer ours."""
+    result = await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == worker_id)
+        .values(lease_expires_at=until)
+    )
+    return _rowcount(result) == 1
+
+
+async def expire_dead_local_workers(
+    session: AsyncSession, *, hostname: str, alive_here: Collection[str], now: datetime
+) -> int:
+    """End at once the leases of workers on this machine whose process is gone (a SIGKILLed
+    or crashed predecessor), so that `recover_expired` returns their jobs now rather than
+    when their leases run out. A process is gone when its pid no longer exists, or is ours
+    while the worker id is none of ours (a container restarted with the same pid). A pid
+    reused by another process counts as alive: the lease still bounds that case. Hostnames
+    must tell machines apart."""
+    rows = await session.execute(
+        select(DispatchWorker.id, DispatchWorker.pid).where(DispatchWorker.hostname == hostname)
+    )
+    dead = [id_ for id_, pid in rows if id_ not in alive_here and not _process_alive(pid)]
+    if not dead:
+        return 0
+    result = await session.execute(
+        update(Job)
+        .where(Job.status == "running", Job.lease_owner.in_(dead))
+        .values(lease_expires_at=now - timedelta(microseconds=1))
+    )
+    await session.execute(delete(DispatchWorker).where(DispatchWorker.id.in_(dead)))
+    return _rowcount(result)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # not one of this process's workers (checked by the caller)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 async def recover_expired(session: AsyncSession, *, now: datetime) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from caretime import migrate
@@ -26,6 +27,7 @@ class WorkerPool:
 
     @classmethod
     def start(cls, runtime: Runtime, *, count: int, concurrency: int, **options: Any) -> WorkerPool:
+        options.setdefault("lease", timedelta(seconds=runtime.settings.job_lease_seconds))
         pool = cls([Dispatcher(runtime, concurrency=concurrency, **options) for _ in range(count)])
         pool.tasks = [
             asyncio.create_task(d.run_forever(pool.stop_signal), name=f"dispatcher-{i}")

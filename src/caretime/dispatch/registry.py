@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.dispatch import leases
+from caretime.dispatch.errors import LeaseLost
 from caretime.dispatch.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -26,6 +29,14 @@ class JobInfo:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a running job and for how long each extension lasts."""
+
+    owner: str
+    duration: timedelta
+
+
 class JobContext:
     """What a handler gets: a session (committed together with the job's completion), the
     runtime (clock, settings, services) and facts about the job itself.
@@ -33,9 +44,16 @@ class JobContext:
     The dispatcher passes no session: one is opened on first use of `ctx.session`, so a
     handler that never touches the database costs none, and its completion is batched."""
 
-    def __init__(self, session: AsyncSession | None, runtime: Runtime, job: JobInfo) -> None:
+    def __init__(
+        self,
+        session: AsyncSession | None,
+        runtime: Runtime,
+        job: JobInfo,
+        lease: Lease | None = None,
+    ) -> None:
         self.runtime = runtime
         self.job = job
+        self.lease = lease
         self._session = session
         self.again_at: datetime | None = None
 
@@ -51,6 +69,19 @@ class JobContext:
 
     def now(self) -> datetime:
         return self.runtime.clock.now()
+
+    @asynccontextmanager
+    async def step(self) -> AsyncIterator[AsyncSession]:
+        """A short transaction of its own, committed when the block ends and only while this
+        worker still holds the job (its lease is extended in the same commit); `LeaseLost`
+        otherwise. For what must be durable before the job ends: the trace of an external
+        effect (a provider accepted a message) that a crash must not erase."""
+        async with self.runtime.sessions() as session, session.begin():
+            yield session
+            if self.lease is not None:
+                until = self.now() + self.lease.duration
+                if not await leases.hold(session, self.lease.owner, self.job.id, until=until):
+                    raise LeaseLost(self.job.id)
 
     def run_again_at(self, at: datetime) -> None:
         """A job that continues (a delivery pump): on success it is queued again for `at`,

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.db import transaction
 from caretime.dispatch import claims, leases, metrics
-from caretime.dispatch.errors import PermanentFailure, RetryLater
+from caretime.dispatch.errors import LeaseLost, PermanentFailure, RetryLater
 from caretime.dispatch.models import DispatchWorker, Job
-from caretime.dispatch.registry import HandlerRegistry, JobContext, JobInfo, handlers
+from caretime.dispatch.registry import HandlerRegistry, JobContext, JobInfo, Lease, handlers
 from caretime.dispatch.retry import DEFAULT_RETRY, RetryPolicy
 from caretime.dispatch.wakeup import mark_enqueued
 from caretime.events import SYSTEM, acting_as
@@ -35,10 +35,9 @@ from caretime.runtime import Runtime
 
 log = logging.getLogger("caretime.dispatch")
 MAX_SLEEP = 1.0
-
-
-class LeaseLost(Exception):
-    """Another worker took this job over (our lease expired); our work must not commit."""
+# The worker ids alive in this process: a heartbeat row of this machine with our pid and an
+# id not in here belongs to a predecessor that died (see leases.expire_dead_local_workers).
+_ALIVE_HERE: set[str] = set()
 
 
 def new_worker_id() -> str:
@@ -68,8 +67,12 @@ class Dispatcher:
         self.shutdown_grace = shutdown_grace
         self.retry = retry
         self.worker_id = worker_id or new_worker_id()
+        _ALIVE_HERE.add(self.worker_id)
         self._running: dict[asyncio.Task[None], int] = {}
         self._done: list[int] = []
+        # Failures the database refused to record (connection errors): job id -> new values,
+        # written at the next turn; their leases are extended meanwhile, like running jobs'.
+        self._unrecorded: dict[int, dict[str, Any]] = {}
         self._next_run_at: datetime | None = None
         self._claims = (
             claims.ClaimConnection(runtime.engine)
@@ -142,7 +145,7 @@ class Dispatcher:
             run_at=row.run_at,
             created_at=row.created_at,
         )
-        context = JobContext(None, self.runtime, info)
+        context = JobContext(None, self.runtime, info, Lease(self.worker_id, self.lease))
         try:
             try:
                 handler = self.registry.get(info.kind)
@@ -195,12 +198,29 @@ class Dispatcher:
         else:
             values.update(status="queued", run_at=run_at)
         metrics.JOBS_FINISHED.labels(info.kind, "retried" if run_at else "failed").inc()
-        async with transaction(self.runtime.sessions) as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == info.id, Job.lease_owner == self.worker_id)
-                .values(**values)
-            )
+        self._unrecorded[info.id] = values
+        await self.record_failures()
+
+    async def record_failures(self) -> None:
+        """Write the failures not recorded yet. The database may refuse (too many clients,
+        restarting): they stay for the next turn rather than leaving their jobs `running`
+        until the lease ends, and nothing raises out of a job's task."""
+        if not self._unrecorded:
+            return
+        pending = dict(self._unrecorded)
+        try:
+            async with transaction(self.runtime.sessions) as session:
+                for job_id, values in pending.items():
+                    await session.execute(
+                        update(Job)
+                        .where(Job.id == job_id, Job.lease_owner == self.worker_id)
+                        .values(**values)
+                    )
+        except Exception as exc:
+            log_event(log, "job_failure_unrecorded", count=len(pending), error=_name(exc))
+            return
+        for job_id in pending:
+            self._unrecorded.pop(job_id, None)
 
     def next_attempt_at(self, info: JobInfo, exc: Exception, now: datetime) -> datetime | None:
         """When to try again after `exc`, or None to dead-letter the job."""
@@ -228,10 +248,13 @@ class Dispatcher:
     async def beat(self) -> None:
         """Say this worker is alive, extend the leases it holds, recover dead workers' jobs."""
         now = self.runtime.clock.now()
-        held = [*self._running.values(), *self._done]
+        held = [*self._running.values(), *self._done, *self._unrecorded]
         async with transaction(self.runtime.sessions) as session:
             await leases.beat(session, self._row(), now=now, forget_after=self.lease * 10)
             await leases.extend(session, self.worker_id, held, until=now + self.lease)
+            await leases.expire_dead_local_workers(
+                session, hostname=socket.gethostname(), alive_here=_ALIVE_HERE, now=now
+            )
             await leases.recover_expired(session, now=now)
         async with self.runtime.sessions() as session:
             counts = await leases.count_by_status(session, metrics.COUNTED_STATUSES)
@@ -281,6 +304,7 @@ class Dispatcher:
     async def _step(self, signal: asyncio.Event, stop: asyncio.Event) -> None:
         # Cleared before claiming: a wake-up that arrives while we claim keeps us awake.
         signal.clear()
+        await self.record_failures()
         wanted = min(self.concurrency - len(self._running), self.batch_size)
         if wanted > 0 and await self._claim_and_start(wanted) == wanted:
             await asyncio.sleep(0)  # more may be due: let the claimed jobs start, claim again
@@ -326,19 +350,27 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         await self.close()
+        await self.record_failures()
         now = self.runtime.clock.now()
         done, self._done = self._done, []
         async with transaction(self.runtime.sessions) as session:
             await self._complete(session, done, now)
             released = await leases.release(session, self.worker_id, unfinished, now=now)
             await leases.forget_worker(session, self.worker_id)
+        _ALIVE_HERE.discard(self.worker_id)
         if unfinished:
             log_event(log, "jobs_released", count=released)
 
 
 async def _close(context: JobContext) -> None:
-    if context.opened_session is not None:
+    if context.opened_session is None:
+        return
+    try:
         await context.opened_session.close()
+    except Exception as exc:
+        # A connection that broke mid-job cannot be closed cleanly; the pool discards it,
+        # and the job's own outcome (not this) is what gets recorded.
+        log_event(log, "job_session_close_error", job_id=context.job.id, error=_name(exc))
 
 
 def _touched_database(session: AsyncSession) -> bool:

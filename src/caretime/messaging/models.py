@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caretime.db import Base, JSONDocument
@@ -48,6 +57,12 @@ class Message(TenantOwned, Base):
     # What a provider that takes structured requests (an AI voice agent) is told beside the
     # body: the call it is for, purpose, variables, time zone, until when it may talk.
     context: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # Committed just before the provider request: a queued message that has it but no
+    # provider id was in flight when its worker stopped, and may have been sent.
+    handover_started_at: Mapped[datetime | None]
+    # Such a message was sent again (tenant policy messaging.in_doubt = resend) or held as
+    # `unknown` (hold): either way the recipient may have it twice, or may have it once.
+    in_doubt: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 @dataclass(slots=True)
@@ -77,6 +92,8 @@ class MessageRow:
     sent_at: datetime | None
     status_changed_at: datetime
     context: dict[str, Any] | None
+    handover_started_at: datetime | None
+    in_doubt: bool
     tenant_id: str
 
 

@@ -14,8 +14,16 @@ from caretime.messaging.contacts import router as contacts_router
 from caretime.messaging.phones import to_e164
 from caretime.messaging.providers import providers_of
 from caretime.messaging.repository import MessageRepository
-from caretime.messaging.schemas import InboundIn, InboundOut, MessageDetailOut, MessageOut
+from caretime.messaging.schemas import (
+    InboundIn,
+    InboundOut,
+    MessageDetailOut,
+    MessageOut,
+    MessagePage,
+)
 from caretime.messaging.webhooks import router as webhooks_router
+from caretime.openapi import problems
+from caretime.storable import PathText, QueryText
 from caretime.tenancy.auth import TenantDep
 
 router = APIRouter()
@@ -57,8 +65,10 @@ async def receive_inbound(
     return InboundOut.model_validate(outcome.as_response())
 
 
-@api.get("/messages/{message_id}")
-async def get_message(message_id: str, tenant: TenantDep, session: SessionDep) -> MessageDetailOut:
+@api.get("/messages/{message_id}", responses=problems(NotFound))
+async def get_message(
+    message_id: PathText, tenant: TenantDep, session: SessionDep
+) -> MessageDetailOut:
     """One message with its provider events in arrival order."""
     messages = MessageRepository(session, tenant.id)
     message = await messages.get(message_id)
@@ -67,23 +77,24 @@ async def get_message(message_id: str, tenant: TenantDep, session: SessionDep) -
     return MessageDetailOut.of(message, await messages.events(message_id))
 
 
-@api.get("/simulator/messages", tags=["simulator"])
+@api.get("/simulator/messages", responses=problems(NotFound), tags=["simulator"])
 async def simulator_messages(
     tenant: TenantDep,
     session: SessionDep,
     runtime: RuntimeDep,
-    to: str | None = None,
+    to: QueryText = None,
     channel: Literal["sms", "voice"] | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[MessageOut]:
-    """What the simulated phones received (SMS and calls), newest first."""
+) -> MessagePage:
+    """What the simulated phones received (SMS and calls), newest first: the latest `limit`
+    (a test inbox, not an archive: `next_cursor` is always null)."""
     if not providers_of(runtime).uses("simulator"):
         raise NotFound("the simulator provider is not configured")
     phone = None if to is None else (to_e164(to) or to)
     rows = await MessageRepository(session, tenant.id).received_by(
         "simulator", to=phone, channel=channel, limit=limit
     )
-    return [MessageOut.model_validate(row) for row in rows]
+    return MessagePage(items=[MessageOut.model_validate(row) for row in rows], next_cursor=None)
 
 
 router.include_router(api)

@@ -8,13 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from caretime.policy.phones import PhoneText
+
 
 class InboundIn(BaseModel):
     """A reply: `from` (or `from_phone`), `body`, and hint keys such as `shift_id`."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
-    from_: str | None = Field(default=None, alias="from", max_length=40)
-    from_phone: str | None = Field(default=None, max_length=40)
+    from_: PhoneText | None = Field(default=None, alias="from", max_length=40)
+    from_phone: PhoneText | None = Field(default=None, max_length=40)
     body: str = Field(max_length=2000)
     message_id: str | None = Field(
         default=None,
@@ -40,7 +42,12 @@ class InboundIn(BaseModel):
 class InboundOut(BaseModel):
     """What messaging did with a reply; routers add their own details (e.g. `shift_id`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"from": "+12065550100", "body": "YES", "shift_id": "shift-1042"}]
+        },
+    )
     intent: str
     action: str
     message_id: str
@@ -70,6 +77,9 @@ class MessageOut(BaseModel):
     intent: str | None
     suppression_reason: str | None
     error: str | None
+    # True when a request for this message was in flight as its worker stopped: it was
+    # sent again (status moves on) or held (status `unknown`); the phone may have it twice.
+    in_doubt: bool
     created_at: datetime
     sent_at: datetime | None
     status_changed_at: datetime
@@ -83,3 +93,8 @@ class MessageDetailOut(MessageOut):
         detail = cls.model_validate(message)
         detail.events = [MessageEventOut.model_validate(event) for event in events]
         return detail
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None = Field(description="Always null: the latest `limit` messages.")

@@ -11,6 +11,9 @@ QUEUED = "queued"
 SUPPRESSED = "suppressed"
 FAILED = "failed"
 RECEIVED = "received"
+# In flight when its worker stopped and, by tenant policy, not sent again: it may or may not
+# have reached the phone. Final: nothing will tell us more (the provider id was never stored).
+UNKNOWN = "unknown"
 
 # Rank of each status per channel: a status is applied only if it ranks higher than the
 # current one, so a late "sent" never overwrites "delivered". All terminal statuses share
@@ -24,6 +27,7 @@ RANKS: dict[str, dict[str, int]] = {
         "undelivered": _TERMINAL,
         FAILED: _TERMINAL,
         SUPPRESSED: _TERMINAL,
+        UNKNOWN: _TERMINAL,
     },
     "voice": {
         QUEUED: 0,
@@ -38,6 +42,7 @@ RANKS: dict[str, dict[str, int]] = {
         FAILED: _TERMINAL,
         "canceled": _TERMINAL,
         SUPPRESSED: _TERMINAL,
+        UNKNOWN: _TERMINAL,
     },
 }
 

@@ -1,6 +1,7 @@
 """Dispatch jobs: `messaging.send` hands a message to its provider, `messaging.poll` asks the
 provider (or steps the simulator) for news. Both re-read the message and do nothing if the
-world moved on, so running twice is harmless."""
+world moved on, so running twice is harmless. A send over the network goes in committed
+steps (`messaging/handover.py`), as a batch does."""
 
 from __future__ import annotations
 
@@ -8,37 +9,30 @@ import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
-from caretime.messaging.agents import endpoint_of
 from caretime.messaging.consent import needs_consent, opted_out_numbers
-from caretime.messaging.models import Message, TrackedMessage
+from caretime.messaging.handover import hand_over_in_steps
+from caretime.messaging.models import Message
 from caretime.messaging.outbound import SEND_JOB
 from caretime.messaging.providers import providers_of
 from caretime.messaging.providers.base import (
-    OutboundRequest,
     PermanentProviderError,
-    PollRequest,
     Provider,
     StatusReport,
-    TenantEndpoint,
     TransientProviderError,
-    needs_tenant_endpoint,
 )
 from caretime.messaging.repository import MessageRepository
+from caretime.messaging.requests import (
+    MAX_INLINE_WAIT,
+    POLL_JOB,
+    poll_request_for,
+    request_for,
+    retry_delay,
+    sender_for,
+    tenant_endpoint,
+)
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
 from caretime.messaging.tracking import change_status, record_event
-from caretime.tenancy.numbers import sending_number
-
-POLL_JOB = "messaging.poll"
-# Waiting for the rate limiter longer than this frees the worker: a new job takes the slot.
-MAX_INLINE_WAIT = 1.0
-
-
-def retry_delay(attempts: int) -> timedelta:
-    """Backoff after a transient provider error: 5 s, 10 s, 20 s... capped at 10 minutes."""
-    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 600))
 
 
 async def _load(ctx: JobContext, payload: dict[str, Any]) -> Message | None:
@@ -48,6 +42,9 @@ async def _load(ctx: JobContext, payload: dict[str, Any]) -> Message | None:
 
 @job_handler(SEND_JOB)
 async def send(ctx: JobContext, payload: dict[str, Any]) -> None:
+    if not providers_of(ctx.runtime).all_in_database():
+        await _send_in_steps(ctx, payload)
+        return
     message = await _load(ctx, payload)
     if message is None or message.status != QUEUED or message.provider_id is not None:
         return
@@ -68,67 +65,37 @@ async def send(ctx: JobContext, payload: dict[str, Any]) -> None:
     await _hand_over(ctx, message, provider)
 
 
+async def _send_in_steps(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Marked in flight, sent and recorded in committed steps; a transient refusal retries
+    this job, a slot further than a moment away goes to a paced job at that slot."""
+    attempts = ctx.job.attempts
+    result = await hand_over_in_steps(
+        ctx,
+        [payload["message_id"]],
+        attempt=attempts,
+        last=attempts >= ctx.job.max_attempts,
+        paced=bool(payload.get("paced")),
+    )
+    for run_at in result.later:
+        await _paced_send(ctx, payload["message_id"], run_at)
+    retry = result.retry
+    if retry.ids:
+        raise RetryLater(retry.reason, delay=retry.hint or retry_delay(attempts))
+
+
 async def _send_later(ctx: JobContext, message: Message, wait: float) -> None:
+    await _paced_send(ctx, message.id, ctx.now() + timedelta(seconds=wait))
+
+
+async def _paced_send(ctx: JobContext, message_id: str, run_at: datetime) -> None:
+    assert ctx.job.tenant_id is not None
     await enqueue(
         ctx.session,
         SEND_JOB,
-        {"message_id": message.id, "paced": True},
-        run_at=ctx.now() + timedelta(seconds=wait),
-        tenant_id=message.tenant_id,
+        {"message_id": message_id, "paced": True},
+        run_at=run_at,
+        tenant_id=ctx.job.tenant_id,
     )
-
-
-def poll_request_for(message: Message, now: datetime) -> PollRequest:
-    """What a provider is asked about a message it accepted."""
-    assert message.provider_id is not None
-    assert message.sent_at is not None
-    return PollRequest(
-        message.id,
-        message.tenant_id,
-        message.channel,
-        message.to_phone,
-        message.status,
-        message.provider_id,
-        message.idempotency_key,
-        message.sent_at,
-        now,
-        message.context,
-    )
-
-
-async def sender_for(session: AsyncSession, tenant_id: str, provider: Provider) -> str | None:
-    """The number a tenant's messages go out from: its own, else the provider's shared one.
-    Twilio has no shared number: replies are routed to the tenant owning the number."""
-    return await sending_number(session, tenant_id) or provider.from_number
-
-
-def request_for(
-    message: TrackedMessage,
-    sender: str | None,
-    now: datetime,
-    endpoint: TenantEndpoint | None = None,
-) -> OutboundRequest:
-    """What a provider is handed for one queued message, sent from `sender` (to the
-    tenant's own endpoint, for a provider reached per tenant)."""
-    return OutboundRequest(
-        message.id,
-        message.tenant_id,
-        message.channel,
-        message.to_phone,
-        sender,
-        message.body,
-        message.idempotency_key,
-        now,
-        message.context,
-        endpoint,
-    )
-
-
-async def tenant_endpoint(
-    session: AsyncSession, provider: Provider, tenant_id: str
-) -> TenantEndpoint | None:
-    """The tenant's own endpoint, for a provider reached per tenant (else None)."""
-    return await endpoint_of(session, tenant_id) if needs_tenant_endpoint(provider) else None
 
 
 async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:

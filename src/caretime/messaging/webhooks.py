@@ -33,6 +33,7 @@ from caretime.messaging.providers.twilio import (
 from caretime.messaging.repository import find_by_provider_id
 from caretime.messaging.tracking import record_event
 from caretime.observability import log_event
+from caretime.openapi import problems
 from caretime.tenancy.numbers import owner_of
 
 log = logging.getLogger("caretime.messaging")
@@ -54,6 +55,13 @@ STATUS_FIELDS = (
 )
 
 
+def twilio_form(example: dict[str, str]) -> dict[str, Any]:
+    """The form Twilio posts, documented (the handler reads and verifies it itself)."""
+    schema = {"type": "object", "additionalProperties": {"type": "string"}}
+    form = {"schema": schema, "example": example}
+    return {"requestBody": {"content": {"application/x-www-form-urlencoded": form}}}
+
+
 class InvalidSignature(CaretimeError):
     status = 403
     problem = "invalid-signature"
@@ -72,10 +80,22 @@ async def verified_form(request: Request, settings: Settings, path: str) -> dict
     return form
 
 
-@router.post(INBOUND_SMS_PATH)
+@router.post(
+    INBOUND_SMS_PATH,
+    response_class=Response,
+    responses={
+        200: {"description": "Empty TwiML: no reply", "content": {"text/xml": {}}},
+        **problems(InvalidSignature, NotFound),
+    },
+    openapi_extra=twilio_form(
+        {"From": "+12065550100", "To": "+15550001000", "Body": "YES", "MessageSid": "SM0123"}
+    ),
+)
 async def twilio_inbound_sms(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:
+    """Twilio's inbound SMS webhook (form-encoded, `X-Twilio-Signature` checked). The reply
+    is routed like POST /messages/inbound; the answer is empty TwiML."""
     form = await verified_form(request, runtime.settings, INBOUND_SMS_PATH)
     tenant_id = await owner_of(session, form.get("To", ""))
     if tenant_id is None:
@@ -94,10 +114,18 @@ async def twilio_inbound_sms(
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
-@router.post(STATUS_CALLBACK_PATH, status_code=204)
+@router.post(
+    STATUS_CALLBACK_PATH,
+    status_code=204,
+    response_class=Response,
+    responses=problems(InvalidSignature),
+    openapi_extra=twilio_form({"MessageSid": "SM0123", "MessageStatus": "delivered"}),
+)
 async def twilio_status(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:
+    """Twilio's status callback (form-encoded, signature checked): records the provider
+    event and moves the message's delivery status forward only."""
     form = await verified_form(request, runtime.settings, STATUS_CALLBACK_PATH)
     is_call = "CallStatus" in form
     sid = form.get("CallSid" if is_call else "MessageSid", "")

@@ -7,10 +7,11 @@ transaction, so a job for the old time finds a newer version and does nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.clock import isoformat_z, local_moment
 from caretime.dispatch import cancel_by_dedupe_key
 from caretime.dispatch.queue import enqueue_many
 from caretime.errors import InvalidInput
@@ -116,11 +117,37 @@ async def reschedule(
 
 
 async def dispatch_now(
-    session: AsyncSession, tenant_id: str, calling: CallingPolicy, call_id: str, *, now: datetime
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    call_id: str,
+    *,
+    now: datetime,
+    viewer_zone: tzinfo = UTC,
 ) -> Call:
-    """Call now, if this moment is allowed for the number and the minute has room."""
+    """Call now, if this moment is allowed for the number and the minute has room; if not,
+    the refusal says when the next allowed moment is, in the viewer's zone."""
     call = await _pending_for_update(session, tenant_id, call_id)
-    return await _pin(session, tenant_id, calling, call, at=now, tz=None, now=now)
+    try:
+        return await _pin(session, tenant_id, calling, call, at=now, tz=None, now=now)
+    except (OutsideCallingWindow, NotSchedulable) as refusal:
+        item = PlanItem(call.name, call.phone_e164, None, call.tz)
+        try:
+            earliest = await _plan_one(session, tenant_id, calling, item, now=now, moving=call)
+        except NotSchedulable:
+            raise refusal from None
+        raise not_now(refusal, earliest.at, viewer_zone) from None
+
+
+def not_now(refusal: InvalidInput, earliest: datetime, zone: tzinfo) -> InvalidInput:
+    """The refusal of a "call now", completed with the next allowed moment."""
+    why = refusal.detail.partition(" is not allowed: ")[2] or refusal.detail
+    when = local_moment(earliest, zone)
+    return type(refusal)(
+        f"calling now is not allowed: {why}. The next allowed moment is {when}",
+        **refusal.extensions,
+        next_allowed_at=isoformat_z(earliest),
+    )
 
 
 async def cancel(session: AsyncSession, tenant_id: str, call_id: str, *, now: datetime) -> Call:

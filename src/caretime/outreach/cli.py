@@ -15,7 +15,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 from caretime.clock import isoformat_z
-from caretime.outreach.intake import check_scripts, csv_items, parse_item, plan_parsed
+from caretime.errors import InvalidInput
+from caretime.outreach.intake import (
+    CsvRows,
+    check_scripts,
+    csv_rows,
+    line_labels,
+    parse_item,
+    plan_parsed,
+)
 from caretime.outreach.plan_inputs import (
     Overrides,
     PlanInputError,
@@ -58,25 +66,25 @@ def plan(
         text = read_patients(patients)
         calling = calling_policy(policy, tenant, overrides)
         moment = plan_moment(now)
-    except PlanInputError as exc:
+        rows = csv_rows(text)
+    except (PlanInputError, InvalidInput) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    rows = list(csv_items(text))
     outcomes = _plan_with_progress(rows, calling, Planner(calling, now=moment))
     if out is not None:
-        _write_schedule(out, rows, outcomes)
+        _write_schedule(out, rows.items, outcomes)
     _print_summary(outcomes)
 
 
-def _plan_with_progress(
-    rows: Sequence[dict[str, Any]], calling: CallingPolicy, planner: Planner
-) -> list[Outcome]:
+def _plan_with_progress(rows: CsvRows, calling: CallingPolicy, planner: Planner) -> list[Outcome]:
     outcomes: list[Outcome] = []
+    label = line_labels(rows.lines)
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("planning", total=len(rows))
-        for start in range(0, len(rows), CHUNK):
-            chunk = [parse_item(row) for row in rows[start : start + CHUNK]]
-            outcomes += plan_parsed(planner, check_scripts(chunk, calling.scripts), start=start)
+        task = progress.add_task("planning", total=len(rows.items))
+        for start in range(0, len(rows.items), CHUNK):
+            chunk = [parse_item(row) for row in rows.items[start : start + CHUNK]]
+            checked = check_scripts(chunk, calling.scripts)
+            outcomes += plan_parsed(planner, checked, start=start, label=label)
             progress.advance(task, len(chunk))
     return outcomes
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caretime.errors import Conflict, InvalidInput, NotFound
+from caretime.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 
 
 class OutsideCallingWindow(InvalidInput):
@@ -30,9 +30,8 @@ class CallAlreadyStarted(Conflict):
     title = "The call has already started or ended"
 
 
-class IdempotencyKeyReused(Conflict):
-    problem = "idempotency-key-reused"
-    title = "Idempotency-Key already used for a different request"
+class BatchKeyReused(IdempotencyKeyReused):
+    title = "Idempotency-Key already used for a different batch"
 
 
 class DuplicateCall(Conflict):

@@ -43,7 +43,10 @@ ATTEMPT_KIND = "outreach.attempt"
 VOICE_SCRIPT = "Hello, this is a call from your care team."
 IN_CALL = {"ringing", "in_progress"}
 VOICEMAIL = "voicemail"
-UNSUCCESSFUL = {"no_answer", "busy", "failed", "canceled", "suppressed"}
+UNSUCCESSFUL = {"no_answer", "busy", "failed", "canceled", "suppressed", "unknown"}
+# Never tried again: an opted-out number, or a call that may have been placed already (its
+# request was in flight when its worker stopped and the tenant's policy holds such calls).
+FINAL_OUTCOMES = {"suppressed", "unknown"}
 CAPS_LOOKBACK = timedelta(days=8)
 
 
@@ -216,8 +219,8 @@ async def _after_voicemail(
 async def _after_unsuccessful(
     session: AsyncSession, call: Call, status: str, *, now: datetime
 ) -> None:
-    if status == "suppressed" or call.attempts >= call.max_attempts:
-        call.status = "failed" if status in ("failed", "suppressed") else "expired"
+    if status in FINAL_OUTCOMES or call.attempts >= call.max_attempts:
+        call.status = "failed" if status in ("failed", *FINAL_OUTCOMES) else "expired"
         log_event(log, "call_finished", call_id=call.id, status=call.status)
         await call_changed(session, call, now=now)
         return

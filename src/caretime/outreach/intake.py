@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from caretime.errors import InvalidInput
 from caretime.outreach.content import (
     MAX_VARIABLES,
     NO_CONTENT,
@@ -124,13 +127,36 @@ def _invalid(error: str) -> Rejected:
     return Rejected("invalid_item", error)
 
 
+def item_label(position: int) -> str:
+    return f"item {position}"
+
+
+def line_labels(lines: Sequence[int]) -> Callable[[int], str]:
+    """Names an item by its CSV line (the header is line 1)."""
+    return lambda position: f"line {lines[position]}"
+
+
 def plan_parsed(
-    planner: Planner, items: Sequence[PlanItem | Intake | str], *, start: int = 0
+    planner: Planner,
+    items: Sequence[PlanItem | Intake | str],
+    *,
+    start: int = 0,
+    label: Callable[[int], str] | None = None,
 ) -> list[Outcome]:
-    """Plan the well-formed items; each one rejected before planning stays rejected, in place."""
+    """Plan the well-formed items; each one rejected before planning stays rejected, in place.
+    A duplicate names the item it repeats as `label` does (an index, or a CSV line)."""
     plans = [_plan_of(item) for item in items]
-    planned = iter(planner.plan([p for p in plans if isinstance(p, PlanItem)], start=start))
-    return [next(planned) if isinstance(p, PlanItem) else p for p in plans]
+    positions = [start + i for i, plan in enumerate(plans) if isinstance(plan, PlanItem)]
+    parsed = [plan for plan in plans if isinstance(plan, PlanItem)]
+    planned = iter(planner.plan(parsed, positions=positions))
+    return [_labelled(next(planned), label) if isinstance(p, PlanItem) else p for p in plans]
+
+
+def _labelled(outcome: Outcome, label: Callable[[int], str] | None) -> Outcome:
+    if label is None or not isinstance(outcome, Rejected) or outcome.same_as is None:
+        return outcome
+    here, where = f"at item {outcome.same_as}", f"at {label(outcome.same_as)}"
+    return outcome._replace(error=outcome.error.replace(here, where))
 
 
 def _plan_of(item: PlanItem | Intake | str) -> PlanItem | Rejected:
@@ -150,16 +176,37 @@ def _instant(value: Any) -> datetime | str | None:
         return f'"scheduled" is not an ISO 8601 time: {value[:40]!r}'
 
 
-def csv_items(text: str) -> Iterator[dict[str, Any]]:
+@dataclass(frozen=True)
+class CsvRows:
+    """The rows of a CSV as items, and the line each row starts on (the header is line 1)."""
+
+    items: list[dict[str, Any]]
+    lines: list[int]
+
+
+def csv_rows(text: str) -> CsvRows:
     """Rows of a CSV with a header naming at least `name` and `phone` (case-insensitive) as
     items: the item fields by name, every other non-empty column as a variable."""
+    rows = CsvRows([], [])
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     if reader.fieldnames is None:
-        return
+        return rows
     reader.fieldnames = [field.strip() for field in reader.fieldnames]
     fields = {name: name.lower() for name in reader.fieldnames if name.lower() in CSV_FIELDS}
-    for row in reader:
-        yield _csv_item(row, fields)
+    for row in _rows_of(reader):
+        values = [v for v in row.values() if isinstance(v, str)]
+        # line_num is where the row ends; a quoted value may span lines.
+        rows.lines.append(reader.line_num - sum(value.count("\n") for value in values))
+        rows.items.append(_csv_item(row, fields))
+    return rows
+
+
+def _rows_of(reader: csv.DictReader[str]) -> Iterator[dict[str | Any, str | Any]]:
+    """The reader's rows; a line the csv module cannot read is refused naming the line."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise InvalidInput(f"the CSV cannot be read at line {reader.line_num}: {exc}") from None
 
 
 def _csv_item(row: dict[str | None, Any], fields: dict[str, str]) -> dict[str, Any]:
@@ -204,13 +251,21 @@ def csv_header_problem(text: str) -> str | None:
 
 
 def _csv_header(text: str) -> list[str]:
-    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+    try:
+        header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+    except csv.Error as exc:
+        raise InvalidInput(f"the CSV cannot be read at line 1: {exc}") from None
     return [column.strip() for column in header]
 
 
 def echo(raw: Any, field: str) -> Any:
-    """A field of the item as the caller sent it (for the response), or None."""
-    return raw.get(field) if isinstance(raw, dict) else None
+    """A field of the item as the caller sent it (for the response, and the batch's stored
+    summary), or None. NUL, which no database can store, is shown as U+FFFD; a nested value
+    as its JSON text."""
+    value = raw.get(field) if isinstance(raw, dict) else None
+    if isinstance(value, dict | list):
+        value = json.dumps(value)[:200]
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 def as_list(items: Iterable[Any]) -> list[Any]:

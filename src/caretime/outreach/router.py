@@ -16,24 +16,38 @@ from caretime.disconnect import while_connected
 from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
+from caretime.openapi import json_body, problems
 from caretime.outreach import calls as call_service
 from caretime.outreach import outcomes, service
-from caretime.outreach.intake import csv_header_problem, csv_items
+from caretime.outreach.errors import (
+    BatchKeyReused,
+    BatchNotFound,
+    CallAlreadyStarted,
+    CallNotFound,
+    NotSchedulable,
+    OutsideCallingWindow,
+)
+from caretime.outreach.intake import CsvRows, csv_header_problem, csv_rows
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
 from caretime.outreach.schemas import (
     AttemptOut,
+    BatchDoc,
     BatchIn,
     BatchOptions,
     BatchOut,
+    BatchPlan,
     CallIn,
     CallOut,
     CallPage,
     CallPatch,
+    CallStatus,
     OutcomeIn,
     RejectedItemOut,
     ScheduledItemOut,
+    ScheduleItem,
     retry_delay_of,
 )
+from caretime.storable import PathText, QueryText
 from caretime.tenancy.auth import PolicyDep, TenantDep
 
 router = APIRouter(tags=["outreach"])
@@ -47,8 +61,11 @@ DryRun = Annotated[bool, Query(description="Plan only: create no calls.")]
 
 @router.post(
     "/schedule",
+    responses=problems(BatchKeyReused),
     response_model=list[ScheduledItemOut | RejectedItemOut],
     summary="Schedule a batch of patient calls",
+    # Read item by item (a malformed item is one rejection), documented as what it accepts.
+    openapi_extra={"requestBody": json_body(list[ScheduleItem], "ScheduleBody")},
 )
 async def schedule(
     raw: Request,
@@ -56,10 +73,14 @@ async def schedule(
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
-    items: Annotated[list[Any], Body(description='[{"name", "phone", "scheduled"?, "tz"?}]')],
+    items: Annotated[list[Any], Body(include_in_schema=False)],
     idempotency_key: IdempotencyKey = None,
     dry_run: DryRun = False,
 ) -> JSONResponse:
+    """Plan and create a call per patient: each item gets a legal time (time zones inferred
+    from the number, calling windows, legal limits, holidays, capacity) or is rejected with
+    why, in place; one bad item never fails the batch. `dry_run=true` plans only. The same
+    `Idempotency-Key` returns the first answer; with another body it is a 422."""
     request = service.BatchRequest(items, idempotency_key=idempotency_key, dry_run=dry_run)
     result = await while_connected(
         raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
@@ -67,10 +88,10 @@ async def schedule(
     return JSONResponse(result.items, headers=_replay_header(result))
 
 
-BATCH_BODY = {
-    "required": True,
-    "content": {
-        "application/json": {"schema": BatchIn.model_json_schema()},
+BATCH_BODY = json_body(
+    BatchDoc,
+    "BatchIn",
+    **{
         "text/csv": {"schema": {"type": "string"}},
         "multipart/form-data": {
             "schema": {
@@ -79,11 +100,15 @@ BATCH_BODY = {
             }
         },
     },
-}
+)
 
 
 @router.post(
     "/outreach/batches",
+    responses={
+        200: {"model": BatchPlan, "description": "With `dry_run=true`: the plan only"},
+        **problems(BatchKeyReused, InvalidInput),
+    },
     status_code=201,
     response_model=BatchOut,
     openapi_extra={"requestBody": BATCH_BODY},
@@ -99,27 +124,32 @@ async def create_batch(
 ) -> JSONResponse:
     """A batch as JSON (`{"items": [...], "strategy"?, "max_attempts"?, "retry_delay"?}`) or
     as CSV (columns name, phone, scheduled?, tz?; options as query parameters)."""
-    items, options, source = await _batch_body(raw)
-    request = service.BatchRequest(items, options, source, idempotency_key, dry_run)
+    items, options, lines = await _batch_body(raw)
+    source = "json" if lines is None else "csv"
+    request = service.BatchRequest(items, options, source, idempotency_key, dry_run, lines)
     result = await while_connected(
         raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
     if result.batch is None:  # a dry run: the plan only
-        return JSONResponse({"items": result.items}, headers=_replay_header(result))
+        plan = {"items": result.items, "next_cursor": None}
+        return JSONResponse(plan, headers=_replay_header(result))
     body = _batch_out(result.batch).model_dump(mode="json")
     return JSONResponse(body, status_code=201, headers=_replay_header(result))
 
 
-@router.get("/outreach/batches/{batch_id}")
-async def get_batch(batch_id: str, tenant: TenantDep, session: SessionDep) -> BatchOut:
+@router.get("/outreach/batches/{batch_id}", responses=problems(BatchNotFound))
+async def get_batch(batch_id: PathText, tenant: TenantDep, session: SessionDep) -> BatchOut:
+    """One batch: its options, counts, rejections by reason, and its calls by status now."""
     batch, counts = await service.get_batch(session, tenant.id, batch_id)
     return _batch_out(batch, counts)
 
 
-@router.post("/calls", status_code=201)
+@router.post("/calls", responses=problems(OutsideCallingWindow, NotSchedulable), status_code=201)
 async def create_call(
     body: CallIn, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
+    """Schedule one call: at `scheduled` if that moment is allowed (else 422 saying why), or
+    without it at the earliest allowed moment."""
     call = await call_service.create_call(session, tenant.id, policy.calling, body, now=clock.now())
     return call_out(call)
 
@@ -128,49 +158,64 @@ async def create_call(
 async def list_calls(
     tenant: TenantDep,
     session: SessionDep,
-    status: str | None = None,
-    batch_id: str | None = None,
+    status: CallStatus | None = None,
+    batch_id: QueryText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: str | None = None,
+    cursor: QueryText = None,
 ) -> CallPage:
+    """Calls filtered by status and batch, a page at a time."""
     calls, next_cursor = await call_service.list_calls(
         session, tenant.id, status=status, batch_id=batch_id, limit=limit, cursor=cursor
     )
     return CallPage(items=[call_out(call) for call in calls], next_cursor=next_cursor)
 
 
-@router.get("/calls/{call_id}")
-async def get_call(call_id: str, tenant: TenantDep, session: SessionDep) -> CallOut:
+@router.get("/calls/{call_id}", responses=problems(CallNotFound))
+async def get_call(call_id: PathText, tenant: TenantDep, session: SessionDep) -> CallOut:
+    """One call with its attempts and their provider status history."""
     call = await call_service.get_call(session, tenant.id, call_id)
     return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
 
 
-@router.patch("/calls/{call_id}")
+@router.patch(
+    "/calls/{call_id}",
+    responses=problems(CallNotFound, CallAlreadyStarted, OutsideCallingWindow, NotSchedulable),
+)
 async def reschedule_call(
-    call_id: str,
+    call_id: PathText,
     body: CallPatch,
     tenant: TenantDep,
     policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
 ) -> CallOut:
+    """Move a pending call to another time, re-checked against the policy (422 saying why if
+    not allowed). A call already started cannot move (409)."""
     call = await call_service.reschedule(
         session, tenant.id, policy.calling, call_id, at=body.scheduled, tz=body.tz, now=clock.now()
     )
     return call_out(call)
 
 
-@router.delete("/calls/{call_id}")
+@router.delete("/calls/{call_id}", responses=problems(CallNotFound, CallAlreadyStarted))
 async def cancel_call(
-    call_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    call_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
+    """Cancel a pending call; its timer is withdrawn. A call already started cannot be
+    cancelled (409)."""
     return call_out(await call_service.cancel(session, tenant.id, call_id, now=clock.now()))
 
 
-@router.post("/calls/{call_id}/dispatch", status_code=202)
+@router.post(
+    "/calls/{call_id}/dispatch",
+    responses=problems(CallNotFound, CallAlreadyStarted, OutsideCallingWindow, NotSchedulable),
+    status_code=202,
+)
 async def dispatch_call(
-    call_id: str, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
+    call_id: PathText, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
+    """Call now, if this moment is allowed for the number and the minute has room. Otherwise
+    a 422 that says why and when the next allowed moment is (`next_allowed_at`)."""
     call = await call_service.dispatch_now(
         session, tenant.id, policy.calling, call_id, now=clock.now()
     )
@@ -237,15 +282,17 @@ def _batch_out(batch: OutreachBatch, counts: dict[str, int] | None = None) -> Ba
     )
 
 
-async def _batch_body(raw: Request) -> tuple[list[Any], BatchOptions, str]:
+async def _batch_body(raw: Request) -> tuple[list[Any], BatchOptions, list[int] | None]:
+    """The items, the options, and for a CSV the line of each item."""
     content_type = raw.headers.get("content-type", "")
     if content_type.startswith(("text/csv", "multipart/form-data")):
-        return _csv_items(await _csv_text(raw, content_type)), _query_options(raw), "csv"
+        rows = _csv_rows(await _csv_text(raw, content_type))
+        return list(rows.items), _query_options(raw), rows.lines
     try:
         body = BatchIn.model_validate_json(await raw.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
-    return body.items, BatchOptions(**body.model_dump(exclude={"items"})), "json"
+    return body.items, BatchOptions(**body.model_dump(exclude={"items"})), None
 
 
 async def _csv_text(raw: Request, content_type: str) -> str:
@@ -262,11 +309,11 @@ async def _csv_text(raw: Request, content_type: str) -> str:
         raise InvalidInput("the CSV must be UTF-8 text") from None
 
 
-def _csv_items(text: str) -> list[Any]:
+def _csv_rows(text: str) -> CsvRows:
     problem = csv_header_problem(text)
     if problem is not None:
         raise InvalidInput(problem)
-    return list(csv_items(text))
+    return csv_rows(text)
 
 
 def _query_options(raw: Request) -> BatchOptions:
@@ -282,7 +329,7 @@ def _replay_header(result: service.BatchResult) -> dict[str, str]:
     return {"Idempotent-Replayed": "true"} if result.replayed else {}
 
 
-@router.get("/calls/{call_id}/events", tags=["events"])
+@router.get("/calls/{call_id}/events", tags=["events"], responses=problems(CallNotFound))
 async def call_events(
     call_id: str,
     tenant: TenantDep,

@@ -9,7 +9,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from caretime.outreach import content
 from caretime.outreach.content import CallContent, Variables
-from caretime.tenancy.policy import Duration
+from caretime.policy.phones import PhoneText
+from caretime.tenancy.policy import Duration, RetryDelay
 
 
 class ScheduleItem(BaseModel):
@@ -18,7 +19,7 @@ class ScheduleItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=200)
-    phone: str = Field(max_length=64)
+    phone: PhoneText = Field(max_length=64)
     scheduled: datetime | None = Field(
         default=None, description="An instant; without an offset it is local time in `tz`."
     )
@@ -66,7 +67,7 @@ class ScheduleItem(BaseModel):
 
 class ScheduledItemOut(BaseModel):
     name: str
-    phone: str
+    phone: str | int = Field(description="As given (a JSON integer is read as its digits).")
     phone_e164: str
     tz: str
     scheduled: datetime
@@ -82,11 +83,30 @@ class RejectedItemOut(BaseModel):
     error: str
 
 
+class BatchPlan(BaseModel):
+    """A dry run's answer: what would be scheduled, item for item; nothing is created."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Jane Roe",
+                    "phone": "(212) 555-0100",
+                    "scheduled": "2026-03-03T10:30:00",
+                    "tz": "America/New_York",
+                }
+            ]
+        }
+    )
+    items: list[ScheduledItemOut | RejectedItemOut]
+    next_cursor: None = None
+
+
 class BatchOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strategy: Literal["earliest", "spread"] | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
-    retry_delay: Duration | None = None
+    retry_delay: RetryDelay | None = None
     allow_duplicate: bool = Field(
         default=False,
         description="Schedule items even if their number already has a live call for the "
@@ -102,6 +122,23 @@ class BatchIn(BatchOptions):
     items: list[Any] = Field(description="Items shaped like POST /schedule's.")
 
 
+class BatchDoc(BatchOptions):
+    """The JSON batch as documented; the handler reads `items` one by one (see BatchIn)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [{"name": "Jane Roe", "phone": "(212) 555-0100"}],
+                    "strategy": "spread",
+                    "retry_delay": "PT30M",
+                }
+            ]
+        }
+    )
+    items: list[ScheduleItem]
+
+
 class BatchOut(BaseModel):
     id: str
     source: str
@@ -114,18 +151,33 @@ class BatchOut(BaseModel):
     rejections: dict[str, int] = Field(description="Rejected items by reason.")
     created_at: datetime
     rejected_items: list[dict[str, Any]] = Field(
-        default_factory=list, description="Each rejected item with its index and reason."
+        default_factory=list,
+        description="Each rejected item with its index (for a CSV, also its line) and reason.",
     )
     calls_by_status: dict[str, int] | None = None
 
 
 class CallIn(ScheduleItem):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Jane Roe",
+                    "phone": "(212) 555-0100",
+                    "max_attempts": 2,
+                    "retry_delay": "1h",
+                }
+            ]
+        }
+    )
     max_attempts: int | None = Field(default=None, ge=1, le=20)
-    retry_delay: Duration | None = None
+    retry_delay: RetryDelay | None = None
 
 
 class CallPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"scheduled": "2026-03-03T15:30:00Z"}]}
+    )
     scheduled: datetime
     tz: str | None = None
 
@@ -194,6 +246,12 @@ class CallOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     attempt_history: list[AttemptOut] | None = None
+
+
+CallStatus = Literal[
+    "scheduled", "dispatching", "ringing", "in_progress", "completed",
+    "no_answer", "busy", "failed", "cancelled", "expired",
+]  # fmt: skip
 
 
 class CallPage(BaseModel):

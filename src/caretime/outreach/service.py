@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,13 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
 from caretime.ids import new_id
-from caretime.outreach.errors import BatchNotFound, BatchTooLarge, IdempotencyKeyReused
+from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
 from caretime.outreach.events import batch_completed
 from caretime.outreach.intake import (
     Intake,
     ParsedItem,
     check_scripts,
     echo,
+    item_label,
+    line_labels,
     parse_item,
     plan_parsed,
 )
@@ -53,6 +55,11 @@ class BatchRequest:
     source: str = "schedule"
     idempotency_key: str | None = None
     dry_run: bool = False
+    # For a CSV: the line each item starts on, so that rejections name lines, not indexes.
+    lines: Sequence[int] | None = None
+
+    def label(self) -> Callable[[int], str]:
+        return line_labels(self.lines) if self.lines is not None else item_label
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,9 @@ async def schedule_batch(
     items = await screen(session, tenant_id, check_scripts(parsed, calling.scripts))
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
     if len(items) > PLAN_INLINE_ITEMS:
-        outcomes = await asyncio.to_thread(_plan, items, calling, ledger, now)
+        outcomes = await asyncio.to_thread(_plan, request, items, calling, (ledger, now))
     else:
-        outcomes = _plan(items, calling, ledger, now)
+        outcomes = _plan(request, items, calling, (ledger, now))
     if batch_id is None:
         return BatchResult(None, _response_items(request.items, outcomes, [], items))
     new_calls = _new_calls(items, outcomes)
@@ -119,10 +126,15 @@ def _check_size(request: BatchRequest) -> None:
 
 
 def _plan(
-    items: Sequence[Intake], calling: CallingPolicy, ledger: CapacityLedger, now: datetime
+    request: BatchRequest,
+    items: Sequence[Intake],
+    calling: CallingPolicy,
+    ledger_and_now: tuple[CapacityLedger, datetime],
 ) -> list[Outcome]:
     """Plan the screened items: pure CPU work, safe to run in a worker thread."""
-    return plan_parsed(Planner(calling, now=now, ledger=ledger), items)
+    ledger, now = ledger_and_now
+    planner = Planner(calling, now=now, ledger=ledger)
+    return plan_parsed(planner, items, label=request.label())
 
 
 async def _claim(
@@ -154,9 +166,7 @@ async def _claim(
     earlier = await batches.by_idempotency_key(request.idempotency_key)
     assert earlier is not None
     if earlier.request_hash != digest:
-        raise IdempotencyKeyReused(
-            "this Idempotency-Key was used for a different batch; use a new key"
-        )
+        raise BatchKeyReused("this Idempotency-Key was used for a different batch; use a new key")
     return BatchResult(earlier, earlier.result or [], replayed=True)
 
 
@@ -248,10 +258,16 @@ def _summary(
         "rejected": len(rejected),
         "rejections": {
             "by_reason": dict(Counter(o.code for _, o in rejected)),
-            "items": [{"index": i, **result[i]} for i, _ in rejected],
+            "items": [{**_position(request, i), **result[i]} for i, _ in rejected],
         },
         "result": result if request.idempotency_key else None,
     }
+
+
+def _position(request: BatchRequest, index: int) -> dict[str, int]:
+    if request.lines is None:
+        return {"index": index}
+    return {"index": index, "line": request.lines[index]}
 
 
 async def get_batch(

@@ -7,11 +7,13 @@ parse runs once per prefix and every other number with that prefix costs a dict 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import phonenumbers
 from phonenumbers import PhoneNumberType, timezone
+from pydantic import BeforeValidator
 
 from caretime.policy.legal import STATE_BY_AREA_CODE
 
@@ -185,6 +187,21 @@ default_phone_book = PhoneBook()
 def parse_phone(raw: str) -> Phone:
     """Parse and normalize with the shared cache (default region US)."""
     return default_phone_book.parse(raw)
+
+
+PHONE_IS_TEXT = 'a phone number is text, e.g. "+1 212 555 0100"'
+
+
+def phone_text(value: Any) -> Any:
+    """A phone sent as a JSON integer is read as its digits (2125550100 is "2125550100");
+    a JSON number with a fraction or an exponent, or a boolean, cannot be a phone number."""
+    if isinstance(value, bool | float):
+        raise ValueError(f"{PHONE_IS_TEXT}, not {json.dumps(value)}")
+    return str(value) if isinstance(value, int) else value
+
+
+# A phone field: a string, or a JSON integer read as its digits.
+PhoneText = Annotated[str, BeforeValidator(phone_text)]
 
 
 def dialable_e164(raw: str, region: str = DEFAULT_REGION) -> str:

@@ -56,6 +56,8 @@ class Rejected(NamedTuple):
     code: str
     error: str
     status: Literal["rejected"] = "rejected"
+    # For a duplicate: the position (in the whole input) of the item it repeats.
+    same_as: int | None = None
 
 
 Outcome = Scheduled | Rejected
@@ -129,15 +131,22 @@ class Planner:
         # calls, except for items that allow duplicates.
         self._seen: dict[tuple[str, str], int] = {}
 
-    def plan(self, items: Sequence[PlanItem], *, start: int = 0) -> list[Outcome]:
-        """Plan items in order; `start` is items[0]'s index in the whole input when a large
-        input is planned in chunks by one planner."""
+    def plan(
+        self,
+        items: Sequence[PlanItem],
+        *,
+        start: int = 0,
+        positions: Sequence[int] | None = None,
+    ) -> list[Outcome]:
+        """Plan items in order. A duplicate names the item it repeats by its position in the
+        whole input: `positions[i]` for items[i] when given, else `start + i` (an input
+        planned in chunks by one planner)."""
         with _cyclic_gc_paused():
-            return self._plan(items, start)
+            return self._plan(items, positions or range(start, start + len(items)))
 
-    def _plan(self, items: Sequence[PlanItem], start: int) -> list[Outcome]:
+    def _plan(self, items: Sequence[PlanItem], positions: Sequence[int]) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(items)
-        targets = self._resolve_all(items, outcomes, start)
+        targets = self._resolve_all(items, outcomes, positions)
         for target in targets:
             if target.pinned is not None:
                 outcomes[target.position] = self._place_pinned(target)
@@ -162,7 +171,7 @@ class Planner:
     # --- resolving numbers and zones -------------------------------------------------------
 
     def _resolve_all(
-        self, items: Sequence[PlanItem], outcomes: list[Outcome | None], start: int
+        self, items: Sequence[PlanItem], outcomes: list[Outcome | None], positions: Sequence[int]
     ) -> list[_Target]:
         # The hot loop of a big batch: the common case (a plain NANP number with a known
         # zone, no time or zone given) is resolved inline; anything else by _resolve.
@@ -192,7 +201,7 @@ class Planner:
             first = None if allow_duplicate else seen.get((e164, purpose))
             if first is None:
                 if not allow_duplicate:
-                    seen[(e164, purpose)] = start + index
+                    seen[(e164, purpose)] = positions[index]
                 targets.append(target)
             else:
                 outcomes[index] = _duplicate_in_input(first, purpose)
@@ -389,8 +398,9 @@ def _duplicate_in_input(first: int, purpose: str) -> Rejected:
     for_purpose = f' for "{purpose}"' if purpose else ""
     return Rejected(
         "duplicate",
-        f"the same number is already in this batch{for_purpose} at index {first} "
+        f"the same number is already in this batch{for_purpose} at item {first} "
         '(send "allow_duplicate": true to call it twice)',
+        same_as=first,
     )
 
 
@@ -403,4 +413,5 @@ def _unknown_zone_reason(non_geographic: bool) -> str:
 
 
 def _z(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    # To the second: "now" carries microseconds nobody wants to read in an error.
+    return at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -92,7 +92,7 @@ def _closed_day_reason(
     day: date, calling: CallingPolicy, legal: Iterable[LegalRule], state: str | None
 ) -> str | None:
     if calling.skip_holidays:
-        name = holiday_name(day, calling.holiday_country)
+        name = holiday_name(day, calling.holiday_country, calling.holiday_subdivision)
         if name is not None:
             return f"tenant skips {calling.holiday_country} holidays: {day} is {name}"
     for rule in legal:

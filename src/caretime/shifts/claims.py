@@ -7,19 +7,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.errors import NotFound
 from caretime.observability import log_event
 from caretime.shifts import texts
+from caretime.shifts.alerts import alert, caregiver_label
 from caretime.shifts.events import shift_changed
 from caretime.shifts.models import Offer, Shift
-from caretime.shifts.qualify import overlapping_assignment
+from caretime.shifts.qualify import has_dropped, overlapping_assignment
+from caretime.shifts.questions import conditional_yes, unclear, would_go_over
+from caretime.shifts.reconfirm import keep
+from caretime.shifts.release import Release, release_shift
+from caretime.shifts.replies import is_conditional
 from caretime.shifts.repository import OfferRepository, ShiftEventRepository
-from caretime.shifts.service import cancel_pending_jobs, reload_shift
+from caretime.shifts.service import cancel_pending_jobs, reload_shift, shift_policy
 
 log = logging.getLogger("caretime.shifts")
+# A claim lost to a filled shift that a drop then re-opened is tried again; a few times are
+# plenty (each retry needs another drop to commit in between).
+_CLAIM_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ async def answer_offer(
     *,
     now: datetime,
     message_id: str | None = None,
+    text: str | None = None,
 ) -> ClaimOutcome:
     offer = await OfferRepository(session, tenant_id).get(offer_id)
     if offer is None:
@@ -51,30 +60,60 @@ async def answer_offer(
         offer_id=offer.id,
         intent=intent,
         message_id=message_id,
+        text=text,  # the agency's own staff: shown in the timeline, never logged
     )
-    if intent == "accept":
+    if intent == "accept" and text is not None and is_conditional(text):
+        outcome = await _conditional(session, offer, text, message_id=message_id, now=now)
+    elif intent == "accept":
         outcome = await _accept(session, offer, now=now)
     elif intent == "decline":
         outcome = await _decline(session, offer, now=now)
     else:
         shift = await _shift(session, offer)
-        outcome = ClaimOutcome("clarify", texts.clarify_text(shift), shift.id)
+        outcome = ClaimOutcome("clarify", unclear(shift, offer.caregiver_id), shift.id)
     reply.details = {**reply.details, "action": outcome.action}
     log_event(log, "shift_reply", shift_id=offer.shift_id, offer_id=offer.id, action=outcome.action)
     return outcome
 
 
+async def _conditional(
+    session: AsyncSession, offer: Offer, text: str, *, message_id: str | None, now: datetime
+) -> ClaimOutcome:
+    shift = await _shift(session, offer)
+    action, reply = await conditional_yes(
+        session, shift, offer, text, message_id=message_id, now=now
+    )
+    return ClaimOutcome(action, reply, shift.id, {"reason": "conditional yes"})
+
+
 async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
     _remember(offer, "accept", now)
-    if await claim(session, offer.tenant_id, offer.shift_id, offer.caregiver_id, now=now):
+    shift = await _shift(session, offer)
+    if shift.status == "open" and await would_go_over(session, shift, offer.caregiver_id, now=now):
+        reply = texts.over_hours_text()
+        return ClaimOutcome("unavailable", reply, shift.id, {"reason": "over weekly hours"})
+    for _ in range(_CLAIM_TRIES):
+        if await claim(session, offer.tenant_id, offer.shift_id, offer.caregiver_id, now=now):
+            return await _won(session, offer, now=now)
+        # A drop that committed after our UPDATE looked opened the shift again: try again.
+        # The answer explains the shift as this loop last saw it (it may move on meanwhile).
         shift = await reload_shift(session, offer.tenant_id, offer.shift_id)
-        ShiftEventRepository(session, offer.tenant_id).record(
-            shift.id, "assigned", at=now, caregiver_id=offer.caregiver_id, offer_id=offer.id
-        )
-        await cancel_pending_jobs(session, offer.tenant_id, shift.id)
-        await shift_changed(session, shift, "filled", now=now, offer_id=offer.id)
-        return ClaimOutcome("assigned", texts.assigned_text(shift), shift.id)
-    return await _explain_lost_claim(session, offer, now=now)
+        if shift.status != "open":
+            break
+    return await _explain_lost_claim(session, offer, shift, now=now)
+
+
+async def _won(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
+    shift = await reload_shift(session, offer.tenant_id, offer.shift_id)
+    ShiftEventRepository(session, offer.tenant_id).record(
+        shift.id, "assigned", at=now, caregiver_id=offer.caregiver_id, offer_id=offer.id
+    )
+    await cancel_pending_jobs(session, offer.tenant_id, shift.id)
+    who = await caregiver_label(session, shift.tenant_id, offer.caregiver_id)
+    filled = texts.filled_alert(shift, who)
+    await alert(session, shift, "filled", filled, key=f"filled:{offer.caregiver_id}", now=now)
+    await shift_changed(session, shift, "filled", now=now, offer_id=offer.id)
+    return ClaimOutcome("assigned", texts.assigned_text(shift), shift.id)
 
 
 async def claim(
@@ -89,12 +128,14 @@ async def claim(
             Shift.id == shift_id,
             Shift.status == "open",
             Shift.start_time > now,
+            ~has_dropped(tenant_id, shift_id, caregiver_id),
             ~overlapping_assignment(
                 tenant_id, caregiver_id, Shift.start_time, Shift.end_time, excluding=shift_id
             ),
         )
         .values(
             status="filled",
+            reconfirm_by=None,
             assigned_caregiver_id=caregiver_id,
             filled_at=now,
             closed_at=now,
@@ -106,35 +147,53 @@ async def claim(
 
 
 async def _explain_lost_claim(
-    session: AsyncSession, offer: Offer, *, now: datetime
+    session: AsyncSession, offer: Offer, shift: Shift, *, now: datetime
 ) -> ClaimOutcome:
-    shift = await reload_shift(session, offer.tenant_id, offer.shift_id)
     if shift.status == "filled" and shift.assigned_caregiver_id == offer.caregiver_id:
+        if shift.reconfirm_by is not None and await keep(
+            session, shift, offer.caregiver_id, now=now
+        ):
+            return ClaimOutcome("confirmed", texts.kept_text(shift), shift.id)
         return ClaimOutcome("assigned", texts.already_yours_text(shift), shift.id)
     if shift.status == "filled":
         return ClaimOutcome("already_filled", texts.already_filled_text(shift), shift.id)
-    reason = _unavailable_reason(shift, now)
+    reason = await _unavailable_reason(session, shift, offer.caregiver_id, now)
     return ClaimOutcome(
         "unavailable", texts.unavailable_text(shift, reason), shift.id, {"reason": reason}
     )
 
 
-def _unavailable_reason(shift: Shift, now: datetime) -> str:
+async def _unavailable_reason(
+    session: AsyncSession, shift: Shift, caregiver_id: str, now: datetime
+) -> str:
     if shift.status == "cancelled":
         return "it was cancelled"
     if shift.status == "expired" or shift.start_time <= now:
         return "it has started"
+    if await session.scalar(select(has_dropped(shift.tenant_id, shift.id, caregiver_id))):
+        return "you were released from it"
     return "you already have a shift at that time"
 
 
 async def _decline(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
     shift = await _shift(session, offer)
-    if shift.assigned_caregiver_id == offer.caregiver_id:
-        return ClaimOutcome(
-            "clarify", texts.already_yours_text(shift), shift.id, {"reason": "already assigned"}
-        )
+    if shift.status == "filled" and shift.assigned_caregiver_id == offer.caregiver_id:
+        return await _drop(session, shift, offer, now=now)
     _remember(offer, "decline", now)
     return ClaimOutcome("declined", texts.declined_text(shift), shift.id)
+
+
+async def _drop(
+    session: AsyncSession, shift: Shift, offer: Offer, *, now: datetime
+) -> ClaimOutcome:
+    """The assignee says no: a call-out. The shift opens again and is re-filled per policy."""
+    policy = await shift_policy(session, offer.tenant_id)
+    release = Release(offer.caregiver_id, "the caregiver replied no", "caregiver")
+    if not await release_shift(session, shift, release, policy=policy, now=now):
+        shift = await reload_shift(session, offer.tenant_id, offer.shift_id)
+        return await _explain_lost_claim(session, offer, shift, now=now)
+    _remember(offer, "dropped", now)
+    return ClaimOutcome("dropped", texts.dropped_text(shift), shift.id)
 
 
 def _remember(offer: Offer, intent: str, now: datetime) -> None:

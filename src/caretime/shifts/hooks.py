@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import case, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch.wakeup import session_clock
@@ -40,6 +40,7 @@ class ShiftReplies:
 
     def _offers_to(self, tenant_id: str, phone: str, session: AsyncSession) -> Any:
         # Prefer offers whose shift is still open; among those, the most recent.
+        now = session_clock(session).now()
         still_open = case((Shift.status == "open", 0), else_=1)
         return (
             select(Offer.id, Offer.sent_at)
@@ -51,7 +52,9 @@ class ShiftReplies:
             .where(
                 Offer.tenant_id == tenant_id,
                 Caregiver.phone == phone,
-                Shift.start_time > session_clock(session).now(),
+                Shift.start_time > now,
+                # An offer held for quiet hours has asked nothing yet.
+                or_(Offer.held_until.is_(None), Offer.held_until <= now),
             )
             .order_by(still_open, Offer.sent_at.desc(), Offer.round.desc())
         )
@@ -66,7 +69,13 @@ class ShiftReplies:
     ) -> RouteResult:
         now = session_clock(session).now()
         outcome = await answer_offer(
-            session, tenant_id, question.ref, str(intent), now=now, message_id=message.id
+            session,
+            tenant_id,
+            question.ref,
+            str(intent),
+            now=now,
+            message_id=message.id,
+            text=message.body,
         )
         details = {"shift_id": outcome.shift_id, **outcome.details}
         return RouteResult(outcome.action, outcome.reply, details)

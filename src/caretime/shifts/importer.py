@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.errors import InvalidInput
+from caretime.fielderrors import field_errors
 from caretime.shifts import caregivers, service
 from caretime.shifts.schemas import CaregiverCreate, ShiftCreate
 from caretime.tenancy.policy import ShiftPolicy
@@ -95,6 +96,8 @@ async def _import_shift(
     except service.ShiftExists:
         report.outcome = "exists"
         return _noted(report)
+    except service.ZoneMismatch as exc:
+        return _rejected(report, [str(exc)])
     if shift.status == "expired":
         report.notes.append("start_time has passed: imported as expired")
     return _noted(report)
@@ -104,13 +107,12 @@ def _parse(model: type[M], record: Any) -> M | list[str]:
     try:
         return model.model_validate(record)
     except ValidationError as exc:
-        return [_reason(error) for error in exc.errors()]
+        return [_reason(error) for error in field_errors(exc.errors())]
 
 
-def _reason(error: Any) -> str:
+def _reason(error: dict[str, Any]) -> str:
     where = ".".join(str(part) for part in error["loc"]) or "record"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}"
+    return f"{where}: {error['msg']}"
 
 
 def _record_id(record: Any) -> str | None:

@@ -16,11 +16,15 @@ class Round:
     number: int
     channel: Channel
     after: timedelta
+    tiers: tuple[int, ...] | None = None
 
 
 def rounds_of(escalation: list[EscalationRound]) -> list[Round]:
     """Number the tenant's rounds from 1 (round n is `escalation[n - 1]`)."""
-    return [Round(n, r.channel, r.after) for n, r in enumerate(escalation, start=1)]
+    return [
+        Round(n, r.channel, r.after, tuple(r.tiers) if r.tiers else None)
+        for n, r in enumerate(escalation, start=1)
+    ]
 
 
 def round_number(ladder: list[Round], number: int) -> Round | None:
@@ -41,11 +45,23 @@ def rounds_before(ladder: list[Round], started_at: datetime, deadline: datetime)
 
 
 def to_document(ladder: list[Round]) -> dict[str, Any]:
-    return {"rounds": [{"channel": r.channel, "after": format_duration(r.after)} for r in ladder]}
+    return {"rounds": [_round_document(r) for r in ladder]}
+
+
+def _round_document(round_: Round) -> dict[str, Any]:
+    document: dict[str, Any] = {"channel": round_.channel, "after": format_duration(round_.after)}
+    if round_.tiers:
+        document["tiers"] = list(round_.tiers)
+    return document
 
 
 def from_document(document: dict[str, Any]) -> list[Round]:
     return [
-        Round(n, item["channel"], parse_duration(item["after"]))
+        Round(n, item["channel"], parse_duration(item["after"]), _tiers(item))
         for n, item in enumerate(document["rounds"], start=1)
     ]
+
+
+def _tiers(item: dict[str, Any]) -> tuple[int, ...] | None:
+    tiers = item.get("tiers")
+    return tuple(tiers) if tiers else None

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -18,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from caretime.db import Base
+from caretime.db import Base, JSONDocument
 from caretime.repository import TenantOwned
 
 SHIFT_STATUSES = ("open", "filled", "cancelled", "expired")
@@ -37,6 +38,13 @@ class Caregiver(TenantOwned, Base):
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str] = mapped_column(String(32))
+    # The zone quiet hours are read in, when given; else inferred from the phone.
+    tz: Mapped[str | None] = mapped_column(String(64))
+    # 1 = preferred: a ladder round may target tiers, so preferred caregivers hear first.
+    tier: Mapped[int | None] = mapped_column(Integer)
+    tags: Mapped[list[str] | None] = mapped_column(JSONDocument)
+    # Not offered a shift that would take their filled hours in its week past this.
+    max_weekly_hours: Mapped[float | None] = mapped_column(Float)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -78,6 +86,8 @@ class Shift(TenantOwned, Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     assigned_caregiver_id: Mapped[str | None] = mapped_column(String(200))
     filled_at: Mapped[datetime | None]
+    # Set when a filled shift changed: the assignee must reply YES by then or it is released.
+    reconfirm_by: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
@@ -97,16 +107,28 @@ class FanOut(TenantOwned, Base):
     shift_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     # The tenant's ladder when the fan-out started: later policy edits do not rewrite it.
     ladder: Mapped[dict[str, Any]]
+    # 1 for the first fan-out; each re-fill after a drop starts generation + 1, whose offers
+    # and messages are new (their keys carry the generation).
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # 0 while stopped: the shift was dropped and waits for a re-fill (manual policy).
     current_round: Mapped[int] = mapped_column(Integer, default=1)
     started_at: Mapped[datetime]
 
 
 class Offer(TenantOwned, Base):
-    """One message offering a shift to one caregiver in one round; unique per that triple."""
+    """One message offering a shift to one caregiver in one round of one fan-out generation;
+    unique per (shift, caregiver, generation, round)."""
 
     __tablename__ = "shift_offers"
     __table_args__ = (
-        UniqueConstraint("tenant_id", "shift_id", "caregiver_id", "round"),
+        UniqueConstraint(
+            "tenant_id",
+            "shift_id",
+            "caregiver_id",
+            "generation",
+            "round",
+            name="uq_shift_offers_once",
+        ),
         ForeignKeyConstraint(
             ["tenant_id", "shift_id"], ["shifts.tenant_id", "shifts.id"], ondelete="CASCADE"
         ),
@@ -117,11 +139,16 @@ class Offer(TenantOwned, Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     shift_id: Mapped[str] = mapped_column(String(200))
     caregiver_id: Mapped[str] = mapped_column(String(200))
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     round: Mapped[int] = mapped_column(Integer)
     channel: Mapped[str] = mapped_column(String(8))
     sent_at: Mapped[datetime]
     # Its message in messaging (which holds the status): the id is chosen with the offer.
     message_id: Mapped[str | None] = mapped_column(String(64))
+    # Inside the caregiver's quiet hours the message waits until then (job shifts.send_held).
+    held_until: Mapped[datetime | None]
+    # What quiet hours did to this offer, in words: "held until 08:00 local: quiet hours".
+    quiet_note: Mapped[str | None] = mapped_column(String(120))
     reply_intent: Mapped[str | None] = mapped_column(String(16))
     replied_at: Mapped[datetime | None]
 

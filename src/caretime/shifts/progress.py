@@ -28,9 +28,8 @@ async def maybe_fanout_state(session: AsyncSession, shift: Shift) -> FanOutOut |
 
 async def _state(session: AsyncSession, shift: Shift, fanout: FanOut) -> FanOutOut:
     by_round: dict[int, dict[str, int]] = defaultdict(dict)
-    for round_number, status, count in await OfferRepository(session, shift.tenant_id).counts(
-        shift.id
-    ):
+    offers = OfferRepository(session, shift.tenant_id)
+    for round_number, status, count in await offers.counts(shift.id, fanout.generation):
         by_round[round_number][status] = count
     contacted, declined = await _caregiver_counts(session, shift)
     ladder = ladders.from_document(fanout.ladder)
@@ -40,6 +39,7 @@ async def _state(session: AsyncSession, shift: Shift, fanout: FanOut) -> FanOutO
         shift_id=shift.id,
         shift_status=shift.status,
         started_at=fanout.started_at,
+        generation=fanout.generation,
         current_round=fanout.current_round,
         next_round_at=min(upcoming, default=None),
         offers=sum(r.offers for r in rounds),
@@ -53,7 +53,9 @@ def _round(
     shift: Shift, fanout: FanOut, round_: ladders.Round, statuses: dict[str, int]
 ) -> RoundOut:
     due = ladders.due_at(fanout.started_at, round_)
-    if round_.number <= fanout.current_round:
+    if fanout.current_round == 0:
+        state = "stopped"  # dropped: the re-fill is a new generation, started separately
+    elif round_.number <= fanout.current_round:
         state = "sent"
     elif shift.status == "open" and due < shift.start_time:
         state = "scheduled"

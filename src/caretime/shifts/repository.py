@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, delete, func, insert, select
+from sqlalchemy import Row, Select, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -68,6 +68,33 @@ class FanOutRepository(TenantRepository[FanOut]):
         result = await self.session.execute(statement.returning(FanOut.shift_id))
         return result.first() is not None
 
+    async def stop(self, shift_id: str) -> None:
+        """Stop a fan-out whose shift was dropped: it waits for a re-fill (a new generation)."""
+        await self.session.execute(
+            update(FanOut)
+            .where(FanOut.tenant_id == self.tenant_id, FanOut.shift_id == shift_id)
+            .values(current_round=0)
+        )
+
+    async def restart_if_stopped(
+        self, shift_id: str, ladder: dict[str, Any], now: datetime
+    ) -> int | None:
+        """Begin the next generation of a stopped fan-out; its number, or None if it is not
+        stopped. Conditional, so of two concurrent restarts one begins it."""
+        result = await self.session.execute(
+            update(FanOut)
+            .where(
+                FanOut.tenant_id == self.tenant_id,
+                FanOut.shift_id == shift_id,
+                FanOut.current_round == 0,
+            )
+            .values(
+                generation=FanOut.generation + 1, current_round=1, started_at=now, ladder=ladder
+            )
+            .returning(FanOut.generation)
+        )
+        return result.scalar_one_or_none()
+
 
 class OfferRepository(TenantRepository[Offer]):
     model = Offer
@@ -97,12 +124,16 @@ class OfferRepository(TenantRepository[Offer]):
             .where(Offer.tenant_id == self.tenant_id, Offer.shift_id == shift_id)
         )
 
-    async def counts(self, shift_id: str) -> Sequence[Row[int, str, int]]:
-        """(round, message status, offers) for the shift."""
+    async def counts(self, shift_id: str, generation: int) -> Sequence[Row[int, str, int]]:
+        """(round, message status, offers) for the shift's fan-out generation."""
         statement = (
             select(Offer.round, _MESSAGE_STATUS, func.count())
             .outerjoin(Message, Message.id == Offer.message_id)
-            .where(Offer.tenant_id == self.tenant_id, Offer.shift_id == shift_id)
+            .where(
+                Offer.tenant_id == self.tenant_id,
+                Offer.shift_id == shift_id,
+                Offer.generation == generation,
+            )
             .group_by(Offer.round, _MESSAGE_STATUS)
         )
         return (await self.session.execute(statement)).all()
@@ -123,11 +154,15 @@ class OfferRepository(TenantRepository[Offer]):
         return (await self.session.execute(statement)).all()
 
 
-# An offer whose message is not written yet counts as queued.
-_MESSAGE_STATUS = func.coalesce(Message.status, "queued").label("message_status")
+# An offer whose message is not written yet counts as queued, or held (quiet hours).
+_MESSAGE_STATUS = case(
+    (Message.status.is_not(None), Message.status),
+    (Offer.held_until.is_not(None), "held"),
+    else_="queued",
+).label("message_status")
 
 
-_OFFERED_BEFORE = SkipConflicts(("tenant_id", "shift_id", "caregiver_id", "round"))
+_OFFERED_BEFORE = SkipConflicts(("tenant_id", "shift_id", "caregiver_id", "generation", "round"))
 
 
 class ShiftEventRepository(TenantRepository[ShiftEvent]):

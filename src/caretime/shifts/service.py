@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import cancel_by_dedupe_key, enqueue
-from caretime.errors import Conflict, NotFound
+from caretime.errors import Conflict, InvalidInput, NotFound
 from caretime.ids import new_id
 from caretime.shifts.events import shift_changed
 from caretime.shifts.ladder import from_document
@@ -21,10 +22,15 @@ from caretime.shifts.repository import (
     insert_unique,
 )
 from caretime.shifts.schemas import ShiftCreate, ShiftOut
+from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import ShiftPolicy
+from caretime.tenancy.service import policy_of
 
 EXPIRE = "shifts.expire"
 ESCALATE = "shifts.escalate"
+SEND_HELD = "shifts.send_held"
+UNFILLED = "shifts.unfilled"
+UNFILLED_REASONS = ("ladder", "near_start")
 
 
 class ShiftNotFound(NotFound):
@@ -37,6 +43,35 @@ class ShiftExists(Conflict):
     title = "A shift with this id already exists"
 
 
+class ZoneMismatch(InvalidInput):
+    problem = "shift-zone-mismatch"
+    title = "The start time's offset does not match the shift's zone"
+
+
+def check_offset(
+    start: datetime,
+    zone: str,
+    *,
+    whose: str = "the tenant's default zone",
+    field: str = "start_time",
+) -> None:
+    """A start sent with a local offset (not UTC) must be local time in the zone the shift
+    will be described in; otherwise caregivers would read it in the wrong zone."""
+    offset, expected = start.utcoffset(), start.astimezone(ZoneInfo(zone)).utcoffset()
+    if offset in (timedelta(0), expected):
+        return
+    message = (
+        f"{field} is {_offset(offset)} but {whose} {zone} is {_offset(expected)} then; send tz"
+    )
+    raise ZoneMismatch(message, errors=[{"loc": ["body", field], "msg": message}])
+
+
+def _offset(value: timedelta | None) -> str:
+    minutes = int((value or timedelta(0)).total_seconds() // 60)
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
 class ShiftNotOpen(Conflict):
     problem = "shift-not-open"
     title = "The shift is not open"
@@ -46,8 +81,15 @@ def expire_key(shift_id: str) -> str:
     return f"shift:{shift_id}:expire"
 
 
-def round_key(shift_id: str, number: int) -> str:
-    return f"shift:{shift_id}:round:{number}"
+def unfilled_key(shift_id: str, generation: int, reason: str) -> str:
+    return f"shift:{shift_id}:fanout:{generation}:unfilled:{reason}"
+
+
+def round_key(shift_id: str, generation: int, number: int) -> str:
+    """The first fan-out keeps the keys it always had; a re-fill's keys name its generation."""
+    if generation == 1:
+        return f"shift:{shift_id}:round:{number}"
+    return f"shift:{shift_id}:fanout:{generation}:round:{number}"
 
 
 async def create_shift(
@@ -59,12 +101,14 @@ async def create_shift(
     now: datetime,
 ) -> Shift:
     shift_id = body.id or new_id("shf")
+    if body.tz is None:
+        check_offset(body.start_time, policy.default_tz)
     started = body.start_time <= now
     shift = Shift(
         id=shift_id,
         role_required=body.role_required,
-        start_time=body.start_time,
-        end_time=body.end_time,
+        start_time=body.start_time.astimezone(UTC),
+        end_time=body.end_time.astimezone(UTC),
         tz=body.tz or policy.default_tz,
         location=body.location,
         notes=body.notes,
@@ -77,15 +121,15 @@ async def create_shift(
     duplicate = ShiftExists(f"shift {shift_id!r} already exists")
     await insert_unique(ShiftRepository(session, tenant_id), shift, duplicate)
     if not started:
-        await enqueue(
-            session,
-            EXPIRE,
-            {"shift_id": shift_id},
-            run_at=shift.start_time,
-            tenant_id=tenant_id,
-            dedupe_key=expire_key(shift_id),
-        )
+        await arm_expiry(session, shift)
     return shift
+
+
+async def shift_policy(session: AsyncSession, tenant_id: str) -> ShiftPolicy:
+    """The tenant's shift policy, for work that starts from a reply or a job, not a request."""
+    tenant = await session.get(Tenant, tenant_id)
+    assert tenant is not None, "a shift's tenant exists"
+    return policy_of(tenant).shifts
 
 
 async def require_shift(session: AsyncSession, tenant_id: str, shift_id: str) -> Shift:
@@ -145,19 +189,6 @@ async def close_shift(
     return changed
 
 
-async def cancel_shift(
-    session: AsyncSession, tenant_id: str, shift_id: str, *, now: datetime
-) -> Shift:
-    shift = await require_shift(session, tenant_id, shift_id)
-    if shift.status == "cancelled":
-        return shift
-    if not await close_shift(session, tenant_id, shift_id, "cancelled", now=now):
-        shift = await reload_shift(session, tenant_id, shift_id)
-        raise ShiftNotOpen(f"shift {shift_id!r} is {shift.status}", shift_status=shift.status)
-    await cancel_pending_jobs(session, tenant_id, shift_id)
-    return await reload_shift(session, tenant_id, shift_id)
-
-
 async def expire_shift(
     session: AsyncSession, tenant_id: str, shift_id: str, *, now: datetime
 ) -> bool:
@@ -166,10 +197,33 @@ async def expire_shift(
 
 async def cancel_pending_jobs(session: AsyncSession, tenant_id: str, shift_id: str) -> None:
     """A closed shift needs no more rounds and no expiry (the handlers would no-op anyway)."""
-    fanout = await FanOutRepository(session, tenant_id).for_shift(shift_id)
-    for round_ in from_document(fanout.ladder)[1:] if fanout else []:
-        await cancel_by_dedupe_key(session, tenant_id, round_key(shift_id, round_.number))
+    await cancel_round_jobs(session, tenant_id, shift_id)
     await cancel_by_dedupe_key(session, tenant_id, expire_key(shift_id))
+
+
+async def cancel_round_jobs(session: AsyncSession, tenant_id: str, shift_id: str) -> None:
+    """The current fan-out generation's rounds and unfilled checks still to come."""
+    fanout = await FanOutRepository(session, tenant_id).for_shift(shift_id)
+    if fanout is None:
+        return
+    for round_ in from_document(fanout.ladder)[1:]:
+        key = round_key(shift_id, fanout.generation, round_.number)
+        await cancel_by_dedupe_key(session, tenant_id, key)
+    for reason in UNFILLED_REASONS:
+        key = unfilled_key(shift_id, fanout.generation, reason)
+        await cancel_by_dedupe_key(session, tenant_id, key)
+
+
+async def arm_expiry(session: AsyncSession, shift: Shift) -> None:
+    """An open shift expires at its start (the job with this key replaces a cancelled one)."""
+    await enqueue(
+        session,
+        EXPIRE,
+        {"shift_id": shift.id},
+        run_at=shift.start_time,
+        tenant_id=shift.tenant_id,
+        dedupe_key=expire_key(shift.id),
+    )
 
 
 def present(shift: Shift) -> ShiftOut:
@@ -184,5 +238,6 @@ def present(shift: Shift) -> ShiftOut:
         notes=shift.notes,
         assigned_caregiver_id=shift.assigned_caregiver_id,
         filled_at=shift.filled_at,
+        reconfirm_by=shift.reconfirm_by,
         created_at=shift.created_at,
     )

@@ -65,3 +65,99 @@ def declined_text(shift: Shift) -> str:
 
 def clarify_text(shift: Shift) -> str:
     return f"Sorry, we didn't understand. Reply YES to take the {_what(shift)} or NO to pass."
+
+
+def dropped_text(shift: Shift) -> str:
+    return f"Thanks for telling us: you are off the {_what(shift)}. We will find someone else."
+
+
+def unassigned_text(shift: Shift) -> str:
+    return f"Your coordinator has taken you off the {_what(shift)}. You do not need to go."
+
+
+def cancelled_text(shift: Shift) -> str:
+    return f"Cancelled: the {_what(shift)} is cancelled. You do not need to go. Thank you!"
+
+
+def offer_withdrawn_text(shift: Shift) -> str:
+    return f"The {_what(shift)} we offered you has been cancelled. No need to reply."
+
+
+def changed_text(shift: Shift, deadline: datetime) -> str:
+    by = deadline.astimezone(ZoneInfo(shift.tz))
+    return (
+        f"Changed: your shift is now the {_what(shift)}. Reply YES to keep it or NO to give "
+        f"it up, by {_day(by)}, {_clock(by)} {by.tzname()}."
+    )
+
+
+def kept_text(shift: Shift) -> str:
+    return f"Thanks: you keep the {_what(shift)}."
+
+
+def not_reconfirmed_text(shift: Shift) -> str:
+    return (
+        f"We did not hear back about the change, so the {_what(shift)} is no longer yours "
+        "and is being offered to others."
+    )
+
+
+def closed_text(shift: Shift, caregiver_id: str) -> str:
+    """Where a shift that is no longer open stands, for one caregiver; it offers nothing."""
+    if shift.status == "filled" and shift.assigned_caregiver_id == caregiver_id:
+        return f"You have the {_what(shift)}. Reply NO only if you can no longer go."
+    if shift.status == "filled":
+        return f"Thank you! The {shift.role_required} shift {when(shift)} has been filled."
+    if shift.status == "cancelled":
+        return f"The {shift.role_required} shift {when(shift)} was cancelled."
+    return f"The {shift.role_required} shift {when(shift)} is no longer available."
+
+
+def question_open_text(shift: Shift) -> str:
+    return (
+        "Thanks, we have passed your message to your coordinator, who will get back to you. "
+        f"To take the whole {_what(shift)} as offered, reply YES; to pass, reply NO."
+    )
+
+
+def question_closed_text(shift: Shift, caregiver_id: str) -> str:
+    passed = "Thanks, we have passed your message to your coordinator."
+    return f"{passed} {closed_text(shift, caregiver_id)}"
+
+
+def question_alert(shift: Shift, name: str, caregiver_id: str, text: str) -> str:
+    return (
+        f'Question on the {_what(shift)} (shift {shift.id}) from {name} ({caregiver_id}): "{text}"'
+    )
+
+
+def _ref(shift: Shift) -> str:
+    return f"the {_what(shift)} (shift {shift.id})"
+
+
+def dropped_alert(shift: Shift, who: str, reason: str, refilling: bool) -> str:
+    then = "Re-fill started." if refilling else "Re-fill waits for you: start the fan-out again."
+    return f"Call-out: {who} is off {_ref(shift)} ({reason}). {then}"
+
+
+def filled_alert(shift: Shift, who: str) -> str:
+    return f"Filled: {_ref(shift)} is taken by {who}."
+
+
+def unfilled_alert(shift: Shift, reason: str) -> str:
+    if reason == "ladder":
+        return f"Still open: {_ref(shift)}. Every round has gone out and nobody has taken it."
+    return f"Still open: {_ref(shift)} starts soon and nobody has taken it."
+
+
+def expired_alert(shift: Shift) -> str:
+    return f"Expired unfilled: {_ref(shift)} started with nobody on it."
+
+
+def over_hours_text() -> str:
+    return "This would put you over your weekly hours; your coordinator has been told."
+
+
+def overtime_alert(shift: Shift, who: str) -> str:
+    past = "but it would take them past their weekly hours"
+    return f"Over hours: {who} said yes to {_ref(shift)}, {past}."

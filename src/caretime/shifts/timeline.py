@@ -45,6 +45,10 @@ async def shift_timeline(session: AsyncSession, tenant_id: str, shift_id: str) -
 
 def _offer_entry(offer: Offer, message_status: str) -> TimelineEntry:
     details = {"message_status": message_status, "reply_intent": offer.reply_intent}
+    if offer.generation > 1:
+        details["generation"] = str(offer.generation)
+    if offer.quiet_note is not None:
+        details["quiet_hours"] = offer.quiet_note
     return _about_offer(offer, offer.sent_at, "offer", details)
 
 

@@ -16,9 +16,10 @@ from caretime.events import set_actor
 from caretime.events.actor import api_key_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
+from caretime.tenancy.keyshape import key_shape_problem
 from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.service import KEY_PREFIX, authenticate, needs_touch, policy_of, touch_key
+from caretime.tenancy.service import authenticate, needs_touch, policy_of, touch_key
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ct_...`")
 
@@ -32,8 +33,9 @@ async def current_tenant(
     if credentials is None:
         raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
     plaintext = credentials.credentials.strip()
-    if not plaintext.startswith(KEY_PREFIX) or len(plaintext) > 200:
-        raise Unauthorized("malformed API key: keys look like 'ct_...'")
+    problem = key_shape_problem(plaintext)
+    if problem is not None:
+        raise Unauthorized(f"malformed API key: {problem}")
     tenant, key = await authenticate(session, plaintext)
     bind_tenant(tenant.id)
     set_actor(api_key_actor(key.id))

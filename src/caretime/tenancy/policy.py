@@ -6,51 +6,53 @@ are data, never code, so a tenant's rules can be shown, diffed and changed throu
 
 from __future__ import annotations
 
-import re
 from datetime import time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
+import phonenumbers
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+from caretime.tenancy.durations import (
+    MINUTE,
+    WEEK,
+    Duration,
+    DurationBounds,
+    RetryDelay,
+    duration_schema,
+    format_duration,
+    parse_duration,
+)
 
+__all__ = ["Duration", "RetryDelay", "format_duration", "parse_duration"]
 
-def parse_duration(value: Any) -> timedelta:
-    """'10m', '2h', '90s', '1d' (or a timedelta / seconds) → timedelta."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError("expected a duration such as '30s', '10m', '2h' or '1d'")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def format_duration(value: timedelta) -> str:
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
+HOLD_BOUNDS = DurationBounds(MINUTE, WEEK)
+NOTICE_BOUNDS = DurationBounds(timedelta(0), timedelta(days=90))
+# A round later than a week would fall after nearly any shift it is meant to fill.
+ESCALATION_BOUNDS = DurationBounds(timedelta(0), WEEK)
+HoldLength = Annotated[
+    Duration, BeforeValidator(HOLD_BOUNDS), WithJsonSchema(duration_schema(HOLD_BOUNDS))
+]
+Notice = Annotated[
+    Duration, BeforeValidator(NOTICE_BOUNDS), WithJsonSchema(duration_schema(NOTICE_BOUNDS))
+]
+EscalationDelay = Annotated[
+    Duration,
+    BeforeValidator(ESCALATION_BOUNDS),
+    WithJsonSchema(duration_schema(ESCALATION_BOUNDS)),
 ]
 
 
@@ -93,6 +95,21 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def known_holiday_country(country: str) -> str:
+    code = country.strip().upper()
+    if code not in holidays.list_supported_countries():
+        raise ValueError(f"unknown holiday country {country!r}: use an ISO code such as US")
+    return code
+
+
+def known_subdivision(country: str, subdivision: str) -> str:
+    names = {name.upper(): name for name in holidays.list_supported_countries()[country]}
+    match = names.get(subdivision.strip().upper())
+    if match is None:
+        raise ValueError(f"{country}'s holiday calendar has no subdivision {subdivision!r}")
+    return match
+
+
 class LocalWindow(BaseModel):
     """A span of local wall-clock time within one day, e.g. 09:00–17:00."""
 
@@ -120,14 +137,19 @@ class CallingPolicy(BaseModel):
         default_factory=lambda: _every_day("09:00", "17:00")
     )
     skip_holidays: bool = True
-    holiday_country: str = "US"
+    holiday_country: str = Field(
+        default="US", description="A country the `holidays` library knows (ISO 3166 code)."
+    )
+    holiday_subdivision: str | None = Field(
+        default=None, description="One of the country's states or regions, e.g. CA for the US."
+    )
     max_calls_per_minute: int = Field(default=100, ge=1, le=100_000)
     strategy: Literal["earliest", "spread"] = "earliest"
     horizon_days: int = Field(default=14, ge=1, le=90)
     max_attempts: int = Field(default=3, ge=1, le=20)
-    retry_delay: Duration = timedelta(minutes=15)
-    max_attempts_per_day: int = Field(default=3, ge=1)
-    max_attempts_per_week: int = Field(default=10, ge=1)
+    retry_delay: RetryDelay = timedelta(minutes=15)
+    max_attempts_per_day: int = Field(default=3, ge=1, le=100)
+    max_attempts_per_week: int = Field(default=10, ge=1, le=700)
     default_tz: IanaZone | None = None
     # What a call says when its item gave no script, by purpose ("" for calls without one).
     scripts: dict[PurposeName, ScriptText] = Field(default_factory=dict, max_length=100)
@@ -147,12 +169,28 @@ class CallingPolicy(BaseModel):
             raise ValueError('voicemail "leave_message" needs a callback_number to leave')
         return self
 
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_country(cls, country: str) -> str:
+        return known_holiday_country(country)
+
+    @field_validator("holiday_subdivision")
+    @classmethod
+    def _known_subdivision(cls, subdivision: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("holiday_country")
+        if subdivision is None or country is None:  # no country: its own error says why
+            return subdivision
+        return known_subdivision(country, subdivision)
+
 
 class BookingPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     slot_minutes: int = Field(default=15, ge=5, le=240)
-    hold: Duration = timedelta(minutes=30)
-    min_notice: Duration = timedelta(hours=24)
+    hold: HoldLength = timedelta(minutes=30)
+    min_notice: Notice = timedelta(hours=24)
+    # Date-only ranges over several providers (e.g. GET /appointments?start=2026-03-10) are
+    # local days of this zone; with one provider, of the provider's.
+    default_tz: IanaZone = "America/New_York"
 
     @field_validator("slot_minutes")
     @classmethod
@@ -165,7 +203,55 @@ class BookingPolicy(BaseModel):
 class EscalationRound(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: Literal["sms", "voice"]
-    after: Duration
+    after: EscalationDelay
+    # Only caregivers of these tiers (1 = preferred); absent: everyone. A tiered round skips
+    # whoever this fan-out already offered on the same channel (waves widen, not repeat).
+    tiers: list[Annotated[int, Field(ge=1, le=9)]] | None = Field(
+        default=None, min_length=1, max_length=9
+    )
+
+
+class QuietHoursPolicy(BaseModel):
+    """No contact from `start` to `end` in the person's local time (may cross midnight)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
+
+
+ShiftAlertKind = Literal[
+    "unfilled", "expired_unfilled", "dropped", "filled", "question", "overtime"
+]
+
+DEFAULT_ALERT_KINDS: tuple[ShiftAlertKind, ...] = (
+    "unfilled",
+    "expired_unfilled",
+    "dropped",
+    "question",
+    "overtime",
+)
+
+
+def _coordinator_phone(value: str) -> str:
+    # phonenumbers directly: caretime.policy imports this module, so it cannot be used here.
+    try:
+        number = phonenumbers.parse(value, "US")
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError("not a phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a dialable phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class ShiftAlert(BaseModel):
+    """A coordinator's phone and the shift events it is texted about."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone: Annotated[str, Field(max_length=40), AfterValidator(_coordinator_phone)]
+    # Every kind but `filled` unless chosen: a coordinator wants to hear of trouble.
+    events: list[ShiftAlertKind] = Field(
+        default_factory=lambda: list(DEFAULT_ALERT_KINDS), min_length=1
+    )
 
 
 class ShiftPolicy(BaseModel):
@@ -176,9 +262,27 @@ class ShiftPolicy(BaseModel):
             EscalationRound(channel="voice", after=timedelta(minutes=10)),
         ],
         min_length=1,
+        max_length=10,
     )
     # Shifts without their own zone are described to caregivers in this one.
     default_tz: IanaZone = "America/New_York"
+    # A dropped shift is fanned out again at once (auto) or when a coordinator says (manual).
+    refill: Literal["auto", "manual"] = "auto"
+    # Cancelling a shift always tells its assignee; this also tells everyone with a live offer.
+    cancel_notifies_offered: bool = False
+    # Caregivers are never contacted (SMS or voice) inside these, in their own zone; an
+    # offer waits for their end, except an SMS for a shift that starts before they end when
+    # urgent_overrides_quiet is set (a call never overrides them).
+    quiet_hours: QuietHoursPolicy = Field(default_factory=QuietHoursPolicy)
+    urgent_overrides_quiet: bool = False
+    # Coordinators texted about shift events; `unfilled` fires when the ladder is spent and
+    # when the shift is `unfilled_alert_before` from its start, still open.
+    alerts: list[ShiftAlert] = Field(default_factory=list, max_length=20)
+    unfilled_alert_before: Duration = timedelta(hours=2)
+    # The overtime guard's week: starts on this day at 00:00 in default_tz.
+    week_starts: Weekday = "sun"
+    # A filled shift that changes is released unless its assignee replies YES within this.
+    reconfirm_within: Duration = timedelta(hours=2)
 
     @field_validator("escalation")
     @classmethod
@@ -187,6 +291,14 @@ class ShiftPolicy(BaseModel):
         if delays != sorted(delays):
             raise ValueError("escalation rounds must be listed in order of their delay")
         return rounds
+
+
+class MessagingPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    # A message whose provider request was in flight when its worker died may have been
+    # sent: "resend" sends it again (at least once; maybe twice), "hold" marks it `unknown`
+    # and sends nothing more (at most once; maybe never). See docs/reliability.md.
+    in_doubt: Literal["resend", "hold"] = "resend"
 
 
 class RetentionPolicy(BaseModel):
@@ -206,6 +318,7 @@ class TenantPolicy(BaseModel):
     calling: CallingPolicy = Field(default_factory=CallingPolicy)
     booking: BookingPolicy = Field(default_factory=BookingPolicy)
     shifts: ShiftPolicy = Field(default_factory=ShiftPolicy)
+    messaging: MessagingPolicy = Field(default_factory=MessagingPolicy)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
 
 

@@ -7,22 +7,49 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from caretime.deps import ClockDep, SessionDep
+from caretime.errors import Conflict, NotFound
+from caretime.openapi import problems
+from caretime.storable import PathText
 from caretime.tenancy import numbers as tenant_numbers
 from caretime.tenancy import service
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.schemas import ApiKeyOut, NumbersIn, NumbersOut, TenantOut
+from caretime.tenancy.schemas import ApiKeyOut, ApiKeyPage, NumbersIn, NumbersOut, TenantOut
 
 router = APIRouter(prefix="/tenants/me", tags=["tenants"])
 
 
-@router.get("")
+@router.get(
+    "",
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "example": {
+                        "id": "ten_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+                        "name": "default",
+                        "policy": TenantPolicy().model_dump(mode="json"),
+                    }
+                }
+            }
+        }
+    },
+)
 async def get_me(tenant: TenantDep, policy: PolicyDep) -> TenantOut:
+    """The tenant the API key belongs to, with its whole policy (defaults spelled out)."""
     return TenantOut(id=tenant.id, name=tenant.name, policy=policy)
 
 
-@router.get("/policy")
+POLICY_EXAMPLE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"example": TenantPolicy().model_dump(mode="json")}}}
+}
+
+
+@router.get("/policy", responses=POLICY_EXAMPLE)
 async def get_policy(policy: PolicyDep) -> TenantPolicy:
+    """The tenant's policy: calling windows and limits, booking, shift escalation. Every
+    default is shown. A policy stored by an older release that no longer validates is a 422
+    naming the field."""
     return policy
 
 
@@ -31,22 +58,30 @@ async def patch_policy(
     tenant: TenantDep,
     session: SessionDep,
     patch: dict[str, Any] = Body(
-        description='A JSON merge patch, e.g. {"booking": {"hold": "15m"}}'
+        description='A JSON merge patch, e.g. {"booking": {"hold": "15m"}}',
+        examples=[{"calling": {"windows": {"sat": []}}, "booking": {"hold": "PT15M"}}],
     ),
 ) -> TenantPolicy:
+    """Change the policy with a JSON merge patch (RFC 7396): objects merge key by key and
+    keep every key the patch does not name (defaults included), `null` puts a field back to
+    its default, anything else replaces. The result is validated as a whole: a 422 names
+    each invalid field and nothing is stored."""
     return await service.update_policy(session, tenant, patch)
 
 
 @router.get("/keys")
-async def list_keys(tenant: TenantDep, session: SessionDep) -> list[ApiKeyOut]:
+async def list_keys(tenant: TenantDep, session: SessionDep) -> ApiKeyPage:
+    """The tenant's API keys (prefixes only, never the keys), oldest first, on one page."""
     keys = await service.list_keys(session, tenant.id)
-    return [ApiKeyOut.model_validate(key) for key in keys]
+    return ApiKeyPage(items=[ApiKeyOut.model_validate(key) for key in keys], next_cursor=None)
 
 
-@router.delete("/keys/{key_id}")
+@router.delete("/keys/{key_id}", responses=problems(NotFound))
 async def revoke_key(
-    key_id: str, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    key_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ApiKeyOut:
+    """Revoke an API key by id or by its displayed prefix. Revoking twice keeps the first
+    revocation time; a revoked key gets 401 from then on."""
     key = await service.revoke_key(session, tenant.id, key_id, now=clock.now())
     return ApiKeyOut.model_validate(key)
 
@@ -57,7 +92,7 @@ async def get_numbers(tenant: TenantDep, session: SessionDep) -> NumbersOut:
     return NumbersOut(numbers=await tenant_numbers.numbers_of(session, tenant.id))
 
 
-@router.put("/numbers", responses={409: {"description": "A number belongs to another tenant"}})
+@router.put("/numbers", responses=problems(Conflict))
 async def put_numbers(
     body: NumbersIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> NumbersOut:

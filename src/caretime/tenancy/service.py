@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from caretime.errors import CaretimeError, Conflict, InvalidInput, NotFound, Unauthorized
+from caretime.fielderrors import field_errors, where
 from caretime.ids import new_id
 from caretime.repository import TenantRepository
 from caretime.tenancy.models import ApiKey, Tenant
@@ -123,19 +124,42 @@ async def revoke_key(
     return key
 
 
+class StoredPolicyInvalid(CaretimeError):
+    """A policy stored before today's checks existed: reported on use, never a crash."""
+
+    status = 422
+    problem = "stored-policy-invalid"
+    title = "This tenant's stored policy is no longer valid"
+
+
 def policy_of(tenant: Tenant) -> TenantPolicy:
-    return TenantPolicy.model_validate(tenant.policy or {})
+    try:
+        return TenantPolicy.model_validate(tenant.policy or {})
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(), prefix=("policy",))
+        raise StoredPolicyInvalid(
+            f"the stored policy has invalid values ({where(errors)}); correct them with "
+            "PATCH /tenants/me/policy",
+            errors=errors,
+        ) from exc
+
+
+def policy_document(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's policy with every default spelled out (even if a stored value is invalid),
+    so that a merge patch keeps every key it does not name."""
+    defaults = TenantPolicy().model_dump(mode="json")
+    return merge_policy(defaults, tenant.policy or {})
 
 
 async def update_policy(
     session: AsyncSession, tenant: Tenant, patch: dict[str, Any]
 ) -> TenantPolicy:
     """Apply a JSON merge patch to the tenant's policy; the result must validate as a whole."""
-    merged = merge_policy(tenant.policy or {}, patch)
+    merged = merge_policy(policy_document(tenant), patch)
     try:
         policy = TenantPolicy.model_validate(merged)
     except ValidationError as exc:
-        errors = [{"loc": ["body", *err["loc"]], "msg": err["msg"]} for err in exc.errors()]
+        errors = field_errors(exc.errors(), prefix=("body",))
         raise InvalidInput("the policy is not valid", errors=errors) from exc
     tenant.policy = policy.model_dump(mode="json", exclude_defaults=True)
     await session.flush()

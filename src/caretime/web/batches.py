@@ -15,7 +15,7 @@ from caretime.clock import ensure_utc
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.outreach import service
-from caretime.outreach.intake import csv_header_problem, csv_items
+from caretime.outreach.intake import csv_header_problem, csv_rows
 from caretime.outreach.schemas import BatchOptions
 from caretime.web import outreach_queries
 from caretime.web.auth import ActorDep, Viewer, ViewerDep
@@ -27,7 +27,7 @@ router = web_router()
 # A dashboard upload, not a bulk import: larger files go through the API or `caretime plan`.
 MAX_CSV_BYTES = 5 * 1024 * 1024
 CHART_HOURS = 48
-_PARTICULARS = re.compile(r"\bcall_[0-9a-f]+|\d{4}-\d\d-\d\dT[\d:]+Z|at index \d+")
+_PARTICULARS = re.compile(r"\bcall_[0-9a-f]+|\d{4}-\d\d-\d\dT[\d:]+Z|at (?:index|item|line) \d+")
 
 
 @router.get("/ui/batches")
@@ -54,7 +54,7 @@ async def preview(
         csv_text=text,
         options=options,
         idempotency_key=secrets.token_urlsafe(16),
-        **_plan_summary(result.items, now=clock.now()),
+        **_plan_summary(result.items, csv_rows(text).lines, now=clock.now()),
     )
 
 
@@ -102,7 +102,8 @@ async def _schedule(
     problem = csv_header_problem(text)
     if problem is not None:
         raise InvalidInput(problem)
-    request = service.BatchRequest(list(csv_items(text)), options, "csv", key, dry_run)
+    rows = csv_rows(text)
+    request = service.BatchRequest(rows.items, options, "csv", key, dry_run, rows.lines)
     return await service.schedule_batch(
         db, viewer.tenant_id, viewer.policy.calling, request, now=clock.now()
     )
@@ -124,11 +125,16 @@ def _reason_kind(error: str) -> str:
     return _PARTICULARS.sub("…", error)
 
 
-def _plan_summary(items: list[dict[str, Any]], *, now: datetime) -> dict[str, Any]:
-    """What a dry run planned: counts by status, the rejected rows, and calls per hour."""
+def _plan_summary(
+    items: list[dict[str, Any]], lines: list[int], *, now: datetime
+) -> dict[str, Any]:
+    """What a dry run planned: counts by status, the rejected rows (by CSV line), calls per
+    hour."""
     scheduled = [item for item in items if item["status"] == "scheduled"]
     rejected = [
-        (row, item) for row, item in enumerate(items, start=2) if item["status"] == "rejected"
+        (line, item)
+        for line, item in zip(lines, items, strict=True)
+        if item["status"] == "rejected"
     ]
     times = [(ensure_utc(datetime.fromisoformat(i["scheduled"])), i["tz"], 1) for i in scheduled]
     first = min((at for at, _, _ in times), default=now)

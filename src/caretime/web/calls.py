@@ -115,7 +115,12 @@ async def reschedule_call(
 @router.post("/ui/calls/{call_id}/dispatch")
 async def call_now(viewer: ActorDep, db: SessionDep, clock: ClockDep, call_id: str) -> Response:
     await call_service.dispatch_now(
-        db, viewer.tenant_id, viewer.policy.calling, call_id, now=clock.now()
+        db,
+        viewer.tenant_id,
+        viewer.policy.calling,
+        call_id,
+        now=clock.now(),
+        viewer_zone=viewer.zone,
     )
     return _to_call(call_id)
 

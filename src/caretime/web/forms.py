@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from caretime.errors import InvalidInput
+from caretime.fielderrors import field_errors
 from caretime.web.session import parse_zone
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,7 +41,7 @@ def build(model: type[M], fields: dict[str, Any]) -> M:
     try:
         return model.model_validate(given)
     except ValidationError as exc:
-        errors = [{"loc": list(err["loc"]), "msg": err["msg"]} for err in exc.errors()]
+        errors = field_errors(exc.errors())
         raise InvalidInput(describe(errors), errors=errors) from None
 
 

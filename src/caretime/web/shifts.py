@@ -8,7 +8,7 @@ from fastapi import Form, Query
 from starlette.responses import RedirectResponse, Response
 
 from caretime.deps import ClockDep, SessionDep
-from caretime.shifts import fanout, service
+from caretime.shifts import candidates, changes, fanout, service
 from caretime.shifts.progress import maybe_fanout_state
 from caretime.shifts.schemas import ShiftCreate
 from caretime.shifts.timeline import shift_timeline
@@ -75,13 +75,13 @@ async def create_shift(
 
 
 @router.get("/ui/shifts/{shift_id}")
-async def shift_page(viewer: ViewerDep, db: SessionDep, shift_id: str) -> Response:
-    return await _render_shift(viewer, db, shift_id, "shift.html")
+async def shift_page(viewer: ViewerDep, db: SessionDep, clock: ClockDep, shift_id: str) -> Response:
+    return await _render_shift(viewer, db, clock, shift_id, "shift.html")
 
 
 @router.get("/ui/shifts/{shift_id}/live")
-async def shift_live(viewer: ViewerDep, db: SessionDep, shift_id: str) -> Response:
-    return await _render_shift(viewer, db, shift_id, "_shift_live.html")
+async def shift_live(viewer: ViewerDep, db: SessionDep, clock: ClockDep, shift_id: str) -> Response:
+    return await _render_shift(viewer, db, clock, shift_id, "_shift_live.html")
 
 
 @router.post("/ui/shifts/{shift_id}/fanout")
@@ -98,11 +98,15 @@ async def start_fanout(
 async def cancel_shift(
     viewer: ActorDep, db: SessionDep, clock: ClockDep, shift_id: str
 ) -> Response:
-    await service.cancel_shift(db, viewer.tenant_id, shift_id, now=clock.now())
+    await changes.cancel_shift(
+        db, viewer.tenant_id, shift_id, policy=viewer.policy.shifts, now=clock.now()
+    )
     return _to_shift(shift_id)
 
 
-async def _render_shift(viewer: Viewer, db: SessionDep, shift_id: str, template: str) -> Response:
+async def _render_shift(
+    viewer: Viewer, db: SessionDep, clock: ClockDep, shift_id: str, template: str
+) -> Response:
     shift = await service.require_shift(db, viewer.tenant_id, shift_id)
     timeline = await shift_timeline(db, viewer.tenant_id, shift_id)
     people = [shift.assigned_caregiver_id, *(entry.caregiver_id for entry in timeline.entries)]
@@ -112,6 +116,9 @@ async def _render_shift(viewer: Viewer, db: SessionDep, shift_id: str, template:
         progress=await maybe_fanout_state(db, shift),
         timeline=timeline,
         names=await caregiver_names(db, viewer.tenant_id, people),
+        candidates=await candidates.list_candidates(
+            db, viewer.tenant_id, shift_id, policy=viewer.policy.shifts, now=clock.now()
+        ),
     )
 
 

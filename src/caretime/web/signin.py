@@ -11,8 +11,9 @@ from starlette.responses import RedirectResponse, Response
 from caretime.deps import RuntimeDep, SessionDep, SettingsDep
 from caretime.errors import Unauthorized
 from caretime.runtime import Runtime
+from caretime.tenancy.keyshape import key_shape_problem
 from caretime.tenancy.models import ApiKey
-from caretime.tenancy.service import KEY_PREFIX, authenticate
+from caretime.tenancy.service import authenticate
 from caretime.tenancy.sessions import end_session, open_session
 from caretime.web.auth import ActorDep, CsrfRejected, page_context, record_key_use
 from caretime.web.rendering import render
@@ -47,8 +48,9 @@ async def sign_in(
         raise CsrfRejected
     key = api_key.strip()
     try:
-        if not key.startswith(KEY_PREFIX) or len(key) > 200:
-            raise Unauthorized("API keys look like 'ct_...'")
+        problem = key_shape_problem(key)
+        if problem is not None:
+            raise Unauthorized(problem)
         _tenant, api_key_row = await authenticate(db, key)
     except Unauthorized as exc:
         return _sign_in_page(request, session, next_path=next, error=exc.detail, status=401)

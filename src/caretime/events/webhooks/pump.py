@@ -27,7 +27,7 @@ from caretime.events.webhooks.models import (
     WebhookEndpoint,
 )
 from caretime.events.webhooks.outbox import DELIVER
-from caretime.events.webhooks.sending import Answer, Target, send_all
+from caretime.events.webhooks.sending import Answer, Target, http_client, send_all
 from caretime.observability import log_event
 
 log = logging.getLogger("caretime.webhooks")
@@ -48,7 +48,8 @@ async def pump(ctx: JobContext, payload: dict[str, Any]) -> None:
         )
     if target is None:
         return  # deleted or disabled: its deliveries wait for it to be enabled again
-    answers = await send_all(target, [outgoing for _, outgoing in rows])
+    http = http_client(ctx.runtime, target.id)
+    answers = await send_all(http, target, [outgoing for _, outgoing in rows])
     deliveries = [delivery for delivery, _ in rows]
     again = await record(ctx.session, target, deliveries, answers, now=ctx.now())
     if again is not None:

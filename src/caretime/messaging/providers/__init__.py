@@ -62,6 +62,12 @@ class Providers:
         self.named(name)
         return self._buckets[name]
 
+    def all_in_database(self) -> bool:
+        """True when both channels' providers hand over by writing to our own database (the
+        simulator): a job that rolls back then sent nothing, and needs no in-flight marks."""
+        channels = (self.for_channel("sms"), self.for_channel("voice"))
+        return all(getattr(provider, "in_database", False) is True for provider in channels)
+
     def uses(self, name: str) -> bool:
         return name in (self.settings.sms_provider, self.settings.voice_provider)
 

@@ -56,6 +56,8 @@ TIMELINES: dict[str, Timeline] = {
 
 class SimulatorProvider:
     name = "simulator"
+    # Its phones "receive" what it accepted: the hand-over is the sending job's own write.
+    in_database = True
 
     def __init__(self, settings: Settings) -> None:
         self.from_number: str | None = settings.simulator_from
