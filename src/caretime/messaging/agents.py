@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.deps import ClockDep, SessionDep
-from caretime.errors import NotFound
+from caretime.errors import InvalidInput, NotFound
 from caretime.messaging.models import AgentEndpoint
 from caretime.messaging.providers.base import TenantEndpoint
+from caretime.openapi import problems
 from caretime.tenancy.auth import TenantDep
 
 router = APIRouter(prefix="/tenants/me", tags=["tenants"])
@@ -23,7 +24,10 @@ SECRET_PREFIX = "whsec_"
 
 
 class AgentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"url": "https://agent.example.org/calls"}]},
+    )
     url: str = Field(max_length=2000, description="Where caretime POSTs signed call requests.")
     rotate_secret: bool = Field(
         default=False, description="Make a new signing secret (the old one stops working)."
@@ -41,6 +45,19 @@ class AgentIn(BaseModel):
 
 
 class AgentOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://agent.example.org/calls",
+                    "secret": None,
+                    "secret_prefix": "whsec_Ab3d",
+                    "created_at": "2026-03-02T14:00:00Z",
+                    "updated_at": "2026-03-02T14:00:00Z",
+                }
+            ]
+        }
+    )
     url: str
     secret: str | None = Field(
         description="The signing secret (Standard Webhooks): shown only when it is made."
@@ -50,7 +67,7 @@ class AgentOut(BaseModel):
     updated_at: datetime
 
 
-@router.put("/agent")
+@router.put("/agent", responses=problems(InvalidInput))
 async def put_agent(
     body: AgentIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> AgentOut:
@@ -69,7 +86,7 @@ async def put_agent(
     return _out(endpoint, show_secret=fresh)
 
 
-@router.get("/agent")
+@router.get("/agent", responses=problems(NotFound))
 async def get_agent(tenant: TenantDep, session: SessionDep) -> AgentOut:
     """The voice agent's URL (the secret only by its prefix)."""
     endpoint = await session.get(AgentEndpoint, tenant.id)

@@ -17,6 +17,7 @@ from caretime.messaging.consent import ConsentSource, OptOutState, consent_histo
 from caretime.messaging.models import OptOut
 from caretime.messaging.phones import to_e164
 from caretime.messaging.statuses import CHANNELS
+from caretime.openapi import problems
 from caretime.tenancy.auth import TenantDep
 
 router = APIRouter(tags=["contacts"])
@@ -42,19 +43,44 @@ class ConsentChangeOut(BaseModel):
 
 
 class ContactConsentOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "phone": "+12125550100",
+                    "consent": {
+                        "voice": {"opted_out": True, "changed_at": "2026-03-02T14:00:00Z",
+                                  "how": "api"},
+                        "sms": {"opted_out": False},
+                    },
+                    "history": [
+                        {"channel": "voice", "opted_out": True, "source": "api",
+                         "keyword": None, "note": "asked at the front desk",
+                         "message_id": None, "related_id": None,
+                         "changed_at": "2026-03-02T14:00:00Z"}
+                    ],
+                }
+            ]
+        }
+    )  # fmt: skip
     phone: str
     consent: dict[str, ChannelConsent]
     history: list[ConsentChangeOut] = Field(description="Newest first, at most 100.")
 
 
 class ConsentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"channel": "voice", "opted_out": True, "note": "asked at the front desk"}]
+        },
+    )
     channel: Literal["voice", "sms", "all"]
     opted_out: bool
     note: str = Field(min_length=1, max_length=500, description="How and when the patient said so.")
 
 
-@router.get("/contacts/{phone}")
+@router.get("/contacts/{phone}", responses=problems(InvalidInput))
 async def get_contact(
     phone: PhonePath, tenant: TenantDep, session: SessionDep
 ) -> ContactConsentOut:
@@ -62,7 +88,7 @@ async def get_contact(
     return await _consent_of(session, tenant.id, _e164(phone))
 
 
-@router.put("/contacts/{phone}/consent")
+@router.put("/contacts/{phone}/consent", responses=problems(InvalidInput))
 async def put_consent(
     phone: PhonePath, body: ConsentIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
 ) -> ContactConsentOut:

@@ -162,7 +162,13 @@ async def _callback_message(
     return message
 
 
-@router.post(AMD_CALLBACK_PATH, status_code=204)
+@router.post(
+    AMD_CALLBACK_PATH,
+    status_code=204,
+    response_class=Response,
+    responses=problems(InvalidSignature),
+    openapi_extra=twilio_form({"CallSid": "CA0123", "AnsweredBy": "machine_end_beep"}),
+)
 async def twilio_machine_detection(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:

@@ -21,6 +21,7 @@ from caretime.outreach.content import (
     script_problem,
 )
 from caretime.policy import Outcome, PlanItem, Planner, Rejected
+from caretime.policy.phones import phone_text
 
 # The fields an item may have; any other is an error on that item, never silently dropped.
 ITEM_FIELDS = frozenset(
@@ -80,7 +81,11 @@ def plan_item(raw: Any) -> PlanItem | str:
 
 
 def _plan_fields(raw: dict[str, Any], allow_duplicate: bool) -> PlanItem | str:
-    name, phone, tz = raw.get("name"), raw.get("phone"), raw.get("tz") or None
+    name, tz = raw.get("name"), raw.get("tz") or None
+    try:
+        phone = phone_text(raw.get("phone"))
+    except ValueError as exc:
+        return str(exc)
     if not isinstance(phone, str) or not phone.strip():
         return 'missing "phone"'
     if not isinstance(name, str):
