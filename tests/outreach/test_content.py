@@ -28,7 +28,7 @@ CONTENT = {
 
 async def spoken_to(client: httpx.AsyncClient, phone: str) -> list[str]:
     received = await client.get("/simulator/messages", params={"to": phone, "channel": "voice"})
-    return [message["body"] for message in received.json()]
+    return [message["body"] for message in received.json()["items"]]
 
 
 async def test_content_is_kept_and_spoken_with_variables(
