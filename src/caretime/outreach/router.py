@@ -24,7 +24,10 @@ from caretime.outreach.errors import (
     BatchNotFound,
     CallAlreadyStarted,
     CallNotFound,
+    CallNotInProgress,
+    DuplicateCall,
     NotSchedulable,
+    OptedOut,
     OutsideCallingWindow,
 )
 from caretime.outreach.intake import CsvRows, csv_header_problem, csv_rows
@@ -144,7 +147,11 @@ async def get_batch(batch_id: PathText, tenant: TenantDep, session: SessionDep) 
     return _batch_out(batch, counts)
 
 
-@router.post("/calls", responses=problems(OutsideCallingWindow, NotSchedulable), status_code=201)
+@router.post(
+    "/calls",
+    responses=problems(OutsideCallingWindow, NotSchedulable, OptedOut, DuplicateCall),
+    status_code=201,
+)
 async def create_call(
     body: CallIn, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
@@ -222,7 +229,10 @@ async def dispatch_call(
     return call_out(call)
 
 
-@router.post("/calls/{call_id}/outcome")
+@router.post(
+    "/calls/{call_id}/outcome",
+    responses=problems(CallNotFound, CallNotInProgress, InvalidInput),
+)
 async def report_outcome(
     call_id: str,
     body: OutcomeIn,
