@@ -20,14 +20,15 @@ import httpx
 import phonenumbers
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from standardwebhooks import Webhook
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import caretime_server, postgres_database
+from _harness import caretime_server, free_port, postgres_database
 from caretime.db import create_engine, transaction
 from caretime.dispatch import enqueue
 from caretime.dispatch.models import Job
 from caretime.outreach.models import Call, Contact
-from caretime.outreach.service import PLACE_CALL, contact_id, place_call_key
+from caretime.outreach.writing import PLACE_CALL, contact_id, place_call_key
 from caretime.policy import PhoneBook, PlanItem, Planner, Scheduled
 from caretime.policy.calendar import load_calendars
 from caretime.policy.phones import Phone, PhoneFacts
@@ -289,8 +290,97 @@ def bench_end_to_end() -> None:
           f"database ceiling   target >= 20,000 patients/s")  # fmt: skip
 
 
+AGENT_CALLS = int(os.environ.get("BENCH_OUTREACH_AGENT_CALLS", 1000))
+
+
+class TimedAgent:
+    """A loopback AI voice agent that verifies each signed request and notes when it came."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.arrivals: dict[str, float] = {}
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()  # type: ignore[operator]
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+        arrived = time.time()
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        request = Webhook(self.secret).verify(body, headers)
+        self.arrivals.setdefault(request["call_id"], arrived)
+        await send({"type": "http.response.start", "status": 202, "headers": []})  # type: ignore[operator]
+        await send({"type": "http.response.body", "body": b""})  # type: ignore[operator]
+
+
+def _zone_at_noon() -> str:
+    """An Etc zone where it is now about midday, so the calls are due within the windows."""
+    offset = (12 - datetime.now(UTC).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"
+
+
+async def schedule_agent_calls(url: str, agent_url: str, agent: TimedAgent) -> list[str]:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    zone = _zone_at_noon()
+    items = [{"name": f"P{i}", "phone": f"212-555-{i:04d}", "tz": zone} for i in range(AGENT_CALLS)]
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=120) as http:
+        await http.patch(
+            "/tenants/me/policy", json={"calling": {"max_calls_per_minute": AGENT_CALLS}}
+        )
+        answer = (await http.put("/tenants/me/agent", json={"url": agent_url})).json()
+        agent.secret = answer["secret"]
+        results = (await http.post("/schedule", json=items)).json()
+    return [r["scheduled"] for r in results if r["status"] == "scheduled"]
+
+
+def bench_agent() -> None:
+    """1,000 calls due in one minute through the agent provider: from each call's due time
+    to its signed request arriving at the agent (verified), in service with its workers."""
+    import threading
+
+    import uvicorn
+
+    agent = TimedAgent()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(agent, host="127.0.0.1", port=port, log_level="error"))  # type: ignore[arg-type]
+    threading.Thread(target=server.run, daemon=True).start()
+    with postgres_database("caretime_bench_agent") as database_url:
+        env = {"CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY,
+               "CARETIME_VOICE_PROVIDER": "agent"}  # fmt: skip
+        with caretime_server(env, workers=2) as url:
+            due = asyncio.run(schedule_agent_calls(url, f"http://127.0.0.1:{port}/calls", agent))
+            last = max(datetime.fromisoformat(d.replace("Z", "+00:00")) for d in due)
+            while time.time() < last.timestamp() + 30 and len(agent.arrivals) < len(due):
+                time.sleep(0.5)
+            lateness = asyncio.run(_lateness(database_url, agent.arrivals))
+    server.should_exit = True
+    lateness.sort()
+    p = lambda q: lateness[min(len(lateness) - 1, int(q * len(lateness)))] * 1000  # noqa: E731
+    print(f"agent provider, {len(due):,} calls due within one minute, PostgreSQL, 2 workers:")
+    print(f"  arrived    {len(lateness):,} signed requests, each verified with standardwebhooks")
+    print(f"  due -> agent request  p50 {p(0.5):,.0f} ms  p99 {p(0.99):,.0f} ms  "
+          f"max {lateness[-1] * 1000:,.0f} ms   target p99 <= 200 ms")  # fmt: skip
+
+
+async def _lateness(database_url: str, arrivals: dict[str, float]) -> list[float]:
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            rows = (await connection.execute(select(Call.id, Call.scheduled_at))).all()
+    finally:
+        await engine.dispose()
+    due = {call_id: at.timestamp() for call_id, at in rows}
+    return [arrivals[call_id] - due[call_id] for call_id in arrivals if call_id in due]
+
+
 if __name__ == "__main__":
-    if os.environ.get("BENCH_OUTREACH_PART", "planning") == "planning":
+    part = os.environ.get("BENCH_OUTREACH_PART")
+    if part in (None, "planning"):
         bench_planning()
-    if os.environ.get("BENCH_OUTREACH_PART", "end_to_end") == "end_to_end":
+    if part in (None, "end_to_end"):
         bench_end_to_end()
+    if part in (None, "agent"):
+        bench_agent()

@@ -13,7 +13,12 @@ from caretime.app import create_app
 from caretime.config import Settings
 
 # /health/ready asks for the operator (metrics) token instead, when one is set: a 401 too.
-UNAUTHENTICATED = {"/health", "/webhooks/twilio/sms", "/webhooks/twilio/status"}
+UNAUTHENTICATED = {
+    "/health",
+    "/webhooks/twilio/sms",
+    "/webhooks/twilio/status",
+    "/webhooks/twilio/amd",
+}
 
 
 @pytest.fixture(scope="module")

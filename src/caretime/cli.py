@@ -22,6 +22,7 @@ from caretime.dispatch import cli as dispatch_cli
 from caretime.errors import CaretimeError
 from caretime.fielderrors import field_errors
 from caretime.listen import CannotListen, bind
+from caretime.messaging.providers.mock_agent import MockAgent, report_forever
 from caretime.observability import configure_logging
 from caretime.outreach.cli import app as outreach_app
 from caretime.retention import cli as retention_cli
@@ -142,6 +143,30 @@ def _print_banner(settings: Settings, host: str, port: int) -> None:
         console.print(
             f'  try        curl -H "Authorization: Bearer $CARETIME_API_KEY" {base}/tenants/me'
         )
+
+
+@app.command("mock-agent")
+def mock_agent(
+    secret: Annotated[str, typer.Option(help="The whsec_ secret PUT /tenants/me/agent gave.")],
+    api_key: Annotated[str, typer.Option(help="The tenant's API key, to report outcomes.")],
+    host: str = "127.0.0.1",
+    port: int = 8701,
+    every: Annotated[float, typer.Option(help="Report outcomes every N seconds.")] = 5.0,
+) -> None:
+    """Run the mock AI voice agent (demo): it verifies caretime's signed call requests at
+    POST /calls and reports outcomes back by the number's last digit."""
+    agent = MockAgent(secret)
+    server = uvicorn.Server(uvicorn.Config(agent.app(), host=host, port=port, log_level="warning"))
+
+    async def run() -> None:
+        reporter = asyncio.create_task(report_forever(agent, api_key, every))
+        try:
+            await server.serve()
+        finally:
+            reporter.cancel()
+
+    console.print(f"mock voice agent: POST http://{host}:{port}/calls")
+    asyncio.run(run())
 
 
 @app.command()

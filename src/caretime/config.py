@@ -13,7 +13,7 @@ from caretime.tenancy.keyshape import key_shape_problem
 DEMO_API_KEY = "ct_demo_key_change_me"
 DEV_SESSION_SECRET = "caretime-dev-session-secret-change-me"
 
-Provider = Literal["simulator", "twilio", "callapi"]
+Provider = Literal["simulator", "twilio", "callapi", "agent"]
 
 
 class Settings(BaseSettings):
@@ -50,8 +50,14 @@ class Settings(BaseSettings):
     simulator_from: str = "+15550001000"
     simulator_no_answer_digits: str = ""
     simulator_busy_digits: str = ""
+    # Voice calls to numbers ending in one of these digits are answered by a machine.
+    simulator_machine_digits: str = ""
     simulator_failure_rate: float = Field(default=0.0, ge=0, le=1)
     simulator_seed: int = 0
+    # The AI voice-agent provider: requests per second, and how long an agent may take to
+    # accept one (it answers 2xx at once and reports the outcome later).
+    agent_rate_limit: float = Field(default=100, gt=0)
+    agent_timeout_seconds: float = Field(default=10, gt=0)
 
     # Largest request body accepted (bytes); larger ones are refused with 413 before parsing.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)

@@ -111,7 +111,10 @@ async def test_csv_rejections_name_csv_lines(client: httpx.AsyncClient) -> None:
     assert response.status_code == 201, response.text
     rejected = response.json()["rejected_items"]
     assert [(r["index"], r["line"]) for r in rejected] == [(1, 3), (2, 6)]
-    assert rejected[1]["error"] == "the same number is already in this batch at line 2"
+    assert rejected[1]["error"] == (
+        "the same number is already in this batch at line 2 "
+        '(send "allow_duplicate": true to call it twice)'
+    )
 
 
 async def test_a_json_duplicate_names_the_item_it_repeats(client: httpx.AsyncClient) -> None:
@@ -119,7 +122,10 @@ async def test_a_json_duplicate_names_the_item_it_repeats(client: httpx.AsyncCli
              {"name": "Cy", "phone": "+1 212 555 0100"}]  # fmt: skip
     response = await client.post("/schedule", json=items)
     assert response.status_code == 200, response.text
-    assert response.json()[3]["error"] == "the same number is already in this batch at item 1"
+    assert response.json()[3]["error"] == (
+        "the same number is already in this batch at item 1 "
+        '(send "allow_duplicate": true to call it twice)'
+    )
 
 
 async def test_a_csv_the_csv_module_cannot_read_is_a_422_naming_the_line(

@@ -150,19 +150,19 @@ async def test_a_second_call_to_a_capped_contact_waits_for_the_next_day(
 ) -> None:
     await client.patch("/tenants/me/policy", json={"calling": {"max_attempts_per_day": 1}})
     first = await create(client)
-    second = await create(client, scheduled="2026-03-02T15:30:00Z")
+    second = await create(client, scheduled="2026-03-02T15:30:00Z", purpose="follow-up")
     assert (await step(client, clock, dispatcher, first["id"], seconds=1))["attempts"] == 1
     final = await step(client, clock, dispatcher, second["id"], minutes=30)
     assert (final["status"], final["scheduled"], final["attempts"]) == (
         "scheduled", "2026-03-03T14:00:00Z", 0)  # fmt: skip
 
 
-async def test_a_number_that_texted_stop_is_never_called(
+async def test_a_number_that_texted_stop_after_scheduling_is_never_called(
     client: httpx.AsyncClient, clock: FrozenClock, dispatcher: Dispatcher
 ) -> None:
+    call = await create(client)
     reply = await client.post("/messages/inbound", json={"from": "212-555-0100", "body": "STOP"})
     assert reply.json()["action"] == "opted_out"
-    call = await create(client)
     final = await step(client, clock, dispatcher, call["id"], seconds=0)
     assert final["status"] == "failed"
     assert final["outcome"].startswith("suppressed: ")

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import phonenumbers
 import pytest
 from hypothesis import given
@@ -6,6 +8,8 @@ from phonenumbers import geocoder
 
 from caretime.policy.legal import STATE_AREA_CODES
 from caretime.policy.phones import PhoneBook, UndialableNumber
+from caretime.policy.planner import PlanItem, Planner, Rejected, Scheduled
+from caretime.tenancy.policy import CallingPolicy
 
 LA = "America/Los_Angeles"
 
@@ -96,3 +100,36 @@ def test_state_area_codes_match_phonenumbers_geography(state: str, area_code: st
         place = geocoder.description_for_number(number, "en")
         if place:
             assert place == names[state] or place.endswith(f", {state}")
+
+
+@pytest.mark.parametrize(
+    ("number", "reported", "zones"),
+    [
+        ("907-555-0100", "America/Anchorage", ("America/Adak", "America/Anchorage")),
+        ("208-200-0100", "America/Boise", ("America/Boise", "America/Los_Angeles")),
+        ("928-283-0100", "America/Phoenix", ("America/Denver", "America/Phoenix")),
+        ("212-555-0100", "America/New_York", ("America/New_York",)),
+    ],
+)
+def test_a_multi_zone_prefix_reports_where_most_of_its_numbers_are(
+    number: str, reported: str, zones: tuple[str, ...]
+) -> None:
+    phone = PhoneBook().parse(number)
+    assert (phone.display_zone, phone.zones) == (reported, zones)
+    (outcome,) = Planner(CallingPolicy(), now=datetime(2026, 3, 2, 15, tzinfo=UTC)).plan(
+        [PlanItem("P", number)]
+    )
+    assert isinstance(outcome, Scheduled)
+    assert (outcome.tz, outcome.zones) == (reported, zones)
+
+
+def test_planning_a_multi_zone_number_uses_every_zone_and_says_so() -> None:
+    now = datetime(2026, 3, 2, 15, tzinfo=UTC)
+    # 09:30 in Anchorage is 08:30 in Adak, before its 09:00 window: only Adak refuses it.
+    at = datetime(2026, 3, 2, 18, 30, tzinfo=UTC)
+    (outcome,) = Planner(CallingPolicy(), now=now).plan([PlanItem("P", "907-555-0100", at)])
+    assert isinstance(outcome, Rejected)
+    assert "local time in America/Adak is outside the allowed hours" in outcome.error
+    assert "spans America/Adak, America/Anchorage: every one of them must allow it" in (
+        outcome.error
+    )

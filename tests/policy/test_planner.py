@@ -155,8 +155,26 @@ def test_a_number_twice_in_a_batch_is_called_once() -> None:
     items = [PlanItem("A", "212-555-0100"), PlanItem("B", "+1 (212) 555-0100")]
     outcomes = Planner(CallingPolicy(), now=NOW).plan(items)
     assert outcomes[1] == Rejected(
-        "duplicate", "the same number is already in this batch at item 0", same_as=0
+        "duplicate",
+        "the same number is already in this batch at item 0 "
+        '(send "allow_duplicate": true to call it twice)',
+        same_as=0,
     )
+
+
+@pytest.mark.parametrize(
+    ("second", "planned"),
+    [
+        (PlanItem("B", "212-555-0100", purpose="flu"), True),
+        (PlanItem("B", "212-555-0100", allow_duplicate=True), True),
+        (PlanItem("B", "212-555-0100", purpose=""), False),
+    ],
+)
+def test_a_number_is_planned_once_per_purpose_unless_duplicates_are_allowed(
+    second: PlanItem, planned: bool
+) -> None:
+    outcomes = Planner(CallingPolicy(), now=NOW).plan([PlanItem("A", "212-555-0100"), second])
+    assert isinstance(outcomes[1], Scheduled) is planned
 
 
 def test_a_tenant_without_windows_gets_the_rules_in_the_rejection() -> None:

@@ -116,7 +116,7 @@ def test_dst_wall_times_resolve_so_windows_never_grow(
         ("2026-03-02T12:00", (NY,), None, "Mon 2026-03-02 07:00 local time in America/New_York is outside the allowed hours (allowed 09:00–17:00)"),
         ("2026-05-25T15:00", (NY,), None, "Mon 2026-05-25 11:00 local time in America/New_York: tenant skips US holidays: 2026-05-25 is Memorial Day"),
         ("2026-03-01T16:00", ("America/Chicago",), "AL", "Sun 2026-03-01 10:00 local time in America/Chicago: Alabama law forbids calls on Sundays"),
-        ("2026-03-02T16:30", (LA, BOISE), None, "Mon 2026-03-02 08:30 local time in America/Los_Angeles is outside the allowed hours (allowed 09:00–17:00)"),
+        ("2026-03-02T16:30", (LA, BOISE), None, "Mon 2026-03-02 08:30 local time in America/Los_Angeles is outside the allowed hours (allowed 09:00–17:00); the number's prefix spans America/Los_Angeles, America/Boise: every one of them must allow it"),
     ],
 )  # fmt: skip
 def test_explain_outside_says_which_rule_forbids_a_moment(

@@ -9,6 +9,12 @@ EVENT_TYPES: dict[str, str] = {
     "call.failed": "a call ended without reaching anyone and will not be retried",
     "call.expired": "a call's window passed with retries spent",
     "call.cancelled": "a call was cancelled before it started",
+    "call.no_answer": "a machine answered and the tenant's voicemail policy is to hang up: "
+    "the call ended without a retry",
+    "call.retry_scheduled": "an unsuccessful attempt was followed by a retry, planned inside "
+    "the windows",
+    "call.callback_scheduled": "the voice agent reported that the patient asked to be called "
+    "back; the call was planned at the first allowed moment from then",
     "appointment.held": "a slot was held for a patient",
     "appointment.confirmed": "a hold was confirmed",
     "appointment.expired": "a hold lapsed unconfirmed",

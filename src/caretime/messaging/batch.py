@@ -55,6 +55,7 @@ from caretime.messaging.requests import (
     request_for,
     retry_delay,
     sender_for,
+    tenant_endpoint,
 )
 from caretime.messaging.statuses import FAILED, QUEUED, is_final
 from caretime.messaging.tracking import StatusEvent, record_events
@@ -151,7 +152,8 @@ async def _hand_over(
         slots.append(wait)
     if not messages:
         return
-    requests = [request_for(message, sender, now) for message in messages]
+    endpoint = await tenant_endpoint(ctx.session, provider, ctx.job.tenant_id or "")
+    requests = [request_for(message, sender, now, endpoint) for message in messages]
     if isinstance(provider, BatchSender):
         await asyncio.sleep(max(slots))
         outcomes = await provider.send_batch(requests)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
 from caretime.events import emit
-from caretime.messaging.models import OptOut
+from caretime.messaging.models import ConsentChange, OptOut
 
 CHUNK = 1000
 # Replies the law requires even to a number that opted out: the one confirmation of a STOP,
@@ -41,6 +42,30 @@ async def opted_out_numbers(
     return found & wanted
 
 
+@dataclass(frozen=True)
+class ConsentSource:
+    """How a consent statement was given: a reply's keyword and message, or a note given
+    through the API or by a voice agent (with the call it came from)."""
+
+    kind: str = "reply"
+    keyword: str = ""
+    message_id: str | None = None
+    note: str | None = None
+    related_id: str | None = None
+
+
+class OptOutState(NamedTuple):
+    changed_at: datetime
+    keyword: str
+    source: str
+
+    def how(self) -> str:
+        """How the opt-out was given, in words."""
+        if self.source == "reply":
+            return f"replied {self.keyword.upper()}" if self.keyword else "replied"
+        return "told the voice agent" if self.source == "agent" else "recorded by the tenant"
+
+
 async def set_opt_out(
     session: AsyncSession,
     tenant_id: str,
@@ -48,12 +73,15 @@ async def set_opt_out(
     channels: Iterable[str],
     *,
     opted_out: bool,
-    keyword: str,
-    message_id: str | None,
+    keyword: str = "",
+    message_id: str | None = None,
     now: datetime,
+    source: ConsentSource | None = None,
 ) -> bool:
-    """Record the number's choice on these channels. Returns whether anything changed."""
+    """Record the number's choice on these channels, and the statement in the consent
+    history. Returns whether anything changed."""
     channels = list(channels)
+    source = source or ConsentSource("reply", keyword, message_id)
     before = await opted_out_numbers(session, tenant_id, ((phone, c) for c in channels))
     changed = len(before) != (len(channels) if opted_out else 0)
     for channel in channels:
@@ -62,14 +90,61 @@ async def set_opt_out(
             "phone": phone,
             "channel": channel,
             "opted_out": opted_out,
-            "keyword": keyword[:32],
-            "source_message_id": message_id,
+            "keyword": source.keyword[:32],
+            "source_message_id": source.message_id,
             "changed_at": now,
+            "source": source.kind,
         }
         await session.execute(_upsert(session, values))
+        session.add(_history_row(tenant_id, phone, channel, opted_out, source, now))
+    await session.flush()
     if changed:
-        await _tell(session, tenant_id, phone, channels, opted_out, message_id, now)
+        await _tell(session, tenant_id, phone, channels, opted_out, source.message_id, now)
     return changed
+
+
+def _history_row(
+    tenant_id: str,
+    phone: str,
+    channel: str,
+    opted_out: bool,
+    source: ConsentSource,
+    now: datetime,
+) -> ConsentChange:
+    return ConsentChange(
+        tenant_id=tenant_id, phone=phone, channel=channel, opted_out=opted_out,
+        source=source.kind, keyword=source.keyword[:32] or None, note=source.note,
+        message_id=source.message_id, related_id=source.related_id, changed_at=now,
+    )  # fmt: skip
+
+
+async def opt_outs(
+    session: AsyncSession, tenant_id: str, phones: Sequence[str], channel: str
+) -> dict[str, OptOutState]:
+    """The numbers among these that are opted out on the channel, with when and how."""
+    statement = select(OptOut.phone, OptOut.changed_at, OptOut.keyword, OptOut.source).where(
+        OptOut.tenant_id == tenant_id, OptOut.channel == channel, OptOut.opted_out.is_(True)
+    )
+    found: dict[str, OptOutState] = {}
+    for start in range(0, len(phones), CHUNK):
+        chunk = phones[start : start + CHUNK]
+        rows = await session.execute(where_one_of(session, statement, OptOut.phone, chunk))
+        for phone, changed_at, keyword, kind in rows.all():
+            found[phone] = OptOutState(changed_at, keyword, kind)
+    return found
+
+
+async def consent_history(
+    session: AsyncSession, tenant_id: str, phone: str, *, limit: int = 100
+) -> list[ConsentChange]:
+    """The number's consent statements, newest first."""
+    rows = await session.scalars(
+        select(ConsentChange)
+        .where(ConsentChange.tenant_id == tenant_id, ConsentChange.phone == phone)
+        .order_by(ConsentChange.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
 
 
 async def _tell(
@@ -95,7 +170,7 @@ def _upsert(session: AsyncSession, values: dict[str, Any]) -> Any:
     statement = dialect.insert(OptOut).values(values)
     keep = {
         k: statement.excluded[k]
-        for k in ("opted_out", "keyword", "source_message_id", "changed_at")
+        for k in ("opted_out", "keyword", "source_message_id", "changed_at", "source")
     }
     return statement.on_conflict_do_update(
         index_elements=["tenant_id", "phone", "channel"], set_=keep

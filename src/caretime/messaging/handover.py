@@ -37,9 +37,15 @@ from caretime.messaging.providers.base import (
     Provider,
     ProviderError,
     SendOutcome,
+    TenantEndpoint,
     TransientProviderError,
 )
-from caretime.messaging.requests import MAX_INLINE_WAIT, request_for, sender_for
+from caretime.messaging.requests import (
+    MAX_INLINE_WAIT,
+    request_for,
+    sender_for,
+    tenant_endpoint,
+)
 from caretime.messaging.statuses import QUEUED, UNKNOWN
 from caretime.messaging.tracking import StatusEvent, record_events, store_columns, store_in_memory
 from caretime.observability import log_event
@@ -80,10 +86,13 @@ async def hand_over_in_steps(
         messages = await _to_send(session, tenant_id, message_ids, policy, ctx.now())
         groups = _by_provider(providers, messages)
         senders = {p.name: await sender_for(session, tenant_id, p) for p, _ in groups}
+        endpoints = {p.name: await tenant_endpoint(session, p, tenant_id) for p, _ in groups}
     # Resend: mark ahead, for throughput; hold: mark only for an idle sender, so that a
     # message held after a crash was almost surely sent (it is never sent again).
     limit = MAX_IN_DOUBT if policy == "resend" else MAX_IN_FLIGHT
-    pipeline = _Pipeline(ctx, attempt=attempt, last=last, limit=limit, senders=senders)
+    pipeline = _Pipeline(
+        ctx, attempt=attempt, last=last, limit=limit, senders=senders, endpoints=endpoints
+    )
     result = HandoverResult(pipeline.retry)
     start = asyncio.get_running_loop().time()
     for provider, batch in groups:
@@ -203,10 +212,13 @@ class _Pipeline:
         last: bool,
         limit: int,
         senders: dict[str, str | None],
+        endpoints: dict[str, TenantEndpoint | None],
     ) -> None:
         self.ctx = ctx
         self.limit = limit
         self.senders = senders
+        # The tenant's own endpoint, per provider reached per tenant (the AI voice agent).
+        self.endpoints = endpoints
         self.attempt = attempt
         self.last = last
         self.retry = Retry(ctx.now())
@@ -254,7 +266,9 @@ class _Pipeline:
             provider, message, slot = work
             await asyncio.sleep(max(0.0, slot - loop.time()))
             sender = self.senders.get(provider.name, provider.from_number)
-            outcome = await _send(provider, request_for(message, sender, self.ctx.now()))
+            endpoint = self.endpoints.get(provider.name)
+            request = request_for(message, sender, self.ctx.now(), endpoint)
+            outcome = await _send(provider, request)
             self._answered.append((message, provider, outcome))
             self._news.set()
 

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from caretime.db import Base
+from caretime.db import Base, JSONDocument
 from caretime.repository import TenantOwned
 
 
@@ -54,6 +54,9 @@ class Message(TenantOwned, Base):
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     status_changed_at: Mapped[datetime]
+    # What a provider that takes structured requests (an AI voice agent) is told beside the
+    # body: the call it is for, purpose, variables, time zone, until when it may talk.
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     # Committed just before the provider request: a queued message that has it but no
     # provider id was in flight when its worker stopped, and may have been sent.
     handover_started_at: Mapped[datetime | None]
@@ -88,6 +91,7 @@ class MessageRow:
     updated_at: datetime
     sent_at: datetime | None
     status_changed_at: datetime
+    context: dict[str, Any] | None
     handover_started_at: datetime | None
     in_doubt: bool
     tenant_id: str
@@ -131,3 +135,42 @@ class OptOut(TenantOwned, Base):
     keyword: Mapped[str] = mapped_column(String(32))
     source_message_id: Mapped[str | None] = mapped_column(String(64))
     changed_at: Mapped[datetime]
+    # How the latest statement was given (see ConsentChange.source).
+    source: Mapped[str] = mapped_column(String(16), default="reply", server_default="reply")
+
+
+class ConsentChange(TenantOwned, Base):
+    """One statement of a number's consent on one channel (a STOP or START reply, an opt-out
+    given by other means through the API, an agent's report), kept as the audit of consent."""
+
+    __tablename__ = "consent_changes"
+    __table_args__ = (Index(None, "tenant_id", "phone", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    phone: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(8))
+    opted_out: Mapped[bool]
+    # How it was given: "reply" (a keyword texted in), "api", "agent" (a voice agent's report).
+    source: Mapped[str] = mapped_column(String(16))
+    keyword: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    related_id: Mapped[str | None] = mapped_column(String(64))
+    changed_at: Mapped[datetime]
+
+
+class AgentEndpoint(TenantOwned, Base):
+    """Where a tenant's AI voice agent takes call requests, and the secret that signs them
+    (Standard Webhooks). Kept in clear: signing needs it; it is shown to the tenant once."""
+
+    __tablename__ = "voice_agents"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -52,6 +52,8 @@ class OutgoingMessage:
     # do, so they join their message by primary key). A key used before keeps its message,
     # whose id the returned QueuedMessage carries.
     id: str | None = None
+    # What a structured provider (an AI voice agent) is told beside the body.
+    context: dict[str, Any] | None = None
 
 
 async def send_message(
@@ -63,9 +65,10 @@ async def send_message(
     body: str,
     idempotency_key: str,
     related: RelatedEntity | None = None,
+    context: dict[str, Any] | None = None,
 ) -> Message:
     """Queue one message (see send_messages); the same key again returns the first message."""
-    outgoing = OutgoingMessage(channel, to, body, idempotency_key, related)
+    outgoing = OutgoingMessage(channel, to, body, idempotency_key, related, context=context)
     return (await send_messages(session, tenant_id=tenant_id, outgoing=[outgoing]))[0]
 
 
@@ -191,6 +194,7 @@ def _row(item: OutgoingMessage, suppressed: set[tuple[str, str]]) -> dict[str, A
         "related_id": item.related.id if item.related else None,
         "suppression_reason": reason,
         "error": error,
+        "context": item.context,
     }
 
 

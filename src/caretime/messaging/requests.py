@@ -7,8 +7,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.messaging.agents import endpoint_of
 from caretime.messaging.models import Message, TrackedMessage
-from caretime.messaging.providers.base import OutboundRequest, PollRequest, Provider
+from caretime.messaging.providers.base import (
+    OutboundRequest,
+    PollRequest,
+    Provider,
+    TenantEndpoint,
+    needs_tenant_endpoint,
+)
 from caretime.tenancy.numbers import sending_number
 
 POLL_JOB = "messaging.poll"
@@ -35,6 +42,7 @@ def poll_request_for(message: Message, now: datetime) -> PollRequest:
         message.idempotency_key,
         message.sent_at,
         now,
+        message.context,
     )
 
 
@@ -44,8 +52,14 @@ async def sender_for(session: AsyncSession, tenant_id: str, provider: Provider) 
     return await sending_number(session, tenant_id) or provider.from_number
 
 
-def request_for(message: TrackedMessage, sender: str | None, now: datetime) -> OutboundRequest:
-    """What a provider is handed for one queued message, sent from `sender`."""
+def request_for(
+    message: TrackedMessage,
+    sender: str | None,
+    now: datetime,
+    endpoint: TenantEndpoint | None = None,
+) -> OutboundRequest:
+    """What a provider is handed for one queued message, sent from `sender` (to the
+    tenant's own endpoint, for a provider reached per tenant)."""
     return OutboundRequest(
         message.id,
         message.tenant_id,
@@ -55,4 +69,13 @@ def request_for(message: TrackedMessage, sender: str | None, now: datetime) -> O
         message.body,
         message.idempotency_key,
         now,
+        message.context,
+        endpoint,
     )
+
+
+async def tenant_endpoint(
+    session: AsyncSession, provider: Provider, tenant_id: str
+) -> TenantEndpoint | None:
+    """The tenant's own endpoint, for a provider reached per tenant (else None)."""
+    return await endpoint_of(session, tenant_id) if needs_tenant_endpoint(provider) else None

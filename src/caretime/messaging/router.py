@@ -9,6 +9,8 @@ from fastapi import APIRouter, Header, Query
 from caretime.deps import ClockDep, RuntimeDep, SessionDep
 from caretime.errors import NotFound
 from caretime.messaging import inbound
+from caretime.messaging.agents import router as agents_router
+from caretime.messaging.contacts import router as contacts_router
 from caretime.messaging.phones import to_e164
 from caretime.messaging.providers import providers_of
 from caretime.messaging.repository import MessageRepository
@@ -96,4 +98,6 @@ async def simulator_messages(
 
 
 router.include_router(api)
+router.include_router(contacts_router)
+router.include_router(agents_router)
 router.include_router(webhooks_router)

@@ -36,6 +36,9 @@ RANKS: dict[str, dict[str, int]] = {
         "completed": _TERMINAL,
         "busy": _TERMINAL,
         "no_answer": _TERMINAL,
+        # A machine answered (answering-machine detection): what happens then is the
+        # sender's policy, carried out by the provider (see Message.context "on_machine").
+        "voicemail": _TERMINAL,
         FAILED: _TERMINAL,
         "canceled": _TERMINAL,
         SUPPRESSED: _TERMINAL,

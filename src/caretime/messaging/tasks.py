@@ -29,6 +29,7 @@ from caretime.messaging.requests import (
     request_for,
     retry_delay,
     sender_for,
+    tenant_endpoint,
 )
 from caretime.messaging.statuses import FAILED, QUEUED, SUPPRESSED, is_final
 from caretime.messaging.tracking import change_status, record_event
@@ -99,7 +100,9 @@ async def _paced_send(ctx: JobContext, message_id: str, run_at: datetime) -> Non
 
 async def _hand_over(ctx: JobContext, message: Message, provider: Provider) -> None:
     now = ctx.now()
-    request = request_for(message, await sender_for(ctx.session, message.tenant_id, provider), now)
+    endpoint = await tenant_endpoint(ctx.session, provider, message.tenant_id)
+    sender = await sender_for(ctx.session, message.tenant_id, provider)
+    request = request_for(message, sender, now, endpoint)
     try:
         receipt = await provider.send(request)
     except TransientProviderError as exc:

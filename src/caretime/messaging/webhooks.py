@@ -21,9 +21,13 @@ from caretime.deps import ClockDep, RuntimeDep, SessionDep
 from caretime.errors import CaretimeError, NotFound
 from caretime.messaging import inbound
 from caretime.messaging.models import Message
+from caretime.messaging.providers import providers_of
+from caretime.messaging.providers.base import ProviderError
 from caretime.messaging.providers.twilio import (
+    AMD_CALLBACK_PATH,
     INBOUND_SMS_PATH,
     STATUS_CALLBACK_PATH,
+    TwilioProvider,
     normalize_status,
 )
 from caretime.messaging.repository import find_by_provider_id
@@ -156,3 +160,45 @@ async def _callback_message(
     if message is None or message.provider_id not in (None, sid):
         return None
     return message
+
+
+@router.post(
+    AMD_CALLBACK_PATH,
+    status_code=204,
+    response_class=Response,
+    responses=problems(InvalidSignature),
+    openapi_extra=twilio_form({"CallSid": "CA0123", "AnsweredBy": "machine_end_beep"}),
+)
+async def twilio_machine_detection(
+    request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
+) -> Response:
+    """Twilio's asynchronous answering-machine verdict. A machine (or fax) ends the call as
+    its sender asked (hang up, or leave the message first) and is recorded as `voicemail`;
+    a human changes nothing."""
+    form = await verified_form(request, runtime.settings, AMD_CALLBACK_PATH)
+    sid, answered_by = form.get("CallSid", ""), form.get("AnsweredBy", "unknown")
+    message = await find_by_provider_id(session, "twilio", sid)
+    if message is None:
+        log_event(log, "twilio_amd_unknown_sid", sid=sid)
+        return Response(status_code=204)
+    machine = answered_by.startswith(("machine", "fax"))
+    if machine:
+        await _at_the_machine(runtime, sid, message.context)
+    await record_event(
+        session, message, source="twilio", status="voicemail" if machine else None,
+        provider_status=answered_by, raw={k: form[k] for k in STATUS_FIELDS if k in form},
+        now=clock.now(),
+    )  # fmt: skip
+    return Response(status_code=204)
+
+
+async def _at_the_machine(runtime: Any, sid: str, context: dict[str, Any] | None) -> None:
+    on_machine = (context or {}).get("on_machine") or {}
+    provider = providers_of(runtime).named("twilio")
+    if not isinstance(provider, TwilioProvider):
+        return
+    leave = on_machine.get("message") if on_machine.get("action") == "leave_message" else None
+    try:
+        await provider.at_the_machine(sid, leave)
+    except ProviderError as exc:  # the call may have ended already: the verdict still counts
+        log_event(log, "twilio_amd_action_failed", sid=sid, reason=exc.reason)

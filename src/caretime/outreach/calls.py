@@ -16,19 +16,28 @@ from caretime.dispatch import cancel_by_dedupe_key
 from caretime.dispatch.queue import enqueue_many
 from caretime.errors import InvalidInput
 from caretime.ids import new_id
+from caretime.outreach.content import script_problem
 from caretime.outreach.errors import (
     CallAlreadyStarted,
     CallNotFound,
+    DuplicateCall,
     NotSchedulable,
+    OptedOut,
     OutsideCallingWindow,
 )
 from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository
 from caretime.outreach.schemas import BatchOptions, CallIn
-from caretime.outreach.service import (
+from caretime.outreach.screening import (
+    duplicate_reason,
+    e164_of,
+    look_up,
+    opted_out_reason,
+)
+from caretime.outreach.service import effective_policy
+from caretime.outreach.writing import (
     NewCall,
-    effective_policy,
     minute_ledger,
     place_call_job,
     place_call_key,
@@ -46,12 +55,37 @@ async def create_call(
     calling = effective_policy(
         calling, BatchOptions(max_attempts=body.max_attempts, retry_delay=body.retry_delay)
     )
-    item = PlanItem(body.name, body.phone, body.scheduled, body.tz)
+    content = body.content()
+    problem = script_problem(content, calling.scripts)
+    if problem is not None:
+        raise InvalidInput(problem)
+    item = PlanItem(
+        body.name, body.phone, body.scheduled, body.tz, content.purpose, body.allow_duplicate
+    )
+    await refuse_unwanted(session, tenant_id, item)
     outcome = await _plan_one(session, tenant_id, calling, item, now=now)
     call_id = new_id("call")
-    new_call = NewCall(call_id, body.name, outcome)
-    await write_calls(session, tenant_id, calling, [new_call], batch_id=None, now=now)
+    new_call = NewCall(call_id, body.name, outcome, content, body.allow_duplicate)
+    written = await write_calls(session, tenant_id, calling, [new_call], batch_id=None, now=now)
+    if call_id not in written:  # a concurrent request wrote its twin after our check
+        await refuse_unwanted(session, tenant_id, item)
+        raise DuplicateCall(duplicate_reason(None, item.purpose))
     return await get_call(session, tenant_id, call_id)
+
+
+async def refuse_unwanted(session: AsyncSession, tenant_id: str, item: PlanItem) -> None:
+    """422 when the number opted out of calls; 409 when it already has a live call for the
+    item's purpose."""
+    e164 = e164_of(item.phone)
+    if e164 is None:
+        return  # the planner says why
+    found = await look_up(session, tenant_id, [e164])
+    opt_out = found.opted_out.get(e164)
+    if opt_out is not None:
+        raise OptedOut(opted_out_reason(opt_out))
+    live = None if item.allow_duplicate else found.live.get((e164, item.purpose))
+    if live is not None:
+        raise DuplicateCall(duplicate_reason(live, item.purpose), existing_call_id=live.id)
 
 
 async def call_now_or_earliest(

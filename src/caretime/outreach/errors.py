@@ -34,6 +34,21 @@ class BatchKeyReused(IdempotencyKeyReused):
     title = "Idempotency-Key already used for a different batch"
 
 
+class DuplicateCall(Conflict):
+    problem = "duplicate-call"
+    title = "The number already has a live call for this purpose"
+
+
+class OptedOut(InvalidInput):
+    problem = "opted-out"
+    title = "The recipient opted out of calls"
+
+
+class CallNotInProgress(Conflict):
+    problem = "call-not-in-progress"
+    title = "The call has no attempt in progress"
+
+
 class BatchTooLarge(InvalidInput):
     problem = "batch-too-large"
     title = "The batch has too many items"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,10 +20,11 @@ from caretime.dispatch.queue import enqueue_many
 from caretime.ids import new_id
 from caretime.messaging import Message, RelatedEntity, send_message
 from caretime.observability import log_event
+from caretime.outreach.content import CallContent, render, script_for
 from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
-from caretime.outreach.service import minute_ledger, place_call_job
+from caretime.outreach.writing import minute_ledger, place_call_job
 from caretime.policy import (
     ContactCaps,
     PlanItem,
@@ -39,6 +42,7 @@ log = logging.getLogger("caretime.outreach")
 ATTEMPT_KIND = "outreach.attempt"
 VOICE_SCRIPT = "Hello, this is a call from your care team."
 IN_CALL = {"ringing", "in_progress"}
+VOICEMAIL = "voicemail"
 UNSUCCESSFUL = {"no_answer", "busy", "failed", "canceled", "suppressed", "unknown"}
 # Never tried again: an opted-out number, or a call that may have been placed already (its
 # request was in flight when its worker stopped and the tenant's policy holds such calls).
@@ -69,10 +73,55 @@ async def may_call_now(
         call.contact_id, now - CAPS_LOOKBACK
     )
     caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
-    return next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=now) == now
+    return next_moment_under_caps(windows, previous, caps, zone=call.tz, after=now) == now
 
 
-async def start_attempt(session: AsyncSession, call: Call, *, now: datetime) -> CallAttempt:
+def spoken_script(call: Call, calling: CallingPolicy) -> str:
+    """What the provider says: the call's script or the tenant's default for its purpose,
+    with the call's variables filled in."""
+    content = CallContent(call.purpose, call.script, call.variables)
+    script = script_for(content, calling.scripts) or VOICE_SCRIPT
+    return render(script, call.variables, name=call.name)
+
+
+def agent_context(
+    call: Call, calling: CallingPolicy, attempt: int, *, now: datetime
+) -> dict[str, Any]:
+    """What a structured voice provider (an AI agent) is told beside the script: the call,
+    where and when the patient is, what for, and until when it may talk (the end of the
+    current legal and tenant window)."""
+    state = parse_phone(call.phone_e164).state
+    windows = contact_windows(
+        tuple(call.zones), calling, start=now, end=now + timedelta(days=1), state=state
+    )
+    until = windows.allowed_until(now)
+    return {
+        "call_id": call.id,
+        "attempt": attempt,
+        "tz": call.tz,
+        "local_time": now.astimezone(ZoneInfo(call.tz)).isoformat(timespec="seconds"),
+        "purpose": call.purpose or None,
+        "variables": call.variables or {},
+        "allowed_until": None if until is None else isoformat_z(until),
+        "outcome_path": f"/calls/{call.id}/outcome",
+        "on_machine": on_machine(calling),
+    }
+
+
+def on_machine(calling: CallingPolicy) -> dict[str, Any]:
+    """What the provider does when a machine answers: the tenant's voicemail policy and, to
+    leave, its PHI-free message (no variables: anyone may play the mailbox back)."""
+    message = None
+    if calling.voicemail == "leave_message":
+        message = calling.voicemail_message.replace(
+            "{callback_number}", calling.callback_number or ""
+        )
+    return {"action": calling.voicemail, "message": message}
+
+
+async def start_attempt(
+    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
+) -> CallAttempt:
     """Mark the call started and hand it to the voice provider (idempotent per attempt)."""
     call.attempts += 1
     call.status, call.updated_at = "dispatching", now
@@ -93,9 +142,10 @@ async def start_attempt(session: AsyncSession, call: Call, *, now: datetime) -> 
         tenant_id=call.tenant_id,
         channel="voice",
         to=call.phone_e164,
-        body=VOICE_SCRIPT,
+        body=spoken_script(call, calling),
         idempotency_key=f"outreach.call:{call.id}:attempt:{attempt.number}",
         related=RelatedEntity(kind=ATTEMPT_KIND, id=attempt.id),
+        context=agent_context(call, calling, attempt.number, now=now),
     )
     attempt.message_id = message.id
     log_event(log, "call_attempt_started", call_id=call.id, attempt=attempt.number)
@@ -134,6 +184,9 @@ async def record_outcome(
         call.status = call.outcome = "completed"
         attempt.ended_at = now
         await call_changed(session, call, now=now)
+    elif status == VOICEMAIL:
+        attempt.ended_at = now
+        await _after_voicemail(session, call, message, now=now)
     elif status in UNSUCCESSFUL:
         attempt.ended_at = now
         call.outcome = (
@@ -141,6 +194,26 @@ async def record_outcome(
         )
         await _after_unsuccessful(session, call, status, now=now)
     await session.flush()
+
+
+async def _after_voicemail(
+    session: AsyncSession, call: Call, message: Message, *, now: datetime
+) -> None:
+    """A machine answered. As the call was placed (its message's context says what the
+    provider did), the call ends without a retry (hang_up), ends with a message left
+    (leave_message), or is retried like an unanswered attempt (retry)."""
+    action = ((message.context or {}).get("on_machine") or {}).get("action", "retry")
+    if action in ("leave_message", "hang_up"):
+        call.status, call.outcome = (
+            ("completed", "voicemail: message left")
+            if action == "leave_message"
+            else ("no_answer", "voicemail: hung up")
+        )
+        await call_changed(session, call, now=now)
+    else:
+        call.outcome = "voicemail"
+        await _after_unsuccessful(session, call, "no_answer", now=now)
+    log_event(log, "call_reached_voicemail", call_id=call.id, action=action)
 
 
 async def _after_unsuccessful(
@@ -183,7 +256,7 @@ async def next_allowed_attempt(
         call.contact_id, after - CAPS_LOOKBACK
     )
     caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
-    earliest = next_moment_under_caps(windows, previous, caps, zone=call.zones[0], after=after)
+    earliest = next_moment_under_caps(windows, previous, caps, zone=call.tz, after=after)
     if earliest is None:
         return None
     ledger = await minute_ledger(session, call.tenant_id, calling, now=earliest)

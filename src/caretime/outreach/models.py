@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from caretime.db import Base, JSONDocument
@@ -15,6 +16,16 @@ from caretime.repository import TenantOwned
 PENDING = "scheduled"
 STARTED = ("dispatching", "ringing", "in_progress")
 FINAL = ("completed", "no_answer", "busy", "failed", "cancelled", "expired")
+# A live call: one that may still ring. A tenant has at most one live call per number and
+# purpose, unless the call was made with allow_duplicate: the database guarantees it.
+LIVE = (PENDING, *STARTED)
+LIVE_PREDICATE = text(
+    "NOT allow_duplicate AND status IN ('scheduled', 'dispatching', 'ringing', 'in_progress')"
+)
+
+
+def contact_id_for(tenant_id: str, e164: str) -> str:
+    return "con_" + hashlib.sha256(f"{tenant_id}:{e164}".encode()).hexdigest()[:32]
 
 
 class Contact(TenantOwned, Base):
@@ -57,6 +68,17 @@ class Call(TenantOwned, Base):
         # Capacity: calls per minute still to come, read once per batch.
         Index(None, "tenant_id", "status", "scheduled_minute"),
         Index(None, "tenant_id", "batch_id", "id"),
+        # The contact id is derived from (tenant, number), so it stands for both: a lookup of
+        # a batch's numbers is then an index probe per number whatever the table statistics
+        # say (keyed by tenant first, stale statistics made it a scan of the tenant's calls).
+        Index(
+            "uq_calls_live_per_purpose",
+            "contact_id",
+            "purpose",
+            unique=True,
+            postgresql_where=LIVE_PREDICATE,
+            sqlite_where=LIVE_PREDICATE,
+        ),
         # Is any call of this batch still open? (batch.completed, checked as each call ends)
         Index(None, "tenant_id", "batch_id", "status"),
     )
@@ -69,6 +91,12 @@ class Call(TenantOwned, Base):
     tz: Mapped[str] = mapped_column(String(64))
     zones: Mapped[list[str]] = mapped_column(JSONDocument)
     status: Mapped[str] = mapped_column(String(16))
+    # What the call is for (a campaign or task name); "" when the caller named none.
+    purpose: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    allow_duplicate: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # What the voice provider says or is told (None: the tenant's default for the purpose).
+    script: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     scheduled_at: Mapped[datetime]
     scheduled_minute: Mapped[int] = mapped_column(BigInteger)
     pinned: Mapped[bool]
@@ -98,3 +126,7 @@ class CallAttempt(TenantOwned, Base):
     history: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    # What an AI voice agent reported: how it ended (reached, declined...) and a short
+    # summary (stored, never logged).
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    summary: Mapped[str | None] = mapped_column(Text)

@@ -4,19 +4,38 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.bulk import SkipConflicts, insert_rows
+from caretime.bulk import SkipConflicts, insert_rows, where_one_of
 from caretime.db import is_postgres, locking
-from caretime.outreach.models import PENDING, Call, CallAttempt, Contact, OutreachBatch
+from caretime.outreach.models import (
+    LIVE_PREDICATE,
+    PENDING,
+    Call,
+    CallAttempt,
+    Contact,
+    OutreachBatch,
+    contact_id_for,
+)
 from caretime.repository import TenantRepository
 from caretime.tenancy.models import Tenant
 
 _KNOWN_IDS = SkipConflicts(("id",))
+# A second live call for a (number, purpose) is not written: the partial unique index says so.
+_LIVE_TWINS = SkipConflicts(("contact_id", "purpose"), LIVE_PREDICATE)
+CHUNK = 5000
+
+
+class LiveCall(NamedTuple):
+    """The call that makes another one for the same number and purpose a duplicate."""
+
+    id: str
+    status: str
+    scheduled_at: datetime
 
 
 class CallRepository(TenantRepository[Call]):
@@ -38,10 +57,34 @@ class CallRepository(TenantRepository[Call]):
 
     async def insert_new(
         self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
-    ) -> None:
-        """New calls, one per position of `columns`, each also with the `shared` values."""
+    ) -> set[str]:
+        """New calls, one per position of `columns`, each also with the `shared` values.
+        Returns the ids written: a call whose number and purpose already has a live call
+        (and that does not allow duplicates) is skipped."""
         shared = {**shared, "tenant_id": self.tenant_id}
-        await insert_rows(self.session, Call, columns, shared=shared)
+        ids = await insert_rows(
+            self.session, Call, columns, shared=shared, skip=_LIVE_TWINS, returning="id"
+        )
+        return set(ids)
+
+    async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
+        """The live (exclusive) call of each (number, purpose) among these numbers, looked
+        up by contact id (derived from tenant and number: no tenant condition is needed,
+        and none lures the planner to the tenant's other indexes)."""
+        by_contact = {contact_id_for(self.tenant_id, number): number for number in numbers}
+        statement = select(
+            Call.contact_id, Call.purpose, Call.id, Call.status, Call.scheduled_at
+        ).where(LIVE_PREDICATE)
+        found: dict[tuple[str, str], LiveCall] = {}
+        contacts = list(by_contact)
+        for start in range(0, len(contacts), CHUNK):
+            chunk = contacts[start : start + CHUNK]
+            rows = await self.session.execute(
+                where_one_of(self.session, statement, Call.contact_id, chunk)
+            )
+            for contact, purpose, call_id, status, at in rows.all():
+                found[(by_contact[contact], purpose)] = LiveCall(call_id, status, at)
+        return found
 
     async def get_for_update(self, call_id: str) -> Call | None:
         return await self.first(locking(self.select().where(Call.id == call_id)))

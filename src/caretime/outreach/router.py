@@ -18,16 +18,19 @@ from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
 from caretime.openapi import json_body, problems
 from caretime.outreach import calls as call_service
-from caretime.outreach import service
+from caretime.outreach import outcomes, service
 from caretime.outreach.errors import (
     BatchKeyReused,
     BatchNotFound,
     CallAlreadyStarted,
     CallNotFound,
+    CallNotInProgress,
+    DuplicateCall,
     NotSchedulable,
+    OptedOut,
     OutsideCallingWindow,
 )
-from caretime.outreach.intake import CsvRows, csv_rows, missing_csv_columns
+from caretime.outreach.intake import CsvRows, csv_header_problem, csv_rows
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
 from caretime.outreach.schemas import (
     AttemptOut,
@@ -41,6 +44,7 @@ from caretime.outreach.schemas import (
     CallPage,
     CallPatch,
     CallStatus,
+    OutcomeIn,
     RejectedItemOut,
     ScheduledItemOut,
     ScheduleItem,
@@ -143,7 +147,11 @@ async def get_batch(batch_id: PathText, tenant: TenantDep, session: SessionDep) 
     return _batch_out(batch, counts)
 
 
-@router.post("/calls", responses=problems(OutsideCallingWindow, NotSchedulable), status_code=201)
+@router.post(
+    "/calls",
+    responses=problems(OutsideCallingWindow, NotSchedulable, OptedOut, DuplicateCall),
+    status_code=201,
+)
 async def create_call(
     body: CallIn, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
 ) -> CallOut:
@@ -221,6 +229,26 @@ async def dispatch_call(
     return call_out(call)
 
 
+@router.post(
+    "/calls/{call_id}/outcome",
+    responses=problems(CallNotFound, CallNotInProgress, InvalidInput),
+)
+async def report_outcome(
+    call_id: str,
+    body: OutcomeIn,
+    tenant: TenantDep,
+    policy: PolicyDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> CallOut:
+    """A voice agent reports progress or how the current attempt ended: status, disposition,
+    callback_at (planned inside the windows), summary. Repeating a report is harmless."""
+    call = await outcomes.report_outcome(
+        session, tenant.id, policy.calling, call_id, body, now=clock.now()
+    )
+    return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
+
+
 def call_out(call: Call, attempts: Sequence[CallAttempt] | None = None) -> CallOut:
     return CallOut(
         id=call.id,
@@ -236,6 +264,10 @@ def call_out(call: Call, attempts: Sequence[CallAttempt] | None = None) -> CallO
         max_attempts=call.max_attempts,
         retry_delay=retry_delay_of(call.retry_delay_seconds),
         outcome=call.outcome,
+        purpose=call.purpose or None,
+        script=call.script,
+        variables=call.variables,
+        allow_duplicate=call.allow_duplicate,
         created_at=call.created_at,
         updated_at=call.updated_at,
         attempt_history=None if attempts is None else [
@@ -288,9 +320,9 @@ async def _csv_text(raw: Request, content_type: str) -> str:
 
 
 def _csv_rows(text: str) -> CsvRows:
-    missing = missing_csv_columns(text)
-    if missing:
-        raise InvalidInput(f"the CSV header lacks column(s): {', '.join(sorted(missing))}")
+    problem = csv_header_problem(text)
+    if problem is not None:
+        raise InvalidInput(problem)
     return csv_rows(text)
 
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from caretime.outreach import content
+from caretime.outreach.content import CallContent, Variables
 from caretime.policy.phones import PhoneText
 from caretime.tenancy.policy import Duration, RetryDelay
 
 
 class ScheduleItem(BaseModel):
-    """One patient: a name and a phone, optionally an exact time and a time zone."""
+    """One patient: a name and a phone, optionally an exact time and a time zone, and what
+    the call is for and says. Any other field is an error."""
 
+    model_config = ConfigDict(extra="forbid")
     name: str = Field(max_length=200)
     phone: PhoneText = Field(max_length=64)
     scheduled: datetime | None = Field(
@@ -22,6 +26,43 @@ class ScheduleItem(BaseModel):
     tz: str | None = Field(
         default=None, max_length=64, description="IANA time zone, e.g. America/New_York."
     )
+    purpose: str | None = Field(
+        default=None,
+        max_length=content.MAX_PURPOSE,
+        description="What the call is for, e.g. annual-wellness: one live call per number "
+        "and purpose.",
+    )
+    script: str | None = Field(
+        default=None,
+        max_length=content.MAX_SCRIPT,
+        description="What the provider says; {{variable}} is replaced by the variable's value.",
+    )
+    variables: Variables | None = Field(
+        default=None,
+        description="Strings and numbers for the script and the agent, "
+        'e.g. {"first_name": "John"}.',
+    )
+    allow_duplicate: bool = Field(
+        default=False, description="Schedule even if the number has a live call for the purpose."
+    )
+
+    @field_validator("purpose")
+    @classmethod
+    def _purpose(cls, value: str | None) -> str | None:
+        return content.checked_purpose(value) or None
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, value: str | None) -> str | None:
+        return content.checked_script(value)
+
+    @field_validator("variables", mode="before")
+    @classmethod
+    def _variables(cls, value: object) -> Variables | None:
+        return content.checked_variables(value)
+
+    def content(self) -> CallContent:
+        return CallContent(self.purpose or "", self.script, self.variables)
 
 
 class ScheduledItemOut(BaseModel):
@@ -32,6 +73,7 @@ class ScheduledItemOut(BaseModel):
     scheduled: datetime
     scheduled_task_id: str | None
     status: Literal["scheduled"]
+    purpose: str | None = None
 
 
 class RejectedItemOut(BaseModel):
@@ -65,6 +107,15 @@ class BatchOptions(BaseModel):
     strategy: Literal["earliest", "spread"] | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     retry_delay: RetryDelay | None = None
+    allow_duplicate: bool = Field(
+        default=False,
+        description="Schedule items even if their number already has a live call for the "
+        "same purpose (an item's own allow_duplicate wins).",
+    )
+
+
+# The options that override the tenant's calling policy for one batch or call.
+POLICY_OPTIONS = ("strategy", "max_attempts", "retry_delay")
 
 
 class BatchIn(BatchOptions):
@@ -139,6 +190,39 @@ class AttemptOut(BaseModel):
     started_at: datetime
     ended_at: datetime | None
     history: list[dict[str, Any]]
+    disposition: str | None = None
+    summary: str | None = None
+
+
+AgentStatus = Literal["in_progress", "completed", "no_answer", "busy", "voicemail", "failed"]
+Disposition = Literal[
+    "reached", "consented", "declined", "wrong_number", "callback_requested", "opted_out",
+    "voicemail_left", "other",
+]  # fmt: skip
+
+
+class OutcomeIn(BaseModel):
+    """What a voice agent reports about the call's current attempt."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: AgentStatus
+    disposition: Disposition | None = None
+    callback_at: AwareDatetime | None = Field(
+        default=None, description="When the patient asked to be called back (with an offset)."
+    )
+    summary: str | None = Field(
+        default=None, max_length=1000, description="A short summary: stored, never logged."
+    )
+
+    @model_validator(mode="after")
+    def _callback_is_requested(self) -> OutcomeIn:
+        if self.callback_at is not None and self.disposition not in (None, "callback_requested"):
+            raise ValueError('callback_at goes with the disposition "callback_requested"')
+        if self.callback_at is not None and self.status == "in_progress":
+            raise ValueError("callback_at is reported when the attempt ends, not in progress")
+        if self.disposition == "callback_requested" and self.callback_at is None:
+            raise ValueError('the disposition "callback_requested" needs callback_at')
+        return self
 
 
 class CallOut(BaseModel):
@@ -155,6 +239,10 @@ class CallOut(BaseModel):
     max_attempts: int
     retry_delay: Duration
     outcome: str | None
+    purpose: str | None = None
+    script: str | None = None
+    variables: dict[str, Any] | None = None
+    allow_duplicate: bool = False
     created_at: datetime
     updated_at: datetime
     attempt_history: list[AttemptOut] | None = None

@@ -14,29 +14,33 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.ids import new_id
 from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
-from caretime.outreach.events import batch_completed, calls_scheduled
-from caretime.outreach.intake import echo, item_label, line_labels, plan_item, plan_parsed
-from caretime.outreach.models import PENDING, OutreachBatch
-from caretime.outreach.repository import (
-    BatchRepository,
-    CallRepository,
-    ContactRepository,
-    lock_tenant,
+from caretime.outreach.events import batch_completed
+from caretime.outreach.intake import (
+    Intake,
+    ParsedItem,
+    check_scripts,
+    echo,
+    item_label,
+    line_labels,
+    parse_item,
+    plan_parsed,
 )
-from caretime.outreach.schemas import BatchOptions
-from caretime.policy import CapacityLedger, Outcome, PlanItem, Planner, Rejected, Scheduled
+from caretime.outreach.models import OutreachBatch
+from caretime.outreach.repository import BatchRepository, CallRepository
+from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
+from caretime.outreach.screening import duplicate_of, live_calls, screen
+from caretime.outreach.writing import NewCall, minute_ledger, write_calls
+from caretime.policy import CapacityLedger, Outcome, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
-PLACE_CALL = "outreach.place_call"
 # Items one batch may hold: a larger one is refused whole, before anything is planned.
 MAX_BATCH_ITEMS = 100_000
 # Batches larger than this are planned in a worker thread, so the event loop keeps
@@ -67,42 +71,9 @@ class BatchResult:
 
 def effective_policy(calling: CallingPolicy, options: BatchOptions) -> CallingPolicy:
     overrides = {
-        name: value
-        for name in BatchOptions.model_fields
-        if (value := getattr(options, name)) is not None
+        name: value for name in POLICY_OPTIONS if (value := getattr(options, name)) is not None
     }
     return calling.model_copy(update=overrides) if overrides else calling
-
-
-def place_call_job(tenant_id: str, call_id: str, version: int, at: datetime) -> NewJob:
-    """The job that rings a call at its time. Its key names the call's version, so moving a
-    call (a new version) makes any older job a no-op."""
-    return NewJob(
-        kind=PLACE_CALL,
-        payload={"call_id": call_id, "version": version},
-        run_at=at,
-        tenant_id=tenant_id,
-        dedupe_key=place_call_key(call_id, version),
-    )
-
-
-def place_call_key(call_id: str, version: int) -> str:
-    return f"outreach.call:{call_id}:v{version}"
-
-
-def contact_id(tenant_id: str, e164: str) -> str:
-    return "con_" + hashlib.sha256(f"{tenant_id}:{e164}".encode()).hexdigest()[:32]
-
-
-async def minute_ledger(
-    session: AsyncSession, tenant_id: str, calling: CallingPolicy, *, now: datetime
-) -> CapacityLedger:
-    """Lock the tenant's capacity and read what is already booked within the horizon."""
-    await lock_tenant(session, tenant_id)
-    first = int(now.timestamp()) // 60
-    end = int((now + timedelta(days=calling.horizon_days)).timestamp()) // 60 + 1
-    load = await CallRepository(session, tenant_id).minute_load(first, end)
-    return CapacityLedger.starting_with(calling.max_calls_per_minute, load)
 
 
 async def schedule_batch(
@@ -121,24 +92,25 @@ async def schedule_batch(
         replay = await _claim(batches, batch_id, calling, request, now)
         if replay is not None:
             return replay
+    allow = request.options.allow_duplicate
+    parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
+    items = await screen(session, tenant_id, check_scripts(parsed, calling.scripts))
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
-    if len(request.items) > PLAN_INLINE_ITEMS:
-        items, outcomes = await asyncio.to_thread(_plan, request, calling, ledger, now)
+    if len(items) > PLAN_INLINE_ITEMS:
+        outcomes = await asyncio.to_thread(_plan, request, items, calling, (ledger, now))
     else:
-        items, outcomes = _plan(request, calling, ledger, now)
+        outcomes = _plan(request, items, calling, (ledger, now))
     if batch_id is None:
-        return BatchResult(None, _response_items(request.items, outcomes, []))
-    call_ids = [new_id("call") if isinstance(o, Scheduled) else None for o in outcomes]
-    new_calls = [
-        NewCall(call_id, item.name, outcome)
-        for call_id, item, outcome in zip(call_ids, items, outcomes, strict=True)
-        if call_id is not None and isinstance(item, PlanItem) and isinstance(outcome, Scheduled)
-    ]
-    await write_calls(session, tenant_id, calling, new_calls, batch_id=batch_id, now=now)
-    result = _response_items(request.items, outcomes, call_ids)
+        return BatchResult(None, _response_items(request.items, outcomes, [], items))
+    new_calls = _new_calls(items, outcomes)
+    to_write = [call for call in new_calls if call is not None]
+    written = await write_calls(session, tenant_id, calling, to_write, batch_id=batch_id, now=now)
+    outcomes = await _refuse_unwritten(session, tenant_id, new_calls, written, outcomes)
+    call_ids = [call.id if call is not None and call.id in written else None for call in new_calls]
+    result = _response_items(request.items, outcomes, call_ids, items)
     await batches.finish(batch_id, _summary(request, outcomes, result))
     batch = await batches.get(batch_id)
-    if batch is not None and not new_calls:  # nothing to wait for: complete from the start
+    if batch is not None and not written:  # nothing to wait for: complete from the start
         await batch_completed(session, batch, now=now)
     return BatchResult(batch, result)
 
@@ -154,12 +126,15 @@ def _check_size(request: BatchRequest) -> None:
 
 
 def _plan(
-    request: BatchRequest, calling: CallingPolicy, ledger: CapacityLedger, now: datetime
-) -> tuple[list[PlanItem | str], list[Outcome]]:
-    """Parse and plan every item: pure CPU work, safe to run in a worker thread."""
-    items = [plan_item(raw) for raw in request.items]
+    request: BatchRequest,
+    items: Sequence[Intake],
+    calling: CallingPolicy,
+    ledger_and_now: tuple[CapacityLedger, datetime],
+) -> list[Outcome]:
+    """Plan the screened items: pure CPU work, safe to run in a worker thread."""
+    ledger, now = ledger_and_now
     planner = Planner(calling, now=now, ledger=ledger)
-    return items, plan_parsed(planner, items, label=request.label())
+    return plan_parsed(planner, items, label=request.label())
 
 
 async def _claim(
@@ -202,78 +177,51 @@ def _request_hash(request: BatchRequest) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-class NewCall(NamedTuple):
-    id: str
-    name: str
-    planned: Scheduled
+def _new_calls(items: Sequence[Intake], outcomes: Sequence[Outcome]) -> list[NewCall | None]:
+    """The call to write for each item that was planned, in item order."""
+    return [
+        NewCall(new_id("call"), item.plan.name, outcome, item.content, item.plan.allow_duplicate)
+        if isinstance(item, ParsedItem) and isinstance(outcome, Scheduled)
+        else None
+        for item, outcome in zip(items, outcomes, strict=True)
+    ]
 
 
-async def write_calls(
+async def _refuse_unwritten(
     session: AsyncSession,
     tenant_id: str,
-    calling: CallingPolicy,
-    new_calls: Sequence[NewCall],
-    *,
-    batch_id: str | None,
-    now: datetime,
-) -> None:
-    """Contacts (those not known yet), calls and their dispatch jobs: one statement each."""
-    contacts = [contact_id(tenant_id, call.planned.e164) for call in new_calls]
-    names = [call.name for call in new_calls]
-    phones = [call.planned.e164 for call in new_calls]
-    zones = [call.planned.zones for call in new_calls]
-    await ContactRepository(session, tenant_id).insert_missing(
-        {"id": contacts, "name": names, "phone_e164": phones, "zones": zones}, now=now
-    )
-    at = [call.planned.at for call in new_calls]
-    await CallRepository(session, tenant_id).insert_new(
-        {
-            "id": [call.id for call in new_calls],
-            "contact_id": contacts,
-            "name": names,
-            "phone_e164": phones,
-            "tz": [call.planned.tz for call in new_calls],
-            "zones": zones,
-            "scheduled_at": at,
-            "scheduled_minute": [int(instant.timestamp()) // 60 for instant in at],
-            "pinned": [call.planned.pinned for call in new_calls],
-        },
-        _new_call_values(calling, batch_id, now),
-    )
-    await enqueue_many(
-        session, [place_call_job(tenant_id, call.id, 1, call.planned.at) for call in new_calls]
-    )
-    scheduled = [_scheduled_data(call, calling, batch_id) for call in new_calls]
-    await calls_scheduled(session, tenant_id, [c.id for c in new_calls], scheduled, now=now)
-
-
-def _scheduled_data(call: NewCall, calling: CallingPolicy, batch_id: str | None) -> dict[str, Any]:
-    return {"id": call.id, "batch_id": batch_id, "status": PENDING,
-            "scheduled": _instant_z(call.planned.at), "tz": call.planned.tz, "attempts": 0,
-            "max_attempts": calling.max_attempts, "outcome": None}  # fmt: skip
-
-
-def _new_call_values(calling: CallingPolicy, batch_id: str | None, now: datetime) -> dict[str, Any]:
-    """What every call of one write shares."""
-    return {
-        "batch_id": batch_id,
-        "status": PENDING,
-        "version": 1,
-        "attempts": 0,
-        "max_attempts": calling.max_attempts,
-        "retry_delay_seconds": int(calling.retry_delay.total_seconds()),
-        "outcome": None,
-        "created_at": now,
-        "updated_at": now,
-    }
+    new_calls: Sequence[NewCall | None],
+    written: set[str],
+    outcomes: list[Outcome],
+) -> list[Outcome]:
+    """Planned calls the database refused as duplicates of a live call (a concurrent batch
+    wrote it after screening) become rejections naming that call."""
+    refused = [
+        (i, call) for i, call in enumerate(new_calls) if call is not None and call.id not in written
+    ]
+    if not refused:
+        return outcomes
+    live = await live_calls(session, tenant_id, [call.planned.e164 for _, call in refused])
+    outcomes = list(outcomes)
+    for i, call in refused:
+        purpose = call.content.purpose
+        outcomes[i] = duplicate_of(live.get((call.planned.e164, purpose)), purpose)
+    return outcomes
 
 
 def _response_items(
-    raw_items: Sequence[Any], outcomes: Sequence[Outcome], call_ids: Sequence[str | None]
+    raw_items: Sequence[Any],
+    outcomes: Sequence[Outcome],
+    call_ids: Sequence[str | None],
+    items: Sequence[Intake],
 ) -> list[dict[str, Any]]:
     """What the caller gets back, item for item (no task ids for a dry run)."""
     ids = call_ids or [None] * len(outcomes)
-    return [_response_item(r, o, i) for r, o, i in zip(raw_items, outcomes, ids, strict=True)]
+    answer = [_response_item(r, o, i) for r, o, i in zip(raw_items, outcomes, ids, strict=True)]
+    for item, entry in zip(items, answer, strict=True):
+        if isinstance(item, ParsedItem) and item.plan.purpose and entry["status"] == "scheduled":
+            entry["purpose"] = item.plan.purpose
+    return answer
 
 
 def _response_item(raw: Any, outcome: Outcome, call_id: str | None) -> dict[str, Any]:

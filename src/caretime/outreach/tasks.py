@@ -12,7 +12,7 @@ from caretime.observability import log_event
 from caretime.outreach import execution
 from caretime.outreach.events import call_changed
 from caretime.outreach.models import Call
-from caretime.outreach.service import PLACE_CALL
+from caretime.outreach.writing import PLACE_CALL
 from caretime.retention import Prunable, register
 
 log = logging.getLogger("caretime.outreach")
@@ -35,7 +35,7 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
             call.status, call.outcome = "expired", "no allowed time left within the horizon"
             await call_changed(ctx.session, call, now=now)
         return
-    await execution.start_attempt(ctx.session, call, now=now)
+    await execution.start_attempt(ctx.session, call, calling, now=now)
 
 
 on_status_change(execution.ATTEMPT_KIND)(execution.on_attempt_status)

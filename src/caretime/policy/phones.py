@@ -31,6 +31,20 @@ _NON_GEOGRAPHIC = frozenset(
         PhoneNumberType.PAGER,
     }
 )
+# A dialling prefix that spans several zones is reported in the zone most of its numbers are
+# in, by area code (Alaska's 907 in Anchorage, not Adak; Idaho's 208 in Boise; Nevada's 775
+# in Los Angeles' zone); planning still uses every zone, so a call is allowed only when all
+# of them allow it. Other sets fall back to the most populous zone they contain.
+_MAIN_ZONE_BY_AREA_CODE = {
+    "208": "America/Boise", "986": "America/Boise", "775": "America/Los_Angeles",
+    "907": "America/Anchorage", "928": "America/Phoenix", "709": "America/St_Johns",
+    "879": "America/St_Johns", "605": "America/Denver", "701": "America/North_Dakota/Center",
+}  # fmt: skip
+_BY_POPULATION = (
+    "America/New_York", "America/Chicago", "America/Los_Angeles", "America/Denver",
+    "America/Phoenix", "America/Toronto", "America/Vancouver", "America/Anchorage",
+    "Pacific/Honolulu", "America/Boise",
+)  # fmt: skip
 _PUNCTUATION = b" -().+\t"
 _ONE = ord("1")
 
@@ -46,6 +60,8 @@ class PhoneFacts:
     zones: tuple[str, ...]
     state: str | None
     non_geographic: bool
+    # The zone to report (see _MAIN_ZONE_BY_AREA_CODE); None when there is no zone.
+    display_zone: str | None = None
     # (zones, state), built once: the planner looks its windows up by it for every number.
     window_key: tuple[tuple[str, ...], str | None] = field(init=False, compare=False)
 
@@ -58,6 +74,7 @@ class Phone(NamedTuple):
     zones: tuple[str, ...]
     state: str | None
     non_geographic: bool
+    display_zone: str | None = None
 
 
 class PhoneBook:
@@ -78,7 +95,7 @@ class PhoneBook:
         if found is None:
             return self._parse_slowly(raw)
         e164, facts = found
-        return Phone(e164, facts.zones, facts.state, facts.non_geographic)
+        return Phone(e164, facts.zones, facts.state, facts.non_geographic, facts.display_zone)
 
     def lookup(self, raw: str) -> tuple[str, PhoneFacts] | None:
         """The fast path: E.164 and the prefix's facts for a plainly written NANP number;
@@ -102,7 +119,7 @@ class PhoneBook:
         number = _parse_valid(raw, self.region)
         facts = _facts(number)
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        return Phone(e164, facts.zones, facts.state, facts.non_geographic)
+        return Phone(e164, facts.zones, facts.state, facts.non_geographic, facts.display_zone)
 
 
 _MISSING = PhoneFacts((), None, False)
@@ -149,7 +166,19 @@ def _facts(number: phonenumbers.PhoneNumber) -> PhoneFacts:
     if phonenumbers.number_type(number) in _NON_GEOGRAPHIC:
         return PhoneFacts((), state, non_geographic=True)
     zones = tuple(z for z in timezone.time_zones_for_number(number) if z != _UNKNOWN_ZONE)
-    return PhoneFacts(zones, state, non_geographic=False)
+    area_code = str(number.national_number)[:3] if number.country_code == 1 else None
+    return PhoneFacts(zones, state, False, main_zone(zones, area_code))
+
+
+def main_zone(zones: tuple[str, ...], area_code: str | None = None) -> str | None:
+    """The zone most of a prefix's numbers are in: the only one, the area code's main zone,
+    else the most populous of them (else the first)."""
+    if len(zones) <= 1:
+        return zones[0] if zones else None
+    preferred = _MAIN_ZONE_BY_AREA_CODE.get(area_code or "")
+    if preferred in zones:
+        return preferred
+    return next((zone for zone in _BY_POPULATION if zone in zones), zones[0])
 
 
 default_phone_book = PhoneBook()

@@ -33,6 +33,9 @@ class PlanItem(NamedTuple):
     phone: str
     scheduled: datetime | None = None
     tz: str | None = None
+    # A number is planned once per purpose in one input, unless the item allows duplicates.
+    purpose: str = ""
+    allow_duplicate: bool = False
 
 
 SCHEDULED: Literal["scheduled"] = "scheduled"
@@ -124,8 +127,9 @@ class Planner:
         self._cursor: dict[WindowKey, tuple[int, int]] = {}
         self._full: set[WindowKey] = set()
         self._zone_names: dict[str, str | None] = {}
-        # Numbers planned by this planner: a number appears once, even across plan() calls.
-        self._seen: dict[str, int] = {}
+        # (number, purpose) planned by this planner: each appears once, even across plan()
+        # calls, except for items that allow duplicates.
+        self._seen: dict[tuple[str, str], int] = {}
 
     def plan(
         self,
@@ -174,7 +178,7 @@ class Planner:
         targets: list[_Target] = []
         seen, windows, lookup = self._seen, self._windows, self.phones.lookup
         for index, item in enumerate(items):
-            _, phone, scheduled, tz = item
+            _, phone, scheduled, tz, purpose, allow_duplicate = item
             found = None
             if tz is None and scheduled is None:
                 try:
@@ -187,22 +191,20 @@ class Planner:
                 key = facts.window_key
                 if key not in windows:
                     self.windows_for(*key)
-                target = _new_target((index, e164, facts.zones, facts.zones[0], key, None))
+                target = _new_target((index, e164, facts.zones, facts.display_zone, key, None))
             else:
                 resolved = self._resolve(index, item)
                 if isinstance(resolved, Rejected):
                     outcomes[index] = resolved
                     continue
                 target, e164 = resolved, resolved.e164
-            first = seen.get(e164)
+            first = None if allow_duplicate else seen.get((e164, purpose))
             if first is None:
-                seen[e164] = positions[index]
+                if not allow_duplicate:
+                    seen[(e164, purpose)] = positions[index]
                 targets.append(target)
             else:
-                outcomes[index] = Rejected(
-                    "duplicate", f"the same number is already in this batch at item {first}",
-                    same_as=first,
-                )  # fmt: skip
+                outcomes[index] = _duplicate_in_input(first, purpose)
         return targets
 
     def _resolve(self, index: int, item: PlanItem) -> _Target | Rejected:
@@ -226,7 +228,8 @@ class Planner:
         pinned = _pinned_instant(item.scheduled, zones)
         if isinstance(pinned, Rejected):
             return pinned
-        return _Target(index, phone.e164, zones, zones[0], key, pinned)
+        tz = phone.display_zone if zones == phone.zones and phone.display_zone else zones[0]
+        return _Target(index, phone.e164, zones, tz, key, pinned)
 
     def _valid_zone(self, name: str) -> str | None:
         if name not in self._zone_names:
@@ -389,6 +392,16 @@ def _pinned_instant(
             'give an offset or "tz"',
         )
     return scheduled.replace(tzinfo=ZoneInfo(zones[0])).astimezone(UTC)
+
+
+def _duplicate_in_input(first: int, purpose: str) -> Rejected:
+    for_purpose = f' for "{purpose}"' if purpose else ""
+    return Rejected(
+        "duplicate",
+        f"the same number is already in this batch{for_purpose} at item {first} "
+        '(send "allow_duplicate": true to call it twice)',
+        same_as=first,
+    )
 
 
 def _unknown_zone_reason(non_geographic: bool) -> str:

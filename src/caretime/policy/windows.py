@@ -30,6 +30,10 @@ class ContactWindows:
     def contains(self, at: datetime) -> bool:
         return any(start <= at < end for start, end in self.intervals)
 
+    def allowed_until(self, at: datetime) -> datetime | None:
+        """The end of the allowed interval `at` is in (None if `at` is not allowed)."""
+        return next((end for start, end in self.intervals if start <= at < end), None)
+
     def first_at_or_after(self, at: datetime) -> datetime | None:
         for start, end in self.intervals:
             if at < end:
@@ -174,10 +178,17 @@ def explain_outside(
         verdict = day_verdict(local.date(), calling, legal, state)
         where = f"{local:%a %Y-%m-%d %H:%M} local time in {zone}"
         if not verdict.spans and verdict.reasons:
-            return f"{where}: {verdict.reasons[0]}"
+            return f"{where}: {verdict.reasons[0]}{_spanning(zones)}"
         if not any(lo <= local.time() < hi for lo, hi in verdict.spans):
-            return f"{where} is outside the allowed hours ({_describe(verdict, local.date())})"
+            described = _describe(verdict, local.date())
+            return f"{where} is outside the allowed hours ({described}){_spanning(zones)}"
     return "outside the allowed calling windows"
+
+
+def _spanning(zones: Sequence[str]) -> str:
+    if len(zones) <= 1:
+        return ""
+    return f"; the number's prefix spans {', '.join(zones)}: every one of them must allow it"
 
 
 def _describe(verdict: DayVerdict, day: date) -> str:

@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -99,6 +100,8 @@ LocalTime = Annotated[
 ]
 
 IanaZone = Annotated[str, BeforeValidator(lambda v: validate_zone(str(v)))]
+PurposeName = Annotated[str, StringConstraints(max_length=64)]
+ScriptText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -159,6 +162,23 @@ class CallingPolicy(BaseModel):
     max_attempts_per_day: int = Field(default=3, ge=1, le=100)
     max_attempts_per_week: int = Field(default=10, ge=1, le=700)
     default_tz: IanaZone | None = None
+    # What a call says when its item gave no script, by purpose ("" for calls without one).
+    scripts: dict[PurposeName, ScriptText] = Field(default_factory=dict, max_length=100)
+    # When a machine answers: hang up (the call ends), leave the message below (it ends),
+    # or hang up and try again later (an attempt like an unanswered one).
+    voicemail: Literal["hang_up", "leave_message", "retry"] = "retry"
+    # PHI-free: said to whoever plays the mailbox back; {callback_number} is filled in.
+    voicemail_message: ScriptText = (
+        "Hello, this is a message from your care team. Please call us back at "
+        "{callback_number}. Thank you."
+    )
+    callback_number: str | None = Field(default=None, max_length=32)
+
+    @model_validator(mode="after")
+    def _message_can_be_left(self) -> CallingPolicy:
+        if self.voicemail == "leave_message" and not self.callback_number:
+            raise ValueError('voicemail "leave_message" needs a callback_number to leave')
+        return self
 
     @field_validator("holiday_country")
     @classmethod

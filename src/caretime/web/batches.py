@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import Counter
 from datetime import datetime, timedelta
@@ -14,7 +15,7 @@ from caretime.clock import ensure_utc
 from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.outreach import service
-from caretime.outreach.intake import csv_rows, missing_csv_columns
+from caretime.outreach.intake import csv_header_problem, csv_rows
 from caretime.outreach.schemas import BatchOptions
 from caretime.web import outreach_queries
 from caretime.web.auth import ActorDep, Viewer, ViewerDep
@@ -26,6 +27,7 @@ router = web_router()
 # A dashboard upload, not a bulk import: larger files go through the API or `caretime plan`.
 MAX_CSV_BYTES = 5 * 1024 * 1024
 CHART_HOURS = 48
+_PARTICULARS = re.compile(r"\bcall_[0-9a-f]+|\d{4}-\d\d-\d\dT[\d:]+Z|at (?:index|item|line) \d+")
 
 
 @router.get("/ui/batches")
@@ -97,9 +99,9 @@ async def _schedule(
     dry_run: bool = False,
     key: str | None = None,
 ) -> service.BatchResult:
-    missing = missing_csv_columns(text)
-    if missing:
-        raise InvalidInput(f"the CSV header lacks column(s): {', '.join(sorted(missing))}")
+    problem = csv_header_problem(text)
+    if problem is not None:
+        raise InvalidInput(problem)
     rows = csv_rows(text)
     request = service.BatchRequest(rows.items, options, "csv", key, dry_run, rows.lines)
     return await service.schedule_batch(
@@ -115,6 +117,12 @@ async def _csv_text(upload: UploadFile) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise InvalidInput("the CSV must be UTF-8 text") from None
+
+
+def _reason_kind(error: str) -> str:
+    """A rejection's words without what is particular to one row (a call's id and time), so
+    that rows rejected for the same reason are counted together."""
+    return _PARTICULARS.sub("…", error)
 
 
 def _plan_summary(
@@ -133,7 +141,7 @@ def _plan_summary(
     chart = hour_chart(count_by_hour(times, start=first, hours=CHART_HOURS))
     return {
         "counts": Counter(item["status"] for item in items),
-        "reasons": Counter(item["error"] for _, item in rejected).most_common(),
+        "reasons": Counter(_reason_kind(item["error"]) for _, item in rejected).most_common(),
         "rejected": rejected,
         "chart": chart,
         "ticks": tick_bars(chart),

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from caretime.config import Settings
+from caretime.messaging.providers.agent import AgentProvider
 from caretime.messaging.providers.base import Provider
 from caretime.messaging.providers.callapi import CallApiProvider
 from caretime.messaging.providers.simulator import SimulatorProvider
@@ -26,6 +27,8 @@ def build_provider(
         return TwilioProvider(settings, transport)
     if name == "callapi":
         return CallApiProvider(settings, transport)
+    if name == "agent":
+        return AgentProvider(settings, transport)
     raise ValueError(f"unknown messaging provider {name!r}")
 
 

@@ -17,6 +17,15 @@ import httpx
 
 
 @dataclass(frozen=True)
+class TenantEndpoint:
+    """Where a provider that works per tenant (an AI voice agent) is reached, and the
+    secret its requests are signed with."""
+
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
 class OutboundRequest:
     message_id: str
     tenant_id: str
@@ -26,6 +35,9 @@ class OutboundRequest:
     body: str
     idempotency_key: str | None
     now: datetime
+    # What the sender said beside the body (see Message.context), for structured providers.
+    context: dict[str, Any] | None = None
+    endpoint: TenantEndpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,7 @@ class PollRequest:
     idempotency_key: str | None
     sent_at: datetime
     now: datetime
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +97,12 @@ class Provider(Protocol):
     async def send(self, request: OutboundRequest) -> SendReceipt: ...
 
     async def poll(self, request: PollRequest) -> StatusReport: ...
+
+
+def needs_tenant_endpoint(provider: Provider) -> bool:
+    """Whether the provider is reached at each tenant's own endpoint (an AI voice agent sets
+    `per_tenant = True`), which the send job then looks up and puts in each request."""
+    return getattr(provider, "per_tenant", False) is True
 
 
 SendOutcome = SendReceipt | ProviderError

@@ -12,6 +12,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from caretime.config import Settings
 from caretime.ids import new_id
@@ -44,6 +45,11 @@ TIMELINES: dict[str, Timeline] = {
         (31 * SECOND, "no_answer"),
     ),
     "voice.busy": ((0 * SECOND, "queued"), (1 * SECOND, "busy")),
+    "voice.voicemail": (
+        (0 * SECOND, "queued"),
+        (1 * SECOND, "ringing"),
+        (21 * SECOND, "voicemail"),
+    ),
     "voice.failed": ((0 * SECOND, "queued"), (1 * SECOND, "failed")),
 }
 
@@ -58,6 +64,7 @@ class SimulatorProvider:
         self.rate_per_second = settings.simulator_rate_limit
         self.no_answer_digits = settings.simulator_no_answer_digits
         self.busy_digits = settings.simulator_busy_digits
+        self.machine_digits = settings.simulator_machine_digits
         self.failure_rate = settings.simulator_failure_rate
         self.seed = settings.simulator_seed
 
@@ -69,6 +76,8 @@ class SimulatorProvider:
             return "voice.busy"
         if channel == "voice" and to[-1:] in self.no_answer_digits:
             return "voice.no_answer"
+        if channel == "voice" and to[-1:] in self.machine_digits:
+            return "voice.voicemail"
         return "sms.delivered" if channel == "sms" else "voice.completed"
 
     def _fails(self, key: str) -> bool:
@@ -104,7 +113,17 @@ class SimulatorProvider:
             return StatusReport(None, poll_at=request.sent_at + delay)
         following = timeline[step + 1][0] if step + 1 < len(timeline) else None
         poll_at = None if following is None else request.sent_at + following
-        return StatusReport(status, status, {"step": step}, poll_at=poll_at)
+        raw = {"step": step, **_at_the_machine(status, request.context)}
+        return StatusReport(status, status, raw, poll_at=poll_at)
+
+
+def _at_the_machine(status: str, context: dict[str, Any] | None) -> dict[str, Any]:
+    """What the simulated mailbox recorded when a machine answered: the message left, if the
+    sender asked for one (see Message.context "on_machine")."""
+    on_machine = (context or {}).get("on_machine") or {}
+    if status != "voicemail" or on_machine.get("action") != "leave_message":
+        return {}
+    return {"left_message": on_machine.get("message")}
 
 
 def _key(idempotency_key: str | None, message_id: str) -> str:

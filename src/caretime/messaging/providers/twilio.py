@@ -25,6 +25,7 @@ from caretime.messaging.providers.base import (
 
 API_VERSION = "2010-04-01"
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+AMD_CALLBACK_PATH = "/webhooks/twilio/amd"
 INBOUND_SMS_PATH = "/webhooks/twilio/sms"
 
 SMS_STATUSES = {
@@ -71,6 +72,7 @@ class TwilioProvider:
         self.from_number: str | None = None
         self.base_url = settings.twilio_base_url.rstrip("/")
         self.status_callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
+        self.amd_callback = settings.public_url.rstrip("/") + AMD_CALLBACK_PATH
         self.rate_per_second = settings.twilio_rate_limit
         self.transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -96,7 +98,32 @@ class TwilioProvider:
         else:
             form["Twiml"] = f"<Response><Say>{escape(request.body)}</Say></Response>"
             form["StatusCallbackEvent"] = ["initiated", "ringing", "answered", "completed"]
+            form.update(self._machine_detection(request.context))
         return form
+
+    def _machine_detection(self, context: dict[str, Any] | None) -> dict[str, str]:
+        """Asynchronous answering-machine detection, for calls whose sender says what to do
+        at a machine: the call starts at once and the verdict arrives by callback. To leave
+        a message, Twilio waits for the end of the greeting (the beep)."""
+        on_machine = (context or {}).get("on_machine")
+        if not on_machine:
+            return {}
+        leave = on_machine.get("action") == "leave_message"
+        return {
+            "MachineDetection": "DetectMessageEnd" if leave else "Enable",
+            "AsyncAmd": "true",
+            "AsyncAmdStatusCallback": self.amd_callback,
+            "AsyncAmdStatusCallbackMethod": "POST",
+        }
+
+    async def at_the_machine(self, call_sid: str, message: str | None) -> None:
+        """A machine answered a call in progress: say the message and hang up, or hang up."""
+        url = f"{self._resource('voice')}/{call_sid}.json"
+        if message:
+            twiml = f"<Response><Say>{escape(message)}</Say><Hangup/></Response>"
+            await self._call("POST", url, {"Twiml": twiml})
+        else:
+            await self._call("POST", url, {"Status": "completed"})
 
     async def send(self, request: OutboundRequest) -> SendReceipt:
         body = await self._call(

@@ -1,0 +1,134 @@
+"""Writing planned calls: contacts, calls and their dispatch jobs in bulk, and the capacity
+ledger they are planned against. The caller owns the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.clock import isoformat_z
+from caretime.dispatch.queue import NewJob, enqueue_many
+from caretime.outreach.content import CallContent
+from caretime.outreach.events import calls_scheduled
+from caretime.outreach.models import PENDING, contact_id_for
+from caretime.outreach.repository import CallRepository, ContactRepository, lock_tenant
+from caretime.policy import CapacityLedger, Scheduled
+from caretime.tenancy.policy import CallingPolicy
+
+PLACE_CALL = "outreach.place_call"
+
+
+class NewCall(NamedTuple):
+    id: str
+    name: str
+    planned: Scheduled
+    content: CallContent
+    allow_duplicate: bool = False
+
+
+def place_call_job(tenant_id: str, call_id: str, version: int, at: datetime) -> NewJob:
+    """The job that rings a call at its time. Its key names the call's version, so moving a
+    call (a new version) makes any older job a no-op."""
+    return NewJob(
+        kind=PLACE_CALL,
+        payload={"call_id": call_id, "version": version},
+        run_at=at,
+        tenant_id=tenant_id,
+        dedupe_key=place_call_key(call_id, version),
+    )
+
+
+def place_call_key(call_id: str, version: int) -> str:
+    return f"outreach.call:{call_id}:v{version}"
+
+
+def contact_id(tenant_id: str, e164: str) -> str:
+    return contact_id_for(tenant_id, e164)
+
+
+async def minute_ledger(
+    session: AsyncSession, tenant_id: str, calling: CallingPolicy, *, now: datetime
+) -> CapacityLedger:
+    """Lock the tenant's capacity and read what is already booked within the horizon."""
+    await lock_tenant(session, tenant_id)
+    first = int(now.timestamp()) // 60
+    end = int((now + timedelta(days=calling.horizon_days)).timestamp()) // 60 + 1
+    load = await CallRepository(session, tenant_id).minute_load(first, end)
+    return CapacityLedger.starting_with(calling.max_calls_per_minute, load)
+
+
+async def write_calls(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    new_calls: Sequence[NewCall],
+    *,
+    batch_id: str | None,
+    now: datetime,
+) -> set[str]:
+    """Contacts (those not known yet), calls and their dispatch jobs: one statement each.
+    Returns the ids of the calls written: one that would be a second live call for its
+    number and purpose is not (nor is its job)."""
+    contacts = [contact_id(tenant_id, call.planned.e164) for call in new_calls]
+    names = [call.name for call in new_calls]
+    phones = [call.planned.e164 for call in new_calls]
+    zones = [call.planned.zones for call in new_calls]
+    await ContactRepository(session, tenant_id).insert_missing(
+        {"id": contacts, "name": names, "phone_e164": phones, "zones": zones}, now=now
+    )
+    columns: dict[str, Sequence[Any]] = {
+        "id": [call.id for call in new_calls], "contact_id": contacts, "name": names,
+        "phone_e164": phones, "zones": zones, **_planned_columns(new_calls),
+        **_content_columns(new_calls)}  # fmt: skip
+    written = await CallRepository(session, tenant_id).insert_new(
+        columns, _new_call_values(calling, batch_id, now)
+    )
+    kept = [call for call in new_calls if call.id in written]
+    await enqueue_many(session, [place_call_job(tenant_id, c.id, 1, c.planned.at) for c in kept])
+    scheduled = [_scheduled_data(call, calling, batch_id) for call in kept]
+    await calls_scheduled(session, tenant_id, [c.id for c in kept], scheduled, now=now)
+    return written
+
+
+def _scheduled_data(call: NewCall, calling: CallingPolicy, batch_id: str | None) -> dict[str, Any]:
+    return {"id": call.id, "batch_id": batch_id, "status": PENDING,
+            "scheduled": isoformat_z(call.planned.at), "tz": call.planned.tz, "attempts": 0,
+            "max_attempts": calling.max_attempts, "outcome": None}  # fmt: skip
+
+
+def _planned_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:
+    at = [call.planned.at for call in new_calls]
+    return {
+        "tz": [call.planned.tz for call in new_calls],
+        "scheduled_at": at,
+        "scheduled_minute": [int(instant.timestamp()) // 60 for instant in at],
+        "pinned": [call.planned.pinned for call in new_calls],
+    }
+
+
+def _content_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:
+    # Usually the same in every row (no content): bulk.insert_rows then sends each once.
+    return {
+        "purpose": [call.content.purpose for call in new_calls],
+        "allow_duplicate": [call.allow_duplicate for call in new_calls],
+        "script": [call.content.script for call in new_calls],
+        "variables": [call.content.variables for call in new_calls],
+    }
+
+
+def _new_call_values(calling: CallingPolicy, batch_id: str | None, now: datetime) -> dict[str, Any]:
+    """What every call of one write shares."""
+    return {
+        "batch_id": batch_id,
+        "status": PENDING,
+        "version": 1,
+        "attempts": 0,
+        "max_attempts": calling.max_attempts,
+        "retry_delay_seconds": int(calling.retry_delay.total_seconds()),
+        "outcome": None,
+        "created_at": now,
+        "updated_at": now,
+    }
