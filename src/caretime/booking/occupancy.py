@@ -27,13 +27,22 @@ DEADLOCK = "40P01"
 DEADLOCK_TRIES = 4
 
 
-async def claim_time(session: AsyncSession, write: Callable[[], Awaitable[None]]) -> bool:
+async def claim_time(
+    session: AsyncSession, provider_key: str, write: Callable[[], Awaitable[None]]
+) -> bool:
     """Run `write` in a SAVEPOINT; False if it would overlap an active appointment.
 
     Two PostgreSQL transactions inserting overlapping spans at once can each wait for the
     other (an exclusion constraint checks after inserting); the one chosen as deadlock victim
     tries again (a few times), by which time the other has gone first.
     """
+    if is_postgres(session):
+        # One writer of a provider's time at once, until commit (a short transaction): many
+        # overlapping inserts otherwise wait for each other in cycles, and under heavy
+        # contention a victim's retries met new cycles. The constraint stays the guarantee.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"time:{provider_key}"}
+        )
     for attempt in range(1, DEADLOCK_TRIES + 1):
         try:
             async with session.begin_nested():

@@ -145,7 +145,8 @@ async def _take_new_time(
         )
         moved = getattr(result, "rowcount", 0) == 1
 
-    if not await claim_time(session, write):
+    provider_key = f"{appointment.tenant_id}:{values['provider_id']}"
+    if not await claim_time(session, provider_key, write):
         raise SlotTaken(f"the time at {isoformat_z(values['slot_start'])} is taken")
     if not moved:
         await session.refresh(appointment)

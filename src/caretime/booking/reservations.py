@@ -78,7 +78,7 @@ async def reserve(
         # Added inside the SAVEPOINT, so a rollback of it also forgets the object.
         repo.add(hold)
 
-    if not await claim_time(session, insert):
+    if not await claim_time(session, f"{tenant_id}:{provider.id}", insert):
         return await _lost_race(repo, request)
     await appointments_changed(session, tenant_id, [hold], now=now)
     await enqueue(
