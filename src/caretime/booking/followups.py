@@ -12,8 +12,7 @@ from caretime.booking import prompts, reminders
 from caretime.booking.models import Appointment
 from caretime.booking.repository import AppointmentRepository, booking_policy, provider_of
 from caretime.booking.texts import describe
-from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
-from caretime.policy.quiet import next_awake
+from caretime.dispatch import JobContext, enqueue, job_handler
 
 FOLLOW_UP = "booking.no_show_followup"
 # How long the offer to rebook stays open for replies.
@@ -27,8 +26,7 @@ async def plan(session: AsyncSession, appointment: Appointment, *, now: datetime
     if not policy.no_show_followup:
         return
     provider = await provider_of(session, appointment)
-    zones = reminders.patient_zones(appointment.patient_phone, provider)
-    at = next_awake(now, zones, reminders.quiet_hours(policy.quiet_hours))
+    at = reminders.patient_awake_at(appointment.patient_phone, provider, policy, now)
     await enqueue(
         session,
         FOLLOW_UP,
@@ -50,10 +48,7 @@ async def follow_up(ctx: JobContext, payload: dict[str, Any]) -> None:
         return
     policy = await booking_policy(ctx.session, tenant_id)
     provider = await provider_of(ctx.session, visit)
-    zones = reminders.patient_zones(visit.patient_phone, provider)
-    resume = next_awake(now, zones, reminders.quiet_hours(policy.quiet_hours))
-    if resume > now:
-        raise RetryLater(at=resume)
+    reminders.wait_until_awake(visit.patient_phone, provider, policy, now)
     body = (
         f"We missed you at your appointment with {describe(provider, visit.slot_start)}. "
         "Reply R to pick a new time."

@@ -16,9 +16,8 @@ from caretime.booking.models import Appointment, Provider
 from caretime.booking.repository import AppointmentRepository, booking_policy, provider_of
 from caretime.booking.texts import describe, when
 from caretime.clock import isoformat_z
-from caretime.dispatch import JobContext, RetryLater, enqueue, job_handler
+from caretime.dispatch import JobContext, enqueue, job_handler
 from caretime.events import current_actor
-from caretime.policy.quiet import next_awake
 
 NOTIFY = "booking.notify"
 # How long a cancelled patient's "R" to rebook is understood.
@@ -53,8 +52,7 @@ async def plan(
         return
     policy = await booking_policy(session, appointment.tenant_id)
     provider = await provider_of(session, appointment)
-    zones = reminders.patient_zones(appointment.patient_phone, provider)
-    at = next_awake(now, zones, reminders.quiet_hours(policy.quiet_hours))
+    at = reminders.patient_awake_at(appointment.patient_phone, provider, policy, now)
     slot_start = isoformat_z(appointment.slot_start)
     payload = {
         "appointment_id": appointment.id,
@@ -86,10 +84,7 @@ async def notify(ctx: JobContext, payload: dict[str, Any]) -> None:
         return
     policy = await booking_policy(ctx.session, tenant_id)
     provider = await provider_of(ctx.session, visit)
-    zones = reminders.patient_zones(visit.patient_phone, provider)
-    resume = next_awake(now, zones, reminders.quiet_hours(policy.quiet_hours))
-    if resume > now:
-        raise RetryLater(at=resume)
+    reminders.wait_until_awake(visit.patient_phone, provider, policy, now)
     question = _question(visit, provider, payload, now)
     await prompts.ask(ctx.session, tenant_id, question, now=now)
 

@@ -22,7 +22,7 @@ from caretime.messaging import RelatedEntity, send_message
 from caretime.observability import log_event
 from caretime.policy.phones import parse_phone
 from caretime.policy.quiet import QuietHours, last_awake_before, next_awake
-from caretime.tenancy.policy import QuietHoursWindow, Reminder
+from caretime.tenancy.policy import BookingPolicy, Reminder
 
 REMIND = "booking.remind"
 MAX_REMINDERS = 5  # policy allows at most this many, so dropping knows every key
@@ -51,8 +51,19 @@ def patient_zones(phone: str, provider: Provider) -> tuple[str, ...]:
     return parse_phone(phone).zones or (provider.tz,)
 
 
-def quiet_hours(window: QuietHoursWindow) -> QuietHours:
-    return QuietHours(window.start, window.end)
+def patient_awake_at(
+    phone: str, provider: Provider, policy: BookingPolicy, now: datetime
+) -> datetime:
+    """The first moment at or after `now` outside the patient's quiet hours."""
+    zones = patient_zones(phone, provider)
+    return next_awake(now, zones, QuietHours.of(policy.quiet_hours))
+
+
+def wait_until_awake(phone: str, provider: Provider, policy: BookingPolicy, now: datetime) -> None:
+    """For a job about to text a patient: come back when their quiet hours end."""
+    resume = patient_awake_at(phone, provider, policy, now)
+    if resume > now:
+        raise RetryLater(at=resume)
 
 
 async def plan(session: AsyncSession, appointment: Appointment, *, now: datetime) -> None:
@@ -64,7 +75,7 @@ async def plan(session: AsyncSession, appointment: Appointment, *, now: datetime
     policy = await booking_policy(session, appointment.tenant_id)
     provider = await provider_of(session, appointment)
     zones = patient_zones(appointment.patient_phone, provider)
-    quiet = quiet_hours(policy.quiet_hours)
+    quiet = QuietHours.of(policy.quiet_hours)
     for index, reminder in enumerate(policy.reminders):
         at = reminder_time(appointment.slot_start, reminder.before, zones, quiet, now=now)
         if at is not None:
@@ -112,8 +123,7 @@ async def send_reminder(ctx: JobContext, payload: dict[str, Any]) -> None:
     policy = await booking_policy(ctx.session, tenant_id)
     provider = await provider_of(ctx.session, found)
     assert found.patient_phone is not None
-    zones = patient_zones(found.patient_phone, provider)
-    resume = next_awake(now, zones, quiet_hours(policy.quiet_hours))
+    resume = patient_awake_at(found.patient_phone, provider, policy, now)
     if resume > now:
         if resume < found.slot_start:
             raise RetryLater(at=resume)

@@ -24,7 +24,6 @@ from caretime.errors import CaretimeError
 from caretime.events import emit
 from caretime.firstyes import claim_first, offer_key
 from caretime.messaging import RouteResult
-from caretime.policy.quiet import next_awake
 from caretime.tenancy.policy import BookingPolicy
 
 
@@ -90,8 +89,7 @@ async def _not_yet_offered(
 
 
 def _awake(entry: WaitlistEntry, provider: Provider, policy: BookingPolicy, now: datetime) -> bool:
-    zones = reminders.patient_zones(entry.phone, provider)
-    return next_awake(now, zones, reminders.quiet_hours(policy.quiet_hours)) == now
+    return reminders.patient_awake_at(entry.phone, provider, policy, now) == now
 
 
 async def _offer(

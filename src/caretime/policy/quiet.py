@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from caretime.policy.windows import ContactWindows, Interval, intersect, local_to_utc, merge
@@ -18,12 +19,24 @@ MIDNIGHT = time(0, 0)
 LAST_MINUTE = timedelta(minutes=1)
 
 
+class LocalSpan(Protocol):
+    @property
+    def start(self) -> time: ...
+    @property
+    def end(self) -> time: ...
+
+
 @dataclass(frozen=True)
 class QuietHours:
     """No contact from `start` to `end`, local time; start > end crosses midnight."""
 
     start: time
     end: time
+
+    @classmethod
+    def of(cls, window: LocalSpan) -> QuietHours:
+        """From a tenant policy's quiet-hours setting (anything with local start and end)."""
+        return cls(window.start, window.end)
 
     def describe(self) -> str:
         return f"quiet hours {self.start:%H:%M}-{self.end:%H:%M} local time"

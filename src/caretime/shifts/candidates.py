@@ -190,7 +190,7 @@ def _quiet_reason(
     shift: Shift, row: Any, channel: str, policy: ShiftPolicy, now: datetime
 ) -> str | None:
     zones = caregiver_zones(row.tz, row.phone, shift.tz)
-    quiet = QuietHours(policy.quiet_hours.start, policy.quiet_hours.end)
+    quiet = QuietHours.of(policy.quiet_hours)
     timing = offer_timing(
         now,
         zones,

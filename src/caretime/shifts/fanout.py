@@ -217,7 +217,7 @@ def round_timings(
     shift: Shift, round_: Round, candidates: Sequence[Any], policy: ShiftPolicy, now: datetime
 ) -> list[Timing]:
     """Each candidate's timing, worked out once per distinct set of zones."""
-    quiet = QuietHours(policy.quiet_hours.start, policy.quiet_hours.end)
+    quiet = QuietHours.of(policy.quiet_hours)
     by_zones: dict[tuple[str, ...], Timing] = {}
     timings = []
     for caregiver in candidates:

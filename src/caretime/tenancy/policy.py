@@ -211,12 +211,12 @@ class Reminder(BaseModel):
         return format_duration(self.before) if self.channel == "sms" else handler(self)
 
 
-class QuietHoursWindow(BaseModel):
-    """No contact from `start` to `end`, the person's local time (may cross midnight)."""
+class QuietHoursPolicy(BaseModel):
+    """No contact from `start` to `end` in the person's local time (may cross midnight)."""
 
-    model_config = ConfigDict(extra="forbid")
-    start: LocalTime
-    end: LocalTime
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: LocalTime = time(21, 0)
+    end: LocalTime = time(8, 0)
 
 
 class BookingPolicy(BaseModel):
@@ -237,9 +237,7 @@ class BookingPolicy(BaseModel):
         max_length=5,
     )
     # Patients' quiet hours for reminders, in the zones of their phone number.
-    quiet_hours: QuietHoursWindow = Field(
-        default_factory=lambda: QuietHoursWindow(start=time(21, 0), end=time(8, 0))
-    )
+    quiet_hours: QuietHoursPolicy = Field(default_factory=QuietHoursPolicy)
     # After a no-show, text the patient offering to rebook.
     no_show_followup: bool = True
     # A freed time goes to this many waitlisted patients at once, the next ones after the gap.
@@ -263,14 +261,6 @@ class EscalationRound(BaseModel):
     tiers: list[Annotated[int, Field(ge=1, le=9)]] | None = Field(
         default=None, min_length=1, max_length=9
     )
-
-
-class QuietHoursPolicy(BaseModel):
-    """No contact from `start` to `end` in the person's local time (may cross midnight)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    start: LocalTime = time(21, 0)
-    end: LocalTime = time(8, 0)
 
 
 ShiftAlertKind = Literal[
