@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from sqlalchemy import JSON, DateTime, MetaData, Select, event
+from sqlalchemy import JSON, DateTime, MetaData, Select, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -107,6 +107,13 @@ def locking(statement: SelectT, *, of: Any = None) -> SelectT:
     FOR NO KEY UPDATE still serialises lockers and UPDATEs, and nothing here changes a key.
     SQLite ignores it: its single writer already serialises."""
     return statement.with_for_update(key_share=True, of=of)
+
+
+async def serialise_on(session: AsyncSession, key: str) -> None:
+    """Until the transaction ends, one transaction at a time holds `key` (PostgreSQL advisory
+    lock); SQLite's single writer serialises already."""
+    if is_postgres(session):
+        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 def is_postgres(session: AsyncSession) -> bool:

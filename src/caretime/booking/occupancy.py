@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ from caretime.booking.errors import DayFull
 from caretime.booking.localtime import utc_to_wall, wall_to_utc
 from caretime.booking.models import Appointment, Provider
 from caretime.booking.repository import active_at
-from caretime.db import is_postgres
+from caretime.db import serialise_on
 
 DEADLOCK = "40P01"
 # Under heavy contention the retry can meet a third overlapping insert: a few tries, each
@@ -36,13 +36,10 @@ async def claim_time(
     other (an exclusion constraint checks after inserting); the one chosen as deadlock victim
     tries again (a few times), by which time the other has gone first.
     """
-    if is_postgres(session):
-        # One writer of a provider's time at once, until commit (a short transaction): many
-        # overlapping inserts otherwise wait for each other in cycles, and under heavy
-        # contention a victim's retries met new cycles. The constraint stays the guarantee.
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"time:{provider_key}"}
-        )
+    # One writer of a provider's time at once, until commit (a short transaction): many
+    # overlapping inserts otherwise wait for each other in cycles, and under heavy
+    # contention a victim's retries met new cycles. The constraint stays the guarantee.
+    await serialise_on(session, f"time:{provider_key}")
     for attempt in range(1, DEADLOCK_TRIES + 1):
         try:
             async with session.begin_nested():
@@ -71,11 +68,8 @@ async def check_day_limit(
         return
     zone = ZoneInfo(provider.tz)
     day = utc_to_wall(slot_start, zone).date()
-    if is_postgres(session):
-        # Serialises bookings of this provider-day until commit (a short transaction); SQLite
-        # writers are serialised already.
-        key = f"{provider.tenant_id}:{provider.id}:{day}"
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    # Bookings of this provider-day, one at a time until commit (a short transaction).
+    await serialise_on(session, f"{provider.tenant_id}:{provider.id}:{day}")
     start, end = wall_to_utc(day, 0, zone), wall_to_utc(day + timedelta(days=1), 0, zone)
     statement = select(func.count()).where(
         Appointment.tenant_id == provider.tenant_id,

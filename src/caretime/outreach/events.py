@@ -11,6 +11,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
+from caretime.db import locking
 from caretime.events import emit, emit_many
 from caretime.events.models import Event
 from caretime.outreach.models import FINAL, Call, OutreachBatch
@@ -52,9 +53,11 @@ async def _maybe_complete_batch(
     """Exactly once per batch: the batch row's lock serialises the calls finishing together,
     and the event itself records that it was said."""
     batch = await session.scalar(
-        select(OutreachBatch)
-        .where(OutreachBatch.tenant_id == tenant_id, OutreachBatch.id == batch_id)
-        .with_for_update()
+        locking(
+            select(OutreachBatch).where(
+                OutreachBatch.tenant_id == tenant_id, OutreachBatch.id == batch_id
+            )
+        )
     )
     if (
         batch is None

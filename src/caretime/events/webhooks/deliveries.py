@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Row, Select, false, insert, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.db import UTCDateTime
+from caretime.db import UTCDateTime, locking
 from caretime.errors import Conflict, NotFound
 from caretime.events.models import Event
 from caretime.events.webhooks.endpoints import get_endpoint
@@ -66,8 +66,14 @@ async def retry(
     session: AsyncSession, tenant_id: str, delivery_id: int, *, now: datetime
 ) -> DeliveryOut:
     """Send again now, whatever its status; it gets a fresh 3-day window of retries."""
-    delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
-    if delivery is None or delivery.tenant_id != tenant_id:
+    delivery = await session.scalar(
+        locking(
+            select(WebhookDelivery).where(
+                WebhookDelivery.tenant_id == tenant_id, WebhookDelivery.id == delivery_id
+            )
+        )
+    )
+    if delivery is None:
         raise DeliveryNotFound(f"no webhook delivery {delivery_id}")
     endpoint = await get_endpoint(session, tenant_id, delivery.endpoint_id)
     if not endpoint.enabled:
