@@ -6,9 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from caretime.destinations import check_url
 from caretime.dispatch.worker import Dispatcher
 from caretime.errors import InvalidInput
-from caretime.events.webhooks.urls import check_url
 from caretime.runtime import Runtime
 from tests.events.receiver import running_receiver
 from tests.events.support import add_endpoint, emit_now, tenant_id_of

@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import secrets
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.deps import ClockDep, SessionDep
+from caretime.deps import ClockDep, SessionDep, SettingsDep
+from caretime.destinations import check_url
 from caretime.errors import InvalidInput, NotFound
 from caretime.messaging.models import AgentEndpoint
 from caretime.messaging.providers.base import TenantEndpoint
@@ -32,16 +32,6 @@ class AgentIn(BaseModel):
     rotate_secret: bool = Field(
         default=False, description="Make a new signing secret (the old one stops working)."
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value.strip())
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(
-                "give an http:// or https:// URL, e.g. https://agent.example.org/calls"
-            )
-        return value.strip()
 
 
 class AgentOut(BaseModel):
@@ -69,17 +59,19 @@ class AgentOut(BaseModel):
 
 @router.put("/agent", responses=problems(InvalidInput))
 async def put_agent(
-    body: AgentIn, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    body: AgentIn, tenant: TenantDep, session: SessionDep, clock: ClockDep, settings: SettingsDep
 ) -> AgentOut:
-    """Set the voice agent's URL. The first time (or with rotate_secret) the answer carries
-    the signing secret `whsec_...`; it is not shown again."""
+    """Set the voice agent's URL (the same rules as webhook URLs: https in production, no
+    credentials, never an internal address). The first time (or with rotate_secret) the
+    answer carries the signing secret `whsec_...`; it is not shown again."""
+    url = await check_url(body.url, env=settings.env)
     endpoint = await session.get(AgentEndpoint, tenant.id)
     now = clock.now()
     fresh = endpoint is None or body.rotate_secret
     if endpoint is None:
-        endpoint = AgentEndpoint(tenant_id=tenant.id, url=body.url, secret="", created_at=now)
+        endpoint = AgentEndpoint(tenant_id=tenant.id, url=url, secret="", created_at=now)
         session.add(endpoint)
-    endpoint.url, endpoint.updated_at = body.url, now
+    endpoint.url, endpoint.updated_at = url, now
     if fresh:
         endpoint.secret = new_secret()
     await session.flush()

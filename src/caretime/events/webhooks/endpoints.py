@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.destinations import check_url
 from caretime.dispatch import cancel_by_dedupe_key
 from caretime.errors import InvalidInput, NotFound
 from caretime.events.webhooks.models import WebhookEndpoint
@@ -15,7 +16,6 @@ from caretime.events.webhooks.outbox import pump_key, wake_pump
 from caretime.events.webhooks.patterns import unknown_patterns, valid_patterns_hint
 from caretime.events.webhooks.schemas import EndpointIn, EndpointPatch
 from caretime.events.webhooks.signing import new_secret
-from caretime.events.webhooks.urls import check_url
 from caretime.ids import new_id
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from caretime.destinations import InternalAddress, guarded_transport
 from caretime.events.webhooks.signing import signed_headers
 
 if TYPE_CHECKING:
@@ -78,7 +79,8 @@ def http_client(runtime: Runtime, endpoint_id: str) -> httpx.AsyncClient:
     clients: dict[str, httpx.AsyncClient] = held[1]
     client = clients.get(endpoint_id)
     if client is None or client.is_closed:
-        transport = httpx.AsyncHTTPTransport(limits=_LIMITS, socket_options=_NO_DELAY)
+        env = runtime.settings.env
+        transport = guarded_transport(env=env, limits=_LIMITS, socket_options=_NO_DELAY)
         client = clients[endpoint_id] = httpx.AsyncClient(timeout=TIMEOUT, transport=transport)
     return client
 
@@ -111,6 +113,10 @@ async def _send(
             response = await http.post(target.url, content=outgoing.body, headers=headers)
         except httpx.TimeoutException:
             return _failed(outgoing, started, "timed out after 5 s")
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, InternalAddress):  # the URL now resolves inside
+                return _failed(outgoing, started, f"refused: {exc}")
+            return _failed(outgoing, started, "could not connect: ConnectError")
         except httpx.HTTPError as exc:
             return _failed(outgoing, started, f"could not connect: {type(exc).__name__}")
         error = None if response.is_success else f"answered {response.status_code}"
