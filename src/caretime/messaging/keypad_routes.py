@@ -101,14 +101,22 @@ async def simulator_keypress(
     second press answers what the first did. Any other key: `repeat`, the prompt again."""
     if not providers_of(runtime).uses("simulator"):
         raise NotFound("the simulator provider is not configured")
-    call = await MessageRepository(session, tenant.id).get(message_id)
-    if call is None or not _outbound_call(call) or call.provider != "simulator":
-        raise NotFound(f"no simulated call {message_id!r}")
-    _require_listening(call)
+    call = await listening_simulated_call(session, tenant.id, message_id)
     outcome = await keypad.press(
         session, tenant.id, call, press.digits, provider="simulator", now=clock.now()
     )
     return KeypressOut.model_validate(outcome.as_response(call))
+
+
+async def listening_simulated_call(
+    session: AsyncSession, tenant_id: str, message_id: str
+) -> Message:
+    """The tenant's simulated call `message_id`, if it asks for a key and was answered."""
+    call = await MessageRepository(session, tenant_id).get(message_id)
+    if call is None or not _outbound_call(call) or call.provider != "simulator":
+        raise NotFound(f"no simulated call {message_id!r}")
+    _require_listening(call)
+    return call
 
 
 def _outbound_call(message: Message) -> bool:
