@@ -18,6 +18,7 @@ UNAUTHENTICATED = {
     "/webhooks/twilio/sms",
     "/webhooks/twilio/status",
     "/webhooks/twilio/amd",
+    "/webhooks/twilio/gather",
 }
 
 
@@ -92,6 +93,8 @@ def test_every_problem_response_names_its_problem_types(document: dict[str, Any]
         ("post", "/shifts/{shift_id}/fanout", "409", "shift-not-open"),
         ("get", "/tenants/me/policy", "422", "stored-policy-invalid"),
         ("post", "/webhooks/twilio/status", "403", "invalid-signature"),
+        ("post", "/webhooks/twilio/gather", "403", "invalid-signature"),
+        ("post", "/simulator/calls/{message_id}/digits", "409", "call-not-listening"),
     ],
 )
 def test_specific_problems_are_documented(

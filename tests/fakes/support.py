@@ -46,6 +46,10 @@ class FakeTwilioProcess:
     def configure(self, **settings: Any) -> None:
         httpx.post(f"{self.url}/_config", json=settings, timeout=10).raise_for_status()
 
+    def reset(self) -> None:
+        """Forget what was asked (a fake shared by several tests)."""
+        httpx.post(f"{self.url}/_reset", timeout=10).raise_for_status()
+
     def requests(self) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.url}/_requests", timeout=30)
         response.raise_for_status()

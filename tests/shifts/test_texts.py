@@ -61,4 +61,16 @@ def test_offer_never_includes_notes() -> None:
         text = offer_text(shift, channel)
         assert "North Seattle" in text
         assert "Jane" not in text
-        assert "YES" in text
+    assert "Reply YES" in offer_text(shift, "sms")
+
+
+def test_the_voice_offer_asks_for_a_key_not_a_text() -> None:
+    shift = _shift(
+        datetime(2025, 7, 2, 12, 0, tzinfo=UTC),
+        datetime(2025, 7, 2, 20, 0, tzinfo=UTC),
+        "America/New_York",
+    )
+    spoken = offer_text(shift, "voice")
+    assert spoken.endswith("Press 1 to take the shift, or 2 to pass.")
+    assert "yes" not in spoken.lower()
+    assert "text" not in spoken.lower()

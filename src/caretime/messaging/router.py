@@ -11,6 +11,7 @@ from caretime.errors import NotFound
 from caretime.messaging import inbound
 from caretime.messaging.agents import router as agents_router
 from caretime.messaging.contacts import router as contacts_router
+from caretime.messaging.keypad_routes import router as keypad_router
 from caretime.messaging.phones import to_e164
 from caretime.messaging.providers import providers_of
 from caretime.messaging.repository import MessageRepository
@@ -101,3 +102,4 @@ router.include_router(api)
 router.include_router(contacts_router)
 router.include_router(agents_router)
 router.include_router(webhooks_router)
+router.include_router(keypad_router)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +31,9 @@ class RouteResult:
 class InboundRouter(Protocol):
     """A domain's side of inbound routing. A router may also have `hint_keys` (e.g.
     {"shift_id"}): when a reply's hint names one of them, that router's question wins over
-    more recent questions from other routers."""
+    more recent questions from other routers. And it may have `question_asked_by(session,
+    tenant_id, message) -> OpenQuestion | None`: the question one of its outbound messages
+    asked, for a reply known to answer that message (a key pressed during a call)."""
 
     name: str
 
@@ -76,6 +78,17 @@ class RouterRegistry:
                 (hinted if _recognises(router, hint) else others).append(question)
         candidates = hinted or others
         return max(candidates, key=lambda q: q.asked_at, default=None)
+
+    async def question_asked_by(
+        self, session: AsyncSession, tenant_id: str, message: Message
+    ) -> OpenQuestion | None:
+        """The question an outbound message asked, from the router that asked it."""
+        for router in list(self._routers.values()):
+            asked = getattr(router, "question_asked_by", None)
+            question = None if asked is None else await asked(session, tenant_id, message)
+            if question is not None:
+                return cast(OpenQuestion, question)
+        return None
 
 
 def _recognises(router: InboundRouter, hint: Mapping[str, str]) -> bool:

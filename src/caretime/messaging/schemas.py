@@ -98,3 +98,41 @@ class MessageDetailOut(MessageOut):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_cursor: str | None = Field(description="Always null: the latest `limit` messages.")
+
+
+class KeypressIn(BaseModel):
+    """A key pressed during a simulated call that asked for one."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"digits": "1"}]})
+    digits: str = Field(
+        pattern=r"^[0-9*#]$",
+        description="The key pressed: one of 0-9, * or #. The call's choices (for a voice "
+        "shift offer, 1 takes the shift and 2 passes) are answered; any other key repeats "
+        "the prompt.",
+    )
+
+
+class KeypressOut(BaseModel):
+    """What the key did, and what the caller heard; routers add their own details."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "call_id": "msg_01a2b3c4d5e6f708192a3b4c5d6e7f80",
+                    "intent": "accept",
+                    "action": "assigned",
+                    "said": "Confirmed: the RN shift Mon Mar 2, 2:00 PM–10:00 PM EST is yours.",
+                    "message_id": "msg_01a2b3c4d5e6f708192a3b4c5d6e7f81",
+                    "router": "shifts",
+                    "shift_id": "shift-1042",
+                }
+            ]
+        },
+    )
+    call_id: str
+    intent: str | None = Field(description="The choice the key made; null for no choice.")
+    action: str = Field(description="What routing did, as for a text; `repeat`: no choice.")
+    said: str = Field(description="What the caller heard (a choice's answer is also texted).")
+    message_id: str | None = Field(description="The recorded keypress; null for no choice.")

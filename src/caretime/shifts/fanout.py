@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.dispatch import enqueue
 from caretime.ids import new_id
-from caretime.messaging import OutgoingMessage, RelatedEntity, queue_messages
+from caretime.messaging import Intent, OutgoingMessage, RelatedEntity, queue_messages
+from caretime.messaging.keypad import keypad_context
 from caretime.observability import log_event
 from caretime.policy.quiet import QuietHours
 from caretime.shifts import ladder as ladders
@@ -48,6 +49,8 @@ from caretime.tenancy.policy import ShiftPolicy
 
 log = logging.getLogger("caretime.shifts")
 OFFER_KIND = "shifts.offer"
+# A voice offer is answered on the keypad (texts.offer_text says so): 1 takes, 2 passes.
+KEYPAD_CHOICES = keypad_context({"1": Intent.accept, "2": Intent.decline})
 
 
 def message_key(shift_id: str, generation: int, round_number: int, caregiver_id: str) -> str:
@@ -245,6 +248,7 @@ async def offer_messages(
 ) -> None:
     """Queue the messages of (offer id, message id, caregiver) in bulk."""
     body = offer_text(shift, round_.channel)
+    context = KEYPAD_CHOICES if round_.channel == "voice" else None
     outgoing = [
         OutgoingMessage(
             channel=round_.channel,
@@ -253,6 +257,7 @@ async def offer_messages(
             idempotency_key=message_key(shift.id, generation, round_.number, caregiver.id),
             related=RelatedEntity(OFFER_KIND, offer_id),
             id=message_id,
+            context=context,
         )
         for offer_id, message_id, caregiver in offers
     ]

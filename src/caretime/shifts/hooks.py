@@ -17,7 +17,9 @@ from caretime.messaging import (
     register_inbound_router,
 )
 from caretime.shifts.claims import answer_offer
+from caretime.shifts.fanout import OFFER_KIND
 from caretime.shifts.models import Caregiver, Offer, Shift
+from caretime.shifts.repository import OfferRepository
 
 
 class ShiftReplies:
@@ -58,6 +60,16 @@ class ShiftReplies:
             )
             .order_by(still_open, Offer.sent_at.desc(), Offer.round.desc())
         )
+
+    async def question_asked_by(
+        self, session: AsyncSession, tenant_id: str, message: Message
+    ) -> OpenQuestion | None:
+        """The offer a call was about: a key pressed during it answers that offer, even if
+        the caregiver has been offered other shifts since."""
+        if message.related_kind != OFFER_KIND or message.related_id is None:
+            return None
+        offer = await OfferRepository(session, tenant_id).get(message.related_id)
+        return None if offer is None else OpenQuestion(self.name, offer.id, offer.sent_at)
 
     async def answer(
         self,

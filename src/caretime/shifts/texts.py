@@ -36,9 +36,10 @@ def _what(shift: Shift) -> str:
 
 def offer_text(shift: Shift, channel: str) -> str:
     if channel == "voice":
+        # Answered on the keypad (see fanout.KEYPAD_CHOICES), not by a text.
         return (
             f"Hello, this is your agency's scheduling line with an open {_what(shift)}. "
-            "To take it, reply YES by text message. To pass, reply NO."
+            "Press 1 to take the shift, or 2 to pass."
         )
     return f"Open {_what(shift)}. Reply YES to take it or NO to pass."
 

@@ -11,7 +11,8 @@ from starlette.responses import RedirectResponse, Response
 
 from caretime.deps import ClockDep, RuntimeDep, SessionDep
 from caretime.errors import InvalidInput, NotFound
-from caretime.messaging import inbound
+from caretime.messaging import inbound, keypad
+from caretime.messaging.keypad_routes import listening_simulated_call
 from caretime.messaging.phones import to_e164
 from caretime.messaging.providers import providers_of
 from caretime.runtime import Runtime
@@ -82,6 +83,27 @@ async def reply(
         classifier=inbound.classifier_of(runtime),
     )
     query = urlencode({"intent": str(outcome.intent), "action": outcome.action})
+    return RedirectResponse(f"/ui/phone/{quote(number)}?{query}", status_code=303)
+
+
+@router.post("/ui/phone/{phone}/calls/{message_id}/digits")
+async def press_key(
+    viewer: ActorDep,
+    db: SessionDep,
+    clock: ClockDep,
+    runtime: RuntimeDep,
+    phone: str,
+    message_id: str,
+    digits: Annotated[str, Form(pattern=r"^[0-9*#]$")],
+) -> Response:
+    """A key pressed during a simulated call, as POST /simulator/calls/{id}/digits."""
+    _require_simulator(runtime)
+    number = _number(phone)
+    call = await listening_simulated_call(db, viewer.tenant_id, message_id)
+    outcome = await keypad.press(
+        db, viewer.tenant_id, call, digits, provider="simulator", now=clock.now()
+    )
+    query = urlencode({"intent": str(outcome.intent or ""), "action": outcome.action})
     return RedirectResponse(f"/ui/phone/{quote(number)}?{query}", status_code=303)
 
 

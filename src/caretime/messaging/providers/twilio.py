@@ -13,6 +13,8 @@ from xml.sax.saxutils import escape
 import httpx
 
 from caretime.config import Settings
+from caretime.messaging.keypad import KEYPAD
+from caretime.messaging.providers import twiml
 from caretime.messaging.providers.base import (
     OutboundRequest,
     PermanentProviderError,
@@ -71,6 +73,7 @@ class TwilioProvider:
         # default tenant's), so that a reply's `To` says which tenant it is for.
         self.from_number: str | None = None
         self.base_url = settings.twilio_base_url.rstrip("/")
+        self.public_url = settings.public_url
         self.status_callback = settings.public_url.rstrip("/") + STATUS_CALLBACK_PATH
         self.amd_callback = settings.public_url.rstrip("/") + AMD_CALLBACK_PATH
         self.rate_per_second = settings.twilio_rate_limit
@@ -96,10 +99,16 @@ class TwilioProvider:
         if request.channel == "sms":
             form["Body"] = request.body
         else:
-            form["Twiml"] = f"<Response><Say>{escape(request.body)}</Say></Response>"
+            form["Twiml"] = self.call_twiml(request)
             form["StatusCallbackEvent"] = ["initiated", "ringing", "answered", "completed"]
             form.update(self._machine_detection(request.context))
         return form
+
+    def call_twiml(self, request: OutboundRequest) -> str:
+        """What the call says; a call whose sender offers keypad choices asks for a key."""
+        if (request.context or {}).get(KEYPAD):
+            return twiml.ask_for_key(request.body, self.public_url, request.message_id)
+        return twiml.say(request.body)
 
     def _machine_detection(self, context: dict[str, Any] | None) -> dict[str, str]:
         """Asynchronous answering-machine detection, for calls whose sender says what to do
