@@ -127,10 +127,7 @@ def test_two_processes_serve_one_port_and_stop_cleanly_on_sigterm(
     # Whichever process a scrape reaches, /metrics counts what both answered.
     both = sum(len(answers) for answers in answered.values())
     assert _readiness_requests_counted_eventually(two_processes.url, both) >= both
-
-    two_processes.process.send_signal(signal.SIGTERM)
-    assert two_processes.process.wait(timeout=WAIT) == 0
-    assert wait_until_gone(below) == set()  # no orphans left serving or holding the port
+    _stop_and_expect_all_gone(two_processes, signal.SIGTERM)
 
 
 @pytest.mark.postgres_only
@@ -168,6 +165,7 @@ def test_with_workers_off_the_processes_serve_only_and_a_worker_runs_the_jobs(
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=WAIT)
+    _stop_and_expect_all_gone(two_processes, signal.SIGINT)  # Ctrl-C stops it as cleanly
 
 
 def test_processes_on_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
@@ -190,6 +188,13 @@ def test_processes_on_sqlite_are_refused_in_one_line(tmp_path: Path) -> None:
         "--processes 1 or set CARETIME_DATABASE_URL to PostgreSQL"
     ]
     assert not (tmp_path / "caretime.db").exists()  # nothing started
+
+
+def _stop_and_expect_all_gone(served: Served, signum: signal.Signals) -> None:
+    below = descendants(served.process.pid)
+    served.process.send_signal(signum)
+    assert served.process.wait(timeout=WAIT) == 0
+    assert wait_until_gone(below) == set()  # no orphans left serving or holding the port
 
 
 def _readiness_requests_counted_eventually(url: str, expected: int) -> float:
