@@ -55,8 +55,11 @@ def create_app(
     clock: Clock | None = None,
     runtime: Runtime | None = None,
     freeze_heap: bool = False,
+    database_prepared: bool = False,
 ) -> FastAPI:
-    """The app; `freeze_heap` is for a process that serves only it (see freeze_startup_heap)."""
+    """The app; `freeze_heap` is for a process that serves only it (see freeze_startup_heap);
+    `database_prepared` when the caller ran prepare_database already (`caretime serve` does,
+    once, before it starts its processes)."""
     runtime = runtime or Runtime.build(settings or get_settings(), clock)
     import_all_handlers()
     app = FastAPI(
@@ -70,6 +73,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.freeze_heap = freeze_heap
+    app.state.database_prepared = database_prepared
     app.state.readiness_checks = {
         "database": health.database_check,
         "dispatcher": dispatcher_check,
@@ -104,7 +108,8 @@ def create_app(
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime: Runtime = app.state.runtime
-    await prepare_database(runtime)
+    if not app.state.database_prepared:
+        await prepare_database(runtime)
     load_calendars()
     settings = runtime.settings
     if settings.workers:

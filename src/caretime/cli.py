@@ -15,7 +15,8 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime import migrate as migrations
-from caretime.app import StartupRefused, create_app, prepare_database
+from caretime import serving
+from caretime.app import StartupRefused, prepare_database
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.dispatch import cli as dispatch_cli
@@ -82,25 +83,39 @@ def run_in_session(work: Callable[[AsyncSession, Runtime], Awaitable[T]]) -> T:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes sharing the port (PostgreSQL only); each also runs "
+            "CARETIME_WORKERS dispatcher workers.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the API, the dashboard and in-process workers."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_json)
+    _refuse_processes_on_sqlite(settings, processes)
     # Bind before anything else: a busy port stops here, before the banner, the migration
     # and the workers.
     listening = listen_or_exit(host, port)
     _refuse_unsafe_start(settings)
-    _print_banner(settings, host, port)
-    app = create_app(settings, freeze_heap=True)
-    # After SIGTERM, requests in flight get the grace period; then they are cancelled (a
-    # cancelled batch rolls back) and the process exits.
-    config = uvicorn.Config(
-        app,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-    )
-    uvicorn.Server(config).run(sockets=[listening])
+    _print_banner(settings, host, port, processes)
+    try:
+        serving.serve(settings, listening, processes)
+    except serving.ProcessFailedToStart as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _refuse_processes_on_sqlite(settings: Settings, processes: int) -> None:
+    if processes > 1 and settings.is_sqlite:
+        console.print(
+            f"[red]error:[/red] --processes {processes} needs PostgreSQL: SQLite lets one "
+            "process write; serve with --processes 1 or set CARETIME_DATABASE_URL to PostgreSQL",
+            highlight=False,
+        )
+        raise typer.Exit(2)
 
 
 def listen_or_exit(host: str, port: int) -> socket.socket:
@@ -128,9 +143,11 @@ def _refuse_unsafe_start(settings: Settings) -> None:
         raise typer.Exit(2) from None
 
 
-def _print_banner(settings: Settings, host: str, port: int) -> None:
+def _print_banner(settings: Settings, host: str, port: int, processes: int) -> None:
     base = f"http://{host}:{port}"
     console.print(f"[bold green]caretime[/bold green] serving on {base}")
+    workers = f"{settings.workers} dispatcher worker(s)" if settings.workers else "no workers"
+    console.print(f"  processes  {processes}, each with the API and {workers}", highlight=False)
     console.print(f"  dashboard  {base}/")
     console.print(f"  API docs   {base}/docs")
     console.print(f"  database   {settings.database_url.split('@')[-1]}")

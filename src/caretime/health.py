@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import text
 
+from caretime import sharedmetrics
 from caretime.operator_access import require_operator_token
 from caretime.runtime import Runtime
 
@@ -77,7 +78,7 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False, dependencies=OPERATORS_ONLY)
 async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(sharedmetrics.registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _safely(check: ReadinessCheck, runtime: Runtime) -> Check:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+# Under `serve --processes N` (caretime.sharedmetrics) every process counts the same table:
+# the latest count is the answer. Jobs in flight add up across the processes alive.
 JOBS_BY_STATUS = Gauge(
-    "caretime_jobs", "Jobs in the database by status (refreshed by worker heartbeats)", ["status"]
+    "caretime_jobs",
+    "Jobs in the database by status (refreshed by worker heartbeats)",
+    ["status"],
+    multiprocess_mode="mostrecent",
 )
 JOB_LATENESS = Histogram(
     "caretime_job_lateness_seconds",
@@ -17,5 +22,7 @@ JOBS_FINISHED = Counter(
     "Job attempts finished, by kind and outcome (done, retried, failed, lease_lost)",
     ["kind", "outcome"],
 )
-JOBS_RUNNING_HERE = Gauge("caretime_jobs_in_flight", "Jobs running in this process right now")
+JOBS_RUNNING_HERE = Gauge(
+    "caretime_jobs_in_flight", "Jobs running in this process right now", multiprocess_mode="livesum"
+)
 COUNTED_STATUSES = ("queued", "running", "failed")
