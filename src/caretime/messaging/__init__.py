@@ -3,6 +3,8 @@
 The contract other domains use:
     send_message / send_messages (OutgoingMessage, RelatedEntity) -> Message
     queue_messages (the same for thousands) -> QueuedMessage (id, status, related_id)
+    hand_over_in_steps(ctx, ids) -> HandoverResult: a job handing over messages it queued
+        with enqueue_send=False (committed steps; what to retry and when is the caller's)
     @on_status_change("kind") async def listener(session, message, status)
     @on_status_changes("kind") async def listener(session, [(message, status), ...])
     register_inbound_router(router) with InboundRouter, OpenQuestion, RouteResult
@@ -10,6 +12,7 @@ The contract other domains use:
     Message, MessageEvent: the tables, for reading a related message's status and history
 """
 
+from caretime.messaging.handover import HandoverResult, hand_over_in_steps
 from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
 from caretime.messaging.models import Message, MessageEvent
 from caretime.messaging.outbound import (
@@ -29,6 +32,7 @@ from caretime.messaging.routing import (
 from caretime.messaging.tracking import StatusChanges, on_status_change, on_status_changes
 
 __all__ = [
+    "HandoverResult",
     "InboundRouter",
     "Intent",
     "IntentClassifier",
@@ -41,6 +45,7 @@ __all__ = [
     "RouteResult",
     "StatusChanges",
     "classify_intent",
+    "hand_over_in_steps",
     "on_status_change",
     "on_status_changes",
     "queue_messages",
