@@ -20,7 +20,6 @@ from caretime.outreach.writing import PLACE_MINUTE
 from caretime.runtime import Runtime
 from tests.outreach.support import make_items, set_calling_policy
 
-
 STATUSES = ("queued", "running", "done", "failed")
 
 

@@ -94,7 +94,7 @@ async def agent(client: httpx.AsyncClient, agent_server: tuple[str, Agent]) -> A
 
 async def until(condition: object) -> None:
     async with asyncio.timeout(WAIT):
-        while not condition():  # type: ignore[operator]
+        while not condition():  # type: ignore[operator]  # noqa: ASYNC110 - polling
             await asyncio.sleep(0.02)
 
 

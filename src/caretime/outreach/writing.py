@@ -53,9 +53,7 @@ def minute_lock(tenant_id: str, minute: int) -> str:
     return f"outreach.minute:{tenant_id}:{minute}"
 
 
-async def make_dispatchable(
-    session: AsyncSession, tenant_id: str, due: Iterable[datetime]
-) -> None:
+async def make_dispatchable(session: AsyncSession, tenant_id: str, due: Iterable[datetime]) -> None:
     """Calls just written (or moved) to these moments will be placed: each one's minute has
     a live job due no later than it. Under each minute's lock, so that a minute job deciding
     whether it is finished either sees these calls or ends before this enqueues afresh."""
