@@ -9,8 +9,10 @@ due minute"). A run of it:
    so only calls still `scheduled` in this minute (a cancelled or moved call is not there,
    and a call claimed by another transaction is no longer scheduled), each re-checked
    against its windows and caps, its attempt and voice message written;
-3. hands their messages to the provider in committed steps (`hand_over_in_steps`), up to
-   `ROUNDS_IN_FLIGHT` claims' worth at once, while it goes on claiming as calls fall due. On
+3. hands their messages to the provider in committed steps (`prepare_hand_over` marks the
+   first ones in flight in the claim's own transaction, so their requests leave as soon as
+   it commits), up to `ROUNDS_IN_FLIGHT` claims' worth at once, while it goes on claiming as
+   calls fall due (a claim waits while that many are being handed over). On
    the real clock it waits in process for a call due within `INLINE_WAIT`; otherwise the run
    ends and the job comes back at the next call's time;
 4. ends under the minute's lock (see `writing.make_dispatchable`): queued again for the
@@ -28,7 +30,7 @@ from caretime.clock import SystemClock
 from caretime.db import serialise_on
 from caretime.dispatch import JobContext
 from caretime.dispatch.wakeup import Waker
-from caretime.messaging import HandoverResult, hand_over_in_steps
+from caretime.messaging import HandOver, HandoverResult, hand_over_in_steps, prepare_hand_over
 from caretime.observability import log_event
 from caretime.outreach import execution
 from caretime.outreach.repository import CallRepository
@@ -71,11 +73,14 @@ async def place_minute(ctx: JobContext, minute: int) -> None:
     try:
         async with asyncio.TaskGroup() as handing:
             for ids, last in await _left_over(run):
-                handing.create_task(_hand_over(run, rounds, ids, last=last))
+                handing.create_task(_hand_over_later(run, rounds, ids, last=last))
             while True:
-                ids, next_at = await _claim_due(run)
-                if ids:
-                    handing.create_task(_hand_over(run, rounds, ids, last=False))
+                await rounds.acquire()  # released when this claim's hand-over ends
+                hand_over, next_at = await _claim_due(run)
+                if hand_over is None:
+                    rounds.release()
+                else:
+                    handing.create_task(_run_hand_over(run, rounds, hand_over))
                 if not await _wait_for(ctx, next_at):
                     break
     except BaseExceptionGroup as failed:
@@ -98,8 +103,9 @@ async def _left_over(run: _Run) -> list[tuple[list[str], bool]]:
     return [(ids, last) for ids, last in ((fresh, False), (stale, True)) if ids]
 
 
-async def _claim_due(run: _Run) -> tuple[list[str], datetime | None]:
-    """Start the calls due now; returns their messages and when the next call is due."""
+async def _claim_due(run: _Run) -> tuple[HandOver | None, datetime | None]:
+    """Start the calls due now and prepare their hand-over in the same transaction (their
+    first requests leave as soon as it commits); returns it and when the next call is due."""
     now = run.ctx.now()
     async with run.ctx.step() as session:
         calls = CallRepository(session, run.tenant_id)
@@ -112,11 +118,21 @@ async def _claim_due(run: _Run) -> tuple[list[str], datetime | None]:
                 attempt = await execution.place(session, call, calling, now=now)
                 if attempt is not None and attempt.message_id is not None:
                     ids.append(attempt.message_id)
+        hand_over = None
+        if ids:
+            hand_over = await prepare_hand_over(run.ctx, session, ids, attempt=1, last=False)
         next_at = now if len(due) == CLAIM_LIMIT else await calls.next_due_in_minute(run.minute)
-    return ids, next_at
+    return hand_over, next_at
 
 
-async def _hand_over(
+async def _run_hand_over(run: _Run, rounds: asyncio.Semaphore, hand_over: HandOver) -> None:
+    try:
+        run.note(await hand_over.run())
+    finally:
+        rounds.release()
+
+
+async def _hand_over_later(
     run: _Run, rounds: asyncio.Semaphore, message_ids: list[str], *, last: bool
 ) -> None:
     async with rounds:
