@@ -49,7 +49,7 @@ KEY = "ct_crash_harness_key"
 CAREGIVERS = 300
 CALLS_PER_CYCLE = 3
 HOLDS_PER_CYCLE = 3
-HOLD_SECONDS = 20
+HOLD_SECONDS = 60  # the shortest hold booking policy accepts (1 minute)
 SETTLE_SECONDS = 10  # the target: a fan-out complete within lease + this after a restart
 
 

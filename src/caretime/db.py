@@ -116,6 +116,19 @@ async def serialise_on(session: AsyncSession, key: str) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
+async def serialise_on_all(session: AsyncSession, keys: list[str]) -> None:
+    """`serialise_on` for several keys in one round trip, taken in sorted order (two
+    transactions asking for overlapping sets cannot wait for each other in a cycle)."""
+    if is_postgres(session) and keys:
+        await session.execute(
+            text(
+                "SELECT pg_advisory_xact_lock(hashtext(key)) FROM unnest(CAST(:keys AS text[])) "
+                "WITH ORDINALITY AS held(key, position) ORDER BY position"
+            ),
+            {"keys": sorted(set(keys))},
+        )
+
+
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 

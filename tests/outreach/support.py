@@ -10,6 +10,8 @@ import httpx
 from sqlalchemy import select
 
 from caretime.dispatch.models import Job
+from caretime.outreach.models import PENDING, Call
+from caretime.outreach.writing import PLACE_MINUTE
 from caretime.runtime import Runtime
 
 # A verbatim copy of the sample body from the system POST /schedule replaces (shared/data).
@@ -31,8 +33,18 @@ async def set_calling_policy(client: httpx.AsyncClient, **calling: Any) -> None:
 
 
 async def queued_jobs_for(runtime: Runtime, call_id: str) -> list[Job]:
+    """The queued jobs that will place this call: its minute's job while it is pending
+    (calls due in one minute share one job), none once it is cancelled or started."""
     async with runtime.sessions() as session:
+        call = await session.get(Call, call_id)
+        if call is None or call.status != PENDING:
+            return []
         jobs = await session.scalars(
-            select(Job).where(Job.status == "queued", Job.payload["call_id"].as_string() == call_id)
+            select(Job).where(
+                Job.status == "queued",
+                Job.tenant_id == call.tenant_id,
+                Job.kind == PLACE_MINUTE,
+                Job.payload["minute"].as_integer() == call.scheduled_minute,
+            )
         )
         return list(jobs)

@@ -20,6 +20,7 @@ from caretime.dispatch.models import ACTIVE_STATUSES, DEDUPE_PREDICATE, Job
 from caretime.dispatch.wakeup import mark_enqueued, session_clock
 
 DEFAULT_MAX_ATTEMPTS = 5
+_PER_JOB = ("kind", "payload", "run_at", "tenant_id", "dedupe_key", "priority", "max_attempts")
 _LIVE_DUPLICATES = SkipConflicts(("dedupe_key",), DEDUPE_PREDICATE)
 
 
@@ -80,6 +81,36 @@ async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> None:
     }
     shared = {"status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
     await insert_rows(session, Job, columns, shared=shared, skip=_LIVE_DUPLICATES)
+    mark_enqueued(session, min(job.run_at for job in jobs))
+
+
+async def enqueue_or_advance(session: AsyncSession, jobs: Sequence[NewJob]) -> None:
+    """`enqueue_many` for jobs with dedupe keys, where a live job already holding a key and
+    still queued for later than the new one is moved forward to the new one's time (a
+    timer shared by several things comes due for the earliest of them). A running job is
+    left alone: its handler must look again before it ends (see docs/dispatch.md)."""
+    if not jobs:
+        return
+    now = _now(session)
+    rows = [_row(job, now=now) for job in jobs]
+    columns = {name: [row[name] for row in rows] for name in _PER_JOB}
+    shared = {"status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
+    inserted = set(
+        await insert_rows(
+            session, Job, columns, shared=shared, skip=_LIVE_DUPLICATES, returning="dedupe_key"
+        )
+    )
+    for row in rows:
+        if row["dedupe_key"] not in inserted:
+            await session.execute(
+                update(Job)
+                .where(
+                    Job.dedupe_key == row["dedupe_key"],
+                    Job.status == "queued",
+                    Job.run_at > row["run_at"],
+                )
+                .values(run_at=row["run_at"], updated_at=now)
+            )
     mark_enqueued(session, min(job.run_at for job in jobs))
 
 

@@ -78,31 +78,47 @@ async def hand_over_in_steps(
     """Send the still-queued messages among `message_ids`, committing as described above.
     `last`: a transient error fails the message instead of leaving it to retry. `paced`:
     the rate-limit slot was reserved already (a deferred send)."""
+    async with ctx.step() as session:
+        hand_over = await prepare_hand_over(
+            ctx, session, message_ids, attempt=attempt, last=last, paced=paced
+        )
+    return await hand_over.run()
+
+
+async def prepare_hand_over(
+    ctx: JobContext,
+    session: AsyncSession,
+    message_ids: Sequence[str],
+    *,
+    attempt: int,
+    last: bool,
+    paced: bool = False,
+) -> HandOver:
+    """The first step of `hand_over_in_steps`, in the caller's transaction under the job's
+    lease (a `ctx.step()`): read what sending needs and mark the first messages in flight.
+    Once that transaction commits, `run()` sends them at once (and the rest in steps): a
+    job that has just written the messages (outreach's minute job) saves two commits
+    between a message's due moment and its request."""
     tenant_id = ctx.job.tenant_id
     assert tenant_id is not None
     providers = providers_of(ctx.runtime)
-    async with ctx.step() as session:
-        policy = await in_doubt_policy(session, tenant_id)
-        messages = await _to_send(session, tenant_id, message_ids, policy, ctx.now())
-        groups = _by_provider(providers, messages)
-        senders = {p.name: await sender_for(session, tenant_id, p) for p, _ in groups}
-        endpoints = {p.name: await tenant_endpoint(session, p, tenant_id) for p, _ in groups}
+    policy = await in_doubt_policy(session, tenant_id)
+    messages = await _to_send(session, tenant_id, message_ids, policy, ctx.now())
+    groups = _by_provider(providers, messages)
+    senders = {p.name: await sender_for(session, tenant_id, p) for p, _ in groups}
+    endpoints = {p.name: await tenant_endpoint(session, p, tenant_id) for p, _ in groups}
     # Resend: mark ahead, for throughput; hold: mark only for an idle sender, so that a
     # message held after a crash was almost surely sent (it is never sent again).
     limit = MAX_IN_DOUBT if policy == "resend" else MAX_IN_FLIGHT
-    pipeline = _Pipeline(
+    hand_over = HandOver(
         ctx, attempt=attempt, last=last, limit=limit, senders=senders, endpoints=endpoints
     )
-    result = HandoverResult(pipeline.retry)
     start = asyncio.get_running_loop().time()
     for provider, batch in groups:
-        waits = _slots(providers, provider, batch, paced, result, ctx.now())
-        pipeline.add((provider, m, start + wait) for m, wait in zip(batch, waits, strict=False))
-    try:
-        await pipeline.run()
-    except BaseExceptionGroup as failed:
-        raise failed.exceptions[0] from None  # LeaseLost (or a refused step) as itself
-    return result
+        waits = _slots(providers, provider, batch, paced, hand_over.result, ctx.now())
+        hand_over.add((provider, m, start + wait) for m, wait in zip(batch, waits, strict=False))
+    await hand_over.mark_first(session)
+    return hand_over
 
 
 async def _to_send(
@@ -197,7 +213,7 @@ def _slots(
 Work = tuple[Provider, MessageRow, float]  # the message, its provider, its slot (loop time)
 
 
-class _Pipeline:
+class HandOver:
     """One writer commits steps; `MAX_IN_FLIGHT` senders send. Each step records the answers
     received since the last one and marks the next messages, as many as keeps the messages
     marked without a committed outcome within `limit`; only marked messages are sent.
@@ -222,6 +238,7 @@ class _Pipeline:
         self.attempt = attempt
         self.last = last
         self.retry = Retry(ctx.now())
+        self.result = HandoverResult(self.retry)
         self._unmarked: deque[Work] = deque()
         self._marked: asyncio.Queue[Work | None] = asyncio.Queue()
         self._answered: list[Sent] = []
@@ -231,12 +248,22 @@ class _Pipeline:
     def add(self, work: Iterable[Work]) -> None:
         self._unmarked.extend(work)
 
-    async def run(self) -> None:
+    async def mark_first(self, session: AsyncSession) -> None:
+        """Mark the first messages in the caller's transaction; they are sent once `run()`
+        starts (the caller commits first, or drops this hand-over if its commit fails)."""
+        batch = [self._unmarked.popleft() for _ in range(min(self.limit, len(self._unmarked)))]
+        self._queue_marked(batch, await _mark(session, [m for _, m, _ in batch], self.ctx.now()))
+
+    async def run(self) -> HandoverResult:
         self._news.set()
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._write())
-            for _ in range(MAX_IN_FLIGHT):
-                group.create_task(self._send_marked())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._write())
+                for _ in range(MAX_IN_FLIGHT):
+                    group.create_task(self._send_marked())
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None  # LeaseLost (or a refused step) as itself
+        return self.result
 
     async def _write(self) -> None:
         while self._unmarked or self._open:
@@ -255,6 +282,9 @@ class _Pipeline:
             marked = await _mark(session, [message for _, message, _ in batch], self.ctx.now())
             await self._record(session, answered)
         self._open -= len(answered)
+        self._queue_marked(batch, marked)
+
+    def _queue_marked(self, batch: list[Work], marked: set[str]) -> None:
         for work in batch:
             if work[1].id in marked:  # else sent, suppressed or failed meanwhile
                 self._open += 1

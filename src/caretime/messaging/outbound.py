@@ -66,10 +66,15 @@ async def send_message(
     idempotency_key: str,
     related: RelatedEntity | None = None,
     context: dict[str, Any] | None = None,
+    enqueue_send: bool = True,
 ) -> Message:
-    """Queue one message (see send_messages); the same key again returns the first message."""
+    """Queue one message (see send_messages); the same key again returns the first message.
+    `enqueue_send=False`: no send job; the caller hands it over (`hand_over_in_steps`)."""
     outgoing = OutgoingMessage(channel, to, body, idempotency_key, related, context=context)
-    return (await send_messages(session, tenant_id=tenant_id, outgoing=[outgoing]))[0]
+    sent = await send_messages(
+        session, tenant_id=tenant_id, outgoing=[outgoing], enqueue_send=enqueue_send
+    )
+    return sent[0]
 
 
 async def send_messages(
@@ -77,10 +82,13 @@ async def send_messages(
     *,
     tenant_id: str,
     outgoing: Sequence[OutgoingMessage],
+    enqueue_send: bool = True,
 ) -> list[Message]:
     """Queue many messages (see queue_messages) and return them as Message objects, in input
     order. Meant for a few messages; a fan-out uses queue_messages and loads nothing."""
-    queued = await queue_messages(session, tenant_id=tenant_id, outgoing=outgoing)
+    queued = await queue_messages(
+        session, tenant_id=tenant_id, outgoing=outgoing, enqueue_send=enqueue_send
+    )
     ids = list({q.id for q in queued})
     found = await session.scalars(where_one_of(session, select(Message), Message.id, ids))
     by_id = {message.id: message for message in found}
@@ -98,10 +106,13 @@ async def queue_messages(
     *,
     tenant_id: str,
     outgoing: Sequence[OutgoingMessage],
+    enqueue_send: bool = True,
 ) -> list[QueuedMessage]:
     """Queue many messages: rows and jobs in bulk, in input order. Keys already used return
     the existing messages and send nothing. Opted-out numbers are suppressed, except for
-    compliance replies (see consent.COMPLIANCE_KIND)."""
+    compliance replies (see consent.COMPLIANCE_KIND). With `enqueue_send=False` no send job
+    is written: the caller's own job hands the messages over (`hand_over_in_steps`) and
+    owns their retries."""
     _check_channels(outgoing)
     now = session_clock(session).now()
     suppressed = await opted_out_numbers(session, tenant_id, _numbers(outgoing))
@@ -115,7 +126,8 @@ async def queue_messages(
     earlier = [row["idempotency_key"] for row in rows if row["id"] not in inserted]
     by_key.update(await _queued_before(session, tenant_id, earlier))
     to_send = [row["id"] for row in rows if row["id"] in inserted and row["status"] == QUEUED]
-    await enqueue_many(session, send_jobs(tenant_id, to_send, run_at=now))
+    if enqueue_send:
+        await enqueue_many(session, send_jobs(tenant_id, to_send, run_at=now))
     return [by_key[item.idempotency_key] for item in outgoing]
 
 

@@ -1,7 +1,7 @@
 """Single-call use cases: create one, move it, cancel it, call it now, read and list.
 
-Every change to a pending call bumps its version and swaps its dispatch job in the same
-transaction, so a job for the old time finds a newer version and does nothing.
+Every change to a pending call bumps its version; a moved call gets its new minute's dispatch
+job in the same transaction, and its old minute's job no longer finds it there.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from datetime import UTC, datetime, tzinfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z, local_moment
-from caretime.dispatch import cancel_by_dedupe_key
-from caretime.dispatch.queue import enqueue_many
 from caretime.errors import InvalidInput
 from caretime.ids import new_id
 from caretime.outreach.content import script_problem
@@ -36,13 +34,7 @@ from caretime.outreach.screening import (
     opted_out_reason,
 )
 from caretime.outreach.service import effective_policy
-from caretime.outreach.writing import (
-    NewCall,
-    minute_ledger,
-    place_call_job,
-    place_call_key,
-    write_calls,
-)
+from caretime.outreach.writing import NewCall, make_dispatchable, minute_ledger, write_calls
 from caretime.policy import PlanItem, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
@@ -161,7 +153,7 @@ async def cancel(session: AsyncSession, tenant_id: str, call_id: str, *, now: da
         raise CallAlreadyStarted(
             f"call {call_id} is {call.status}: only a pending call can be cancelled"
         )
-    await cancel_by_dedupe_key(session, tenant_id, place_call_key(call.id, call.version))
+    # Its minute's job skips it: the job places only calls still scheduled when it claims.
     call.status, call.outcome = "cancelled", "cancelled before it started"
     call.version += 1
     call.updated_at = now
@@ -221,10 +213,9 @@ async def _pin(
     zone = tz or (call.zones[0] if len(call.zones) == 1 else None)
     item = PlanItem(call.name, call.phone_e164, at, zone)
     outcome = await _plan_one(session, tenant_id, calling, item, now=now, moving=call)
-    await cancel_by_dedupe_key(session, tenant_id, place_call_key(call.id, call.version))
     call.tz, call.zones = outcome.tz, list(outcome.zones)
     await CallRepository(session, tenant_id).move(call, at=outcome.at, now=now, pinned=True)
-    await enqueue_many(session, [place_call_job(tenant_id, call.id, call.version, outcome.at)])
+    await make_dispatchable(session, tenant_id, [outcome.at])
     return call
 
 

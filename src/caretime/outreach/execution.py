@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.dispatch.queue import enqueue_many
 from caretime.ids import new_id
 from caretime.messaging import Message, RelatedEntity, send_message
 from caretime.observability import log_event
@@ -24,7 +23,7 @@ from caretime.outreach.content import CallContent, render, script_for
 from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
-from caretime.outreach.writing import minute_ledger, place_call_job
+from caretime.outreach.writing import make_dispatchable, minute_ledger
 from caretime.policy import (
     ContactCaps,
     PlanItem,
@@ -119,10 +118,27 @@ def on_machine(calling: CallingPolicy) -> dict[str, Any]:
     return {"action": calling.voicemail, "message": message}
 
 
+async def place(
+    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
+) -> CallAttempt | None:
+    """Start an attempt of a due call (locked by the caller), if this moment is allowed for
+    it; else put it back on the schedule (or end it when nothing is left)."""
+    if not await may_call_now(session, call, calling, now=now):
+        # Its moment passed while nothing ran (e.g. the system was down), or the contact
+        # reached a cap: never call late or too often; find the next allowed moment instead.
+        log_event(log, "call_not_allowed_now", call_id=call.id)
+        if not await replan(session, call, calling, after=now, now=now):
+            call.status, call.outcome = "expired", "no allowed time left within the horizon"
+            await call_changed(session, call, now=now)
+        return None
+    return await start_attempt(session, call, calling, now=now)
+
+
 async def start_attempt(
     session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
 ) -> CallAttempt:
-    """Mark the call started and hand it to the voice provider (idempotent per attempt)."""
+    """Mark the call started and queue its voice message (idempotent per attempt); the
+    caller hands the message to the provider (`attempt.message_id`)."""
     call.attempts += 1
     call.status, call.updated_at = "dispatching", now
     attempt = CallAttempt(
@@ -146,6 +162,7 @@ async def start_attempt(
         idempotency_key=f"outreach.call:{call.id}:attempt:{attempt.number}",
         related=RelatedEntity(kind=ATTEMPT_KIND, id=attempt.id),
         context=agent_context(call, calling, attempt.number, now=now),
+        enqueue_send=False,
     )
     attempt.message_id = message.id
     log_event(log, "call_attempt_started", call_id=call.id, attempt=attempt.number)
@@ -241,7 +258,7 @@ async def replan(
         return False
     call.status = PENDING
     await CallRepository(session, call.tenant_id).move(call, at=at, now=now, pinned=False)
-    await enqueue_many(session, [place_call_job(call.tenant_id, call.id, call.version, at)])
+    await make_dispatchable(session, call.tenant_id, [at])
     log_event(log, "call_replanned", call_id=call.id, attempt=call.attempts + 1)
     return True
 

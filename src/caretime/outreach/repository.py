@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows, where_one_of
 from caretime.db import is_postgres, locking
+from caretime.messaging import Message
 from caretime.outreach.models import (
     LIVE_PREDICATE,
     PENDING,
@@ -97,9 +98,53 @@ class CallRepository(TenantRepository[Call]):
         )
         return {status: count for status, count in rows.all()}
 
+    async def due_in_minute(self, minute: int, now: datetime, *, limit: int) -> Sequence[Call]:
+        """The calls of `minute` due by `now` and still scheduled, locked, in due order. A
+        concurrent claimer waits for these locks and then no longer finds them scheduled:
+        each call is claimed by one transaction, whoever else is looking."""
+        statement = (
+            self.select()
+            .where(
+                Call.scheduled_minute == minute,
+                Call.status == PENDING,
+                Call.scheduled_at <= now,
+            )
+            .order_by(Call.scheduled_at, Call.id)
+            .limit(limit)
+        )
+        return await self.all(locking(statement))
+
+    async def next_due_in_minute(self, minute: int) -> datetime | None:
+        """When the first call of `minute` still scheduled is due (None: none is left)."""
+        return await self.session.scalar(
+            select(func.min(Call.scheduled_at)).where(
+                Call.tenant_id == self.tenant_id,
+                Call.status == PENDING,
+                Call.scheduled_minute == minute,
+            )
+        )
+
+    async def unsent_messages(self, minute: int, *, before: datetime) -> list[tuple[str, datetime]]:
+        """(id, created) of the voice messages of `minute`'s started calls (their current
+        attempt's) still waiting to be handed over, queued before `before`."""
+        statement = (
+            select(Message.id, Message.created_at)
+            .join(CallAttempt, CallAttempt.message_id == Message.id)
+            .join(Call, (Call.id == CallAttempt.call_id) & (Call.attempts == CallAttempt.number))
+            .where(
+                Call.tenant_id == self.tenant_id,
+                Call.scheduled_minute == minute,
+                Call.status == "dispatching",
+                Message.status == "queued",
+                Message.provider_id.is_(None),
+                Message.created_at < before,
+            )
+        )
+        return [(id_, created) for id_, created in await self.session.execute(statement)]
+
     async def move(self, call: Call, *, at: datetime, now: datetime, pinned: bool) -> None:
         call.scheduled_at = at
-        call.scheduled_minute = int(at.timestamp()) // 60
+        call.scheduled_minute = int(at.timestamp()) // 60  # as writing.minute_of
         call.pinned = pinned
         call.version += 1
         call.updated_at = now

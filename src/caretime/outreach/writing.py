@@ -1,16 +1,18 @@
-"""Writing planned calls: contacts, calls and their dispatch jobs in bulk, and the capacity
-ledger they are planned against. The caller owns the transaction."""
+"""Writing planned calls: contacts, calls and their dispatch jobs in bulk (one job per tenant
+and due minute, not per call), and the capacity ledger they are planned against. The caller
+owns the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.dispatch.queue import NewJob, enqueue_many
+from caretime.db import serialise_on_all
+from caretime.dispatch.queue import NewJob, enqueue_or_advance
 from caretime.outreach.content import CallContent
 from caretime.outreach.events import calls_scheduled
 from caretime.outreach.models import PENDING, contact_id_for
@@ -18,6 +20,8 @@ from caretime.outreach.repository import CallRepository, ContactRepository, lock
 from caretime.policy import CapacityLedger, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
+PLACE_MINUTE = "outreach.place_minute"
+# The per-call job of earlier versions; jobs queued before an upgrade still run (tasks.py).
 PLACE_CALL = "outreach.place_call"
 
 
@@ -29,20 +33,40 @@ class NewCall(NamedTuple):
     allow_duplicate: bool = False
 
 
-def place_call_job(tenant_id: str, call_id: str, version: int, at: datetime) -> NewJob:
-    """The job that rings a call at its time. Its key names the call's version, so moving a
-    call (a new version) makes any older job a no-op."""
+def minute_of(at: datetime) -> int:
+    """The epoch minute a moment falls in: calls due in one minute share one dispatch job."""
+    return int(at.timestamp()) // 60
+
+
+def minute_job(tenant_id: str, minute: int, at: datetime) -> NewJob:
+    """The job that places a tenant's calls due in `minute`, first due at `at`."""
     return NewJob(
-        kind=PLACE_CALL,
-        payload={"call_id": call_id, "version": version},
+        kind=PLACE_MINUTE,
+        payload={"minute": minute},
         run_at=at,
         tenant_id=tenant_id,
-        dedupe_key=place_call_key(call_id, version),
+        dedupe_key=f"outreach.minute:{minute}",
     )
 
 
-def place_call_key(call_id: str, version: int) -> str:
-    return f"outreach.call:{call_id}:v{version}"
+def minute_lock(tenant_id: str, minute: int) -> str:
+    return f"outreach.minute:{tenant_id}:{minute}"
+
+
+async def make_dispatchable(session: AsyncSession, tenant_id: str, due: Iterable[datetime]) -> None:
+    """Calls just written (or moved) to these moments will be placed: each one's minute has
+    a live job due no later than it. Under each minute's lock, so that a minute job deciding
+    whether it is finished either sees these calls or ends before this enqueues afresh."""
+    earliest: dict[int, datetime] = {}
+    for at in due:
+        minute = minute_of(at)
+        earliest[minute] = min(at, earliest.get(minute, at))
+    if not earliest:
+        return
+    await serialise_on_all(session, [minute_lock(tenant_id, minute) for minute in earliest])
+    await enqueue_or_advance(
+        session, [minute_job(tenant_id, minute, at) for minute, at in sorted(earliest.items())]
+    )
 
 
 def contact_id(tenant_id: str, e164: str) -> str:
@@ -69,7 +93,8 @@ async def write_calls(
     batch_id: str | None,
     now: datetime,
 ) -> set[str]:
-    """Contacts (those not known yet), calls and their dispatch jobs: one statement each.
+    """Contacts (those not known yet), calls and their minutes' dispatch jobs: one statement
+    each. The one way a call comes to exist (batches, POST /calls, recurring occurrences).
     Returns the ids of the calls written: one that would be a second live call for its
     number and purpose is not (nor is its job)."""
     contacts = [contact_id(tenant_id, call.planned.e164) for call in new_calls]
@@ -87,7 +112,7 @@ async def write_calls(
         columns, _new_call_values(calling, batch_id, now)
     )
     kept = [call for call in new_calls if call.id in written]
-    await enqueue_many(session, [place_call_job(tenant_id, c.id, 1, c.planned.at) for c in kept])
+    await make_dispatchable(session, tenant_id, (call.planned.at for call in kept))
     scheduled = [_scheduled_data(call, calling, batch_id) for call in kept]
     await calls_scheduled(session, tenant_id, [c.id for c in kept], scheduled, now=now)
     return written
@@ -104,7 +129,7 @@ def _planned_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:
     return {
         "tz": [call.planned.tz for call in new_calls],
         "scheduled_at": at,
-        "scheduled_minute": [int(instant.timestamp()) // 60 for instant in at],
+        "scheduled_minute": [minute_of(instant) for instant in at],
         "pinned": [call.planned.pinned for call in new_calls],
     }
 
