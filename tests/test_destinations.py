@@ -4,11 +4,20 @@ byte is sent, even when its DNS answer changed after the check (DNS rebinding)."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 import pytest
 
+from caretime.config import Settings
 from caretime.destinations import InternalAddress, guarded_transport
 from caretime.dispatch.worker import Dispatcher
+from caretime.messaging.providers.agent import AgentProvider
+from caretime.messaging.providers.base import (
+    OutboundRequest,
+    PermanentProviderError,
+    TenantEndpoint,
+)
 from caretime.runtime import Runtime
 from tests.events.receiver import running_receiver
 from tests.events.support import add_endpoint, emit_now, tenant_id_of
@@ -76,3 +85,20 @@ async def test_the_agent_url_follows_the_webhook_rules(
     assert says in refused.text
     assert refused.json()["errors"][0]["loc"] == ["body", "url"]
     assert (await client.get("/tenants/me/agent")).json()["url"] == "https://agent.example.org/a"
+
+
+async def test_the_agent_is_not_called_at_an_address_inside_in_production(
+    settings: Settings,
+) -> None:
+    production = settings.model_copy(update={"env": "production"})
+    provider = AgentProvider(production)
+    with running_receiver() as receiver:
+        endpoint = TenantEndpoint(as_localhost(receiver.url("/calls")), "whsec_" + "A" * 32)
+        request = OutboundRequest(
+            message_id="msg_1", tenant_id="t1", channel="voice", to="+16175550100",
+            from_=None, body="Hello", idempotency_key=None,
+            now=datetime(2026, 3, 2, 15, tzinfo=UTC), endpoint=endpoint,
+        )  # fmt: skip
+        with pytest.raises(PermanentProviderError, match=r"resolves to 127\.0\.0\.1"):
+            await provider.send(request)
+    assert receiver.received == []

@@ -16,6 +16,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from caretime.config import Settings
+from caretime.destinations import InternalAddress, guarded_transport
 from caretime.messaging.providers.base import (
     OutboundRequest,
     PermanentProviderError,
@@ -40,7 +41,8 @@ class AgentProvider:
         self.public_url = settings.public_url.rstrip("/")
         self.rate_per_second = settings.agent_rate_limit
         self.timeout = settings.agent_timeout_seconds
-        self.transport = transport
+        # Tenant-given URL: in production every connection is checked (caretime/destinations).
+        self.transport = transport or guarded_transport(env=settings.env, limits=httpx.Limits())
         # One client for the process: its connections are kept, and building a client (its
         # TLS context) per call cost more than the request itself.
         self._http: httpx.AsyncClient | None = None
@@ -69,6 +71,10 @@ class AgentProvider:
         headers = signed_headers(endpoint.secret, message_id, body)
         try:
             response = await self._client().post(endpoint.url, content=body, headers=headers)
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, InternalAddress):
+                raise PermanentProviderError(f"voice agent not reachable: {exc}") from exc
+            raise TransientProviderError(f"voice agent unreachable: {type(exc).__name__}") from exc
         except httpx.TransportError as exc:
             raise TransientProviderError(f"voice agent unreachable: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
