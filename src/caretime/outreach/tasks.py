@@ -9,9 +9,10 @@ from typing import Any
 from caretime.dispatch import JobContext, job_handler
 from caretime.messaging import on_status_change
 from caretime.observability import log_event
-from caretime.outreach import execution
+from caretime.outreach import execution, series_actions
 from caretime.outreach.events import call_changed
 from caretime.outreach.models import Call
+from caretime.outreach.series_jobs import SERIES_NEXT
 from caretime.outreach.writing import PLACE_CALL
 from caretime.retention import Prunable, register
 
@@ -36,6 +37,16 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
             await call_changed(ctx.session, call, now=now)
         return
     await execution.start_attempt(ctx.session, call, calling, now=now)
+
+
+@job_handler(SERIES_NEXT)
+async def series_next(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """A series' occurrence ended, or the one it waits for came inside the horizon."""
+    tenant_id = ctx.job.tenant_id
+    assert tenant_id is not None
+    await series_actions.continue_series(
+        ctx.session, tenant_id, payload["series_id"], now=ctx.now()
+    )
 
 
 on_status_change(execution.ATTEMPT_KIND)(execution.on_attempt_status)
