@@ -186,6 +186,8 @@ async def test_cancelling_the_series_cancels_its_pending_call(
     assert voice.json()["items"] == []
     again = await client.post(f"/calls/series/{first['series_id']}/cancel")
     assert (again.status_code, again.json()["status"]) == (200, "cancelled")
+    events = (await client.get(f"/calls/series/{first['series_id']}/events")).json()["items"]
+    assert [e["type"] for e in events] == ["call_series.created", "call_series.cancelled"]
 
 
 async def test_cancelling_one_occurrence_moves_the_series_to_the_next(
@@ -211,8 +213,7 @@ async def test_an_opt_out_stops_the_series(
     series = await series_of(client, first["series_id"])
     assert series["status"] == "finished"
     assert series["ended_reason"] == (
-        "stopped: the recipient opted out of calls on 2026-03-02T15:00:00Z (recorded by the "
-        "tenant)"
+        "stopped: the recipient opted out of calls on 2026-03-02T15:00:00Z (recorded by the tenant)"
     )
     calls = (await client.get("/calls", params={"series_id": first["series_id"]})).json()
     assert len(calls["items"]) == 1
@@ -232,9 +233,7 @@ async def test_the_live_occurrence_is_the_one_live_call_for_its_purpose(
     client: httpx.AsyncClient,
 ) -> None:
     first = await start(client, recurrence=WEEKLY_MONDAY_10, purpose="check-in")
-    twin = await client.post(
-        "/calls", json={"name": "Ann", "phone": PHONE, "purpose": "check-in"}
-    )
+    twin = await client.post("/calls", json={"name": "Ann", "phone": PHONE, "purpose": "check-in"})
     assert twin.status_code == 409
     assert twin.json()["existing_call_id"] == first["id"]
     second_series = await client.post(
@@ -305,7 +304,8 @@ async def test_batch_items_and_csv_rows_start_series(client: httpx.AsyncClient) 
     call = (await client.get(f"/calls/{answer[0]['scheduled_task_id']}")).json()
     assert call["series_id"] == answer[0]["series_id"]
     csv = "name,phone,recurrence\nE,212-555-0105,FREQ=WEEKLY;BYDAY=TU;BYHOUR=9\nF,212-555-0106,\n"
-    batch = await client.post("/outreach/batches", content=csv, headers={"content-type": "text/csv"})
+    headers = {"content-type": "text/csv"}
+    batch = await client.post("/outreach/batches", content=csv, headers=headers)
     assert (batch.status_code, batch.json()["scheduled"]) == (201, 2)
     calls = (await client.get("/calls", params={"batch_id": batch.json()["id"]})).json()["items"]
     assert sorted(c["series_id"] is not None for c in calls) == [False, True]

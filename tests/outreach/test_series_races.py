@@ -74,4 +74,5 @@ async def test_cancel_racing_the_next_occurrence_leaves_nothing_pending(
         assert await pending_of(runtime, series_id) == 0, series_id
         async with runtime.sessions() as session:
             series = await session.get(CallSeries, series_id)
-        assert series is not None and series.status == "cancelled"
+        assert series is not None
+        assert series.status == "cancelled"
