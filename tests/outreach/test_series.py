@@ -330,3 +330,21 @@ async def test_an_unknown_series_is_a_404(client: httpx.AsyncClient) -> None:
     ):
         assert response.status_code == 404
         assert response.json()["type"].endswith("series-not-found")
+
+
+async def test_a_one_off_live_call_for_the_purpose_makes_the_series_pass_over_one(
+    client: httpx.AsyncClient, clock: FrozenClock, dispatcher: Dispatcher
+) -> None:
+    first = await start(client, recurrence=WEEKLY_MONDAY_10, purpose="check-in")
+    assert (await client.delete(f"/calls/{first['id']}")).status_code == 200
+    # Before the series plans its next occurrence, a one-off call takes the purpose.
+    one_off = await start(client, purpose="check-in", scheduled="2026-03-09T14:00:00Z")
+    await dispatcher.run_pending()
+    series = await series_of(client, first["series_id"])
+    assert (series["skipped"], series["current_call_id"], series["next_occurrence"]) == (
+        1, None, "2026-03-16T14:00:00Z")  # fmt: skip
+    assert (await run_call(client, clock, dispatcher, one_off))["status"] == "completed"
+    clock.set(datetime(2026, 3, 16, 14, 0, tzinfo=UTC))
+    await dispatcher.run_pending()
+    third = await current_call(client, first["series_id"])
+    assert third["scheduled"] == "2026-03-16T14:00:00Z"

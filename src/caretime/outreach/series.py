@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.dispatch.queue import enqueue_many
+from caretime.dispatch.queue import NewJob, enqueue_many
 from caretime.events import emit
 from caretime.ids import new_id
 from caretime.messaging.consent import opt_outs
@@ -198,6 +198,9 @@ async def _write_occurrence(
     batch_id: str | None,
     now: datetime,
 ) -> Advanced:
+    # The occurrence tried (placement may have passed over earlier ones): if the write is
+    # refused, skip_current passes over this one.
+    series.next_local = format_local(placement.wall)
     call_id = new_id("call")
     content = CallContent(series.purpose, series.script, series.variables)
     new_call = NewCall(
@@ -226,9 +229,7 @@ async def _wait(
     series.next_at = recurrence_of(series).instant(placement.wall)
     series.current_call_id = None
     series.updated_at = now
-    job = series_next_job(
-        series.tenant_id, series.id, at=placement.wake_at, reason=f"wait:{series.next_local}"
-    )
+    job = _wake_up(series, placement.wake_at)
     await enqueue_many(session, [job])
     await session.flush()
 
@@ -251,10 +252,15 @@ async def skip_current(
     series.next_local = format_local(following)
     series.next_at = recurrence.instant(following)
     series.updated_at = now
-    job = series_next_job(
-        series.tenant_id, series.id, at=series.next_at, reason=f"wait:{series.next_local}"
-    )
+    job = _wake_up(series, series.next_at)
     await enqueue_many(session, [job])
+
+
+def _wake_up(series: CallSeries, at: datetime) -> NewJob:
+    # Keyed by the moment too: a wake-up that sets the next one for the same occurrence
+    # (always later) must not be taken for a repeat of itself while it runs.
+    reason = f"wait:{series.next_local}:{int(at.timestamp())}"
+    return series_next_job(series.tenant_id, series.id, at=at, reason=reason)
 
 
 async def finish(session: AsyncSession, series: CallSeries, why: str, *, now: datetime) -> None:
