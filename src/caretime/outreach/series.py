@@ -101,7 +101,9 @@ async def start_series(
     series = _new_series(tenant_id, spec, e164, zone, recurrence, first, batch_id, now)
     SeriesRepository(session, tenant_id).add(series)
     await session.flush()
-    advanced = await advance(session, series, calling, now=now, ledger=ledger, batch_id=batch_id)
+    advanced = await advance(
+        session, series, calling, now=now, ledger=ledger, batch_id=batch_id, screened=True
+    )
     if advanced.kind == "duplicate":
         await session.delete(series)
         await session.flush()
@@ -159,15 +161,13 @@ async def advance(
     now: datetime,
     ledger: CapacityLedger | None = None,
     batch_id: str | None = None,
+    screened: bool = False,
 ) -> Advanced:
     """Plan the series' next occurrence (it has no live one): write its call, or set a timer
     for when it comes inside the horizon, or finish the series (no more occurrences, or the
-    number opted out of calls)."""
-    opted_out = (await opt_outs(session, series.tenant_id, [series.phone_e164], "voice")).get(
-        series.phone_e164
-    )
-    if opted_out is not None:
-        await finish(session, series, f"stopped: {opted_out_reason(opted_out)}", now=now)
+    number opted out of calls). `screened`: the caller has just checked the opt-out (a new
+    series' first occurrence)."""
+    if not screened and await _stopped_by_opt_out(session, series, now=now):
         return FINISHED_NOW
     if series.next_local is None:
         await finish(session, series, NO_MORE, now=now)
@@ -188,6 +188,15 @@ async def advance(
         await _wait(session, series, placement, now=now)
         return WAITING
     return await _write_occurrence(session, series, calling, placement, batch_id, now)
+
+
+async def _stopped_by_opt_out(session: AsyncSession, series: CallSeries, *, now: datetime) -> bool:
+    number = series.phone_e164
+    opted_out = (await opt_outs(session, series.tenant_id, [number], "voice")).get(number)
+    if opted_out is None:
+        return False
+    await finish(session, series, f"stopped: {opted_out_reason(opted_out)}", now=now)
+    return True
 
 
 async def _write_occurrence(
