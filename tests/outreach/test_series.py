@@ -348,3 +348,22 @@ async def test_a_one_off_live_call_for_the_purpose_makes_the_series_pass_over_on
     await dispatcher.run_pending()
     third = await current_call(client, first["series_id"])
     assert third["scheduled"] == "2026-03-16T14:00:00Z"
+
+
+async def test_a_start_in_the_past_anchors_the_rule_and_count_counts_from_it(
+    client: httpx.AsyncClient,
+) -> None:
+    # Mondays from February 2nd: the 5th is today (10:00 local, now), the 4th was last week.
+    since = "2026-02-02T10:00:00"
+    last = await start(client, recurrence="FREQ=WEEKLY;BYDAY=MO;COUNT=5", scheduled=since)
+    assert last["scheduled"] == "2026-03-02T15:00:00Z"
+    series = await series_of(client, last["series_id"])
+    assert (series["dtstart"], series["next_occurrence"], series["skipped"]) == (
+        "2026-02-02T10:00", None, 0)  # fmt: skip
+    ended = await client.post(
+        "/calls",
+        json={"name": "B", "phone": "212-555-0102", "scheduled": since,
+              "recurrence": "FREQ=WEEKLY;BYDAY=MO;COUNT=4"},
+    )  # fmt: skip
+    assert ended.status_code == 422
+    assert ended.json()["detail"] == "the recurrence has no occurrence from now on"

@@ -165,6 +165,12 @@ class Recurrence:
     def first(self) -> datetime | None:
         return self._rrule.after(self.dtstart, inc=True)
 
+    def first_from(self, now: datetime) -> datetime | None:
+        """The first occurrence not before now (to the minute): a start in the past anchors
+        the rule (and COUNT counts from it), but what it would have called is not called."""
+        wall = now.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0)
+        return self._rrule.after(max(self.dtstart, wall), inc=True)
+
     def after(self, wall: datetime) -> datetime | None:
         """The occurrence after this local wall time, if the rule has one."""
         return self._rrule.after(wall, inc=False)

@@ -95,9 +95,9 @@ async def start_series(
     recurrence = Recurrence(
         spec.rule, start_wall(spec.scheduled, ZoneInfo(zone), now), ZoneInfo(zone)
     )
-    first = recurrence.first()
+    first = recurrence.first_from(now)
     if first is None:
-        return Rejected("no_occurrence", "the recurrence has no occurrence after its start")
+        return Rejected("no_occurrence", "the recurrence has no occurrence from now on")
     series = _new_series(tenant_id, spec, e164, zone, recurrence, first, batch_id, now)
     SeriesRepository(session, tenant_id).add(series)
     await session.flush()

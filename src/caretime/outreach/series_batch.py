@@ -131,7 +131,7 @@ def _preview(
         spec.rule, start_wall(spec.scheduled, ZoneInfo(zone), now), ZoneInfo(zone)
     )
     plan = item.plan._replace(scheduled=None, phone=e164)
-    placement = place_next(recurrence, recurrence.first(), plan, calling, ledger, now=now)
+    placement = place_next(recurrence, recurrence.first_from(now), plan, calling, ledger, now=now)
     if isinstance(placement, Placed):
         return placement.planned, SeriesItem(None, None, None, e164, zone)
     if isinstance(placement, Waiting):
