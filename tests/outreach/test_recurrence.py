@@ -33,6 +33,11 @@ ANN = PlanItem("Ann", "+12125550100")
         ("FREQ=DAILY;BYHOUR=10;BYMINUTE=30", "FREQ=DAILY;BYHOUR=10;BYMINUTE=30"),
         (" FREQ=MONTHLY;BYDAY=-1FR; ", "FREQ=MONTHLY;BYDAY=-1FR"),
         ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29"),
+        (
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+        ),
+        ("FREQ=YEARLY;BYMONTH=11;BYDAY=4TH", "FREQ=YEARLY;BYMONTH=11;BYDAY=4TH"),
     ],
 )
 def test_rules_taken_and_how_they_are_kept(given: str, kept: str) -> None:
@@ -51,6 +56,12 @@ def test_rules_taken_and_how_they_are_kept(given: str, kept: str) -> None:
         ("FREQ=DAILY;COUNT=5000", "COUNT must be from 1 to 1000"),
         ("FREQ=DAILY;BYHOUR=24", "not a valid RRULE: hour must be in 0..23"),
         ("FREQ=MONTHLY;BYMONTH=4;BYMONTHDAY=31", "the rule's days never exist"),
+        # Rules dateutil would search day by day until the year 9999 (seconds of CPU):
+        ("FREQ=DAILY;BYSETPOS=2", "BYSETPOS goes with FREQ=MONTHLY or YEARLY"),
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=5", "BYSETPOS must be from 1 to 4"),
+        ("FREQ=MONTHLY;BYDAY=6MO", "a BYDAY position is at most 5 here"),
+        ("FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=8", "or BYMONTHDAY, not both"),
+        ("FREQ=WEEKLY;BYDAY=2MO", "needs FREQ=MONTHLY or YEARLY"),
     ],
 )
 def test_rules_refused_with_why(given: str, words: str) -> None:

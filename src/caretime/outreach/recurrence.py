@@ -111,14 +111,61 @@ def _check_parts(parts: dict[str, str]) -> None:
 
 
 def _check_possible(parts: dict[str, str], built: rrule) -> None:
-    """Refuse a rule whose days never exist (BYMONTH=2;BYMONTHDAY=30): dateutil would look
-    for one until the year 9999, which takes seconds."""
-    days = [int(day) for day in parts.get("BYMONTHDAY", "").split(",") if day]
-    months = [int(month) for month in parts.get("BYMONTH", "").split(",") if month]
+    """Refuse a rule whose days never exist (BYMONTH=2;BYMONTHDAY=30, the 2nd of a set of
+    one): dateutil would look for one day by day until the year 9999, which takes seconds
+    of CPU in the request. What remains always has an occurrence within a few decades."""
+    days = _numbers(parts, "BYMONTHDAY")
+    months = _numbers(parts, "BYMONTH")
     if days and not any(abs(day) <= _MONTH_DAYS[m] for day in days for m in months or _MONTH_DAYS):
         raise ValueError("the rule's days never exist (BYMONTHDAY is past the end of BYMONTH)")
+    _check_weekday_ordinals(parts)
+    _check_setpos(parts, months)
     if built.after(_SAMPLE_START - timedelta(days=1)) is None and "UNTIL" not in parts:
         raise ValueError("the rule has no occurrence at all")
+
+
+def _numbers(parts: dict[str, str], name: str) -> list[int]:
+    return [int(value) for value in parts.get(name, "").split(",") if value]
+
+
+_ORDINAL = re.compile(r"([+-]?\d+)?([A-Z]{2})")
+
+
+def _check_weekday_ordinals(parts: dict[str, str]) -> None:
+    """ "2MO" (the 2nd Monday) is for monthly and yearly rules (RFC 5545), within 5 a month
+    and 53 a year."""
+    ordinals = [int(n) for n, _ in _ORDINAL.findall(parts.get("BYDAY", "")) if n]
+    if not ordinals:
+        return
+    freq = parts["FREQ"]
+    if "BYMONTHDAY" in parts:
+        raise ValueError("give BYDAY with a position (2TU) or BYMONTHDAY, not both")
+    if freq not in ("MONTHLY", "YEARLY"):
+        raise ValueError(
+            f"BYDAY with a position (e.g. 2MO) needs FREQ=MONTHLY or YEARLY, not {freq}"
+        )
+    most = 5 if freq == "MONTHLY" or "BYMONTH" in parts else 53
+    if any(abs(n) > most for n in ordinals):
+        raise ValueError(f"a BYDAY position is at most {most} here")
+
+
+def _check_setpos(parts: dict[str, str], months: list[int]) -> None:
+    """BYSETPOS picks among a period's days: taken for monthly and yearly rules over plain
+    weekdays ("the last weekday": BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1), where every period
+    holds at least 4 of each weekday a month."""
+    if "BYSETPOS" not in parts:
+        return
+    weekdays = [day for n, day in _ORDINAL.findall(parts.get("BYDAY", "")) if not n]
+    plain = weekdays and len(weekdays) == len(parts["BYDAY"].split(","))
+    if parts["FREQ"] not in ("MONTHLY", "YEARLY") or not plain or "BYMONTHDAY" in parts:
+        raise ValueError(
+            "BYSETPOS goes with FREQ=MONTHLY or YEARLY and plain BYDAY weekdays, e.g. "
+            "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1 (the last weekday of the month)"
+        )
+    per_month = 4 * len(weekdays)
+    most = per_month if parts["FREQ"] == "MONTHLY" else per_month * (len(months) or 13)
+    if any(not 1 <= abs(position) <= most for position in _numbers(parts, "BYSETPOS")):
+        raise ValueError(f"BYSETPOS must be from 1 to {most} (or -{most} to -1) here")
 
 
 def _build(rule: str, dtstart: datetime) -> rrule:
