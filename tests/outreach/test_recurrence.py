@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caretime.outreach.recurrence import (
     Exhausted,
@@ -62,6 +64,7 @@ def test_rules_taken_and_how_they_are_kept(given: str, kept: str) -> None:
         ("FREQ=MONTHLY;BYDAY=6MO", "a BYDAY position is at most 5 here"),
         ("FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=8", "or BYMONTHDAY, not both"),
         ("FREQ=WEEKLY;BYDAY=2MO", "needs FREQ=MONTHLY or YEARLY"),
+        ("FREQ=WEEKLY;UNTIL=2026-04-30", "UNTIL is a date"),
     ],
 )
 def test_rules_refused_with_why(given: str, words: str) -> None:
@@ -137,3 +140,29 @@ def test_a_rule_with_nothing_left_is_exhausted() -> None:
     assert place_next(recurrence, None, ANN, CallingPolicy(), ledger, now=MONDAY_10_EST) == (
         Exhausted(0)
     )
+
+
+_NAMES = ["FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH", "BYHOUR",
+          "BYMINUTE", "BYSETPOS", "WKST", "BYSECOND"]  # fmt: skip
+_VALUES = ["DAILY", "WEEKLY", "MONTHLY", "YEARLY", "HOURLY", "0", "1", "2", "-1", "5", "13",
+           "29", "31", "-31", "53", "60", "MO", "2TU", "-1FR", "MO,TU", "20260430",
+           "20260430T120000Z", "2026-04-30", "x", "", "1,2", "+3"]  # fmt: skip
+_RULES = st.lists(
+    st.tuples(st.sampled_from(_NAMES), st.sampled_from(_VALUES)), min_size=1, max_size=5
+).map(lambda parts: ";".join(f"{name}={value}" for name, value in parts))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rule=_RULES | st.text(max_size=60))
+def test_any_text_is_a_kept_rule_or_a_value_error(rule: str) -> None:
+    """Whatever a caller sends is a rule that then yields its occurrences, or a refusal in
+    words, never another exception (a 500) now or when the series moves on."""
+    try:
+        kept = checked_rule(rule)
+    except ValueError:
+        return
+    recurrence = Recurrence(kept, datetime(2026, 3, 2, 10, 0), NEW_YORK)
+    first = recurrence.first_from(MONDAY_10_EST)
+    if first is not None:
+        recurrence.after(first)
+        recurrence.instant(first)

@@ -40,6 +40,7 @@ _REFUSED_PARTS = {
 }
 MAX_COUNT = 1000
 _PART = re.compile(r"([A-Za-z]+)=([^;=]+)")
+_UNTIL = re.compile(r"\d{8}(T\d{6}Z?)?")
 _LOCAL = "%Y-%m-%dT%H:%M"
 # The most days each month can have (February: a leap year's).
 _MONTH_DAYS = {month: calendar.monthrange(2028, month)[1] for month in range(1, 13)}
@@ -103,6 +104,11 @@ def _check_parts(parts: dict[str, str]) -> None:
         raise ValueError(f"FREQ must be one of {', '.join(FREQUENCIES)}, not {freq[:20]!r}")
     if "COUNT" in parts and "UNTIL" in parts:
         raise ValueError("give COUNT or UNTIL, not both (RFC 5545)")
+    if "UNTIL" in parts and not _UNTIL.fullmatch(parts["UNTIL"]):
+        raise ValueError(
+            "UNTIL is a date (20260430, that whole local day), a local time (20260430T170000) "
+            "or an instant (20260430T210000Z)"
+        )
     if any("," in parts.get(name, "") for name in ("BYHOUR", "BYMINUTE")):
         raise ValueError("one time of day per rule: BYHOUR and BYMINUTE take a single value")
     count = parts.get("COUNT", "1")
