@@ -55,7 +55,7 @@ def test_rules_taken_and_how_they_are_kept(given: str, kept: str) -> None:
         ("FREQ=WEEKLY;COLOUR=RED", "unknown RRULE part 'COLOUR'"),
         ("FREQ=WEEKLY;FREQ=DAILY", "FREQ is given twice"),
         ("FREQ=WEEKLY;BYDAY", "'BYDAY' is not NAME=VALUE"),
-        ("FREQ=DAILY;COUNT=5000", "COUNT must be from 1 to 1000"),
+        ("FREQ=DAILY;COUNT=5000", "COUNT must be a whole number from 1 to 1000"),
         ("FREQ=DAILY;BYHOUR=24", "not a valid RRULE: hour must be in 0..23"),
         ("FREQ=MONTHLY;BYMONTH=4;BYMONTHDAY=31", "the rule's days never exist"),
         # Rules dateutil would search day by day until the year 9999 (seconds of CPU):
@@ -65,6 +65,10 @@ def test_rules_taken_and_how_they_are_kept(given: str, kept: str) -> None:
         ("FREQ=MONTHLY;BYDAY=1MO;BYMONTHDAY=8", "or BYMONTHDAY, not both"),
         ("FREQ=WEEKLY;BYDAY=2MO", "needs FREQ=MONTHLY or YEARLY"),
         ("FREQ=WEEKLY;UNTIL=2026-04-30", "UNTIL is a date"),
+        ("FREQ=WEEKLY;INTERVAL=0", "INTERVAL must be a whole number from 1 to 366"),
+        ("FREQ=DAILY;BYMONTH=13", "BYMONTH takes months from 1 to 12"),
+        ("FREQ=DAILY;BYMONTHDAY=0", "BYMONTHDAY takes days from 1 to 31"),
+        ("FREQ=WEEKLY;INTERVAL=-2", "INTERVAL must be a whole number"),
     ],
 )
 def test_rules_refused_with_why(given: str, words: str) -> None:
@@ -146,7 +150,7 @@ _NAMES = ["FREQ", "INTERVAL", "COUNT", "UNTIL", "BYDAY", "BYMONTHDAY", "BYMONTH"
           "BYMINUTE", "BYSETPOS", "WKST", "BYSECOND"]  # fmt: skip
 _VALUES = ["DAILY", "WEEKLY", "MONTHLY", "YEARLY", "HOURLY", "0", "1", "2", "-1", "5", "13",
            "29", "31", "-31", "53", "60", "MO", "2TU", "-1FR", "MO,TU", "20260430",
-           "20260430T120000Z", "2026-04-30", "x", "", "1,2", "+3"]  # fmt: skip
+           "20260430T120000Z", "2026-04-30", "x", "", "1,2", "+3", "-0", "0,1"]  # fmt: skip
 _RULES = st.lists(
     st.tuples(st.sampled_from(_NAMES), st.sampled_from(_VALUES)), min_size=1, max_size=5
 ).map(lambda parts: ";".join(f"{name}={value}" for name, value in parts))

@@ -39,6 +39,7 @@ _REFUSED_PARTS = {
     "DTSTART": 'give the first occurrence\'s time as "scheduled"',
 }
 MAX_COUNT = 1000
+MAX_INTERVAL = 366
 _PART = re.compile(r"([A-Za-z]+)=([^;=]+)")
 _UNTIL = re.compile(r"\d{8}(T\d{6}Z?)?")
 _LOCAL = "%Y-%m-%dT%H:%M"
@@ -112,8 +113,12 @@ def _check_parts(parts: dict[str, str]) -> None:
     if any("," in parts.get(name, "") for name in ("BYHOUR", "BYMINUTE")):
         raise ValueError("one time of day per rule: BYHOUR and BYMINUTE take a single value")
     count = parts.get("COUNT", "1")
-    if count.isdigit() and not 1 <= int(count) <= MAX_COUNT:
-        raise ValueError(f"COUNT must be from 1 to {MAX_COUNT}")
+    if not count.isdigit() or not 1 <= int(count) <= MAX_COUNT:
+        raise ValueError(f"COUNT must be a whole number from 1 to {MAX_COUNT}")
+    # INTERVAL=0 makes dateutil repeat one moment forever.
+    interval = parts.get("INTERVAL", "1")
+    if not interval.isdigit() or not 1 <= int(interval) <= MAX_INTERVAL:
+        raise ValueError(f"INTERVAL must be a whole number from 1 to {MAX_INTERVAL}")
 
 
 def _check_possible(parts: dict[str, str], built: rrule) -> None:
@@ -122,6 +127,10 @@ def _check_possible(parts: dict[str, str], built: rrule) -> None:
     of CPU in the request. What remains always has an occurrence within a few decades."""
     days = _numbers(parts, "BYMONTHDAY")
     months = _numbers(parts, "BYMONTH")
+    if any(not 1 <= month <= 12 for month in months):
+        raise ValueError("BYMONTH takes months from 1 to 12")
+    if any(not 1 <= abs(day) <= 31 for day in days):
+        raise ValueError("BYMONTHDAY takes days from 1 to 31 (or -31 to -1 from the end)")
     if days and not any(abs(day) <= _MONTH_DAYS[m] for day in days for m in months or _MONTH_DAYS):
         raise ValueError("the rule's days never exist (BYMONTHDAY is past the end of BYMONTH)")
     _check_weekday_ordinals(parts)
