@@ -367,3 +367,17 @@ async def test_a_start_in_the_past_anchors_the_rule_and_count_counts_from_it(
     )  # fmt: skip
     assert ended.status_code == 422
     assert ended.json()["detail"] == "the recurrence has no occurrence from now on"
+
+
+async def test_a_rule_none_of_whose_occurrences_can_be_placed_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    # No calling time on any day (a tenant pausing its calls): nothing can ever be placed.
+    closed = {day: [] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    await set_calling_policy(client, windows=closed)
+    response = await client.post(
+        "/calls", json={"name": "A", "phone": PHONE, "recurrence": "FREQ=DAILY;BYHOUR=10;COUNT=2"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"].startswith("no occurrence of the recurrence can be placed")
+    assert (await client.get("/calls/series")).json()["items"] == []

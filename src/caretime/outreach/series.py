@@ -40,6 +40,10 @@ from caretime.tenancy.policy import CallingPolicy, validate_zone
 
 ACTIVE, FINISHED, CANCELLED = "active", "finished", "cancelled"
 NO_MORE = "the rule has no more occurrences"
+NOTHING_PLACEABLE = (
+    "no occurrence of the recurrence can be placed: there is no allowed, free calling time "
+    "before each next occurrence"
+)
 
 
 @dataclass(frozen=True)
@@ -99,17 +103,28 @@ async def start_series(
     if first is None:
         return Rejected("no_occurrence", "the recurrence has no occurrence from now on")
     series = _new_series(tenant_id, spec, e164, zone, recurrence, first, batch_id, now)
+    # Placed and written before the series row, so that a refusal leaves no series behind.
+    calling = series_policy(calling, series)
+    if ledger is None:
+        ledger = await minute_ledger(session, tenant_id, calling, now=now)
+    placement = place_next(recurrence, first, _plan_item(series), calling, ledger, now=now)
+    if isinstance(placement, Exhausted):
+        return Rejected("no_window", NOTHING_PLACEABLE)
+    call_id = None
+    if isinstance(placement, Placed):
+        call_id = await _write_call(session, series, calling, placement, batch_id, now)
+        if call_id is None:
+            return Rejected("already_scheduled", "")
     SeriesRepository(session, tenant_id).add(series)
+    if isinstance(placement, Waiting):
+        await _wait(session, series, placement, now=now)
+    elif call_id is not None:
+        _record_planned(series, placement, call_id, now)
     await session.flush()
-    advanced = await advance(
-        session, series, calling, now=now, ledger=ledger, batch_id=batch_id, screened=True
-    )
-    if advanced.kind == "duplicate":
-        await session.delete(series)
-        await session.flush()
-        return Rejected("already_scheduled", "")
     await emit_change(session, series, "call_series.created", now=now)
-    return Started(series, series.current_call_id, advanced.planned)
+    await _count_skipped(session, series, placement.skipped, now=now)
+    planned = placement.planned if isinstance(placement, Placed) else None
+    return Started(series, call_id, planned)
 
 
 def where_and_zone(spec: SeriesSpec, calling: CallingPolicy) -> tuple[str, str] | Rejected:
@@ -143,7 +158,8 @@ def _new_series(
 ) -> CallSeries:
     content = spec.content
     return CallSeries(
-        id=new_id("ser"), batch_id=batch_id, contact_id=contact_id(tenant_id, e164),
+        id=new_id("ser"), tenant_id=tenant_id, batch_id=batch_id,
+        contact_id=contact_id(tenant_id, e164),
         name=spec.name, phone_e164=e164, tz=zone, given_tz=spec.tz, purpose=content.purpose,
         allow_duplicate=spec.allow_duplicate, script=content.script, variables=content.variables,
         max_attempts=spec.max_attempts, retry_delay_seconds=spec.retry_delay_seconds,
@@ -161,13 +177,11 @@ async def advance(
     now: datetime,
     ledger: CapacityLedger | None = None,
     batch_id: str | None = None,
-    screened: bool = False,
 ) -> Advanced:
     """Plan the series' next occurrence (it has no live one): write its call, or set a timer
     for when it comes inside the horizon, or finish the series (no more occurrences, or the
-    number opted out of calls). `screened`: the caller has just checked the opt-out (a new
-    series' first occurrence)."""
-    if not screened and await _stopped_by_opt_out(session, series, now=now):
+    number opted out of calls)."""
+    if await _stopped_by_opt_out(session, series, now=now):
         return FINISHED_NOW
     if series.next_local is None:
         await finish(session, series, NO_MORE, now=now)
@@ -210,6 +224,24 @@ async def _write_occurrence(
     # The occurrence tried (placement may have passed over earlier ones): if the write is
     # refused, skip_current passes over this one.
     series.next_local = format_local(placement.wall)
+    call_id = await _write_call(session, series, calling, placement, batch_id, now)
+    if call_id is None:
+        return DUPLICATE
+    _record_planned(series, placement, call_id, now)
+    await session.flush()
+    return Advanced("planned", placement.planned)
+
+
+async def _write_call(
+    session: AsyncSession,
+    series: CallSeries,
+    calling: CallingPolicy,
+    placement: Placed,
+    batch_id: str | None,
+    now: datetime,
+) -> str | None:
+    """The occurrence's call, through the path every call is written by; None when the
+    database refused it (another live call for the number and purpose)."""
     call_id = new_id("call")
     content = CallContent(series.purpose, series.script, series.variables)
     new_call = NewCall(
@@ -218,17 +250,16 @@ async def _write_occurrence(
     written = await write_calls(
         session, series.tenant_id, calling, [new_call], batch_id=batch_id, now=now
     )
-    if call_id not in written:  # another live call for the number and purpose
-        return DUPLICATE
-    recurrence = recurrence_of(series)
+    return call_id if call_id in written else None
+
+
+def _record_planned(series: CallSeries, placement: Placed, call_id: str, now: datetime) -> None:
     following = placement.following
     series.current_call_id = call_id
     series.occurrences += 1
     series.next_local = None if following is None else format_local(following)
-    series.next_at = None if following is None else recurrence.instant(following)
+    series.next_at = None if following is None else recurrence_of(series).instant(following)
     series.updated_at = now
-    await session.flush()
-    return Advanced("planned", placement.planned)
 
 
 async def _wait(
