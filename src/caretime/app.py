@@ -29,6 +29,7 @@ from caretime.observability import RequestContextMiddleware
 from caretime.openapi import complete_openapi
 from caretime.operator_access import require_operator_token
 from caretime.outreach.router import router as outreach_router
+from caretime.outreach.series_router import router as series_router
 from caretime.policy.calendar import load_calendars
 from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
 from caretime.runtime import Runtime, freeze_startup_heap
@@ -90,6 +91,7 @@ def create_app(
     app.include_router(booking_router)
     app.include_router(messaging_router)
     app.include_router(shifts_router)
+    app.include_router(series_router)  # before /calls/{call_id}: /calls/series is not an id
     app.include_router(outreach_router)
     app.include_router(events_router)
     app.include_router(webhooks_router)

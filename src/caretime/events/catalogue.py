@@ -15,6 +15,13 @@ EVENT_TYPES: dict[str, str] = {
     "the windows",
     "call.callback_scheduled": "the voice agent reported that the patient asked to be called "
     "back; the call was planned at the first allowed moment from then",
+    "call_series.created": "a recurring call series was created (POST /calls or a batch item "
+    "with recurrence)",
+    "call_series.occurrence_skipped": "occurrences of a series were passed over: no allowed, "
+    "free time before the next one, or the number had another live call for the purpose",
+    "call_series.finished": "a series has no more occurrences, or stopped because the number "
+    "opted out of calls",
+    "call_series.cancelled": "a series was cancelled; its pending occurrence was cancelled",
     "appointment.held": "a slot was held for a patient",
     "appointment.confirmed": "a hold was confirmed",
     "appointment.expired": "a hold lapsed unconfirmed",

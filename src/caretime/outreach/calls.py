@@ -181,6 +181,7 @@ async def list_calls(
     batch_id: str | None,
     limit: int,
     cursor: str | None,
+    series_id: str | None = None,
 ) -> tuple[Sequence[Call], str | None]:
     calls = CallRepository(session, tenant_id)
     statement = calls.select()
@@ -188,6 +189,8 @@ async def list_calls(
         statement = statement.where(Call.status == status)
     if batch_id is not None:
         statement = statement.where(Call.batch_id == batch_id)
+    if series_id is not None:
+        statement = statement.where(Call.series_id == series_id)
     return await calls.page(statement, limit=limit, after=cursor)
 
 

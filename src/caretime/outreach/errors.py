@@ -52,3 +52,8 @@ class CallNotInProgress(Conflict):
 class BatchTooLarge(InvalidInput):
     problem = "batch-too-large"
     title = "The batch has too many items"
+
+
+class SeriesNotFound(NotFound):
+    problem = "series-not-found"
+    title = "No such call series"

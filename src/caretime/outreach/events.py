@@ -15,6 +15,7 @@ from caretime.db import locking
 from caretime.events import emit, emit_many
 from caretime.events.models import Event
 from caretime.outreach.models import FINAL, Call, OutreachBatch
+from caretime.outreach.series_jobs import occurrence_ended
 
 
 def call_data(call: Call) -> dict[str, Any]:
@@ -27,16 +28,20 @@ def call_data(call: Call) -> dict[str, Any]:
         "attempts": call.attempts,
         "max_attempts": call.max_attempts,
         "outcome": call.outcome,
+        "series_id": call.series_id,
     }
 
 
 async def call_changed(session: AsyncSession, call: Call, *, now: datetime) -> None:
-    """`call.<status>` for a call that just moved; a final status may complete its batch."""
+    """`call.<status>` for a call that just moved; a final status may complete its batch
+    and moves its recurring series on (every final status passes through here)."""
     verb = "started" if call.status == "dispatching" else call.status
     await emit(session, tenant_id=call.tenant_id, type=f"call.{verb}", subject=("call", call.id),
                data=call_data(call), now=now)  # fmt: skip
     if call.status in FINAL and call.batch_id is not None:
         await _maybe_complete_batch(session, call.tenant_id, call.batch_id, now=now)
+    if call.status in FINAL and call.series_id is not None:
+        await occurrence_ended(session, call, now=now)
 
 
 async def calls_scheduled(

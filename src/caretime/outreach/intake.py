@@ -20,21 +20,27 @@ from caretime.outreach.content import (
     checked_content,
     script_problem,
 )
+from caretime.outreach.recurrence import checked_rule
 from caretime.policy import Outcome, PlanItem, Planner, Rejected
 from caretime.policy.phones import phone_text
 
 # The fields an item may have; any other is an error on that item, never silently dropped.
 ITEM_FIELDS = frozenset(
-    {"name", "phone", "scheduled", "tz", "purpose", "script", "variables", "allow_duplicate"}
-)
+    {"name", "phone", "scheduled", "tz", "purpose", "script", "variables", "allow_duplicate",
+     "recurrence"}
+)  # fmt: skip
 CONTENT_FIELDS = frozenset({"purpose", "script", "variables"})
 # CSV columns that are item fields; every other column is a variable of the row's call.
-CSV_FIELDS = ("name", "phone", "scheduled", "tz", "purpose", "script", "allow_duplicate")
+CSV_FIELDS = (
+    "name", "phone", "scheduled", "tz", "purpose", "script", "allow_duplicate", "recurrence"
+)  # fmt: skip
 
 
 class ParsedItem(NamedTuple):
     plan: PlanItem
     content: CallContent
+    # A checked RRULE (recurrence.checked_rule): the item starts a series of calls.
+    recurrence: str | None = None
 
 
 # An item on its way through intake: parsed, or rejected (with a code) before planning.
@@ -52,13 +58,27 @@ def parse_item(raw: Any, *, allow_duplicate: bool = False) -> Intake:
     plan = _plan_fields(raw, allow_duplicate)
     if isinstance(plan, str):
         return _invalid(plan)
+    rule = _recurrence(raw.get("recurrence"))
+    if isinstance(rule, Rejected):
+        return rule
     if not raw.keys() & CONTENT_FIELDS:  # the usual bulk item: no content to check
-        return ParsedItem(plan, NO_CONTENT)
+        return ParsedItem(plan, NO_CONTENT, rule)
     try:
         content = checked_content(raw)
     except ValueError as exc:
         return _invalid(str(exc))
-    return ParsedItem(plan._replace(purpose=content.purpose), content)
+    return ParsedItem(plan._replace(purpose=content.purpose), content, rule)
+
+
+def _recurrence(value: Any) -> str | Rejected | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        return _invalid('"recurrence" must be an RRULE text, e.g. FREQ=WEEKLY;BYDAY=MO;COUNT=8')
+    try:
+        return checked_rule(value)
+    except ValueError as exc:
+        return _invalid(f'"recurrence" cannot be used: {exc}')
 
 
 def check_scripts(items: list[Intake], defaults: Mapping[str, str]) -> list[Intake]:
@@ -225,7 +245,7 @@ def _csv_item(row: dict[str | None, Any], fields: dict[str, str]) -> dict[str, A
             variables[column] = text
     if variables:
         item["variables"] = variables
-    for optional in ("purpose", "script"):
+    for optional in ("purpose", "script", "recurrence"):
         if item.get(optional) == "":
             del item[optional]
     return item

@@ -81,10 +81,15 @@ class Call(TenantOwned, Base):
         ),
         # Is any call of this batch still open? (batch.completed, checked as each call ends)
         Index(None, "tenant_id", "batch_id", "status"),
+        # A series' occurrences, oldest first (GET /calls/series/{id}).
+        Index(None, "tenant_id", "series_id", "scheduled_at"),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     batch_id: Mapped[str | None] = mapped_column(String(64))
+    # The recurring series this call is an occurrence of (no foreign key: a batch writes its
+    # calls before their series rows, in one transaction).
+    series_id: Mapped[str | None] = mapped_column(String(64))
     contact_id: Mapped[str] = mapped_column(String(64), ForeignKey("contacts.id"))
     name: Mapped[str] = mapped_column(String(200))
     phone_e164: Mapped[str] = mapped_column(String(20))
@@ -130,3 +135,43 @@ class CallAttempt(TenantOwned, Base):
     # summary (stored, never logged).
     disposition: Mapped[str | None] = mapped_column(String(32))
     summary: Mapped[str | None] = mapped_column(Text)
+
+
+class CallSeries(TenantOwned, Base):
+    """Recurring calls to one number: an RRULE read in the recipient's local time. At most
+    one occurrence is live at a time; the next is planned when it ends (outreach.series)."""
+
+    __tablename__ = "call_series"
+    __table_args__ = (Index(None, "tenant_id", "status", "id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    # No foreign key: the contact is written with the first occurrence, which may come later.
+    contact_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    # The zone the rule is read in (the number's reported zone, or the caller's `tz`).
+    tz: Mapped[str] = mapped_column(String(64))
+    # The caller's `tz`, if any: occurrences are planned in that zone alone.
+    given_tz: Mapped[str | None] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    allow_duplicate: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    script: Mapped[str | None] = mapped_column(Text)
+    variables: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
+    # Per-series overrides of the tenant's policy (None: the tenant's value at each occurrence).
+    max_attempts: Mapped[int | None]
+    retry_delay_seconds: Mapped[int | None]
+    rule: Mapped[str] = mapped_column(Text)
+    # Local wall times in `tz`, "YYYY-MM-DDTHH:MM": the rule's start, and the next occurrence
+    # not planned yet (None: the rule has no more).
+    dtstart: Mapped[str] = mapped_column(String(16))
+    next_local: Mapped[str | None] = mapped_column(String(16))
+    next_at: Mapped[datetime | None]
+    current_call_id: Mapped[str | None] = mapped_column(String(64))
+    occurrences: Mapped[int]
+    skipped: Mapped[int]
+    # active, finished (no more occurrences, or stopped: see ended_reason), cancelled.
+    status: Mapped[str] = mapped_column(String(16))
+    ended_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -19,6 +19,7 @@ from caretime.messaging.models import Message
 from caretime.messaging.tracking import record_event
 from caretime.observability import log_event
 from caretime.outreach.errors import CallNotFound, CallNotInProgress
+from caretime.outreach.events import call_changed
 from caretime.outreach.execution import replan
 from caretime.outreach.models import PENDING, STARTED, Call, CallAttempt
 from caretime.outreach.repository import AttemptRepository, CallRepository
@@ -107,6 +108,7 @@ async def _plan_callback(
     call.max_attempts = max(call.max_attempts, call.attempts + 1)
     if not await replan(session, call, calling, after=max(callback_at, now), now=now):
         call.status, call.outcome = "expired", "callback requested, but no allowed time is left"
+        await call_changed(session, call, now=now)
     log_event(log, "call_callback_planned", call_id=call.id, status=call.status)
 
 

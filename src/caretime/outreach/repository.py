@@ -18,6 +18,7 @@ from caretime.outreach.models import (
     PENDING,
     Call,
     CallAttempt,
+    CallSeries,
     Contact,
     OutreachBatch,
     contact_id_for,
@@ -149,6 +150,23 @@ class CallRepository(TenantRepository[Call]):
         call.version += 1
         call.updated_at = now
         await self.session.flush()
+
+
+class SeriesRepository(TenantRepository[CallSeries]):
+    model = CallSeries
+
+    async def get_for_update(self, series_id: str) -> CallSeries | None:
+        return await self.first(locking(self.select().where(CallSeries.id == series_id)))
+
+    async def occurrences(self, series_id: str, *, limit: int) -> Sequence[Call]:
+        """The series' latest calls, oldest first."""
+        latest = await self.session.scalars(
+            select(Call)
+            .where(Call.tenant_id == self.tenant_id, Call.series_id == series_id)
+            .order_by(Call.scheduled_at.desc())
+            .limit(limit)
+        )
+        return list(reversed(latest.all()))
 
 
 class AttemptRepository(TenantRepository[CallAttempt]):

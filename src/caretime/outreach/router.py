@@ -4,12 +4,14 @@ call the service, shape the answer."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.deps import ClockDep, SessionDep
 from caretime.disconnect import while_connected
@@ -18,7 +20,7 @@ from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
 from caretime.openapi import json_body, problems
 from caretime.outreach import calls as call_service
-from caretime.outreach import outcomes, service
+from caretime.outreach import outcomes, series_actions, service
 from caretime.outreach.errors import (
     BatchKeyReused,
     BatchNotFound,
@@ -48,10 +50,14 @@ from caretime.outreach.schemas import (
     RejectedItemOut,
     ScheduledItemOut,
     ScheduleItem,
+    SeriesOut,
+    WaitingItemOut,
     retry_delay_of,
 )
+from caretime.outreach.series_router import series_out
 from caretime.storable import PathText, QueryText
 from caretime.tenancy.auth import PolicyDep, TenantDep
+from caretime.tenancy.policy import CallingPolicy
 
 router = APIRouter(tags=["outreach"])
 IdempotencyKey = Annotated[
@@ -65,7 +71,7 @@ DryRun = Annotated[bool, Query(description="Plan only: create no calls.")]
 @router.post(
     "/schedule",
     responses=problems(BatchKeyReused),
-    response_model=list[ScheduledItemOut | RejectedItemOut],
+    response_model=list[ScheduledItemOut | WaitingItemOut | RejectedItemOut],
     summary="Schedule a batch of patient calls",
     # Read item by item (a malformed item is one rejection), documented as what it accepts.
     openapi_extra={"requestBody": json_body(list[ScheduleItem], "ScheduleBody")},
@@ -149,16 +155,38 @@ async def get_batch(batch_id: PathText, tenant: TenantDep, session: SessionDep) 
 
 @router.post(
     "/calls",
-    responses=problems(OutsideCallingWindow, NotSchedulable, OptedOut, DuplicateCall),
+    responses={
+        202: {
+            "model": SeriesOut,
+            "description": "With `recurrence`, when the first occurrence is beyond the "
+            "planning horizon: the series, which plans it when it comes inside",
+        },
+        **problems(OutsideCallingWindow, NotSchedulable, OptedOut, DuplicateCall),
+    },
     status_code=201,
+    response_model=CallOut,
 )
 async def create_call(
     body: CallIn, tenant: TenantDep, policy: PolicyDep, session: SessionDep, clock: ClockDep
-) -> CallOut:
+) -> CallOut | JSONResponse:
     """Schedule one call: at `scheduled` if that moment is allowed (else 422 saying why), or
-    without it at the earliest allowed moment."""
+    without it at the earliest allowed moment. With `recurrence` (an RRULE), a series: the
+    answer is its first occurrence (with `series_id`), each next one planned inside the
+    windows when the previous ends."""
+    if body.recurrence is not None:
+        return await _create_series(body, tenant.id, policy.calling, session, clock.now())
     call = await call_service.create_call(session, tenant.id, policy.calling, body, now=clock.now())
     return call_out(call)
+
+
+async def _create_series(
+    body: CallIn, tenant_id: str, calling: CallingPolicy, session: AsyncSession, now: datetime
+) -> CallOut | JSONResponse:
+    started = await series_actions.create_recurring_call(session, tenant_id, calling, body, now=now)
+    if started.call_id is None:
+        out = series_out(started.series).model_dump(mode="json")
+        return JSONResponse(out, status_code=202)
+    return call_out(await call_service.get_call(session, tenant_id, started.call_id))
 
 
 @router.get("/calls")
@@ -167,13 +195,15 @@ async def list_calls(
     session: SessionDep,
     status: CallStatus | None = None,
     batch_id: QueryText = None,
+    series_id: QueryText = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: QueryText = None,
 ) -> CallPage:
-    """Calls filtered by status and batch, a page at a time."""
+    """Calls filtered by status, batch and recurring series, a page at a time."""
     calls, next_cursor = await call_service.list_calls(
-        session, tenant.id, status=status, batch_id=batch_id, limit=limit, cursor=cursor
-    )
+        session, tenant.id, status=status, batch_id=batch_id, limit=limit, cursor=cursor,
+        series_id=series_id,
+    )  # fmt: skip
     return CallPage(items=[call_out(call) for call in calls], next_cursor=next_cursor)
 
 
@@ -268,6 +298,7 @@ def call_out(call: Call, attempts: Sequence[CallAttempt] | None = None) -> CallO
         script=call.script,
         variables=call.variables,
         allow_duplicate=call.allow_duplicate,
+        series_id=call.series_id,
         created_at=call.created_at,
         updated_at=call.updated_at,
         attempt_history=None if attempts is None else [

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from caretime.outreach import content
 from caretime.outreach.content import CallContent, Variables
+from caretime.outreach.recurrence import MAX_RULE, checked_rule
 from caretime.policy.phones import PhoneText
 from caretime.tenancy.policy import Duration, RetryDelay
 
@@ -45,6 +46,18 @@ class ScheduleItem(BaseModel):
     allow_duplicate: bool = Field(
         default=False, description="Schedule even if the number has a live call for the purpose."
     )
+    recurrence: str | None = Field(
+        default=None,
+        max_length=MAX_RULE,
+        description="An RFC 5545 RRULE in the recipient's local time, e.g. "
+        "FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;COUNT=8: a series of calls, one at a time, the first "
+        "at or after `scheduled` (else now).",
+    )
+
+    @field_validator("recurrence")
+    @classmethod
+    def _recurrence(cls, value: str | None) -> str | None:
+        return None if value is None else checked_rule(value)
 
     @field_validator("purpose")
     @classmethod
@@ -74,6 +87,21 @@ class ScheduledItemOut(BaseModel):
     scheduled_task_id: str | None
     status: Literal["scheduled"]
     purpose: str | None = None
+    series_id: str | None = Field(default=None, description="For an item with `recurrence`.")
+
+
+class WaitingItemOut(BaseModel):
+    """An item with `recurrence` whose first occurrence is beyond the planning horizon: the
+    series exists and plans it when it comes inside."""
+
+    name: str
+    phone: str | int
+    phone_e164: str
+    tz: str
+    status: Literal["waiting"]
+    series_id: str
+    next_occurrence: datetime
+    scheduled_task_id: None = None
 
 
 class RejectedItemOut(BaseModel):
@@ -166,7 +194,13 @@ class CallIn(ScheduleItem):
                     "phone": "(212) 555-0100",
                     "max_attempts": 2,
                     "retry_delay": "1h",
-                }
+                },
+                {
+                    "name": "Jane Roe",
+                    "phone": "(212) 555-0100",
+                    "purpose": "weekly-check-in",
+                    "recurrence": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;COUNT=8",
+                },
             ]
         }
     )
@@ -243,6 +277,7 @@ class CallOut(BaseModel):
     script: str | None = None
     variables: dict[str, Any] | None = None
     allow_duplicate: bool = False
+    series_id: str | None = None
     created_at: datetime
     updated_at: datetime
     attempt_history: list[AttemptOut] | None = None
@@ -261,3 +296,64 @@ class CallPage(BaseModel):
 
 def retry_delay_of(seconds: int) -> timedelta:
     return timedelta(seconds=seconds)
+
+
+class OccurrenceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    status: str
+    scheduled: datetime = Field(validation_alias="scheduled_at")
+    attempts: int
+    outcome: str | None
+
+
+class SeriesOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ser_01",
+                    "status": "active",
+                    "rule": "FREQ=WEEKLY;BYDAY=MO;BYHOUR=10;COUNT=8;BYMINUTE=0",
+                    "tz": "America/New_York",
+                    "dtstart": "2026-03-02T10:00",
+                    "next_occurrence": "2026-03-16T14:00:00Z",
+                    "next_occurrence_local": "2026-03-16T10:00",
+                    "current_call_id": "call_01",
+                    "occurrences": 2,
+                    "skipped": 0,
+                }
+            ]
+        }
+    )
+    id: str
+    status: Literal["active", "finished", "cancelled"]
+    rule: str = Field(description="The RRULE as kept (BYHOUR without BYMINUTE gets BYMINUTE=0).")
+    tz: str = Field(description="The zone the rule is read in (local wall times).")
+    dtstart: str = Field(description="The rule's start, local wall time in `tz`.")
+    next_occurrence: datetime | None = Field(
+        description="The nominal moment of the next occurrence not planned yet (UTC); the "
+        "planner puts it at the first allowed moment from then."
+    )
+    next_occurrence_local: str | None
+    current_call_id: str | None = Field(description="The live occurrence, if any.")
+    occurrences: int = Field(description="Calls created so far.")
+    skipped: int = Field(description="Occurrences passed over (no room before the next one).")
+    ended_reason: str | None = None
+    name: str
+    phone_e164: str
+    purpose: str | None = None
+    batch_id: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    calls: list[OccurrenceOut] | None = Field(
+        default=None, description="The latest occurrences (at most 100), oldest first."
+    )
+
+
+SeriesStatus = Literal["active", "finished", "cancelled"]
+
+
+class SeriesPage(BaseModel):
+    items: list[SeriesOut]
+    next_cursor: str | None

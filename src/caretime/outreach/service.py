@@ -37,6 +37,13 @@ from caretime.outreach.models import OutreachBatch
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
 from caretime.outreach.screening import duplicate_of, live_calls, screen
+from caretime.outreach.series_batch import (
+    answer_items,
+    preview_all,
+    recurring_positions,
+    set_apart,
+    start_all,
+)
 from caretime.outreach.writing import NewCall, minute_ledger, write_calls
 from caretime.policy import CapacityLedger, Outcome, Planner, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
@@ -95,24 +102,43 @@ async def schedule_batch(
     allow = request.options.allow_duplicate
     parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
     items = await screen(session, tenant_id, check_scripts(parsed, calling.scripts))
+    recurring = recurring_positions(items)
+    to_plan = set_apart(items, recurring) if recurring else items
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
     if len(items) > PLAN_INLINE_ITEMS:
-        outcomes = await asyncio.to_thread(_plan, request, items, calling, (ledger, now))
+        outcomes = await asyncio.to_thread(_plan, request, to_plan, calling, (ledger, now))
     else:
-        outcomes = _plan(request, items, calling, (ledger, now))
+        outcomes = _plan(request, to_plan, calling, (ledger, now))
     if batch_id is None:
-        return BatchResult(None, _response_items(request.items, outcomes, [], items))
-    new_calls = _new_calls(items, outcomes)
+        series_outcomes, series = preview_all(calling, items, recurring, ledger, now=now)
+        outcomes = _merged(outcomes, series_outcomes)
+        answer = _response_items(request.items, outcomes, [], items)
+        answer_items(answer, series)
+        return BatchResult(None, answer)
+    new_calls = _new_calls(to_plan, outcomes)
     to_write = [call for call in new_calls if call is not None]
     written = await write_calls(session, tenant_id, calling, to_write, batch_id=batch_id, now=now)
     outcomes = await _refuse_unwritten(session, tenant_id, new_calls, written, outcomes)
     call_ids = [call.id if call is not None and call.id in written else None for call in new_calls]
+    series_outcomes, series = await start_all(
+        session, tenant_id, calling, items, recurring, ledger, batch_id=batch_id, now=now
+    )
+    outcomes = _merged(outcomes, series_outcomes)
+    for i, found in series.items():
+        call_ids[i] = found.call_id
     result = _response_items(request.items, outcomes, call_ids, items)
+    answer_items(result, series)
     await batches.finish(batch_id, _summary(request, outcomes, result))
     batch = await batches.get(batch_id)
-    if batch is not None and not written:  # nothing to wait for: complete from the start
+    if batch is not None and not any(call_ids):  # nothing to wait for: complete from the start
         await batch_completed(session, batch, now=now)
     return BatchResult(batch, result)
+
+
+def _merged(outcomes: list[Outcome], replacing: dict[int, Outcome]) -> list[Outcome]:
+    if not replacing:
+        return outcomes
+    return [replacing.get(i, outcome) for i, outcome in enumerate(outcomes)]
 
 
 def _check_size(request: BatchRequest) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 
 from caretime.dispatch import JobContext, job_handler
 from caretime.messaging import on_status_change
-from caretime.outreach import execution
+from caretime.outreach import execution, series_actions
 from caretime.outreach.models import Call
 from caretime.outreach.placing import place_minute
+from caretime.outreach.series_jobs import SERIES_NEXT
 from caretime.outreach.writing import PLACE_CALL, PLACE_MINUTE, make_dispatchable
 from caretime.retention import Prunable, register
 
@@ -29,6 +30,16 @@ async def place_call(ctx: JobContext, payload: dict[str, Any]) -> None:
     call = await execution.due_call(ctx.session, tenant_id, payload["call_id"], payload["version"])
     if call is not None:
         await make_dispatchable(ctx.session, tenant_id, [call.scheduled_at])
+
+
+@job_handler(SERIES_NEXT)
+async def series_next(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """A series' occurrence ended, or the one it waits for came inside the horizon."""
+    tenant_id = ctx.job.tenant_id
+    assert tenant_id is not None
+    await series_actions.continue_series(
+        ctx.session, tenant_id, payload["series_id"], now=ctx.now()
+    )
 
 
 on_status_change(execution.ATTEMPT_KIND)(execution.on_attempt_status)

@@ -31,6 +31,8 @@ class NewCall(NamedTuple):
     planned: Scheduled
     content: CallContent
     allow_duplicate: bool = False
+    # The recurring series the call is an occurrence of.
+    series_id: str | None = None
 
 
 def minute_of(at: datetime) -> int:
@@ -121,7 +123,8 @@ async def write_calls(
 def _scheduled_data(call: NewCall, calling: CallingPolicy, batch_id: str | None) -> dict[str, Any]:
     return {"id": call.id, "batch_id": batch_id, "status": PENDING,
             "scheduled": isoformat_z(call.planned.at), "tz": call.planned.tz, "attempts": 0,
-            "max_attempts": calling.max_attempts, "outcome": None}  # fmt: skip
+            "max_attempts": calling.max_attempts, "outcome": None,
+            "series_id": call.series_id}  # fmt: skip
 
 
 def _planned_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:
@@ -141,6 +144,7 @@ def _content_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:
         "allow_duplicate": [call.allow_duplicate for call in new_calls],
         "script": [call.content.script for call in new_calls],
         "variables": [call.content.variables for call in new_calls],
+        "series_id": [call.series_id for call in new_calls],
     }
 
 
