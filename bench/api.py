@@ -83,11 +83,11 @@ class Fixture:
 def pairs(fixture: Fixture) -> list[Pair]:
     select_twin = _wrk.Load(f"/select/{fixture.call_id}")
     first = int(fixture.first_slot.timestamp())
-    slot = f"os.date('!%Y-%m-%dT%H:%M:%SZ', {first} + math.floor(i / {RES_PROVIDERS}) * 900)"  # noqa: E501
+    slot = f"os.date('!%Y-%m-%dT%H:%M:%SZ', {first} + math.floor(i / {RES_PROVIDERS}) * 900)"
     reservation = (
         '\'{"provider_id": "res-\' .. (i % '
-        f"{RES_PROVIDERS}) .. '\", \"slot_start\": \"' .. {slot} .. "
-        "'\", \"client_id\": \"patient-' .. i .. '\"}'"
+        f'{RES_PROVIDERS}) .. \'", "slot_start": "\' .. {slot} .. '
+        '\'", "client_id": "patient-\' .. i .. \'"}\''
     )
     twin_reservation = reservation
     no = f'{{"from": "{CAREGIVER_PHONE}", "body": "no", "shift_id": "{fixture.shift_id}"}}'
@@ -95,7 +95,12 @@ def pairs(fixture: Fixture) -> list[Pair]:
     return [
         Pair("GET /health", _wrk.Load("/health"), _wrk.Load("/health"), 0.9),
         Pair("GET /tenants/me", _wrk.Load("/tenants/me", headers=AUTH), select_twin, 0.8),
-        Pair("GET /calls/{id}", _wrk.Load(f"/calls/{fixture.call_id}", headers=AUTH), select_twin, 0.8),  # noqa: E501
+        Pair(
+            "GET /calls/{id}",
+            _wrk.Load(f"/calls/{fixture.call_id}", headers=AUTH),
+            select_twin,
+            0.8,
+        ),  # noqa: E501
         Pair(
             "GET /slots (1 day)",
             _wrk.Load(
@@ -132,7 +137,11 @@ def seed(url: str) -> Fixture:
         for n in range(RES_PROVIDERS):
             ok(http.post("/providers", json={"id": f"res-{n}", "name": f"R{n}", "tz": "UTC"}))
             days = [
-                {"date": (first_day + timedelta(days=d)).isoformat(), "start": "00:00", "end": "23:45"}  # noqa: E501
+                {
+                    "date": (first_day + timedelta(days=d)).isoformat(),
+                    "start": "00:00",
+                    "end": "23:45",
+                }  # noqa: E501
                 for d in range(RES_DAYS)
             ]
             ok(http.post(f"/providers/res-{n}/availability", json=days))
@@ -172,7 +181,9 @@ async def seed_twin(database_url: str) -> None:
     engine = create_async_engine(database_url)
     async with engine.begin() as connection:
         await connection.execute(
-            text("INSERT INTO bare_offers (phone, shift_id, status) VALUES (:p, 'shift-1', 'open')"),  # noqa: E501
+            text(
+                "INSERT INTO bare_offers (phone, shift_id, status) VALUES (:p, 'shift-1', 'open')"
+            ),  # noqa: E501
             {"p": CAREGIVER_PHONE},
         )
     await engine.dispose()
@@ -225,14 +236,14 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the bare twin did not start within 60 s")
 
 
-def measure(pair: Pair, ours_url: str, twin_url: str, server_pid: int) -> tuple[_wrk.WrkResult, _wrk.WrkResult]:  # noqa: E501
+def measure(
+    pair: Pair, ours_url: str, twin_url: str, server_pid: int
+) -> tuple[_wrk.WrkResult, _wrk.WrkResult]:  # noqa: E501
     best_twin: _wrk.WrkResult | None = None
     best_ours: _wrk.WrkResult | None = None
     for round_number in range(ROUNDS):
         first = round_number * SLOTS_PER_ROUND
-        twin = _wrk.run(
-            twin_url, pair.twin, seconds=SECONDS, connections=CONNECTIONS, first=first
-        )
+        twin = _wrk.run(twin_url, pair.twin, seconds=SECONDS, connections=CONNECTIONS, first=first)
         with _profile.sampling(server_pid, enabled=PROFILE) as profile:
             ours = _wrk.run(
                 ours_url, pair.ours, seconds=SECONDS, connections=CONNECTIONS, first=first
@@ -241,7 +252,8 @@ def measure(pair: Pair, ours_url: str, twin_url: str, server_pid: int) -> tuple[
             best_twin = twin
         if best_ours is None or ours.per_second > best_ours.per_second:
             best_ours = ours
-    assert best_twin is not None and best_ours is not None
+    assert best_twin is not None
+    assert best_ours is not None
     if PROFILE:
         print(profile.top(pair.name))
     return best_ours, best_twin

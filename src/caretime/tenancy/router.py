@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Body
 
-from caretime.deps import ClockDep, SessionDep
+from caretime.deps import ClockDep, RuntimeDep, SessionDep
 from caretime.errors import Conflict, NotFound
 from caretime.openapi import problems
 from caretime.storable import PathText
 from caretime.tenancy import numbers as tenant_numbers
 from caretime.tenancy import service
-from caretime.tenancy.auth import PolicyDep, TenantDep
+from caretime.tenancy.auth import PolicyDep, TenantDep, key_uses_of
 from caretime.tenancy.policy import TenantPolicy
 from caretime.tenancy.schemas import ApiKeyOut, ApiKeyPage, NumbersIn, NumbersOut, TenantOut
 
@@ -66,14 +66,22 @@ async def patch_policy(
     keep every key the patch does not name (defaults included), `null` puts a field back to
     its default, anything else replaces. The result is validated as a whole: a 422 names
     each invalid field and nothing is stored."""
-    return await service.update_policy(session, tenant, patch)
+    return await service.update_policy(session, tenant.id, patch)
 
 
 @router.get("/keys")
-async def list_keys(tenant: TenantDep, session: SessionDep) -> ApiKeyPage:
-    """The tenant's API keys (prefixes only, never the keys), oldest first, on one page."""
+async def list_keys(tenant: TenantDep, session: SessionDep, runtime: RuntimeDep) -> ApiKeyPage:
+    """The tenant's API keys (prefixes only, never the keys), oldest first, on one page.
+    `last_used_at` is to the minute (and may lag by a few seconds on another process)."""
     keys = await service.list_keys(session, tenant.id)
-    return ApiKeyPage(items=[ApiKeyOut.model_validate(key) for key in keys], next_cursor=None)
+    uses = key_uses_of(runtime)
+    items = [
+        ApiKeyOut.model_validate(key).model_copy(
+            update={"last_used_at": uses.shown(key.id, key.last_used_at)}
+        )
+        for key in keys
+    ]
+    return ApiKeyPage(items=items, next_cursor=None)
 
 
 @router.delete("/keys/{key_id}", responses=problems(NotFound))
