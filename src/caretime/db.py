@@ -60,18 +60,29 @@ class Base(DeclarativeBase):
     }
 
 
-def create_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
-    """An engine for `url`. On SQLite, transactions of a `read_only` engine begin deferred
-    (readers run concurrently under WAL); all others take the write lock up front."""
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An engine for `url`. On SQLite its transactions take the write lock up front."""
     if url.startswith("sqlite"):
-        return _create_sqlite_engine(url, "BEGIN" if read_only else "BEGIN IMMEDIATE", **kwargs)
+        return _create_sqlite_engine(url, "BEGIN IMMEDIATE", **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
 
 
-def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
+def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+    """For requests that only read: each statement is its own transaction (autocommit), so a
+    read costs no BEGIN or COMMIT round trip and on SQLite never waits for the writer (WAL
+    readers run beside it). A request's statements may see different committed states,
+    as under PostgreSQL's READ COMMITTED they already did. PostgreSQL shares `engine`'s pool;
+    SQLite gets connections of its own."""
+    if not url.startswith("sqlite"):
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    # Nothing to roll back when a connection goes back to the pool: no round trip for it.
+    return _create_sqlite_engine(url, None, pool_reset_on_return=None)
+
+
+def _create_sqlite_engine(url: str, begin: str | None, **kwargs: Any) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +99,9 @@ def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    if begin is None:
+        return engine  # the driver is in autocommit: each statement its own transaction
 
     @event.listens_for(sync_engine, "begin")
     def _begin(connection: Any) -> None:
