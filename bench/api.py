@@ -100,7 +100,7 @@ def pairs(fixture: Fixture) -> list[Pair]:
             _wrk.Load(f"/calls/{fixture.call_id}", headers=AUTH),
             select_twin,
             0.8,
-        ),  # noqa: E501
+        ),
         Pair(
             "GET /slots (1 day)",
             _wrk.Load(
@@ -141,7 +141,7 @@ def seed(url: str) -> Fixture:
                     "date": (first_day + timedelta(days=d)).isoformat(),
                     "start": "00:00",
                     "end": "23:45",
-                }  # noqa: E501
+                }
                 for d in range(RES_DAYS)
             ]
             ok(http.post(f"/providers/res-{n}/availability", json=days))
@@ -183,7 +183,7 @@ async def seed_twin(database_url: str) -> None:
         await connection.execute(
             text(
                 "INSERT INTO bare_offers (phone, shift_id, status) VALUES (:p, 'shift-1', 'open')"
-            ),  # noqa: E501
+            ),
             {"p": CAREGIVER_PHONE},
         )
     await engine.dispose()
@@ -238,7 +238,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 
 def measure(
     pair: Pair, ours_url: str, twin_url: str, server_pid: int
-) -> tuple[_wrk.WrkResult, _wrk.WrkResult]:  # noqa: E501
+) -> tuple[_wrk.WrkResult, _wrk.WrkResult]:
     best_twin: _wrk.WrkResult | None = None
     best_ours: _wrk.WrkResult | None = None
     for round_number in range(ROUNDS):
