@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from caretime.sqlite_driver import one_hop
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -91,6 +93,7 @@ def _create_sqlite_engine(url: str, begin: str | None, **kwargs: Any) -> AsyncEn
 
     @event.listens_for(sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
+        one_hop(dbapi_connection)
         # Let SQLAlchemy (not the driver) emit BEGIN, so we can make it IMMEDIATE below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()

@@ -167,6 +167,11 @@ def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
     logger.info(event, extra={"fields": fields})
 
 
+# Probes a load balancer or Prometheus sends every few seconds: counted, not logged (a line
+# each would drown the log and cost each probe more than answering it).
+UNLOGGED_ROUTES = frozenset({"/health", "/health/ready", "/metrics"})
+
+
 class RequestContextMiddleware:
     """Gives each request an id (echoed as X-Request-ID), times it and counts it by route."""
 
@@ -203,7 +208,7 @@ class RequestContextMiddleware:
         method = scope["method"]
         _requests_counted(method, route, status).inc()
         _latency_of(method, route).observe(seconds)
-        if not self.log.isEnabledFor(logging.INFO):
+        if route in UNLOGGED_ROUTES or not self.log.isEnabledFor(logging.INFO):
             return
         self.log.info(
             "request",
