@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import JSON, DateTime, MetaData, Select, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -68,8 +70,36 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return _create_sqlite_engine(url, "BEGIN IMMEDIATE", **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+# A connection back in the pool for less than this is used without a ping.
+TRUSTED_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only if it sat idle for a while, instead of before
+    every use (pool_pre_ping): asyncpg's ping is three round trips (BEGIN, a query,
+    ROLLBACK), more than most requests' own statements. A busy pool's connections were in
+    use a moment ago; after a restart of the database within that moment, the first
+    statement fails, and its disconnect error makes the pool drop every connection."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.pop("returned_at", None)
+        if returned_at is None or time.monotonic() - returned_at < TRUSTED_IDLE_SECONDS:
+            return  # just connected, or in use a moment ago
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
 
 
 def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
