@@ -15,7 +15,26 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-TOP = 25
+TOP = 20
+# Frames every sample passes through (the command line, the loop, the ASGI chain): listing
+# them says nothing about where a request's time goes.
+WRAPPERS = (
+    "typer/",
+    "click/",
+    "asyncio/",
+    "uvicorn/",
+    "starlette/",
+    "fastapi/applications",
+    "fastapi/middleware",
+    "fastapi/_body_limit",
+    "fastapi/telemetry",
+    "(caretime)",
+    "caretime/cli.py",
+    "caretime/observability.py",
+    "caretime/errors.py",
+    "caretime/limits.py",
+    "caretime/inputs.py",
+)
 
 
 class Profile:
@@ -38,7 +57,12 @@ class Profile:
         if not self.samples:
             return f"  profile of {title}: no samples (is py-spy installed and allowed?)"
         lines = [f"  profile of {title}: {self.samples} samples; inclusive % | self %"]
-        for frame, count in self.inclusive.most_common(TOP):
+        interesting = (
+            (frame, count)
+            for frame, count in self.inclusive.most_common()
+            if not any(wrapper in frame for wrapper in WRAPPERS)
+        )
+        for frame, count in list(interesting)[:TOP]:
             share = 100 * count / self.samples
             lines.append(f"    {share:5.1f} | {100 * self.own[frame] / self.samples:5.1f}  {frame}")
         lines.append("  most self time:")
