@@ -102,6 +102,9 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
             raise DisconnectionError("the pooled connection did not answer a ping") from exc
 
 
+READERS = 32
+
+
 def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     """For requests that only read: each statement is its own transaction (autocommit), so a
     read costs no BEGIN or COMMIT round trip and on SQLite never waits for the writer (WAL
@@ -111,7 +114,11 @@ def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     if not url.startswith("sqlite"):
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     # Nothing to roll back when a connection goes back to the pool: no round trip for it.
-    return _create_sqlite_engine(url, None, pool_reset_on_return=None)
+    # Enough pooled connections for the concurrent readers a server sees: beyond the pool,
+    # each reader would open (a thread, the file, its pragmas) and close a connection.
+    return _create_sqlite_engine(
+        url, None, pool_reset_on_return=None, pool_size=READERS, max_overflow=READERS
+    )
 
 
 def _create_sqlite_engine(url: str, begin: str | None, **kwargs: Any) -> AsyncEngine:
