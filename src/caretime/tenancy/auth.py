@@ -80,6 +80,18 @@ class PolicyCache:
 
     def __init__(self) -> None:
         self._parsed: dict[str, tuple[int, TenantPolicy | StoredPolicyInvalid]] = {}
+        self._rendered: dict[int, tuple[TenantPolicy, bytes]] = {}
+
+    def as_json(self, policy: TenantPolicy) -> bytes:
+        """The policy as its JSON response body, rendered once per parsed policy (a whole
+        policy with every default spelled out takes pydantic ~0.1 ms to render)."""
+        rendered = self._rendered.get(id(policy))
+        if rendered is None or rendered[0] is not policy:
+            if len(self._rendered) > len(self._parsed) + 16:
+                self._rendered.clear()  # renderings of policies no longer current
+            rendered = (policy, policy.model_dump_json(by_alias=True).encode())
+            self._rendered[id(policy)] = rendered
+        return rendered[1]
 
     async def policy(self, session: AsyncSession, tenant_id: str, version: int) -> TenantPolicy:
         cached = self._parsed.get(tenant_id)
