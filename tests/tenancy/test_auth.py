@@ -135,3 +135,23 @@ async def test_last_use_is_written_by_the_batched_flush_not_by_the_request(
     assert await key_uses_of(runtime).flush() == 1
     assert [str(at) for at in await stored()] == ["2026-03-02 15:00:00+00:00"]
     assert await key_uses_of(runtime).flush() == 0  # nothing new to write
+
+
+async def test_an_authenticated_read_answers_while_a_writer_holds_the_database(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """On SQLite a writer holds the one write lock; a read (its key check included) must not
+    queue behind it: it neither writes (last use is batched) nor takes the lock."""
+    import asyncio
+
+    from sqlalchemy import update
+
+    from caretime.db import transaction
+    from caretime.tenancy.models import Tenant
+
+    async with transaction(runtime.sessions) as writer:
+        await writer.execute(update(Tenant).values(name=Tenant.name))  # the write lock, held
+        read = await asyncio.wait_for(client.get("/tenants/me"), timeout=60)  # liveness only
+        calls = await asyncio.wait_for(client.get("/calls"), timeout=60)
+    assert read.status_code == 200
+    assert calls.status_code == 200
