@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -119,6 +120,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         freeze_startup_heap()
     yield
     flusher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await flusher
     await _stop_within_grace(pool, settings.shutdown_grace_seconds)
     await _last_flush(key_uses)
     await runtime.close()
