@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import JSON, DateTime, MetaData, Select, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -19,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from caretime.sqlite_driver import one_hop
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -60,18 +64,64 @@ class Base(DeclarativeBase):
     }
 
 
-def create_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> AsyncEngine:
-    """An engine for `url`. On SQLite, transactions of a `read_only` engine begin deferred
-    (readers run concurrently under WAL); all others take the write lock up front."""
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An engine for `url`. On SQLite its transactions take the write lock up front."""
     if url.startswith("sqlite"):
-        return _create_sqlite_engine(url, "BEGIN" if read_only else "BEGIN IMMEDIATE", **kwargs)
+        return _create_sqlite_engine(url, "BEGIN IMMEDIATE", **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    _ping_when_idle(engine)
+    return engine
 
 
-def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
+# A connection back in the pool for less than this is used without a ping.
+TRUSTED_IDLE_SECONDS = 5.0
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only if it sat idle for a while, instead of before
+    every use (pool_pre_ping): asyncpg's ping is three round trips (BEGIN, a query,
+    ROLLBACK), more than most requests' own statements. A busy pool's connections were in
+    use a moment ago; after a restart of the database within that moment, the first
+    statement fails, and its disconnect error makes the pool drop every connection."""
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.pop("returned_at", None)
+        if returned_at is None or time.monotonic() - returned_at < TRUSTED_IDLE_SECONDS:
+            return  # just connected, or in use a moment ago
+        try:
+            dbapi_connection.ping()
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+
+
+READERS = 32
+
+
+def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
+    """For requests that only read: each statement is its own transaction (autocommit), so a
+    read costs no BEGIN or COMMIT round trip and on SQLite never waits for the writer (WAL
+    readers run beside it). A request's statements may see different committed states,
+    as under PostgreSQL's READ COMMITTED they already did. PostgreSQL shares `engine`'s pool;
+    SQLite gets connections of its own."""
+    if not url.startswith("sqlite"):
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    # Nothing to roll back when a connection goes back to the pool: no round trip for it.
+    # Enough pooled connections for the concurrent readers a server sees: beyond the pool,
+    # each reader would open (a thread, the file, its pragmas) and close a connection.
+    return _create_sqlite_engine(
+        url, None, pool_reset_on_return=None, pool_size=READERS, max_overflow=READERS
+    )
+
+
+def _create_sqlite_engine(url: str, begin: str | None, **kwargs: Any) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +130,7 @@ def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
+        one_hop(dbapi_connection)
         # Let SQLAlchemy (not the driver) emit BEGIN, so we can make it IMMEDIATE below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -88,6 +139,9 @@ def _create_sqlite_engine(url: str, begin: str, **kwargs: Any) -> AsyncEngine:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+
+    if begin is None:
+        return engine  # the driver is in autocommit: each statement its own transaction
 
     @event.listens_for(sync_engine, "begin")
     def _begin(connection: Any) -> None:

@@ -15,7 +15,9 @@ from caretime.events import SYSTEM, set_actor
 from caretime.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+# Every dependency is `async def`: FastAPI runs a plain `def` in a worker thread, a thread
+# hop per request for a function that only reads an attribute.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -36,11 +38,11 @@ async def get_session(request: Request, runtime: RuntimeDep) -> AsyncIterator[As
         yield session
 
 
-def get_clock(runtime: RuntimeDep) -> Clock:
+async def get_clock(runtime: RuntimeDep) -> Clock:
     return runtime.clock
 
 
-def get_settings(runtime: RuntimeDep) -> Settings:
+async def get_settings(runtime: RuntimeDep) -> Settings:
     return runtime.settings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -81,6 +82,16 @@ class Problem(BaseModel):
     request_id: str | None = None
 
 
+class ProblemResponse(JSONResponse):
+    """A problem as application/problem+json, rendered by orjson (typed endpoints' bodies are
+    rendered by pydantic straight to bytes; problems are plain dicts)."""
+
+    media_type = PROBLEM_JSON
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=str)
+
+
 def problem_type(slug: str) -> str:
     return f"urn:caretime:problem:{slug}"
 
@@ -99,7 +110,7 @@ def problem_response(
     if request_id:
         body["request_id"] = request_id
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 async def _caretime_error(_request: Request, exc: Exception) -> JSONResponse:

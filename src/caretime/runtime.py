@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from caretime.clock import Clock, SystemClock
 from caretime.config import Settings
-from caretime.db import create_engine
+from caretime.db import create_engine, create_read_engine
 from caretime.dispatch import wakeup
 
 
@@ -21,7 +21,8 @@ class Runtime:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    # For requests that only read (GET): the same database, without SQLite's write lock.
+    # For requests that only read (GET): the same database, each statement its own
+    # transaction (no BEGIN/COMMIT round trips, never SQLite's write lock).
     read_sessions: async_sessionmaker[AsyncSession]
     clock: Clock = field(default_factory=SystemClock)
     waker: wakeup.Waker = field(default_factory=wakeup.Waker)
@@ -42,9 +43,7 @@ class Runtime:
                 "pool_timeout": settings.db_pool_timeout,
             }
         engine = create_engine(settings.database_url, **pool)
-        read_engine = (
-            create_engine(settings.database_url, read_only=True) if settings.is_sqlite else engine
-        )
+        read_engine = create_read_engine(settings.database_url, engine)
         clock = clock or SystemClock()
         waker = wakeup.Waker()
         # A session class of our own, so this runtime's commit hooks never leak into another's.

@@ -42,7 +42,7 @@ async def _call_any_day(session: AsyncSession, tenant_id: str) -> None:
     assert tenant is not None
     window: dict[str, Any] = {"start": "08:00", "end": "21:00"}
     calling = {"windows": {day: [window] for day in WEEK}, "skip_holidays": False}
-    await tenancy.update_policy(session, tenant, {"calling": calling})
+    await tenancy.update_policy(session, tenant.id, {"calling": calling})
 
 
 @pytest.fixture

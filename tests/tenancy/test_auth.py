@@ -112,3 +112,46 @@ async def test_a_configured_key_without_the_ct_prefix_is_accepted(
 def test_an_unusable_configured_key_refuses_to_start(configured: str, complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         Settings(env="test", api_key=configured)  # type: ignore[arg-type]
+
+
+async def test_last_use_is_written_by_the_batched_flush_not_by_the_request(
+    anon_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    from sqlalchemy import select
+
+    from caretime.tenancy.auth import key_uses_of
+    from caretime.tenancy.models import ApiKey
+
+    _, key = await make_tenant(runtime, name="acme")
+
+    async def stored() -> list[object]:
+        async with runtime.sessions() as session:
+            mine = select(ApiKey.last_used_at).where(ApiKey.prefix == key[:10])
+            return list(await session.scalars(mine))
+
+    assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
+    assert await stored() == [None]  # the request itself wrote nothing
+
+    assert await key_uses_of(runtime).flush() == 1
+    assert [str(at) for at in await stored()] == ["2026-03-02 15:00:00+00:00"]
+    assert await key_uses_of(runtime).flush() == 0  # nothing new to write
+
+
+async def test_an_authenticated_read_answers_while_a_writer_holds_the_database(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """On SQLite a writer holds the one write lock; a read (its key check included) must not
+    queue behind it: it neither writes (last use is batched) nor takes the lock."""
+    import asyncio
+
+    from sqlalchemy import update
+
+    from caretime.db import transaction
+    from caretime.tenancy.models import Tenant
+
+    async with transaction(runtime.sessions) as writer:
+        await writer.execute(update(Tenant).values(name=Tenant.name))  # the write lock, held
+        read = await asyncio.wait_for(client.get("/tenants/me"), timeout=60)  # liveness only
+        calls = await asyncio.wait_for(client.get("/calls"), timeout=60)
+    assert read.status_code == 200
+    assert calls.status_code == 200

@@ -18,6 +18,8 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     policy: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Bumped with every change of `policy`: processes cache the parsed policy per version.
+    policy_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime]
 
 

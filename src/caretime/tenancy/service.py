@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.db import locking
 from caretime.errors import CaretimeError, Conflict, InvalidInput, NotFound, Unauthorized
 from caretime.fielderrors import field_errors, where
 from caretime.ids import new_id
@@ -20,8 +22,6 @@ from caretime.tenancy.models import ApiKey, Tenant
 from caretime.tenancy.policy import TenantPolicy, merge_policy
 
 KEY_PREFIX = "ct_"
-# Writing last_used_at on every request would turn reads into writes; once a minute is enough.
-LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiKeyRepository(TenantRepository[ApiKey]):
@@ -82,6 +82,46 @@ async def create_key(
     return key, plaintext
 
 
+@dataclass(frozen=True)
+class KeyCheck:
+    """What one request needs to know about the key it came with, read in one statement."""
+
+    key_id: str
+    tenant_id: str
+    tenant_name: str
+    policy_version: int
+    last_used_at: datetime | None
+
+
+_KEY_CHECK = (
+    select(
+        ApiKey.id,
+        ApiKey.tenant_id,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        Tenant.name,
+        Tenant.policy_version,
+    )
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.key_hash == bindparam("key_hash"))
+)
+
+
+async def check_key(session: AsyncSession, plaintext: str) -> KeyCheck:
+    """The key and its tenant in one indexed SELECT, in the request's transaction: a key
+    revoked by any process is refused by the next request."""
+    # On the session's connection, not through the ORM: six columns need no entity loading.
+    connection = await session.connection()
+    result = await connection.execute(_KEY_CHECK, {"key_hash": hash_key(plaintext)})
+    row = result.first()
+    if row is None:
+        raise Unauthorized("unknown API key")
+    key_id, tenant_id, revoked_at, last_used_at, name, version = row
+    if revoked_at is not None:
+        raise Unauthorized("this API key has been revoked")
+    return KeyCheck(key_id, tenant_id, name, version, last_used_at)
+
+
 async def authenticate(session: AsyncSession, plaintext: str) -> tuple[Tenant, ApiKey]:
     result = await session.execute(
         select(ApiKey, Tenant)
@@ -95,14 +135,6 @@ async def authenticate(session: AsyncSession, plaintext: str) -> tuple[Tenant, A
     if key.revoked_at is not None:
         raise Unauthorized("this API key has been revoked")
     return tenant, key
-
-
-def needs_touch(key: ApiKey, now: datetime) -> bool:
-    return key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION
-
-
-async def touch_key(session: AsyncSession, key_id: str, *, now: datetime) -> None:
-    await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
 
 
 async def list_keys(session: AsyncSession, tenant_id: str) -> Sequence[ApiKey]:
@@ -133,8 +165,12 @@ class StoredPolicyInvalid(CaretimeError):
 
 
 def policy_of(tenant: Tenant) -> TenantPolicy:
+    return parse_policy(tenant.policy)
+
+
+def parse_policy(document: dict[str, Any] | None) -> TenantPolicy:
     try:
-        return TenantPolicy.model_validate(tenant.policy or {})
+        return TenantPolicy.model_validate(document or {})
     except ValidationError as exc:
         errors = field_errors(exc.errors(), prefix=("policy",))
         raise StoredPolicyInvalid(
@@ -152,9 +188,14 @@ def policy_document(tenant: Tenant) -> dict[str, Any]:
 
 
 async def update_policy(
-    session: AsyncSession, tenant: Tenant, patch: dict[str, Any]
+    session: AsyncSession, tenant_id: str, patch: dict[str, Any]
 ) -> TenantPolicy:
-    """Apply a JSON merge patch to the tenant's policy; the result must validate as a whole."""
+    """Apply a JSON merge patch to the tenant's policy; the result must validate as a whole.
+    The row is locked (two patches at once each keep the other's keys) and its version
+    bumped, so every process parses the new policy for its next request."""
+    tenant = await session.scalar(locking(select(Tenant).where(Tenant.id == tenant_id)))
+    if tenant is None:
+        raise NotFound("this tenant no longer exists")
     merged = merge_policy(policy_document(tenant), patch)
     try:
         policy = TenantPolicy.model_validate(merged)
@@ -162,6 +203,7 @@ async def update_policy(
         errors = field_errors(exc.errors(), prefix=("body",))
         raise InvalidInput("the policy is not valid", errors=errors) from exc
     tenant.policy = policy.model_dump(mode="json", exclude_defaults=True)
+    tenant.policy_version = Tenant.policy_version + 1
     await session.flush()
     return policy
 

@@ -7,19 +7,18 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from caretime.db import transaction
-from caretime.deps import READ_ONLY_METHODS, RuntimeDep, SessionDep
+from caretime.deps import RuntimeDep, SessionDep
 from caretime.errors import Unauthorized
 from caretime.events import set_actor
 from caretime.events.actor import dashboard_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
+from caretime.tenancy.auth import key_uses_of
 from caretime.tenancy.models import ApiKey
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.service import needs_touch, policy_of, touch_key
+from caretime.tenancy.service import policy_of
 from caretime.tenancy.sessions import resume_session
 from caretime.web.rendering import render
 from caretime.web.session import (
@@ -80,7 +79,7 @@ async def current_viewer(request: Request, db: SessionDep, runtime: RuntimeDep) 
         # Signed out, expired, or its key revoked: a copied cookie is worth nothing either.
         raise SignInRequired from None
     set_actor(dashboard_actor(key.id))
-    await record_key_use(request, db, runtime, key)
+    record_key_use(runtime, key)
     bind_tenant(tenant.id)
     viewer = Viewer(
         request, tenant.id, tenant.name, policy_of(tenant), session, viewer_zone(request)
@@ -92,17 +91,9 @@ async def current_viewer(request: Request, db: SessionDep, runtime: RuntimeDep) 
 ViewerDep = Annotated[Viewer, Depends(current_viewer)]
 
 
-async def record_key_use(request: Request, db: AsyncSession, runtime: Runtime, key: ApiKey) -> None:
-    """Note the key's use like the API does (in a short write of its own when the request
-    only reads, so a page view never waits for SQLite's writer)."""
-    now = runtime.clock.now()
-    if not needs_touch(key, now):
-        return
-    if request.method in READ_ONLY_METHODS:
-        async with transaction(runtime.sessions) as writer:
-            await touch_key(writer, key.id, now=now)
-    else:
-        await touch_key(db, key.id, now=now)
+def record_key_use(runtime: Runtime, key: ApiKey) -> None:
+    """Note the key's use like the API does: in memory, written in batches (keyuse.py)."""
+    key_uses_of(runtime).note(key.id, key.last_used_at, runtime.clock.now())
 
 
 async def submitted_csrf_tokens(request: Request) -> list[str]:

@@ -54,7 +54,7 @@ async def sign_in(
         _tenant, api_key_row = await authenticate(db, key)
     except Unauthorized as exc:
         return _sign_in_page(request, session, next_path=next, error=exc.detail, status=401)
-    await record_key_use(request, db, runtime, api_key_row)
+    record_key_use(runtime, api_key_row)
     token = await _replace_session(db, runtime, session, api_key_row)
     response = RedirectResponse(_safe_next(next), status_code=303)
     write_session(response, session.signed_in(token), settings)

@@ -1,0 +1,148 @@
+"""Two real `caretime serve` processes on one PostgreSQL database: what one process changes
+about a key or a policy, the other uses from its next request (each process caches parsed
+policies, but every request checks its key and the policy's version in the database)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from caretime.runtime import Runtime
+from tests.conftest import Database
+from tests.support import bearer, make_tenant
+
+pytestmark = pytest.mark.postgres_only
+
+CARETIME = str(Path(sys.executable).parent / "caretime")
+WAIT = 180.0  # seconds: a bound on waiting (a loaded machine starts slowly), never an assertion
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(database: Database) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CARETIME_DATABASE_URL": database.url,
+        "CARETIME_WORKERS": "0",
+        "CARETIME_LOG_LEVEL": "WARNING",
+    }
+    env.pop("CARETIME_API_KEY", None)
+    process = subprocess.Popen(
+        [CARETIME, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=WAIT)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "caretime serve exited during start-up"
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError("caretime serve did not start")
+
+
+@pytest.fixture
+def two_servers(database: Database) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    with (
+        serving(database) as first_url,
+        serving(database) as second_url,
+        httpx.Client(base_url=first_url, timeout=WAIT) as first,
+        httpx.Client(base_url=second_url, timeout=WAIT) as second,
+    ):
+        yield first, second
+
+
+async def test_a_key_revoked_through_one_process_is_refused_by_the_next_request_to_another(
+    two_servers: tuple[httpx.Client, httpx.Client], runtime: Runtime
+) -> None:
+    first, second = two_servers
+    _, key = await make_tenant(runtime, name="acme")
+    # Both processes have served the key (and cached its tenant's policy) before.
+    for server in (first, second):
+        assert server.get("/tenants/me", headers=bearer(key)).status_code == 200
+    key_id = first.get("/tenants/me/keys", headers=bearer(key)).json()["items"][0]["id"]
+
+    assert first.delete(f"/tenants/me/keys/{key_id}", headers=bearer(key)).status_code == 200
+
+    refused = second.get("/tenants/me", headers=bearer(key))
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["detail"]
+    assert first.get("/tenants/me", headers=bearer(key)).status_code == 401
+
+
+async def test_a_policy_changed_through_one_process_is_used_by_the_next_request_to_another(
+    two_servers: tuple[httpx.Client, httpx.Client], runtime: Runtime
+) -> None:
+    first, second = two_servers
+    _, key = await make_tenant(runtime, name="acme")
+    for server in (first, second):
+        assert (
+            server.get("/tenants/me/policy", headers=bearer(key)).json()["booking"]["hold"] == "30m"
+        )
+
+    changed = first.patch(
+        "/tenants/me/policy", json={"booking": {"hold": "15m"}}, headers=bearer(key)
+    )
+    assert changed.status_code == 200
+    assert second.get("/tenants/me/policy", headers=bearer(key)).json()["booking"]["hold"] == "15m"
+
+    assert _hold_minutes(second, key) == 15  # a reservation made through the other process
+
+    again = second.patch(
+        "/tenants/me/policy", json={"booking": {"hold": "45m"}}, headers=bearer(key)
+    )
+    assert again.status_code == 200
+    assert (
+        first.get("/tenants/me", headers=bearer(key)).json()["policy"]["booking"]["hold"] == "45m"
+    )
+    assert _hold_minutes(first, key) == 45
+
+
+def _hold_minutes(server: httpx.Client, key: str) -> float:
+    """How long a new reservation's hold lasts, as the serving process applies the policy."""
+    day = (datetime.now(UTC) + timedelta(days=3)).date().isoformat()
+    provider = server.post(
+        "/providers", json={"name": "Dr Who", "tz": "UTC"}, headers=bearer(key)
+    ).json()["id"]
+    window = {"date": day, "start": "08:00", "end": "09:00"}
+    opened = server.post(f"/providers/{provider}/availability", json=window, headers=bearer(key))
+    assert opened.status_code == 200, opened.text
+    held = server.post(
+        "/reservations",
+        json={"provider_id": provider, "slot_start": f"{day}T08:00:00Z", "client_id": "p-1"},
+        headers=bearer(key),
+    )
+    assert held.status_code == 201, held.text
+    body = held.json()
+    expires = datetime.fromisoformat(body["expires_at"])
+    created = datetime.fromisoformat(body["created_at"])
+    return (expires - created).total_seconds() / 60
