@@ -80,21 +80,53 @@ async def receive(
     now: datetime,
     classifier: IntentClassifier | None = None,
 ) -> InboundOutcome:
+    """Record the reply and act on it now (POST /messages/inbound answers with what it did)."""
+    message, new = await record(session, tenant_id, inbound, now=now)
+    if not new:
+        return InboundOutcome(message, Intent(message.intent or "unknown"), message.route_action or "")
+    return await process(session, tenant_id, message, inbound.hint, now=now, classifier=classifier)
+
+
+async def record(
+    session: AsyncSession, tenant_id: str, inbound: Inbound, *, now: datetime
+) -> tuple[Message, bool]:
+    """Store the reply once (per provider message id or Idempotency-Key): the message, and
+    whether this call stored it (False: the same reply arrived before)."""
     phone = to_e164(inbound.from_phone)
     if phone is None:
         raise InvalidInput("'from' is not a phone number")
     key = dedupe_key(inbound)
     message = await _record_once(session, _record(tenant_id, inbound, phone, key, now))
-    if message is None:
-        seen = await _already_received(session, tenant_id, key)
-        assert seen is not None
-        return InboundOutcome(seen, Intent(seen.intent or "unknown"), seen.route_action or "")
-    intent = classify_intent(inbound.body, classifier)
+    if message is not None:
+        return message, True
+    seen = await _already_received(session, tenant_id, key)
+    assert seen is not None
+    return seen, False
+
+
+async def process(
+    session: AsyncSession,
+    tenant_id: str,
+    message: Message,
+    hint: dict[str, str],
+    *,
+    now: datetime,
+    classifier: IntentClassifier | None = None,
+) -> InboundOutcome:
+    """Classify a recorded reply and route it: opt-out, help, or the question it answers.
+    Any caller that has a recorded inbound message (an API request, a provider webhook's
+    job, a keypad answer) feeds it here."""
+    intent = classify_intent(message.body, classifier)
     with acting_as(inbound_actor(message.id)):
-        outcome = await _route(session, tenant_id, message, intent, inbound.hint, now)
+        outcome = await _route(session, tenant_id, message, intent, hint, now)
     message.intent, message.route_action = str(intent), outcome.action
     await session.flush()
     return outcome
+
+
+def is_processed(message: Message) -> bool:
+    """A recorded reply has been acted on (its route is stored with it)."""
+    return message.route_action is not None
 
 
 def dedupe_key(inbound: Inbound) -> str | None:
