@@ -83,7 +83,8 @@ async def receive(
     """Record the reply and act on it now (POST /messages/inbound answers with what it did)."""
     message, new = await record(session, tenant_id, inbound, now=now)
     if not new:
-        return InboundOutcome(message, Intent(message.intent or "unknown"), message.route_action or "")
+        intent = Intent(message.intent or "unknown")
+        return InboundOutcome(message, intent, message.route_action or "")
     return await process(session, tenant_id, message, inbound.hint, now=now, classifier=classifier)
 
 
