@@ -19,7 +19,7 @@ from caretime.ids import new_id
 from caretime.messaging.consent import COMPLIANCE_KIND, set_opt_out
 from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
 from caretime.messaging.models import Message
-from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, send_messages
+from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.messaging.phones import to_e164
 from caretime.messaging.routing import routers
 from caretime.messaging.statuses import CHANNELS, RECEIVED
@@ -226,10 +226,11 @@ async def _answer(
     if question is None:
         await _reply(session, tenant_id, message, UNMATCHED_REPLY)
         return InboundOutcome(message, intent, "unmatched")
-    message.related_kind, message.related_id = question.router, question.ref
     result = await routers.get(question.router).answer(
         session, tenant_id, question, intent, message
     )
+    # Set after the answer, so it is written with the intent and route in one UPDATE.
+    message.related_kind, message.related_id = question.router, question.ref
     if result.reply:
         await _reply(session, tenant_id, message, result.reply)
     details = {"router": question.router, **result.details}
@@ -243,9 +244,8 @@ async def _reply(
     text: str,
     *,
     compliance: bool = False,
-) -> Message:
+) -> None:
     """Answer the sender by SMS, once per inbound message (the key is the message's id)."""
-    await session.flush()
     outgoing = OutgoingMessage(
         "sms",
         message.from_phone or "",
@@ -253,5 +253,4 @@ async def _reply(
         f"reply:{message.id}",
         RelatedEntity(COMPLIANCE_KIND if compliance else REPLY_KIND, message.id),
     )
-    replies = await send_messages(session, tenant_id=tenant_id, outgoing=[outgoing])
-    return replies[0]
+    await queue_messages(session, tenant_id=tenant_id, outgoing=[outgoing])

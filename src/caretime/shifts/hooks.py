@@ -36,14 +36,16 @@ class ShiftReplies:
                 return None  # no shift id can contain NUL (and no database column can)
             statement = statement.where(Offer.shift_id == hint["shift_id"])
         row = (await session.execute(statement.limit(1))).first()
-        return None if row is None else OpenQuestion(self.name, row.id, row.sent_at)
+        return None if row is None else OpenQuestion(self.name, row.Offer.id, row.Offer.sent_at)
 
     def _offers_to(self, tenant_id: str, phone: str, session: AsyncSession) -> Any:
-        # Prefer offers whose shift is still open; among those, the most recent.
+        # Prefer offers whose shift is still open; among those, the most recent. The offer
+        # and its shift are loaded whole: this is the one read a reply to a filled shift
+        # needs (see claims._accept).
         now = session_clock(session).now()
         still_open = case((Shift.status == "open", 0), else_=1)
         return (
-            select(Offer.id, Offer.sent_at)
+            select(Offer, Shift)
             .join(Shift, (Shift.tenant_id == Offer.tenant_id) & (Shift.id == Offer.shift_id))
             .join(
                 Caregiver,
