@@ -102,6 +102,9 @@ async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> Clai
     if await would_go_over(session, shift, offer.caregiver_id, now=now):
         reply = texts.over_hours_text()
         return ClaimOutcome("unavailable", reply, shift.id, {"reason": "over weekly hours"})
+    # The reply's trail entry and the offer's answer are written before the claim: from the
+    # UPDATE on, this transaction holds the shift's row lock, and every other yes waits.
+    await session.flush()
     for _ in range(_CLAIM_TRIES):
         if await claim(session, offer.tenant_id, offer.shift_id, offer.caregiver_id, now=now):
             return await _won(session, offer, now=now)
