@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,9 @@ NAMING_CONVENTION = {
 }
 
 SelectT = TypeVar("SelectT", bound=Select[Any])
+AfterCommit = Callable[[AsyncSession], Awaitable[None]]
+_AFTER_COMMIT = "after_commit"
+log = logging.getLogger("caretime.db")
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 
@@ -189,6 +193,30 @@ def is_postgres(session: AsyncSession) -> bool:
 
 @asynccontextmanager
 async def transaction(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commits when the block ends normally, rolls back when it raises."""
-    async with sessions() as session, session.begin():
-        yield session
+    """One unit of work: commits when the block ends normally, rolls back when it raises.
+    After the commit, what the work asked for with `after_commit` runs, each in its own
+    transaction."""
+    async with sessions() as session:
+        async with session.begin():
+            yield session
+        await run_after_commit(sessions, session)
+
+
+def after_commit(session: AsyncSession, work: AfterCommit) -> None:
+    """Run `work` in a transaction of its own once this session's transaction has committed
+    (never if it rolls back). For what must not hold this transaction's locks: whoever asks
+    also makes it durable (a job that does the same), since a crash can come in between."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(work)
+
+
+async def run_after_commit(
+    sessions: async_sessionmaker[AsyncSession], committed: AsyncSession
+) -> None:
+    """Called by a transaction's owner after its commit. A failure is logged, not raised:
+    the committed change stands, and the durable copy of the work does it later."""
+    for work in committed.info.pop(_AFTER_COMMIT, []):
+        try:
+            async with sessions() as session, session.begin():
+                await work(session)
+        except Exception as exc:
+            log.warning("after_commit_failed", extra={"fields": {"error": type(exc).__name__}})

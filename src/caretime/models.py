@@ -21,6 +21,7 @@ MODEL_MODULES = (
 HANDLER_MODULES: tuple[str, ...] = (
     "caretime.messaging.tasks",
     "caretime.messaging.batch",
+    "caretime.messaging.queued",
     "caretime.booking.tasks",
     "caretime.booking.sms",
     "caretime.booking.reminders",

@@ -239,7 +239,11 @@ async def test_unknown_sid_is_acknowledged_and_ignored(
 
 
 async def test_inbound_sms_is_routed_and_recorded_once(
-    runtime: Runtime, anon_client: httpx.AsyncClient, twilio: FakeTwilio, shifts: FakeRouter
+    runtime: Runtime,
+    anon_client: httpx.AsyncClient,
+    dispatcher: Dispatcher,
+    twilio: FakeTwilio,
+    shifts: FakeRouter,
 ) -> None:
     shifts.ask(PHONE, "S1", runtime.clock.now())
     form = {"From": PHONE, "To": FROM, "Body": "Yes!", "MessageSid": "SMin1", "AccountSid": SID}
@@ -248,6 +252,7 @@ async def test_inbound_sms_is_routed_and_recorded_once(
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/xml")
         assert "<Response>" in response.text
+    await dispatcher.run_pending()
     assert [(ref, str(intent)) for ref, intent, _ in shifts.answered] == [("S1", "accept")]
     async with runtime.sessions() as session:
         inbound = await session.scalar(
@@ -257,10 +262,11 @@ async def test_inbound_sms_is_routed_and_recorded_once(
 
 
 async def test_inbound_stop_via_twilio_opts_out(
-    runtime: Runtime, anon_client: httpx.AsyncClient, twilio: FakeTwilio
+    runtime: Runtime, anon_client: httpx.AsyncClient, dispatcher: Dispatcher, twilio: FakeTwilio
 ) -> None:
     form = {"From": PHONE, "To": FROM, "Body": "STOP", "MessageSid": "SMin2"}
     await _post_signed(anon_client, "/webhooks/twilio/sms", form)
+    await dispatcher.run_pending()
     message = await make_message(runtime, tenant_id=await default_tenant_id(runtime), key="later")
     assert message.status == "suppressed"
 

@@ -51,10 +51,14 @@ async def _open_shift(client: httpx.AsyncClient, key: str, shift_id: str) -> Non
     assert (await client.post(f"/shifts/{shift_id}/fanout", headers=headers)).status_code < 300
 
 
-async def _reply(client: httpx.AsyncClient, to: str, body: str, sid: str) -> None:
+async def _reply(
+    client: httpx.AsyncClient, dispatcher: Dispatcher, to: str, body: str, sid: str
+) -> None:
+    """A reply through Twilio's webhook, then the job that acts on it."""
     form = {"From": CAREGIVER, "To": to, "Body": body, "MessageSid": sid, "AccountSid": SID}
     response = await _post_signed(client, "/webhooks/twilio/sms", form)
     assert response.status_code == 200, response.text
+    await dispatcher.run_pending()
 
 
 async def _inbound(runtime: Runtime, sid: str) -> Message:
@@ -77,16 +81,16 @@ async def test_replies_land_in_the_tenant_owning_the_number(
     senders = sorted(form["From"][0] for _, form in twilio.requests)
     assert senders == sorted([FROM, FROM_B])  # each tenant's offer from its own number
 
-    await _reply(anon_client, FROM_B, "YES", "SMyes")
+    await _reply(anon_client, dispatcher, FROM_B, "YES", "SMyes")
     shift_a = (await client.get("/shifts/shift-a")).json()
     shift_b = (await client.get("/shifts/shift-b", headers=bearer(tenant_b["key"]))).json()
     assert (shift_a["status"], shift_b["status"]) == ("open", "filled")
     assert (await _inbound(runtime, "SMyes")).tenant_id == tenant_b["id"]
 
-    await _reply(anon_client, FROM, "Running 10 min late, sorry", "SMtext")
+    await _reply(anon_client, dispatcher, FROM, "Running 10 min late, sorry", "SMtext")
     assert (await _inbound(runtime, "SMtext")).tenant_id == await default_tenant_id(runtime)
 
-    await _reply(anon_client, FROM, "STOP", "SMstop")
+    await _reply(anon_client, dispatcher, FROM, "STOP", "SMstop")
     tenant_a = await default_tenant_id(runtime)
     async with runtime.sessions() as session:
         opted = set(await session.scalars(select(OptOut.tenant_id).where(OptOut.opted_out)))

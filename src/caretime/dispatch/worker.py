@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.db import transaction
+from caretime.db import run_after_commit, transaction
 from caretime.dispatch import claims, leases, metrics
 from caretime.dispatch.errors import LeaseLost, PermanentFailure, RetryLater
 from caretime.dispatch.models import DispatchWorker, Job
@@ -169,6 +169,7 @@ class Dispatcher:
             return
         await self._finish(context.session, context.job.id, context.again_at)
         await context.session.commit()
+        await run_after_commit(self.runtime.sessions, context.session)
 
     async def _finish(self, session: AsyncSession, job_id: int, again_at: datetime | None) -> None:
         now = self.runtime.clock.now()

@@ -19,7 +19,7 @@ from caretime.ids import new_id
 from caretime.messaging.consent import COMPLIANCE_KIND, set_opt_out
 from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
 from caretime.messaging.models import Message
-from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, send_messages
+from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.messaging.phones import to_e164
 from caretime.messaging.routing import routers
 from caretime.messaging.statuses import CHANNELS, RECEIVED
@@ -80,21 +80,54 @@ async def receive(
     now: datetime,
     classifier: IntentClassifier | None = None,
 ) -> InboundOutcome:
+    """Record the reply and act on it now (POST /messages/inbound answers with what it did)."""
+    message, new = await record(session, tenant_id, inbound, now=now)
+    if not new:
+        intent = Intent(message.intent or "unknown")
+        return InboundOutcome(message, intent, message.route_action or "")
+    return await process(session, tenant_id, message, inbound.hint, now=now, classifier=classifier)
+
+
+async def record(
+    session: AsyncSession, tenant_id: str, inbound: Inbound, *, now: datetime
+) -> tuple[Message, bool]:
+    """Store the reply once (per provider message id or Idempotency-Key): the message, and
+    whether this call stored it (False: the same reply arrived before)."""
     phone = to_e164(inbound.from_phone)
     if phone is None:
         raise InvalidInput("'from' is not a phone number")
     key = dedupe_key(inbound)
     message = await _record_once(session, _record(tenant_id, inbound, phone, key, now))
-    if message is None:
-        seen = await _already_received(session, tenant_id, key)
-        assert seen is not None
-        return InboundOutcome(seen, Intent(seen.intent or "unknown"), seen.route_action or "")
-    intent = classify_intent(inbound.body, classifier)
+    if message is not None:
+        return message, True
+    seen = await _already_received(session, tenant_id, key)
+    assert seen is not None
+    return seen, False
+
+
+async def process(
+    session: AsyncSession,
+    tenant_id: str,
+    message: Message,
+    hint: dict[str, str],
+    *,
+    now: datetime,
+    classifier: IntentClassifier | None = None,
+) -> InboundOutcome:
+    """Classify a recorded reply and route it: opt-out, help, or the question it answers.
+    Any caller that has a recorded inbound message (an API request, a provider webhook's
+    job, a keypad answer) feeds it here."""
+    intent = classify_intent(message.body, classifier)
     with acting_as(inbound_actor(message.id)):
-        outcome = await _route(session, tenant_id, message, intent, inbound.hint, now)
+        outcome = await _route(session, tenant_id, message, intent, hint, now)
     message.intent, message.route_action = str(intent), outcome.action
     await session.flush()
     return outcome
+
+
+def is_processed(message: Message) -> bool:
+    """A recorded reply has been acted on (its route is stored with it)."""
+    return message.route_action is not None
 
 
 def dedupe_key(inbound: Inbound) -> str | None:
@@ -193,10 +226,11 @@ async def _answer(
     if question is None:
         await _reply(session, tenant_id, message, UNMATCHED_REPLY)
         return InboundOutcome(message, intent, "unmatched")
-    message.related_kind, message.related_id = question.router, question.ref
     result = await routers.get(question.router).answer(
         session, tenant_id, question, intent, message
     )
+    # Set after the answer, so it is written with the intent and route in one UPDATE.
+    message.related_kind, message.related_id = question.router, question.ref
     if result.reply:
         await _reply(session, tenant_id, message, result.reply)
     details = {"router": question.router, **result.details}
@@ -210,9 +244,8 @@ async def _reply(
     text: str,
     *,
     compliance: bool = False,
-) -> Message:
+) -> None:
     """Answer the sender by SMS, once per inbound message (the key is the message's id)."""
-    await session.flush()
     outgoing = OutgoingMessage(
         "sms",
         message.from_phone or "",
@@ -220,5 +253,4 @@ async def _reply(
         f"reply:{message.id}",
         RelatedEntity(COMPLIANCE_KIND if compliance else REPLY_KIND, message.id),
     )
-    replies = await send_messages(session, tenant_id=tenant_id, outgoing=[outgoing])
-    return replies[0]
+    await queue_messages(session, tenant_id=tenant_id, outgoing=[outgoing])

@@ -30,6 +30,7 @@ from caretime.messaging.providers.twilio import (
     TwilioProvider,
     normalize_status,
 )
+from caretime.messaging.queued import record_for_later
 from caretime.messaging.repository import find_by_provider_id
 from caretime.messaging.tracking import record_event
 from caretime.observability import log_event
@@ -95,7 +96,8 @@ async def twilio_inbound_sms(
     request: Request, session: SessionDep, clock: ClockDep, runtime: RuntimeDep
 ) -> Response:
     """Twilio's inbound SMS webhook (form-encoded, `X-Twilio-Signature` checked). The reply
-    is routed like POST /messages/inbound; the answer is empty TwiML."""
+    is recorded (once per `MessageSid`) and answered at once with empty TwiML; a dispatch job
+    then routes it like POST /messages/inbound, and its answer goes out as an SMS."""
     form = await verified_form(request, runtime.settings, INBOUND_SMS_PATH)
     tenant_id = await owner_of(session, form.get("To", ""))
     if tenant_id is None:
@@ -107,10 +109,8 @@ async def twilio_inbound_sms(
         provider="twilio",
         provider_id=form.get("MessageSid"),
     )
-    outcome = await inbound.receive(
-        session, tenant_id, received, now=clock.now(), classifier=inbound.classifier_of(runtime)
-    )
-    log_event(log, "twilio_inbound", message_id=outcome.message.id, action=outcome.action)
+    message = await record_for_later(session, tenant_id, received, now=clock.now())
+    log_event(log, "twilio_inbound", message_id=message.id)
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.dispatch.followups import follow_up, follow_up_handler
 from caretime.errors import NotFound
 from caretime.firstyes import claim_first
 from caretime.observability import log_event
@@ -22,13 +23,15 @@ from caretime.shifts.questions import conditional_yes, unclear, would_go_over
 from caretime.shifts.reconfirm import keep
 from caretime.shifts.release import Release, release_shift
 from caretime.shifts.replies import is_conditional
-from caretime.shifts.repository import OfferRepository, ShiftEventRepository
+from caretime.shifts.repository import ShiftEventRepository
 from caretime.shifts.service import cancel_pending_jobs, reload_shift, shift_policy
 
 log = logging.getLogger("caretime.shifts")
 # A claim lost to a filled shift that a drop then re-opened is tried again; a few times are
 # plenty (each retry needs another drop to commit in between).
 _CLAIM_TRIES = 3
+# The follow-up of a won claim (see _won).
+CLAIMED = "shifts.claimed"
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ async def answer_offer(
     message_id: str | None = None,
     text: str | None = None,
 ) -> ClaimOutcome:
-    offer = await OfferRepository(session, tenant_id).get(offer_id)
+    # The offer and its shift are usually in the session already: the router's one read
+    # that found the question loaded them.
+    offer = await session.get(Offer, (tenant_id, offer_id))
     if offer is None:
         raise NotFound(f"no offer {offer_id!r}")
     # The reply is recorded before what it caused (the assignment), so the trail reads in order.
@@ -89,10 +94,17 @@ async def _conditional(
 
 async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
     _remember(offer, "accept", now)
-    shift = await _shift(session, offer)
-    if shift.status == "open" and await would_go_over(session, shift, offer.caregiver_id, now=now):
+    shift = await _as_read(session, offer)
+    if shift.status != "open":
+        # Answered from that one read, without a claim: a filled shift is the common case
+        # in a burst of yeses, and a claim would wait on the winner's row lock for nothing.
+        return await _explain_lost_claim(session, offer, shift, now=now)
+    if await would_go_over(session, shift, offer.caregiver_id, now=now):
         reply = texts.over_hours_text()
         return ClaimOutcome("unavailable", reply, shift.id, {"reason": "over weekly hours"})
+    # The reply's trail entry and the offer's answer are written before the claim: from the
+    # UPDATE on, this transaction holds the shift's row lock, and every other yes waits.
+    await session.flush()
     for _ in range(_CLAIM_TRIES):
         if await claim(session, offer.tenant_id, offer.shift_id, offer.caregiver_id, now=now):
             return await _won(session, offer, now=now)
@@ -105,16 +117,39 @@ async def _accept(session: AsyncSession, offer: Offer, *, now: datetime) -> Clai
 
 
 async def _won(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
+    """The claim's transaction holds the shift's row lock until it commits, so it does only
+    what must commit with the claim (the shift.filled event); the trail's assignment, the
+    cancelled rounds and the coordinators' alert follow right after (caretime.dispatch
+    follow-ups: once, even across a crash)."""
     shift = await reload_shift(session, offer.tenant_id, offer.shift_id)
-    ShiftEventRepository(session, offer.tenant_id).record(
-        shift.id, "assigned", at=now, caregiver_id=offer.caregiver_id, offer_id=offer.id
-    )
-    await cancel_pending_jobs(session, offer.tenant_id, shift.id)
-    who = await caregiver_label(session, shift.tenant_id, offer.caregiver_id)
-    filled = texts.filled_alert(shift, who)
-    await alert(session, shift, "filled", filled, key=f"filled:{offer.caregiver_id}", now=now)
     await shift_changed(session, shift, "filled", now=now, offer_id=offer.id)
+    payload = {
+        "shift_id": shift.id,
+        "offer_id": offer.id,
+        "caregiver_id": offer.caregiver_id,
+        "at": now.isoformat(),
+    }
+    key = f"{CLAIMED}:{shift.id}:{offer.caregiver_id}"
+    await follow_up(session, CLAIMED, payload, tenant_id=shift.tenant_id, dedupe_key=key)
     return ClaimOutcome("assigned", texts.assigned_text(shift), shift.id)
+
+
+@follow_up_handler(CLAIMED)
+async def after_claim(session: AsyncSession, tenant_id: str, payload: dict[str, Any]) -> None:
+    """The trail's assignment, then (if the caregiver still holds the shift) no more rounds
+    and the coordinators' `filled` alert."""
+    at = datetime.fromisoformat(payload["at"])
+    shift_id, caregiver_id = payload["shift_id"], payload["caregiver_id"]
+    ShiftEventRepository(session, tenant_id).record(
+        shift_id, "assigned", at=at, caregiver_id=caregiver_id, offer_id=payload["offer_id"]
+    )
+    shift = await reload_shift(session, tenant_id, shift_id)
+    if (shift.status, shift.assigned_caregiver_id) != ("filled", caregiver_id):
+        return  # released meanwhile: the release re-armed what the shift needs now
+    await cancel_pending_jobs(session, tenant_id, shift_id)
+    who = await caregiver_label(session, tenant_id, caregiver_id)
+    filled = texts.filled_alert(shift, who)
+    await alert(session, shift, "filled", filled, key=f"filled:{caregiver_id}", now=at)
 
 
 async def claim(
@@ -204,3 +239,11 @@ def _remember(offer: Offer, intent: str, now: datetime) -> None:
 
 async def _shift(session: AsyncSession, offer: Offer) -> Shift:
     return await reload_shift(session, offer.tenant_id, offer.shift_id)
+
+
+async def _as_read(session: AsyncSession, offer: Offer) -> Shift:
+    """The shift as this transaction read it when it found the offer (else read now)."""
+    shift = await session.get(Shift, (offer.tenant_id, offer.shift_id))
+    if shift is None:
+        raise NotFound(f"no shift {offer.shift_id!r}")
+    return shift

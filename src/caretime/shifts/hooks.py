@@ -38,14 +38,19 @@ class ShiftReplies:
                 return None  # no shift id can contain NUL (and no database column can)
             statement = statement.where(Offer.shift_id == hint["shift_id"])
         row = (await session.execute(statement.limit(1))).first()
-        return None if row is None else OpenQuestion(self.name, row.id, row.sent_at)
+        if row is None:
+            return None
+        _keep_for_the_answer(session, row.Offer, row.Shift)
+        return OpenQuestion(self.name, row.Offer.id, row.Offer.sent_at)
 
     def _offers_to(self, tenant_id: str, phone: str, session: AsyncSession) -> Any:
-        # Prefer offers whose shift is still open; among those, the most recent.
+        # Prefer offers whose shift is still open; among those, the most recent. The offer
+        # and its shift are loaded whole: this is the one read a reply to a filled shift
+        # needs (see claims._accept).
         now = session_clock(session).now()
         still_open = case((Shift.status == "open", 0), else_=1)
         return (
-            select(Offer.id, Offer.sent_at)
+            select(Offer, Shift)
             .join(Shift, (Shift.tenant_id == Offer.tenant_id) & (Shift.id == Offer.shift_id))
             .join(
                 Caregiver,
@@ -91,6 +96,12 @@ class ShiftReplies:
         )
         details = {"shift_id": outcome.shift_id, **outcome.details}
         return RouteResult(outcome.action, outcome.reply, details)
+
+
+def _keep_for_the_answer(session: AsyncSession, *loaded: Any) -> None:
+    """The session's identity map holds objects weakly: without a reference the offer and
+    shift this read loaded would be gone (and read again) when the answer asks for them."""
+    session.info.setdefault("shifts.question_rows", []).extend(loaded)
 
 
 register_inbound_router(ShiftReplies())
