@@ -16,8 +16,31 @@ from typing import Any
 
 import httpx
 
+from caretime.config import Settings
+from tests.support import TEST_API_KEY
+
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "ACfake0000000000000000000000000000"
+TOKEN = "fake-token"
+FROM = "+15550001000"
+PUBLIC = "https://caretime.example.org"
+
+
+def twilio_settings(database_url: str, fake: FakeTwilioProcess) -> Settings:
+    """Test settings with Twilio for SMS and voice, reached at the fake on loopback."""
+    return Settings(
+        env="test",
+        database_url=database_url,
+        api_key=TEST_API_KEY,
+        workers=0,
+        sms_provider="twilio",
+        voice_provider="twilio",
+        twilio_account_sid=ACCOUNT,
+        twilio_auth_token=TOKEN,
+        twilio_from=FROM,
+        twilio_base_url=fake.url,
+        public_url=PUBLIC,
+    )
 
 
 def free_port() -> int:

@@ -18,13 +18,17 @@ from caretime.dispatch.worker import Dispatcher
 from caretime.messaging.models import Message, OptOut
 from caretime.runtime import Runtime
 from tests.conftest import Database
-from tests.fakes.support import ACCOUNT, FakeTwilioProcess, fake_twilio
+from tests.fakes.support import (
+    ACCOUNT,
+    FROM,
+    PUBLIC,
+    TOKEN,
+    FakeTwilioProcess,
+    fake_twilio,
+    twilio_settings,
+)
 from tests.shifts.support import default_tenant_id, make_caregiver, make_shift, phone
-from tests.support import TEST_API_KEY
 
-TOKEN = "fake-token"
-FROM = "+15550001000"
-PUBLIC = "https://caretime.example.org"
 PATH = "/webhooks/twilio/sms"
 NURSE = phone(1)  # Boston: mid-morning at the frozen clock, outside quiet hours
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
@@ -38,19 +42,7 @@ def twilio(tmp_path: Path) -> Iterator[FakeTwilioProcess]:
 
 @pytest.fixture
 def settings(database: Database, twilio: FakeTwilioProcess) -> Settings:
-    return Settings(
-        env="test",
-        database_url=database.url,
-        api_key=TEST_API_KEY,
-        workers=0,
-        sms_provider="twilio",
-        voice_provider="twilio",
-        twilio_account_sid=ACCOUNT,
-        twilio_auth_token=TOKEN,
-        twilio_from=FROM,
-        twilio_base_url=twilio.url,
-        public_url=PUBLIC,
-    )
+    return twilio_settings(database.url, twilio)
 
 
 async def _text_us(client: httpx.AsyncClient, body: str, sid: str) -> httpx.Response:

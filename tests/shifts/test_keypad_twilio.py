@@ -19,7 +19,15 @@ from caretime.dispatch.worker import Dispatcher
 from caretime.messaging import Message
 from caretime.runtime import Runtime
 from tests.conftest import Database
-from tests.fakes.support import ACCOUNT, FakeTwilioProcess, fake_twilio
+from tests.fakes.support import (
+    ACCOUNT,
+    FROM,
+    PUBLIC,
+    TOKEN,
+    FakeTwilioProcess,
+    fake_twilio,
+    twilio_settings,
+)
 from tests.shifts.support import (
     default_tenant_id,
     make_caregiver,
@@ -27,11 +35,7 @@ from tests.shifts.support import (
     offer_messages,
     phone,
 )
-from tests.support import TEST_API_KEY
 
-TOKEN = "fake-token"
-FROM = "+15550001000"
-PUBLIC = "https://caretime.example.org"
 GATHER = "/webhooks/twilio/gather"
 CONFIRMED = (
     "Confirmed: the RN shift Mon Mar 2, 2:00 PM–10:00 PM EST at Ballard is yours. Thank you!"
@@ -47,19 +51,7 @@ def twilio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeTwil
 @pytest.fixture
 def settings(database: Database, twilio_server: FakeTwilioProcess) -> Settings:
     twilio_server.reset()
-    return Settings(
-        env="test",
-        database_url=database.url,
-        api_key=TEST_API_KEY,
-        workers=0,
-        sms_provider="twilio",
-        voice_provider="twilio",
-        twilio_account_sid=ACCOUNT,
-        twilio_auth_token=TOKEN,
-        twilio_from=FROM,
-        twilio_base_url=twilio_server.url,
-        public_url=PUBLIC,
-    )
+    return twilio_settings(database.url, twilio_server)
 
 
 @pytest.fixture

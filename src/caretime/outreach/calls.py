@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.clock import isoformat_z, local_moment
 from caretime.errors import InvalidInput
 from caretime.ids import new_id
-from caretime.outreach.content import script_problem
+from caretime.outreach.content import CallContent, script_problem
 from caretime.outreach.errors import (
     CallAlreadyStarted,
     CallNotFound,
@@ -47,14 +47,7 @@ async def create_call(
     calling = effective_policy(
         calling, BatchOptions(max_attempts=body.max_attempts, retry_delay=body.retry_delay)
     )
-    content = body.content()
-    problem = script_problem(content, calling.scripts)
-    if problem is not None:
-        raise InvalidInput(problem)
-    item = PlanItem(
-        body.name, body.phone, body.scheduled, body.tz, content.purpose, body.allow_duplicate
-    )
-    await refuse_unwanted(session, tenant_id, item)
+    content, item = await screened(session, tenant_id, calling, body)
     outcome = await _plan_one(session, tenant_id, calling, item, now=now)
     call_id = new_id("call")
     new_call = NewCall(call_id, body.name, outcome, content, body.allow_duplicate)
@@ -63,6 +56,22 @@ async def create_call(
         await refuse_unwanted(session, tenant_id, item)
         raise DuplicateCall(duplicate_reason(None, item.purpose))
     return await get_call(session, tenant_id, call_id)
+
+
+async def screened(
+    session: AsyncSession, tenant_id: str, calling: CallingPolicy, body: CallIn
+) -> tuple[CallContent, PlanItem]:
+    """What a `POST /calls` body asks for, refused before anything is planned: a script that
+    cannot be filled (422), a number opted out of calls (422) or a live duplicate (409)."""
+    content = body.content()
+    problem = script_problem(content, calling.scripts)
+    if problem is not None:
+        raise InvalidInput(problem)
+    item = PlanItem(
+        body.name, body.phone, body.scheduled, body.tz, content.purpose, body.allow_duplicate
+    )
+    await refuse_unwanted(session, tenant_id, item)
+    return content, item
 
 
 async def refuse_unwanted(session: AsyncSession, tenant_id: str, item: PlanItem) -> None:

@@ -11,12 +11,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.errors import InvalidInput
 from caretime.observability import log_event
 from caretime.outreach import series as series_service
 from caretime.outreach.calls import cancel as cancel_call
-from caretime.outreach.calls import refuse_unwanted
-from caretime.outreach.content import script_problem
+from caretime.outreach.calls import refuse_unwanted, screened
 from caretime.outreach.errors import (
     CallAlreadyStarted,
     CallNotFound,
@@ -30,7 +28,7 @@ from caretime.outreach.repository import CallRepository, SeriesRepository
 from caretime.outreach.schemas import CallIn
 from caretime.outreach.screening import duplicate_reason
 from caretime.outreach.series import ACTIVE, CANCELLED, SeriesSpec, Started
-from caretime.policy import PlanItem, Rejected
+from caretime.policy import Rejected
 from caretime.tenancy.policy import CallingPolicy
 
 log = logging.getLogger("caretime.outreach")
@@ -53,14 +51,7 @@ async def create_recurring_call(
     """`POST /calls` with `recurrence`: refused like a single call (opted out, live
     duplicate, bad script); else a series whose first occurrence is planned now or waits."""
     assert body.recurrence is not None
-    content = body.content()
-    problem = script_problem(content, calling.scripts)
-    if problem is not None:
-        raise InvalidInput(problem)
-    item = PlanItem(
-        body.name, body.phone, body.scheduled, body.tz, content.purpose, body.allow_duplicate
-    )
-    await refuse_unwanted(session, tenant_id, item)
+    _, item = await screened(session, tenant_id, calling, body)
     started = await series_service.start_series(
         session, tenant_id, calling, spec_of(body, body.recurrence), now=now
     )
