@@ -80,7 +80,7 @@ def caretime_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, process)
+        wait_until_up(url, process)
         yield url
     finally:
         process.terminate()
@@ -91,7 +91,7 @@ def caretime_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
             process.wait()
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     # Start-up takes 1-2 s on a quiet machine and took 30-60 s with the load at 9 (shared).
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:

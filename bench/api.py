@@ -31,7 +31,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -44,7 +43,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 sys.path.insert(0, str(Path(__file__).parent))
 import _profile
 import _wrk
-from _harness import caretime_server, free_port, postgres_database
+from _harness import caretime_server, free_port, postgres_database, wait_until_up
 
 KEY = "ct_bench_api_key_0123456789"
 SECONDS = float(os.environ.get("CARETIME_BENCH_SECONDS", "3"))
@@ -222,18 +221,6 @@ def bare_server(database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the bare twin exited during start-up")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError("the bare twin did not start within 180 s")
 
 
 def measure(pair: Pair, ours_url: str, twin_url: str, server_pid: int) -> Measured:

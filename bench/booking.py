@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import aliased
 
+from _harness import free_port, wait_until_up
 from caretime import migrate
 from caretime.app import create_app
 from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
@@ -121,9 +121,7 @@ async def fresh_database(*, unique_index: bool = False) -> AsyncIterator[str]:
 
 @contextmanager
 def server(database_url: str) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
     env.update(CARETIME_LOG_LEVEL="WARNING", CARETIME_WORKERS="1")
     command = [sys.executable, "-m", "uvicorn", "booking:bench_app", "--factory"]
@@ -138,17 +136,6 @@ def server(database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def wait_until_up(base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180  # a loaded machine starts slowly
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise RuntimeError("the caretime server did not start")
 
 
 async def seed(database_url: str) -> None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import caretime_server, free_port, postgres_database
+from _wrk import ensure_wrk
 from caretime.dispatch.models import Job
 from caretime.messaging import Message
 from caretime.shifts.models import Caregiver, CaregiverRole, Shift, ShiftEvent
@@ -189,17 +189,6 @@ class Burst:
             f"max {self.max_ms:7.1f} ms  answered {self.answered}  assigned {self.assigned}  "
             f"non-200 {self.non_200}  timeouts {self.timeouts}  idle closes {self.socket_errors}"
         )
-
-
-def ensure_wrk() -> str:
-    """wrk from Debian's package, installed here if missing (the bench needs root then)."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
-    found = shutil.which("wrk")
-    assert found, "wrk is not installed and apt-get could not install it"
-    return found
 
 
 def burst(url: str) -> Burst:
