@@ -7,11 +7,9 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,19 +17,11 @@ import pytest
 from caretime.runtime import Runtime
 from tests.conftest import Database
 from tests.support import bearer, make_tenant
+from tests.test_serve import CARETIME, free_port
 
 pytestmark = pytest.mark.postgres_only
 
-CARETIME = str(Path(sys.executable).parent / "caretime")
 WAIT = 180.0  # seconds: a bound on waiting (a loaded machine starts slowly), never an assertion
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextlib.contextmanager
