@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import uvicorn
 from sqlalchemy import select
 
 from caretime.dispatch.models import Job
+from caretime.messaging.providers.mock_agent import MockAgent
 from caretime.outreach.models import PENDING, Call
 from caretime.outreach.writing import PLACE_MINUTE
 from caretime.runtime import Runtime
+from tests.fakes.support import free_port
 
 # A verbatim copy of the sample body from the system POST /schedule replaces (shared/data).
 SAMPLE_PAYLOAD = Path(__file__).parent / "data" / "schedule-sample-payload.json"
@@ -48,3 +55,22 @@ async def queued_jobs_for(runtime: Runtime, call_id: str) -> list[Job]:
             )
         )
         return list(jobs)
+
+
+@contextmanager
+def serving_agent(agent: MockAgent) -> Iterator[str]:
+    """The mock agent on a loopback port, in a thread; yields its calls URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(agent.app(), host="127.0.0.1", port=port,
+                                           log_config=None, access_log=False))  # fmt: skip
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "mock agent did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/calls"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)

@@ -2,15 +2,11 @@
 to the tenant's agent URL on a real loopback HTTP server, and the outcomes the agent reports
 with POST /calls/{id}/outcome driving retries, callbacks inside the windows and opt-outs."""
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
@@ -21,6 +17,7 @@ from caretime.events.models import Event
 from caretime.messaging.providers.mock_agent import MockAgent
 from caretime.runtime import Runtime
 from tests.conftest import Database
+from tests.outreach.support import serving_agent
 from tests.support import TEST_API_KEY
 
 ANN = {"name": "Ann Lee", "phone": "212-555-0100"}
@@ -48,20 +45,8 @@ class Recording(MockAgent):
 def agent_server() -> Iterator[tuple[str, Recording]]:
     agent = Recording(secret="")
     agent.raw = []
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(agent.app(), host="127.0.0.1", port=port,
-                                           log_config=None, access_log=False))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "mock agent did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/calls", agent
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serving_agent(agent) as url:
+        yield url, agent
 
 
 @pytest.fixture

@@ -4,16 +4,13 @@ a worker stopped mid-minute leaves the rest to the job's retry, and nothing ring
 a request the agent refuses for now is tried again by the minute's job."""
 
 import asyncio
-import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -26,7 +23,7 @@ from caretime.messaging.providers.mock_agent import MockAgent
 from caretime.outreach.writing import PLACE_MINUTE
 from caretime.runtime import Runtime
 from tests.conftest import Database
-from tests.outreach.support import make_items, set_calling_policy
+from tests.outreach.support import make_items, serving_agent, set_calling_policy
 from tests.support import TEST_API_KEY
 
 WAIT = 60.0  # seconds: a bound on waiting, never an assertion
@@ -67,21 +64,9 @@ class Agent(MockAgent):
 def agent_server() -> Iterator[tuple[str, Agent]]:
     agent = Agent(secret="")
     agent.released = threading.Event()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(agent.app(), host="127.0.0.1", port=port,
-                                           log_config=None, access_log=False))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "mock agent did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/calls", agent
-    agent.released.set()
-    server.should_exit = True
-    thread.join(timeout=20)
+    with serving_agent(agent) as url:
+        yield url, agent
+        agent.released.set()
 
 
 @pytest.fixture
