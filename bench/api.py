@@ -51,6 +51,8 @@ CONNECTIONS = int(os.environ.get("CARETIME_BENCH_CONNECTIONS", "16"))
 ROUNDS = int(os.environ.get("CARETIME_BENCH_ROUNDS", "3"))
 DATABASES = os.environ.get("CARETIME_BENCH_DATABASES", "sqlite,postgresql").split(",")
 PROFILE = os.environ.get("CARETIME_BENCH_PROFILE") == "1"
+# Comma-separated parts of endpoint names to run (e.g. "slots,calls"); empty runs them all.
+ENDPOINTS = [part for part in os.environ.get("CARETIME_BENCH_ENDPOINTS", "").split(",") if part]
 AUTH = {"Authorization": f"Bearer {KEY}"}
 JSON = {"Content-Type": "application/json"}
 # Reservations spread over this many providers, each open round the clock (96 slots a day)
@@ -122,6 +124,10 @@ def pairs(fixture: Fixture) -> list[Pair]:
             0.7,
         ),
     ]
+
+
+def chosen(all_pairs: list[Pair]) -> list[Pair]:
+    return [pair for pair in all_pairs if not ENDPOINTS or any(p in pair.name for p in ENDPOINTS)]
 
 
 def seed(url: str) -> Fixture:
@@ -269,7 +275,7 @@ def run_database(label: str, database_url: str) -> list[str]:
             asyncio.run(seed_twin(database_url))
             pid = server_pid(ours_url)
             print(f"{label} (load average {load_average()}):", flush=True)
-            for pair in pairs(fixture):
+            for pair in chosen(pairs(fixture)):
                 measured = measure(pair, ours_url, twin_url, pid)
                 ours, twin, ratio = measured.ours, measured.twin, measured.ratio
                 verdict = "ok" if ratio >= pair.target else "BELOW TARGET"
