@@ -85,3 +85,25 @@ async def test_prune_removes_only_what_the_policy_allows(
     assert await _prune(runtime) == {"ended_calls": 1}
     async with runtime.sessions() as session:
         assert (await session.scalars(select(Call.id))).all() == [later.json()["id"]]
+
+
+async def test_ended_series_go_with_ended_calls_and_active_ones_stay(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    def series(phone: str) -> dict[str, object]:
+        return {"name": "A", "phone": phone, "scheduled": "2026-03-02T16:00:00Z",
+                "recurrence": "FREQ=WEEKLY;BYDAY=MO;COUNT=3"}  # fmt: skip
+
+    ended = (await client.post("/calls", json=series("212-555-0110"))).json()
+    active = (await client.post("/calls", json=series("212-555-0111"))).json()
+    cancel = await client.post(f"/calls/series/{ended['series_id']}/cancel")
+    assert cancel.status_code == 200, cancel.text
+    clock.advance(timedelta(days=31))
+    assert await _prune(runtime) == {}  # ended series are kept by default
+
+    policy = await client.patch("/tenants/me/policy", json={"retention": {"ended_calls": "30d"}})
+    assert policy.status_code == 200, policy.text
+    # The cancelled series and its cancelled occurrence go; the active series stays.
+    assert await _prune(runtime) == {"ended_calls": 1, "ended_series": 1}
+    assert (await client.get(f"/calls/series/{ended['series_id']}")).status_code == 404
+    assert (await client.get(f"/calls/series/{active['series_id']}")).status_code == 200

@@ -9,7 +9,7 @@ from typing import Any
 from caretime.dispatch import JobContext, job_handler
 from caretime.messaging import on_status_change
 from caretime.outreach import execution, series_actions
-from caretime.outreach.models import Call
+from caretime.outreach.models import Call, CallSeries
 from caretime.outreach.placing import place_minute
 from caretime.outreach.series_jobs import SERIES_NEXT
 from caretime.outreach.writing import PLACE_CALL, PLACE_MINUTE, make_dispatchable
@@ -46,3 +46,7 @@ on_status_change(execution.ATTEMPT_KIND)(execution.on_attempt_status)
 # Cancelled and expired calls (with their attempts) go when the tenant's policy says so.
 register(Prunable("ended_calls", Call, Call.id, Call.updated_at, lambda p: p.ended_calls,
                   Call.status.in_(("cancelled", "expired"))))  # fmt: skip
+# Ended series go after the same time: none of them plans a call again.
+ENDED_SERIES = CallSeries.status.in_(("finished", "cancelled"))
+register(Prunable("ended_series", CallSeries, CallSeries.id, CallSeries.updated_at,
+                  lambda p: p.ended_calls, ENDED_SERIES))  # fmt: skip
