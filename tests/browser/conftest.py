@@ -76,9 +76,11 @@ def settings(database: Database) -> Settings:
 class Screenshots:
     directory: Path
 
-    def take(self, page: Page, name: str) -> Path:
+    def take(self, page: Page, name: str, *, full_page: bool = True) -> Path:
+        """`full_page=False` for very long pages (the API references): rendering all of one
+        took Chromium over 30 s on a loaded 2-core machine."""
         path = self.directory / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
+        page.screenshot(path=str(path), full_page=full_page)
         return path
 
 

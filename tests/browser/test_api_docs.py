@@ -42,7 +42,7 @@ def test_swagger_ui_shows_the_operations_offline(
     operation = page.locator(".opblock-summary-path[data-path='/schedule']")
     expect(operation).to_be_visible()
     expect(page.get_by_text("Schedule a batch of patient calls")).to_be_visible()
-    shots.take(page, "swagger-offline")
+    shots.take(page, "swagger-offline", full_page=False)
     assert refused == []
 
 
@@ -54,7 +54,7 @@ def test_redoc_shows_the_operations_offline(
     expect(
         page.get_by_role("heading", name="Schedule a batch of patient calls").first
     ).to_be_visible()
-    shots.take(page, "redoc-offline")
+    shots.take(page, "redoc-offline", full_page=False)
     assert refused == []
 
 
