@@ -38,6 +38,7 @@ from caretime.messaging.providers.base import (
     ProviderError,
     SendOutcome,
     TenantEndpoint,
+    TooLate,
     TransientProviderError,
 )
 from caretime.messaging.requests import (
@@ -297,8 +298,10 @@ class HandOver:
             await asyncio.sleep(max(0.0, slot - loop.time()))
             sender = self.senders.get(provider.name, provider.from_number)
             endpoint = self.endpoints.get(provider.name)
-            request = request_for(message, sender, self.ctx.now(), endpoint)
-            outcome = await _send(provider, request)
+            now = self.ctx.now()
+            outcome = _too_late(message, now) or await _send(
+                provider, request_for(message, sender, now, endpoint)
+            )
             self._answered.append((message, provider, outcome))
             self._news.set()
 
@@ -354,6 +357,17 @@ async def _mark(session: AsyncSession, messages: list[MessageRow], now: datetime
         .returning(Message.id)
     )
     return set(result.scalars())
+
+
+def _too_late(message: MessageRow, now: datetime) -> TooLate | None:
+    """A message whose sender allowed it only until a moment now past is not sent: a call
+    whose window closed while its request waited (for a sender, its rate-limit slot, or a
+    worker after a crash) is not placed outside it."""
+    until = (message.context or {}).get("allowed_until")
+    if until is None or now < datetime.fromisoformat(until):
+        return None
+    log_event(log, "message_too_late", message_id=message.id)
+    return TooLate(f"not sent: it was allowed only until {until}")
 
 
 async def _send(provider: Provider, request: OutboundRequest) -> SendOutcome:

@@ -34,6 +34,7 @@ from caretime.messaging import HandOver, HandoverResult, hand_over_in_steps, pre
 from caretime.observability import log_event
 from caretime.outreach import execution
 from caretime.outreach.repository import CallRepository
+from caretime.outreach.starting import start_due
 from caretime.outreach.writing import minute_lock
 
 log = logging.getLogger("caretime.outreach")
@@ -113,11 +114,7 @@ async def _claim_due(run: _Run) -> tuple[HandOver | None, datetime | None]:
         ids: list[str] = []
         if due:
             calling = await execution.calling_policy(session, run.tenant_id)
-            # By contact: two claims that share numbers lock them in the same order.
-            for call in sorted(due, key=lambda call: (call.contact_id, call.scheduled_at)):
-                attempt = await execution.place(session, call, calling, now=now)
-                if attempt is not None and attempt.message_id is not None:
-                    ids.append(attempt.message_id)
+            ids = await start_due(session, run.tenant_id, due, calling, now=now)
         hand_over = None
         if ids:
             hand_over = await prepare_hand_over(run.ctx, session, ids, attempt=1, last=False)
