@@ -94,12 +94,14 @@ async def prepare_hand_over(
     attempt: int,
     last: bool,
     paced: bool = False,
+    in_flight: int = MAX_IN_FLIGHT,
 ) -> HandOver:
     """The first step of `hand_over_in_steps`, in the caller's transaction under the job's
     lease (a `ctx.step()`): read what sending needs and mark the first messages in flight.
-    Once that transaction commits, `run()` sends them at once (and the rest in steps): a
-    job that has just written the messages (outreach's minute job) saves two commits
-    between a message's due moment and its request."""
+    `in_flight`: requests open at once (under `resend`, twice that are marked ahead). Once
+    that transaction commits, `run()` sends them at once (and the rest in steps): a job that
+    has just written the messages (outreach's minute job) saves two commits between a
+    message's due moment and its request."""
     tenant_id = ctx.job.tenant_id
     assert tenant_id is not None
     providers = providers_of(ctx.runtime)
@@ -110,9 +112,15 @@ async def prepare_hand_over(
     endpoints = {p.name: await tenant_endpoint(session, p, tenant_id) for p, _ in groups}
     # Resend: mark ahead, for throughput; hold: mark only for an idle sender, so that a
     # message held after a crash was almost surely sent (it is never sent again).
-    limit = MAX_IN_DOUBT if policy == "resend" else MAX_IN_FLIGHT
+    limit = 2 * in_flight if policy == "resend" else in_flight
     hand_over = HandOver(
-        ctx, attempt=attempt, last=last, limit=limit, senders=senders, endpoints=endpoints
+        ctx,
+        attempt=attempt,
+        last=last,
+        limit=limit,
+        senders=senders,
+        endpoints=endpoints,
+        in_flight=in_flight,
     )
     start = asyncio.get_running_loop().time()
     for provider, batch in groups:
@@ -215,7 +223,7 @@ Work = tuple[Provider, MessageRow, float]  # the message, its provider, its slot
 
 
 class HandOver:
-    """One writer commits steps; `MAX_IN_FLIGHT` senders send. Each step records the answers
+    """One writer commits steps; `in_flight` senders send. Each step records the answers
     received since the last one and marks the next messages, as many as keeps the messages
     marked without a committed outcome within `limit`; only marked messages are sent.
     Whatever arrives while a step is written goes in the next (group commit), so a slow
@@ -230,6 +238,7 @@ class HandOver:
         limit: int,
         senders: dict[str, str | None],
         endpoints: dict[str, TenantEndpoint | None],
+        in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.ctx = ctx
         self.limit = limit
@@ -245,6 +254,7 @@ class HandOver:
         self._answered: list[Sent] = []
         self._open = 0  # marked, outcome not committed yet
         self._news = asyncio.Event()
+        self.in_flight = in_flight
 
     def add(self, work: Iterable[Work]) -> None:
         self._unmarked.extend(work)
@@ -260,7 +270,7 @@ class HandOver:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._write())
-                for _ in range(MAX_IN_FLIGHT):
+                for _ in range(self.in_flight):
                     group.create_task(self._send_marked())
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None  # LeaseLost (or a refused step) as itself
@@ -275,7 +285,7 @@ class HandOver:
             batch = [self._unmarked.popleft() for _ in range(min(room, len(self._unmarked)))]
             if answered or batch:
                 await self._step(answered, batch)
-        for _ in range(MAX_IN_FLIGHT):
+        for _ in range(self.in_flight):
             self._marked.put_nowait(None)  # the senders stop
 
     async def _step(self, answered: list[Sent], batch: list[Work]) -> None:

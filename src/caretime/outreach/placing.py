@@ -41,9 +41,12 @@ log = logging.getLogger("caretime.outreach")
 
 # Calls claimed by one step at most (a step is one short transaction).
 CLAIM_LIMIT = 200
-# Claims whose messages are being handed over at once (each keeps up to
-# messaging.handover.MAX_IN_FLIGHT requests open).
+# Claims whose messages are being handed over at once.
 ROUNDS_IN_FLIGHT = 8
+# Requests one claim's hand-over keeps open at once. The planner gives calls whole seconds:
+# at 1,000 calls a minute, 17 fall due together, and their requests leave together rather
+# than in waves of messaging's default 8 (each wave a loopback round trip, 70 ms under load).
+REQUESTS_IN_FLIGHT = 32
 # A run waits in process for a call due this soon; a later one brings the job back instead.
 INLINE_WAIT = timedelta(seconds=5)
 # A message the provider keeps refusing for now fails on the first try after this long
@@ -117,7 +120,9 @@ async def _claim_due(run: _Run) -> tuple[HandOver | None, datetime | None]:
             ids = await start_due(session, run.tenant_id, due, calling, now=now)
         hand_over = None
         if ids:
-            hand_over = await prepare_hand_over(run.ctx, session, ids, attempt=1, last=False)
+            hand_over = await prepare_hand_over(
+                run.ctx, session, ids, attempt=1, last=False, in_flight=REQUESTS_IN_FLIGHT
+            )
         next_at = now if len(due) == CLAIM_LIMIT else await calls.next_due_in_minute(run.minute)
     return hand_over, next_at
 
