@@ -47,7 +47,7 @@ from caretime.messaging.requests import (
     sender_for,
     tenant_endpoint,
 )
-from caretime.messaging.statuses import QUEUED, UNKNOWN
+from caretime.messaging.statuses import QUEUED, UNKNOWN, not_sent_status
 from caretime.messaging.tracking import StatusEvent, record_events, store_columns, store_in_memory
 from caretime.observability import log_event
 from caretime.tenancy.models import Tenant
@@ -133,13 +133,15 @@ async def prepare_hand_over(
 async def _to_send(
     session: AsyncSession, tenant_id: str, message_ids: Sequence[str], policy: str, now: datetime
 ) -> list[MessageRow]:
-    """The messages still queued, opted-out ones suppressed, and those left in doubt by an
+    """The messages still queued, opted-out ones suppressed, those past their sender's
+    deadline not sent (`_too_late`), and those left in doubt by an
     earlier run either kept (resend: their next mark flags them) or held as `unknown`."""
     statement = select(Message.__table__).where(
         Message.tenant_id == tenant_id, Message.status == QUEUED, Message.provider_id.is_(None)
     )
     rows = await session.execute(where_one_of(session, statement, Message.id, message_ids))
     messages = await suppress_opted_out(session, [MessageRow(*row) for row in rows], now)
+    messages = await _cancel_too_late(session, messages, now)
     in_doubt = [m for m in messages if m.handover_started_at is not None]
     if not in_doubt:
         return messages
@@ -367,6 +369,23 @@ async def _mark(session: AsyncSession, messages: list[MessageRow], now: datetime
         .returning(Message.id)
     )
     return set(result.scalars())
+
+
+async def _cancel_too_late(
+    session: AsyncSession, messages: list[MessageRow], now: datetime
+) -> list[MessageRow]:
+    """Messages already past their deadline (waiting for a rate-limit slot, or for a worker
+    after a crash) end here; returns the others."""
+    late = {m.id: reason for m in messages if (reason := _too_late(m, now)) is not None}
+    if not late:
+        return messages
+    events = [
+        StatusEvent(m, "handover", not_sent_status(m.channel), None, {"error": str(late[m.id])},
+                    error=str(late[m.id]))
+        for m in messages if m.id in late
+    ]  # fmt: skip
+    await record_events(session, events, now=now)
+    return [m for m in messages if m.id not in late]
 
 
 def _too_late(message: MessageRow, now: datetime) -> TooLate | None:

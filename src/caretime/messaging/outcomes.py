@@ -23,7 +23,7 @@ from caretime.messaging.providers.base import (
     TransientProviderError,
 )
 from caretime.messaging.requests import POLL_JOB, retry_delay
-from caretime.messaging.statuses import CANCELED, FAILED, SUPPRESSED, is_final, is_known
+from caretime.messaging.statuses import FAILED, SUPPRESSED, is_final, not_sent_status
 from caretime.messaging.tracking import StatusEvent, record_events, store_columns, store_in_memory
 
 POLL_BATCH_JOB = "messaging.poll_batch"
@@ -125,9 +125,7 @@ def _failure(
 ) -> StatusEvent:
     if isinstance(outcome, TransientProviderError):
         reason = f"gave up after {attempt} attempts: {reason}"
-    status = FAILED
-    if isinstance(outcome, TooLate) and is_known(message.channel, CANCELED):
-        status = CANCELED
+    status = not_sent_status(message.channel) if isinstance(outcome, TooLate) else FAILED
     return StatusEvent(message, provider.name, status, None, {"error": reason}, error=reason)
 
 

@@ -49,6 +49,11 @@ RANKS: dict[str, dict[str, int]] = {
 }
 
 
+def not_sent_status(channel: str) -> str:
+    """What a message its sender's deadline passed before it left becomes (TooLate)."""
+    return CANCELED if CANCELED in RANKS[channel] else FAILED
+
+
 def is_known(channel: str, status: str) -> bool:
     return status in RANKS[channel]
 
