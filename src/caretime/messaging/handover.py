@@ -98,7 +98,8 @@ async def prepare_hand_over(
 ) -> HandOver:
     """The first step of `hand_over_in_steps`, in the caller's transaction under the job's
     lease (a `ctx.step()`): read what sending needs and mark the first messages in flight.
-    `in_flight`: requests open at once (under `resend`, twice that are marked ahead). Once
+    `in_flight`: requests open at once under `resend` (twice that are marked ahead; `hold`
+    keeps the default). Once
     that transaction commits, `run()` sends them at once (and the rest in steps): a job that
     has just written the messages (outreach's minute job) saves two commits between a
     message's due moment and its request."""
@@ -111,7 +112,10 @@ async def prepare_hand_over(
     senders = {p.name: await sender_for(session, tenant_id, p) for p, _ in groups}
     endpoints = {p.name: await tenant_endpoint(session, p, tenant_id) for p, _ in groups}
     # Resend: mark ahead, for throughput; hold: mark only for an idle sender, so that a
-    # message held after a crash was almost surely sent (it is never sent again).
+    # message held after a crash was almost surely sent (it is never sent again), and no
+    # more than the default at once (each one a crash leaves open is never tried again).
+    if policy != "resend":
+        in_flight = min(in_flight, MAX_IN_FLIGHT)
     limit = 2 * in_flight if policy == "resend" else in_flight
     hand_over = HandOver(
         ctx,
