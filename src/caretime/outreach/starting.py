@@ -54,8 +54,9 @@ async def start_due(
     schedule (or end them when nothing is left). Returns the voice messages to hand over."""
     allowed = await _allowed_now(session, tenant_id, calls, calling, now=now)
     attempts = await _start_attempts(session, tenant_id, allowed, calling, now=now)
+    started = {call.id for call in allowed}
     for call in calls:
-        if call not in allowed:
+        if call.id not in started:
             await _not_allowed_now(session, call, calling, now=now)
     return [attempt.message_id for attempt in attempts if attempt.message_id is not None]
 
