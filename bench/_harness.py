@@ -91,6 +91,18 @@ def caretime_server(env: dict[str, str], *, workers: int = 0) -> Iterator[str]:
             process.wait()
 
 
+def server_pid(url: str) -> int:
+    """The PID of the process listening on the server's port (for the profiler)."""
+    port = url.rsplit(":", 1)[1]
+    found = subprocess.run(
+        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False
+    ).stdout
+    marker = "pid="
+    if marker not in found:
+        return 0
+    return int(found.split(marker, 1)[1].split(",", 1)[0])
+
+
 def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     # Start-up takes 1-2 s on a quiet machine and took 30-60 s with the load at 9 (shared).
     deadline = time.monotonic() + 180

@@ -101,4 +101,4 @@ def sampling(pid: int, *, enabled: bool) -> Iterator[Profile]:
             recorder.send_signal(signal.SIGINT)
             recorder.wait(timeout=60)
             if out.exists():
-                profile.__init__(out.read_text())  # type: ignore[misc]
+                profile.__init__(out.read_text(errors="replace"))  # type: ignore[misc]

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 sys.path.insert(0, str(Path(__file__).parent))
 import _profile
 import _wrk
-from _harness import caretime_server, free_port, postgres_database, wait_until_up
+from _harness import caretime_server, free_port, postgres_database, server_pid, wait_until_up
 
 KEY = "ct_bench_api_key_0123456789"
 SECONDS = float(os.environ.get("CARETIME_BENCH_SECONDS", "3"))
@@ -288,18 +288,6 @@ def run_database(label: str, database_url: str) -> list[str]:
             print(f"  reservations held: {held}, double bookings: {doubled}", flush=True)
             lines.append(f"{label} double bookings: {doubled} of {held} held")
     return lines
-
-
-def server_pid(url: str) -> int:
-    """The PID of the process listening on the server's port (for the profiler)."""
-    port = url.rsplit(":", 1)[1]
-    found = subprocess.run(
-        ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, check=False
-    ).stdout
-    marker = "pid="
-    if marker not in found:
-        return 0
-    return int(found.split(marker, 1)[1].split(",", 1)[0])
 
 
 def main() -> None:

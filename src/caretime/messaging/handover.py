@@ -38,6 +38,7 @@ from caretime.messaging.providers.base import (
     ProviderError,
     SendOutcome,
     TenantEndpoint,
+    TooLate,
     TransientProviderError,
 )
 from caretime.messaging.requests import (
@@ -46,7 +47,7 @@ from caretime.messaging.requests import (
     sender_for,
     tenant_endpoint,
 )
-from caretime.messaging.statuses import QUEUED, UNKNOWN
+from caretime.messaging.statuses import QUEUED, UNKNOWN, not_sent_status
 from caretime.messaging.tracking import StatusEvent, record_events, store_columns, store_in_memory
 from caretime.observability import log_event
 from caretime.tenancy.models import Tenant
@@ -93,12 +94,15 @@ async def prepare_hand_over(
     attempt: int,
     last: bool,
     paced: bool = False,
+    in_flight: int = MAX_IN_FLIGHT,
 ) -> HandOver:
     """The first step of `hand_over_in_steps`, in the caller's transaction under the job's
     lease (a `ctx.step()`): read what sending needs and mark the first messages in flight.
-    Once that transaction commits, `run()` sends them at once (and the rest in steps): a
-    job that has just written the messages (outreach's minute job) saves two commits
-    between a message's due moment and its request."""
+    `in_flight`: requests open at once under `resend` (twice that are marked ahead; `hold`
+    keeps the default). Once
+    that transaction commits, `run()` sends them at once (and the rest in steps): a job that
+    has just written the messages (outreach's minute job) saves two commits between a
+    message's due moment and its request."""
     tenant_id = ctx.job.tenant_id
     assert tenant_id is not None
     providers = providers_of(ctx.runtime)
@@ -108,10 +112,19 @@ async def prepare_hand_over(
     senders = {p.name: await sender_for(session, tenant_id, p) for p, _ in groups}
     endpoints = {p.name: await tenant_endpoint(session, p, tenant_id) for p, _ in groups}
     # Resend: mark ahead, for throughput; hold: mark only for an idle sender, so that a
-    # message held after a crash was almost surely sent (it is never sent again).
-    limit = MAX_IN_DOUBT if policy == "resend" else MAX_IN_FLIGHT
+    # message held after a crash was almost surely sent (it is never sent again), and no
+    # more than the default at once (each one a crash leaves open is never tried again).
+    if policy != "resend":
+        in_flight = min(in_flight, MAX_IN_FLIGHT)
+    limit = 2 * in_flight if policy == "resend" else in_flight
     hand_over = HandOver(
-        ctx, attempt=attempt, last=last, limit=limit, senders=senders, endpoints=endpoints
+        ctx,
+        attempt=attempt,
+        last=last,
+        limit=limit,
+        senders=senders,
+        endpoints=endpoints,
+        in_flight=in_flight,
     )
     start = asyncio.get_running_loop().time()
     for provider, batch in groups:
@@ -124,13 +137,15 @@ async def prepare_hand_over(
 async def _to_send(
     session: AsyncSession, tenant_id: str, message_ids: Sequence[str], policy: str, now: datetime
 ) -> list[MessageRow]:
-    """The messages still queued, opted-out ones suppressed, and those left in doubt by an
+    """The messages still queued, opted-out ones suppressed, those past their sender's
+    deadline not sent (`_too_late`), and those left in doubt by an
     earlier run either kept (resend: their next mark flags them) or held as `unknown`."""
     statement = select(Message.__table__).where(
         Message.tenant_id == tenant_id, Message.status == QUEUED, Message.provider_id.is_(None)
     )
     rows = await session.execute(where_one_of(session, statement, Message.id, message_ids))
     messages = await suppress_opted_out(session, [MessageRow(*row) for row in rows], now)
+    messages = await _cancel_too_late(session, messages, now)
     in_doubt = [m for m in messages if m.handover_started_at is not None]
     if not in_doubt:
         return messages
@@ -214,7 +229,7 @@ Work = tuple[Provider, MessageRow, float]  # the message, its provider, its slot
 
 
 class HandOver:
-    """One writer commits steps; `MAX_IN_FLIGHT` senders send. Each step records the answers
+    """One writer commits steps; `in_flight` senders send. Each step records the answers
     received since the last one and marks the next messages, as many as keeps the messages
     marked without a committed outcome within `limit`; only marked messages are sent.
     Whatever arrives while a step is written goes in the next (group commit), so a slow
@@ -229,6 +244,7 @@ class HandOver:
         limit: int,
         senders: dict[str, str | None],
         endpoints: dict[str, TenantEndpoint | None],
+        in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self.ctx = ctx
         self.limit = limit
@@ -244,6 +260,7 @@ class HandOver:
         self._answered: list[Sent] = []
         self._open = 0  # marked, outcome not committed yet
         self._news = asyncio.Event()
+        self.in_flight = in_flight
 
     def add(self, work: Iterable[Work]) -> None:
         self._unmarked.extend(work)
@@ -259,7 +276,7 @@ class HandOver:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._write())
-                for _ in range(MAX_IN_FLIGHT):
+                for _ in range(self.in_flight):
                     group.create_task(self._send_marked())
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None  # LeaseLost (or a refused step) as itself
@@ -274,7 +291,7 @@ class HandOver:
             batch = [self._unmarked.popleft() for _ in range(min(room, len(self._unmarked)))]
             if answered or batch:
                 await self._step(answered, batch)
-        for _ in range(MAX_IN_FLIGHT):
+        for _ in range(self.in_flight):
             self._marked.put_nowait(None)  # the senders stop
 
     async def _step(self, answered: list[Sent], batch: list[Work]) -> None:
@@ -297,8 +314,10 @@ class HandOver:
             await asyncio.sleep(max(0.0, slot - loop.time()))
             sender = self.senders.get(provider.name, provider.from_number)
             endpoint = self.endpoints.get(provider.name)
-            request = request_for(message, sender, self.ctx.now(), endpoint)
-            outcome = await _send(provider, request)
+            now = self.ctx.now()
+            outcome = _too_late(message, now) or await _send(
+                provider, request_for(message, sender, now, endpoint)
+            )
             self._answered.append((message, provider, outcome))
             self._news.set()
 
@@ -354,6 +373,34 @@ async def _mark(session: AsyncSession, messages: list[MessageRow], now: datetime
         .returning(Message.id)
     )
     return set(result.scalars())
+
+
+async def _cancel_too_late(
+    session: AsyncSession, messages: list[MessageRow], now: datetime
+) -> list[MessageRow]:
+    """Messages already past their deadline (waiting for a rate-limit slot, or for a worker
+    after a crash) end here; returns the others."""
+    late = {m.id: reason for m in messages if (reason := _too_late(m, now)) is not None}
+    if not late:
+        return messages
+    events = [
+        StatusEvent(m, "handover", not_sent_status(m.channel), None, {"error": str(late[m.id])},
+                    error=str(late[m.id]))
+        for m in messages if m.id in late
+    ]  # fmt: skip
+    await record_events(session, events, now=now)
+    return [m for m in messages if m.id not in late]
+
+
+def _too_late(message: MessageRow, now: datetime) -> TooLate | None:
+    """A message whose sender allowed it only until a moment now past is not sent: a call
+    whose window closed while its request waited (for a sender, its rate-limit slot, or a
+    worker after a crash) is not placed outside it."""
+    until = (message.context or {}).get("allowed_until")
+    if until is None or now < datetime.fromisoformat(until):
+        return None
+    log_event(log, "message_too_late", message_id=message.id)
+    return TooLate(f"not sent: it was allowed only until {until}")
 
 
 async def _send(provider: Provider, request: OutboundRequest) -> SendOutcome:

@@ -19,10 +19,11 @@ from caretime.messaging.providers.base import (
     Provider,
     SendOutcome,
     SendReceipt,
+    TooLate,
     TransientProviderError,
 )
 from caretime.messaging.requests import POLL_JOB, retry_delay
-from caretime.messaging.statuses import FAILED, SUPPRESSED, is_final
+from caretime.messaging.statuses import FAILED, SUPPRESSED, is_final, not_sent_status
 from caretime.messaging.tracking import StatusEvent, record_events, store_columns, store_in_memory
 
 POLL_BATCH_JOB = "messaging.poll_batch"
@@ -124,7 +125,8 @@ def _failure(
 ) -> StatusEvent:
     if isinstance(outcome, TransientProviderError):
         reason = f"gave up after {attempt} attempts: {reason}"
-    return StatusEvent(message, provider.name, FAILED, None, {"error": reason}, error=reason)
+    status = not_sent_status(message.channel) if isinstance(outcome, TooLate) else FAILED
+    return StatusEvent(message, provider.name, status, None, {"error": reason}, error=reason)
 
 
 def _handed_over(

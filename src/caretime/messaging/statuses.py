@@ -10,6 +10,8 @@ CHANNELS: tuple[Channel, ...] = ("sms", "voice")
 QUEUED = "queued"
 SUPPRESSED = "suppressed"
 FAILED = "failed"
+# Never sent: its sender's deadline passed first (providers.base.TooLate). Voice only.
+CANCELED = "canceled"
 RECEIVED = "received"
 # In flight when its worker stopped and, by tenant policy, not sent again: it may or may not
 # have reached the phone. Final: nothing will tell us more (the provider id was never stored).
@@ -40,11 +42,16 @@ RANKS: dict[str, dict[str, int]] = {
         # sender's policy, carried out by the provider (see Message.context "on_machine").
         "voicemail": _TERMINAL,
         FAILED: _TERMINAL,
-        "canceled": _TERMINAL,
+        CANCELED: _TERMINAL,
         SUPPRESSED: _TERMINAL,
         UNKNOWN: _TERMINAL,
     },
 }
+
+
+def not_sent_status(channel: str) -> str:
+    """What a message its sender's deadline passed before it left becomes (TooLate)."""
+    return CANCELED if CANCELED in RANKS[channel] else FAILED
 
 
 def is_known(channel: str, status: str) -> bool:

@@ -52,6 +52,16 @@ async def calls_scheduled(
                     subjects=("call", list(ids)), data=data, now=now)  # fmt: skip
 
 
+async def calls_started(
+    session: AsyncSession, tenant_id: str, calls: Sequence[Call], *, now: datetime
+) -> None:
+    """`call.started` for calls that just moved to `dispatching` (not final: nothing else
+    follows), as `call_changed` says it for one."""
+    await emit_many(session, tenant_id=tenant_id, type="call.started",
+                    subjects=("call", [call.id for call in calls]),
+                    data=[call_data(call) for call in calls], now=now)  # fmt: skip
+
+
 async def _maybe_complete_batch(
     session: AsyncSession, tenant_id: str, batch_id: str, *, now: datetime
 ) -> None:

@@ -16,13 +16,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.ids import new_id
-from caretime.messaging import Message, RelatedEntity, send_message
+from caretime.messaging import Message
 from caretime.observability import log_event
 from caretime.outreach.content import CallContent, render, script_for
 from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
-from caretime.outreach.repository import AttemptRepository, CallRepository, ContactRepository
+from caretime.outreach.repository import AttemptRepository, CallRepository
 from caretime.outreach.writing import make_dispatchable, minute_ledger
 from caretime.policy import (
     ContactCaps,
@@ -53,26 +52,6 @@ async def calling_policy(session: AsyncSession, tenant_id: str) -> CallingPolicy
     tenant = await session.get(Tenant, tenant_id)
     assert tenant is not None
     return policy_of(tenant).calling
-
-
-async def may_call_now(
-    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
-) -> bool:
-    """Is this moment inside the number's windows and within the contact's caps (other
-    calls to the same number count too)?"""
-    state = parse_phone(call.phone_e164).state
-    windows = contact_windows(
-        tuple(call.zones), calling, start=now, end=now + timedelta(minutes=1), state=state
-    )
-    if not windows.contains(now):
-        return False
-    # Two calls to one number due together would both see the caps as free: lock first.
-    await ContactRepository(session, call.tenant_id).lock(call.contact_id)
-    previous = await AttemptRepository(session, call.tenant_id).started_since(
-        call.contact_id, now - CAPS_LOOKBACK
-    )
-    caps = ContactCaps(calling.max_attempts_per_day, calling.max_attempts_per_week)
-    return next_moment_under_caps(windows, previous, caps, zone=call.tz, after=now) == now
 
 
 def spoken_script(call: Call, calling: CallingPolicy) -> str:
@@ -116,59 +95,6 @@ def on_machine(calling: CallingPolicy) -> dict[str, Any]:
             "{callback_number}", calling.callback_number or ""
         )
     return {"action": calling.voicemail, "message": message}
-
-
-async def place(
-    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
-) -> CallAttempt | None:
-    """Start an attempt of a due call (locked by the caller), if this moment is allowed for
-    it; else put it back on the schedule (or end it when nothing is left)."""
-    if not await may_call_now(session, call, calling, now=now):
-        # Its moment passed while nothing ran (e.g. the system was down), or the contact
-        # reached a cap: never call late or too often; find the next allowed moment instead.
-        log_event(log, "call_not_allowed_now", call_id=call.id)
-        if not await replan(session, call, calling, after=now, now=now):
-            call.status, call.outcome = "expired", "no allowed time left within the horizon"
-            await call_changed(session, call, now=now)
-        return None
-    return await start_attempt(session, call, calling, now=now)
-
-
-async def start_attempt(
-    session: AsyncSession, call: Call, calling: CallingPolicy, *, now: datetime
-) -> CallAttempt:
-    """Mark the call started and queue its voice message (idempotent per attempt); the
-    caller hands the message to the provider (`attempt.message_id`)."""
-    call.attempts += 1
-    call.status, call.updated_at = "dispatching", now
-    attempt = CallAttempt(
-        id=new_id("att"),
-        call_id=call.id,
-        contact_id=call.contact_id,
-        number=call.attempts,
-        status="dispatching",
-        history=[{"status": "dispatching", "at": isoformat_z(now)}],
-        started_at=now,
-    )
-    AttemptRepository(session, call.tenant_id).add(attempt)
-    await session.flush()
-    await call_changed(session, call, now=now)
-    message = await send_message(
-        session,
-        tenant_id=call.tenant_id,
-        channel="voice",
-        to=call.phone_e164,
-        body=spoken_script(call, calling),
-        idempotency_key=f"outreach.call:{call.id}:attempt:{attempt.number}",
-        related=RelatedEntity(kind=ATTEMPT_KIND, id=attempt.id),
-        context=agent_context(call, calling, attempt.number, now=now),
-        enqueue_send=False,
-    )
-    attempt.message_id = message.id
-    log_event(log, "call_attempt_started", call_id=call.id, attempt=attempt.number)
-    if message.status in UNSUCCESSFUL:  # e.g. suppressed: the number opted out of calls
-        await record_outcome(session, call, attempt, message, message.status, now=now)
-    return attempt
 
 
 async def on_attempt_status(session: AsyncSession, message: Message, status: str) -> None:

@@ -34,15 +34,19 @@ from caretime.messaging import HandOver, HandoverResult, hand_over_in_steps, pre
 from caretime.observability import log_event
 from caretime.outreach import execution
 from caretime.outreach.repository import CallRepository
+from caretime.outreach.starting import start_due
 from caretime.outreach.writing import minute_lock
 
 log = logging.getLogger("caretime.outreach")
 
 # Calls claimed by one step at most (a step is one short transaction).
 CLAIM_LIMIT = 200
-# Claims whose messages are being handed over at once (each keeps up to
-# messaging.handover.MAX_IN_FLIGHT requests open).
+# Claims whose messages are being handed over at once.
 ROUNDS_IN_FLIGHT = 8
+# Requests one claim's hand-over keeps open at once. The planner gives calls whole seconds:
+# at 1,000 calls a minute, 17 fall due together, and their requests leave together rather
+# than in waves of messaging's default 8 (each wave a loopback round trip, 70 ms under load).
+REQUESTS_IN_FLIGHT = 32
 # A run waits in process for a call due this soon; a later one brings the job back instead.
 INLINE_WAIT = timedelta(seconds=5)
 # A message the provider keeps refusing for now fails on the first try after this long
@@ -113,14 +117,12 @@ async def _claim_due(run: _Run) -> tuple[HandOver | None, datetime | None]:
         ids: list[str] = []
         if due:
             calling = await execution.calling_policy(session, run.tenant_id)
-            # By contact: two claims that share numbers lock them in the same order.
-            for call in sorted(due, key=lambda call: (call.contact_id, call.scheduled_at)):
-                attempt = await execution.place(session, call, calling, now=now)
-                if attempt is not None and attempt.message_id is not None:
-                    ids.append(attempt.message_id)
+            ids = await start_due(session, run.tenant_id, due, calling, now=now)
         hand_over = None
         if ids:
-            hand_over = await prepare_hand_over(run.ctx, session, ids, attempt=1, last=False)
+            hand_over = await prepare_hand_over(
+                run.ctx, session, ids, attempt=1, last=False, in_flight=REQUESTS_IN_FLIGHT
+            )
         next_at = now if len(due) == CLAIM_LIMIT else await calls.next_due_in_minute(run.minute)
     return hand_over, next_at
 

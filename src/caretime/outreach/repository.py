@@ -187,6 +187,23 @@ class AttemptRepository(TenantRepository[CallAttempt]):
         )
         return list(rows)
 
+    async def started_since_for(
+        self, contact_ids: Sequence[str], since: datetime
+    ) -> dict[str, list[datetime]]:
+        """`started_since` for many contacts in one statement, by contact."""
+        found: dict[str, list[datetime]] = {}
+        if not contact_ids:
+            return found
+        statement = select(CallAttempt.contact_id, CallAttempt.started_at).where(
+            CallAttempt.tenant_id == self.tenant_id, CallAttempt.started_at >= since
+        )
+        rows = await self.session.execute(
+            where_one_of(self.session, statement, CallAttempt.contact_id, contact_ids)
+        )
+        for contact_id, started_at in rows:
+            found.setdefault(contact_id, []).append(started_at)
+        return found
+
 
 class BatchRepository(TenantRepository[OutreachBatch]):
     model = OutreachBatch
@@ -226,6 +243,15 @@ class ContactRepository(TenantRepository[Contact]):
                 )
             )
         )
+
+    async def lock_all(self, contact_ids: Sequence[str]) -> None:
+        """`lock` for many contacts in one statement, taken in id order (so that two
+        transactions locking overlapping sets cannot deadlock)."""
+        if not contact_ids:
+            return
+        statement = select(Contact.id).where(Contact.tenant_id == self.tenant_id)
+        statement = where_one_of(self.session, statement, Contact.id, contact_ids)
+        await self.session.execute(locking(statement.order_by(Contact.id)))
 
     async def insert_missing(self, columns: Mapping[str, Sequence[Any]], *, now: datetime) -> None:
         """Contacts not known yet (ids are derived from the number: known ones are skipped)."""

@@ -89,6 +89,11 @@ class PermanentProviderError(ProviderError):
     """Retrying cannot help; the reason is recorded on the failed message."""
 
 
+class TooLate(PermanentProviderError):
+    """Not sent: its sender allowed it only until a moment now past (`allowed_until` in its
+    context: the end of a call's window). A voice message ends `canceled`, an SMS `failed`."""
+
+
 class Provider(Protocol):
     name: str
     from_number: str | None
