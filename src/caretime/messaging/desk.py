@@ -27,17 +27,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState
 
 from caretime.db import holds_contended_lock, run_after_commit, transaction
 from caretime.messaging import inbound
 from caretime.messaging.intent import Intent, IntentClassifier
 from caretime.messaging.models import Message
+from caretime.messaging.phones import to_e164
+from caretime.messaging.routing import FoundQuestions, routers
 
 log = logging.getLogger("caretime.messaging")
 SERVICE = "messaging.reply_desk"
 # Replies per transaction: enough to absorb a burst, few enough that a batch is short.
 BATCH_SIZE = 64
+# Batches written at the same time, each in its own transaction (as concurrent requests
+# were): while one waits for the database, the next one's replies are being routed.
+BATCHES = 4
 
 
 @dataclass
@@ -52,10 +59,13 @@ class _Waiting:
 
 
 class ReplyDesk:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, batches: int = BATCHES
+    ) -> None:
         self._sessions = sessions
         self._waiting: deque[_Waiting] = deque()
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._batches = batches
 
     async def receive(
         self,
@@ -70,8 +80,10 @@ class ReplyDesk:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         context = contextvars.copy_context()
         self._waiting.append(_Waiting(tenant_id, received, now, classifier, context, answer))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._work())
+        if len(self._workers) < self._batches:
+            worker = asyncio.create_task(self._work())
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
         return await answer
 
     async def _work(self) -> None:
@@ -119,10 +131,11 @@ class ReplyDesk:
 
     async def _together(self, batch: list[_Waiting]) -> int:
         """Process the batch's replies in one transaction; how many it took."""
-        answers = inbound.Answers()
         responses: list[tuple[_Waiting, dict[str, Any]]] = []
         async with self._sessions() as session:
+            reads_as_committed(session)
             async with session.begin():
+                answers = inbound.Answers(questions=await _questions(session, batch))
                 unkeyed: list[Message] = []
                 for waiting in batch:
                     response = await asyncio.create_task(
@@ -133,10 +146,11 @@ class ReplyDesk:
                         break
                 session.add_all(unkeyed)
                 await answers.send(session)
+            # As a request's own transaction does: its follow-ups run before it answers.
+            await run_after_commit(self._sessions, session)
             for waiting, response in responses:
                 if not waiting.answer.done():
                     waiting.answer.set_result(response)
-            await run_after_commit(self._sessions, session)
         return len(responses)
 
     async def _alone(self, waiting: _Waiting) -> None:
@@ -190,6 +204,39 @@ async def _one(
         answers=answers,
     )
     return outcome.as_response()
+
+
+def reads_as_committed(session: AsyncSession) -> None:
+    """Make every read of the batch's session see what the replies before it did, as a
+    transaction of its own would after they had committed: what they changed is flushed
+    before any read (autoflush), and a read refreshes the objects it loads instead of
+    handing back the copies an earlier reply loaded (populate_existing). A reply that
+    reads nothing (a "yes" to a shift already filled, answered from the numbers' one
+    read) writes nothing until the batch's end."""
+    sync = session.sync_session
+    sync.autoflush = True
+
+    def refresh(state: ORMExecuteState) -> None:
+        if state.is_select:
+            state.update_execution_options(populate_existing=True)
+
+    event.listen(sync, "do_orm_execute", refresh)
+
+
+async def _questions(session: AsyncSession, batch: list[_Waiting]) -> FoundQuestions:
+    """The open questions of the batch's numbers, one read per router and tenant, for each
+    number's first reply without a hint (a later one reads again at its turn)."""
+    phones: dict[str, set[str]] = {}
+    for waiting in batch:
+        if not waiting.inbound.hint:
+            phone = to_e164(waiting.inbound.from_phone) or ""
+            phones.setdefault(waiting.tenant_id, set()).add(phone)
+    found = FoundQuestions()
+    for tenant_id, numbers in phones.items():
+        questions = await routers.find_questions(session, tenant_id, sorted(numbers))
+        if questions is not None:
+            found.add(tenant_id, questions)
+    return found
 
 
 def reply_desk(runtime: Any) -> ReplyDesk:

@@ -21,7 +21,7 @@ from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
 from caretime.messaging.models import Message
 from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.messaging.phones import to_e164
-from caretime.messaging.routing import routers
+from caretime.messaging.routing import NOT_FOUND, FoundQuestions, OpenQuestion, routers
 from caretime.messaging.statuses import CHANNELS, RECEIVED
 
 OPTED_OUT_REPLY = (
@@ -132,7 +132,8 @@ async def process(
         outcome = await _route(session, tenant_id, message, intent, hint, now, answers)
     message.intent, message.route_action = str(intent), outcome.action
     await answers.send_now_if_due(session)
-    await session.flush()
+    if not answers.together:  # a batch's session flushes before it reads (see desk)
+        await session.flush()
     return outcome
 
 
@@ -142,9 +143,15 @@ class Answers:
     one INSERT, one send job per 200 answers instead of a read, two INSERTs and a job each).
     """
 
-    def __init__(self, *, at_once: bool = False) -> None:
+    def __init__(self, *, at_once: bool = False, questions: FoundQuestions | None = None) -> None:
         self._at_once = at_once
         self._waiting: dict[str, list[OutgoingMessage]] = {}
+        # The open questions a batch found for its replies' numbers before the first reply.
+        self.questions = questions
+
+    @property
+    def together(self) -> bool:
+        return not self._at_once
 
     def add(self, tenant_id: str, answer: OutgoingMessage) -> None:
         self._waiting.setdefault(tenant_id, []).append(answer)
@@ -265,8 +272,14 @@ async def _answer(
     hint: dict[str, str],
     answers: Answers,
 ) -> InboundOutcome:
-    await session.flush()
-    question = await routers.find_question(session, tenant_id, message.from_phone or "", hint)
+    phone = message.from_phone or ""
+    found = answers.questions.take(tenant_id, phone, hint) if answers.questions else NOT_FOUND
+    if found is None or isinstance(found, OpenQuestion):
+        question = found
+    else:
+        if not answers.together:
+            await session.flush()
+        question = await routers.find_question(session, tenant_id, phone, hint)
     if question is None:
         _reply(answers, tenant_id, message, UNMATCHED_REPLY)
         return InboundOutcome(message, intent, "unmatched")
