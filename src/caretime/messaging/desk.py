@@ -80,7 +80,8 @@ class ReplyDesk:
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         context = contextvars.copy_context()
         self._waiting.append(_Waiting(tenant_id, received, now, classifier, context, answer))
-        if len(self._workers) < self._batches:
+        # A worker that has just found nothing left is done, though still in the set.
+        if sum(not worker.done() for worker in self._workers) < self._batches:
             worker = asyncio.create_task(self._work())
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
