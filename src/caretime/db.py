@@ -187,6 +187,20 @@ async def serialise_on_all(session: AsyncSession, keys: list[str]) -> None:
         )
 
 
+_CONTENDED = "contended_lock"
+
+
+def note_contended_lock(session: AsyncSession) -> None:
+    """This transaction now holds a row lock that others are likely waiting for (a won
+    first-yes claim): whoever owns the transaction should commit it soon (see
+    messaging.desk, which ends its batch there)."""
+    session.info[_CONTENDED] = True
+
+
+def holds_contended_lock(session: AsyncSession) -> bool:
+    return bool(session.info.get(_CONTENDED))
+
+
 def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.db import note_contended_lock
+
 OPEN = "open"
 
 
@@ -43,4 +45,6 @@ async def claim_first(
         .execution_options(synchronize_session=False)
     )
     won: bool = getattr(result, "rowcount", 0) == 1
+    if won:
+        note_contended_lock(session)  # every other yes to it waits for this commit
     return won

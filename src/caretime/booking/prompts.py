@@ -85,22 +85,6 @@ def _related(question: Question) -> RelatedEntity | None:
     return None
 
 
-async def open_prompt(
-    session: AsyncSession, tenant_id: str, phone: str, now: datetime, appointment_id: str | None
-) -> BookingPrompt | None:
-    """The newest unanswered, unexpired prompt to `phone` (about one appointment, if given)."""
-    statement = select(BookingPrompt).where(
-        BookingPrompt.tenant_id == tenant_id,
-        BookingPrompt.phone == phone,
-        BookingPrompt.answered_at.is_(None),
-        BookingPrompt.expires_at > now,
-    )
-    if appointment_id is not None:
-        statement = statement.where(BookingPrompt.appointment_id == appointment_id)
-    newest = (BookingPrompt.asked_at.desc(), BookingPrompt.id.desc())
-    return (await session.scalars(statement.order_by(*newest).limit(1))).first()
-
-
 async def get(session: AsyncSession, tenant_id: str, prompt_id: str) -> BookingPrompt | None:
     statement = select(BookingPrompt).where(
         BookingPrompt.tenant_id == tenant_id, BookingPrompt.id == prompt_id

@@ -4,10 +4,11 @@ phone; the step registered for the prompt's kind decides what it does (see chat)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking import (
@@ -62,15 +63,47 @@ class BookingReplies:
         if about is not None and "\x00" in about:
             return None  # no id can contain NUL (and no database column can)
         now = session_clock(session).now()
-        prompt = await prompts.open_prompt(session, tenant_id, phone, now, about)
-        if prompt is not None:
-            return OpenQuestion(self.name, prompt.id, prompt.asked_at)
+        found = (await session.execute(_question_to(tenant_id, phone, now, about))).first()
+        if found is None:
+            return None
+        if found.rank == _PROMPT:
+            return OpenQuestion(self.name, found.ref, found.asked_at)
         # No question out, but an upcoming confirmed visit: "cancel my appointment" or R
         # about it is understood as a reply to a reminder, asked when it was confirmed.
-        visit = await upcoming_visit(session, tenant_id, phone, now, about)
-        if visit is None:
-            return None
-        return OpenQuestion(self.name, f"{VISIT_REF}{visit.id}", visit.confirmed_at or now)
+        return OpenQuestion(self.name, f"{VISIT_REF}{found.ref}", found.asked_at or now)
+
+    async def open_questions(
+        self, session: AsyncSession, tenant_id: str, phones: Collection[str]
+    ) -> dict[str, OpenQuestion]:
+        """open_question for many numbers (replies without a hint): two reads for all."""
+        now = session_clock(session).now()
+        prompts_to = (
+            select(BookingPrompt.phone, BookingPrompt.id, BookingPrompt.asked_at)
+            .where(
+                BookingPrompt.tenant_id == tenant_id,
+                BookingPrompt.phone.in_(phones),
+                BookingPrompt.answered_at.is_(None),
+                BookingPrompt.expires_at > now,
+            )
+            .order_by(BookingPrompt.asked_at.desc(), BookingPrompt.id.desc())
+        )
+        found: dict[str, OpenQuestion] = {}
+        for phone, ref, asked_at in await session.execute(prompts_to):
+            found.setdefault(phone, OpenQuestion(self.name, ref, asked_at))
+        visits_of = (
+            select(Appointment.patient_phone, Appointment.id, Appointment.confirmed_at)
+            .where(
+                Appointment.tenant_id == tenant_id,
+                Appointment.patient_phone.in_(phones),
+                Appointment.status == "confirmed",
+                Appointment.slot_start > now,
+            )
+            .order_by(Appointment.slot_start, Appointment.id)
+        )
+        for patient, ref, confirmed_at in await session.execute(visits_of):
+            question = OpenQuestion(self.name, f"{VISIT_REF}{ref}", confirmed_at or now)
+            found.setdefault(patient or "", question)
+        return found
 
     async def answer(
         self,
@@ -91,20 +124,44 @@ class BookingReplies:
         return await STEPS[prompt.kind](chat)
 
 
-async def upcoming_visit(
-    session: AsyncSession, tenant_id: str, phone: str, now: datetime, about: str | None
-) -> Appointment | None:
-    """The patient's next confirmed visit (the one named by the hint, if any)."""
-    statement = select(Appointment).where(
-        Appointment.tenant_id == tenant_id,
-        Appointment.patient_phone == phone,
-        Appointment.status == "confirmed",
-        Appointment.slot_start > now,
+_PROMPT, _VISIT = 0, 1
+
+
+def _question_to(tenant_id: str, phone: str, now: datetime, about: str | None) -> Any:
+    """The newest open prompt to the phone, else its next confirmed visit (the one named by
+    the hint, if any), in one statement: every reply asks every router, so a reply to
+    another domain's question pays for this read too. Columns: rank, ref, asked_at."""
+    prompt = (
+        select(
+            literal(_PROMPT).label("rank"),
+            BookingPrompt.id.label("ref"),
+            BookingPrompt.asked_at.label("asked_at"),
+        )
+        .where(
+            BookingPrompt.tenant_id == tenant_id,
+            BookingPrompt.phone == phone,
+            BookingPrompt.answered_at.is_(None),
+            BookingPrompt.expires_at > now,
+        )
+        .order_by(BookingPrompt.asked_at.desc(), BookingPrompt.id.desc())
+        .limit(1)
+    )
+    visit = (
+        select(literal(_VISIT), Appointment.id, Appointment.confirmed_at)
+        .where(
+            Appointment.tenant_id == tenant_id,
+            Appointment.patient_phone == phone,
+            Appointment.status == "confirmed",
+            Appointment.slot_start > now,
+        )
+        .order_by(Appointment.slot_start, Appointment.id)
+        .limit(1)
     )
     if about is not None:
-        statement = statement.where(Appointment.id == about)
-    order = (Appointment.slot_start, Appointment.id)
-    return (await session.scalars(statement.order_by(*order).limit(1))).first()
+        prompt = prompt.where(BookingPrompt.appointment_id == about)
+        visit = visit.where(Appointment.id == about)
+    either = union_all(select(prompt.subquery()), select(visit.subquery())).subquery()
+    return select(either).order_by(either.c.rank).limit(1)
 
 
 async def _about_visit(

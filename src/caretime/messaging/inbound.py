@@ -21,7 +21,7 @@ from caretime.messaging.intent import Intent, IntentClassifier, classify_intent
 from caretime.messaging.models import Message
 from caretime.messaging.outbound import OutgoingMessage, RelatedEntity, queue_messages
 from caretime.messaging.phones import to_e164
-from caretime.messaging.routing import routers
+from caretime.messaging.routing import NOT_FOUND, FoundQuestions, OpenQuestion, routers
 from caretime.messaging.statuses import CHANNELS, RECEIVED
 
 OPTED_OUT_REPLY = (
@@ -93,16 +93,23 @@ async def record(
 ) -> tuple[Message, bool]:
     """Store the reply once (per provider message id or Idempotency-Key): the message, and
     whether this call stored it (False: the same reply arrived before)."""
+    received = unrecorded(tenant_id, inbound, now=now)
+    message = await _record_once(session, received)
+    if message is not None:
+        return message, True
+    seen = await _already_received(session, tenant_id, received.idempotency_key)
+    assert seen is not None
+    return seen, False
+
+
+def unrecorded(tenant_id: str, inbound: Inbound, *, now: datetime) -> Message:
+    """The reply as a message not yet added to any session (InvalidInput if its sender is
+    not a phone number). A reply without a key can be routed first and stored after, with
+    its route, in one INSERT (see desk)."""
     phone = to_e164(inbound.from_phone)
     if phone is None:
         raise InvalidInput("'from' is not a phone number")
-    key = dedupe_key(inbound)
-    message = await _record_once(session, _record(tenant_id, inbound, phone, key, now))
-    if message is not None:
-        return message, True
-    seen = await _already_received(session, tenant_id, key)
-    assert seen is not None
-    return seen, False
+    return _record(tenant_id, inbound, phone, dedupe_key(inbound), now)
 
 
 async def process(
@@ -113,16 +120,52 @@ async def process(
     *,
     now: datetime,
     classifier: IntentClassifier | None = None,
+    answers: Answers | None = None,
 ) -> InboundOutcome:
     """Classify a recorded reply and route it: opt-out, help, or the question it answers.
     Any caller that has a recorded inbound message (an API request, a provider webhook's
-    job, a keypad answer) feeds it here."""
+    job, a keypad answer) feeds it here. The SMS answer is queued at once, or added to
+    `answers` (replies processed together queue theirs in one go: see desk)."""
+    answers = answers or Answers(at_once=True)
     intent = classify_intent(message.body, classifier)
     with acting_as(inbound_actor(message.id)):
-        outcome = await _route(session, tenant_id, message, intent, hint, now)
+        outcome = await _route(session, tenant_id, message, intent, hint, now, answers)
     message.intent, message.route_action = str(intent), outcome.action
-    await session.flush()
+    await answers.send_now_if_due(session)
+    if not answers.together:  # a batch's session flushes before it reads (see desk)
+        await session.flush()
     return outcome
+
+
+class Answers:
+    """The SMS answers to replies, queued with `queue_messages`: at once (one reply), or
+    together when `send` is called (replies processed in one transaction: one consent read,
+    one INSERT, one send job per 200 answers instead of a read, two INSERTs and a job each).
+    """
+
+    def __init__(self, *, at_once: bool = False, questions: FoundQuestions | None = None) -> None:
+        self._at_once = at_once
+        self._waiting: dict[str, list[OutgoingMessage]] = {}
+        # The open questions a batch found for its replies' numbers before the first reply.
+        self.questions = questions
+
+    @property
+    def together(self) -> bool:
+        return not self._at_once
+
+    def add(self, tenant_id: str, answer: OutgoingMessage) -> None:
+        self._waiting.setdefault(tenant_id, []).append(answer)
+
+    async def send_now_if_due(self, session: AsyncSession) -> None:
+        if self._at_once:
+            await self.send(session)
+
+    async def send(self, session: AsyncSession) -> None:
+        """Queue the answers added so far (consent is read now, as each reply's own queuing
+        would have: a STOP sends the answers before it first, see _route)."""
+        waiting, self._waiting = self._waiting, {}
+        for tenant_id, outgoing in waiting.items():
+            await queue_messages(session, tenant_id=tenant_id, outgoing=outgoing)
 
 
 def is_processed(message: Message) -> bool:
@@ -193,9 +236,12 @@ async def _route(
     intent: Intent,
     hint: dict[str, str],
     now: datetime,
+    answers: Answers,
 ) -> InboundOutcome:
     phone = message.from_phone or ""
     if intent in (Intent.opt_out, Intent.opt_in):
+        # Answers to earlier replies are queued under the consent they were answered under.
+        await answers.send(session)
         opting_out = intent is Intent.opt_out
         changed = await set_opt_out(
             session,
@@ -208,23 +254,34 @@ async def _route(
             now=now,
         )
         if opting_out and changed:
-            await _reply(session, tenant_id, message, OPTED_OUT_REPLY, compliance=True)
+            _reply(answers, tenant_id, message, OPTED_OUT_REPLY, compliance=True)
         elif not opting_out:
-            await _reply(session, tenant_id, message, OPTED_IN_REPLY)
+            _reply(answers, tenant_id, message, OPTED_IN_REPLY)
         return InboundOutcome(message, intent, "opted_out" if opting_out else "opted_in")
     if intent is Intent.help:
-        await _reply(session, tenant_id, message, HELP_REPLY, compliance=True)
+        _reply(answers, tenant_id, message, HELP_REPLY, compliance=True)
         return InboundOutcome(message, intent, "help")
-    return await _answer(session, tenant_id, message, intent, hint)
+    return await _answer(session, tenant_id, message, intent, hint, answers)
 
 
 async def _answer(
-    session: AsyncSession, tenant_id: str, message: Message, intent: Intent, hint: dict[str, str]
+    session: AsyncSession,
+    tenant_id: str,
+    message: Message,
+    intent: Intent,
+    hint: dict[str, str],
+    answers: Answers,
 ) -> InboundOutcome:
-    await session.flush()
-    question = await routers.find_question(session, tenant_id, message.from_phone or "", hint)
+    phone = message.from_phone or ""
+    found = answers.questions.take(tenant_id, phone, hint) if answers.questions else NOT_FOUND
+    if found is None or isinstance(found, OpenQuestion):
+        question = found
+    else:
+        if not answers.together:
+            await session.flush()
+        question = await routers.find_question(session, tenant_id, phone, hint)
     if question is None:
-        await _reply(session, tenant_id, message, UNMATCHED_REPLY)
+        _reply(answers, tenant_id, message, UNMATCHED_REPLY)
         return InboundOutcome(message, intent, "unmatched")
     result = await routers.get(question.router).answer(
         session, tenant_id, question, intent, message
@@ -232,13 +289,13 @@ async def _answer(
     # Set after the answer, so it is written with the intent and route in one UPDATE.
     message.related_kind, message.related_id = question.router, question.ref
     if result.reply:
-        await _reply(session, tenant_id, message, result.reply)
+        _reply(answers, tenant_id, message, result.reply)
     details = {"router": question.router, **result.details}
     return InboundOutcome(message, intent, result.action, details)
 
 
-async def _reply(
-    session: AsyncSession,
+def _reply(
+    answers: Answers,
     tenant_id: str,
     message: Message,
     text: str,
@@ -253,4 +310,4 @@ async def _reply(
         f"reply:{message.id}",
         RelatedEntity(COMPLIANCE_KIND if compliance else REPLY_KIND, message.id),
     )
-    await queue_messages(session, tenant_id=tenant_id, outgoing=[outgoing])
+    answers.add(tenant_id, outgoing)

@@ -11,6 +11,7 @@ from caretime.errors import NotFound
 from caretime.messaging import inbound
 from caretime.messaging.agents import router as agents_router
 from caretime.messaging.contacts import router as contacts_router
+from caretime.messaging.desk import reply_desk
 from caretime.messaging.keypad_routes import router as keypad_router
 from caretime.messaging.phones import to_e164
 from caretime.messaging.providers import providers_of
@@ -56,14 +57,13 @@ async def receive_inbound(
         provider_id=reply.message_id,
         idempotency_key=idempotency_key,
     )
-    outcome = await inbound.receive(
-        session,
-        tenant.id,
-        received,
-        now=clock.now(),
-        classifier=inbound.classifier_of(runtime),
+    # The key check's transaction ends here: its connection (on SQLite, the write lock) is
+    # not held while the reply waits for its batch (messaging.desk).
+    await session.commit()
+    answer = await reply_desk(runtime).receive(
+        tenant.id, received, now=clock.now(), classifier=inbound.classifier_of(runtime)
     )
-    return InboundOut.model_validate(outcome.as_response())
+    return InboundOut.model_validate(answer)
 
 
 @api.get("/messages/{message_id}", responses=problems(NotFound))

@@ -90,6 +90,53 @@ class RouterRegistry:
                 return cast(OpenQuestion, question)
         return None
 
+    async def find_questions(
+        self, session: AsyncSession, tenant_id: str, phones: Collection[str]
+    ) -> dict[str, OpenQuestion | None] | None:
+        """The questions replies without a hint from these numbers answer, one read per
+        router for all of them (a router's `open_questions(session, tenant_id, phones)`);
+        None if a router cannot look up many numbers at once."""
+        routers = list(self._routers.values())
+        lookups = [getattr(router, "open_questions", None) for router in routers]
+        if not phones or any(lookup is None for lookup in lookups):
+            return None
+        found: dict[str, OpenQuestion | None] = dict.fromkeys(phones)
+        for lookup in lookups:
+            assert lookup is not None
+            questions: dict[str, OpenQuestion] = await lookup(session, tenant_id, phones)
+            for phone, question in questions.items():
+                current = found.get(phone)
+                if current is None or question.asked_at > current.asked_at:
+                    found[phone] = question
+        return found
+
+
+class _NotFound:
+    """No question was looked up in advance for this reply."""
+
+
+NOT_FOUND = _NotFound()
+
+
+class FoundQuestions:
+    """Questions found in advance for a batch's replies (RouterRegistry.find_questions), each
+    good for the first hint-less reply from its number in that batch: a later reply from
+    the same number reads again, after what the first one changed."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str], OpenQuestion | None] = {}
+
+    def add(self, tenant_id: str, found: dict[str, OpenQuestion | None]) -> None:
+        for phone, question in found.items():
+            self._found[(tenant_id, phone)] = question
+
+    def take(
+        self, tenant_id: str, phone: str, hint: Mapping[str, str]
+    ) -> OpenQuestion | _NotFound | None:
+        if hint:
+            return NOT_FOUND
+        return self._found.pop((tenant_id, phone), NOT_FOUND)
+
 
 def _recognises(router: InboundRouter, hint: Mapping[str, str]) -> bool:
     keys: Collection[str] = getattr(router, "hint_keys", ())

@@ -212,7 +212,9 @@ async def _unavailable_reason(
 
 
 async def _decline(session: AsyncSession, offer: Offer, *, now: datetime) -> ClaimOutcome:
-    shift = await _shift(session, offer)
+    # The read that found the offer is enough: a drop re-checks the assignment as it
+    # releases (release_shift), and a plain no changes nothing the shift's state decides.
+    shift = await _as_read(session, offer)
     if shift.status == "filled" and shift.assigned_caregiver_id == offer.caregiver_id:
         return await _drop(session, shift, offer, now=now)
     _remember(offer, "decline", now)

@@ -3,6 +3,7 @@ statuses need no listener: the progress counts and the timeline read them from m
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import case, or_, select
@@ -43,12 +44,25 @@ class ShiftReplies:
         _keep_for_the_answer(session, row.Offer, row.Shift)
         return OpenQuestion(self.name, row.Offer.id, row.Offer.sent_at)
 
-    def _offers_to(self, tenant_id: str, phone: str, session: AsyncSession) -> Any:
+    async def open_questions(
+        self, session: AsyncSession, tenant_id: str, phones: Collection[str]
+    ) -> dict[str, OpenQuestion]:
+        """open_question for many numbers (replies without a hint) in one read."""
+        statement = self._offers_to(tenant_id, Caregiver.phone.in_(phones), session)
+        found: dict[str, OpenQuestion] = {}
+        for row in await session.execute(statement.add_columns(Caregiver.phone)):
+            if row.phone not in found:
+                _keep_for_the_answer(session, row.Offer, row.Shift)
+                found[row.phone] = OpenQuestion(self.name, row.Offer.id, row.Offer.sent_at)
+        return found
+
+    def _offers_to(self, tenant_id: str, phone: Any, session: AsyncSession) -> Any:
         # Prefer offers whose shift is still open; among those, the most recent. The offer
         # and its shift are loaded whole: this is the one read a reply to a filled shift
-        # needs (see claims._accept).
+        # needs (see claims._accept). `phone`: a number, or a condition on Caregiver.phone.
         now = session_clock(session).now()
         still_open = case((Shift.status == "open", 0), else_=1)
+        by_phone = Caregiver.phone == phone if isinstance(phone, str) else phone
         return (
             select(Offer, Shift)
             .join(Shift, (Shift.tenant_id == Offer.tenant_id) & (Shift.id == Offer.shift_id))
@@ -58,7 +72,7 @@ class ShiftReplies:
             )
             .where(
                 Offer.tenant_id == tenant_id,
-                Caregiver.phone == phone,
+                by_phone,
                 Shift.start_time > now,
                 # An offer held for quiet hours has asked nothing yet.
                 or_(Offer.held_until.is_(None), Offer.held_until <= now),
