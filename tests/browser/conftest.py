@@ -41,8 +41,10 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
+    """One Chromium for all the browser tests (each test has its own context: cookies and
+    storage start empty); launching one per module cost seconds each on a busy machine."""
     path = chromium_path()
     if path is None:
         message = f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"

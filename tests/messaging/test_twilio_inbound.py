@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -34,10 +33,17 @@ NURSE = phone(1)  # Boston: mid-morning at the frozen clock, outside quiet hours
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
-@pytest.fixture
-def twilio(tmp_path: Path) -> Iterator[FakeTwilioProcess]:
-    with fake_twilio(tmp_path) as fake:
+@pytest.fixture(scope="module")
+def twilio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeTwilioProcess]:
+    """One fake for the module: each start is seconds of a busy machine's interpreter start."""
+    with fake_twilio(tmp_path_factory.mktemp("twilio")) as fake:
         yield fake
+
+
+@pytest.fixture
+def twilio(twilio_server: FakeTwilioProcess) -> FakeTwilioProcess:
+    twilio_server.reset()  # what earlier tests asked is forgotten
+    return twilio_server
 
 
 @pytest.fixture

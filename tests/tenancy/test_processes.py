@@ -25,8 +25,9 @@ WAIT = 180.0  # seconds: a bound on waiting (a loaded machine starts slowly), ne
 
 
 @contextlib.contextmanager
-def serving(database: Database) -> Iterator[str]:
-    port = free_port()
+def serving(database: Database, count: int) -> Iterator[list[str]]:
+    """`count` caretime serve processes, started at once (each start is seconds of imports,
+    which the machine's cores do side by side), stopped after."""
     env = {
         **os.environ,
         "CARETIME_DATABASE_URL": database.url,
@@ -34,19 +35,27 @@ def serving(database: Database) -> Iterator[str]:
         "CARETIME_LOG_LEVEL": "WARNING",
     }
     env.pop("CARETIME_API_KEY", None)
-    process = subprocess.Popen(
-        [CARETIME, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    started: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
-        _wait_until_up(url, process)
-        yield url
+        ports: set[int] = set()
+        while len(ports) < count:  # distinct: none is bound until its process starts
+            ports.add(free_port())
+        for port in ports:
+            process = subprocess.Popen(
+                [CARETIME, "serve", "--port", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            started.append((f"http://127.0.0.1:{port}", process))
+        for url, process in started:
+            _wait_until_up(url, process)
+        yield [url for url, _ in started]
     finally:
-        process.terminate()
-        process.wait(timeout=WAIT)
+        for _, process in started:
+            process.terminate()
+        for _, process in started:
+            process.wait(timeout=WAIT)
 
 
 def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -63,8 +72,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def two_servers(database: Database) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     with (
-        serving(database) as first_url,
-        serving(database) as second_url,
+        serving(database, 2) as (first_url, second_url),
         httpx.Client(base_url=first_url, timeout=WAIT) as first,
         httpx.Client(base_url=second_url, timeout=WAIT) as second,
     ):
