@@ -17,12 +17,26 @@ its statement alone (SQLite rolls back a failed statement, not the transaction).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, and_, bindparam, func, insert, or_, select, text, type_coerce
+from sqlalchemy import (
+    JSON,
+    Date,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,8 +83,44 @@ async def read_place(
     that may apply within a day of the slot's local date (two UTC days either side cover any
     zone)."""
     day = slot_start.astimezone(UTC).date()
-    first, last = day - timedelta(days=2), day + timedelta(days=2)
+    params = {
+        "tenant_id": tenant_id,
+        "provider_id": provider_id,
+        "first": day - timedelta(days=2),
+        "last": day + timedelta(days=2),
+        "visit_type": visit_type,
+    }
+    statement = _place_statement(is_postgres(session), visit_type is not None)
+    rows = (await session.execute(statement, params)).all()
+    if not rows:
+        return None
+    head = rows[0]
+    provider = Provider(
+        tenant_id=tenant_id,
+        id=provider_id,
+        name=head.name,
+        tz=head.tz,
+        max_per_day=head.max_per_day,
+    )
+    shape: VisitShape | None = default
+    if visit_type is not None:
+        shape = None if head.minutes is None else VisitShape(*head[-3:])
+    rules = [
+        Rule(r.kind, r.start_minute, r.end_minute, r.day, r.weekdays, r.valid_from, r.valid_until)
+        for r in rows
+        if r.kind is not None
+    ]
+    wanted = [id_ for id_, patterns in head.endpoints or [] if matches(patterns, HELD)]
+    return Place(provider, shape, rules, wanted)
+
+
+@functools.cache
+def _place_statement(postgres: bool, with_visit_type: bool) -> Select[Any]:
+    """read_place's SELECT, built once per kind (its parameters bound at execution): the
+    provider joined with its rules near the slot (one row per rule) and, when asked, the
+    visit type; the endpoints a scalar subquery."""
     rule = AvailabilityRule
+    first, last = bindparam("first", type_=Date()), bindparam("last", type_=Date())
     rules_near = and_(
         rule.tenant_id == Provider.tenant_id,
         rule.provider_id == Provider.id,
@@ -94,10 +144,10 @@ async def read_place(
         rule.weekdays,
         rule.valid_from,
         rule.valid_until,
-        _endpoints(session, tenant_id),
+        _endpoints(postgres),
     ]
     statement = select(*columns).select_from(Provider).outerjoin(rule, rules_near)
-    if visit_type is not None:
+    if with_visit_type:
         statement = statement.add_columns(
             VisitType.minutes, VisitType.buffer_before, VisitType.buffer_after
         ).outerjoin(
@@ -105,43 +155,28 @@ async def read_place(
             and_(
                 VisitType.tenant_id == Provider.tenant_id,
                 VisitType.provider_id == Provider.id,
-                VisitType.id == visit_type,
+                VisitType.id == bindparam("visit_type", type_=String()),
             ),
         )
-    statement = statement.where(Provider.tenant_id == tenant_id, Provider.id == provider_id)
-    rows = (await session.execute(statement)).all()
-    if not rows:
-        return None
-    head = rows[0]
-    provider = Provider(
-        tenant_id=tenant_id,
-        id=provider_id,
-        name=head.name,
-        tz=head.tz,
-        max_per_day=head.max_per_day,
+    return statement.where(
+        Provider.tenant_id == bindparam("tenant_id", type_=String()),
+        Provider.id == bindparam("provider_id", type_=String()),
     )
-    shape: VisitShape | None = default
-    if visit_type is not None:
-        shape = None if head.minutes is None else VisitShape(*head[-3:])
-    rules = [
-        Rule(r.kind, r.start_minute, r.end_minute, r.day, r.weekdays, r.valid_from, r.valid_until)
-        for r in rows
-        if r.kind is not None
-    ]
-    wanted = [id_ for id_, patterns in head.endpoints or [] if matches(patterns, HELD)]
-    return Place(provider, shape, rules, wanted)
 
 
-def _endpoints(session: AsyncSession, tenant_id: str) -> Any:
+def _endpoints(postgres: bool) -> Any:
     """The tenant's enabled webhook endpoints as JSON [[id, patterns]...], locked against
     their pump's last check until this transaction ends (see events.webhooks.outbox)."""
     endpoint = WebhookEndpoint
     enabled = (
         select(endpoint.id, endpoint.event_types)
-        .where(endpoint.tenant_id == tenant_id, endpoint.enabled.is_(True))
+        .where(
+            endpoint.tenant_id == bindparam("tenant_id", type_=String()),
+            endpoint.enabled.is_(True),
+        )
         .order_by(endpoint.id)
     )
-    if is_postgres(session):
+    if postgres:
         locked = enabled.with_for_update(read=True, key_share=True).subquery()
         pairs = func.json_agg(func.json_build_array(locked.c.id, locked.c.event_types))
     else:
