@@ -120,15 +120,32 @@ async def expire_stale_holds(
     span: tuple[datetime, datetime],
     *,
     now: datetime,
-) -> None:
+) -> int:
     """Mark past-deadline holds overlapping `span` expired, so the no-overlap guarantee stops
-    counting them before a visit takes that time (their job may not have run yet)."""
-    await _expired(
+    counting them before a visit takes that time (their sweep may not have run yet). Returns
+    how many it expired."""
+    expired = await _expired(
         session,
         update(Appointment).where(
             Appointment.tenant_id == tenant_id,
             Appointment.provider_id == provider_id,
             overlapping(*span),
+            Appointment.status == "held",
+            Appointment.hold_expires_at <= now,
+        ),
+        tenant_id,
+        now,
+    )
+    return len(expired)
+
+
+async def expire_due(session: AsyncSession, tenant_id: str, *, now: datetime) -> list[Appointment]:
+    """Expire every hold of the tenant whose deadline has passed (the minute's sweep); a
+    confirm, cancel or takeover that won leaves nothing for it. Returns the holds expired."""
+    return await _expired(
+        session,
+        update(Appointment).where(
+            Appointment.tenant_id == tenant_id,
             Appointment.status == "held",
             Appointment.hold_expires_at <= now,
         ),

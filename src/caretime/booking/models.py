@@ -175,6 +175,14 @@ class Appointment(TenantOwned, Base):
         ).ddl_if(dialect="postgresql"),
         Index("ix_appointments_provider_slot", "tenant_id", "provider_id", "slot_start"),
         Index("ix_appointments_provider_occupied", "tenant_id", "provider_id", "occupied_start"),
+        # Holds by deadline, for the minute's expiry sweep (booking.expire_holds).
+        Index(
+            "ix_appointments_held_deadline",
+            "tenant_id",
+            "hold_expires_at",
+            postgresql_where=text("status = 'held'"),
+            sqlite_where=text("status = 'held'"),
+        ),
         Index("uq_appointments_idempotency_key", "tenant_id", "idempotency_key", unique=True),
         Index("ix_appointments_patient_phone", "tenant_id", "patient_phone"),
     )

@@ -12,16 +12,15 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, notices, reminders, visit_types, waitlist
+from caretime.booking import holding, lifecycle, notices, reminders, visit_types, waitlist
 from caretime.booking.errors import InvalidTransition, SlotTaken
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, Provider
 from caretime.booking.occupancy import check_day_limit, claim_time
 from caretime.booking.repository import booked_at
-from caretime.booking.reservations import EXPIRE_HOLD, check_notice, check_slot, get
+from caretime.booking.reservations import check_notice, check_slot, get
 from caretime.booking.service import require_provider
 from caretime.clock import isoformat_z
-from caretime.dispatch import cancel_by_dedupe_key, enqueue
 from caretime.events import emit
 from caretime.tenancy.policy import BookingPolicy
 
@@ -154,16 +153,9 @@ async def _take_new_time(
 
 
 async def _renew_expiry(session: AsyncSession, hold: Appointment) -> None:
-    key = f"{EXPIRE_HOLD}:{hold.id}"
-    await cancel_by_dedupe_key(session, hold.tenant_id, key)
-    await enqueue(
-        session,
-        EXPIRE_HOLD,
-        {"appointment_id": hold.id},
-        run_at=hold.hold_expires_at,
-        tenant_id=hold.tenant_id,
-        dedupe_key=key,
-    )
+    """The sweep of the new deadline's minute expires it (a job of the old one finds it not
+    due and leaves it)."""
+    await holding.ensure_sweep(session, hold.tenant_id, hold.hold_expires_at)
 
 
 def _where(appointment: Appointment) -> dict[str, str]:

@@ -1,9 +1,11 @@
 """Reserving a visit: checks for a clear error first, then the database's no-overlap
-guarantee (see occupancy).
+guarantee (see occupancy and holding).
 
-The request transaction holds no row lock across network time: it expires stale holds in the
-visit's way (one conditional UPDATE), inserts the hold inside a SAVEPOINT, and enqueues its
-expiry job; an overlap rolls back only the SAVEPOINT and becomes a 409.
+A reservation reads what it needs in one statement and writes the hold, its event and (once a
+minute) the expiry sweep's job in one more on PostgreSQL (holding). A time taken only by
+holds past their deadline is taken over: those holds are expired in the same transaction
+(one conditional UPDATE, on this losing path only) and the hold written again. The request
+transaction holds no row lock across network time.
 """
 
 from __future__ import annotations
@@ -16,25 +18,24 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.booking import lifecycle, texts, visit_types
-from caretime.booking.availability import effective_windows
+from caretime.booking import holding, lifecycle, texts, visit_types
+from caretime.booking.availability import Rule, effective_windows
 from caretime.booking.errors import (
     OffGrid,
     OutsideAvailability,
+    ProviderNotFound,
     ReservationKeyReused,
     ReservationNotFound,
     SlotTaken,
     TooLittleNotice,
 )
-from caretime.booking.events import appointments_changed
+from caretime.booking.events import appointment_data
 from caretime.booking.grid import VisitShape, on_grid, visit_starts
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
-from caretime.booking.occupancy import check_day_limit, claim_time
+from caretime.booking.occupancy import check_day_limit
 from caretime.booking.repository import AppointmentRepository, RuleRepository, active_at
-from caretime.booking.service import require_provider
 from caretime.clock import isoformat_z
-from caretime.dispatch import enqueue
 from caretime.ids import new_id
 from caretime.tenancy.policy import BookingPolicy
 
@@ -60,38 +61,50 @@ async def reserve(
     *,
     now: datetime,
 ) -> Appointment:
-    repo = AppointmentRepository(session, tenant_id)
+    """Hold the visit, or raise why not. Checks run in a fixed order (a replayed
+    Idempotency-Key first, then notice, provider, visit type, grid, availability, the day's
+    limit, and last the time being free), so each request gets the same error it always did."""
     if request.idempotency_key is not None:
-        existing = await repo.by_idempotency_key(request.idempotency_key)
+        existing = await AppointmentRepository(session, tenant_id).by_idempotency_key(
+            request.idempotency_key
+        )
         if existing is not None:
             return _same_request(existing, request)
     check_notice(request.slot_start, policy, now)
-    provider = await require_provider(session, tenant_id, request.provider_id)
-    shape = await visit_shape(session, tenant_id, provider.id, request.visit_type, policy)
-    await check_slot(session, tenant_id, provider, request.slot_start, policy, shape)
-    await check_day_limit(session, provider, request.slot_start, now=now)
-    occupied = shape.occupied(request.slot_start)
-    await lifecycle.expire_stale_holds(session, tenant_id, provider.id, occupied, now=now)
-    hold = _new_hold(request, shape, policy, now)
-
-    async def insert() -> None:
-        # Added inside the SAVEPOINT, so a rollback of it also forgets the object.
-        repo.add(hold)
-
-    if not await claim_time(session, f"{tenant_id}:{provider.id}", insert):
-        return await _lost_race(repo, request)
-    await appointments_changed(session, tenant_id, [hold], now=now)
-    await enqueue(
-        session,
-        EXPIRE_HOLD,
-        {"appointment_id": hold.id},
-        run_at=hold.hold_expires_at,
-        tenant_id=tenant_id,
-        dedupe_key=f"{EXPIRE_HOLD}:{hold.id}",
+    default = visit_types.default_shape(policy)
+    place = await holding.read_place(
+        session, tenant_id, request.provider_id, request.slot_start, request.visit_type, default
     )
+    if place is None:
+        raise ProviderNotFound(f"no provider {request.provider_id!r}")
+    provider = place.provider
+    if place.shape is None:
+        raise visit_types.not_offered(provider.id, request.visit_type)
+    check_slot_in(place.rules, provider, request.slot_start, policy, place.shape)
+    await check_day_limit(session, provider, request.slot_start, now=now)
+    hold = _new_hold(tenant_id, request, place.shape, policy, now)
+    if not await _take(session, hold, place.endpoints, now):
+        return await _lost_race(session, tenant_id, request)
     if request.confirm_by_sms:
         await texts.ask_to_confirm(session, tenant_id, hold, provider)
     return hold
+
+
+async def _take(
+    session: AsyncSession, hold: Appointment, endpoints: list[str], now: datetime
+) -> bool:
+    """Write the hold; if the time is taken only by holds past their deadline (whose sweep
+    has not run yet), expire those in this transaction, as the sweep would, and write again."""
+    data = appointment_data(hold)
+    if await holding.write_hold(session, hold, data, endpoints):
+        return True
+    span = (hold.occupied_start, hold.occupied_end)
+    stale = await lifecycle.expire_stale_holds(
+        session, hold.tenant_id, hold.provider_id, span, now=now
+    )
+    if not stale:
+        return False
+    return await holding.write_hold(session, hold, data, endpoints)
 
 
 def check_notice(slot_start: datetime, policy: BookingPolicy, now: datetime) -> None:
@@ -103,20 +116,6 @@ def check_notice(slot_start: datetime, policy: BookingPolicy, now: datetime) -> 
         )
 
 
-async def visit_shape(
-    session: AsyncSession,
-    tenant_id: str,
-    provider_id: str,
-    visit_type: str | None,
-    policy: BookingPolicy,
-) -> VisitShape:
-    if visit_type is None:
-        return visit_types.default_shape(policy)
-    return visit_types.shape_of(
-        await visit_types.require(session, tenant_id, provider_id, visit_type)
-    )
-
-
 async def check_slot(
     session: AsyncSession,
     tenant_id: str,
@@ -126,6 +125,21 @@ async def check_slot(
     shape: VisitShape,
 ) -> None:
     """On the grid, and the visit with its buffers inside one window of availability."""
+    day = utc_to_wall(slot_start, ZoneInfo(provider.tz)).date()
+    first, last = day - timedelta(days=1), day + timedelta(days=1)
+    rules = await RuleRepository(session, tenant_id).rules([provider.id], first, last)
+    check_slot_in(rules.get(provider.id, []), provider, slot_start, policy, shape)
+
+
+def check_slot_in(
+    rules: Sequence[Rule],
+    provider: Provider,
+    slot_start: datetime,
+    policy: BookingPolicy,
+    shape: VisitShape,
+) -> None:
+    """check_slot with the provider's rules already read (any that apply within a day of the
+    slot's local date; others are ignored)."""
     zone = ZoneInfo(provider.tz)
     if not on_grid(slot_start, zone, policy.slot_minutes):
         raise OffGrid(
@@ -134,8 +148,7 @@ async def check_slot(
         )
     day = utc_to_wall(slot_start, zone).date()
     first, last = day - timedelta(days=1), day + timedelta(days=1)
-    rules = await RuleRepository(session, tenant_id).rules([provider.id], first, last)
-    windows = effective_windows(rules.get(provider.id, []), zone, first, last)
+    windows = effective_windows(rules, zone, first, last)
     grid = timedelta(minutes=policy.slot_minutes)
     if not any(start == slot_start for start, _ in visit_starts(windows, grid, shape)):
         raise OutsideAvailability(
@@ -149,10 +162,16 @@ def _visit_words(shape: VisitShape) -> str:
 
 
 def _new_hold(
-    request: ReservationRequest, shape: VisitShape, policy: BookingPolicy, now: datetime
+    tenant_id: str,
+    request: ReservationRequest,
+    shape: VisitShape,
+    policy: BookingPolicy,
+    now: datetime,
 ) -> Appointment:
+    """The hold as it will be written (transient: written by holding, not by the session)."""
     occupied_start, occupied_end = shape.occupied(request.slot_start)
     return Appointment(
+        tenant_id=tenant_id,
         id=new_id("apt"),
         provider_id=request.provider_id,
         client_id=request.client_id,
@@ -167,13 +186,19 @@ def _new_hold(
         patient_phone=request.phone,
         created_at=now,
         updated_at=now,
+        confirmed_at=None,
+        arrived_at=None,
+        ended_at=None,
     )
 
 
-async def _lost_race(repo: AppointmentRepository, request: ReservationRequest) -> Appointment:
-    """The insert hit a unique index: the same Idempotency-Key committed concurrently (return
-    that hold), or the slot is taken."""
+async def _lost_race(
+    session: AsyncSession, tenant_id: str, request: ReservationRequest
+) -> Appointment:
+    """Nothing was written: the same Idempotency-Key committed concurrently (return that
+    hold), or the time is taken."""
     if request.idempotency_key is not None:
+        repo = AppointmentRepository(session, tenant_id)
         existing = await repo.by_idempotency_key(request.idempotency_key)
         if existing is not None:
             return _same_request(existing, request)

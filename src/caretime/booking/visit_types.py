@@ -77,8 +77,12 @@ async def require(
 ) -> VisitType:
     found = await of_providers(session, tenant_id, [provider_id], visit_type_id)
     if not found:
-        raise VisitTypeNotFound(f"provider {provider_id!r} has no visit type {visit_type_id!r}")
+        raise not_offered(provider_id, visit_type_id)
     return found[0]
+
+
+def not_offered(provider_id: str, visit_type_id: str | None) -> VisitTypeNotFound:
+    return VisitTypeNotFound(f"provider {provider_id!r} has no visit type {visit_type_id!r}")
 
 
 async def remove(

@@ -1,0 +1,368 @@
+"""A new hold in as few statements as the database allows (docs/booking.md, "Reserving").
+
+Reading: one SELECT for the provider, the visit type, the availability rules around the slot
+and the webhook endpoints that want `appointment.held` (locked FOR KEY SHARE, as `emit`
+locks them).
+
+Writing: the hold, its `appointment.held` event and, once a minute per tenant, the job that
+sweeps that minute's expired holds (`booking.expire_holds`). On PostgreSQL it is one
+statement: the hold is inserted with ON CONFLICT DO NOTHING, so the exclusion constraint
+decides without an error, a SAVEPOINT or an advisory lock (a speculative insert that meets an
+uncommitted overlapping one waits for it, then does nothing if it committed; it never waits
+while holding a conflicting row, so overlapping inserts cannot deadlock), and the event and
+the job are inserted from the hold's RETURNING, so they exist exactly when the hold does. On
+SQLite, three statements under the single writer: the trigger refuses an overlap by aborting
+its statement alone (SQLite rolls back a failed statement, not the transaction).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    type_coerce,
+)
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.booking.availability import Rule
+from caretime.booking.grid import VisitShape
+from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
+from caretime.clock import isoformat_z
+from caretime.db import JSONDocument, UTCDateTime, is_postgres
+from caretime.dispatch import enqueue
+from caretime.dispatch.models import DEDUPE_PREDICATE, Job
+from caretime.dispatch.queue import scoped_dedupe_key
+from caretime.dispatch.wakeup import mark_enqueued
+from caretime.events.actor import current_actor
+from caretime.events.models import Event
+from caretime.events.webhooks.models import WebhookEndpoint
+from caretime.events.webhooks.outbox import deliver_events
+from caretime.events.webhooks.patterns import matches
+from caretime.ids import new_id
+
+HELD = "appointment.held"
+EXPIRE_HOLDS = "booking.expire_holds"
+
+
+@dataclass(frozen=True)
+class Place:
+    """What a reservation reads about where it goes, in one statement."""
+
+    provider: Provider  # transient: not in the session
+    shape: VisitShape | None  # None: the provider does not offer the visit type asked for
+    rules: list[Rule]
+    endpoints: list[str]  # webhook endpoints that want appointment.held
+
+
+async def read_place(
+    session: AsyncSession,
+    tenant_id: str,
+    provider_id: str,
+    slot_start: datetime,
+    visit_type: str | None,
+    default: VisitShape,
+) -> Place | None:
+    """The provider (None if there is none), the visit's shape, and every availability rule
+    that may apply within a day of the slot's local date (two UTC days either side cover any
+    zone)."""
+    day = slot_start.astimezone(UTC).date()
+    params = {
+        "tenant_id": tenant_id,
+        "provider_id": provider_id,
+        "first": day - timedelta(days=2),
+        "last": day + timedelta(days=2),
+        "visit_type": visit_type,
+    }
+    statement = _place_statement(is_postgres(session), visit_type is not None)
+    rows = (await session.execute(statement, params)).all()
+    if not rows:
+        return None
+    head = rows[0]
+    provider = Provider(
+        tenant_id=tenant_id,
+        id=provider_id,
+        name=head.name,
+        tz=head.tz,
+        max_per_day=head.max_per_day,
+    )
+    shape: VisitShape | None = default
+    if visit_type is not None:
+        shape = None if head.minutes is None else VisitShape(*head[-3:])
+    rules = [
+        Rule(r.kind, r.start_minute, r.end_minute, r.day, r.weekdays, r.valid_from, r.valid_until)
+        for r in rows
+        if r.kind is not None
+    ]
+    wanted = [id_ for id_, patterns in head.endpoints or [] if matches(patterns, HELD)]
+    return Place(provider, shape, rules, wanted)
+
+
+@functools.cache
+def _place_statement(postgres: bool, with_visit_type: bool) -> Select[Any]:
+    """read_place's SELECT, built once per kind (its parameters bound at execution): the
+    provider joined with its rules near the slot (one row per rule) and, when asked, the
+    visit type; the endpoints a scalar subquery."""
+    rule = AvailabilityRule
+    first, last = bindparam("first", type_=Date()), bindparam("last", type_=Date())
+    rules_near = and_(
+        rule.tenant_id == Provider.tenant_id,
+        rule.provider_id == Provider.id,
+        or_(
+            and_(rule.kind != "weekly", rule.day.between(first, last)),
+            and_(
+                rule.kind == "weekly",
+                or_(rule.valid_until.is_(None), rule.valid_until >= first),
+                or_(rule.valid_from.is_(None), rule.valid_from <= last),
+            ),
+        ),
+    )
+    columns: list[Any] = [
+        Provider.name,
+        Provider.tz,
+        Provider.max_per_day,
+        rule.kind,
+        rule.start_minute,
+        rule.end_minute,
+        rule.day,
+        rule.weekdays,
+        rule.valid_from,
+        rule.valid_until,
+        _endpoints(postgres),
+    ]
+    statement = select(*columns).select_from(Provider).outerjoin(rule, rules_near)
+    if with_visit_type:
+        statement = statement.add_columns(
+            VisitType.minutes, VisitType.buffer_before, VisitType.buffer_after
+        ).outerjoin(
+            VisitType,
+            and_(
+                VisitType.tenant_id == Provider.tenant_id,
+                VisitType.provider_id == Provider.id,
+                VisitType.id == bindparam("visit_type", type_=String()),
+            ),
+        )
+    return statement.where(
+        Provider.tenant_id == bindparam("tenant_id", type_=String()),
+        Provider.id == bindparam("provider_id", type_=String()),
+    )
+
+
+def _endpoints(postgres: bool) -> Any:
+    """The tenant's enabled webhook endpoints as JSON [[id, patterns]...], locked against
+    their pump's last check until this transaction ends (see events.webhooks.outbox)."""
+    endpoint = WebhookEndpoint
+    enabled = (
+        select(endpoint.id, endpoint.event_types)
+        .where(
+            endpoint.tenant_id == bindparam("tenant_id", type_=String()),
+            endpoint.enabled.is_(True),
+        )
+        .order_by(endpoint.id)
+    )
+    if postgres:
+        locked = enabled.with_for_update(read=True, key_share=True).subquery()
+        pairs = func.json_agg(func.json_build_array(locked.c.id, locked.c.event_types))
+    else:
+        locked = enabled.subquery()
+        pairs = func.json_group_array(func.json_array(locked.c.id, func.json(locked.c.event_types)))
+    return type_coerce(select(pairs).select_from(locked).scalar_subquery(), JSON).label("endpoints")
+
+
+def sweep_minute(deadline: datetime) -> datetime:
+    """The minute boundary at or after `deadline`: when the sweep that expires it runs."""
+    epoch = deadline.timestamp()
+    return datetime.fromtimestamp(math.ceil(epoch / 60) * 60, UTC)
+
+
+def sweep_key(tenant_id: str, deadline: datetime) -> str:
+    """The dedupe key of the sweep job for `deadline`'s minute: one live job per minute."""
+    minute = int(sweep_minute(deadline).timestamp()) // 60
+    key = scoped_dedupe_key(tenant_id, f"{EXPIRE_HOLDS}:{minute}")
+    assert key is not None
+    return key
+
+
+async def write_hold(
+    session: AsyncSession, hold: Appointment, event_data: dict[str, Any], endpoints: list[str]
+) -> bool:
+    """Insert `hold` (a transient, complete Appointment), its event and its minute's sweep job
+    if not there yet. False, with nothing written, if an active visit overlaps it or another
+    reservation has its idempotency key."""
+    event_id = new_id("evt")
+    sweep_at = sweep_minute(hold.hold_expires_at)
+    write = _write_postgres if is_postgres(session) else _write_sqlite
+    written, sweep_job = await write(session, hold, event_id, event_data, sweep_at)
+    if not written:
+        return False
+    if sweep_job is not None:
+        mark_enqueued(session, sweep_at)  # the commit wakes the workers (once a minute)
+    if endpoints:
+        await deliver_events(session, hold.tenant_id, endpoints, [event_id], now=hold.created_at)
+    return True
+
+
+def _hold_row(hold: Appointment) -> dict[str, Any]:
+    return {
+        "tenant_id": hold.tenant_id,
+        "id": hold.id,
+        "provider_id": hold.provider_id,
+        "client_id": hold.client_id,
+        "slot_start": hold.slot_start,
+        "slot_end": hold.slot_end,
+        "visit_type_id": hold.visit_type_id,
+        "occupied_start": hold.occupied_start,
+        "occupied_end": hold.occupied_end,
+        "status": "held",
+        "hold_expires_at": hold.hold_expires_at,
+        "idempotency_key": hold.idempotency_key,
+        "patient_phone": hold.patient_phone,
+        "created_at": hold.created_at,
+        "updated_at": hold.created_at,
+    }
+
+
+_INSTANTS = ("slot_start", "slot_end", "occupied_start", "occupied_end", "hold_expires_at", "now")
+# The hold, its event and its sweep job in one round trip. The event and the job are
+# selected from the hold's RETURNING: no hold, no event, no job.
+_POSTGRES_WRITE = text(
+    """
+WITH hold AS (
+    INSERT INTO appointments (tenant_id, id, provider_id, client_id, slot_start, slot_end,
+        visit_type_id, occupied_start, occupied_end, status, hold_expires_at,
+        idempotency_key, patient_phone, created_at, updated_at)
+    VALUES (:tenant_id, :id, :provider_id, :client_id, :slot_start, :slot_end,
+        :visit_type_id, :occupied_start, :occupied_end, 'held', :hold_expires_at,
+        :idempotency_key, :patient_phone, :now, :now)
+    ON CONFLICT DO NOTHING
+    RETURNING tenant_id, id, created_at
+), event AS (
+    INSERT INTO events (id, tenant_id, type, occurred_at, subject_kind, subject_id, data, actor)
+    SELECT CAST(:event_id AS VARCHAR), hold.tenant_id, 'appointment.held', hold.created_at,
+        'appointment', hold.id, CAST(:event_data AS JSONB), CAST(:actor AS VARCHAR)
+    FROM hold
+), sweep AS (
+    INSERT INTO jobs (tenant_id, kind, payload, run_at, priority, status, attempts,
+        max_attempts, dedupe_key, created_at, updated_at)
+    SELECT hold.tenant_id, 'booking.expire_holds', CAST(:sweep_payload AS JSONB),
+        CAST(:sweep_at AS TIMESTAMP WITH TIME ZONE), 0, 'queued', 0, 5,
+        CAST(:sweep_key AS VARCHAR), hold.created_at, hold.created_at
+    FROM hold
+    ON CONFLICT (dedupe_key)
+        WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT count(*) FROM hold) AS held, (SELECT id FROM sweep) AS sweep_job
+"""
+).bindparams(
+    *(bindparam(name, type_=UTCDateTime()) for name in (*_INSTANTS, "sweep_at")),
+    bindparam("event_data", type_=JSONDocument),
+    bindparam("sweep_payload", type_=JSONDocument),
+)
+
+
+async def _write_postgres(
+    session: AsyncSession,
+    hold: Appointment,
+    event_id: str,
+    event_data: dict[str, Any],
+    sweep_at: datetime,
+) -> tuple[bool, int | None]:
+    row = _hold_row(hold)
+    del row["status"], row["updated_at"]
+    row["now"] = row.pop("created_at")
+    params = {
+        **row,
+        "event_id": event_id,
+        "event_data": event_data,
+        "actor": current_actor(),
+        "sweep_payload": {"due": isoformat_z(sweep_at)},
+        "sweep_at": sweep_at,
+        "sweep_key": sweep_key(hold.tenant_id, hold.hold_expires_at),
+    }
+    written = (await session.execute(_POSTGRES_WRITE, params)).one()
+    return written.held == 1, written.sweep_job
+
+
+async def _write_sqlite(
+    session: AsyncSession,
+    hold: Appointment,
+    event_id: str,
+    event_data: dict[str, Any],
+    sweep_at: datetime,
+) -> tuple[bool, int | None]:
+    insert_hold = (
+        sqlite.insert(Appointment)
+        .values(_hold_row(hold))
+        .on_conflict_do_nothing()
+        .returning(Appointment.id)
+    )
+    try:
+        inserted = (await session.execute(insert_hold)).first()
+    except IntegrityError:  # the no-overlap trigger: only this statement is undone
+        return False, None
+    if inserted is None:  # the idempotency key is taken
+        return False, None
+    now = hold.created_at
+    await session.execute(
+        insert(Event).values(
+            id=event_id,
+            tenant_id=hold.tenant_id,
+            type=HELD,
+            occurred_at=now,
+            subject_kind="appointment",
+            subject_id=hold.id,
+            data=event_data,
+            actor=current_actor(),
+        )
+    )
+    job = await session.execute(
+        sqlite.insert(Job)
+        .values(
+            tenant_id=hold.tenant_id,
+            kind=EXPIRE_HOLDS,
+            payload={"due": isoformat_z(sweep_at)},
+            run_at=sweep_at,
+            priority=0,
+            status="queued",
+            attempts=0,
+            max_attempts=5,
+            dedupe_key=sweep_key(hold.tenant_id, hold.hold_expires_at),
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[Job.dedupe_key], index_where=DEDUPE_PREDICATE)
+        .returning(Job.id)
+    )
+    return True, job.scalar()
+
+
+async def ensure_sweep(session: AsyncSession, tenant_id: str, deadline: datetime) -> None:
+    """The sweep job for `deadline`'s minute, if there is none yet (a hold whose deadline
+    moved: a renewed hold after a reschedule)."""
+    sweep_at = sweep_minute(deadline)
+    minute = int(sweep_at.timestamp()) // 60
+    await enqueue(
+        session,
+        EXPIRE_HOLDS,
+        {"due": isoformat_z(sweep_at)},
+        run_at=sweep_at,
+        tenant_id=tenant_id,
+        dedupe_key=f"{EXPIRE_HOLDS}:{minute}",
+    )
