@@ -32,8 +32,8 @@ from caretime.operator_access import require_operator_token
 from caretime.outreach.router import router as outreach_router
 from caretime.outreach.series_router import router as series_router
 from caretime.policy.calendar import load_calendars
-from caretime.routeindex import indexed
 from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
+from caretime.routeindex import indexed
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import numbers

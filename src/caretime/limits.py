@@ -11,7 +11,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caretime.errors import problem_response
 
-
 # Methods whose requests caretime's routes never read a body of.
 BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
