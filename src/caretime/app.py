@@ -88,9 +88,10 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    # Each domain's routes behind a check of the path's first segment (routeindex).
+    # Probes first and as they are (nothing to skip before them); each domain's routes
+    # behind a check of the path's first segment (routeindex).
+    app.include_router(health.router)
     for router in (
-        health.router,
         apidocs.router,
         tenancy_router,
         booking_router,
