@@ -33,6 +33,7 @@ from caretime.outreach.router import router as outreach_router
 from caretime.outreach.series_router import router as series_router
 from caretime.policy.calendar import load_calendars
 from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
+from caretime.routeindex import indexed
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import numbers
@@ -87,17 +88,22 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=runtime.settings.max_body_bytes)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    # Probes first and as they are (nothing to skip before them); each domain's routes
+    # behind a check of the path's first segment (routeindex).
     app.include_router(health.router)
-    app.include_router(apidocs.router)
-    app.include_router(tenancy_router)
-    app.include_router(booking_router)
-    app.include_router(messaging_router)
-    app.include_router(shifts_router)
-    app.include_router(series_router)  # before /calls/{call_id}: /calls/series is not an id
-    app.include_router(outreach_router)
-    app.include_router(events_router)
-    app.include_router(webhooks_router)
-    app.include_router(web.router)
+    for router in (
+        apidocs.router,
+        tenancy_router,
+        booking_router,
+        messaging_router,
+        shifts_router,
+        series_router,  # before /calls/{call_id}: /calls/series is not an id
+        outreach_router,
+        events_router,
+        webhooks_router,
+        web.router,
+    ):
+        app.include_router(indexed(router))
     complete_openapi(
         app,
         {

@@ -28,22 +28,30 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_session(request: Request, runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+# The dependencies below read the runtime from the request themselves rather than depending
+# on `get_runtime`: FastAPI solves each sub-dependency of each dependency again on every
+# request (even one it has cached), and these sit under most routes several times over.
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed after the endpoint returns, before the response
     is sent (scope="function"), so a client never sees success for a rolled-back change.
     GET requests only read, so they do not queue behind SQLite's single writer."""
     set_actor(SYSTEM)  # until authentication says who is acting
+    runtime: Runtime = request.app.state.runtime
     reading = request.method in READ_ONLY_METHODS
     async with transaction(runtime.read_sessions if reading else runtime.sessions) as session:
         yield session
 
 
-async def get_clock(runtime: RuntimeDep) -> Clock:
-    return runtime.clock
+async def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.runtime.clock
+    return clock
 
 
-async def get_settings(runtime: RuntimeDep) -> Settings:
-    return runtime.settings
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.runtime.settings
+    return settings
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -11,6 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caretime.errors import problem_response
 
+# Methods whose requests caretime's routes never read a body of.
+BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 class BodyTooLarge(Exception):
     """Raised from `receive` when a streamed body passes the limit."""
@@ -26,8 +29,17 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None:
+            if declared > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            # The server reads no more than the declared length: nothing left to count (and
+            # a GET without a body declares 0 or nothing: see below).
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in BODILESS:
+            # No length and no body a route reads: nothing to count.
+            await self.app(scope, receive, send)
             return
         started = False
 

@@ -18,11 +18,11 @@ from caretime.booking.bounds import Bound, span_in
 from caretime.booking.errors import ProviderNotFound, RangeTooLong, VisitTypeNotFound
 from caretime.booking.grid import Slot, VisitShape, free_slots
 from caretime.booking.localtime import utc_to_wall
-from caretime.booking.models import Provider
 from caretime.booking.repository import (
     AppointmentRepository,
     Busy,
     ProviderRepository,
+    ProviderView,
     RuleRepository,
 )
 from caretime.errors import InvalidInput
@@ -84,10 +84,10 @@ async def find_slots(
 
 async def _searched(
     session: AsyncSession, tenant_id: str, policy: BookingPolicy, query: SlotQuery
-) -> list[tuple[Provider, VisitShape]]:
+) -> list[tuple[ProviderView, VisitShape]]:
     """Each searched provider with its visit shape; with a visit type, only those offering it."""
     wanted = query.provider_ids
-    providers = await ProviderRepository(session, tenant_id).many(wanted)
+    providers = await ProviderRepository(session, tenant_id).views(wanted)
     _check_all_found(wanted, [p.id for p in providers], ProviderNotFound, "no provider")
     if query.visit_type is None:
         shape = visit_types.default_shape(policy)
@@ -114,7 +114,9 @@ def _check_all_found(
         raise error(f"{what} {missing[0]!r}", missing=missing)
 
 
-def _within_day_limit(slots: list[Slot], provider: Provider, taken: Sequence[Busy]) -> list[Slot]:
+def _within_day_limit(
+    slots: list[Slot], provider: ProviderView, taken: Sequence[Busy]
+) -> list[Slot]:
     """Without the slots on local days already holding `max_per_day` active visits."""
     if provider.max_per_day is None:
         return slots

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z, local_moment
@@ -25,7 +27,12 @@ from caretime.outreach.errors import (
 )
 from caretime.outreach.events import call_changed
 from caretime.outreach.models import PENDING, Call, CallAttempt
-from caretime.outreach.repository import AttemptRepository, CallRepository
+from caretime.outreach.repository import (
+    AttemptRepository,
+    AttemptView,
+    CallRepository,
+    call_with_attempts,
+)
 from caretime.outreach.schemas import BatchOptions, CallIn
 from caretime.outreach.screening import (
     duplicate_reason,
@@ -176,6 +183,16 @@ async def get_call(session: AsyncSession, tenant_id: str, call_id: str) -> Call:
     if call is None:
         raise CallNotFound(f"no call {call_id!r}")
     return call
+
+
+async def get_call_with_attempts(
+    session: AsyncSession, tenant_id: str, call_id: str
+) -> tuple[Row[Any], list[AttemptView]]:
+    """The call (a row with Call's attribute names) and its attempts, in one statement."""
+    call, attempts = await call_with_attempts(session, tenant_id, call_id)
+    if call is None:
+        raise CallNotFound(f"no call {call_id!r}")
+    return call, attempts
 
 
 async def attempts_of(session: AsyncSession, tenant_id: str, call_id: str) -> Sequence[CallAttempt]:

@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows, where_one_of
@@ -167,6 +168,50 @@ class SeriesRepository(TenantRepository[CallSeries]):
             .limit(limit)
         )
         return list(reversed(latest.all()))
+
+
+class AttemptView(NamedTuple):
+    """A call attempt as `GET /calls/{id}` shows it (read without loading an entity)."""
+
+    number: int
+    status: str
+    message_id: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    history: list[dict[str, Any]]
+    disposition: str | None
+    summary: str | None
+
+
+_ATTEMPT_VIEW = tuple(getattr(CallAttempt, name) for name in AttemptView._fields)
+# The call's columns and, beside each of its attempts, that attempt's (none: one row of
+# NULLs), in one statement built once: GET /calls/{id} runs it on every request.
+_CALL_WITH_ATTEMPTS = (
+    select(*Call.__table__.c, *(column.label(f"attempt_{column.key}") for column in _ATTEMPT_VIEW))
+    .outerjoin(
+        CallAttempt,
+        and_(CallAttempt.call_id == Call.id, CallAttempt.tenant_id == Call.tenant_id),
+    )
+    .where(Call.tenant_id == bindparam("tenant_id"), Call.id == bindparam("call_id"))
+    .order_by(CallAttempt.number)
+)
+
+
+async def call_with_attempts(
+    session: AsyncSession, tenant_id: str, call_id: str
+) -> tuple[Row[Any] | None, list[AttemptView]]:
+    """The call's row (columns named as Call's attributes) and its attempts by number, in
+    one round trip and without the ORM's entity loading (a read-only request's hot path)."""
+    connection = await session.connection()
+    result = await connection.execute(
+        _CALL_WITH_ATTEMPTS, {"tenant_id": tenant_id, "call_id": call_id}
+    )
+    rows = result.all()
+    if not rows:
+        return None, []
+    width = len(_ATTEMPT_VIEW)
+    attempts = [AttemptView(*row[-width:]) for row in rows if row[-width] is not None]
+    return rows[0], attempts
 
 
 class AttemptRepository(TenantRepository[CallAttempt]):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.deps import ClockDep, SessionDep
@@ -34,6 +35,7 @@ from caretime.outreach.errors import (
 )
 from caretime.outreach.intake import CsvRows, csv_header_problem, csv_rows
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
+from caretime.outreach.repository import AttemptView
 from caretime.outreach.schemas import (
     AttemptOut,
     BatchDoc,
@@ -210,8 +212,8 @@ async def list_calls(
 @router.get("/calls/{call_id}", responses=problems(CallNotFound))
 async def get_call(call_id: PathText, tenant: TenantDep, session: SessionDep) -> CallOut:
     """One call with its attempts and their provider status history."""
-    call = await call_service.get_call(session, tenant.id, call_id)
-    return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
+    call, attempts = await call_service.get_call_with_attempts(session, tenant.id, call_id)
+    return call_out(call, attempts)
 
 
 @router.patch(
@@ -279,7 +281,10 @@ async def report_outcome(
     return call_out(call, await call_service.attempts_of(session, tenant.id, call_id))
 
 
-def call_out(call: Call, attempts: Sequence[CallAttempt] | None = None) -> CallOut:
+def call_out(
+    call: Call | Row[Any], attempts: Sequence[CallAttempt | AttemptView] | None = None
+) -> CallOut:
+    """The call as the API shows it, from its entity or a row with its attribute names."""
     return CallOut(
         id=call.id,
         status=call.status,
