@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.ids import new_id
+from caretime.ids import new_id, new_ids
 from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
 from caretime.outreach.events import batch_completed
 from caretime.outreach.intake import (
@@ -205,8 +205,9 @@ def _request_hash(request: BatchRequest) -> str:
 
 def _new_calls(items: Sequence[Intake], outcomes: Sequence[Outcome]) -> list[NewCall | None]:
     """The call to write for each item that was planned, in item order."""
+    ids = iter(new_ids("call", len(items)))
     return [
-        NewCall(new_id("call"), item.plan.name, outcome, item.content, item.plan.allow_duplicate)
+        NewCall(next(ids), item.plan.name, outcome, item.content, item.plan.allow_duplicate)
         if isinstance(item, ParsedItem) and isinstance(outcome, Scheduled)
         else None
         for item, outcome in zip(items, outcomes, strict=True)
