@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from caretime.bulk import SkipConflicts, insert_rows, update_rows, where_one_of
+from caretime.bulk import Documents, SkipConflicts, insert_rows, update_rows, where_one_of
 from caretime.db import transaction
 from caretime.dispatch.models import DEDUPE_PREDICATE, Job
 from caretime.runtime import Runtime
@@ -58,6 +58,24 @@ async def test_rows_come_back_as_written_and_shared_values_reach_every_row(
     assert [j.run_at for j in jobs] == columns["run_at"]
     assert [j.priority for j in jobs] == columns["priority"]
     assert {(j.status, j.attempts, j.created_at) for j in jobs} == {("queued", 0, NOW)}
+
+
+async def test_documents_of_one_shape_come_back_as_each_row_would_have_been_written(
+    runtime: Runtime,
+) -> None:
+    # A key shared by every row, a key whose values differ (awkward text, None), a key whose
+    # values are all the same (sent once), and nested shared values.
+    shape = {"id": None, "n": 3, "own": None, "same": None, "nested": {"a": [1, None]}}
+    each = {"id": AWKWARD, "own": [None, *AWKWARD[1:]], "same": ["x"] * len(AWKWARD)}
+    documents = Documents(shape, each)
+    columns = {**_jobs(len(AWKWARD)), "payload": documents}
+    async with transaction(runtime.sessions) as session:
+        await insert_rows(session, Job, columns, shared=SHARED)
+    jobs = await _all_jobs(runtime)
+    assert [j.payload for j in jobs] == documents.documents()
+    assert jobs[1].payload == {"id": "NULL", "n": 3, "own": "NULL", "same": "x",
+                               "nested": {"a": [1, None]}}  # fmt: skip
+    assert jobs[0].payload["own"] is None
 
 
 async def test_conflicting_rows_are_skipped_and_only_new_ids_returned(runtime: Runtime) -> None:

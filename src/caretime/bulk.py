@@ -51,6 +51,44 @@ Ts = TypeVarTuple("Ts")
 
 
 @dataclass(frozen=True)
+class Documents:
+    """The values of a JSON column whose documents share one shape (a batch's event
+    snapshots): `shape` is the document, its keys in order, with the values every row shares;
+    the keys in `each` take the row's own value instead (a string or None), one per row.
+
+    On PostgreSQL the server builds the documents (the shared part once, as one JSONB, joined
+    with `jsonb_build_object` of the row's own strings): no document is built or encoded in
+    Python, and what crosses the wire is a few text arrays, not thousands of documents."""
+
+    shape: Mapping[str, Any]
+    each: Mapping[str, Sequence[str | None]]
+
+    def __len__(self) -> int:
+        return len(next(iter(self.each.values()))) if self.each else 0
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Each row's document, built in Python (other databases), keys in `shape`'s order."""
+        keys = list(self.each)
+        rows = zip(*self.each.values(), strict=True)
+        return [{**self.shape, **dict(zip(keys, own, strict=True))} for own in rows]
+
+    def split(self) -> tuple[dict[str, Any], dict[str, Sequence[str | None]]]:
+        """(what every row shares, what differs per row): a key whose value is the same in
+        every row moves to the shared part, as insert_rows hoists uniform columns."""
+        shared = {key: value for key, value in self.shape.items() if key not in self.each}
+        own: dict[str, Sequence[str | None]] = {}
+        for key, values in self.each.items():
+            if _all_the_same(values, json=False):
+                shared[key] = values[0]
+            else:
+                own[key] = values
+        return shared, own
+
+
+Column = Sequence[Any] | Documents
+
+
+@dataclass(frozen=True)
 class SkipConflicts:
     """Rows that would violate the unique index on `columns` (partial: `where`) are skipped."""
 
@@ -67,31 +105,40 @@ class SkipConflicts:
 async def insert_rows(
     session: AsyncSession,
     model: type[Any],
-    columns: Mapping[str, Sequence[Any]],
+    columns: Mapping[str, Column],
     *,
     shared: Mapping[str, Any] | None = None,
     skip: SkipConflicts | None = None,
     returning: str | None = None,
 ) -> list[Any]:
     """Insert one row of `model`'s table per position of the equally long `columns`
-    (name → values); every row also gets the `shared` values. Returns the `returning` column
-    of the rows inserted."""
+    (name → values, or the `Documents` of a JSON column); every row also gets the `shared`
+    values. Returns the `returning` column of the rows inserted. The first column must be
+    plain values."""
     table, shared = _table(model), shared or {}
     if not columns or not len(next(iter(columns.values()))):
         return []
     if not is_postgres(session):
-        return await _executemany_insert(session, table, columns, shared, skip, returning)
-    columns, shared = _hoist_uniform(table, columns, shared, keep=next(iter(columns)))
-    values = _unnested_values(table, columns, shared)
+        plain = {n: v.documents() if isinstance(v, Documents) else v for n, v in columns.items()}
+        return await _executemany_insert(session, table, plain, shared, skip, returning)
+    built = {name: v.split() for name, v in columns.items() if isinstance(v, Documents)}
+    arrays = {name: v for name, v in columns.items() if not isinstance(v, Documents)}
+    arrays, shared = _hoist_uniform(table, arrays, shared, keep=next(iter(arrays)))
+    parameters = _parameters(table, arrays, shared)
+    # The documents' own strings are arrays too: after the columns', before every scalar.
+    own = {name: _own_arrays(documents, parameters) for name, (_, documents) in built.items()}
+    values = _unnested_values(table, arrays, shared, first_scalar=len(parameters.arrays) + 1)
+    for name, (common, _) in built.items():
+        values[name] = _built_documents(common, own[name], parameters)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(values)}) SELECT {', '.join(values.values())} "
-        f"FROM {_unnest(len(columns))}"
+        f"FROM {_unnest(len(parameters.arrays))}"
     )
     if skip is not None:
         sql += skip.postgresql()
     if returning is not None:
         sql += f" RETURNING {returning}"
-    return [row[0] for row in await _execute(session, sql, table, columns, shared)]
+    return [row[0] for row in await _execute(session, sql, parameters)]
 
 
 async def update_rows(
@@ -120,7 +167,7 @@ async def update_rows(
         f"UPDATE {table.name} SET {assignments} FROM {_unnest(len(columns))} "
         f"WHERE {table.name}.{key} = {matched}"
     )
-    await _execute(session, sql, table, columns, shared)
+    await _execute(session, sql, _parameters(table, columns, shared))
 
 
 def where_one_of(
@@ -167,31 +214,76 @@ def _all_the_same(values: Sequence[Any], *, json: bool) -> bool:
 
 
 def _unnested_values(
-    table: Table, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+    table: Table,
+    columns: Mapping[str, Sequence[Any]],
+    shared: Mapping[str, Any],
+    *,
+    first_scalar: int | None = None,
 ) -> dict[str, str]:
     """Column name → its value in SQL: the unnested array element (u0, u1...) cast from
-    text, then the shared values as parameters after the arrays'."""
+    text, then the shared values as parameters after the arrays' (from `first_scalar` when
+    more arrays follow the columns')."""
     from_arrays = {name: f"u{i}{_cast_from_text(table, name)}" for i, name in enumerate(columns)}
-    first_scalar = len(columns) + 1
+    first_scalar = first_scalar or len(columns) + 1
     from_scalars = {
         name: f"${i}::{_scalar_type(table, name)}" for i, name in enumerate(shared, first_scalar)
     }
     return {**from_arrays, **from_scalars}
 
 
-async def _execute(
-    session: AsyncSession,
-    sql: str,
-    table: Table,
-    columns: Mapping[str, Sequence[Any]],
-    shared: Mapping[str, Any],
-) -> list[Any]:
+@dataclass
+class _Parameters:
+    """A statement's parameters: the text arrays ($1...) first, then the scalars."""
+
+    arrays: list[list[str | None]]
+    scalars: list[Any]
+
+    def add_array(self, values: list[str | None]) -> str:
+        """Appends an array (before any scalar is numbered); returns its unnested column."""
+        self.arrays.append(values)
+        return f"u{len(self.arrays) - 1}"
+
+    def add_scalar(self, value: Any) -> str:
+        self.scalars.append(value)
+        return f"${len(self.arrays) + len(self.scalars)}"
+
+
+def _parameters(
+    table: Table, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+) -> _Parameters:
+    """Each column as one text[], the shared values as scalars (in _unnested_values' order)."""
+    return _Parameters(
+        [_as_texts(table, name, values) for name, values in columns.items()],
+        [_scalar(table, name, value) for name, value in shared.items()],
+    )
+
+
+def _own_arrays(own: Mapping[str, Sequence[str | None]], parameters: _Parameters) -> dict[str, str]:
+    """Key → the unnested column holding each row's own value for it."""
+    return {key: parameters.add_array(list(values)) for key, values in own.items()}
+
+
+def _built_documents(
+    common: Mapping[str, Any], own: Mapping[str, str], parameters: _Parameters
+) -> str:
+    """The SQL that builds a row's document: the shared part as one JSONB parameter, joined
+    (||) with an object of the row's own strings."""
+    shared = f"{parameters.add_scalar(_json_text(common))}::TEXT::JSONB"
+    if not own:
+        return shared
+    pairs = ", ".join(f"{_sql_string(key)}, {column}" for key, column in own.items())
+    return f"({shared} || jsonb_build_object({pairs}))"
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def _execute(session: AsyncSession, sql: str, parameters: _Parameters) -> list[Any]:
     """Run in the session's transaction, through SQLAlchemy (its statement cache and its
-    exceptions): each column as one text[], the shared values as scalars."""
-    arrays = [_as_texts(table, name, values) for name, values in columns.items()]
-    scalars = [_scalar(table, name, value) for name, value in shared.items()]
+    exceptions)."""
     connection = await session.connection()
-    result = await connection.exec_driver_sql(sql, (*arrays, *scalars))
+    result = await connection.exec_driver_sql(sql, (*parameters.arrays, *parameters.scalars))
     return list(result.all()) if result.returns_rows else []
 
 

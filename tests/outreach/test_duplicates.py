@@ -4,15 +4,22 @@ index; rejections name the live call; allow_duplicate overrides; concurrent batc
 import asyncio
 import re
 from collections import Counter
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from caretime.clock import FrozenClock
 from caretime.db import transaction
+from caretime.events.models import Event
+from caretime.outreach.content import NO_CONTENT
 from caretime.outreach.models import LIVE, Call
+from caretime.outreach.writing import NewCall, write_calls
+from caretime.policy import Scheduled
 from caretime.runtime import Runtime
+from caretime.tenancy.policy import CallingPolicy
 from tests.conftest import LiveServer
 from tests.outreach.support import make_items
 from tests.support import TEST_API_KEY, bearer
@@ -118,6 +125,27 @@ async def test_the_database_refuses_a_second_live_call_by_itself(
     with pytest.raises(IntegrityError):
         await _insert(runtime, twin)
     await _insert(runtime, allowed)
+
+
+async def test_calls_written_past_screening_skip_only_the_twins_of_live_calls(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """write_calls without screening (as when a concurrent batch wrote first): the twin of a
+    live call is not written, nor its event; the others are, in the same transaction."""
+    live = (await client.post("/calls", json={"name": "Ann", "phone": "212-555-0100"})).json()
+    tenant = (await client.get("/tenants/me")).json()["id"]
+    calling = CallingPolicy()
+    at, zone = clock.now() + timedelta(hours=1), "America/New_York"
+    planned = [Scheduled(p, zone, (zone,), at, False) for p in ("+12125550100", "+12125550101")]
+    calls = [NewCall(f"call_new{i}", "Ann", p, NO_CONTENT) for i, p in enumerate(planned)]
+    async with transaction(runtime.sessions) as session:
+        written = await write_calls(session, tenant, calling, calls, batch_id=None, now=clock.now())
+    assert written == {"call_new1"}
+    async with runtime.sessions() as session:
+        stored = (await session.scalars(select(Call.id).order_by(Call.id))).all()
+        events = (await session.scalars(select(Event.subject_id).where(
+            Event.type == "call.scheduled").order_by(Event.subject_id))).all()  # fmt: skip
+    assert sorted(stored) == sorted(events) == sorted(["call_new1", live["id"]])
 
 
 async def _insert(runtime: Runtime, call: Call) -> None:

@@ -313,6 +313,34 @@ async def test_batch_items_and_csv_rows_start_series(client: httpx.AsyncClient) 
     assert len(listed["items"]) == 3
 
 
+async def test_a_batchs_series_are_written_together_each_with_its_call_and_events(
+    client: httpx.AsyncClient,
+) -> None:
+    # Written in one go: the second item for the same number and purpose is still refused
+    # (the live-call index), and leaves no series behind; the others each get theirs.
+    items = [
+        {"name": "A", "phone": "212-555-0101", "recurrence": WEEKLY_MONDAY_10},
+        {"name": "A again", "phone": "(212) 555-0101", "recurrence": WEEKLY_MONDAY_10},
+        {"name": "B", "phone": "212-555-0102", "recurrence": "FREQ=MONTHLY;BYMONTHDAY=1"},
+        {"name": "C", "phone": "212-555-0101", "recurrence": WEEKLY_MONDAY_10, "purpose": "x"},
+    ]
+    answer = (await client.post("/schedule", json=items)).json()
+    assert [a["status"] for a in answer] == ["scheduled", "rejected", "waiting", "scheduled"]
+    assert answer[1]["error"] == "this number already has a live call"
+    listed = (await client.get("/calls/series", params={"status": "active"})).json()["items"]
+    series = {a["series_id"] for a in answer if a["status"] != "rejected"}
+    assert {s["id"] for s in listed} == series
+    created = (await client.get("/events", params={"type": "call_series.created"})).json()
+    assert {e["subject"]["id"] for e in created["items"]} == series
+    for one in created["items"]:
+        assert one["data"]["current_call_id"] in {answer[0]["scheduled_task_id"],
+                                                  answer[3]["scheduled_task_id"], None}  # fmt: skip
+    scheduled = (await client.get("/events", params={"type": "call.scheduled"})).json()
+    assert sorted(e["data"]["series_id"] for e in scheduled["items"]) == sorted(
+        [answer[0]["series_id"], answer[3]["series_id"]]
+    )
+
+
 async def test_a_dry_run_plans_the_first_occurrence_and_creates_nothing(
     client: httpx.AsyncClient,
 ) -> None:

@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.bulk import insert_rows
+from caretime.bulk import Documents, insert_rows
 from caretime.events.actor import current_actor
 from caretime.events.catalogue import is_known
 from caretime.events.models import Event
 from caretime.events.webhooks.outbox import deliver_events, subscribed_endpoints
-from caretime.ids import new_id
+from caretime.ids import new_id, new_ids
 
 
 async def emit(
@@ -54,17 +54,19 @@ async def emit_many(
     tenant_id: str,
     type: str,
     subjects: tuple[str, list[str]],
-    data: list[dict[str, Any]],
+    data: list[dict[str, Any]] | Documents,
     now: datetime,
 ) -> None:
     """Record one change of the same type to many subjects of one kind (a batch of calls, a
-    fan-out's offers) in one statement; `data[i]` belongs to `subjects[1][i]`."""
+    fan-out's offers) in one statement; `data[i]` belongs to `subjects[1][i]`. A batch whose
+    snapshots share one shape passes them as `Documents`: on PostgreSQL the server builds
+    them (the bulk path of POST /schedule: 10,000 snapshots a batch)."""
     _check_known(type)
     kind, ids = subjects
     if not ids:
         return
     endpoints = await subscribed_endpoints(session, tenant_id, type)
-    event_ids = [new_id("evt") for _ in ids]
+    event_ids = new_ids("evt", len(ids))
     await insert_rows(
         session,
         Event,

@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from caretime.bulk import Documents
 from caretime.clock import isoformat_z
 from caretime.db import locking
 from caretime.events import emit, emit_many
 from caretime.events.models import Event
-from caretime.outreach.models import FINAL, Call, OutreachBatch
+from caretime.outreach.models import FINAL, PENDING, Call, OutreachBatch
 from caretime.outreach.series_jobs import occurrence_ended
 
 
@@ -44,9 +45,24 @@ async def call_changed(session: AsyncSession, call: Call, *, now: datetime) -> N
         await occurrence_ended(session, call, now=now)
 
 
+def scheduled_data(
+    ids: Sequence[str], instants: Sequence[datetime], zones: Sequence[str],
+    series_ids: Sequence[str | None], *, batch_id: str | None, max_attempts: int,
+) -> Documents:  # fmt: skip
+    """`call_data` of calls just written, all at once: what differs per call is its id, time,
+    zone and series; the rest is what every new call of one write has."""
+    texts = {at: isoformat_z(at) for at in set(instants)}  # calls of a batch share seconds
+    shape = {"id": None, "batch_id": batch_id, "status": PENDING, "scheduled": None, "tz": None,
+             "attempts": 0, "max_attempts": max_attempts, "outcome": None,
+             "series_id": None}  # fmt: skip
+    each = {"id": ids, "scheduled": [texts[at] for at in instants], "tz": zones,
+            "series_id": series_ids}  # fmt: skip
+    return Documents(shape, each)
+
+
 async def calls_scheduled(
-    session: AsyncSession, tenant_id: str, ids: Sequence[str], data: list[dict[str, Any]],
-    *, now: datetime,
+    session: AsyncSession, tenant_id: str, ids: Sequence[str],
+    data: list[dict[str, Any]] | Documents, *, now: datetime,
 ) -> None:  # fmt: skip
     await emit_many(session, tenant_id=tenant_id, type="call.scheduled",
                     subjects=("call", list(ids)), data=data, now=now)  # fmt: skip

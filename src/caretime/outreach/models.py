@@ -19,6 +19,8 @@ FINAL = ("completed", "no_answer", "busy", "failed", "cancelled", "expired")
 # A live call: one that may still ring. A tenant has at most one live call per number and
 # purpose, unless the call was made with allow_duplicate: the database guarantees it.
 LIVE = (PENDING, *STARTED)
+# The partial unique index that allows one live call per number (contact) and purpose.
+LIVE_INDEX = "uq_calls_live_per_purpose"
 LIVE_PREDICATE = text(
     "NOT allow_duplicate AND status IN ('scheduled', 'dispatching', 'ringing', 'in_progress')"
 )
@@ -72,7 +74,7 @@ class Call(TenantOwned, Base):
         # a batch's numbers is then an index probe per number whatever the table statistics
         # say (keyed by tenant first, stale statistics made it a scan of the tenant's calls).
         Index(
-            "uq_calls_live_per_purpose",
+            LIVE_INDEX,
             "contact_id",
             "purpose",
             unique=True,

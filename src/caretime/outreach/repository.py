@@ -9,12 +9,14 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows, where_one_of
 from caretime.db import is_postgres, locking
 from caretime.messaging import Message
 from caretime.outreach.models import (
+    LIVE_INDEX,
     LIVE_PREDICATE,
     PENDING,
     Call,
@@ -65,10 +67,30 @@ class CallRepository(TenantRepository[Call]):
         Returns the ids written: a call whose number and purpose already has a live call
         (and that does not allow duplicates) is skipped."""
         shared = {**shared, "tenant_id": self.tenant_id}
+        if is_postgres(self.session) and await self._insert_all(columns, shared):
+            return set(columns["id"])
         ids = await insert_rows(
             self.session, Call, columns, shared=shared, skip=_LIVE_TWINS, returning="id"
         )
         return set(ids)
+
+    async def _insert_all(
+        self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+    ) -> bool:
+        """The calls as a plain INSERT, in a savepoint; False (nothing written) when one of
+        them is a second live call for its number and purpose. Screening has usually taken
+        those out, and a plain INSERT is a quarter cheaper for PostgreSQL than one with
+        ON CONFLICT ... RETURNING (each row's speculative insertion, and the ids sent back):
+        the conflict clause is kept for when the index refuses (a concurrent batch wrote
+        the call after screening). The index decides either way."""
+        try:
+            async with self.session.begin_nested():
+                await insert_rows(self.session, Call, columns, shared=shared)
+        except IntegrityError as exc:
+            if LIVE_INDEX not in str(exc.orig):
+                raise
+            return False
+        return True
 
     async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
         """The live (exclusive) call of each (number, purpose) among these numbers, looked

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -96,7 +97,18 @@ async def schedule(
     result = await while_connected(
         raw, service.schedule_batch(session, tenant.id, policy.calling, request, now=clock.now())
     )
-    return JSONResponse(result.items, headers=_replay_header(result))
+    return ItemsResponse(result.items, headers=_replay_header(result))
+
+
+class ItemsResponse(JSONResponse):
+    """A batch's per-item answer, rendered by orjson: 10,000 items took the standard
+    library's encoder a tenth of the request's CPU."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content)
+        except TypeError:  # what orjson refuses (an echoed integer beyond 64 bits)
+            return super().render(content)
 
 
 BATCH_BODY = json_body(

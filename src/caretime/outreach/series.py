@@ -6,6 +6,7 @@ The caller owns the transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
@@ -15,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
 from caretime.dispatch.queue import NewJob, enqueue_many
-from caretime.events import emit
-from caretime.ids import new_id
+from caretime.events import emit, emit_many
+from caretime.ids import new_id, new_ids
 from caretime.messaging.consent import opt_outs
 from caretime.outreach.content import CallContent
 from caretime.outreach.models import CallSeries
@@ -30,7 +31,6 @@ from caretime.outreach.recurrence import (
     place_next,
     start_wall,
 )
-from caretime.outreach.repository import SeriesRepository
 from caretime.outreach.screening import opted_out_reason
 from caretime.outreach.series_jobs import series_next_job
 from caretime.outreach.writing import NewCall, contact_id, minute_ledger, write_calls
@@ -40,6 +40,7 @@ from caretime.tenancy.policy import CallingPolicy, validate_zone
 
 ACTIVE, FINISHED, CANCELLED = "active", "finished", "cancelled"
 NO_MORE = "the rule has no more occurrences"
+NO_FREE_TIME = "no allowed, free time before the next occurrence"
 NOTHING_PLACEABLE = (
     "no occurrence of the recurrence can be placed: there is no allowed, free calling time "
     "before each next occurrence"
@@ -80,6 +81,15 @@ class Advanced(NamedTuple):
 WAITING, FINISHED_NOW, DUPLICATE = Advanced("waiting"), Advanced("finished"), Advanced("duplicate")
 
 
+class Begun(NamedTuple):
+    """A series not written yet and where its first occurrence goes."""
+
+    series: CallSeries
+    # The tenant's policy with the series' own attempts and retry delay.
+    calling: CallingPolicy
+    placement: Placed | Waiting
+
+
 async def start_series(
     session: AsyncSession,
     tenant_id: str,
@@ -92,6 +102,25 @@ async def start_series(
 ) -> Started | Rejected:
     """Create the series and plan its first occurrence (screened for opt-outs and live
     duplicates by the caller). A rule with no occurrence from its start is a rejection."""
+    if ledger is None:
+        ledger = await minute_ledger(session, tenant_id, calling, now=now)
+    begun = begin_series(tenant_id, calling, spec, now=now, ledger=ledger, batch_id=batch_id)
+    if isinstance(begun, Rejected):
+        return begun
+    (started,) = await write_series(session, tenant_id, [begun], batch_id=batch_id, now=now)
+    return started
+
+
+def begin_series(
+    tenant_id: str,
+    calling: CallingPolicy,
+    spec: SeriesSpec,
+    *,
+    now: datetime,
+    ledger: CapacityLedger,
+    batch_id: str | None = None,
+) -> Begun | Rejected:
+    """The series and its first occurrence's place, booked on `ledger`: nothing written."""
     where = where_and_zone(spec, calling)
     if isinstance(where, Rejected):
         return where
@@ -103,28 +132,96 @@ async def start_series(
     if first is None:
         return Rejected("no_occurrence", "the recurrence has no occurrence from now on")
     series = _new_series(tenant_id, spec, e164, zone, recurrence, first, batch_id, now)
-    # Placed and written before the series row, so that a refusal leaves no series behind.
     calling = series_policy(calling, series)
-    if ledger is None:
-        ledger = await minute_ledger(session, tenant_id, calling, now=now)
     placement = place_next(recurrence, first, _plan_item(series), calling, ledger, now=now)
     if isinstance(placement, Exhausted):
         return Rejected("no_window", NOTHING_PLACEABLE)
-    call_id = None
-    if isinstance(placement, Placed):
-        call_id = await _write_call(session, series, calling, placement, batch_id, now)
-        if call_id is None:
-            return Rejected("already_scheduled", "")
-    SeriesRepository(session, tenant_id).add(series)
-    if isinstance(placement, Waiting):
-        await _wait(session, series, placement, now=now)
-    elif call_id is not None:
-        _record_planned(series, placement, call_id, now)
+    return Begun(series, calling, placement)
+
+
+async def write_series(
+    session: AsyncSession,
+    tenant_id: str,
+    begun: Sequence[Begun],
+    *,
+    batch_id: str | None,
+    now: datetime,
+) -> list[Started | Rejected]:
+    """Write series begun together (a batch's recurring items) in a few statements however
+    many: their first calls in one write (per policy), then the series rows, their wake-ups
+    and their events. The calls go first, so that a series whose call the database refused
+    (another live call for the number and purpose, the partial unique index's say) is
+    never written: it is a rejection in its place."""
+    call_ids = await _write_first_calls(session, tenant_id, begun, batch_id, now)
+    results: list[Started | Rejected] = []
+    kept: list[Begun] = []
+    for one, call_id in zip(begun, call_ids, strict=True):
+        if isinstance(one.placement, Placed) and call_id is None:
+            results.append(Rejected("already_scheduled", ""))
+            continue
+        if isinstance(one.placement, Placed):
+            assert call_id is not None
+            _record_planned(one.series, one.placement, call_id, now)
+        else:
+            _set_waiting(one.series, one.placement, now)
+        kept.append(one)
+        planned = one.placement.planned if isinstance(one.placement, Placed) else None
+        results.append(Started(one.series, call_id, planned))
+    await _add_series(session, tenant_id, kept, now=now)
+    return results
+
+
+async def _write_first_calls(
+    session: AsyncSession,
+    tenant_id: str,
+    begun: Sequence[Begun],
+    batch_id: str | None,
+    now: datetime,
+) -> list[str | None]:
+    """Each placed series' first call, through the path every call is written by (one write
+    per distinct attempts policy: usually one). The id written, or None (not placed yet, or
+    refused by the database)."""
+    ids: list[str | None] = [None] * len(begun)
+    by_policy: dict[tuple[int, timedelta], list[tuple[int, NewCall]]] = {}
+    call_ids = iter(new_ids("call", len(begun)))
+    for i, one in enumerate(begun):
+        if isinstance(one.placement, Placed):
+            call = _occurrence_call(next(call_ids), one.series, one.placement)
+            key = (one.calling.max_attempts, one.calling.retry_delay)
+            by_policy.setdefault(key, []).append((i, call))
+    for group in by_policy.values():
+        calling = begun[group[0][0]].calling
+        calls = [call for _, call in group]
+        written = await write_calls(session, tenant_id, calling, calls, batch_id=batch_id, now=now)
+        for i, call in group:
+            ids[i] = call.id if call.id in written else None
+    return ids
+
+
+async def _add_series(
+    session: AsyncSession, tenant_id: str, kept: Sequence[Begun], *, now: datetime
+) -> None:
+    """The series rows, the wake-ups of those waiting for their first occurrence, and each
+    one's `call_series.created` (then `occurrence_skipped` for those whose placing passed
+    over occurrences), one statement each."""
+    if not kept:
+        return
+    session.add_all([one.series for one in kept])
+    wake_ups = [
+        _wake_up(one.series, one.placement.wake_at)
+        for one in kept
+        if isinstance(one.placement, Waiting)
+    ]
+    await enqueue_many(session, wake_ups)
     await session.flush()
-    await emit_change(session, series, "call_series.created", now=now)
-    await _count_skipped(session, series, placement.skipped, now=now)
-    planned = placement.planned if isinstance(placement, Placed) else None
-    return Started(series, call_id, planned)
+    await emit_changes(session, tenant_id, [one.series for one in kept], "call_series.created",
+                       now=now)  # fmt: skip
+    skipping = [one for one in kept if one.placement.skipped]
+    for one in skipping:
+        one.series.skipped += one.placement.skipped
+    extras = [{"skipped": one.placement.skipped, "reason": NO_FREE_TIME} for one in skipping]
+    await emit_changes(session, tenant_id, [one.series for one in skipping],
+                       "call_series.occurrence_skipped", now=now, extras=extras)  # fmt: skip
 
 
 def where_and_zone(spec: SeriesSpec, calling: CallingPolicy) -> tuple[str, str] | Rejected:
@@ -242,15 +339,18 @@ async def _write_call(
 ) -> str | None:
     """The occurrence's call, through the path every call is written by; None when the
     database refused it (another live call for the number and purpose)."""
-    call_id = new_id("call")
-    content = CallContent(series.purpose, series.script, series.variables)
-    new_call = NewCall(
-        call_id, series.name, placement.planned, content, series.allow_duplicate, series.id
-    )
+    new_call = _occurrence_call(new_id("call"), series, placement)
     written = await write_calls(
         session, series.tenant_id, calling, [new_call], batch_id=batch_id, now=now
     )
-    return call_id if call_id in written else None
+    return new_call.id if new_call.id in written else None
+
+
+def _occurrence_call(call_id: str, series: CallSeries, placement: Placed) -> NewCall:
+    content = CallContent(series.purpose, series.script, series.variables)
+    return NewCall(
+        call_id, series.name, placement.planned, content, series.allow_duplicate, series.id
+    )
 
 
 def _record_planned(series: CallSeries, placement: Placed, call_id: str, now: datetime) -> None:
@@ -265,13 +365,17 @@ def _record_planned(series: CallSeries, placement: Placed, call_id: str, now: da
 async def _wait(
     session: AsyncSession, series: CallSeries, placement: Waiting, *, now: datetime
 ) -> None:
+    _set_waiting(series, placement, now)
+    job = _wake_up(series, placement.wake_at)
+    await enqueue_many(session, [job])
+    await session.flush()
+
+
+def _set_waiting(series: CallSeries, placement: Waiting, now: datetime) -> None:
     series.next_local = format_local(placement.wall)
     series.next_at = recurrence_of(series).instant(placement.wall)
     series.current_call_id = None
     series.updated_at = now
-    job = _wake_up(series, placement.wake_at)
-    await enqueue_many(session, [job])
-    await session.flush()
 
 
 async def skip_current(
@@ -318,9 +422,8 @@ async def _count_skipped(
     if not skipped:
         return
     series.skipped += skipped
-    why = "no allowed, free time before the next occurrence"
     await emit_change(session, series, "call_series.occurrence_skipped", now=now,
-                extra={"skipped": skipped, "reason": why})  # fmt: skip
+                extra={"skipped": skipped, "reason": NO_FREE_TIME})  # fmt: skip
 
 
 def series_policy(calling: CallingPolicy, series: CallSeries) -> CallingPolicy:
@@ -371,3 +474,21 @@ async def emit_change(
     data = {**series_data(series), **(extra or {})}
     await emit(session, tenant_id=series.tenant_id, type=kind, subject=("call_series", series.id),
                data=data, now=now)  # fmt: skip
+
+
+async def emit_changes(
+    session: AsyncSession,
+    tenant_id: str,
+    many: Sequence[CallSeries],
+    kind: str,
+    *,
+    now: datetime,
+    extras: Sequence[dict[str, Any]] | None = None,
+) -> None:
+    """`emit_change` for many series at once, in one statement."""
+    data = [series_data(series) for series in many]
+    if extras is not None:
+        data = [{**snapshot, **extra} for snapshot, extra in zip(data, extras, strict=True)]
+    await emit_many(session, tenant_id=tenant_id, type=kind,
+                    subjects=("call_series", [series.id for series in many]), data=data,
+                    now=now)  # fmt: skip

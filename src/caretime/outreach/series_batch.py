@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.clock import isoformat_z
 from caretime.outreach.intake import Intake, ParsedItem
 from caretime.outreach.recurrence import Placed, Recurrence, Waiting, place_next, start_wall
-from caretime.outreach.series import SeriesSpec, Started, start_series, where_and_zone
+from caretime.outreach.series import (
+    Begun,
+    SeriesSpec,
+    Started,
+    begin_series,
+    where_and_zone,
+    write_series,
+)
 from caretime.policy import CapacityLedger, Outcome, Rejected, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
@@ -66,19 +73,32 @@ async def start_all(
     now: datetime,
 ) -> tuple[dict[int, Outcome], dict[int, SeriesItem]]:
     """Start a series per recurring item: each one's outcome for the batch's summary, and
-    what the caller is told about it."""
+    what the caller is told about it. Each first occurrence is placed in item order against
+    the batch's ledger (as one at a time would), then all are written together."""
     outcomes: dict[int, Outcome] = {}
-    started: dict[int, SeriesItem] = {}
+    begun: dict[int, Begun] = {}
     for i in positions:
-        item = items[i]
-        assert isinstance(item, ParsedItem)
-        result = await start_series(
-            session, tenant_id, calling, _spec(item), now=now, ledger=ledger, batch_id=batch_id
-        )
-        outcomes[i], found = _fared(result, item)
+        one = begin_series(
+            tenant_id, calling, _spec(_parsed(items[i])), now=now, ledger=ledger,
+            batch_id=batch_id,
+        )  # fmt: skip
+        if isinstance(one, Rejected):
+            outcomes[i] = one
+        else:
+            begun[i] = one
+    results = await write_series(session, tenant_id, list(begun.values()), batch_id=batch_id,
+                                 now=now)  # fmt: skip
+    started: dict[int, SeriesItem] = {}
+    for i, result in zip(begun, results, strict=True):
+        outcomes[i], found = _fared(result, _parsed(items[i]))
         if found is not None:
             started[i] = found
     return outcomes, started
+
+
+def _parsed(item: Intake) -> ParsedItem:
+    assert isinstance(item, ParsedItem)
+    return item
 
 
 def _fared(result: Started | Rejected, item: ParsedItem) -> tuple[Outcome, SeriesItem | None]:

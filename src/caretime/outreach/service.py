@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.ids import new_id
+from caretime.ids import new_id, new_ids
 from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
 from caretime.outreach.events import batch_completed
 from caretime.outreach.intake import (
@@ -46,6 +46,7 @@ from caretime.outreach.series_batch import (
 )
 from caretime.outreach.writing import NewCall, minute_ledger, write_calls
 from caretime.policy import CapacityLedger, Outcome, Planner, Rejected, Scheduled
+from caretime.policy.planner import cyclic_gc_paused
 from caretime.tenancy.policy import CallingPolicy
 
 # Items one batch may hold: a larger one is refused whole, before anything is planned.
@@ -84,6 +85,20 @@ def effective_policy(calling: CallingPolicy, options: BatchOptions) -> CallingPo
 
 
 async def schedule_batch(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    request: BatchRequest,
+    *,
+    now: datetime,
+) -> BatchResult:
+    # Like planning, the rest of a batch (parsing, columns, answers: several objects per
+    # item, no reference cycles) gives the cycle collector nothing to find but its passes.
+    with cyclic_gc_paused():
+        return await _schedule_batch(session, tenant_id, calling, request, now=now)
+
+
+async def _schedule_batch(
     session: AsyncSession,
     tenant_id: str,
     calling: CallingPolicy,
@@ -205,8 +220,9 @@ def _request_hash(request: BatchRequest) -> str:
 
 def _new_calls(items: Sequence[Intake], outcomes: Sequence[Outcome]) -> list[NewCall | None]:
     """The call to write for each item that was planned, in item order."""
+    ids = iter(new_ids("call", len(items)))
     return [
-        NewCall(new_id("call"), item.plan.name, outcome, item.content, item.plan.allow_duplicate)
+        NewCall(next(ids), item.plan.name, outcome, item.content, item.plan.allow_duplicate)
         if isinstance(item, ParsedItem) and isinstance(outcome, Scheduled)
         else None
         for item, outcome in zip(items, outcomes, strict=True)

@@ -10,11 +10,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.clock import isoformat_z
 from caretime.db import serialise_on_all
 from caretime.dispatch.queue import NewJob, enqueue_or_advance
 from caretime.outreach.content import CallContent
-from caretime.outreach.events import calls_scheduled
+from caretime.outreach.events import calls_scheduled, scheduled_data
 from caretime.outreach.models import PENDING, contact_id_for
 from caretime.outreach.repository import CallRepository, ContactRepository, lock_tenant
 from caretime.policy import CapacityLedger, Scheduled
@@ -115,16 +114,17 @@ async def write_calls(
     )
     kept = [call for call in new_calls if call.id in written]
     await make_dispatchable(session, tenant_id, (call.planned.at for call in kept))
-    scheduled = [_scheduled_data(call, calling, batch_id) for call in kept]
-    await calls_scheduled(session, tenant_id, [c.id for c in kept], scheduled, now=now)
+    ids = [call.id for call in kept]
+    data = scheduled_data(
+        ids,
+        [call.planned.at for call in kept],
+        [call.planned.tz for call in kept],
+        [call.series_id for call in kept],
+        batch_id=batch_id,
+        max_attempts=calling.max_attempts,
+    )
+    await calls_scheduled(session, tenant_id, ids, data, now=now)
     return written
-
-
-def _scheduled_data(call: NewCall, calling: CallingPolicy, batch_id: str | None) -> dict[str, Any]:
-    return {"id": call.id, "batch_id": batch_id, "status": PENDING,
-            "scheduled": isoformat_z(call.planned.at), "tz": call.planned.tz, "attempts": 0,
-            "max_attempts": calling.max_attempts, "outcome": None,
-            "series_id": call.series_id}  # fmt: skip
 
 
 def _planned_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:

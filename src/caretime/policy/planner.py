@@ -141,7 +141,7 @@ class Planner:
         """Plan items in order. A duplicate names the item it repeats by its position in the
         whole input: `positions[i]` for items[i] when given, else `start + i` (an input
         planned in chunks by one planner)."""
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             return self._plan(items, positions or range(start, start + len(items)))
 
     def _plan(self, items: Sequence[PlanItem], positions: Sequence[int]) -> list[Outcome]:
@@ -347,10 +347,11 @@ class Planner:
 
 
 @contextlib.contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
+def cyclic_gc_paused() -> Iterator[None]:
     """Planning allocates a few small tuples per item and makes no reference cycles, so the
     cycle collector has nothing to find, yet its passes over a growing heap took a third of
-    the time of a large batch."""
+    the time of a large batch. (Nested pauses, and pauses of concurrent requests, leave it
+    enabled once the outermost that found it enabled ends.)"""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
