@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.clock import Clock
 from caretime.config import Settings
@@ -42,6 +43,24 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     reading = request.method in READ_ONLY_METHODS
     async with transaction(runtime.read_sessions if reading else runtime.sessions) as session:
         yield session
+
+
+@asynccontextmanager
+async def reading_first(request: Request, session: AsyncSession) -> AsyncIterator[AsyncConnection]:
+    """A connection for what a request reads before its own work (its key check): the
+    request's session when the request only reads (already a reader), else a reader of its
+    own, so the request's write transaction begins with the first statement of the endpoint.
+    On SQLite that transaction takes the database's write lock at BEGIN IMMEDIATE, and every
+    other writer waits for it; on PostgreSQL it spares a request that writes elsewhere (an
+    inbound reply, written by the desk's batch) a BEGIN and a COMMIT around its key check.
+    A reader sees what was committed when its statement began: a key revoked by any process
+    is refused as before."""
+    if request.method in READ_ONLY_METHODS:
+        yield await session.connection()
+        return
+    runtime: Runtime = request.app.state.runtime
+    async with runtime.read_engine.connect() as connection:
+        yield connection
 
 
 async def get_clock(request: Request) -> Clock:

@@ -61,13 +61,18 @@ class Runtime:
 
         return cls(settings, engine, sessionmaker(engine), sessionmaker(read_engine), clock, waker)
 
+    @property
+    def read_engine(self) -> AsyncEngine:
+        """The engine behind `read_sessions` (autocommit; on SQLite, its own connections)."""
+        engine: AsyncEngine = self.read_sessions.kw["bind"]
+        return engine
+
     async def close(self) -> None:
         while self.on_close:
             await self.on_close.pop()()
         await self.engine.dispose()
-        read_engine = self.read_sessions.kw["bind"]
-        if read_engine is not self.engine:
-            await read_engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 def freeze_startup_heap() -> None:

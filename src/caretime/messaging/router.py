@@ -36,7 +36,6 @@ api = APIRouter(tags=["messaging"])
 async def receive_inbound(
     reply: InboundIn,
     tenant: TenantDep,
-    session: SessionDep,
     clock: ClockDep,
     runtime: RuntimeDep,
     idempotency_key: Annotated[
@@ -57,9 +56,8 @@ async def receive_inbound(
         provider_id=reply.message_id,
         idempotency_key=idempotency_key,
     )
-    # The key check's transaction ends here: its connection (on SQLite, the write lock) is
-    # not held while the reply waits for its batch (messaging.desk).
-    await session.commit()
+    # No transaction of the request's own: the key check ran on a reader (deps.reading_first)
+    # and the reply is written by its batch (messaging.desk).
     answer = await reply_desk(runtime).receive(
         tenant.id, received, now=clock.now(), classifier=inbound.classifier_of(runtime)
     )

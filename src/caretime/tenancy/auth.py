@@ -1,8 +1,10 @@
 """`Authorization: Bearer <key>` → the caller's tenant and policy, or a 401 problem.
 
 Each request reads its key, the key's revocation, the tenant's name and the tenant's policy
-version in one indexed SELECT in its own transaction (`service.check_key`): a key revoked by
-any process is refused by the next request on every process. The parsed policy is kept per
+version in one indexed SELECT (`service.check_key`): a key revoked by any process is refused
+by the next request on every process. A request that writes reads it on a reader connection
+before its write transaction begins (`deps.reading_first`): on SQLite the write lock is not
+held across the check. The parsed policy is kept per
 process, per tenant and version (`PolicyCache`): parsing it again happens only after a
 change, which bumps the version. The key's last use is noted in memory and written in
 batches (`keyuse.KeyUses`), so no request writes for it.
@@ -16,9 +18,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from caretime.deps import SessionDep
+from caretime.deps import SessionDep, reading_first
 from caretime.errors import Unauthorized
 from caretime.events import set_actor
 from caretime.events.actor import api_key_actor
@@ -54,7 +56,8 @@ async def current_tenant(
     problem = key_shape_problem(plaintext)
     if problem is not None:
         raise Unauthorized(f"malformed API key: {problem}")
-    key = await check_key(session, plaintext)
+    async with reading_first(request, session) as connection:
+        key = await check_key(connection, plaintext)
     bind_tenant(key.tenant_id)
     set_actor(api_key_actor(key.key_id))
     runtime: Runtime = request.app.state.runtime
@@ -66,9 +69,14 @@ TenantDep = Annotated[CurrentTenant, Depends(current_tenant)]
 
 
 async def current_policy(request: Request, tenant: TenantDep, session: SessionDep) -> TenantPolicy:
-    return await policies_of(request.app.state.runtime).policy(
-        session, tenant.id, tenant.policy_version
-    )
+    policies = policies_of(request.app.state.runtime)
+    parsed = policies.parsed(tenant.id, tenant.policy_version)
+    if parsed is None:
+        async with reading_first(request, session) as connection:
+            parsed = await policies.read(connection, tenant.id)
+    if isinstance(parsed, StoredPolicyInvalid):
+        raise StoredPolicyInvalid(parsed.detail, **parsed.extensions)
+    return parsed
 
 
 PolicyDep = Annotated[TenantPolicy, Depends(current_policy)]
@@ -93,20 +101,18 @@ class PolicyCache:
             self._rendered[id(policy)] = rendered
         return rendered[1]
 
-    async def policy(self, session: AsyncSession, tenant_id: str, version: int) -> TenantPolicy:
+    def parsed(self, tenant_id: str, version: int) -> TenantPolicy | StoredPolicyInvalid | None:
+        """The tenant's policy as parsed at `version` or later, None if it must be read."""
         cached = self._parsed.get(tenant_id)
         if cached is None or cached[0] < version:
-            cached = await self._read(session, tenant_id)
-        parsed = cached[1]
-        if isinstance(parsed, StoredPolicyInvalid):
-            raise StoredPolicyInvalid(parsed.detail, **parsed.extensions)
-        return parsed
+            return None
+        return cached[1]
 
-    async def _read(
-        self, session: AsyncSession, tenant_id: str
-    ) -> tuple[int, TenantPolicy | StoredPolicyInvalid]:
+    async def read(
+        self, connection: AsyncConnection, tenant_id: str
+    ) -> TenantPolicy | StoredPolicyInvalid:
         row = (
-            await session.execute(
+            await connection.execute(
                 select(Tenant.policy, Tenant.policy_version).where(Tenant.id == tenant_id)
             )
         ).one()
@@ -120,7 +126,7 @@ class PolicyCache:
         current = self._parsed.get(tenant_id)
         if current is None or current[0] <= row.policy_version:
             self._parsed[tenant_id] = entry
-        return entry
+        return parsed
 
 
 def policies_of(runtime: Runtime) -> PolicyCache:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.db import locking
 from caretime.errors import CaretimeError, Conflict, InvalidInput, NotFound, Unauthorized
@@ -107,11 +107,10 @@ _KEY_CHECK = (
 )
 
 
-async def check_key(session: AsyncSession, plaintext: str) -> KeyCheck:
-    """The key and its tenant in one indexed SELECT, in the request's transaction: a key
+async def check_key(connection: AsyncConnection, plaintext: str) -> KeyCheck:
+    """The key and its tenant in one indexed SELECT, read per request (no cache): a key
     revoked by any process is refused by the next request."""
-    # On the session's connection, not through the ORM: six columns need no entity loading.
-    connection = await session.connection()
+    # On a connection, not through the ORM: six columns need no entity loading.
     result = await connection.execute(_KEY_CHECK, {"key_hash": hash_key(plaintext)})
     row = result.first()
     if row is None:
