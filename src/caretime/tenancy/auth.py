@@ -4,10 +4,10 @@ Each request reads its key, the key's revocation, the tenant's name and the tena
 version in one indexed SELECT (`service.check_key`): a key revoked by any process is refused
 by the next request on every process. A request that writes reads it on a reader connection
 before its write transaction begins (`deps.reading_first`): on SQLite the write lock is not
-held across the check. The parsed policy is kept per
-process, per tenant and version (`PolicyCache`): parsing it again happens only after a
-change, which bumps the version. The key's last use is noted in memory and written in
-batches (`keyuse.KeyUses`), so no request writes for it.
+held across the check. The parsed policy is kept per process, per tenant and version
+(`PolicyCache`): parsing it again happens only after a change, which bumps the version. The
+key's last use is noted in memory and written in batches (`keyuse.KeyUses`), so no request
+writes for it.
 """
 
 from __future__ import annotations
