@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caretime.fielderrors import field_errors, where
 from caretime.observability import current_request_id
@@ -140,37 +139,17 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, slug, _reason(exc.status_code), str(exc.detail))
 
 
-class UnhandledErrorMiddleware:
-    """Turns an exception no handler claimed into a 500 problem without internals. It sits
-    inside the request-context middleware, so the log line and the body carry the request id."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            log.error("unhandled_error", exc_info=exc)
-            if started:
-                raise
-            response = problem_response(
-                500,
-                "internal-error",
-                "Internal server error",
-                "Something went wrong on our side; quote the request id when reporting it.",
-            )
-            await response(scope, receive, send)
+def unhandled_error(exc: Exception) -> JSONResponse:
+    """Logs an exception no handler claimed and gives the 500 problem without internals. The
+    edge layer (caretime.edge) calls it inside the request's context, so the log line and the
+    body carry the request id."""
+    log.error("unhandled_error", exc_info=exc)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal server error",
+        "Something went wrong on our side; quote the request id when reporting it.",
+    )
 
 
 def _reason(status: int) -> str:
@@ -186,4 +165,3 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CaretimeError, _caretime_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(UnhandledErrorMiddleware)

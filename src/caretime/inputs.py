@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope
 
 from caretime.errors import problem_response
 
@@ -119,31 +120,31 @@ def _media_type(scope: Scope) -> str:
     return ""
 
 
-class InputGuardMiddleware:
-    """Reads the body (within the body limit, which sits outside), screens the request, and
-    hands the app the same body again."""
+async def screened(scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+    """The 422 for a hostile request, or None; and the `receive` the app reads the body from
+    (the body, already read to screen it, given once more). Called by the edge layer
+    (caretime.edge) inside the body limit: `receive` may raise BodyTooLarge."""
+    if not _has_body(scope) and not scope.get("query_string") and _plain(scope.get("path", "")):
+        return None, receive  # nothing that could be hostile: no body, no query, a plain path
+    body, replay = await _buffered(receive) if _has_body(scope) else (b"", receive)
+    if len(body) > SCREEN_INLINE_BYTES:
+        problems = await asyncio.to_thread(request_problems, scope, body)
+    else:
+        problems = request_problems(scope, body)
+    if not problems:
+        return None, replay
+    where = ", ".join(".".join(str(part) for part in p["loc"]) for p in problems[:3])
+    response = problem_response(
+        422, "validation-error", "The request is not valid", f"invalid: {where}",
+        errors=problems,
+    )  # fmt: skip
+    return response, replay
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        body, replay = await _buffered(receive) if _has_body(scope) else (b"", receive)
-        if len(body) > SCREEN_INLINE_BYTES:
-            problems = await asyncio.to_thread(request_problems, scope, body)
-        else:
-            problems = request_problems(scope, body)
-        if not problems:
-            await self.app(scope, replay, send)
-            return
-        where = ", ".join(".".join(str(part) for part in p["loc"]) for p in problems[:3])
-        response = problem_response(
-            422, "validation-error", "The request is not valid", f"invalid: {where}",
-            errors=problems,
-        )  # fmt: skip
-        await response(scope, replay, send)
+def _plain(path: str) -> bool:
+    """An ASCII path without NUL has none of the problems: it encodes, and it starts with "/",
+    so it is never a date on its own."""
+    return path.isascii() and "\x00" not in path and path.startswith("/")
 
 
 def _has_body(scope: Scope) -> bool:

@@ -12,11 +12,11 @@ import secrets
 import sys
 import time
 import traceback
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _tenant_id: ContextVar[str | None] = ContextVar("tenant_id", default=None)
@@ -175,55 +175,42 @@ def log_event(logger: logging.Logger, event: str, **fields: Any) -> None:
 UNLOGGED_ROUTES = frozenset({"/health", "/health/ready", "/metrics"})
 
 
-class RequestContextMiddleware:
-    """Gives each request an id (echoed as X-Request-ID), times it and counts it by route."""
+_http_log = logging.getLogger("caretime.http")
+RequestBinding = tuple[Token[str | None], Token[str | None]]
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.log = logging.getLogger("caretime.http")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = _incoming_request_id(scope) or _new_request_id()
-        token = _request_id.set(request_id)
-        tenant_token = _tenant_id.set(None)
-        started = time.perf_counter()
-        status = 500
+def bind_request(scope: Scope) -> tuple[str, RequestBinding]:
+    """The request's id (the caller's X-Request-ID when it is a sane one, else a new one),
+    bound with an empty tenant to the context logs read; the binding is for unbind_request."""
+    request_id = _incoming_request_id(scope) or _new_request_id()
+    return request_id, (_request_id.set(request_id), _tenant_id.set(None))
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
 
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            self._record(scope, status, time.perf_counter() - started)
-            _tenant_id.reset(tenant_token)
-            _request_id.reset(token)
+def unbind_request(binding: RequestBinding) -> None:
+    request_token, tenant_token = binding
+    _tenant_id.reset(tenant_token)
+    _request_id.reset(request_token)
 
-    def _record(self, scope: Scope, status: int, seconds: float) -> None:
-        route = getattr(scope.get("route"), "path", "unmatched")
-        method = scope["method"]
-        _requests_counted(method, route, status).inc()
-        _latency_of(method, route).observe(seconds)
-        if route in UNLOGGED_ROUTES or not self.log.isEnabledFor(logging.INFO):
-            return
-        self.log.info(
-            "request",
-            extra={
-                "fields": {
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "ms": round(seconds * 1000, 1),
-                }
-            },
-        )
+
+def record_request(scope: Scope, status: int, seconds: float) -> None:
+    """Counts and times the request by its route; logs it unless it is a probe."""
+    route = getattr(scope.get("route"), "path", "unmatched")
+    method = scope["method"]
+    _requests_counted(method, route, status).inc()
+    _latency_of(method, route).observe(seconds)
+    if route in UNLOGGED_ROUTES or not _http_log.isEnabledFor(logging.INFO):
+        return
+    _http_log.info(
+        "request",
+        extra={
+            "fields": {
+                "method": method,
+                "route": route,
+                "status": status,
+                "ms": round(seconds * 1000, 1),
+            }
+        },
+    )
 
 
 @functools.lru_cache(maxsize=4096)
