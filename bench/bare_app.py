@@ -33,11 +33,14 @@ TABLES = (
     "CREATE TABLE IF NOT EXISTS bare_offers (phone VARCHAR(32) PRIMARY KEY, "
     "shift_id VARCHAR(64) NOT NULL, status VARCHAR(16) NOT NULL, reply VARCHAR(1600))",
 )
+# caretime's default pool size (max(10, worker_concurrency) = 32): with 16 load connections
+# a pool of 10 opened and closed overflow connections per request, slowing the twin alone.
+POOL_SIZE = 32
 
 
 def _engine(url: str) -> AsyncEngine:
     if not url.startswith("sqlite"):
-        return create_async_engine(url, pool_size=10, max_overflow=20)
+        return create_async_engine(url, pool_size=POOL_SIZE, max_overflow=20)
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -133,7 +133,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-engine = create_async_engine(sys.argv[1], pool_size=10, max_overflow=20)
+# caretime's default pool (max(10, worker_concurrency) = 32): neither side churns connections.
+engine = create_async_engine(sys.argv[1], pool_size=32, max_overflow=20)
 app = FastAPI()
 CLAIM = text(
     "UPDATE bench_twin_shifts SET status = 'filled', assigned = :caller"
