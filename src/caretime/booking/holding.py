@@ -47,8 +47,7 @@ from caretime.booking.models import Appointment, AvailabilityRule, Provider, Vis
 from caretime.clock import isoformat_z
 from caretime.db import JSONDocument, UTCDateTime, is_postgres
 from caretime.dispatch import enqueue
-from caretime.dispatch.models import DEDUPE_PREDICATE, Job
-from caretime.dispatch.queue import scoped_dedupe_key
+from caretime.dispatch.queue import DEFAULT_MAX_ATTEMPTS, NewJob, insert_if_new, scoped_dedupe_key
 from caretime.dispatch.wakeup import mark_enqueued
 from caretime.events.actor import current_actor
 from caretime.events.models import Event
@@ -193,8 +192,7 @@ def sweep_minute(deadline: datetime) -> datetime:
 
 def sweep_key(tenant_id: str, deadline: datetime) -> str:
     """The dedupe key of the sweep job for `deadline`'s minute: one live job per minute."""
-    minute = int(sweep_minute(deadline).timestamp()) // 60
-    key = scoped_dedupe_key(tenant_id, f"{EXPIRE_HOLDS}:{minute}")
+    key = scoped_dedupe_key(tenant_id, _sweep_dedupe(sweep_minute(deadline)))
     assert key is not None
     return key
 
@@ -261,7 +259,7 @@ WITH hold AS (
     INSERT INTO jobs (tenant_id, kind, payload, run_at, priority, status, attempts,
         max_attempts, dedupe_key, created_at, updated_at)
     SELECT hold.tenant_id, 'booking.expire_holds', CAST(:sweep_payload AS JSONB),
-        CAST(:sweep_at AS TIMESTAMP WITH TIME ZONE), 0, 'queued', 0, 5,
+        CAST(:sweep_at AS TIMESTAMP WITH TIME ZONE), 0, 'queued', 0, :max_attempts,
         CAST(:sweep_key AS VARCHAR), hold.created_at, hold.created_at
     FROM hold
     ON CONFLICT (dedupe_key)
@@ -292,8 +290,9 @@ async def _write_postgres(
         "event_id": event_id,
         "event_data": event_data,
         "actor": current_actor(),
-        "sweep_payload": {"due": isoformat_z(sweep_at)},
+        "sweep_payload": _sweep_payload(sweep_at),
         "sweep_at": sweep_at,
+        "max_attempts": DEFAULT_MAX_ATTEMPTS,
         "sweep_key": sweep_key(hold.tenant_id, hold.hold_expires_at),
     }
     written = (await session.execute(_POSTGRES_WRITE, params)).one()
@@ -332,37 +331,29 @@ async def _write_sqlite(
             actor=current_actor(),
         )
     )
-    job = await session.execute(
-        sqlite.insert(Job)
-        .values(
-            tenant_id=hold.tenant_id,
-            kind=EXPIRE_HOLDS,
-            payload={"due": isoformat_z(sweep_at)},
-            run_at=sweep_at,
-            priority=0,
-            status="queued",
-            attempts=0,
-            max_attempts=5,
-            dedupe_key=sweep_key(hold.tenant_id, hold.hold_expires_at),
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[Job.dedupe_key], index_where=DEDUPE_PREDICATE)
-        .returning(Job.id)
-    )
-    return True, job.scalar()
+    sweep = NewJob(EXPIRE_HOLDS, _sweep_payload(sweep_at), sweep_at, hold.tenant_id,
+                   _sweep_dedupe(sweep_at))  # fmt: skip
+    return True, await insert_if_new(session, sweep, now=now)
 
 
 async def ensure_sweep(session: AsyncSession, tenant_id: str, deadline: datetime) -> None:
     """The sweep job for `deadline`'s minute, if there is none yet (a hold whose deadline
     moved: a renewed hold after a reschedule)."""
     sweep_at = sweep_minute(deadline)
-    minute = int(sweep_at.timestamp()) // 60
     await enqueue(
         session,
         EXPIRE_HOLDS,
-        {"due": isoformat_z(sweep_at)},
+        _sweep_payload(sweep_at),
         run_at=sweep_at,
         tenant_id=tenant_id,
-        dedupe_key=f"{EXPIRE_HOLDS}:{minute}",
+        dedupe_key=_sweep_dedupe(sweep_at),
     )
+
+
+def _sweep_payload(sweep_at: datetime) -> dict[str, Any]:
+    return {"due": isoformat_z(sweep_at)}
+
+
+def _sweep_dedupe(sweep_at: datetime) -> str:
+    """The sweep job's dedupe key (before its tenant scope): one live job per minute."""
+    return f"{EXPIRE_HOLDS}:{int(sweep_at.timestamp()) // 60}"

@@ -69,7 +69,7 @@ class ProviderRepository(TenantRepository[Provider]):
     model = Provider
 
     async def views(self, ids: Sequence[str] | None) -> list[ProviderView]:
-        """`many`, as the columns a slot search reads."""
+        """The tenant's providers (those of `ids`, or all), as the columns a slot search reads."""
         statement = (
             select(*_PROVIDER_VIEW)
             .where(Provider.tenant_id == self.tenant_id)
@@ -79,12 +79,6 @@ class ProviderRepository(TenantRepository[Provider]):
             statement = statement.where(Provider.id.in_(ids))
         connection = await self.session.connection()
         return [ProviderView(*row) for row in await connection.execute(statement)]
-
-    async def many(self, ids: Sequence[str] | None) -> Sequence[Provider]:
-        statement = self.select().order_by(Provider.id)
-        if ids is not None:
-            statement = statement.where(Provider.id.in_(ids))
-        return await self.all(statement)
 
 
 class RuleRepository(TenantRepository[AvailabilityRule]):

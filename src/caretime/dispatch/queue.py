@@ -65,6 +65,15 @@ async def enqueue(
     return job
 
 
+async def insert_if_new(session: AsyncSession, job: NewJob, *, now: datetime) -> int | None:
+    """Add `job` unless its dedupe key is live: the new job's id, or None. Unlike `enqueue`
+    it neither reads the live job nor wakes the workers (the caller does, if it wants)."""
+    inserted = await session.execute(
+        _insert_ignoring_live_duplicates(session).values(_row(job, now=now)).returning(Job.id)
+    )
+    return inserted.scalar()
+
+
 async def enqueue_many(session: AsyncSession, jobs: Sequence[NewJob]) -> None:
     """Add many jobs in one statement (duplicates of live dedupe keys are skipped)."""
     if not jobs:

@@ -301,16 +301,6 @@ class BatchRepository(TenantRepository[OutreachBatch]):
 class ContactRepository(TenantRepository[Contact]):
     model = Contact
 
-    async def lock(self, contact_id: str) -> None:
-        """Serialise decisions about one contact (caps) until the transaction ends."""
-        await self.session.execute(
-            locking(
-                select(Contact.id).where(
-                    Contact.tenant_id == self.tenant_id, Contact.id == contact_id
-                )
-            )
-        )
-
     async def lock_all(self, contact_ids: Sequence[str]) -> None:
         """`lock` for many contacts in one statement, taken in id order (so that two
         transactions locking overlapping sets cannot deadlock)."""

@@ -85,10 +85,7 @@ async def _allowed_now(
     for call in sorted(calls, key=lambda call: (call.contact_id, call.scheduled_at)):
         windows = in_window.get(call.id)
         started = previous.setdefault(call.contact_id, [])
-        if (
-            windows
-            and next_moment_under_caps(windows, started, caps, zone=call.tz, after=now) == now
-        ):
+        if windows and _under_caps(windows, started, caps, call, now):
             allowed.append(call)
             started.append(now)
     return allowed
