@@ -13,6 +13,7 @@ from caretime.clock import Clock
 from caretime.config import Settings
 from caretime.db import transaction
 from caretime.events import SYSTEM, set_actor
+from caretime.limits import BODILESS
 from caretime.runtime import Runtime
 
 
@@ -26,9 +27,6 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 # The dependencies below read the runtime from the request themselves rather than depending
 # on `get_runtime`: FastAPI solves each sub-dependency of each dependency again on every
 # request (even one it has cached), and these sit under most routes several times over.
@@ -40,7 +38,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     GET requests only read, so they do not queue behind SQLite's single writer."""
     set_actor(SYSTEM)  # until authentication says who is acting
     runtime: Runtime = request.app.state.runtime
-    reading = request.method in READ_ONLY_METHODS
+    reading = request.method in BODILESS
     async with transaction(runtime.read_sessions if reading else runtime.sessions) as session:
         yield session
 
@@ -55,7 +53,7 @@ async def reading_first(request: Request, session: AsyncSession) -> AsyncIterato
     inbound reply, written by the desk's batch) a BEGIN and a COMMIT around its key check.
     A reader sees what was committed when its statement began: a key revoked by any process
     is refused as before."""
-    if request.method in READ_ONLY_METHODS:
+    if request.method in BODILESS:
         yield await session.connection()
         return
     runtime: Runtime = request.app.state.runtime

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope
 
 from caretime.errors import problem_response
+from caretime.limits import BODILESS
 
 MIN_YEAR, MAX_YEAR = 1900, 2199
 # A value that is a date or a date-time and nothing else (free text that starts with a date
@@ -147,8 +148,11 @@ def _plain(path: str) -> bool:
     return path.isascii() and "\x00" not in path and path.startswith("/")
 
 
+_NO_BODY_TO_SCREEN = BODILESS | {"DELETE"}
+
+
 def _has_body(scope: Scope) -> bool:
-    return scope.get("method") not in ("GET", "HEAD", "OPTIONS", "DELETE")
+    return scope.get("method") not in _NO_BODY_TO_SCREEN
 
 
 async def _buffered(receive: Receive) -> tuple[bytes, Receive]:

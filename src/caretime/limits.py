@@ -14,6 +14,7 @@ from starlette.types import Message, Receive, Scope
 from caretime.errors import problem_response
 
 # Methods whose requests caretime's routes never read a body of.
+# Methods no route reads a body of; they are also the requests that only read.
 BODILESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
