@@ -5,6 +5,7 @@ two real processes)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -155,6 +156,36 @@ async def test_a_key_revoked_elsewhere_is_refused_at_once_by_a_route_that_reads_
         assert "revoked" in refused.json()["detail"]
     # ...and from then on by every route of this process, the bound not yet passed.
     assert (await anon_client.get(PLAIN_READS[0], headers=bearer(key))).status_code == 401
+
+
+async def test_no_request_sent_after_a_revocation_answered_is_served_from_a_read_before_it(
+    anon_client: httpx.AsyncClient, runtime: Runtime, cache_clock: FakeMonotonic
+) -> None:
+    """Requests with the key run all along while the key is revoked on the same process (the
+    cache's clock stands still: nothing expires by itself): one that read the key before
+    the commit must not keep it for those that follow."""
+    _, key = await make_tenant(runtime, name="acme")
+    listed = await anon_client.get("/tenants/me/keys", headers=bearer(key))
+    key_id = listed.json()["items"][0]["id"]
+    revoked = asyncio.Event()
+    after: list[int] = []
+
+    async def keep_asking() -> None:
+        for _ in range(60):
+            sent_after_revocation = revoked.is_set()
+            answer = await anon_client.get(PLAIN_READS[0], headers=bearer(key))
+            if sent_after_revocation:
+                after.append(answer.status_code)
+            await asyncio.sleep(0)
+
+    askers = [asyncio.create_task(keep_asking()) for _ in range(8)]
+    await asyncio.sleep(0.01)
+    deleted = await anon_client.delete(f"/tenants/me/keys/{key_id}", headers=bearer(key))
+    assert deleted.status_code == 200
+    revoked.set()
+    await asyncio.gather(*askers)
+    assert after  # the askers were still asking after the revocation was answered
+    assert set(after) == {401}
 
 
 async def test_an_unknown_key_is_not_kept_and_works_as_soon_as_it_exists(
