@@ -112,8 +112,8 @@ _JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
 def json_line(entry: dict[str, Any]) -> str:
     """`json.dumps(entry, default=str)`, character for character, written directly when the
     entry is flat (string keys; strings, ints, finite floats, booleans, None: every request
-    line and nearly every other record). json.dumps builds an encoder per call, ~10 µs a line
-    on this machine against ~2 µs here, paid by every request that is logged."""
+    line and nearly every other record). json.dumps builds an encoder per call: this costs a
+    request line ~30% less (docs/benchmarks.md, "E"), paid by every request that is logged."""
     parts = []
     for key, value in entry.items():
         kind = type(value)
