@@ -67,6 +67,30 @@ class WrkResult:
         )
 
 
+def combined(results: list[WrkResult]) -> WrkResult:
+    """Runs of the same load as one: requests over seconds; each percentile the mean of the
+    runs' weighted by their requests (an approximation: wrk reports percentiles, not its
+    histogram)."""
+    requests = sum(result.requests for result in results)
+    weight = requests or 1
+
+    def mean(values: list[float]) -> float:
+        return sum(v * r.requests for v, r in zip(values, results, strict=True)) / weight
+
+    statuses: dict[int, int] = {}
+    for result in results:
+        for code, count in result.statuses.items():
+            statuses[code] = statuses.get(code, 0) + count
+    return WrkResult(
+        requests=requests,
+        seconds=sum(result.seconds for result in results),
+        p50_ms=mean([result.p50_ms for result in results]),
+        p99_ms=mean([result.p99_ms for result in results]),
+        statuses=statuses,
+        socket_errors=sum(result.socket_errors for result in results),
+    )
+
+
 def run(
     base_url: str,
     load: Load,

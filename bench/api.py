@@ -1,8 +1,8 @@
 """What a single API request costs beside the framework's own ceiling, measured with `wrk`.
 
-In one run, on SQLite and then on PostgreSQL, `caretime serve` (no workers) and the bare
-FastAPI twins of `bench/bare_app.py` (same uvicorn settings, same database) take the same
-closed-loop load, one endpoint at a time, in pairs of runs back to back:
+In one run, on SQLite and on PostgreSQL, `caretime serve` (no workers) and the bare FastAPI
+twins of `bench/bare_app.py` (same uvicorn settings, same database) take the same closed-loop
+load, one endpoint at a time:
 
 | caretime | bare twin |
 |---|---|
@@ -16,11 +16,21 @@ closed-loop load, one endpoint at a time, in pairs of runs back to back:
 It prints requests/s, p50 and p99, and each ratio to its twin with its target. After the
 reservations it counts double bookings in the database (there must be none).
 
-Variables: `CARETIME_BENCH_SECONDS` (per measurement, default 3), `CARETIME_BENCH_CONNECTIONS`
-(default 16), `CARETIME_BENCH_ROUNDS` (twin/caretime pairs per endpoint, default 3; the pair
-with the median ratio is printed), `CARETIME_BENCH_DATABASES` (`sqlite,postgresql`),
-`CARETIME_BENCH_PROFILE=1` (py-spy samples the caretime server during each measurement and
-prints its top frames; needs py-spy, a dev dependency), `CARETIME_BENCH_POSTGRES_URL`.
+A ratio compares two runs, so a load on the machine that moves between them moves the ratio
+(the machine is shared): both databases' servers run from the start, and each round of an
+endpoint measures both databases, in turns first (SQLite then PostgreSQL, then the other
+way); within a database, the twin and caretime run in halves, twin-caretime-caretime-twin or
+its mirror, so a load that rises or falls through the pair weighs on both sides alike. A
+side's figure adds its two halves (requests over seconds; p50/p99 the mean of the halves'
+weighted by their requests).
+
+Variables: `CARETIME_BENCH_SECONDS` (per side of a pair, default 3, run as two halves of
+whole seconds), `CARETIME_BENCH_CONNECTIONS` (default 16), `CARETIME_BENCH_ROUNDS`
+(twin/caretime pairs per endpoint and database, default 3; the pair with the median ratio
+is printed), `CARETIME_BENCH_DATABASES` (`sqlite,postgresql`), `CARETIME_BENCH_ENDPOINTS`
+(parts of endpoint names, e.g. `slots,calls`; empty runs them all),
+`CARETIME_BENCH_PROFILE=1` (py-spy samples the caretime server during its first half of each
+pair and prints its top frames; needs py-spy, a dev dependency), `CARETIME_BENCH_POSTGRES_URL`.
 `wrk` is installed with apt-get when missing.
 """
 
@@ -40,6 +50,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from caretime.serving import UVICORN_HTTP, UVICORN_LOOP
+
 sys.path.insert(0, str(Path(__file__).parent))
 import _profile
 import _wrk
@@ -55,12 +67,14 @@ PROFILE = os.environ.get("CARETIME_BENCH_PROFILE") == "1"
 ENDPOINTS = [part for part in os.environ.get("CARETIME_BENCH_ENDPOINTS", "").split(",") if part]
 AUTH = {"Authorization": f"Bearer {KEY}"}
 JSON = {"Content-Type": "application/json"}
+# Each side of a pair runs in two halves of this many seconds (wrk counts whole seconds).
+HALF_SECONDS = max(1, round(SECONDS / 2))
 # Reservations spread over this many providers, each open round the clock (96 slots a day)
-# for as many days as the rounds need: each round books from its own range of slots, sized
-# for 3,000 reservations a second, more than any run books.
+# for as many days as the runs need: each run (a half of a side of a round) books from its
+# own range of slots, sized for 3,000 reservations a second, more than any run books.
 RES_PROVIDERS = 50
-SLOTS_PER_ROUND = max(10_000, int(SECONDS * 3_000))
-RES_DAYS = -(-ROUNDS * SLOTS_PER_ROUND // (RES_PROVIDERS * 96))
+SLOTS_PER_RUN = max(10_000, HALF_SECONDS * 3_000)
+RES_DAYS = -(-ROUNDS * 2 * SLOTS_PER_RUN // (RES_PROVIDERS * 96))
 CAREGIVER_PHONE = "+12065550123"
 NO_QUIET_HOURS = {"shifts": {"quiet_hours": {"start": "00:00", "end": "00:00"}}}
 
@@ -152,7 +166,7 @@ def seed(url: str) -> Fixture:
             ok(http.post(f"/providers/res-{n}/availability", json=days))
         shift_id = seed_offer(http, first_day)
     first_slot = datetime.combine(first_day, datetime.min.time(), tzinfo=UTC)
-    return Fixture(call["id"], first_day.isoformat(), shift_id, first_slot)
+    return Fixture(str(call["id"]), first_day.isoformat(), shift_id, first_slot)
 
 
 def seed_offer(http: httpx.Client, day: object) -> str:
@@ -212,12 +226,13 @@ async def double_bookings(database_url: str) -> tuple[int, int]:
 
 @contextlib.contextmanager
 def bare_server(database_url: str) -> Iterator[str]:
-    """The twins under uvicorn with caretime serve's settings (uvloop, httptools, no access
-    log, one process)."""
+    """The twins under uvicorn with caretime serve's settings (serving.py: uvloop, httptools,
+    no access log, no server header, one process)."""
     port = free_port()
     env = {**os.environ, "BARE_DATABASE_URL": database_url}
     command = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port)]
     command += ["--app-dir", str(Path(__file__).parent), "--no-access-log"]
+    command += ["--loop", UVICORN_LOOP, "--http", UVICORN_HTTP, "--no-server-header"]
     command += ["--log-level", "warning"]
     process = subprocess.Popen(command, env=env)
     url = f"http://127.0.0.1:{port}"
@@ -229,25 +244,56 @@ def bare_server(database_url: str) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def measure(pair: Pair, ours_url: str, twin_url: str, server_pid: int) -> Measured:
-    """ROUNDS pairs of runs, the twin and caretime back to back (in turns first, so a load
-    that rises or falls through the pair favours neither); the pair with the median ratio
-    is the figure (the machine is shared: a single pair can fall in someone's test run)."""
-    pairs: list[Measured] = []
-    for round_number in range(ROUNDS):
-        first = round_number * SLOTS_PER_ROUND
-        runs = {}
-        for side in ("twin", "ours") if round_number % 2 == 0 else ("ours", "twin"):
-            url, load = (twin_url, pair.twin) if side == "twin" else (ours_url, pair.ours)
-            with _profile.sampling(server_pid, enabled=PROFILE and side == "ours") as profile:
-                runs[side] = _wrk.run(
-                    url, load, seconds=SECONDS, connections=CONNECTIONS, first=first
-                )
-            if side == "ours" and PROFILE:
-                print(profile.top(pair.name))
-        pairs.append(Measured(runs["ours"], runs["twin"]))
-    pairs.sort(key=lambda measured: measured.ratio)
-    return pairs[len(pairs) // 2]
+@dataclass(frozen=True)
+class Served:
+    """One database's pair of servers, seeded."""
+
+    label: str
+    database_url: str
+    ours_url: str
+    twin_url: str
+    server_pid: int
+    fixture: Fixture
+
+
+@contextlib.contextmanager
+def served(label: str, database_url: str) -> Iterator[Served]:
+    # The log level caretime ships with: every request writes its JSON log line (to nowhere).
+    env = {"CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
+    env["CARETIME_LOG_LEVEL"] = "INFO"
+    with caretime_server(env) as ours_url:
+        fixture = seed(ours_url)
+        with bare_server(database_url) as twin_url:
+            asyncio.run(seed_twin(database_url))
+            pid = server_pid(ours_url)
+            yield Served(label, database_url, ours_url, twin_url, pid, fixture)
+
+
+def one_round(pair: Pair, at: Served, round_number: int) -> Measured:
+    """Twin-caretime-caretime-twin (even rounds) or its mirror, each a half of a side."""
+    first_side = "twin" if round_number % 2 == 0 else "ours"
+    order = [first_side, other(first_side), other(first_side), first_side]
+    halves: dict[str, list[_wrk.WrkResult]] = {"twin": [], "ours": []}
+    for side in order:
+        url, load = (at.twin_url, pair.twin) if side == "twin" else (at.ours_url, pair.ours)
+        first = (round_number * 2 + len(halves[side])) * SLOTS_PER_RUN
+        profiled = PROFILE and side == "ours" and not halves["ours"]
+        with _profile.sampling(at.server_pid, enabled=profiled) as profile:
+            halves[side].append(
+                _wrk.run(url, load, seconds=HALF_SECONDS, connections=CONNECTIONS, first=first)
+            )
+        if profiled:
+            print(profile.top(f"{pair.name} ({at.label})"))
+    return Measured(_wrk.combined(halves["ours"]), _wrk.combined(halves["twin"]))
+
+
+def other(side: str) -> str:
+    return "ours" if side == "twin" else "twin"
+
+
+def median_pair(measured: list[Measured]) -> Measured:
+    """The pair with the median ratio (a single pair can fall in someone's test run)."""
+    return sorted(measured, key=lambda pair: pair.ratio)[len(measured) // 2]
 
 
 @dataclass(frozen=True)
@@ -264,44 +310,67 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def run_database(label: str, database_url: str) -> list[str]:
-    # The log level caretime ships with: every request writes its JSON log line (to nowhere).
-    env = {"CARETIME_DATABASE_URL": database_url, "CARETIME_API_KEY": KEY}
-    env["CARETIME_LOG_LEVEL"] = "INFO"
+def measure_all(servers: list[Served]) -> list[str]:
+    """Every chosen endpoint, ROUNDS rounds each, the databases in turns first."""
     lines: list[str] = []
-    with caretime_server(env) as ours_url:
-        fixture = seed(ours_url)
-        with bare_server(database_url) as twin_url:
-            asyncio.run(seed_twin(database_url))
-            pid = server_pid(ours_url)
-            print(f"{label} (load average {load_average()}):", flush=True)
-            for pair in chosen(pairs(fixture)):
-                measured = measure(pair, ours_url, twin_url, pid)
-                ours, twin, ratio = measured.ours, measured.twin, measured.ratio
-                verdict = "ok" if ratio >= pair.target else "BELOW TARGET"
-                print(f"  {pair.name:28} caretime {ours.summary()}")
-                print(f"  {'':28} bare     {twin.summary()}")
-                line = f"{pair.name}: {ratio:.2f}× (target ≥ {pair.target}×, {verdict})"
-                print(f"  {'':28} ratio {ratio:.2f}× (target ≥ {pair.target}×: {verdict})")
-                lines.append(f"{label} {line}")
-            held, doubled = asyncio.run(double_bookings(database_url))
-            print(f"  reservations held: {held}, double bookings: {doubled}", flush=True)
-            lines.append(f"{label} double bookings: {doubled} of {held} held")
+    names = [pair.name for pair in chosen(pairs(servers[0].fixture))]
+    for name in names:
+        rounds: dict[str, list[Measured]] = {at.label: [] for at in servers}
+        for round_number in range(ROUNDS):
+            for at in servers if round_number % 2 == 0 else servers[::-1]:
+                pair = next(p for p in pairs(at.fixture) if p.name == name)
+                rounds[at.label].append(one_round(pair, at, round_number))
+        for at in servers:
+            pair = next(p for p in pairs(at.fixture) if p.name == name)
+            lines.append(report(pair, at.label, median_pair(rounds[at.label])))
     return lines
+
+
+def report(pair: Pair, label: str, measured: Measured) -> str:
+    ratio = measured.ratio
+    verdict = "ok" if ratio >= pair.target else "BELOW TARGET"
+    print(f"  {label:10} {pair.name:28} caretime {measured.ours.summary()}")
+    print(f"  {'':10} {'':28} bare     {measured.twin.summary()}")
+    print(f"  {'':10} {'':28} ratio {ratio:.2f}× (target ≥ {pair.target}×: {verdict})")
+    return f"{label} {pair.name}: {ratio:.2f}× (target ≥ {pair.target}×, {verdict})"
+
+
+def double_booking_lines(servers: list[Served]) -> list[str]:
+    lines = []
+    for at in servers:
+        held, doubled = asyncio.run(double_bookings(at.database_url))
+        print(f"  {at.label}: reservations held: {held}, double bookings: {doubled}")
+        lines.append(f"{at.label} double bookings: {doubled} of {held} held")
+    return lines
+
+
+@contextlib.contextmanager
+def databases() -> Iterator[list[tuple[str, str]]]:
+    """(label, URL) of each chosen database, fresh."""
+    chosen_databases: list[tuple[str, str]] = []
+    with contextlib.ExitStack() as stack:
+        if "sqlite" in DATABASES:
+            path = Path("var/bench-api.db").resolve()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            chosen_databases.append(("SQLite", f"sqlite+aiosqlite:///{path}"))
+        if "postgresql" in DATABASES:
+            url = stack.enter_context(postgres_database("caretime_bench_api"))
+            chosen_databases.append(("PostgreSQL", url))
+        yield chosen_databases
 
 
 def main() -> None:
     _wrk.ensure_wrk()
-    print(f"{SECONDS:g} s per measurement, {CONNECTIONS} connections, {ROUNDS} round(s)")
-    summary: list[str] = []
-    if "sqlite" in DATABASES:
-        path = Path("var/bench-api.db").resolve()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        summary += run_database("SQLite", f"sqlite+aiosqlite:///{path}")
-    if "postgresql" in DATABASES:
-        with postgres_database("caretime_bench_api") as pg_url:
-            summary += run_database("PostgreSQL", pg_url)
+    print(
+        f"{SECONDS:g} s per side (two halves of {HALF_SECONDS} s), {CONNECTIONS} connections, "
+        f"{ROUNDS} round(s)"
+    )
+    with databases() as chosen_databases, contextlib.ExitStack() as stack:
+        servers = [stack.enter_context(served(label, url)) for label, url in chosen_databases]
+        print(f"load average {load_average()}:", flush=True)
+        summary = measure_all(servers)
+        summary += double_booking_lines(servers)
     print(f"\nSummary (load average at the end {load_average()}):")
     for line in summary:
         print(f"  {line}")

@@ -54,59 +54,10 @@ def _engine(url: str) -> AsyncEngine:
     return engine
 
 
-engine = _engine(os.environ.get("BARE_DATABASE_URL", "sqlite+aiosqlite:///./var/bare.db"))
-
-
-@asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    async with engine.begin() as connection:
-        for statement in TABLES:
-            await connection.execute(text(statement))
-    yield
-    await engine.dispose()
-
-
-app = FastAPI(lifespan=lifespan)
-
-
-@app.get("/health")
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@app.get("/select/{call_id}")
-async def select_one(call_id: str) -> dict[str, Any]:
-    async with engine.connect() as connection:
-        row = (
-            await connection.execute(
-                text("SELECT id, status, scheduled_at FROM calls WHERE id = :id"), {"id": call_id}
-            )
-        ).first()
-    if row is None:
-        raise HTTPException(404)
-    return {"id": row.id, "status": row.status, "scheduled": row.scheduled_at}
-
-
 class Reservation(BaseModel):
     provider_id: str = Field(max_length=64)
     slot_start: AwareDatetime
     client_id: str = Field(min_length=1, max_length=200)
-
-
-@app.post("/insert", status_code=201)
-async def insert_one(body: Reservation) -> dict[str, Any]:
-    try:
-        async with engine.begin() as connection:
-            await connection.execute(
-                text(
-                    "INSERT INTO bare_reservations (provider_id, slot_start, client_id) "
-                    "VALUES (:provider_id, :slot_start, :client_id)"
-                ),
-                {**body.model_dump(), "slot_start": body.slot_start.replace(tzinfo=None)},
-            )
-    except IntegrityError:
-        raise HTTPException(409, "slot taken") from None
-    return {"provider_id": body.provider_id, "slot_start": body.slot_start, "status": "held"}
 
 
 class Reply(BaseModel):
@@ -115,24 +66,66 @@ class Reply(BaseModel):
     shift_id: str | None = None
 
 
-@app.post("/update")
-async def update_one(reply: Reply) -> dict[str, Any]:
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            text(
-                "UPDATE bare_offers SET status = 'declined', reply = :body "
-                "WHERE phone = :phone AND status IN ('open', 'declined')"
-            ),
-            {"body": reply.body, "phone": reply.sender},
-        )
-    action = "declined" if result.rowcount else "unmatched"  # type: ignore[attr-defined]
-    return {"intent": "decline", "action": action, "at": datetime.now().isoformat()}
+def make_app(database_url: str) -> FastAPI:
+    """The twins on `database_url` (bench/asgi_requests.py builds one per database)."""
+    engine = _engine(database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with engine.begin() as connection:
+            for statement in TABLES:
+                await connection.execute(text(statement))
+        yield
+        await engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/select/{call_id}")
+    async def select_one(call_id: str) -> dict[str, Any]:
+        async with engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    text("SELECT id, status, scheduled_at FROM calls WHERE id = :id"),
+                    {"id": call_id},
+                )
+            ).first()
+        if row is None:
+            raise HTTPException(404)
+        return {"id": row.id, "status": row.status, "scheduled": row.scheduled_at}
+
+    @app.post("/insert", status_code=201)
+    async def insert_one(body: Reservation) -> dict[str, Any]:
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(
+                    text(
+                        "INSERT INTO bare_reservations (provider_id, slot_start, client_id) "
+                        "VALUES (:provider_id, :slot_start, :client_id)"
+                    ),
+                    {**body.model_dump(), "slot_start": body.slot_start.replace(tzinfo=None)},
+                )
+        except IntegrityError:
+            raise HTTPException(409, "slot taken") from None
+        return {"provider_id": body.provider_id, "slot_start": body.slot_start, "status": "held"}
+
+    @app.post("/update")
+    async def update_one(reply: Reply) -> dict[str, Any]:
+        async with engine.begin() as connection:
+            result = await connection.execute(
+                text(
+                    "UPDATE bare_offers SET status = 'declined', reply = :body "
+                    "WHERE phone = :phone AND status IN ('open', 'declined')"
+                ),
+                {"body": reply.body, "phone": reply.sender},
+            )
+        action = "declined" if result.rowcount else "unmatched"  # type: ignore[attr-defined]
+        return {"intent": "decline", "action": action, "at": datetime.now().isoformat()}
+
+    return app
 
 
-async def seed_offer(phone: str, shift_id: str) -> None:
-    """The offer the `/update` twin declines (called by the bench once the tables exist)."""
-    async with engine.begin() as connection:
-        await connection.execute(
-            text("INSERT INTO bare_offers (phone, shift_id, status) VALUES (:p, :s, 'open')"),
-            {"p": phone, "s": shift_id},
-        )
+app = make_app(os.environ.get("BARE_DATABASE_URL", "sqlite+aiosqlite:///./var/bare.db"))

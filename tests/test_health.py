@@ -12,7 +12,15 @@ from caretime.config import Settings
 async def test_health_is_exactly_ok_without_auth(anon_client: httpx.AsyncClient) -> None:
     response = await anon_client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.content == b'{"status":"ok"}'
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"]
+
+
+async def test_health_probes_are_counted(anon_client: httpx.AsyncClient) -> None:
+    await anon_client.get("/health")
+    metrics = (await anon_client.get("/metrics")).text
+    assert 'caretime_http_requests_total{method="GET",route="/health",status="200"}' in metrics
 
 
 async def test_ready_reports_the_database(anon_client: httpx.AsyncClient) -> None:

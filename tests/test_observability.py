@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from hypothesis import given
+from hypothesis import strategies as st
 
-from caretime.observability import JsonFormatter, mask_phone_like
+from caretime.observability import JsonFormatter, json_line, mask_phone_like
 
 PATIENT = "Jane Roe"
 PHONE = "+12065550100"
@@ -74,3 +76,13 @@ async def test_metrics_count_requests_by_route(client: httpx.AsyncClient) -> Non
 )
 def test_ids_addresses_and_dates_stay_readable(text: str) -> None:
     assert mask_phone_like(text) == text
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+
+
+@given(st.dictionaries(st.text(), _SCALARS | st.lists(st.integers(), max_size=2)))
+def test_a_json_line_is_what_json_dumps_writes(entry: dict[str, object]) -> None:
+    """Log searches match json.dumps's spacing and escapes: the fast path keeps them, and
+    anything it does not write itself (lists, NaN) goes to json.dumps."""
+    assert json_line(entry) == json.dumps(entry, default=str)

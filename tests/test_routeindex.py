@@ -47,3 +47,19 @@ async def test_the_route_another_method_and_an_unknown_path() -> None:
 async def test_a_parameter_first_segment_matches_any_path() -> None:
     async with _client() as client:
         assert (await client.get("/zebra/about")).json() == {"about": "zebra"}
+
+
+async def test_an_indexed_router_keeps_its_prefix_tags_and_included_routers() -> None:
+    inner, outer = APIRouter(), APIRouter(prefix="/tenants/me", tags=["tenants"])
+
+    @inner.get("/agents")
+    async def agents() -> list[str]:
+        return ["a1"]
+
+    outer.include_router(inner)
+    app = FastAPI()
+    app.include_router(indexed(outer))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.get("/tenants/me/agents")).json() == ["a1"]
+        assert (await c.get("/agents")).status_code == 404
+    assert app.openapi()["paths"]["/tenants/me/agents"]["get"]["tags"] == ["tenants"]

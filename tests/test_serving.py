@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from caretime import serving
+from caretime.config import Settings
 from tests.conftest import Database
 from tests.shifts.support import NO_QUIET_HOURS, phone
 from tests.support import TEST_API_KEY, bearer
@@ -252,3 +255,15 @@ def _sms_received_eventually(url: str, to: str) -> bool:
                 return True
             time.sleep(0.2)
     return False
+
+
+def test_the_api_runs_on_uvloop_and_httptools_without_a_server_header(tmp_path: Path) -> None:
+    """The fastest loop and parser uvicorn has, named (not "auto", which would fall back to
+    asyncio and h11 without a word), installed, and the same as bench/api.py's twins use."""
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/serve.db")
+    config = serving._config(serving.APP_FACTORY, settings, processes=1)
+    assert (config.loop, config.http) == ("uvloop", "httptools")
+    assert not config.server_header
+    assert not config.access_log
+    for module in (config.loop, config.http):
+        importlib.import_module(module)

@@ -50,10 +50,15 @@ class Readiness(BaseModel):
     checks: dict[str, Check]
 
 
-@router.get("/health")
-async def health() -> Health:
+# What `/health` answers, rendered once: the endpoint returns it as it is, without FastAPI
+# validating and rendering a model on every probe (~6 µs of a ~40 µs request).
+_ALIVE = Health(status="ok").model_dump_json().encode()
+
+
+@router.get("/health", response_model=Health)
+async def health() -> Response:
     """Liveness: the process answers. No API key; use it for load-balancer checks."""
-    return Health(status="ok")
+    return Response(_ALIVE, media_type="application/json")
 
 
 OPERATORS_ONLY = [Depends(require_operator_token)]

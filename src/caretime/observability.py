@@ -6,6 +6,7 @@ import functools
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -75,8 +76,8 @@ def format_exception_without_messages(exc_info: Any) -> str:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line (json's C encoder; its `"key": value` spacing is what log
-    searches match, so it stays)."""
+    """One JSON object per line, as `json.dumps` writes it (its `"key": value` spacing is what
+    log searches match, so it stays)."""
 
     _second = -1
     _stamp = ""
@@ -92,7 +93,7 @@ class JsonFormatter(logging.Formatter):
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exc"] = format_exception_without_messages(record.exc_info)
-        return json.dumps(entry, default=str)
+        return json_line(entry)
 
     def _timestamp(self, created: float) -> str:
         """Local time to the second, formatted once per second."""
@@ -101,6 +102,35 @@ class JsonFormatter(logging.Formatter):
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(second))
             self._second = second
         return self._stamp
+
+
+# The C function json.dumps escapes each string with (ensure_ascii, its default).
+_json_text = json.encoder.encode_basestring_ascii
+_JSON_CONSTANTS = {None: "null", True: "true", False: "false"}
+
+
+def json_line(entry: dict[str, Any]) -> str:
+    """`json.dumps(entry, default=str)`, character for character, written directly when the
+    entry is flat (string keys; strings, ints, finite floats, booleans, None: every request
+    line and nearly every other record). json.dumps builds an encoder per call: this costs a
+    request line ~30% less (docs/benchmarks.md, "E"), paid by every request that is logged."""
+    parts = []
+    for key, value in entry.items():
+        kind = type(value)
+        if kind is str:
+            text = _json_text(value)
+        elif kind is int:
+            text = int.__repr__(value)
+        elif kind is float and math.isfinite(value):
+            text = float.__repr__(value)
+        elif value is None or kind is bool:
+            text = _JSON_CONSTANTS[value]
+        else:
+            return json.dumps(entry, default=str)
+        if type(key) is not str:
+            return json.dumps(entry, default=str)
+        parts.append(f"{_json_text(key)}: {text}")
+    return "{" + ", ".join(parts) + "}"
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -5,9 +5,10 @@ each of its routes' patterns (a few microseconds each, with FastAPI's scope book
 `GET /calls/{id}` sits behind ~60 routes of other domains: matching it cost ~0.3 ms, a third
 of what a bare FastAPI endpoint's whole request costs on this machine. Every caretime path
 starts with a literal segment (`/calls/...`, `/slots`, `/providers/...`), so each domain's
-router is wrapped in one that first asks "does any of my routes start with this segment?"
-and answers "no match" at once otherwise; the routes are then tried as before, in the same
-order, so what matches (and a 404 or 405) is what FastAPI alone would give.
+router is included as an IndexedRouter (the same router, with a check) that first asks
+"does any of my routes start with this segment?" and answers "no match" at once otherwise;
+the routes are then tried as before, in the same order, so what matches (and a 404 or 405)
+is what FastAPI alone would give.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def first_segment(path: str) -> str:
 
 
 class IndexedRouter(APIRouter):
-    """Holds one domain's router (`indexed(router)`); include it in the app without a
-    prefix. Its index is built from the routes on the first request, when every route of
-    the process has been declared."""
+    """One domain's router with the first-segment check (`indexed(router)`); include it in
+    the app without a prefix. Its index is built from the routes on the first request, when
+    every route of the process has been declared."""
 
     _segments: frozenset[str] | None = None
 
@@ -57,13 +58,15 @@ _built: dict[int, tuple[APIRouter, IndexedRouter]] = {}
 
 
 def indexed(router: APIRouter) -> IndexedRouter:
-    """`router` behind a first-segment check (see the module's docstring). Built once per
-    process: including a router builds FastAPI's dependency model of each of its routes
-    (~0.5 ms a route, ~0.5 s for all of caretime's), and the wrapper holds nothing of an
-    app (endpoints read the runtime from `request.app`), so every app shares it."""
+    """`router` behind a first-segment check (see the module's docstring): an IndexedRouter
+    sharing the router's own state (its routes, prefix, tags, included routers), not one
+    wrapping it. FastAPI matches each level of included routers again when it hands the
+    request down, so a wrapper's level cost every routed request ~20 µs (docs/benchmarks.md,
+    "E"). Built once per process and shared by every app: it holds nothing of an app
+    (endpoints read the runtime from `request.app`)."""
     built = _built.get(id(router))
     if built is None or built[0] is not router:  # (a router of a test may reuse an id)
-        wrapper = IndexedRouter()
-        wrapper.include_router(router)
-        built = _built[id(router)] = (router, wrapper)
+        twin = object.__new__(IndexedRouter)
+        twin.__dict__.update(vars(router))
+        built = _built[id(router)] = (router, twin)
     return built[1]

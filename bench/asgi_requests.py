@@ -1,0 +1,193 @@
+"""CPU per request in process: `GET /health` and authenticated reads, caretime's ASGI app
+beside bench/bare_app.py's twins on the same database, called directly (no server, no
+sockets), so the figure is the apps' own cost (middleware, routing, dependencies, the
+endpoint, the database driver on our side) and holds up on a loaded machine better than a
+`wrk` ratio does. bench/asgi_health.py is the `/health`-only, SQLite-only short form.
+
+    .venv/bin/python bench/asgi_requests.py [batches] [requests per batch]
+
+| caretime | bare twin |
+|---|---|
+| `GET /health` | `GET /health` |
+| `GET /tenants/me` (API key) | `GET /select/{id}` (one indexed SELECT) |
+| `GET /calls/{id}` (API key) | `GET /select/{id}` |
+
+Batches alternate between the two apps (the twin first in even turns, caretime first in odd
+ones); each batch runs `CARETIME_BENCH_CONCURRENCY` callers at once (default 16) and its
+process CPU time per request is taken (threads included: aiosqlite's; the PostgreSQL
+server's CPU is not). Printed: each app's median (min) and the ratio bare / caretime, the
+share of the twin's throughput caretime would reach if the process's CPU were all that
+mattered. Variables: `CARETIME_BENCH_DATABASES` (`sqlite,postgresql`),
+`CARETIME_BENCH_ENDPOINTS` (parts of names, e.g. `health,calls`), `CARETIME_BENCH_POSTGRES_URL`.
+
+To compare two versions of caretime, run it once per version with `PYTHONPATH=<their src>`,
+in turns (the bare twin is this file's, the same in every run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bare_app
+from _harness import postgres_database
+from caretime import migrate
+from caretime.app import create_app
+from caretime.config import Settings
+from caretime.observability import configure_logging
+
+KEY = "ct_bench_asgi_key_0123456789"
+AUTH = [(b"authorization", f"Bearer {KEY}".encode())]
+CONCURRENCY = int(os.environ.get("CARETIME_BENCH_CONCURRENCY", "16"))
+DATABASES = os.environ.get("CARETIME_BENCH_DATABASES", "sqlite,postgresql").split(",")
+ENDPOINTS = [part for part in os.environ.get("CARETIME_BENCH_ENDPOINTS", "").split(",") if part]
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    ours: tuple[str, bool]  # path, with the API key
+    twin: str
+
+
+def pairs(call_id: str) -> list[Pair]:
+    chosen = [
+        Pair("GET /health", ("/health", False), "/health"),
+        Pair("GET /tenants/me", ("/tenants/me", True), f"/select/{call_id}"),
+        Pair("GET /calls/{id}", (f"/calls/{call_id}", True), f"/select/{call_id}"),
+    ]
+    return [p for p in chosen if not ENDPOINTS or any(part in p.name for part in ENDPOINTS)]
+
+
+def scope(path: str, *, authenticated: bool = False) -> dict[str, Any]:
+    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers + (AUTH if authenticated else []),
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def batch(app: Any, request: dict[str, Any], count: int) -> float:
+    """CPU µs per request of `count` requests from CONCURRENCY callers at once."""
+    statuses: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    async def caller(requests: int) -> None:
+        for _ in range(requests):
+            await app(dict(request, state={}), _receive, send)
+
+    share, extra = divmod(count, CONCURRENCY)
+    started = time.process_time()
+    await asyncio.gather(*(caller(share + (n < extra)) for n in range(CONCURRENCY)))
+    spent = time.process_time() - started
+    if statuses != [200] * count:
+        raise RuntimeError(f"{request['path']}: statuses {sorted(set(statuses))}")
+    return spent / count * 1e6
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any) -> AsyncIterator[None]:
+    async with app.router.lifespan_context(app):
+        yield
+
+
+async def seeded_call(app: Any) -> str:
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
+        response = await c.post("/calls", json={"name": "Bench Patient", "phone": "+12065550100"})
+        response.raise_for_status()
+        call_id: str = response.json()["id"]
+    return call_id
+
+
+async def measure(label: str, url: str, batches: int, per_batch: int) -> None:
+    settings = Settings(database_url=url, api_key=KEY, workers=0, log_level="INFO")
+    ours = create_app(settings)
+    if not settings.is_sqlite:
+        await migrate.upgrade(ours.state.runtime.engine)
+    twin = bare_app.make_app(url)
+    async with running(ours), running(twin):
+        call_id = await seeded_call(ours)
+        print(f"{label}, {CONCURRENCY} callers, {batches} × {per_batch} requests a side:")
+        for pair in pairs(call_id):
+            path, authenticated = pair.ours
+            sides = {
+                "caretime": (ours, scope(path, authenticated=authenticated)),
+                "bare": (twin, scope(pair.twin)),
+            }
+            print("  " + report(pair.name, await alternated(sides, batches, per_batch)))
+
+
+async def alternated(
+    sides: dict[str, tuple[Any, dict[str, Any]]], batches: int, per_batch: int
+) -> dict[str, list[float]]:
+    for app, request in sides.values():
+        await batch(app, request, per_batch)  # warm up
+    spent: dict[str, list[float]] = {name: [] for name in sides}
+    for turn in range(batches):
+        order = list(sides) if turn % 2 else list(reversed(sides))
+        for name in order:
+            app, request = sides[name]
+            spent[name].append(await batch(app, request, per_batch))
+    return spent
+
+
+def report(name: str, spent: dict[str, list[float]]) -> str:
+    ours, bare = (statistics.median(spent[side]) for side in ("caretime", "bare"))
+    return (
+        f"{name:18} caretime {ours:7.1f} µs (min {min(spent['caretime']):7.1f})  "
+        f"bare {bare:7.1f} µs (min {min(spent['bare']):7.1f})  ratio {bare / ours:.2f}×"
+    )
+
+
+@contextlib.contextmanager
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="asgi-requests-") as folder:
+        yield f"sqlite+aiosqlite:///{folder}/bench.db"
+
+
+def main(batches: int, per_batch: int) -> None:
+    configure_logging("INFO", as_json=True)  # as `caretime serve` runs
+    started = time.strftime("%H:%M:%S", time.gmtime())
+    print(f"{started} UTC, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if "sqlite" in DATABASES:
+        with sqlite_url() as url:
+            asyncio.run(measure("SQLite", url, batches, per_batch))
+    if "postgresql" in DATABASES:
+        with postgres_database("caretime_bench_asgi") as url:
+            asyncio.run(measure("PostgreSQL", url, batches, per_batch))
+
+
+if __name__ == "__main__":
+    arguments = [int(a) for a in sys.argv[1:3]]
+    main(*(arguments + [15, 800][len(arguments) :]))
