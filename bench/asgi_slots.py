@@ -9,11 +9,14 @@ Searches (the data shape of bench/api.py and bench/booking.py, providers in UTC)
 - `day`: one provider-day as bench/api.py asks for it (08:00-17:00 open, nothing booked);
 - `month`: one provider × 31 days, 08:00-17:00 each day with three visits (15, 30 and 45
   minutes at 09:00, 11:00, 14:00), `limit=1000`, as bench/booking.py asks;
+- `me`: `GET /tenants/me`, the same key check and policy with no search: what any
+  authenticated read costs before its own work;
 - `twin`: bench/bare_app.py's `GET /select/{id}` on the same database.
 
 Batches alternate between the searches; each batch's process CPU time per request is taken
 (16 callers at once), and the median (min) of each search's batches is printed with the
-statements one request runs (counted with a cursor-execute listener). To compare two
+statements one request runs (counted with a cursor-execute listener). BENCH_SEARCHES=day,twin
+runs only those; BENCH_PROFILE=day runs cProfile over one batch instead. To compare two
 versions of the code, run this file from each checkout in turns (PYTHONPATH=<its src>).
 """
 
@@ -80,6 +83,7 @@ def _searches(call_id: str) -> dict[str, str]:
     return {
         "day": f"/slots?provider_id=slots-1&start={day}T00:00:00Z&end={day}T23:59:59Z",
         "month": "/slots?provider_id=month&" + month.replace("+", "%2B"),
+        "me": "/tenants/me",
         "twin": f"/select/{call_id}",
     }
 
@@ -178,7 +182,11 @@ async def _run(url: str, batches: int, per_batch: int) -> None:
                 transport=transport, base_url="http://bench", headers=headers
             ) as http:
                 call_id = await _seed(http)
-            await _measure(app, bare_app.app, _searches(call_id), batches, per_batch)
+            searches = _searches(call_id)
+            chosen = os.environ.get("BENCH_SEARCHES")
+            if chosen:
+                searches = {name: searches[name] for name in chosen.split(",")}
+            await _measure(app, bare_app.app, searches, batches, per_batch)
         await bare_app.engine.dispose()
 
 

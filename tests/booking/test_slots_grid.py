@@ -1,6 +1,6 @@
-"""free_slots counts each window's grid starts instead of trying them one by one: the same
-slots as trying every start of visit_starts, for windows, shapes, bounds and busy time
-around every edge."""
+"""free_slots counts each window's grid starts, and the runs of them busy time rules out,
+instead of trying them one by one: the same slots as trying every start of visit_starts
+against every busy span, for windows, shapes, bounds and busy time around every edge."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from caretime.booking.availability import Window
-from caretime.booking.grid import BusyIndex, Slot, Span, VisitShape, free_slots, visit_starts
+from caretime.booking.grid import Slot, Span, VisitShape, free_slots, visit_starts
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 GRID = timedelta(minutes=15)
@@ -19,13 +19,16 @@ GRID = timedelta(minutes=15)
 def _tried(
     windows: list[Window], busy: list[Span], shape: VisitShape, start: datetime, end: datetime
 ) -> list[Slot]:
-    """Every start visit_starts offers, tried in turn (how free_slots used to work)."""
-    index = BusyIndex(busy)
+    """Every start visit_starts offers, tried in turn against every busy span."""
     return [
         Slot(slot_start, "p", shape.end(slot_start))
         for slot_start, _ in visit_starts(windows, GRID, shape)
-        if start <= slot_start < end and not index.overlaps(*shape.occupied(slot_start))
+        if start <= slot_start < end and not _overlaps(shape.occupied(slot_start), busy)
     ]
+
+
+def _overlaps(occupied: Span, busy: list[Span]) -> bool:
+    return any(b0 < occupied[1] and occupied[0] < b1 for b0, b1 in busy)
 
 
 def _window(start_minute: int, end_minute: int) -> Window:
