@@ -137,3 +137,14 @@ async def test_the_body_is_what_the_slot_page_model_renders(client: httpx.AsyncC
         assert page["items"] == page["slots"]
         assert [s["provider_id"] for s in page["items"]] == [odd] * count
     assert second.json()["next_cursor"] is None
+
+
+async def test_an_instant_with_a_far_offset_reads_the_providers_local_day(
+    client: httpx.AsyncClient,
+) -> None:
+    await make_provider(client, id="west", tz=PAGO_PAGO)
+    window = {"date": "2026-03-08", "start": "23:30", "end": "23:45"}  # 10:30-10:45Z on the 9th
+    await make_availability(client, provider_id="west", windows=window)
+    # 00:30 on the 10th at UTC+14 is 23:30 on the 8th in Pago Pago: two dates apart.
+    found = await _slots(client, start="2026-03-10T00:30:00+14:00", end="2026-03-10T01:00:00+14:00")
+    assert found == [("west", "2026-03-09T10:30:00Z")]
