@@ -9,6 +9,8 @@ Searches (the data shape of bench/api.py and bench/booking.py, providers in UTC)
 - `day`: one provider-day as bench/api.py asks for it (08:00-17:00 open, nothing booked);
 - `month`: one provider × 31 days, 08:00-17:00 each day with three visits (15, 30 and 45
   minutes at 09:00, 11:00, 14:00), `limit=1000`, as bench/booking.py asks;
+- `dense`: one day of a provider open round the clock with every other quarter hour held
+  (the day before and after too);
 - `me`: `GET /tenants/me`, the same key check and policy with no search: what any
   authenticated read costs before its own work;
 - `twin`: bench/bare_app.py's `GET /select/{id}` on the same database.
@@ -72,17 +74,32 @@ async def _seed(http: httpx.AsyncClient) -> str:
             start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
             body = {"provider_id": "month", "slot_start": start.isoformat(), "client_id": f"p{n}"}
             _ok(await http.post("/reservations", json=body))
+    await _seed_dense(http)
     return str(call["id"])
 
 
+async def _seed_dense(http: httpx.AsyncClient) -> None:
+    """A provider open round the clock for three days, every other quarter hour held."""
+    _ok(await http.post("/providers", json={"id": "dense", "name": "Dense", "tz": "UTC"}))
+    days = [FIRST_DAY + timedelta(days=d) for d in range(3)]
+    windows = [{"date": d.isoformat(), "start": "00:00", "end": "23:45"} for d in days]
+    _ok(await http.post("/providers/dense/availability", json=windows))
+    first = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+    for n in range(0, 3 * 95, 2):
+        start = (first + timedelta(minutes=15 * n)).isoformat()
+        body = {"provider_id": "dense", "slot_start": start, "client_id": f"d{n}"}
+        _ok(await http.post("/reservations", json=body))
+
+
 def _searches(call_id: str) -> dict[str, str]:
-    day = FIRST_DAY.isoformat()
+    day, middle = FIRST_DAY.isoformat(), (FIRST_DAY + timedelta(days=1)).isoformat()
     start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
     end = start + timedelta(days=31)
     month = f"start={start.isoformat()}&end={end.isoformat()}&limit=1000"
     return {
         "day": f"/slots?provider_id=slots-1&start={day}T00:00:00Z&end={day}T23:59:59Z",
         "month": "/slots?provider_id=month&" + month.replace("+", "%2B"),
+        "dense": f"/slots?provider_id=dense&start={middle}T00:00:00Z&end={middle}T23:59:59Z",
         "me": "/tenants/me",
         "twin": f"/select/{call_id}",
     }
@@ -165,29 +182,28 @@ def main(kind: str, batches: int, per_batch: int) -> None:
 
 
 async def _run(url: str, batches: int, per_batch: int) -> None:
-    if True:
-        import bare_app
-        from caretime import migrate
-        from caretime.app import create_app
-        from caretime.config import Settings
-        from caretime.observability import configure_logging
+    # Imported here: bare_app reads BARE_DATABASE_URL when it is imported.
+    import bare_app
+    from caretime import migrate
+    from caretime.app import create_app
+    from caretime.config import Settings
+    from caretime.observability import configure_logging
 
-        configure_logging("WARNING", as_json=True)
-        app = create_app(Settings(database_url=url, api_key=KEY, workers=0))
-        await migrate.upgrade(app.state.runtime.engine)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            headers = {"Authorization": f"Bearer {KEY}"}
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://bench", headers=headers
-            ) as http:
-                call_id = await _seed(http)
-            searches = _searches(call_id)
-            chosen = os.environ.get("BENCH_SEARCHES")
-            if chosen:
-                searches = {name: searches[name] for name in chosen.split(",")}
-            await _measure(app, bare_app.app, searches, batches, per_batch)
-        await bare_app.engine.dispose()
+    configure_logging("WARNING", as_json=True)
+    app = create_app(Settings(database_url=url, api_key=KEY, workers=0))
+    await migrate.upgrade(app.state.runtime.engine)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as http:
+            searches = _searches(await _seed(http))
+        chosen = os.environ.get("BENCH_SEARCHES")
+        if chosen:
+            searches = {name: searches[name] for name in chosen.split(",")}
+        await _measure(app, bare_app.app, searches, batches, per_batch)
+    await bare_app.engine.dispose()
 
 
 async def _measure(

@@ -148,3 +148,19 @@ async def test_an_instant_with_a_far_offset_reads_the_providers_local_day(
     # 00:30 on the 10th at UTC+14 is 23:30 on the 8th in Pago Pago: two dates apart.
     found = await _slots(client, start="2026-03-10T00:30:00+14:00", end="2026-03-10T01:00:00+14:00")
     assert found == [("west", "2026-03-09T10:30:00Z")]
+
+
+async def test_a_day_limit_counts_visits_far_from_the_searched_range(
+    client: httpx.AsyncClient,
+) -> None:
+    window = {"date": "2026-03-10", "start": "08:00", "end": "20:00"}  # 12:00-24:00Z
+    for provider_id in ("capped", "free"):
+        await make_provider(client, id=provider_id)
+        await make_availability(client, provider_id=provider_id, windows=window)
+        await make_reservation(client, provider_id=provider_id, slot_start="2026-03-10T12:00:00Z")
+    await client.patch("/providers/capped", json={"max_per_day": 1})
+    evening = {"start": "2026-03-10T22:00:00Z", "end": "2026-03-10T23:00:00Z"}
+
+    assert await _slots(client, **evening, provider_id="capped") == []
+    found = await _slots(client, **evening)
+    assert found == [("free", f"2026-03-10T22:{m:02d}:00Z") for m in (0, 15, 30, 45)]

@@ -76,12 +76,15 @@ class SearchRows:
 @dataclass(frozen=True)
 class Reach:
     """How far a search reads: rules of local dates first..last, and busy time whose occupied
-    span overlaps [start, end)."""
+    span overlaps [start, end) for a provider with a per-day limit (it counts whole local
+    days), [near_start, near_end) for the others (only slots' occupied spans meet it)."""
 
     first: date
     last: date
     start: datetime
     end: datetime
+    near_start: datetime
+    near_end: datetime
 
 
 async def read_search(
@@ -104,6 +107,8 @@ async def read_search(
         "busy_start": reach.start,
         "busy_floor": reach.start - MAX_OCCUPIED,
         "busy_end": reach.end,
+        "near_start": reach.near_start,
+        "near_end": reach.near_end,
         "now": now,
     }
     if provider_ids is not None:
@@ -115,6 +120,9 @@ async def read_search(
 
 
 def _sorted_out(rows: Any) -> SearchRows:
+    """The rows by shape. The text is a provider's zone or a rule's kind; the four integers a
+    provider's max_per_day and visit minutes, buffer before and after, or a rule's start and
+    end minute and weekdays; the dates a rule's day, valid_from and valid_until."""
     found = SearchRows()
     for part, provider_id, text, a, b, c, d, day, since, until, *instants in rows:
         if part == _RULE:
@@ -209,17 +217,25 @@ def _rules(postgres: bool, by_id: bool) -> Any:
 
 
 def _busy(postgres: bool, by_id: bool) -> Any:
-    """Active appointments whose occupied span overlaps [busy_start, busy_end): the condition
-    of repository.overlapping, its lower bound on occupied_start a parameter of its own."""
+    """Active appointments whose occupied span overlaps [busy_start, busy_end) (the condition
+    of repository.overlapping, its lower bound on occupied_start a parameter of its own) and,
+    unless their provider has a per-day limit, [near_start, near_end)."""
     visit = Appointment
-    start, end = (
-        bindparam("busy_start", type_=UTCDateTime()),
-        bindparam("busy_end", type_=UTCDateTime()),
+    start, end, near_start, near_end = (
+        bindparam(name, type_=UTCDateTime())
+        for name in ("busy_start", "busy_end", "near_start", "near_end")
+    )
+    limited = select(Provider.id).where(
+        Provider.tenant_id == _TENANT, Provider.max_per_day.is_not(None)
     )
     overlapping = and_(
         visit.occupied_start < end,
         visit.occupied_start > bindparam("busy_floor", type_=UTCDateTime()),
         visit.occupied_end > start,
+        or_(
+            and_(visit.occupied_start < near_end, visit.occupied_end > near_start),
+            visit.provider_id.in_(_of_ids(limited, Provider.id, postgres, by_id)),
+        ),
     )
     columns = _row(
         _BUSY,

@@ -18,6 +18,7 @@ from caretime.booking.bounds import Bound, bound_instant, span_in
 from caretime.booking.errors import ProviderNotFound, RangeTooLong, VisitTypeNotFound
 from caretime.booking.grid import Slot, VisitShape, free_slots
 from caretime.booking.localtime import utc_to_wall
+from caretime.booking.repository import MAX_OCCUPIED
 from caretime.booking.slot_reads import Busy, ProviderView, Reach, SearchRows, read_search
 from caretime.errors import InvalidInput
 from caretime.tenancy.policy import BookingPolicy
@@ -78,12 +79,15 @@ def _reach(query: SlotQuery) -> Reach:
     """What to read before the providers' zones are known: every provider's span lies within
     [low, high] whatever its zone (a date's local midnight is less than a day from its UTC
     midnight); rules one local date either side of those instants' dates; busy time MARGIN
-    beyond. Capped at MAX_RANGE + 4 days: a wider reach is refused by check_range once the
-    zones are known (each end moved out by at most two days), so it needs nothing read."""
+    beyond where a per-day limit counts whole days, else MAX_OCCUPIED (a slot's occupied
+    span reaches no further from its start). Capped at MAX_RANGE + 4 days: a wider reach
+    is refused by check_range once the zones are known (each end moved out by at most two
+    days), so it needs nothing read."""
     low = _utc(query.start) - (timedelta(0) if isinstance(query.start, datetime) else DAY)
     high = _utc(query.end, end=True) + (timedelta(0) if isinstance(query.end, datetime) else DAY)
     high = min(high, low + MAX_RANGE + 4 * DAY)
-    return Reach(low.date() - DAY, high.date() + DAY, low - MARGIN, high + MARGIN)
+    first, last = low.date() - DAY, high.date() + DAY
+    return Reach(first, last, low - MARGIN, high + MARGIN, low - MAX_OCCUPIED, high + MAX_OCCUPIED)
 
 
 def _utc(bound: Bound, *, end: bool = False) -> datetime:
