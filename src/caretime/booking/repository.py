@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,15 +18,6 @@ from caretime.tenancy.service import policy_of
 # No occupied span is longer (visit ≤ 60 min + buffers ≤ 2 × 60, or one slot ≤ 240 min):
 # a lower bound on occupied_start that turns overlap queries into bounded index range scans.
 MAX_OCCUPIED = timedelta(hours=4)
-
-
-@dataclass(frozen=True)
-class Busy:
-    """An active appointment as slot search sees it."""
-
-    slot_start: datetime
-    occupied_start: datetime
-    occupied_end: datetime
 
 
 def overlapping(start: datetime, end: datetime) -> ColumnElement[bool]:
@@ -47,38 +36,18 @@ def booked_at(now: datetime) -> ColumnElement[bool]:
     return or_(Appointment.status == "confirmed", held_live)
 
 
-def active_at(now: datetime) -> ColumnElement[bool]:
+def active_at(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Appointments that occupy their time at `now`: confirmed or arrived, or held and not
     yet due."""
     held_live = and_(Appointment.status == "held", Appointment.hold_expires_at > now)
-    return or_(Appointment.status.in_(("confirmed", "arrived")), held_live)
-
-
-class ProviderView(NamedTuple):
-    """What a slot search needs of a provider (read as columns, not as an entity)."""
-
-    id: str
-    tz: str
-    max_per_day: int | None
-
-
-_PROVIDER_VIEW = tuple(getattr(Provider, name) for name in ProviderView._fields)
+    # Two comparisons rather than IN: an IN list is a parameter SQLAlchemy expands into the
+    # SQL text on every execution, even of a statement built once (slot_reads).
+    settled = or_(Appointment.status == "confirmed", Appointment.status == "arrived")
+    return or_(settled, held_live)
 
 
 class ProviderRepository(TenantRepository[Provider]):
     model = Provider
-
-    async def views(self, ids: Sequence[str] | None) -> list[ProviderView]:
-        """The tenant's providers (those of `ids`, or all), as the columns a slot search reads."""
-        statement = (
-            select(*_PROVIDER_VIEW)
-            .where(Provider.tenant_id == self.tenant_id)
-            .order_by(Provider.id)
-        )
-        if ids is not None:
-            statement = statement.where(Provider.id.in_(ids))
-        connection = await self.session.connection()
-        return [ProviderView(*row) for row in await connection.execute(statement)]
 
 
 class RuleRepository(TenantRepository[AvailabilityRule]):
@@ -159,24 +128,6 @@ class AppointmentRepository(TenantRepository[Appointment]):
 
     async def by_idempotency_key(self, key: str) -> Appointment | None:
         return await self.first(self.select().where(Appointment.idempotency_key == key))
-
-    async def busy(
-        self, provider_ids: Sequence[str] | None, start: datetime, end: datetime, now: datetime
-    ) -> dict[str, list[Busy]]:
-        """Active appointments whose occupied span overlaps start..end, by provider."""
-        statement = select(
-            Appointment.provider_id,
-            Appointment.slot_start,
-            Appointment.occupied_start,
-            Appointment.occupied_end,
-        ).where(Appointment.tenant_id == self.tenant_id, overlapping(start, end), active_at(now))
-        if provider_ids is not None:
-            statement = statement.where(Appointment.provider_id.in_(provider_ids))
-        found: dict[str, list[Busy]] = {}
-        connection = await self.session.connection()
-        for provider_id, *times in await connection.execute(statement):
-            found.setdefault(provider_id, []).append(Busy(*times))
-        return found
 
     async def active_between(
         self, provider_id: str, start: datetime, end: datetime, now: datetime

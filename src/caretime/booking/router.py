@@ -7,7 +7,8 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Header, Query, status
+import orjson
+from fastapi import APIRouter, Body, Header, Query, Response, status
 from pydantic import AwareDatetime
 
 from caretime.booking import (
@@ -35,6 +36,7 @@ from caretime.booking.errors import (
     TooLittleNotice,
     VisitTypeNotFound,
 )
+from caretime.booking.grid import Slot
 from caretime.booking.rendering import render
 from caretime.booking.reservation_router import router as reservation_router
 from caretime.booking.schemas import (
@@ -48,7 +50,6 @@ from caretime.booking.schemas import (
     ReservationIn,
     ReservationOut,
     ReservationPatch,
-    SlotOut,
     SlotPage,
     TemplateOut,
     WindowOut,
@@ -207,7 +208,9 @@ def a_week_from(start: Bound) -> Bound:
 
 
 @router.get(
-    "/slots", responses=problems(ProviderNotFound, VisitTypeNotFound, RangeTooLong, InvalidInput)
+    "/slots",
+    response_model=SlotPage,
+    responses=problems(ProviderNotFound, VisitTypeNotFound, RangeTooLong, InvalidInput),
 )
 async def get_slots(
     tenant: TenantDep,
@@ -241,7 +244,7 @@ async def get_slots(
     ] = None,
     limit: Limit = 500,
     cursor: QueryText = None,
-) -> SlotPage:
+) -> Response:
     """Free slots (availability minus active appointments, minus the minimum notice), in
     UTC, ordered by start then provider. `start`/`end` are instants, or dates meaning each
     provider's local days. At most 31 days per search."""
@@ -255,8 +258,18 @@ async def get_slots(
         limit=limit,
         after=cursors.decode(cursor),
     )
-    items = [SlotOut(provider_id=s.provider_id, start=s.start, end=s.end) for s in found]
-    return SlotPage(items=items, slots=items, next_cursor=cursors.encode(position))  # fmt: skip
+    return Response(_slot_page(found, cursors.encode(position)), media_type="application/json")
+
+
+def _slot_page(found: list[Slot], next_cursor: str | None) -> bytes:
+    """The JSON SlotPage renders, byte for byte, by orjson: pydantic built, validated and
+    rendered each slot twice (`items` and `slots`), most of a day's search in Python."""
+    items = orjson.dumps(
+        [{"provider_id": s.provider_id, "start": s.start, "end": s.end} for s in found],
+        option=orjson.OPT_UTC_Z,
+    )
+    cursor = orjson.dumps(next_cursor)
+    return b'{"items":%b,"slots":%b,"next_cursor":%b}' % (items, items, cursor)
 
 
 @router.post(

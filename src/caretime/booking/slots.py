@@ -7,28 +7,25 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking import visit_types
 from caretime.booking.availability import effective_windows
-from caretime.booking.bounds import Bound, span_in
+from caretime.booking.bounds import Bound, bound_instant, span_in
 from caretime.booking.errors import ProviderNotFound, RangeTooLong, VisitTypeNotFound
 from caretime.booking.grid import Slot, VisitShape, free_slots
 from caretime.booking.localtime import utc_to_wall
-from caretime.booking.repository import (
-    AppointmentRepository,
-    Busy,
-    ProviderRepository,
-    ProviderView,
-    RuleRepository,
-)
+from caretime.booking.repository import MAX_OCCUPIED
+from caretime.booking.slot_reads import Busy, ProviderView, Reach, SearchRows, read_search
 from caretime.errors import InvalidInput
 from caretime.tenancy.policy import BookingPolicy
 
 MAX_RANGE = timedelta(days=31)
+DAY = timedelta(days=1)
+UTC_ZONE = ZoneInfo("UTC")
 # Busy time and day counts are read this far beyond the range: buffers reach outside it, and
 # a per-day limit counts the whole local day of a slot at the range's edge.
 MARGIN = timedelta(days=1, hours=2)
@@ -55,47 +52,58 @@ async def find_slots(
     after: tuple[datetime, str] | None,
 ) -> tuple[list[Slot], tuple[datetime, str] | None]:
     """Free slots of the query's providers (those offering its visit type, if it names one)."""
-    searched = await _searched(session, tenant_id, policy, query)
-    spans = {p.id: span_in(query.start, query.end, ZoneInfo(p.tz)) for p, _ in searched}
-    low, high = _covering(spans.values(), query.start, query.end)
-    ids = query.provider_ids
-    # Rules are stored per local date; one day either side covers every UTC offset.
-    first, last = low.date() - timedelta(days=1), high.date() + timedelta(days=1)
-    rules = await RuleRepository(session, tenant_id).rules(ids, first, last)
-    busy = await AppointmentRepository(session, tenant_id).busy(
-        ids, low - MARGIN, high + MARGIN, now
+    found = await read_search(
+        session, tenant_id, query.provider_ids, query.visit_type, _reach(query), now=now
     )
+    searched = _searched(found, policy, query)
+    spans = {p.id: span_in(query.start, query.end, ZoneInfo(p.tz)) for p, _ in searched}
+    _check_spans(spans.values(), query.start, query.end)
     grid = timedelta(minutes=policy.slot_minutes)
     slots: list[Slot] = []
     for provider, shape in searched:
         zone, (begin, finish) = ZoneInfo(provider.tz), spans[provider.id]
         first_day, last_day = (utc_to_wall(t, zone).date() for t in (begin, finish))
-        windows = effective_windows(rules.get(provider.id, []), zone, first_day, last_day)
-        taken = busy.get(provider.id, [])
+        windows = effective_windows(found.rules.get(provider.id, []), zone, first_day, last_day)
+        taken = found.busy.get(provider.id, [])
         occupied = [(b.occupied_start, b.occupied_end) for b in taken]
         earliest = max(begin, now + policy.min_notice)
-        found = free_slots(
+        found_here = free_slots(
             provider.id, windows, occupied, grid=grid, shape=shape, start=earliest, end=finish
         )
-        slots += _within_day_limit(found, provider, taken)
+        slots += _within_day_limit(found_here, provider, taken)
     slots.sort()
     return _page(slots, limit, after)
 
 
-async def _searched(
-    session: AsyncSession, tenant_id: str, policy: BookingPolicy, query: SlotQuery
+def _reach(query: SlotQuery) -> Reach:
+    """What to read before the providers' zones are known: every provider's span lies within
+    [low, high] whatever its zone (a date's local midnight is less than a day from its UTC
+    midnight); rules one local date either side of those instants' dates; busy time MARGIN
+    beyond where a per-day limit counts whole days, else MAX_OCCUPIED (a slot's occupied
+    span reaches no further from its start). Capped at MAX_RANGE + 4 days: a wider reach
+    is refused by check_range once the zones are known (each end moved out by at most two
+    days), so it needs nothing read."""
+    low = _utc(query.start) - (timedelta(0) if isinstance(query.start, datetime) else DAY)
+    high = _utc(query.end, end=True) + (timedelta(0) if isinstance(query.end, datetime) else DAY)
+    high = min(high, low + MAX_RANGE + 4 * DAY)
+    first, last = low.date() - DAY, high.date() + DAY
+    return Reach(first, last, low - MARGIN, high + MARGIN, low - MAX_OCCUPIED, high + MAX_OCCUPIED)
+
+
+def _utc(bound: Bound, *, end: bool = False) -> datetime:
+    return bound_instant(bound, UTC_ZONE, end=end).astimezone(UTC)
+
+
+def _searched(
+    found: SearchRows, policy: BookingPolicy, query: SlotQuery
 ) -> list[tuple[ProviderView, VisitShape]]:
     """Each searched provider with its visit shape; with a visit type, only those offering it."""
-    wanted = query.provider_ids
-    providers = await ProviderRepository(session, tenant_id).views(wanted)
+    wanted, providers = query.provider_ids, found.providers
     _check_all_found(wanted, [p.id for p in providers], ProviderNotFound, "no provider")
     if query.visit_type is None:
         shape = visit_types.default_shape(policy)
         return [(provider, shape) for provider in providers]
-    offered = {
-        row.provider_id: visit_types.shape_of(row)
-        for row in await visit_types.of_providers(session, tenant_id, wanted, query.visit_type)
-    }
+    offered = found.offered
     what = f"no visit type {query.visit_type!r} at provider"
     _check_all_found(wanted, list(offered), VisitTypeNotFound, what)
     if not offered:
@@ -126,14 +134,10 @@ def _within_day_limit(
     return [s for s in slots if utc_to_wall(s.start, zone).date() not in full]
 
 
-def _covering(
-    spans: Iterable[tuple[datetime, datetime]], start: Bound, end: Bound
-) -> tuple[datetime, datetime]:
-    """The instants every provider's span lies within (checked as one range)."""
-    listed = list(spans) or [span_in(start, end, ZoneInfo("UTC"))]
-    for begin, finish in listed:
+def _check_spans(spans: Iterable[tuple[datetime, datetime]], start: Bound, end: Bound) -> None:
+    """Each provider's span (the range in UTC when there is none) is a range one may search."""
+    for begin, finish in list(spans) or [span_in(start, end, UTC_ZONE)]:
         check_range(begin, finish)
-    return min(begin for begin, _ in listed), max(finish for _, finish in listed)
 
 
 def check_range(start: datetime, end: datetime) -> None:

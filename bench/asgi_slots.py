@@ -1,0 +1,260 @@
+"""CPU and statements per `GET /slots` in process: caretime's ASGI app called directly (no
+server, no sockets) on a real database, beside bench/bare_app.py's one-SELECT twin, so the
+figure is the app's own cost and holds up on a loaded machine better than a `wrk` ratio.
+
+    .venv/bin/python bench/asgi_slots.py sqlite|postgresql [batches] [requests per batch]
+
+Searches (the data shape of bench/api.py and bench/booking.py, providers in UTC):
+
+- `day`: one provider-day as bench/api.py asks for it (08:00-17:00 open, nothing booked);
+- `month`: one provider × 31 days, 08:00-17:00 each day with three visits (15, 30 and 45
+  minutes at 09:00, 11:00, 14:00), `limit=1000`, as bench/booking.py asks;
+- `dense`: one day of a provider open round the clock with every other quarter hour held
+  (the day before and after too);
+- `me`: `GET /tenants/me`, the same key check and policy with no search: what any
+  authenticated read costs before its own work;
+- `twin`: bench/bare_app.py's `GET /select/{id}` on the same database.
+
+Batches alternate between the searches; each batch's process CPU time per request is taken
+(16 callers at once), and the median (min) of each search's batches is printed with the
+statements one request runs (counted with a cursor-execute listener). BENCH_SEARCHES=day,twin
+runs only those; BENCH_PROFILE=day runs cProfile over one batch instead. To compare two
+versions of the code, run this file from each checkout in turns (PYTHONPATH=<its src>).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import event
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _harness import postgres_database
+
+KEY = "ct_bench_slots_key_0123456789abcdef0123456789"
+CALLERS = 16
+FIRST_DAY = (datetime.now(UTC) + timedelta(days=3)).date()
+
+
+def _database(kind: str) -> AbstractContextManager[str]:
+    if kind == "postgresql":
+        return postgres_database("asgi_slots")
+    scratch = tempfile.mkdtemp(prefix="asgi-slots-")
+    return nullcontext(f"sqlite+aiosqlite:///{scratch}/caretime.db")
+
+
+def _ok(response: httpx.Response) -> Any:
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+async def _seed(http: httpx.AsyncClient) -> str:
+    """The providers and visits searched; returns the id of the call the twin reads."""
+    call = _ok(await http.post("/calls", json={"name": "Bench", "phone": "+12065550100"}))
+    _ok(await http.post("/providers", json={"id": "slots-1", "name": "Day", "tz": "UTC"}))
+    window = {"date": FIRST_DAY.isoformat(), "start": "08:00", "end": "17:00"}
+    _ok(await http.post("/providers/slots-1/availability", json=window))
+    _ok(await http.post("/providers", json={"id": "month", "name": "Month", "tz": "UTC"}))
+    days = [FIRST_DAY + timedelta(days=d) for d in range(31)]
+    windows = [{"date": d.isoformat(), "start": "08:00", "end": "17:00"} for d in days]
+    _ok(await http.post("/providers/month/availability", json=windows))
+    for n, day in enumerate(days):
+        for hour in (9, 11, 14):
+            start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=hour)
+            body = {"provider_id": "month", "slot_start": start.isoformat(), "client_id": f"p{n}"}
+            _ok(await http.post("/reservations", json=body))
+    await _seed_dense(http)
+    return str(call["id"])
+
+
+async def _seed_dense(http: httpx.AsyncClient) -> None:
+    """A provider open round the clock for three days, every other quarter hour held."""
+    _ok(await http.post("/providers", json={"id": "dense", "name": "Dense", "tz": "UTC"}))
+    days = [FIRST_DAY + timedelta(days=d) for d in range(3)]
+    windows = [{"date": d.isoformat(), "start": "00:00", "end": "23:45"} for d in days]
+    _ok(await http.post("/providers/dense/availability", json=windows))
+    first = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+    for n in range(0, 3 * 95, 2):
+        start = (first + timedelta(minutes=15 * n)).isoformat()
+        body = {"provider_id": "dense", "slot_start": start, "client_id": f"d{n}"}
+        _ok(await http.post("/reservations", json=body))
+
+
+def _searches(call_id: str) -> dict[str, str]:
+    day, middle = FIRST_DAY.isoformat(), (FIRST_DAY + timedelta(days=1)).isoformat()
+    start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+    end = start + timedelta(days=31)
+    month = f"start={start.isoformat()}&end={end.isoformat()}&limit=1000"
+    return {
+        "day": f"/slots?provider_id=slots-1&start={day}T00:00:00Z&end={day}T23:59:59Z",
+        "month": "/slots?provider_id=month&" + month.replace("+", "%2B"),
+        "dense": f"/slots?provider_id=dense&start={middle}T00:00:00Z&end={middle}T23:59:59Z",
+        "me": "/tenants/me",
+        "twin": f"/select/{call_id}",
+    }
+
+
+def _scope(target: str, authorized: bool) -> dict[str, Any]:
+    path, _, query = target.partition("?")
+    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
+    if authorized:
+        headers.append((b"authorization", f"Bearer {KEY}".encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
+    status, body = 0, []
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+
+    await app(dict(scope, state={}), _receive, send)
+    return status, b"".join(body)
+
+
+async def _batch(app: Any, scope: dict[str, Any], count: int) -> float:
+    async def caller(share: int) -> None:
+        for _ in range(share):
+            status, body = await _call(app, scope)
+            assert status == 200, body[:300]
+
+    started = time.process_time()
+    await asyncio.gather(*(caller(count // CALLERS) for _ in range(CALLERS)))
+    return (time.process_time() - started) / (count // CALLERS * CALLERS) * 1e6
+
+
+@contextmanager
+def _counting(engines: list[Any]) -> Iterator[list[str]]:
+    statements: list[str] = []
+    last: list[Any] = [None]
+
+    def note(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        # An engine with other execution options shares its parent's listeners: once each.
+        if last[0] != (cursor, statement):
+            statements.append(statement)
+        last[0] = (cursor, statement)
+
+    for engine in engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", note)
+    try:
+        yield statements
+    finally:
+        for engine in engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+def main(kind: str, batches: int, per_batch: int) -> None:
+    with _database(kind) as url:
+        os.environ["BARE_DATABASE_URL"] = url
+        asyncio.run(_run(url, batches, per_batch))
+
+
+async def _run(url: str, batches: int, per_batch: int) -> None:
+    # Imported here: bare_app reads BARE_DATABASE_URL when it is imported.
+    import bare_app
+    from caretime import migrate
+    from caretime.app import create_app
+    from caretime.config import Settings
+    from caretime.observability import configure_logging
+
+    configure_logging("WARNING", as_json=True)
+    app = create_app(Settings(database_url=url, api_key=KEY, workers=0))
+    await migrate.upgrade(app.state.runtime.engine)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as http:
+            searches = _searches(await _seed(http))
+        chosen = os.environ.get("BENCH_SEARCHES")
+        if chosen:
+            searches = {name: searches[name] for name in chosen.split(",")}
+        await _measure(app, bare_app.app, searches, batches, per_batch)
+    await bare_app.engine.dispose()
+
+
+async def _measure(
+    app: Any, bare: Any, searches: dict[str, str], batches: int, per_batch: int
+) -> None:
+    runtime = app.state.runtime
+    engines = list({id(e): e for e in (runtime.engine, runtime.read_engine)}.values())
+    scopes = {name: _scope(target, name != "twin") for name, target in searches.items()}
+    apps = {name: bare if name == "twin" else app for name in searches}
+    counts = {}
+    for name, scope in scopes.items():
+        await _batch(apps[name], scope, max(CALLERS, per_batch // 4))  # warm up
+        with _counting(engines) as statements:
+            status, body = await _call(apps[name], scope)
+        counts[name] = len(statements) if name != "twin" else 1
+        print(f"# {name}: {status}, {len(body)} bytes, {counts[name]} statements")
+        if os.environ.get("BENCH_SHOW_STATEMENTS"):
+            print("\n".join(f"#   {' '.join(s.split())[:160]}" for s in statements))
+    profiled = os.environ.get("BENCH_PROFILE")
+    if profiled:
+        await _profile(app, scopes[profiled], per_batch)
+        return
+    spent: dict[str, list[float]] = {name: [] for name in scopes}
+    for turn in range(batches):
+        order = list(scopes) if turn % 2 == 0 else list(reversed(scopes))
+        for name in order:
+            count = per_batch // 8 if name == "month" else per_batch
+            spent[name].append(await _batch(apps[name], scopes[name], count))
+    for name, values in spent.items():
+        print(
+            f"{name:6} {statistics.median(values):8.1f} µs/request "
+            f"(min {min(values):.1f}), {counts[name]} statements"
+        )
+
+
+async def _profile(app: Any, scope: dict[str, Any], count: int) -> None:
+    """cProfile over `count` requests (BENCH_PROFILE=day|month): the top frames by own time
+    and by cumulative time."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    await _batch(app, scope, count)
+    profiler.disable()
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("tottime").print_stats(30)
+    stats.sort_stats("cumulative").print_stats(60)
+
+
+if __name__ == "__main__":
+    numbers = [int(a) for a in sys.argv[2:4]]
+    batches, per_batch = (numbers + [15, 320][len(numbers) :])[:2]
+    main(sys.argv[1] if len(sys.argv) > 1 else "sqlite", batches, per_batch)
