@@ -19,19 +19,24 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     Date,
+    Row,
     Select,
     String,
+    Table,
     and_,
     bindparam,
+    exists,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
@@ -39,7 +44,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking.availability import Rule
 from caretime.booking.grid import VisitShape
@@ -47,7 +52,8 @@ from caretime.booking.models import Appointment, AvailabilityRule, Provider, Vis
 from caretime.clock import isoformat_z
 from caretime.db import JSONDocument, UTCDateTime, is_postgres
 from caretime.dispatch import enqueue
-from caretime.dispatch.queue import DEFAULT_MAX_ATTEMPTS, NewJob, insert_if_new, scoped_dedupe_key
+from caretime.dispatch.models import DEDUPE_PREDICATE, Job
+from caretime.dispatch.queue import DEFAULT_MAX_ATTEMPTS, scoped_dedupe_key
 from caretime.dispatch.wakeup import mark_enqueued
 from caretime.events.actor import current_actor
 from caretime.events.models import Event
@@ -55,6 +61,7 @@ from caretime.events.webhooks.models import WebhookEndpoint
 from caretime.events.webhooks.outbox import deliver_events
 from caretime.events.webhooks.patterns import matches
 from caretime.ids import new_id
+from caretime.tenancy.models import ApiKey, Tenant
 
 HELD = "appointment.held"
 EXPIRE_HOLDS = "booking.expire_holds"
@@ -80,17 +87,75 @@ async def read_place(
 ) -> Place | None:
     """The provider (None if there is none), the visit's shape, and every availability rule
     that may apply within a day of the slot's local date (two UTC days either side cover any
-    zone)."""
+    zone), in the caller's transaction (the endpoints locked until it ends)."""
+    params = _place_params(tenant_id, provider_id, slot_start, visit_type)
+    statement = _place_statement(is_postgres(session), visit_type is not None)
+    rows = (await session.execute(statement, params)).all()
+    return _place(rows, tenant_id, provider_id, visit_type, default)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a reservation request reads before it writes, in one statement on a reader
+    connection (no write transaction, so on SQLite not under the write lock): the place,
+    and about the caller the key's state and the tenant's policy version (so the request
+    needs no statement of its own for them), and whether its Idempotency-Key is taken."""
+
+    key: str  # the request's key as read now: "valid", "revoked" or "unknown" (deleted)
+    policy_version: int
+    replayed: bool  # a reservation with the request's Idempotency-Key exists
+    rows: Sequence[Row[Any]]
+
+    def place(
+        self, tenant_id: str, provider_id: str, visit_type: str | None, default: VisitShape
+    ) -> Place | None:
+        rows = self.rows if self.rows[0].name is not None else []  # no provider: no place
+        return _place(rows, tenant_id, provider_id, visit_type, default)
+
+
+async def read_for_request(
+    connection: AsyncConnection,
+    tenant_id: str,
+    key_id: str,
+    provider_id: str,
+    slot_start: datetime,
+    visit_type: str | None,
+    idempotency_key: str | None,
+) -> Reading:
+    """Read everything a reservation request checks before its write, in one statement
+    (endpoints not locked: a request that delivers to one locks them in its transaction)."""
+    params = _place_params(tenant_id, provider_id, slot_start, visit_type)
+    params |= {"key_id": key_id, "idempotency_key": idempotency_key}
+    postgres = connection.dialect.name == "postgresql"
+    statement = _request_statement(postgres, visit_type is not None, idempotency_key is not None)
+    rows = (await connection.execute(statement, params)).all()
+    if not rows:  # the key is gone
+        return Reading("unknown", 0, False, [])
+    head = rows[0]
+    key = "valid" if head.revoked_at is None else "revoked"
+    return Reading(key, head.policy_version, bool(head.replayed), rows)
+
+
+def _place_params(
+    tenant_id: str, provider_id: str, slot_start: datetime, visit_type: str | None
+) -> dict[str, Any]:
     day = slot_start.astimezone(UTC).date()
-    params = {
+    return {
         "tenant_id": tenant_id,
         "provider_id": provider_id,
         "first": day - timedelta(days=2),
         "last": day + timedelta(days=2),
         "visit_type": visit_type,
     }
-    statement = _place_statement(is_postgres(session), visit_type is not None)
-    rows = (await session.execute(statement, params)).all()
+
+
+def _place(
+    rows: Sequence[Row[Any]],
+    tenant_id: str,
+    provider_id: str,
+    visit_type: str | None,
+    default: VisitShape,
+) -> Place | None:
     if not rows:
         return None
     head = rows[0]
@@ -103,7 +168,7 @@ async def read_place(
     )
     shape: VisitShape | None = default
     if visit_type is not None:
-        shape = None if head.minutes is None else VisitShape(*head[-3:])
+        shape = None if head.minutes is None else VisitShape(head.minutes, head.before, head.after)
     rules = [
         Rule(r.kind, r.start_minute, r.end_minute, r.day, r.weekdays, r.valid_from, r.valid_until)
         for r in rows
@@ -117,8 +182,67 @@ async def read_place(
 def _place_statement(postgres: bool, with_visit_type: bool) -> Select[Any]:
     """read_place's SELECT, built once per kind (its parameters bound at execution): the
     provider joined with its rules near the slot (one row per rule) and, when asked, the
-    visit type; the endpoints a scalar subquery."""
-    rule = AvailabilityRule
+    visit type; the endpoints a scalar subquery, locked."""
+    statement = select(*_PLACE_COLUMNS, _endpoints(postgres, lock=True)).select_from(Provider)
+    return _with_rules_and_visit_type(statement, with_visit_type).where(
+        Provider.tenant_id == bindparam("tenant_id", type_=String()),
+        Provider.id == bindparam("provider_id", type_=String()),
+    )
+
+
+@functools.cache
+def _request_statement(postgres: bool, with_visit_type: bool, with_key: bool) -> Select[Any]:
+    """read_for_request's SELECT: the caller's key and tenant (one row, or none if the key is
+    gone), the provider if there is one, then as read_place's."""
+    replayed: Any = literal(False)
+    if with_key:
+        replayed = exists().where(
+            Appointment.tenant_id == bindparam("tenant_id", type_=String()),
+            Appointment.idempotency_key == bindparam("idempotency_key", type_=String()),
+        )
+    statement = (
+        select(
+            ApiKey.revoked_at,
+            Tenant.policy_version,
+            replayed.label("replayed"),
+            *_PLACE_COLUMNS,
+            _endpoints(postgres, lock=False),
+        )
+        .select_from(ApiKey)
+        .join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .outerjoin(
+            Provider,
+            and_(
+                Provider.tenant_id == Tenant.id,
+                Provider.id == bindparam("provider_id", type_=String()),
+            ),
+        )
+    )
+    return _with_rules_and_visit_type(statement, with_visit_type).where(
+        ApiKey.id == bindparam("key_id", type_=String()),
+        ApiKey.tenant_id == bindparam("tenant_id", type_=String()),
+    )
+
+
+_RULE = AvailabilityRule
+_PLACE_COLUMNS: tuple[Any, ...] = (
+    Provider.name,
+    Provider.tz,
+    Provider.max_per_day,
+    _RULE.kind,
+    _RULE.start_minute,
+    _RULE.end_minute,
+    _RULE.day,
+    _RULE.weekdays,
+    _RULE.valid_from,
+    _RULE.valid_until,
+)
+
+
+def _with_rules_and_visit_type(statement: Select[Any], with_visit_type: bool) -> Select[Any]:
+    """`statement` (from the provider) outer-joined with its rules near the slot and, when
+    asked, the visit type's shape."""
+    rule = _RULE
     first, last = bindparam("first", type_=Date()), bindparam("last", type_=Date())
     rules_near = and_(
         rule.tenant_id == Provider.tenant_id,
@@ -132,40 +256,27 @@ def _place_statement(postgres: bool, with_visit_type: bool) -> Select[Any]:
             ),
         ),
     )
-    columns: list[Any] = [
-        Provider.name,
-        Provider.tz,
-        Provider.max_per_day,
-        rule.kind,
-        rule.start_minute,
-        rule.end_minute,
-        rule.day,
-        rule.weekdays,
-        rule.valid_from,
-        rule.valid_until,
-        _endpoints(postgres),
-    ]
-    statement = select(*columns).select_from(Provider).outerjoin(rule, rules_near)
-    if with_visit_type:
-        statement = statement.add_columns(
-            VisitType.minutes, VisitType.buffer_before, VisitType.buffer_after
-        ).outerjoin(
-            VisitType,
-            and_(
-                VisitType.tenant_id == Provider.tenant_id,
-                VisitType.provider_id == Provider.id,
-                VisitType.id == bindparam("visit_type", type_=String()),
-            ),
-        )
-    return statement.where(
-        Provider.tenant_id == bindparam("tenant_id", type_=String()),
-        Provider.id == bindparam("provider_id", type_=String()),
+    statement = statement.outerjoin(rule, rules_near)
+    if not with_visit_type:
+        return statement
+    return statement.add_columns(
+        VisitType.minutes,
+        VisitType.buffer_before.label("before"),
+        VisitType.buffer_after.label("after"),
+    ).outerjoin(
+        VisitType,
+        and_(
+            VisitType.tenant_id == Provider.tenant_id,
+            VisitType.provider_id == Provider.id,
+            VisitType.id == bindparam("visit_type", type_=String()),
+        ),
     )
 
 
-def _endpoints(postgres: bool) -> Any:
-    """The tenant's enabled webhook endpoints as JSON [[id, patterns]...], locked against
-    their pump's last check until this transaction ends (see events.webhooks.outbox)."""
+def _endpoints(postgres: bool, *, lock: bool) -> Any:
+    """The tenant's enabled webhook endpoints as JSON [[id, patterns]...]; with `lock`,
+    locked against their pump's last check until this transaction ends (see
+    events.webhooks.outbox)."""
     endpoint = WebhookEndpoint
     enabled = (
         select(endpoint.id, endpoint.event_types)
@@ -176,7 +287,9 @@ def _endpoints(postgres: bool) -> Any:
         .order_by(endpoint.id)
     )
     if postgres:
-        locked = enabled.with_for_update(read=True, key_share=True).subquery()
+        if lock:
+            enabled = enabled.with_for_update(read=True, key_share=True)
+        locked = enabled.subquery()
         pairs = func.json_agg(func.json_build_array(locked.c.id, locked.c.event_types))
     else:
         locked = enabled.subquery()
@@ -214,6 +327,24 @@ async def write_hold(
     if endpoints:
         await deliver_events(session, hold.tenant_id, endpoints, [event_id], now=hold.created_at)
     return True
+
+
+async def write_alone(
+    connection: AsyncConnection,
+    session: AsyncSession,
+    hold: Appointment,
+    event_data: dict[str, Any],
+) -> bool:
+    """write_hold as a statement of its own on an autocommit `connection` (PostgreSQL only),
+    for a hold whose request writes nothing else: the one statement is the transaction, so
+    the request spends no BEGIN or COMMIT. The request's `session` only wakes the workers
+    when this wrote the minute's sweep job (its commit sends the NOTIFY, once a minute)."""
+    sweep_at = sweep_minute(hold.hold_expires_at)
+    written, sweep_job = await _write_postgres(connection, hold, new_id("evt"), event_data,
+                                               sweep_at)  # fmt: skip
+    if sweep_job is not None:
+        mark_enqueued(session, sweep_at)
+    return written
 
 
 def _hold_row(hold: Appointment) -> dict[str, Any]:
@@ -276,7 +407,7 @@ SELECT (SELECT count(*) FROM hold) AS held, (SELECT id FROM sweep) AS sweep_job
 
 
 async def _write_postgres(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     hold: Appointment,
     event_id: str,
     event_data: dict[str, Any],
@@ -299,6 +430,20 @@ async def _write_postgres(
     return written.held == 1, written.sweep_job
 
 
+# SQLite's three inserts, built once: a statement built per request (`.values(row)`) costs
+# SQLAlchemy more than SQLite takes to run it, and it runs under the write lock.
+_APPOINTMENTS = cast(Table, Appointment.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_JOBS = cast(Table, Job.__table__)
+_SQLITE_HOLD = sqlite.insert(_APPOINTMENTS).on_conflict_do_nothing().returning(_APPOINTMENTS.c.id)
+_SQLITE_EVENT = insert(_EVENTS)
+_SQLITE_SWEEP = (
+    sqlite.insert(_JOBS)
+    .on_conflict_do_nothing(index_elements=[_JOBS.c.dedupe_key], index_where=DEDUPE_PREDICATE)
+    .returning(_JOBS.c.id)
+)
+
+
 async def _write_sqlite(
     session: AsyncSession,
     hold: Appointment,
@@ -306,34 +451,25 @@ async def _write_sqlite(
     event_data: dict[str, Any],
     sweep_at: datetime,
 ) -> tuple[bool, int | None]:
-    insert_hold = (
-        sqlite.insert(Appointment)
-        .values(_hold_row(hold))
-        .on_conflict_do_nothing()
-        .returning(Appointment.id)
-    )
+    connection = await session.connection()
     try:
-        inserted = (await session.execute(insert_hold)).first()
+        inserted = (await connection.execute(_SQLITE_HOLD, _hold_row(hold))).first()
     except IntegrityError:  # the no-overlap trigger: only this statement is undone
         return False, None
     if inserted is None:  # the idempotency key is taken
         return False, None
     now = hold.created_at
-    await session.execute(
-        insert(Event).values(
-            id=event_id,
-            tenant_id=hold.tenant_id,
-            type=HELD,
-            occurred_at=now,
-            subject_kind="appointment",
-            subject_id=hold.id,
-            data=event_data,
-            actor=current_actor(),
-        )
-    )
-    sweep = NewJob(EXPIRE_HOLDS, _sweep_payload(sweep_at), sweep_at, hold.tenant_id,
-                   _sweep_dedupe(sweep_at))  # fmt: skip
-    return True, await insert_if_new(session, sweep, now=now)
+    event = {"id": event_id, "tenant_id": hold.tenant_id, "type": HELD, "occurred_at": now,
+             "subject_kind": "appointment", "subject_id": hold.id, "data": event_data,
+             "actor": current_actor()}  # fmt: skip
+    await connection.execute(_SQLITE_EVENT, event)
+    sweep = {"tenant_id": hold.tenant_id, "kind": EXPIRE_HOLDS,
+             "payload": _sweep_payload(sweep_at), "run_at": sweep_at, "priority": 0,
+             "status": "queued", "attempts": 0, "max_attempts": DEFAULT_MAX_ATTEMPTS,
+             "dedupe_key": sweep_key(hold.tenant_id, hold.hold_expires_at),
+             "created_at": now, "updated_at": now}  # fmt: skip
+    job_id: int | None = (await connection.execute(_SQLITE_SWEEP, sweep)).scalar()
+    return True, job_id
 
 
 async def ensure_sweep(session: AsyncSession, tenant_id: str, deadline: datetime) -> None:

@@ -7,11 +7,13 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Header, Query, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
 from pydantic import AwareDatetime
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caretime.booking import (
     cursors,
+    holding,
     reservations,
     service,
     slots,
@@ -57,14 +59,15 @@ from caretime.booking.service import minute_text, template_fields
 from caretime.booking.validation import read_windows
 from caretime.booking.visit_type_router import router as visit_type_router
 from caretime.booking.waitlist_router import router as waitlist_router
-from caretime.deps import ClockDep, SessionDep
-from caretime.errors import InvalidInput
+from caretime.deps import ClockDep, SessionDep, reading_first
+from caretime.errors import InvalidInput, Unauthorized
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
 from caretime.openapi import json_body, problems
 from caretime.storable import PathText, QueryText, Storable
-from caretime.tenancy.auth import PolicyDep, TenantDep
-from caretime.tenancy.policy import BookingPolicy
+from caretime.tenancy.auth import PolicyDep, TenantDep, policies_of
+from caretime.tenancy.policy import BookingPolicy, TenantPolicy
+from caretime.tenancy.service import StoredPolicyInvalid
 
 router = APIRouter(tags=["booking"])
 router.include_router(reservation_router)
@@ -270,15 +273,16 @@ async def get_slots(
         OffGrid,
         OutsideAvailability,
         ReservationKeyReused,
+        StoredPolicyInvalid,
     ),
     status_code=status.HTTP_201_CREATED,
 )
 async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
-    policy: PolicyDep,
     session: SessionDep,
     clock: ClockDep,
+    http: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> ReservationOut:
     """Hold a free slot for a client: 201 with `status: held` and `expires_at` (the policy's
@@ -295,8 +299,37 @@ async def reserve(
         body.confirm_by_sms,
     )
     now = clock.now()
-    appointment = await reservations.reserve(session, tenant.id, policy.booking, request, now=now)
+    # The key's state and the policy's version come with the reservation's own read (no
+    # PolicyDep: that would read the version in a statement of its own).
+    async with reading_first(http, session) as reader:
+        reading = await holding.read_for_request(
+            reader, tenant.id, tenant.key_id, body.provider_id, body.slot_start,
+            body.visit_type, idempotency_key,
+        )  # fmt: skip
+        policy = (await _policy_read_with(http, reader, tenant.id, reading)).booking
+        tried = await reservations.attempt(
+            reader, session, tenant.id, policy, request, reading, now=now
+        )
+    appointment = await reservations.finish(session, tenant.id, policy, request, tried, now=now)
     return render(appointment, now)
+
+
+async def _policy_read_with(
+    http: Request, reader: AsyncConnection, tenant_id: str, reading: holding.Reading
+) -> TenantPolicy:
+    """The tenant's policy at the version `reading` found (as PolicyDep gives it), after
+    refusing a key revoked or deleted since it was checked."""
+    if reading.key != "valid":
+        raise Unauthorized(
+            "this API key has been revoked" if reading.key == "revoked" else "unknown API key"
+        )
+    policies = policies_of(http.app.state.runtime)
+    parsed = policies.parsed(tenant_id, reading.policy_version)
+    if parsed is None:
+        parsed = await policies.read(reader, tenant_id)
+    if isinstance(parsed, StoredPolicyInvalid):
+        raise StoredPolicyInvalid(parsed.detail, **parsed.extensions)
+    return parsed
 
 
 @router.get("/reservations/{reservation_id}", responses=problems(ReservationNotFound))
