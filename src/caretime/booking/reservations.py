@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking import holding, lifecycle, texts, visit_types
-from caretime.booking.availability import Rule, effective_windows
+from caretime.booking.availability import Rule, Window, effective_windows
 from caretime.booking.errors import (
     OffGrid,
     OutsideAvailability,
@@ -30,7 +30,7 @@ from caretime.booking.errors import (
     TooLittleNotice,
 )
 from caretime.booking.events import appointment_data
-from caretime.booking.grid import VisitShape, on_grid, visit_starts
+from caretime.booking.grid import VisitShape, on_grid
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
 from caretime.booking.occupancy import check_day_limit
@@ -248,10 +248,26 @@ def check_slot_in(
     first, last = day - timedelta(days=1), day + timedelta(days=1)
     windows = effective_windows(rules, zone, first, last)
     grid = timedelta(minutes=policy.slot_minutes)
-    if not any(start == slot_start for start, _ in visit_starts(windows, grid, shape)):
+    if not _starts_a_visit(windows, grid, shape, slot_start):
         raise OutsideAvailability(
             f"provider {provider.id!r} has no {_visit_words(shape)} starting then"
         )
+
+
+def _starts_a_visit(
+    windows: Sequence[Window], grid: timedelta, shape: VisitShape, slot_start: datetime
+) -> bool:
+    """Whether `slot_start` is one of grid.visit_starts(windows, grid, shape): a whole number
+    of grid steps from a window's start, with the visit and its buffers inside that window.
+    Asked directly: listing every start of three days to find one took ~0.1 ms a request."""
+    occupied_start, occupied_end = shape.occupied(slot_start)
+    return any(
+        window.start <= occupied_start
+        and occupied_end <= window.end
+        and window.start <= slot_start
+        and (slot_start - window.start) % grid == timedelta(0)
+        for window in windows
+    )
 
 
 def _visit_words(shape: VisitShape) -> str:

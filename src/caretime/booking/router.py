@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Header, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
 from pydantic import AwareDatetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,7 +65,7 @@ from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
 from caretime.openapi import json_body, problems
 from caretime.storable import PathText, QueryText, Storable
-from caretime.tenancy.auth import PolicyDep, TenantDep, policies_of
+from caretime.tenancy.auth import PolicyCache, PolicyDep, TenantDep, policies_of
 from caretime.tenancy.policy import BookingPolicy, TenantPolicy
 from caretime.tenancy.service import StoredPolicyInvalid
 
@@ -273,13 +273,13 @@ async def get_slots(
         OffGrid,
         OutsideAvailability,
         ReservationKeyReused,
-        StoredPolicyInvalid,
     ),
     status_code=status.HTTP_201_CREATED,
 )
 async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
+    policies: Annotated[PolicyCache, Depends(tenant_policies)],
     session: SessionDep,
     clock: ClockDep,
     http: Request,
@@ -299,14 +299,12 @@ async def reserve(
         body.confirm_by_sms,
     )
     now = clock.now()
-    # The key's state and the policy's version come with the reservation's own read (no
-    # PolicyDep: that would read the version in a statement of its own).
     async with reading_first(http, session) as reader:
         reading = await holding.read_for_request(
             reader, tenant.id, tenant.key_id, body.provider_id, body.slot_start,
             body.visit_type, idempotency_key,
         )  # fmt: skip
-        policy = (await _policy_read_with(http, reader, tenant.id, reading)).booking
+        policy = (await _policy_read_with(policies, reader, tenant.id, reading)).booking
         tried = await reservations.attempt(
             reader, session, tenant.id, policy, request, reading, now=now
         )
@@ -314,8 +312,15 @@ async def reserve(
     return render(appointment, now)
 
 
+async def tenant_policies(request: Request) -> PolicyCache:
+    """The process's parsed tenant policies, for a route that reads its tenant's policy
+    version with its own statement instead of PolicyDep's (reserve: the version comes with
+    the reservation's read); it can refuse as PolicyDep does (app.py documents it so)."""
+    return policies_of(request.app.state.runtime)
+
+
 async def _policy_read_with(
-    http: Request, reader: AsyncConnection, tenant_id: str, reading: holding.Reading
+    policies: PolicyCache, reader: AsyncConnection, tenant_id: str, reading: holding.Reading
 ) -> TenantPolicy:
     """The tenant's policy at the version `reading` found (as PolicyDep gives it), after
     refusing a key revoked or deleted since it was checked."""
@@ -323,7 +328,6 @@ async def _policy_read_with(
         raise Unauthorized(
             "this API key has been revoked" if reading.key == "revoked" else "unknown API key"
         )
-    policies = policies_of(http.app.state.runtime)
     parsed = policies.parsed(tenant_id, reading.policy_version)
     if parsed is None:
         parsed = await policies.read(reader, tenant_id)
