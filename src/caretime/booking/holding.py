@@ -1,8 +1,10 @@
 """A new hold in as few statements as the database allows (docs/booking.md, "Reserving").
 
 Reading: one SELECT for the provider, the visit type, the availability rules around the slot
-and the webhook endpoints that want `appointment.held` (locked FOR KEY SHARE, as `emit`
-locks them).
+and the webhook endpoints that want `appointment.held`: in the caller's transaction
+(`read_place`, the endpoints locked FOR KEY SHARE, as `emit` locks them), or for an API
+request on a reader connection before any write (`read_for_request`, which also reads the
+request's key, the tenant's policy version and whether its Idempotency-Key is taken).
 
 Writing: the hold, its `appointment.held` event and, once a minute per tenant, the job that
 sweeps that minute's expired holds (`booking.expire_holds`). On PostgreSQL it is one
@@ -12,7 +14,9 @@ uncommitted overlapping one waits for it, then does nothing if it committed; it 
 while holding a conflicting row, so overlapping inserts cannot deadlock), and the event and
 the job are inserted from the hold's RETURNING, so they exist exactly when the hold does. On
 SQLite, three statements under the single writer: the trigger refuses an overlap by aborting
-its statement alone (SQLite rolls back a failed statement, not the transaction).
+its statement alone (SQLite rolls back a failed statement, not the transaction). A hold that
+is all its request writes is its own transaction (`write_alone`): on PostgreSQL that one
+statement in autocommit, on SQLite the three in one hop (sqlite_hold).
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from caretime.booking import sqlite_hold
 from caretime.booking.availability import Rule
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
@@ -335,13 +340,21 @@ async def write_alone(
     hold: Appointment,
     event_data: dict[str, Any],
 ) -> bool:
-    """write_hold as a statement of its own on an autocommit `connection` (PostgreSQL only),
-    for a hold whose request writes nothing else: the one statement is the transaction, so
-    the request spends no BEGIN or COMMIT. The request's `session` only wakes the workers
-    when this wrote the minute's sweep job (its commit sends the NOTIFY, once a minute)."""
+    """write_hold for a hold whose request writes nothing else, as a transaction of its own:
+    on PostgreSQL one statement on the autocommit `connection` (no BEGIN or COMMIT), on
+    SQLite BEGIN IMMEDIATE to COMMIT in one hop to the writer's thread (sqlite_hold). The
+    request's `session` only wakes the workers when this wrote the minute's sweep job (its
+    commit sends the NOTIFY, once a minute)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
-    written, sweep_job = await _write_postgres(connection, hold, new_id("evt"), event_data,
-                                               sweep_at)  # fmt: skip
+    event_id = new_id("evt")
+    if connection.dialect.name == "postgresql":
+        written, sweep_job = await _write_postgres(connection, hold, event_id, event_data,
+                                                   sweep_at)  # fmt: skip
+    else:
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+        writes = _sqlite_writes(hold, event_id, event_data, sweep_at)
+        written, sweep_job = await sqlite_hold.write_at_once(engine, writes)
     if sweep_job is not None:
         mark_enqueued(session, sweep_at)
     return written
@@ -452,24 +465,36 @@ async def _write_sqlite(
     sweep_at: datetime,
 ) -> tuple[bool, int | None]:
     connection = await session.connection()
+    (_, row), (_, event), (_, sweep) = _sqlite_writes(hold, event_id, event_data, sweep_at)
     try:
-        inserted = (await connection.execute(_SQLITE_HOLD, _hold_row(hold))).first()
+        inserted = (await connection.execute(_SQLITE_HOLD, row)).first()
     except IntegrityError:  # the no-overlap trigger: only this statement is undone
         return False, None
     if inserted is None:  # the idempotency key is taken
         return False, None
-    now = hold.created_at
+    await connection.execute(_SQLITE_EVENT, event)
+    job_id: int | None = (await connection.execute(_SQLITE_SWEEP, sweep)).scalar()
+    return True, job_id
+
+
+def _sqlite_writes(
+    hold: Appointment, event_id: str, event_data: dict[str, Any], sweep_at: datetime
+) -> sqlite_hold.Insert3:
+    """The hold's three inserts on SQLite, each with its values."""
+    row, now = _hold_row(hold), hold.created_at
     event = {"id": event_id, "tenant_id": hold.tenant_id, "type": HELD, "occurred_at": now,
              "subject_kind": "appointment", "subject_id": hold.id, "data": event_data,
              "actor": current_actor()}  # fmt: skip
-    await connection.execute(_SQLITE_EVENT, event)
     sweep = {"tenant_id": hold.tenant_id, "kind": EXPIRE_HOLDS,
              "payload": _sweep_payload(sweep_at), "run_at": sweep_at, "priority": 0,
              "status": "queued", "attempts": 0, "max_attempts": DEFAULT_MAX_ATTEMPTS,
              "dedupe_key": sweep_key(hold.tenant_id, hold.hold_expires_at),
              "created_at": now, "updated_at": now}  # fmt: skip
-    job_id: int | None = (await connection.execute(_SQLITE_SWEEP, sweep)).scalar()
-    return True, job_id
+    return sqlite_hold.Insert3(
+        (sqlite_hold.prepared(_SQLITE_HOLD, tuple(row)), row),
+        (sqlite_hold.prepared(_SQLITE_EVENT, tuple(event)), event),
+        (sqlite_hold.prepared(_SQLITE_SWEEP, tuple(sweep)), sweep),
+    )
 
 
 async def ensure_sweep(session: AsyncSession, tenant_id: str, deadline: datetime) -> None:

@@ -1,11 +1,13 @@
 """Reserving a visit: checks for a clear error first, then the database's no-overlap
 guarantee (see occupancy and holding).
 
-A reservation reads what it needs in one statement and writes the hold, its event and (once a
-minute) the expiry sweep's job in one more on PostgreSQL (holding). A time taken only by
-holds past their deadline is taken over: those holds are expired in the same transaction
-(one conditional UPDATE, on this losing path only) and the hold written again. The request
-transaction holds no row lock across network time.
+`reserve` does it all in the caller's transaction (waitlist claims, SMS moves, the
+dashboard). `POST /reservations` reads first, outside any write transaction (`attempt`), and
+writes a hold that is all it writes as a transaction of its own; what must be atomic with
+the write runs in the request's transaction (`finish`). A time taken only by holds past
+their deadline is taken over: those holds are expired in the write's transaction (one
+conditional UPDATE, on this losing path only) and the hold written again. No row lock is
+held across network time (docs/booking.md, "Reserving").
 """
 
 from __future__ import annotations
@@ -103,8 +105,8 @@ async def attempt(
     now: datetime,
 ) -> Attempt:
     """`reserve`'s checks, in its order, on what the request read already (on `reader`,
-    outside any write transaction: holding.read_for_request). On PostgreSQL a hold that
-    needs nothing else written with it is written here by one autocommit statement. The
+    outside any write transaction: holding.read_for_request). A hold that needs nothing else
+    written with it is written here, as a transaction of its own (holding.write_alone). The
     caller lets go of `reader` before `finish`: a request never holds two connections while
     it waits for one."""
     if reading.replayed:
@@ -114,7 +116,7 @@ async def attempt(
     place = reading.place(tenant_id, request.provider_id, request.visit_type, default)
     place, shape = _checked(place, request, policy)
     hold = _new_hold(tenant_id, request, shape, policy, now)
-    if not _alone(place, request) or reader.dialect.name != "postgresql":
+    if not _alone(place, request):
         return Attempt(hold, place)
     written = await holding.write_alone(reader, session, hold, appointment_data(hold))
     return Attempt(hold, place, written)
