@@ -153,6 +153,51 @@ def _counting(runtime: Runtime, statements: list[str]) -> None:
             statements.append("COMMIT")
 
 
+# CARETIME_BENCH_STAGES=1: the process CPU spent inside each of these, per request (run with
+# one caller, so nothing else runs meanwhile); the rest is the framework's and the edge's.
+STAGES = {
+    "key check": ("caretime.tenancy.auth", "check_key"),
+    "the read": ("caretime.booking.placing", "read_for_request"),
+    "checks + write": ("caretime.booking.reservations", "attempt"),
+    "finish (transaction)": ("caretime.booking.reservations", "finish"),
+    "reserve (all of it)": ("caretime.booking.reservations", "reserve"),
+    "answer (orjson)": ("caretime.booking.router", "render_json"),
+    "answer (model)": ("caretime.booking.router", "render"),
+}
+
+
+def _timed_stages() -> dict[str, list[float]]:
+    import importlib
+    import inspect
+
+    spent: dict[str, list[float]] = {}
+    for stage, (module_name, name) in STAGES.items():
+        module = importlib.import_module(module_name)
+        original = getattr(module, name, None)
+        if original is None:
+            continue
+        spent[stage] = []
+        if inspect.iscoroutinefunction(original):
+
+            async def timed(*a: Any, _f: Any = original, _s: str = stage, **k: Any) -> Any:
+                started = time.process_time()
+                try:
+                    return await _f(*a, **k)
+                finally:
+                    spent[_s].append(time.process_time() - started)
+        else:
+
+            def timed(*a: Any, _f: Any = original, _s: str = stage, **k: Any) -> Any:  # type: ignore[misc]
+                started = time.process_time()
+                try:
+                    return _f(*a, **k)
+                finally:
+                    spent[_s].append(time.process_time() - started)
+
+        setattr(module, name, timed)
+    return spent
+
+
 async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None:
     os.environ["BARE_DATABASE_URL"] = url
     import bare_app
@@ -172,6 +217,7 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
         await _seed(app, first)
         for target, path, slots in runs.values():
             await _batch(target, path, slots, per_batch, callers)  # warm up: pools, caches
+        stages = _timed_stages() if os.environ.get("CARETIME_BENCH_STAGES") else {}
         statements: list[str] = []
         _counting(runtime, statements)
         await _batch(app, "/reservations", ours, 1, 1)
@@ -183,6 +229,9 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
                 spent[name].append(await _batch(target, path, slots, per_batch, callers))
         per_request = len(statements) / (batches * per_batch)
     await runtime.close()
+    for stage, times in stages.items():
+        if times:
+            print(f"  {stage:22} {sum(times) / len(times) * 1e6:6.0f} µs CPU x {len(times)}")
     medians = {name: statistics.median(values) for name, values in spent.items()}
     for name, values in spent.items():
         print(f"{name:9} CPU per request: median {medians[name]:.0f} µs "

@@ -16,6 +16,7 @@ from caretime.booking.availability import Window
 from caretime.booking.errors import InvalidTransition
 from caretime.booking.grid import VisitShape, visit_starts
 from caretime.booking.models import Appointment
+from caretime.booking.rendering import render, render_json
 from caretime.clock import FrozenClock
 from caretime.db import transaction
 from caretime.dispatch.worker import Dispatcher
@@ -328,3 +329,28 @@ def test_a_start_is_checked_as_the_slot_list_offers_it(
     for _ in range(12 * 12):
         assert reservations._starts_a_visit(windows, grid, shape, moment) == (moment in offered)
         moment += timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("status", "deadline_minutes", "visit_type", "microseconds"),
+    [
+        ("held", 30, None, 0),
+        ("held", -1, "consult", 123456),  # past its deadline: shown expired
+        ("confirmed", 30, None, 500),
+        ("cancelled", 30, "consult", 0),
+        ("no_show", 30, None, 0),
+    ],
+)
+def test_the_reservation_answer_is_the_models_json_byte_for_byte(
+    status: str, deadline_minutes: int, visit_type: str | None, microseconds: int
+) -> None:
+    now = datetime(2026, 3, 2, 15, 0, 0, microseconds, tzinfo=UTC)
+    start = datetime(2026, 3, 3, 16, 0, tzinfo=UTC)
+    appointment = Appointment(
+        id="apt_1", provider_id="dr-jekyll", client_id="patient-1", slot_start=start,
+        slot_end=start + timedelta(minutes=15), visit_type_id=visit_type, status=status,
+        hold_expires_at=now + timedelta(minutes=deadline_minutes), created_at=now,
+        confirmed_at=now if status != "held" else None, arrived_at=None,
+    )  # fmt: skip
+    expected = render(appointment, now).model_dump_json().encode()
+    assert render_json(appointment, now) == expected

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from caretime.booking import holding, lifecycle, texts, visit_types
+from caretime.booking import holding, lifecycle, placing, texts, visit_types
 from caretime.booking.availability import Rule, Window, effective_windows
 from caretime.booking.errors import (
     OffGrid,
@@ -31,7 +31,7 @@ from caretime.booking.errors import (
     SlotTaken,
     TooLittleNotice,
 )
-from caretime.booking.events import appointment_data
+from caretime.booking.events import HELD, appointment_data
 from caretime.booking.grid import VisitShape, on_grid
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
@@ -76,7 +76,7 @@ async def reserve(
             return _same_request(existing, request)
     check_notice(request.slot_start, policy, now)
     default = visit_types.default_shape(policy)
-    place = await holding.read_place(
+    place = await placing.read_place(
         session, tenant_id, request.provider_id, request.slot_start, request.visit_type, default
     )
     place, shape = _checked(place, request, policy)
@@ -90,7 +90,7 @@ class Attempt:
     """How far a request got on what it read (`attempt`); `finish` does the rest."""
 
     hold: Appointment | None  # None: an Idempotency-Key replay, for `reserve` to answer
-    place: holding.Place | None = None
+    place: placing.Place | None = None
     written: bool | None = None  # written alone (True), the time taken (False), or not tried
 
 
@@ -100,12 +100,12 @@ async def attempt(
     tenant_id: str,
     policy: BookingPolicy,
     request: ReservationRequest,
-    reading: holding.Reading,
+    reading: placing.Reading,
     *,
     now: datetime,
 ) -> Attempt:
     """`reserve`'s checks, in its order, on what the request read already (on `reader`,
-    outside any write transaction: holding.read_for_request). A hold that needs nothing else
+    outside any write transaction: placing.read_for_request). A hold that needs nothing else
     written with it is written here, as a transaction of its own (holding.write_alone). The
     caller lets go of `reader` before `finish`: a request never holds two connections while
     it waits for one."""
@@ -144,19 +144,19 @@ async def finish(
     await check_day_limit(session, place.provider, request.slot_start, now=now)
     endpoints = place.endpoints
     if endpoints:  # read unlocked: read again, locked until this transaction ends (outbox)
-        endpoints = await subscribed_endpoints(session, tenant_id, holding.HELD)
+        endpoints = await subscribed_endpoints(session, tenant_id, HELD)
     return await _held(session, hold, place.provider, endpoints, request, now)
 
 
-def _alone(place: holding.Place, request: ReservationRequest) -> bool:
+def _alone(place: placing.Place, request: ReservationRequest) -> bool:
     """Whether the hold, its event and its sweep job are all the request writes."""
     max_per_day = place.provider.max_per_day
     return not (place.endpoints or max_per_day is not None or request.confirm_by_sms)
 
 
 def _checked(
-    place: holding.Place | None, request: ReservationRequest, policy: BookingPolicy
-) -> tuple[holding.Place, VisitShape]:
+    place: placing.Place | None, request: ReservationRequest, policy: BookingPolicy
+) -> tuple[placing.Place, VisitShape]:
     """The place and the visit's shape, or why the visit cannot go there."""
     if place is None:
         raise ProviderNotFound(f"no provider {request.provider_id!r}")

@@ -7,13 +7,13 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
 from pydantic import AwareDatetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caretime.booking import (
     cursors,
-    holding,
+    placing,
     reservations,
     service,
     slots,
@@ -37,7 +37,7 @@ from caretime.booking.errors import (
     TooLittleNotice,
     VisitTypeNotFound,
 )
-from caretime.booking.rendering import render
+from caretime.booking.rendering import render, render_json
 from caretime.booking.reservation_router import router as reservation_router
 from caretime.booking.schemas import (
     AppointmentPage,
@@ -275,6 +275,7 @@ async def get_slots(
         ReservationKeyReused,
     ),
     status_code=status.HTTP_201_CREATED,
+    response_model=ReservationOut,
 )
 async def reserve(
     body: ReservationIn,
@@ -284,7 +285,7 @@ async def reserve(
     clock: ClockDep,
     http: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-) -> ReservationOut:
+) -> Response:
     """Hold a free slot for a client: 201 with `status: held` and `expires_at` (the policy's
     hold length). The slot is taken for everyone else until the hold is confirmed, cancelled
     or expires. Send an `Idempotency-Key` to retry safely: the same key with the same body
@@ -300,7 +301,7 @@ async def reserve(
     )
     now = clock.now()
     async with reading_first(http, session) as reader:
-        reading = await holding.read_for_request(
+        reading = await placing.read_for_request(
             reader, tenant.id, tenant.key_id, body.provider_id, body.slot_start,
             body.visit_type, idempotency_key,
         )  # fmt: skip
@@ -309,7 +310,8 @@ async def reserve(
             reader, session, tenant.id, policy, request, reading, now=now
         )
     appointment = await reservations.finish(session, tenant.id, policy, request, tried, now=now)
-    return render(appointment, now)
+    return Response(render_json(appointment, now), status.HTTP_201_CREATED,
+                    media_type="application/json")  # fmt: skip
 
 
 async def tenant_policies(request: Request) -> PolicyCache:
@@ -320,7 +322,7 @@ async def tenant_policies(request: Request) -> PolicyCache:
 
 
 async def _policy_read_with(
-    policies: PolicyCache, reader: AsyncConnection, tenant_id: str, reading: holding.Reading
+    policies: PolicyCache, reader: AsyncConnection, tenant_id: str, reading: placing.Reading
 ) -> TenantPolicy:
     """The tenant's policy at the version `reading` found (as PolicyDep gives it), after
     refusing a key revoked or deleted since it was checked."""
