@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     agent_rate_limit: float = Field(default=100, gt=0)
     agent_timeout_seconds: float = Field(default=10, gt=0)
 
+    # How long a process serves a valid API key from memory without reading it again: a key
+    # revoked on another process is refused within this; 0 reads the key on every request
+    # (docs/api.md, "The API key").
+    key_cache_seconds: float = Field(default=2, ge=0, le=60)
+
     # Largest request body accepted (bytes); larger ones are refused with 413 before parsing.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Seconds `caretime serve` lets requests in flight finish after SIGTERM, then closes them.

@@ -155,3 +155,22 @@ async def test_an_authenticated_read_answers_while_a_writer_holds_the_database(
         calls = await asyncio.wait_for(client.get("/calls"), timeout=60)
     assert read.status_code == 200
     assert calls.status_code == 200
+
+
+async def test_a_use_noted_with_a_last_use_read_before_the_flush_is_not_written_again(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    """A key served from the key cache carries the last use as read up to a few seconds ago,
+    perhaps before the flush that wrote a later one: that flush's write still counts."""
+    from caretime.tenancy.auth import key_uses_of
+
+    key_id = "key_read_from_the_cache"
+    uses = key_uses_of(runtime)
+    uses.note(key_id, None, clock.now())
+    assert await uses.flush() == 1
+    clock.advance(timedelta(seconds=30))
+    uses.note(key_id, None, clock.now())  # the stale read: no last use yet
+    assert await uses.flush() == 0
+    clock.advance(timedelta(seconds=31))
+    uses.note(key_id, None, clock.now())
+    assert await uses.flush() == 1

@@ -1,9 +1,12 @@
-"""Two real `caretime serve` processes on one PostgreSQL database: what one process changes
-about a key or a policy, the other uses from its next request (each process caches parsed
-policies, but every request checks its key and the policy's version in the database)."""
+"""Two real `caretime serve` processes on one PostgreSQL database: a policy changed through
+one is used by the next request to the other (every route that uses the policy reads its
+version); a key revoked through one is refused by the other at once on such a route, and
+within CARETIME_KEY_CACHE_SECONDS on any route (each process serves a key it checked a
+moment ago from memory)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -14,7 +17,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from caretime.config import Settings
+from caretime.db import transaction
 from caretime.runtime import Runtime
+from caretime.tenancy import service as tenancy
 from tests.conftest import Database
 from tests.support import bearer, make_tenant
 from tests.test_serve import CARETIME, free_port
@@ -22,6 +28,8 @@ from tests.test_serve import CARETIME, free_port
 pytestmark = pytest.mark.postgres_only
 
 WAIT = 180.0  # seconds: a bound on waiting (a loaded machine starts slowly), never an assertion
+# The servers run with the default key cache: how long a process may serve a key it read.
+BOUND = float(Settings.model_fields["key_cache_seconds"].default)
 
 
 @contextlib.contextmanager
@@ -35,6 +43,7 @@ def serving(database: Database, count: int) -> Iterator[list[str]]:
         "CARETIME_LOG_LEVEL": "WARNING",
     }
     env.pop("CARETIME_API_KEY", None)
+    env.pop("CARETIME_KEY_CACHE_SECONDS", None)
     started: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         ports: set[int] = set()
@@ -79,22 +88,61 @@ def two_servers(database: Database) -> Iterator[tuple[httpx.Client, httpx.Client
         yield first, second
 
 
-async def test_a_key_revoked_through_one_process_is_refused_by_the_next_request_to_another(
+async def test_a_key_revoked_through_one_process_is_refused_by_another_within_the_bound(
     two_servers: tuple[httpx.Client, httpx.Client], runtime: Runtime
 ) -> None:
     first, second = two_servers
     _, key = await make_tenant(runtime, name="acme")
-    # Both processes have served the key (and cached its tenant's policy) before.
-    for server in (first, second):
-        assert server.get("/tenants/me", headers=bearer(key)).status_code == 200
     key_id = first.get("/tenants/me/keys", headers=bearer(key)).json()["items"][0]["id"]
+    # The second process reads the key (and keeps it) on a route that does not use the
+    # policy; from then on it may serve the key from memory until `read_by` + BOUND.
+    assert second.get("/tenants/me/keys", headers=bearer(key)).status_code == 200
+    read_by = time.monotonic()
 
     assert first.delete(f"/tenants/me/keys/{key_id}", headers=bearer(key)).status_code == 200
+    refused_here = first.get("/tenants/me/keys", headers=bearer(key))
+    assert refused_here.status_code == 401  # at once on the process that revoked it
+
+    deadline = time.monotonic() + WAIT
+    answer = second.get("/tenants/me/keys", headers=bearer(key))
+    while answer.status_code == 200 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        answer = second.get("/tenants/me/keys", headers=bearer(key))
+    assert answer.status_code == 401
+    assert "revoked" in answer.json()["detail"]
+
+    # A request sent after the bound cannot be served from a read made before `read_by`.
+    await asyncio.sleep(max(0.0, read_by + BOUND - time.monotonic()))
+    for path in ["/tenants/me/keys", "/calls/call_missing", "/tenants/me"]:
+        assert second.get(path, headers=bearer(key)).status_code == 401
+
+
+async def test_a_key_revoked_through_one_process_is_refused_at_once_by_a_policy_route_of_another(
+    two_servers: tuple[httpx.Client, httpx.Client], runtime: Runtime
+) -> None:
+    first, second = two_servers
+    _, key = await make_tenant(runtime, name="acme")
+    other_key = await _second_key(runtime, "acme")
+    # Both processes have served the key (and kept it) on routes that do not use the policy.
+    for server in (first, second):
+        assert server.get("/tenants/me/keys", headers=bearer(key)).status_code == 200
+
+    revoked = first.delete(f"/tenants/me/keys/{key[:10]}", headers=bearer(other_key))
+    assert revoked.status_code == 200
 
     refused = second.get("/tenants/me", headers=bearer(key))
     assert refused.status_code == 401
     assert "revoked" in refused.json()["detail"]
+    assert second.get("/tenants/me/keys", headers=bearer(key)).status_code == 401
     assert first.get("/tenants/me", headers=bearer(key)).status_code == 401
+    assert second.get("/tenants/me", headers=bearer(other_key)).status_code == 200
+
+
+async def _second_key(runtime: Runtime, tenant_name: str) -> str:
+    async with transaction(runtime.sessions) as session:
+        tenant = await tenancy.require_tenant(session, tenant_name)
+        _, plaintext = await tenancy.create_key(session, tenant, now=runtime.clock.now())
+    return plaintext
 
 
 async def test_a_policy_changed_through_one_process_is_used_by_the_next_request_to_another(

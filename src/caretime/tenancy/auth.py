@@ -1,13 +1,18 @@
 """`Authorization: Bearer <key>` → the caller's tenant and policy, or a 401 problem.
 
-Each request reads its key, the key's revocation, the tenant's name and the tenant's policy
-version in one indexed SELECT (`service.check_key`): a key revoked by any process is refused
-by the next request on every process. A request that writes reads it on a reader connection
-before its write transaction begins (`deps.reading_first`): on SQLite the write lock is not
-held across the check. The parsed policy is kept per process, per tenant and version
-(`PolicyCache`): parsing it again happens only after a change, which bumps the version. The
-key's last use is noted in memory and written in batches (`keyuse.KeyUses`), so no request
-writes for it.
+A key is read (its revocation, its tenant's name and policy version, in one indexed SELECT:
+`service.check_key`) when this process has not read it within CARETIME_KEY_CACHE_SECONDS;
+within that, it is served from the process's key cache (`keycache.KeyCache`) without a
+statement. So a key revoked on another process is refused within that bound, and at once on
+the process that revoked it (`forget_key_when_committed`). A route that uses the tenant's
+policy (`PolicyDep`) reads the policy version on every request (a changed policy is used by
+the next request on every process); when the key came from the cache, that one statement
+also re-reads the key's revocation, so such a route refuses a revoked key at once.
+
+A request that writes reads before its write transaction begins (`deps.reading_first`): on
+SQLite the write lock is not held across the check. The parsed policy is kept per process,
+per tenant and version (`PolicyCache`). The key's last use is noted in memory and written in
+batches (`keyuse.KeyUses`), so no request writes for it.
 """
 
 from __future__ import annotations
@@ -18,19 +23,28 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from caretime.db import after_commit
 from caretime.deps import SessionDep, reading_first
 from caretime.errors import Unauthorized
 from caretime.events import set_actor
 from caretime.events.actor import api_key_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
+from caretime.tenancy.keycache import KeyCache
 from caretime.tenancy.keyshape import key_shape_problem
 from caretime.tenancy.keyuse import KeyUses
 from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import TenantPolicy
-from caretime.tenancy.service import StoredPolicyInvalid, check_key, parse_policy
+from caretime.tenancy.service import (
+    KeyCheck,
+    StoredPolicyInvalid,
+    check_key,
+    hash_key,
+    parse_policy,
+    policy_version,
+)
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ct_...`")
 
@@ -41,7 +55,9 @@ class CurrentTenant:
 
     id: str
     name: str
-    policy_version: int
+    # The tenant's policy version as this request read it with its key; None when the key
+    # came from the key cache (`current_policy` then reads the version itself).
+    policy_version: int | None
     key_id: str
 
 
@@ -56,30 +72,73 @@ async def current_tenant(
     problem = key_shape_problem(plaintext)
     if problem is not None:
         raise Unauthorized(f"malformed API key: {problem}")
-    async with reading_first(request, session) as connection:
-        key = await check_key(connection, plaintext)
+    runtime: Runtime = request.app.state.runtime
+    key_hash = hash_key(plaintext)
+    key = keys_of(runtime).get(key_hash)
+    version = None
+    if key is None:
+        key = await _read_key(request, session, key_hash)
+        version = key.policy_version
     bind_tenant(key.tenant_id)
     set_actor(api_key_actor(key.key_id))
-    runtime: Runtime = request.app.state.runtime
     key_uses_of(runtime).note(key.key_id, key.last_used_at, runtime.clock.now())
-    return CurrentTenant(key.tenant_id, key.tenant_name, key.policy_version, key.key_id)
+    return CurrentTenant(key.tenant_id, key.tenant_name, version, key.key_id)
+
+
+async def _read_key(request: Request, session: AsyncSession, key_hash: str) -> KeyCheck:
+    """The key as the database has it now, kept in the key cache if it is valid (an
+    unknown or revoked key raises before it could be kept)."""
+    keys = keys_of(request.app.state.runtime)
+    generation = keys.generation  # before the read: see KeyCache.put
+    async with reading_first(request, session) as connection:
+        key = await check_key(connection, key_hash)
+    keys.put(key_hash, key, generation)
+    return key
 
 
 TenantDep = Annotated[CurrentTenant, Depends(current_tenant)]
 
 
 async def current_policy(request: Request, tenant: TenantDep, session: SessionDep) -> TenantPolicy:
-    policies = policies_of(request.app.state.runtime)
-    parsed = policies.parsed(tenant.id, tenant.policy_version)
+    runtime: Runtime = request.app.state.runtime
+    policies = policies_of(runtime)
+    version = tenant.policy_version
+    parsed = None if version is None else policies.parsed(tenant.id, version)
     if parsed is None:
         async with reading_first(request, session) as connection:
-            parsed = await policies.read(connection, tenant.id)
+            if version is None:
+                version = await _current_version(runtime, connection, tenant.key_id)
+                parsed = policies.parsed(tenant.id, version)
+            if parsed is None:
+                parsed = await policies.read(connection, tenant.id)
     if isinstance(parsed, StoredPolicyInvalid):
         raise StoredPolicyInvalid(parsed.detail, **parsed.extensions)
     return parsed
 
 
+async def _current_version(runtime: Runtime, connection: AsyncConnection, key_id: str) -> int:
+    """The tenant's policy version for a key served from the cache; a key revoked since is
+    refused here, and no longer served from this process's cache."""
+    try:
+        return await policy_version(connection, key_id)
+    except Unauthorized:
+        keys_of(runtime).forget(key_id)
+        raise
+
+
 PolicyDep = Annotated[TenantPolicy, Depends(current_policy)]
+
+
+def forget_key_when_committed(runtime: Runtime, session: AsyncSession, key_id: str) -> None:
+    """Once the session's revocation of `key_id` has committed, this process stops serving
+    the key from its cache: its next request is refused. Forgotten after the commit, not
+    before, so that no request reading the key until then can keep it again (KeyCache.put)."""
+    keys = keys_of(runtime)
+
+    async def forget(_: AsyncSession) -> None:
+        keys.forget(key_id)
+
+    after_commit(session, forget)
 
 
 class PolicyCache:
@@ -134,6 +193,14 @@ def policies_of(runtime: Runtime) -> PolicyCache:
     if cache is None:
         cache = runtime.services["tenancy.policies"] = PolicyCache()
     assert isinstance(cache, PolicyCache)
+    return cache
+
+
+def keys_of(runtime: Runtime) -> KeyCache:
+    cache = runtime.services.get("tenancy.keys")
+    if cache is None:
+        cache = runtime.services["tenancy.keys"] = KeyCache(runtime.settings.key_cache_seconds)
+    assert isinstance(cache, KeyCache)
     return cache
 
 

@@ -43,6 +43,10 @@ class KeyUses:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
         self.pending: dict[str, datetime] = {}
+        # What the last flush wrote: a request served from the key cache may carry a last
+        # use read before that flush, and must not note the key again for it (the cache
+        # lives seconds, flushes are FLUSH_SECONDS apart: the last one is enough).
+        self.written: dict[str, datetime] = {}
 
     def note(self, key_id: str, stored: datetime | None, now: datetime) -> None:
         """A use of `key_id` at `now`; `stored` is the last use the database holds."""
@@ -52,7 +56,7 @@ class KeyUses:
     def shown(self, key_id: str, stored: datetime | None) -> datetime | None:
         """The last use as this process knows it (the database's, or a later one not yet
         written)."""
-        noted = self.pending.get(key_id)
+        noted = self.pending.get(key_id) or self.written.get(key_id)
         if noted is None or (stored is not None and stored >= noted):
             return stored
         return noted
@@ -71,6 +75,7 @@ class KeyUses:
             for key_id, at in uses.items():
                 self.pending.setdefault(key_id, at)
             raise
+        self.written = uses
         return len(uses)
 
     async def flush_every(self, seconds: float = FLUSH_SECONDS) -> None:

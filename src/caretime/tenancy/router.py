@@ -13,7 +13,13 @@ from caretime.openapi import problems
 from caretime.storable import PathText
 from caretime.tenancy import numbers as tenant_numbers
 from caretime.tenancy import service
-from caretime.tenancy.auth import PolicyDep, TenantDep, key_uses_of, policies_of
+from caretime.tenancy.auth import (
+    PolicyDep,
+    TenantDep,
+    forget_key_when_committed,
+    key_uses_of,
+    policies_of,
+)
 from caretime.tenancy.policy import TenantPolicy
 from caretime.tenancy.schemas import ApiKeyOut, ApiKeyPage, NumbersIn, NumbersOut, TenantOut
 
@@ -100,11 +106,13 @@ async def list_keys(tenant: TenantDep, session: SessionDep, runtime: RuntimeDep)
 
 @router.delete("/keys/{key_id}", responses=problems(NotFound))
 async def revoke_key(
-    key_id: PathText, tenant: TenantDep, session: SessionDep, clock: ClockDep
+    key_id: PathText, tenant: TenantDep, session: SessionDep, runtime: RuntimeDep
 ) -> ApiKeyOut:
     """Revoke an API key by id or by its displayed prefix. Revoking twice keeps the first
-    revocation time; a revoked key gets 401 from then on."""
-    key = await service.revoke_key(session, tenant.id, key_id, now=clock.now())
+    revocation time. A revoked key gets 401 from then on: at once from this process and from
+    any route that reads the policy, within CARETIME_KEY_CACHE_SECONDS from every other."""
+    key = await service.revoke_key(session, tenant.id, key_id, now=runtime.clock.now())
+    forget_key_when_committed(runtime, session, key.id)
     return ApiKeyOut.model_validate(key)
 
 
