@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from caretime.booking import lifecycle, reservations
 from caretime.booking.availability import Window
@@ -21,6 +21,7 @@ from caretime.clock import FrozenClock
 from caretime.db import transaction
 from caretime.dispatch.worker import Dispatcher
 from caretime.runtime import Runtime
+from caretime.tenancy.models import ApiKey
 from tests.booking.support import make_availability, make_provider, make_reservation, slot_starts
 from tests.conftest import LiveServer
 from tests.support import TEST_API_KEY, bearer, make_tenant
@@ -354,3 +355,20 @@ def test_the_reservation_answer_is_the_models_json_byte_for_byte(
     )  # fmt: skip
     expected = render(appointment, now).model_dump_json().encode()
     assert render_json(appointment, now) == expected
+
+
+@pytest.mark.usefixtures("booked_day")
+async def test_a_key_revoked_elsewhere_cannot_reserve_even_from_the_key_cache(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """The reservation's own read re-reads the key's revocation (the route has no other
+    statement for it), so a key revoked by another process is refused at once here."""
+    await make_reservation(client, slot_start=SLOT)  # the key is now in the key cache
+    async with transaction(runtime.sessions) as session:  # as another process would
+        await session.execute(update(ApiKey).values(revoked_at=clock.now()))
+    body = {"provider_id": "dr-jekyll", "slot_start": "2026-03-03T17:00:00Z", "client_id": "p"}
+    refused = await client.post("/reservations", json=body)
+    assert (refused.status_code, refused.json()["detail"]) == (
+        401,
+        "this API key has been revoked",
+    )
