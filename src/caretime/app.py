@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from caretime import apidocs, health, migrate, web
 from caretime.booking.router import router as booking_router
+from caretime.booking.router import tenant_policies
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
@@ -120,6 +121,7 @@ def create_app(
         {
             current_tenant: [Unauthorized],
             current_policy: [StoredPolicyInvalid],
+            tenant_policies: [StoredPolicyInvalid],
             require_operator_token: [Unauthorized],
         },
     )

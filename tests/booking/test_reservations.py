@@ -4,21 +4,27 @@ denial and cancellation — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from caretime.booking import lifecycle
+from caretime.booking import lifecycle, reservations
+from caretime.booking.availability import Window
 from caretime.booking.errors import InvalidTransition
+from caretime.booking.grid import VisitShape, visit_starts
 from caretime.booking.models import Appointment
+from caretime.booking.rendering import render, render_json
 from caretime.clock import FrozenClock
 from caretime.db import transaction
 from caretime.dispatch.worker import Dispatcher
 from caretime.runtime import Runtime
+from caretime.tenancy.models import ApiKey
 from tests.booking.support import make_availability, make_provider, make_reservation, slot_starts
-from tests.support import bearer, make_tenant
+from tests.conftest import LiveServer
+from tests.support import TEST_API_KEY, bearer, make_tenant
 
 # The clock starts at 2026-03-02T15:00Z; 3 March 08:00–15:00 New York (EST) is 13:00–20:00Z.
 SLOT = "2026-03-03T16:00:00Z"
@@ -266,3 +272,103 @@ async def _default_tenant_id(runtime: Runtime) -> str:
     async with transaction(runtime.sessions) as session:
         tenant = await tenancy.require_tenant(session, runtime.settings.default_tenant)
         return tenant.id
+
+
+@pytest.mark.postgres_only
+async def test_a_providers_day_limit_holds_under_concurrent_reservations(
+    live_server: LiveServer,
+) -> None:
+    """Reservations read their place before their write transaction; the day's count is
+    still taken inside it (one writer per provider-day), so a race never passes the limit."""
+    day = (datetime.now(UTC).date() + timedelta(days=30)).isoformat()
+    async with httpx.AsyncClient(
+        base_url=live_server.url, headers=bearer(TEST_API_KEY), timeout=60
+    ) as http:
+        provider = {"id": "dr-busy", "name": "Dr", "tz": "UTC", "max_per_day": 3}
+        assert (await http.post("/providers", json=provider)).status_code == 201
+        window = {"date": day, "start": "08:00", "end": "16:00"}
+        added = await http.post("/providers/dr-busy/availability", json=window)
+        assert added.status_code == 200, added.text
+
+        async def reserve(n: int) -> int:
+            slot = f"{day}T{8 + n // 4:02d}:{n % 4 * 15:02d}:00Z"
+            body = {"provider_id": "dr-busy", "slot_start": slot, "client_id": f"p-{n}"}
+            return (await http.post("/reservations", json=body)).status_code
+
+        statuses = Counter(await asyncio.gather(*(reserve(n) for n in range(24))))
+    assert statuses == {201: 3, 409: 21}
+
+
+def _windows_of(*spans: tuple[str, str]) -> list[Window]:
+    return [
+        Window(date(2026, 3, 3), 0, 0, datetime.fromisoformat(a), datetime.fromisoformat(b))
+        for a, b in spans
+    ]
+
+
+@pytest.mark.parametrize(
+    ("windows", "shape"),
+    [
+        (_windows_of(("2026-03-03T13:00Z", "2026-03-03T20:00Z")), VisitShape(15)),
+        (_windows_of(("2026-03-03T13:00Z", "2026-03-03T20:00Z")), VisitShape(45, 10, 5)),
+        (_windows_of(("2026-03-03T13:10Z", "2026-03-03T14:00Z")), VisitShape(30, 0, 15)),
+        (
+            _windows_of(
+                ("2026-03-03T13:00Z", "2026-03-03T14:00Z"),
+                ("2026-03-03T14:30Z", "2026-03-03T15:20Z"),
+            ),
+            VisitShape(20, 5, 0),
+        ),
+    ],
+)
+def test_a_start_is_checked_as_the_slot_list_offers_it(
+    windows: list[Window], shape: VisitShape
+) -> None:
+    grid = timedelta(minutes=15)
+    offered = {start for start, _ in visit_starts(windows, grid, shape)}
+    moment = datetime.fromisoformat("2026-03-03T12:00Z")
+    for _ in range(12 * 12):
+        assert reservations._starts_a_visit(windows, grid, shape, moment) == (moment in offered)
+        moment += timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("status", "deadline_minutes", "visit_type", "microseconds"),
+    [
+        ("held", 30, None, 0),
+        ("held", -1, "consult", 123456),  # past its deadline: shown expired
+        ("confirmed", 30, None, 500),
+        ("cancelled", 30, "consult", 0),
+        ("no_show", 30, None, 0),
+    ],
+)
+def test_the_reservation_answer_is_the_models_json_byte_for_byte(
+    status: str, deadline_minutes: int, visit_type: str | None, microseconds: int
+) -> None:
+    now = datetime(2026, 3, 2, 15, 0, 0, microseconds, tzinfo=UTC)
+    start = datetime(2026, 3, 3, 16, 0, tzinfo=UTC)
+    appointment = Appointment(
+        id="apt_1", provider_id="dr-jekyll", client_id="patient-1", slot_start=start,
+        slot_end=start + timedelta(minutes=15), visit_type_id=visit_type, status=status,
+        hold_expires_at=now + timedelta(minutes=deadline_minutes), created_at=now,
+        confirmed_at=now if status != "held" else None, arrived_at=None,
+    )  # fmt: skip
+    expected = render(appointment, now).model_dump_json().encode()
+    assert render_json(appointment, now) == expected
+
+
+@pytest.mark.usefixtures("booked_day")
+async def test_a_key_revoked_elsewhere_cannot_reserve_even_from_the_key_cache(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock
+) -> None:
+    """The reservation's own read re-reads the key's revocation (the route has no other
+    statement for it), so a key revoked by another process is refused at once here."""
+    await make_reservation(client, slot_start=SLOT)  # the key is now in the key cache
+    async with transaction(runtime.sessions) as session:  # as another process would
+        await session.execute(update(ApiKey).values(revoked_at=clock.now()))
+    body = {"provider_id": "dr-jekyll", "slot_start": "2026-03-03T17:00:00Z", "client_id": "p"}
+    refused = await client.post("/reservations", json=body)
+    assert (refused.status_code, refused.json()["detail"]) == (
+        401,
+        "this API key has been revoked",
+    )

@@ -13,6 +13,8 @@ from caretime.booking.models import Appointment
 from caretime.clock import isoformat_z
 from caretime.events import emit_many
 
+HELD = "appointment.held"
+
 
 def appointment_data(appointment: Appointment) -> dict[str, Any]:
     def instant(value: datetime | None) -> str | None:

@@ -1,187 +1,50 @@
-"""A new hold in as few statements as the database allows (docs/booking.md, "Reserving").
+"""A new hold written in as few statements as the database allows (docs/booking.md,
+"Reserving"); what it reads first is `placing`'s.
 
-Reading: one SELECT for the provider, the visit type, the availability rules around the slot
-and the webhook endpoints that want `appointment.held` (locked FOR KEY SHARE, as `emit`
-locks them).
-
-Writing: the hold, its `appointment.held` event and, once a minute per tenant, the job that
-sweeps that minute's expired holds (`booking.expire_holds`). On PostgreSQL it is one
-statement: the hold is inserted with ON CONFLICT DO NOTHING, so the exclusion constraint
-decides without an error, a SAVEPOINT or an advisory lock (a speculative insert that meets an
-uncommitted overlapping one waits for it, then does nothing if it committed; it never waits
-while holding a conflicting row, so overlapping inserts cannot deadlock), and the event and
-the job are inserted from the hold's RETURNING, so they exist exactly when the hold does. On
+The hold, its `appointment.held` event and, once a minute per tenant, the job that sweeps
+that minute's expired holds (`booking.expire_holds`). On PostgreSQL it is one statement: the
+hold is inserted with ON CONFLICT DO NOTHING, so the exclusion constraint decides without an
+error, a SAVEPOINT or an advisory lock (a speculative insert that meets an uncommitted
+overlapping one waits for it, then does nothing if it committed; it never waits while
+holding a conflicting row, so overlapping inserts cannot deadlock), and the event and the
+job are inserted from the hold's RETURNING, so they exist exactly when the hold does. On
 SQLite, three statements under the single writer: the trigger refuses an overlap by aborting
-its statement alone (SQLite rolls back a failed statement, not the transaction).
+its statement alone (SQLite rolls back a failed statement, not the transaction). A hold that
+is all its request writes is its own transaction (`write_alone`): on PostgreSQL that one
+statement in autocommit, on SQLite the three in one hop (sqlite_hold).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from sqlalchemy import (
-    JSON,
-    Date,
-    Select,
-    String,
-    and_,
+    Table,
     bindparam,
-    func,
     insert,
-    or_,
-    select,
     text,
-    type_coerce,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from caretime.booking.availability import Rule
-from caretime.booking.grid import VisitShape
-from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
+from caretime.booking import sqlite_hold
+from caretime.booking.events import HELD
+from caretime.booking.models import Appointment
 from caretime.clock import isoformat_z
 from caretime.db import JSONDocument, UTCDateTime, is_postgres
 from caretime.dispatch import enqueue
-from caretime.dispatch.queue import DEFAULT_MAX_ATTEMPTS, NewJob, insert_if_new, scoped_dedupe_key
+from caretime.dispatch.models import DEDUPE_PREDICATE, Job
+from caretime.dispatch.queue import DEFAULT_MAX_ATTEMPTS, scoped_dedupe_key
 from caretime.dispatch.wakeup import mark_enqueued
 from caretime.events.actor import current_actor
 from caretime.events.models import Event
-from caretime.events.webhooks.models import WebhookEndpoint
 from caretime.events.webhooks.outbox import deliver_events
-from caretime.events.webhooks.patterns import matches
 from caretime.ids import new_id
 
-HELD = "appointment.held"
 EXPIRE_HOLDS = "booking.expire_holds"
-
-
-@dataclass(frozen=True)
-class Place:
-    """What a reservation reads about where it goes, in one statement."""
-
-    provider: Provider  # transient: not in the session
-    shape: VisitShape | None  # None: the provider does not offer the visit type asked for
-    rules: list[Rule]
-    endpoints: list[str]  # webhook endpoints that want appointment.held
-
-
-async def read_place(
-    session: AsyncSession,
-    tenant_id: str,
-    provider_id: str,
-    slot_start: datetime,
-    visit_type: str | None,
-    default: VisitShape,
-) -> Place | None:
-    """The provider (None if there is none), the visit's shape, and every availability rule
-    that may apply within a day of the slot's local date (two UTC days either side cover any
-    zone)."""
-    day = slot_start.astimezone(UTC).date()
-    params = {
-        "tenant_id": tenant_id,
-        "provider_id": provider_id,
-        "first": day - timedelta(days=2),
-        "last": day + timedelta(days=2),
-        "visit_type": visit_type,
-    }
-    statement = _place_statement(is_postgres(session), visit_type is not None)
-    rows = (await session.execute(statement, params)).all()
-    if not rows:
-        return None
-    head = rows[0]
-    provider = Provider(
-        tenant_id=tenant_id,
-        id=provider_id,
-        name=head.name,
-        tz=head.tz,
-        max_per_day=head.max_per_day,
-    )
-    shape: VisitShape | None = default
-    if visit_type is not None:
-        shape = None if head.minutes is None else VisitShape(*head[-3:])
-    rules = [
-        Rule(r.kind, r.start_minute, r.end_minute, r.day, r.weekdays, r.valid_from, r.valid_until)
-        for r in rows
-        if r.kind is not None
-    ]
-    wanted = [id_ for id_, patterns in head.endpoints or [] if matches(patterns, HELD)]
-    return Place(provider, shape, rules, wanted)
-
-
-@functools.cache
-def _place_statement(postgres: bool, with_visit_type: bool) -> Select[Any]:
-    """read_place's SELECT, built once per kind (its parameters bound at execution): the
-    provider joined with its rules near the slot (one row per rule) and, when asked, the
-    visit type; the endpoints a scalar subquery."""
-    rule = AvailabilityRule
-    first, last = bindparam("first", type_=Date()), bindparam("last", type_=Date())
-    rules_near = and_(
-        rule.tenant_id == Provider.tenant_id,
-        rule.provider_id == Provider.id,
-        or_(
-            and_(rule.kind != "weekly", rule.day.between(first, last)),
-            and_(
-                rule.kind == "weekly",
-                or_(rule.valid_until.is_(None), rule.valid_until >= first),
-                or_(rule.valid_from.is_(None), rule.valid_from <= last),
-            ),
-        ),
-    )
-    columns: list[Any] = [
-        Provider.name,
-        Provider.tz,
-        Provider.max_per_day,
-        rule.kind,
-        rule.start_minute,
-        rule.end_minute,
-        rule.day,
-        rule.weekdays,
-        rule.valid_from,
-        rule.valid_until,
-        _endpoints(postgres),
-    ]
-    statement = select(*columns).select_from(Provider).outerjoin(rule, rules_near)
-    if with_visit_type:
-        statement = statement.add_columns(
-            VisitType.minutes, VisitType.buffer_before, VisitType.buffer_after
-        ).outerjoin(
-            VisitType,
-            and_(
-                VisitType.tenant_id == Provider.tenant_id,
-                VisitType.provider_id == Provider.id,
-                VisitType.id == bindparam("visit_type", type_=String()),
-            ),
-        )
-    return statement.where(
-        Provider.tenant_id == bindparam("tenant_id", type_=String()),
-        Provider.id == bindparam("provider_id", type_=String()),
-    )
-
-
-def _endpoints(postgres: bool) -> Any:
-    """The tenant's enabled webhook endpoints as JSON [[id, patterns]...], locked against
-    their pump's last check until this transaction ends (see events.webhooks.outbox)."""
-    endpoint = WebhookEndpoint
-    enabled = (
-        select(endpoint.id, endpoint.event_types)
-        .where(
-            endpoint.tenant_id == bindparam("tenant_id", type_=String()),
-            endpoint.enabled.is_(True),
-        )
-        .order_by(endpoint.id)
-    )
-    if postgres:
-        locked = enabled.with_for_update(read=True, key_share=True).subquery()
-        pairs = func.json_agg(func.json_build_array(locked.c.id, locked.c.event_types))
-    else:
-        locked = enabled.subquery()
-        pairs = func.json_group_array(func.json_array(locked.c.id, func.json(locked.c.event_types)))
-    return type_coerce(select(pairs).select_from(locked).scalar_subquery(), JSON).label("endpoints")
 
 
 def sweep_minute(deadline: datetime) -> datetime:
@@ -214,6 +77,32 @@ async def write_hold(
     if endpoints:
         await deliver_events(session, hold.tenant_id, endpoints, [event_id], now=hold.created_at)
     return True
+
+
+async def write_alone(
+    connection: AsyncConnection,
+    session: AsyncSession,
+    hold: Appointment,
+    event_data: dict[str, Any],
+) -> bool:
+    """write_hold for a hold whose request writes nothing else, as a transaction of its own:
+    on PostgreSQL one statement on the autocommit `connection` (no BEGIN or COMMIT), on
+    SQLite BEGIN IMMEDIATE to COMMIT in one hop to the writer's thread (sqlite_hold). The
+    request's `session` only wakes the workers when this wrote the minute's sweep job (its
+    commit sends the NOTIFY, once a minute)."""
+    sweep_at = sweep_minute(hold.hold_expires_at)
+    event_id = new_id("evt")
+    if connection.dialect.name == "postgresql":
+        written, sweep_job = await _write_postgres(connection, hold, event_id, event_data,
+                                                   sweep_at)  # fmt: skip
+    else:
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+        writes = _sqlite_writes(hold, event_id, event_data, sweep_at)
+        written, sweep_job = await sqlite_hold.write_at_once(engine, writes)
+    if sweep_job is not None:
+        mark_enqueued(session, sweep_at)
+    return written
 
 
 def _hold_row(hold: Appointment) -> dict[str, Any]:
@@ -276,7 +165,7 @@ SELECT (SELECT count(*) FROM hold) AS held, (SELECT id FROM sweep) AS sweep_job
 
 
 async def _write_postgres(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     hold: Appointment,
     event_id: str,
     event_data: dict[str, Any],
@@ -299,6 +188,20 @@ async def _write_postgres(
     return written.held == 1, written.sweep_job
 
 
+# SQLite's three inserts, built once: a statement built per request (`.values(row)`) costs
+# SQLAlchemy more than SQLite takes to run it, and it runs under the write lock.
+_APPOINTMENTS = cast(Table, Appointment.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_JOBS = cast(Table, Job.__table__)
+_SQLITE_HOLD = sqlite.insert(_APPOINTMENTS).on_conflict_do_nothing().returning(_APPOINTMENTS.c.id)
+_SQLITE_EVENT = insert(_EVENTS)
+_SQLITE_SWEEP = (
+    sqlite.insert(_JOBS)
+    .on_conflict_do_nothing(index_elements=[_JOBS.c.dedupe_key], index_where=DEDUPE_PREDICATE)
+    .returning(_JOBS.c.id)
+)
+
+
 async def _write_sqlite(
     session: AsyncSession,
     hold: Appointment,
@@ -306,34 +209,37 @@ async def _write_sqlite(
     event_data: dict[str, Any],
     sweep_at: datetime,
 ) -> tuple[bool, int | None]:
-    insert_hold = (
-        sqlite.insert(Appointment)
-        .values(_hold_row(hold))
-        .on_conflict_do_nothing()
-        .returning(Appointment.id)
-    )
+    connection = await session.connection()
+    (_, row), (_, event), (_, sweep) = _sqlite_writes(hold, event_id, event_data, sweep_at)
     try:
-        inserted = (await session.execute(insert_hold)).first()
+        inserted = (await connection.execute(_SQLITE_HOLD, row)).first()
     except IntegrityError:  # the no-overlap trigger: only this statement is undone
         return False, None
     if inserted is None:  # the idempotency key is taken
         return False, None
-    now = hold.created_at
-    await session.execute(
-        insert(Event).values(
-            id=event_id,
-            tenant_id=hold.tenant_id,
-            type=HELD,
-            occurred_at=now,
-            subject_kind="appointment",
-            subject_id=hold.id,
-            data=event_data,
-            actor=current_actor(),
-        )
+    await connection.execute(_SQLITE_EVENT, event)
+    job_id: int | None = (await connection.execute(_SQLITE_SWEEP, sweep)).scalar()
+    return True, job_id
+
+
+def _sqlite_writes(
+    hold: Appointment, event_id: str, event_data: dict[str, Any], sweep_at: datetime
+) -> sqlite_hold.Insert3:
+    """The hold's three inserts on SQLite, each with its values."""
+    row, now = _hold_row(hold), hold.created_at
+    event = {"id": event_id, "tenant_id": hold.tenant_id, "type": HELD, "occurred_at": now,
+             "subject_kind": "appointment", "subject_id": hold.id, "data": event_data,
+             "actor": current_actor()}  # fmt: skip
+    sweep = {"tenant_id": hold.tenant_id, "kind": EXPIRE_HOLDS,
+             "payload": _sweep_payload(sweep_at), "run_at": sweep_at, "priority": 0,
+             "status": "queued", "attempts": 0, "max_attempts": DEFAULT_MAX_ATTEMPTS,
+             "dedupe_key": sweep_key(hold.tenant_id, hold.hold_expires_at),
+             "created_at": now, "updated_at": now}  # fmt: skip
+    return sqlite_hold.Insert3(
+        (sqlite_hold.prepared(_SQLITE_HOLD, tuple(row)), row),
+        (sqlite_hold.prepared(_SQLITE_EVENT, tuple(event)), event),
+        (sqlite_hold.prepared(_SQLITE_SWEEP, tuple(sweep)), sweep),
     )
-    sweep = NewJob(EXPIRE_HOLDS, _sweep_payload(sweep_at), sweep_at, hold.tenant_id,
-                   _sweep_dedupe(sweep_at))  # fmt: skip
-    return True, await insert_if_new(session, sweep, now=now)
 
 
 async def ensure_sweep(session: AsyncSession, tenant_id: str, deadline: datetime) -> None:

@@ -1,0 +1,96 @@
+"""SQLite: a hold that is all its request writes, written from BEGIN IMMEDIATE to COMMIT by
+one call on the connection's thread (docs/booking.md, "Reserving").
+
+SQLite has one writer: BEGIN IMMEDIATE takes the database's write lock and every other
+writer waits for it. Through aiosqlite each statement is a hop from the event loop to the
+connection's thread and back, so a transaction of BEGIN, three inserts and COMMIT held the
+lock across five hops, each waiting for a busy event loop: under load most of the lock's
+time was spent waiting for Python, not SQLite. Here the five run in one hop, so the lock is
+held only while SQLite works. The statements are SQLAlchemy's own (the same Core inserts as
+holding's, compiled once, values converted by their columns' types), so the rows are those
+the session would write; the no-overlap trigger decides as before.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Insert
+
+# Compiles with :name parameters (sqlite3 binds those from a dict); the types' conversions
+# are those of the aiosqlite dialect (it is the pysqlite one, made async).
+_DIALECT = SQLiteDialect_pysqlite(paramstyle="named")
+
+
+class Prepared(NamedTuple):
+    sql: str
+    convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its column type
+
+
+@functools.cache
+def prepared(statement: Insert, keys: tuple[str, ...]) -> Prepared:
+    """`statement` (an INSERT of the columns `keys`) as SQLite text, compiled once."""
+    compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))
+    if set(compiled.binds) != set(keys):  # a column default would need SQLAlchemy to run it
+        raise ValueError(f"not a plain insert of {keys}: {sorted(compiled.binds)}")
+    convert = {}
+    for name, bind in compiled.binds.items():
+        processor = bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
+        if processor is not None:
+            convert[name] = processor
+    return Prepared(compiled.string, convert)
+
+
+def _bound(statement: Prepared, values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: statement.convert[name](value) if name in statement.convert else value
+        for name, value in values.items()
+    }
+
+
+class Insert3(NamedTuple):
+    """The three inserts of a hold, each with its values; the first and last RETURN an id."""
+
+    hold: tuple[Prepared, dict[str, Any]]
+    event: tuple[Prepared, dict[str, Any]]
+    sweep: tuple[Prepared, dict[str, Any]]
+
+
+async def write_at_once(engine: AsyncEngine, writes: Insert3) -> tuple[bool, int | None]:
+    """Run the three inserts as one transaction in one hop: (False, None) with nothing
+    written if the hold would overlap an active visit or its Idempotency-Key is taken,
+    else (True, the sweep job's id if this wrote it)."""
+    bound = [(prepared.sql, _bound(prepared, values)) for prepared, values in writes]
+    async with engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection  # the aiosqlite connection
+        outcome: tuple[bool, int | None] = await driver._execute(_run, driver._conn, bound)
+    return outcome
+
+
+def _run(connection: sqlite3.Connection, bound: list[tuple[str, dict[str, Any]]]) -> Any:
+    """On the connection's thread. SQLite undoes a statement its trigger refuses, not the
+    transaction: the ROLLBACK leaves nothing of it."""
+    (hold_sql, hold), (event_sql, event), (sweep_sql, sweep) = bound
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        try:
+            inserted = connection.execute(hold_sql, hold).fetchone()
+        except sqlite3.IntegrityError:  # the no-overlap trigger
+            inserted = None
+        if inserted is None:  # or the idempotency key is taken
+            connection.execute("ROLLBACK")
+            return False, None
+        connection.execute(event_sql, event)
+        job = connection.execute(sweep_sql, sweep).fetchone()
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return True, None if job is None else job[0]
