@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.clock import Clock
 from caretime.config import Settings
-from caretime.db import transaction
+from caretime.db import reading, transaction
 from caretime.events import SYSTEM, set_actor
 from caretime.limits import BODILESS
 from caretime.runtime import Runtime
@@ -38,8 +38,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     GET requests only read, so they do not queue behind SQLite's single writer."""
     set_actor(SYSTEM)  # until authentication says who is acting
     runtime: Runtime = request.app.state.runtime
-    reading = request.method in BODILESS
-    async with transaction(runtime.read_sessions if reading else runtime.sessions) as session:
+    if request.method in BODILESS:
+        async with reading(runtime.read_sessions) as session:
+            yield session
+        return
+    async with transaction(runtime.sessions) as session:
         yield session
 
 
