@@ -32,11 +32,22 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 # request (even one it has cached), and these sit under most routes several times over.
 
 
+_ACTOR_NAMED = "caretime.actor_named"
+
+
+def act_for_request(request: Request, actor: str) -> None:
+    """`actor` acts for the rest of the request (authentication calls it). The request's
+    session does not reset it to `system`, whichever of the two FastAPI solves first."""
+    request.scope[_ACTOR_NAMED] = True
+    set_actor(actor)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed after the endpoint returns, before the response
     is sent (scope="function"), so a client never sees success for a rolled-back change.
     GET requests only read, so they do not queue behind SQLite's single writer."""
-    set_actor(SYSTEM)  # until authentication says who is acting
+    if _ACTOR_NAMED not in request.scope:
+        set_actor(SYSTEM)  # until authentication says who is acting
     runtime: Runtime = request.app.state.runtime
     if request.method in BODILESS:
         async with reading(runtime.read_sessions) as session:

@@ -9,10 +9,14 @@ policy (`PolicyDep`) reads the policy version on every request (a changed policy
 the next request on every process); when the key came from the cache, that one statement
 also re-reads the key's revocation, so such a route refuses a revoked key at once.
 
-A request that writes reads before its write transaction begins (`deps.reading_first`): on
-SQLite the write lock is not held across the check. The parsed policy is kept per process,
-per tenant and version (`PolicyCache`). The key's last use is noted in memory and written in
-batches (`keyuse.KeyUses`), so no request writes for it.
+A key is read on a reader connection of its own and the policy version before the request's
+write transaction begins (`deps.reading_first`): on SQLite the write lock is not held across
+the check. The key check is FastAPI's bearer security dependency itself, with no
+sub-dependency (not even the request's session): FastAPI's solving of each dependency costs
+a cache-hit request more than the check's own work (docs/benchmarks.md, K2).
+The parsed policy is kept per process, per tenant and version (`PolicyCache`). The key's
+last use is noted in memory and written in batches (`keyuse.KeyUses`), so no request writes
+for it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.db import after_commit
-from caretime.deps import SessionDep, reading_first
+from caretime.deps import SessionDep, act_for_request, reading_first
 from caretime.errors import Unauthorized
-from caretime.events import set_actor
 from caretime.events.actor import api_key_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
@@ -62,13 +65,12 @@ class CurrentTenant:
 
 class _ApiKeyBearer(HTTPBearer):
     """The API key check as FastAPI's HTTP bearer security scheme itself (the same scheme in
-    the OpenAPI document): one dependency per request where a bearer dependency under the
-    tenant's would be two, and FastAPI's solving of each costs more than the key check does
-    on a cache hit."""
+    the OpenAPI document): one dependency where a bearer dependency under the tenant's, with
+    the request's session beside it, made three for FastAPI to solve, each costing more than
+    the check's own work on a cache hit. It names the request's actor (`act_for_request`)
+    whether the request's session is opened before it or after."""
 
-    async def __call__(  # type: ignore[override]
-        self, request: Request, session: SessionDep
-    ) -> CurrentTenant:
+    async def __call__(self, request: Request) -> CurrentTenant:  # type: ignore[override]
         scheme, plaintext = get_authorization_scheme_param(request.headers.get("authorization"))
         if not plaintext or scheme.lower() != "bearer":
             raise Unauthorized("send an API key as 'Authorization: Bearer <key>'")
@@ -80,10 +82,10 @@ class _ApiKeyBearer(HTTPBearer):
         key = keys_of(runtime).get(key_hash)
         version = None
         if key is None:
-            key = await _read_key(request, session, key_hash)
+            key = await _read_key(runtime, key_hash)
             version = key.policy_version
         bind_tenant(key.tenant_id)
-        set_actor(api_key_actor(key.key_id))
+        act_for_request(request, api_key_actor(key.key_id))
         key_uses_of(runtime).note(key.key_id, key.last_used_at, runtime.clock.now())
         return CurrentTenant(key.tenant_id, key.tenant_name, version, key.key_id)
 
@@ -96,12 +98,14 @@ current_tenant = _ApiKeyBearer(
 )
 
 
-async def _read_key(request: Request, session: AsyncSession, key_hash: str) -> KeyCheck:
+async def _read_key(runtime: Runtime, key_hash: str) -> KeyCheck:
     """The key as the database has it now, kept in the key cache if it is valid (an
-    unknown or revoked key raises before it could be kept)."""
-    keys = keys_of(request.app.state.runtime)
+    unknown or revoked key raises before it could be kept). Read on a reader connection of
+    its own (no dependency on the request's session: see `_ApiKeyBearer`), before the
+    request's transaction begins."""
+    keys = keys_of(runtime)
     generation = keys.generation  # before the read: see KeyCache.put
-    async with reading_first(request, session) as connection:
+    async with runtime.read_engine.connect() as connection:
         key = await check_key(connection, key_hash)
     keys.put(key_hash, key, generation)
     return key
