@@ -58,19 +58,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 @asynccontextmanager
-async def reading_first(request: Request, session: AsyncSession) -> AsyncIterator[AsyncConnection]:
-    """A connection for what a request reads before its own work (its key check, or the
-    policy version when the key came from the key cache): the request's session when the
-    request only reads (already a reader), else a reader of its own, so the request's write
-    transaction begins with the first statement of the endpoint.
-    On SQLite that transaction takes the database's write lock at BEGIN IMMEDIATE, and every
-    other writer waits for it; on PostgreSQL it spares a request that writes elsewhere (an
-    inbound reply, written by the desk's batch) a BEGIN and a COMMIT around its key check.
-    A reader sees what was committed when its statement began: a key revoked by any process
-    before it is refused."""
-    if request.method in BODILESS:
-        yield await session.connection()
-        return
+async def reading_first(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A reader connection of its own for what a request reads before its own work (its key
+    check, or the policy version when the key came from the key cache), so that neither
+    depends on the request's session: a route that needs no session of its own (`GET
+    /tenants/me`) opens none, and a write request's transaction begins with the first
+    statement of the endpoint. On SQLite that transaction takes the database's write lock
+    at BEGIN IMMEDIATE, and every other writer waits for it; on PostgreSQL it spares a
+    request that writes elsewhere (an inbound reply, written by the desk's batch) a BEGIN
+    and a COMMIT around its key check. A reader sees what was committed when its statement
+    began: a key revoked by any process before it is refused."""
     runtime: Runtime = request.app.state.runtime
     async with runtime.read_engine.connect() as connection:
         yield connection

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.db import after_commit
-from caretime.deps import SessionDep, act_for_request, reading_first
+from caretime.deps import act_for_request, reading_first
 from caretime.errors import Unauthorized
 from caretime.events.actor import api_key_actor
 from caretime.observability import bind_tenant
@@ -82,7 +82,7 @@ class _ApiKeyBearer(HTTPBearer):
         key = keys_of(runtime).get(key_hash)
         version = None
         if key is None:
-            key = await _read_key(runtime, key_hash)
+            key = await _read_key(request, runtime, key_hash)
             version = key.policy_version
         bind_tenant(key.tenant_id)
         act_for_request(request, api_key_actor(key.key_id))
@@ -98,14 +98,14 @@ current_tenant = _ApiKeyBearer(
 )
 
 
-async def _read_key(runtime: Runtime, key_hash: str) -> KeyCheck:
+async def _read_key(request: Request, runtime: Runtime, key_hash: str) -> KeyCheck:
     """The key as the database has it now, kept in the key cache if it is valid (an
     unknown or revoked key raises before it could be kept). Read on a reader connection of
     its own (no dependency on the request's session: see `_ApiKeyBearer`), before the
     request's transaction begins."""
     keys = keys_of(runtime)
     generation = keys.generation  # before the read: see KeyCache.put
-    async with runtime.read_engine.connect() as connection:
+    async with reading_first(request) as connection:
         key = await check_key(connection, key_hash)
     keys.put(key_hash, key, generation)
     return key
@@ -114,13 +114,13 @@ async def _read_key(runtime: Runtime, key_hash: str) -> KeyCheck:
 TenantDep = Annotated[CurrentTenant, Depends(current_tenant)]
 
 
-async def current_policy(request: Request, tenant: TenantDep, session: SessionDep) -> TenantPolicy:
+async def current_policy(request: Request, tenant: TenantDep) -> TenantPolicy:
     runtime: Runtime = request.app.state.runtime
     policies = policies_of(runtime)
     version = tenant.policy_version
     parsed = None if version is None else policies.parsed(tenant.id, version)
     if parsed is None:
-        async with reading_first(request, session) as connection:
+        async with reading_first(request) as connection:
             if version is None:
                 version = await _current_version(runtime, connection, tenant.key_id)
                 parsed = policies.parsed(tenant.id, version)
