@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from caretime.db import after_commit, reading
 from caretime.deps import act_for_request, get_session
@@ -110,3 +111,34 @@ async def test_a_transaction_opened_on_a_reader_connection_is_still_committed(
         if runtime.read_engine.dialect.name == "sqlite":
             assert not raw.driver_connection._conn.in_transaction  # type: ignore[union-attr]
         assert (await connection.execute(text("SELECT count(*) FROM scratch"))).scalar() == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "sessions"),
+    [("/tenants/me", 0), ("/tenants/me/policy", 0), ("/calls/call_missing", 1)],
+)
+async def test_a_cache_hit_read_opens_a_session_only_for_a_route_that_takes_one(
+    anon_client: httpx.AsyncClient, runtime: Runtime, path: str, sessions: int
+) -> None:
+    # The key check and the policy version's read need no session of the request: a route
+    # that takes none opens none, and each read checks out one connection.
+    _, key = await make_tenant(runtime, name="acme")
+    assert (await anon_client.get(path, headers=bearer(key))).status_code in {200, 404}
+    checkouts: list[object] = []
+    begun: list[object] = []
+    pool = runtime.read_engine.sync_engine.pool
+    event.listen(pool, "checkout", lambda *seen: checkouts.append(seen))
+    reader = runtime.read_engine.sync_engine
+    session_class = runtime.read_sessions.kw["sync_session_class"]
+
+    def note_session(session: Session, _transaction: object) -> None:
+        if session.bind is reader and _transaction is session.get_transaction():
+            begun.append(session)
+
+    event.listen(session_class, "after_transaction_create", note_session)
+    try:
+        assert (await anon_client.get(path, headers=bearer(key))).status_code in {200, 404}
+    finally:
+        event.remove(session_class, "after_transaction_create", note_session)
+    assert len(checkouts) == 1
+    assert len(begun) == sessions
