@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.clock import Clock
 from caretime.config import Settings
-from caretime.db import transaction
+from caretime.db import reading, transaction
 from caretime.events import SYSTEM, set_actor
 from caretime.limits import BODILESS
 from caretime.runtime import Runtime
@@ -32,31 +32,42 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 # request (even one it has cached), and these sit under most routes several times over.
 
 
+_ACTOR_NAMED = "caretime.actor_named"
+
+
+def act_for_request(request: Request, actor: str) -> None:
+    """`actor` acts for the rest of the request (authentication calls it). The request's
+    session does not reset it to `system`, whichever of the two FastAPI solves first."""
+    request.scope[_ACTOR_NAMED] = True
+    set_actor(actor)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: committed after the endpoint returns, before the response
     is sent (scope="function"), so a client never sees success for a rolled-back change.
     GET requests only read, so they do not queue behind SQLite's single writer."""
-    set_actor(SYSTEM)  # until authentication says who is acting
+    if _ACTOR_NAMED not in request.scope:
+        set_actor(SYSTEM)  # until authentication says who is acting
     runtime: Runtime = request.app.state.runtime
-    reading = request.method in BODILESS
-    async with transaction(runtime.read_sessions if reading else runtime.sessions) as session:
+    if request.method in BODILESS:
+        async with reading(runtime.read_sessions) as session:
+            yield session
+        return
+    async with transaction(runtime.sessions) as session:
         yield session
 
 
 @asynccontextmanager
-async def reading_first(request: Request, session: AsyncSession) -> AsyncIterator[AsyncConnection]:
-    """A connection for what a request reads before its own work (its key check, or the
-    policy version when the key came from the key cache): the request's session when the
-    request only reads (already a reader), else a reader of its own, so the request's write
-    transaction begins with the first statement of the endpoint.
-    On SQLite that transaction takes the database's write lock at BEGIN IMMEDIATE, and every
-    other writer waits for it; on PostgreSQL it spares a request that writes elsewhere (an
-    inbound reply, written by the desk's batch) a BEGIN and a COMMIT around its key check.
-    A reader sees what was committed when its statement began: a key revoked by any process
-    before it is refused."""
-    if request.method in BODILESS:
-        yield await session.connection()
-        return
+async def reading_first(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A reader connection of its own for what a request reads before its own work (its key
+    check, or the policy version when the key came from the key cache), so that neither
+    depends on the request's session: a route that needs no session of its own (`GET
+    /tenants/me`) opens none, and a write request's transaction begins with the first
+    statement of the endpoint. On SQLite that transaction takes the database's write lock
+    at BEGIN IMMEDIATE, and every other writer waits for it; on PostgreSQL it spares a
+    request that writes elsewhere (an inbound reply, written by the desk's batch) a BEGIN
+    and a COMMIT around its key check. A reader sees what was committed when its statement
+    began: a key revoked by any process before it is refused."""
     runtime: Runtime = request.app.state.runtime
     async with runtime.read_engine.connect() as connection:
         yield connection

@@ -27,6 +27,8 @@ async def test_bootstrap_key_authenticates_the_default_tenant(client: httpx.Asyn
     [
         ({}, "send an API key"),
         ({"Authorization": "Basic dXNlcjpwYXNz"}, "send an API key"),
+        ({"Authorization": "Bearer"}, "send an API key"),
+        ({"Authorization": "Bearer    "}, "send an API key"),
         ({"Authorization": "Bearer short"}, "malformed"),
         ({"Authorization": "Bearer " + "k" * 201}, "malformed"),
         ({"Authorization": "Bearer not-a-caretime-key"}, "unknown API key"),
