@@ -354,12 +354,16 @@ def report(caretime: Burst, twin: Burst, trail: tuple[int, int, int], load: str)
     print(f"  ratio to the twin {ratio:.2f} (target ≥ {TARGET_RATIO}: {ratio_met})")
     assigned, recorded, routed = trail
     print(f"  caretime: {assigned} assignment, {recorded} replies recorded, {routed} routed")
+    # wrk's Lua script may send a few requests beyond its quota as a thread stops (a repeat of
+    # a phone already used): every one of the REPLIES must be answered, the extras may be too.
     for side in (caretime, twin):
-        assert side.answered == REPLIES, side
+        assert side.answered >= REPLIES, side
         assert side.non_200 == 0, side
         assert side.timeouts == 0, side
         assert side.assigned == 1, side
-    assert (assigned, recorded, routed) == (1, REPLIES, REPLIES), trail
+    assert assigned == 1, trail
+    assert recorded >= REPLIES, trail
+    assert routed == recorded, trail
 
 
 def main() -> None:
