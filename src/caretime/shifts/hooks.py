@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import case, or_, select
+from sqlalchemy import ARRAY, String, any_, case, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.bulk import where_one_of
+from caretime.db import is_postgres
 from caretime.dispatch.wakeup import session_clock
 from caretime.messaging import (
     Intent,
@@ -71,12 +72,17 @@ class ShiftReplies:
         return found
 
     def _offers_to(self, tenant_id: str, phone: str, session: AsyncSession) -> Any:
-        # The number's caregivers as a subquery, not a join, for the reason open_questions
-        # gives: planned without statistics, the join scanned the caregivers once per offer.
-        caregivers = select(Caregiver.id).where(
-            Caregiver.tenant_id == tenant_id, Caregiver.phone == phone
-        )
-        return self._offers(tenant_id, session).where(Offer.caregiver_id.in_(caregivers))
+        # The number's caregivers read first, as open_questions does and for its reason: on
+        # PostgreSQL as one array (an InitPlan, run once: the planner cannot turn it into
+        # the join it planned badly), elsewhere as a subquery.
+        of_the_number = (Caregiver.tenant_id == tenant_id, Caregiver.phone == phone)
+        if is_postgres(session):
+            ids = select(func.array_agg(Caregiver.id)).where(*of_the_number).scalar_subquery()
+            # Cast: `= ANY (SELECT ...)` would compare with each row; this is one array.
+            mine = Offer.caregiver_id == any_(cast(ids, ARRAY(String)))
+        else:
+            mine = Offer.caregiver_id.in_(select(Caregiver.id).where(*of_the_number))
+        return self._offers(tenant_id, session).where(mine)
 
     def _offers(self, tenant_id: str, session: AsyncSession) -> Any:
         # Prefer offers whose shift is still open; among those, the most recent. The offer
