@@ -16,7 +16,8 @@ Targets (issue 18): p99 ≤ 1 s, throughput ≥ 0.5× the twin.
 
 Sizes: BENCH_REPLIES (1,000), BENCH_REPLY_CONNECTIONS (64), BENCH_REPLY_WORKERS (in-process
 dispatcher workers of the server, 2; 0 measures the request path alone, as with workers in
-their own process: the offers and answers then stay queued).
+their own process: the offers and answers then stay queued). BENCH_REPLY_ANALYZE=0 skips the
+ANALYZE before the burst (tables as a fan-out a moment old leaves them).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ CONNECTIONS = int(os.environ.get("BENCH_REPLY_CONNECTIONS", "64"))
 WRK_THREADS = 2
 WORKERS = int(os.environ.get("BENCH_REPLY_WORKERS", "2"))
 SHIFT_ID = "burst"
+# 0: the burst meets tables never analysed (a fan-out a moment old, before autovacuum).
+ANALYZE = os.environ.get("BENCH_REPLY_ANALYZE", "1") == "1"
 # wrk's own timeout is 2 s; a slow answer must count as slow, not as lost.
 WRK_TIMEOUT = "60s"
 MAX_SECONDS = 600
@@ -278,8 +281,9 @@ async def settle(database_url: str) -> None:
             await connection.commit()
             await asyncio.sleep(0.2)
         await connection.commit()
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        await connection.execute(text("ANALYZE"))
+        if ANALYZE:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("ANALYZE"))
     await engine.dispose()
 
 
@@ -354,12 +358,16 @@ def report(caretime: Burst, twin: Burst, trail: tuple[int, int, int], load: str)
     print(f"  ratio to the twin {ratio:.2f} (target ≥ {TARGET_RATIO}: {ratio_met})")
     assigned, recorded, routed = trail
     print(f"  caretime: {assigned} assignment, {recorded} replies recorded, {routed} routed")
+    # wrk's Lua script may send a few requests beyond its quota as a thread stops (a repeat of
+    # a phone already used): every one of the REPLIES must be answered, the extras may be too.
     for side in (caretime, twin):
-        assert side.answered == REPLIES, side
+        assert side.answered >= REPLIES, side
         assert side.non_200 == 0, side
         assert side.timeouts == 0, side
         assert side.assigned == 1, side
-    assert (assigned, recorded, routed) == (1, REPLIES, REPLIES), trail
+    assert assigned == 1, trail
+    assert recorded >= REPLIES, trail
+    assert routed == recorded, trail
 
 
 def main() -> None:

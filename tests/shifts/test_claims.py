@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from caretime.clock import FrozenClock
 from caretime.db import transaction
 from caretime.runtime import Runtime
 from caretime.shifts.claims import ClaimOutcome, answer_offer
+from caretime.shifts.models import Offer
 from caretime.shifts.qualify import qualifying_caregivers
 from caretime.shifts.service import require_shift
 from caretime.shifts.timeline import shift_timeline
@@ -119,3 +121,25 @@ async def test_no_claim_once_the_shift_has_started(runtime: Runtime) -> None:
     outcome = await _answer(runtime, tenant, offer, "accept")
     assert outcome.action == "unavailable"
     assert outcome.details == {"reason": "it has started"}
+
+
+async def test_the_same_answer_again_is_in_the_trail_and_leaves_the_offer_as_it_was(
+    runtime: Runtime, clock: FrozenClock
+) -> None:
+    tenant = await default_tenant_id(runtime)
+    await make_caregiver(runtime, tenant_id=tenant, id="c0", roles=["RN"], n=0)
+    await make_shift(runtime, tenant_id=tenant, id="s1")
+    (offer_id,) = await _offered(runtime, tenant, "s1", "c0")
+    first_no = clock.now()
+    assert (await _answer(runtime, tenant, offer_id, "decline")).action == "declined"
+    clock.advance(timedelta(minutes=5))
+    assert (await _answer(runtime, tenant, offer_id, "decline")).action == "declined"
+
+    async with runtime.sessions() as session:
+        offer = await session.get(Offer, (tenant, offer_id))
+        timeline = await shift_timeline(session, tenant, "s1")
+    assert offer is not None
+    # The offer keeps its answer and when it was first given (no second write of its row).
+    assert (offer.reply_intent, offer.replied_at) == ("decline", first_no)
+    replies = [e for e in timeline.entries if e.kind == "reply"]
+    assert [e.details.get("action") for e in replies] == ["declined", "declined"]

@@ -51,6 +51,8 @@ BATCHES = 4
 class _Waiting:
     tenant_id: str
     inbound: inbound.Inbound
+    # The reply as a message row, built once (checking its number) when it arrives.
+    message: Message
     now: datetime
     classifier: IntentClassifier | None
     # The request's context (its actor, tenant and request id for logs and events).
@@ -76,10 +78,11 @@ class ReplyDesk:
         classifier: IntentClassifier | None = None,
     ) -> dict[str, Any]:
         """Record and route the reply (as inbound.receive) in the next batch; its response."""
-        inbound.unrecorded(tenant_id, received, now=now)  # a bad number fails this request only
+        message = inbound.unrecorded(tenant_id, received, now=now)  # a bad number fails it alone
         answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         context = contextvars.copy_context()
-        self._waiting.append(_Waiting(tenant_id, received, now, classifier, context, answer))
+        waiting = _Waiting(tenant_id, received, message, now, classifier, context, answer)
+        self._waiting.append(waiting)
         # A worker that has just found nothing left is done, though still in the set.
         if sum(not worker.done() for worker in self._workers) < self._batches:
             worker = asyncio.create_task(self._work())
@@ -188,7 +191,7 @@ async def _one(
     written with its route at the end of the batch (nothing reads it meanwhile)."""
     tenant_id, received = waiting.tenant_id, waiting.inbound
     if inbound.dedupe_key(received) is None:
-        message, new = inbound.unrecorded(tenant_id, received, now=waiting.now), True
+        message, new = waiting.message, True
         unkeyed.append(message)
     else:
         message, new = await inbound.record(session, tenant_id, received, now=waiting.now)

@@ -10,6 +10,7 @@ at the end of a message, rarely at the start.
 
 from __future__ import annotations
 
+import functools
 import re
 from enum import StrEnum
 from typing import Protocol
@@ -120,15 +121,31 @@ class KeywordClassifier:
     """Keyword and phrase rules; deterministic and explainable."""
 
     def classify(self, text: str) -> Intent:
-        words = normalize(text)
-        keyword = _keyword_intent(words)
-        if keyword is not None:
-            return keyword
-        found = _phrase_hits(words) + _emoji_hits(text)
-        clear = [intent for _, intent in sorted(found) if intent is not Intent.unknown]
-        if found and not clear:
-            return Intent.unknown
-        return clear[-1] if clear else Intent.unknown
+        if len(text) <= _REMEMBERED_LENGTH:
+            return _classify_short(text)
+        return _classify(text)
+
+
+# A burst of replies is mostly the same few short words ("yes", "no"): their intents are
+# kept (rules are pure, so a kept answer is the answer), longer texts are classified anew.
+_REMEMBERED_LENGTH = 24
+
+
+@functools.lru_cache(maxsize=1024)
+def _classify_short(text: str) -> Intent:
+    return _classify(text)
+
+
+def _classify(text: str) -> Intent:
+    words = normalize(text)
+    keyword = _keyword_intent(words)
+    if keyword is not None:
+        return keyword
+    found = _phrase_hits(words) + _emoji_hits(text)
+    clear = [intent for _, intent in sorted(found) if intent is not Intent.unknown]
+    if found and not clear:
+        return Intent.unknown
+    return clear[-1] if clear else Intent.unknown
 
 
 def _keyword_intent(words: str) -> Intent | None:

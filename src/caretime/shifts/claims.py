@@ -235,6 +235,10 @@ async def _drop(
 
 
 def _remember(offer: Offer, intent: str, now: datetime) -> None:
+    """The offer keeps its answer and when it was first given: the same answer again (a
+    repeated "no") is in the trail only, and writes (and locks) no offer row."""
+    if offer.reply_intent == intent:
+        return
     offer.reply_intent = intent
     offer.replied_at = now
 
