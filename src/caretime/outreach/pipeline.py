@@ -1,0 +1,161 @@
+"""Planning and writing a batch's calls in chunks, the next chunk planned and its rows built in
+a worker thread while the database writes the one before: Python and PostgreSQL then work at
+once, where they used to take turns (docs/outreach.md, "The bulk path of POST /schedule").
+
+Every chunk is written in the caller's transaction, so a batch is still all or nothing; the
+capacity ledger, the screening before and the live-call index are the same for a chunk as for
+a whole batch. Chunks are planned by one planner in item order, which gives the plan of the
+whole batch when no item is pinned to a time and the strategy is `earliest` (pinned items are
+placed before floating ones, and `spread` spreads a group over its windows): otherwise the
+whole batch is planned first and only the writing goes in chunks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from caretime.ids import new_ids
+from caretime.outreach.intake import Intake, ParsedItem, plan_parsed
+from caretime.outreach.writing import (
+    CallRows,
+    NewCall,
+    call_rows,
+    make_dispatchable,
+    write_rows,
+    written_instants,
+)
+from caretime.policy import Outcome, Planner, Scheduled
+from caretime.tenancy.policy import CallingPolicy
+
+# Items planned before the database is given its first chunk (it waits for these alone).
+FIRST_CHUNK = 500
+# Items per chunk after the first: a chunk's planning and rows take a worker thread a tenth
+# of the time the database takes to write them, and each chunk costs a few round trips.
+CHUNK = 2500
+# Larger batches are planned in a worker thread, so that the event loop keeps answering
+# other requests (/health among them) meanwhile; a smaller one is planned on the loop.
+INLINE_ITEMS = 1000
+
+
+class Span(NamedTuple):
+    start: int
+    end: int
+
+
+class Chunk(NamedTuple):
+    outcomes: list[Outcome]
+    new_calls: list[NewCall | None]
+    rows: CallRows
+
+
+@dataclass
+class Written:
+    """What planning and writing a batch's calls came to, item for item: each outcome, the
+    call planned for it (None: rejected), and the ids of the calls the database took."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    new_calls: list[NewCall | None] = field(default_factory=list)
+    written: set[str] = field(default_factory=set)
+    # When the calls written are due: their minutes' jobs are enqueued once, at the end.
+    due: list[datetime] = field(default_factory=list)
+
+    def add(self, chunk: Chunk, written: set[str]) -> None:
+        self.outcomes.extend(chunk.outcomes)
+        self.new_calls.extend(chunk.new_calls)
+        self.written |= written
+        self.due.extend(written_instants(chunk.rows, written))
+
+
+class BatchPlanning:
+    """Plans a batch's items a span at a time, or all at once on the first span when chunks
+    would not plan as the whole batch does (see the module's docstring)."""
+
+    def __init__(
+        self,
+        items: Sequence[Intake],
+        planner: Planner,
+        label: Callable[[int], str],
+    ) -> None:
+        self.items, self.planner, self.label = items, planner, label
+        self.whole: list[Outcome] | None = None
+        self.in_chunks = planner.strategy == "earliest" and not any(
+            isinstance(item, ParsedItem) and item.plan.scheduled is not None for item in items
+        )
+
+    def __call__(self, span: Span) -> list[Outcome]:
+        if self.in_chunks:
+            chunk = self.items[span.start : span.end]
+            return plan_parsed(self.planner, chunk, start=span.start, label=self.label)
+        if self.whole is None:
+            self.whole = plan_parsed(self.planner, self.items, label=self.label)
+        return self.whole[span.start : span.end]
+
+
+def spans(count: int) -> list[Span]:
+    """The chunks of `count` items: a small first one, so that the database starts early."""
+    if count <= FIRST_CHUNK:
+        return [Span(0, count)]
+    bounds = [0, *range(FIRST_CHUNK, count, CHUNK), count]
+    return [Span(start, end) for start, end in itertools.pairwise(bounds)]
+
+
+async def plan_and_write(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    planning: BatchPlanning,
+    *,
+    batch_id: str,
+    now: datetime,
+) -> Written:
+    """Plan the items and write the calls planned, chunk after chunk, each chunk's database
+    work overlapping the next one's planning; then enqueue the minutes of the calls written."""
+    chunker = _Chunker(tenant_id, planning)
+    first, *rest = spans(len(planning.items))
+    done = Written()
+    if len(planning.items) > INLINE_ITEMS:
+        ready = await asyncio.to_thread(chunker, first)
+    else:
+        ready = chunker(first)
+    for following in [*rest, None]:
+        writing = write_rows(session, tenant_id, calling, ready.rows, batch_id=batch_id, now=now)
+        if following is None:
+            done.add(ready, await writing)
+            break
+        written, planned = await asyncio.gather(writing, asyncio.to_thread(chunker, following))
+        done.add(ready, written)
+        ready = planned
+    await make_dispatchable(session, tenant_id, done.due)
+    return done
+
+
+class _Chunker:
+    """A span's outcomes, the calls planned for it and their rows: pure CPU work, safe to run
+    in a worker thread (one span at a time, in order)."""
+
+    def __init__(self, tenant_id: str, planning: BatchPlanning) -> None:
+        self.tenant_id, self.planning = tenant_id, planning
+
+    def __call__(self, span: Span) -> Chunk:
+        outcomes = self.planning(span)
+        new_calls = new_calls_for(self.planning.items[span.start : span.end], outcomes)
+        rows = call_rows(self.tenant_id, [call for call in new_calls if call is not None])
+        return Chunk(outcomes, new_calls, rows)
+
+
+def new_calls_for(items: Sequence[Intake], outcomes: Sequence[Outcome]) -> list[NewCall | None]:
+    """The call to write for each item that was planned, in item order."""
+    ids = iter(new_ids("call", len(items)))
+    return [
+        NewCall(next(ids), item.plan.name, outcome, item.content, item.plan.allow_duplicate)
+        if isinstance(item, ParsedItem) and isinstance(outcome, Scheduled)
+        else None
+        for item, outcome in zip(items, outcomes, strict=True)
+    ]
