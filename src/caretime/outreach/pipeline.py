@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +34,8 @@ from caretime.outreach.writing import (
 from caretime.policy import Outcome, Planner, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
+P = TypeVar("P")
+R = TypeVar("R")
 # Items planned before the database is given its first chunk (it waits for these alone).
 FIRST_CHUNK = 500
 # Items per chunk after the first: a chunk's planning and rows take a worker thread a tenth
@@ -117,23 +119,35 @@ async def plan_and_write(
 ) -> Written:
     """Plan the items and write the calls planned, chunk after chunk, each chunk's database
     work overlapping the next one's planning; then enqueue the minutes of the calls written."""
-    chunker = _Chunker(tenant_id, planning)
-    first, *rest = spans(len(planning.items))
+
+    async def write(chunk: Chunk) -> tuple[Chunk, set[str]]:
+        written = await write_rows(session, tenant_id, calling, chunk.rows, batch_id=batch_id,
+                                   now=now)  # fmt: skip
+        return chunk, written
+
     done = Written()
-    if len(planning.items) > INLINE_ITEMS:
-        ready = await asyncio.to_thread(chunker, first)
-    else:
-        ready = chunker(first)
-    for following in [*rest, None]:
-        writing = write_rows(session, tenant_id, calling, ready.rows, batch_id=batch_id, now=now)
-        if following is None:
-            done.add(ready, await writing)
-            break
-        written, planned = await asyncio.gather(writing, asyncio.to_thread(chunker, following))
-        done.add(ready, written)
-        ready = planned
+    chunker = _Chunker(tenant_id, planning)
+    for chunk, written in await overlapped(len(planning.items), chunker, write):
+        done.add(chunk, written)
     await make_dispatchable(session, tenant_id, done.due)
     return done
+
+
+async def overlapped(
+    count: int, prepare: Callable[[Span], P], consume: Callable[[P], Awaitable[R]]
+) -> list[R]:
+    """`consume(prepare(span))` for each span of `count` items in order, each `prepare` after
+    the first running in a worker thread while the event loop awaits the `consume` of the span
+    before (the database's work, usually). `prepare` must be pure CPU work, and safe to run in
+    a thread one span at a time."""
+    first, *rest = spans(count)
+    ready = await asyncio.to_thread(prepare, first) if count > INLINE_ITEMS else prepare(first)
+    results: list[R] = []
+    for following in rest:
+        result, ready = await asyncio.gather(consume(ready), asyncio.to_thread(prepare, following))
+        results.append(result)
+    results.append(await consume(ready))
+    return results
 
 
 class _Chunker:

@@ -33,7 +33,12 @@ from caretime.outreach.intake import (
     parse_item,
 )
 from caretime.outreach.models import OutreachBatch
-from caretime.outreach.pipeline import INLINE_ITEMS, BatchPlanning, Span, plan_and_write
+from caretime.outreach.pipeline import (
+    INLINE_ITEMS,
+    BatchPlanning,
+    Span,
+    plan_and_write,
+)
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
 from caretime.outreach.screening import duplicate_of, live_calls, screen
