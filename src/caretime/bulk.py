@@ -39,6 +39,7 @@ from sqlalchemy import (
     TextClause,
     any_,
     bindparam,
+    cast,
     insert,
     literal,
     update,
@@ -183,15 +184,25 @@ def where_one_of(
 ) -> Select[*Ts]:
     """`statement` limited to rows whose `column` (a string key) is one of `values`.
 
-    On PostgreSQL that is `column = ANY($n::TEXT[])`: one parameter and one prepared statement
-    whatever the number of values. For a unique column the planner then knows the match is
-    at most len(values) rows and probes its index. (An IN list, or a join with the unnested
-    values, leaves the choice to the estimate of the other conditions: with statistics that
-    say few messages are `queued`, the planner scanned every queued-looking row of the tenant
-    against all 200 values, 360 ms per batch.) Other databases get `IN`."""
+    On PostgreSQL that is `column = ANY(CAST($n AS TEXT[]))`: one parameter and one prepared
+    statement whatever the number of values. For a unique column the planner then knows the
+    match is at most len(values) rows and probes its index (it reads the array's size when it
+    estimates, cast or not). (An IN list, or a join with the unnested values, leaves the
+    choice to the estimate of the other conditions: with statistics that say few messages are
+    `queued`, the planner scanned every queued-looking row of the tenant against all 200
+    values, 360 ms per batch.) The array is sent as its text, one string: asyncpg encoded a
+    text[] element by element, 20 ms for a batch's 10,000 contact ids. Other databases get
+    `IN`."""
     if not is_postgres(session):
         return statement.where(column.in_(values))
-    return statement.where(column == any_(literal(list(values), ARRAY(Text))))
+    return statement.where(column == any_(cast(literal(_array_text(values), Text), ARRAY(Text))))
+
+
+def _array_text(values: Sequence[str]) -> str:
+    """PostgreSQL's text form of a text[]: every element quoted, its backslashes and quotes
+    escaped (so that NULL, braces, commas and spaces are just text)."""
+    quoted = ['"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values]
+    return "{" + ",".join(quoted) + "}"
 
 
 def _hoist_uniform(
