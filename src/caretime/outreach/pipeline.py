@@ -17,7 +17,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,15 +55,23 @@ class Chunk(NamedTuple):
     outcomes: list[Outcome]
     new_calls: list[NewCall | None]
     rows: CallRows
+    answers: list[dict[str, Any]]
+
+
+# What the caller is told about a span's items, given their outcomes and the calls planned for
+# them (each assumed written: the few the database refuses are described again after).
+Describe = Callable[[Span, Sequence[Outcome], Sequence[NewCall | None]], list[dict[str, Any]]]
 
 
 @dataclass
 class Written:
     """What planning and writing a batch's calls came to, item for item: each outcome, the
-    call planned for it (None: rejected), and the ids of the calls the database took."""
+    call planned for it (None: rejected), its answer, and the ids of the calls the database
+    took."""
 
     outcomes: list[Outcome] = field(default_factory=list)
     new_calls: list[NewCall | None] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
     written: set[str] = field(default_factory=set)
     # When the calls written are due: their minutes' jobs are enqueued once, at the end.
     due: list[datetime] = field(default_factory=list)
@@ -71,6 +79,7 @@ class Written:
     def add(self, chunk: Chunk, written: set[str]) -> None:
         self.outcomes.extend(chunk.outcomes)
         self.new_calls.extend(chunk.new_calls)
+        self.answers.extend(chunk.answers)
         self.written |= written
         self.due.extend(written_instants(chunk.rows, written))
 
@@ -113,12 +122,14 @@ async def plan_and_write(
     tenant_id: str,
     calling: CallingPolicy,
     planning: BatchPlanning,
+    describe: Describe,
     *,
     batch_id: str,
     now: datetime,
 ) -> Written:
-    """Plan the items and write the calls planned, chunk after chunk, each chunk's database
-    work overlapping the next one's planning; then enqueue the minutes of the calls written."""
+    """Plan the items, describe them and write the calls planned, chunk after chunk, each
+    chunk's database work overlapping the next one's planning; then enqueue the minutes of
+    the calls written."""
 
     async def write(chunk: Chunk) -> tuple[Chunk, set[str]]:
         written = await write_rows(session, tenant_id, calling, chunk.rows, batch_id=batch_id,
@@ -126,7 +137,7 @@ async def plan_and_write(
         return chunk, written
 
     done = Written()
-    chunker = _Chunker(tenant_id, planning)
+    chunker = _Chunker(tenant_id, planning, describe)
     for chunk, written in await overlapped(len(planning.items), chunker, write):
         done.add(chunk, written)
     await make_dispatchable(session, tenant_id, done.due)
@@ -151,17 +162,17 @@ async def overlapped(
 
 
 class _Chunker:
-    """A span's outcomes, the calls planned for it and their rows: pure CPU work, safe to run
-    in a worker thread (one span at a time, in order)."""
+    """A span's outcomes, the calls planned for it, their rows and the items' answers: pure
+    CPU work, safe to run in a worker thread (one span at a time, in order)."""
 
-    def __init__(self, tenant_id: str, planning: BatchPlanning) -> None:
-        self.tenant_id, self.planning = tenant_id, planning
+    def __init__(self, tenant_id: str, planning: BatchPlanning, describe: Describe) -> None:
+        self.tenant_id, self.planning, self.describe = tenant_id, planning, describe
 
     def __call__(self, span: Span) -> Chunk:
         outcomes = self.planning(span)
         new_calls = new_calls_for(self.planning.items[span.start : span.end], outcomes)
         rows = call_rows(self.tenant_id, [call for call in new_calls if call is not None])
-        return Chunk(outcomes, new_calls, rows)
+        return Chunk(outcomes, new_calls, rows, self.describe(span, outcomes, new_calls))
 
 
 def new_calls_for(items: Sequence[Intake], outcomes: Sequence[Outcome]) -> list[NewCall | None]:

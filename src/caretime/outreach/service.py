@@ -36,6 +36,7 @@ from caretime.outreach.models import OutreachBatch
 from caretime.outreach.pipeline import (
     INLINE_ITEMS,
     BatchPlanning,
+    Describe,
     Span,
     plan_and_write,
 )
@@ -125,9 +126,12 @@ async def _schedule_batch(
     planning = BatchPlanning(to_plan, Planner(calling, now=now, ledger=ledger), request.label())
     if batch_id is None:
         return await _dry_run(request, planning, calling, items, recurring, now=now)
-    done = await plan_and_write(session, tenant_id, calling, planning, batch_id=batch_id, now=now)
+    describe = _describer(request, items)
+    done = await plan_and_write(session, tenant_id, calling, planning, describe,
+                                batch_id=batch_id, now=now)  # fmt: skip
     new_calls, written = done.new_calls, done.written
-    outcomes = await _refuse_unwritten(session, tenant_id, new_calls, written, done.outcomes)
+    refused = [i for i, call in enumerate(new_calls) if call is not None and call.id not in written]
+    outcomes = await _refuse_unwritten(session, tenant_id, new_calls, refused, done.outcomes)
     call_ids = [call.id if call is not None and call.id in written else None for call in new_calls]
     series_outcomes, series = await start_all(
         session, tenant_id, calling, items, recurring, ledger, batch_id=batch_id, now=now
@@ -135,7 +139,9 @@ async def _schedule_batch(
     outcomes = _merged(outcomes, series_outcomes)
     for i, found in series.items():
         call_ids[i] = found.call_id
-    result = _response_items(request.items, outcomes, call_ids, items)
+    result = done.answers
+    for i in [*refused, *recurring]:  # told otherwise since their chunk was described
+        result[i] = _answer(request.items[i], outcomes[i], call_ids[i], items[i])
     answer_items(result, series)
     await batches.finish(batch_id, _summary(request, outcomes, result))
     batch = await batches.get(batch_id)
@@ -227,19 +233,17 @@ async def _refuse_unwritten(
     session: AsyncSession,
     tenant_id: str,
     new_calls: Sequence[NewCall | None],
-    written: set[str],
+    refused: Sequence[int],
     outcomes: list[Outcome],
 ) -> list[Outcome]:
-    """Planned calls the database refused as duplicates of a live call (a concurrent batch
-    wrote it after screening) become rejections naming that call."""
-    refused = [
-        (i, call) for i, call in enumerate(new_calls) if call is not None and call.id not in written
-    ]
-    if not refused:
+    """Planned calls the database refused (at these positions) as duplicates of a live call
+    (a concurrent batch wrote it after screening) become rejections naming that call."""
+    calls = [call for call in (new_calls[i] for i in refused) if call is not None]
+    if not calls:
         return outcomes
-    live = await live_calls(session, tenant_id, [call.planned.e164 for _, call in refused])
+    live = await live_calls(session, tenant_id, [call.planned.e164 for call in calls])
     outcomes = list(outcomes)
-    for i, call in refused:
+    for i, call in zip(refused, calls, strict=True):
         purpose = call.content.purpose
         outcomes[i] = duplicate_of(live.get((call.planned.e164, purpose)), purpose)
     return outcomes
@@ -253,11 +257,27 @@ def _response_items(
 ) -> list[dict[str, Any]]:
     """What the caller gets back, item for item (no task ids for a dry run)."""
     ids = call_ids or [None] * len(outcomes)
-    answer = [_response_item(r, o, i) for r, o, i in zip(raw_items, outcomes, ids, strict=True)]
-    for item, entry in zip(items, answer, strict=True):
-        if isinstance(item, ParsedItem) and item.plan.purpose and entry["status"] == "scheduled":
-            entry["purpose"] = item.plan.purpose
-    return answer
+    return [_answer(*each) for each in zip(raw_items, outcomes, ids, items, strict=True)]
+
+
+def _describer(request: BatchRequest, items: Sequence[Intake]) -> Describe:
+    """Answers for a span of the batch, each planned call taken as written."""
+
+    def describe(
+        span: Span, outcomes: Sequence[Outcome], new_calls: Sequence[NewCall | None]
+    ) -> list[dict[str, Any]]:
+        ids = [None if call is None else call.id for call in new_calls]
+        raw, screened = request.items[span.start : span.end], items[span.start : span.end]
+        return _response_items(raw, outcomes, ids, screened)
+
+    return describe
+
+
+def _answer(raw: Any, outcome: Outcome, call_id: str | None, item: Intake) -> dict[str, Any]:
+    entry = _response_item(raw, outcome, call_id)
+    if isinstance(item, ParsedItem) and item.plan.purpose and entry["status"] == "scheduled":
+        entry["purpose"] = item.plan.purpose
+    return entry
 
 
 def _response_item(raw: Any, outcome: Outcome, call_id: str | None) -> dict[str, Any]:
