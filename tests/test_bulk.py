@@ -162,3 +162,17 @@ async def test_where_one_of_keeps_the_rows_whose_key_is_listed(runtime: Runtime)
         none = where_one_of(session, select(Job.id), Job.dedupe_key, [])
         assert (await session.scalars(none)).all() == []
     assert found == ["key-1", "key-3"]
+
+
+async def test_where_one_of_finds_every_awkward_key(runtime: Runtime) -> None:
+    """The keys travel as the text of one array: quotes, backslashes, braces, commas, the word
+    NULL, spaces, unicode and the empty string each match themselves and nothing else."""
+    keys = [*AWKWARD, "trailing space ", ' "', "\\", "{}"]
+    async with transaction(runtime.sessions) as session:
+        await insert_rows(session, Job, _jobs(len(keys), dedupe_key=keys), shared=SHARED)
+    async with transaction(runtime.sessions) as session:
+        for key in keys:
+            statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, [key])
+            assert (await session.scalars(statement)).all() == [key]
+        statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, keys)
+        assert sorted((await session.scalars(statement)).all()) == sorted(keys)

@@ -50,18 +50,19 @@ Intake = ParsedItem | Rejected
 def parse_item(raw: Any, *, allow_duplicate: bool = False) -> Intake:
     """A planner item and its content, or why the raw item is not one. `allow_duplicate` is
     the batch's default for items that do not say."""
+    # The hot loop of a big batch (10,000 items): checks that allocate nothing come first.
     if not isinstance(raw, dict):
         return _invalid('an item must be an object with "name" and "phone"')
-    unknown = raw.keys() - ITEM_FIELDS
-    if unknown:
-        return _invalid(_unknown_fields(unknown))
+    if not raw.keys() <= ITEM_FIELDS:
+        return _invalid(_unknown_fields(raw.keys() - ITEM_FIELDS))
     plan = _plan_fields(raw, allow_duplicate)
     if isinstance(plan, str):
         return _invalid(plan)
-    rule = _recurrence(raw.get("recurrence"))
+    recurrence = raw.get("recurrence")
+    rule = None if recurrence is None else _recurrence(recurrence)
     if isinstance(rule, Rejected):
         return rule
-    if not raw.keys() & CONTENT_FIELDS:  # the usual bulk item: no content to check
+    if CONTENT_FIELDS.isdisjoint(raw):  # the usual bulk item: no content to check
         return ParsedItem(plan, NO_CONTENT, rule)
     try:
         content = checked_content(raw)
@@ -101,24 +102,28 @@ def plan_item(raw: Any) -> PlanItem | str:
 
 
 def _plan_fields(raw: dict[str, Any], allow_duplicate: bool) -> PlanItem | str:
-    name, tz = raw.get("name"), raw.get("tz") or None
-    try:
-        phone = phone_text(raw.get("phone"))
-    except ValueError as exc:
-        return str(exc)
+    name, phone, tz = raw.get("name"), raw.get("phone"), raw.get("tz") or None
+    if type(phone) is not str:
+        try:
+            phone = phone_text(phone)
+        except ValueError as exc:
+            return str(exc)
     if not isinstance(phone, str) or not phone.strip():
         return 'missing "phone"'
     if not isinstance(name, str):
         return 'missing "name"'
     if tz is not None and not isinstance(tz, str):
         return '"tz" must be an IANA time zone name'
-    too_long = _too_long(name=(name, 200), phone=(phone, 64), tz=(tz or "", 64))
-    if too_long is not None:
-        return too_long
-    scheduled = _instant(raw.get("scheduled"))
+    if len(name) > 200 or len(phone) > 64 or len(tz or "") > 64:  # (the rare case first)
+        too_long = _too_long(name=(name, 200), phone=(phone, 64), tz=(tz or "", 64))
+        if too_long is not None:
+            return too_long
+    value = raw.get("scheduled")
+    scheduled = None if value is None else _instant(value)
     if isinstance(scheduled, str):
         return scheduled
-    allow = _flag(raw.get("allow_duplicate"), allow_duplicate)
+    value = raw.get("allow_duplicate")
+    allow = allow_duplicate if value is None else _flag(value, allow_duplicate)
     if allow is None:
         return '"allow_duplicate" must be true or false'
     return PlanItem(name, phone, scheduled, tz, "", allow)

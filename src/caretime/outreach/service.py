@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
-from caretime.ids import new_id, new_ids
+from caretime.ids import new_id
 from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
 from caretime.outreach.events import batch_completed
 from caretime.outreach.intake import (
@@ -31,9 +31,15 @@ from caretime.outreach.intake import (
     item_label,
     line_labels,
     parse_item,
-    plan_parsed,
 )
 from caretime.outreach.models import OutreachBatch
+from caretime.outreach.pipeline import (
+    INLINE_ITEMS,
+    BatchPlanning,
+    Describe,
+    Span,
+    plan_and_write,
+)
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
 from caretime.outreach.screening import duplicate_of, live_calls, screen
@@ -44,16 +50,13 @@ from caretime.outreach.series_batch import (
     set_apart,
     start_all,
 )
-from caretime.outreach.writing import NewCall, minute_ledger, write_calls
-from caretime.policy import CapacityLedger, Outcome, Planner, Rejected, Scheduled
+from caretime.outreach.writing import NewCall, minute_ledger
+from caretime.policy import Outcome, Planner, Rejected
 from caretime.policy.planner import cyclic_gc_paused
 from caretime.tenancy.policy import CallingPolicy
 
 # Items one batch may hold: a larger one is refused whole, before anything is planned.
 MAX_BATCH_ITEMS = 100_000
-# Batches larger than this are planned in a worker thread, so the event loop keeps
-# answering other requests (/health among them) while a big batch is planned.
-PLAN_INLINE_ITEMS = 1_000
 
 
 @dataclass(frozen=True)
@@ -120,20 +123,15 @@ async def _schedule_batch(
     recurring = recurring_positions(items)
     to_plan = set_apart(items, recurring) if recurring else items
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
-    if len(items) > PLAN_INLINE_ITEMS:
-        outcomes = await asyncio.to_thread(_plan, request, to_plan, calling, (ledger, now))
-    else:
-        outcomes = _plan(request, to_plan, calling, (ledger, now))
+    planning = BatchPlanning(to_plan, Planner(calling, now=now, ledger=ledger), request.label())
     if batch_id is None:
-        series_outcomes, series = preview_all(calling, items, recurring, ledger, now=now)
-        outcomes = _merged(outcomes, series_outcomes)
-        answer = _response_items(request.items, outcomes, [], items)
-        answer_items(answer, series)
-        return BatchResult(None, answer)
-    new_calls = _new_calls(to_plan, outcomes)
-    to_write = [call for call in new_calls if call is not None]
-    written = await write_calls(session, tenant_id, calling, to_write, batch_id=batch_id, now=now)
-    outcomes = await _refuse_unwritten(session, tenant_id, new_calls, written, outcomes)
+        return await _dry_run(request, planning, calling, items, recurring, now=now)
+    describe = _describer(request, items)
+    done = await plan_and_write(session, tenant_id, calling, planning, describe,
+                                batch_id=batch_id, now=now)  # fmt: skip
+    new_calls, written = done.new_calls, done.written
+    refused = [i for i, call in enumerate(new_calls) if call is not None and call.id not in written]
+    outcomes = await _refuse_unwritten(session, tenant_id, new_calls, refused, done.outcomes)
     call_ids = [call.id if call is not None and call.id in written else None for call in new_calls]
     series_outcomes, series = await start_all(
         session, tenant_id, calling, items, recurring, ledger, batch_id=batch_id, now=now
@@ -141,13 +139,38 @@ async def _schedule_batch(
     outcomes = _merged(outcomes, series_outcomes)
     for i, found in series.items():
         call_ids[i] = found.call_id
-    result = _response_items(request.items, outcomes, call_ids, items)
+    result = done.answers
+    for i in [*refused, *recurring]:  # told otherwise since their chunk was described
+        result[i] = _answer(request.items[i], outcomes[i], call_ids[i], items[i])
     answer_items(result, series)
     await batches.finish(batch_id, _summary(request, outcomes, result))
     batch = await batches.get(batch_id)
     if batch is not None and not any(call_ids):  # nothing to wait for: complete from the start
         await batch_completed(session, batch, now=now)
     return BatchResult(batch, result)
+
+
+async def _dry_run(
+    request: BatchRequest,
+    planning: BatchPlanning,
+    calling: CallingPolicy,
+    items: Sequence[Intake],
+    recurring: Sequence[int],
+    *,
+    now: datetime,
+) -> BatchResult:
+    """The plan, item for item, without task ids; nothing written."""
+    whole = Span(0, len(items))
+    if len(items) > INLINE_ITEMS:
+        outcomes = await asyncio.to_thread(planning, whole)
+    else:
+        outcomes = planning(whole)
+    ledger = planning.planner.ledger
+    series_outcomes, series = preview_all(calling, items, recurring, ledger, now=now)
+    outcomes = _merged(outcomes, series_outcomes)
+    answer = _response_items(request.items, outcomes, [], items)
+    answer_items(answer, series)
+    return BatchResult(None, answer)
 
 
 def _merged(outcomes: list[Outcome], replacing: dict[int, Outcome]) -> list[Outcome]:
@@ -164,18 +187,6 @@ def _check_size(request: BatchRequest) -> None:
             limit=MAX_BATCH_ITEMS,
             errors=[{"loc": ["body"], "msg": f"at most {MAX_BATCH_ITEMS} items"}],
         )
-
-
-def _plan(
-    request: BatchRequest,
-    items: Sequence[Intake],
-    calling: CallingPolicy,
-    ledger_and_now: tuple[CapacityLedger, datetime],
-) -> list[Outcome]:
-    """Plan the screened items: pure CPU work, safe to run in a worker thread."""
-    ledger, now = ledger_and_now
-    planner = Planner(calling, now=now, ledger=ledger)
-    return plan_parsed(planner, items, label=request.label())
 
 
 async def _claim(
@@ -218,34 +229,21 @@ def _request_hash(request: BatchRequest) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _new_calls(items: Sequence[Intake], outcomes: Sequence[Outcome]) -> list[NewCall | None]:
-    """The call to write for each item that was planned, in item order."""
-    ids = iter(new_ids("call", len(items)))
-    return [
-        NewCall(next(ids), item.plan.name, outcome, item.content, item.plan.allow_duplicate)
-        if isinstance(item, ParsedItem) and isinstance(outcome, Scheduled)
-        else None
-        for item, outcome in zip(items, outcomes, strict=True)
-    ]
-
-
 async def _refuse_unwritten(
     session: AsyncSession,
     tenant_id: str,
     new_calls: Sequence[NewCall | None],
-    written: set[str],
+    refused: Sequence[int],
     outcomes: list[Outcome],
 ) -> list[Outcome]:
-    """Planned calls the database refused as duplicates of a live call (a concurrent batch
-    wrote it after screening) become rejections naming that call."""
-    refused = [
-        (i, call) for i, call in enumerate(new_calls) if call is not None and call.id not in written
-    ]
-    if not refused:
+    """Planned calls the database refused (at these positions) as duplicates of a live call
+    (a concurrent batch wrote it after screening) become rejections naming that call."""
+    calls = [call for call in (new_calls[i] for i in refused) if call is not None]
+    if not calls:
         return outcomes
-    live = await live_calls(session, tenant_id, [call.planned.e164 for _, call in refused])
+    live = await live_calls(session, tenant_id, [call.planned.e164 for call in calls])
     outcomes = list(outcomes)
-    for i, call in refused:
+    for i, call in zip(refused, calls, strict=True):
         purpose = call.content.purpose
         outcomes[i] = duplicate_of(live.get((call.planned.e164, purpose)), purpose)
     return outcomes
@@ -259,11 +257,27 @@ def _response_items(
 ) -> list[dict[str, Any]]:
     """What the caller gets back, item for item (no task ids for a dry run)."""
     ids = call_ids or [None] * len(outcomes)
-    answer = [_response_item(r, o, i) for r, o, i in zip(raw_items, outcomes, ids, strict=True)]
-    for item, entry in zip(items, answer, strict=True):
-        if isinstance(item, ParsedItem) and item.plan.purpose and entry["status"] == "scheduled":
-            entry["purpose"] = item.plan.purpose
-    return answer
+    return [_answer(*each) for each in zip(raw_items, outcomes, ids, items, strict=True)]
+
+
+def _describer(request: BatchRequest, items: Sequence[Intake]) -> Describe:
+    """Answers for a span of the batch, each planned call taken as written."""
+
+    def describe(
+        span: Span, outcomes: Sequence[Outcome], new_calls: Sequence[NewCall | None]
+    ) -> list[dict[str, Any]]:
+        ids = [None if call is None else call.id for call in new_calls]
+        raw, screened = request.items[span.start : span.end], items[span.start : span.end]
+        return _response_items(raw, outcomes, ids, screened)
+
+    return describe
+
+
+def _answer(raw: Any, outcome: Outcome, call_id: str | None, item: Intake) -> dict[str, Any]:
+    entry = _response_item(raw, outcome, call_id)
+    if isinstance(item, ParsedItem) and item.plan.purpose and entry["status"] == "scheduled":
+        entry["purpose"] = item.plan.purpose
+    return entry
 
 
 def _response_item(raw: Any, outcome: Outcome, call_id: str | None) -> dict[str, Any]:

@@ -85,6 +85,30 @@ async def minute_ledger(
     return CapacityLedger.starting_with(calling.max_calls_per_minute, load)
 
 
+class CallRows(NamedTuple):
+    """The rows of a write (its calls' contacts and the calls), as columns: pure data, built
+    without the session, so that a large batch builds a chunk's rows in a worker thread
+    while the database writes the chunk before (outreach.pipeline)."""
+
+    calls: Sequence[NewCall]
+    contacts: dict[str, Sequence[Any]]
+    columns: dict[str, Sequence[Any]]
+
+
+def call_rows(tenant_id: str, new_calls: Sequence[NewCall]) -> CallRows:
+    contacts = [contact_id(tenant_id, call.planned.e164) for call in new_calls]
+    names = [call.name for call in new_calls]
+    phones = [call.planned.e164 for call in new_calls]
+    zones = [call.planned.zones for call in new_calls]
+    columns: dict[str, Sequence[Any]] = {
+        "id": [call.id for call in new_calls], "contact_id": contacts, "name": names,
+        "phone_e164": phones, "zones": zones, **_planned_columns(new_calls),
+        **_content_columns(new_calls)}  # fmt: skip
+    return CallRows(
+        new_calls, {"id": contacts, "name": names, "phone_e164": phones, "zones": zones}, columns
+    )
+
+
 async def write_calls(
     session: AsyncSession,
     tenant_id: str,
@@ -94,26 +118,33 @@ async def write_calls(
     batch_id: str | None,
     now: datetime,
 ) -> set[str]:
-    """Contacts (those not known yet), calls and their minutes' dispatch jobs: one statement
-    each. The one way a call comes to exist (batches, POST /calls, recurring occurrences).
-    Returns the ids of the calls written: one that would be a second live call for its
-    number and purpose is not (nor is its job)."""
-    contacts = [contact_id(tenant_id, call.planned.e164) for call in new_calls]
-    names = [call.name for call in new_calls]
-    phones = [call.planned.e164 for call in new_calls]
-    zones = [call.planned.zones for call in new_calls]
-    await ContactRepository(session, tenant_id).insert_missing(
-        {"id": contacts, "name": names, "phone_e164": phones, "zones": zones}, now=now
-    )
-    columns: dict[str, Sequence[Any]] = {
-        "id": [call.id for call in new_calls], "contact_id": contacts, "name": names,
-        "phone_e164": phones, "zones": zones, **_planned_columns(new_calls),
-        **_content_columns(new_calls)}  # fmt: skip
+    """Contacts (those not known yet), calls, their events and their minutes' dispatch jobs:
+    one statement each. The one way a call comes to exist (batches, POST /calls, recurring
+    occurrences). Returns the ids of the calls written: one that would be a second live call
+    for its number and purpose is not (nor is its job)."""
+    rows = call_rows(tenant_id, new_calls)
+    written = await write_rows(session, tenant_id, calling, rows, batch_id=batch_id, now=now)
+    await make_dispatchable(session, tenant_id, written_instants(rows, written))
+    return written
+
+
+async def write_rows(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    rows: CallRows,
+    *,
+    batch_id: str | None,
+    now: datetime,
+) -> set[str]:
+    """`write_calls` but for the dispatch jobs, which the caller then owes the calls written
+    (`make_dispatchable` of their `written_instants`): a batch written in chunks enqueues its
+    minutes once, at the end."""
+    await ContactRepository(session, tenant_id).insert_missing(rows.contacts, now=now)
     written = await CallRepository(session, tenant_id).insert_new(
-        columns, _new_call_values(calling, batch_id, now)
+        rows.columns, _new_call_values(calling, batch_id, now)
     )
-    kept = [call for call in new_calls if call.id in written]
-    await make_dispatchable(session, tenant_id, (call.planned.at for call in kept))
+    kept = [call for call in rows.calls if call.id in written]
     ids = [call.id for call in kept]
     data = scheduled_data(
         ids,
@@ -125,6 +156,10 @@ async def write_calls(
     )
     await calls_scheduled(session, tenant_id, ids, data, now=now)
     return written
+
+
+def written_instants(rows: CallRows, written: set[str]) -> list[datetime]:
+    return [call.planned.at for call in rows.calls if call.id in written]
 
 
 def _planned_columns(new_calls: Sequence[NewCall]) -> dict[str, list[Any]]:
