@@ -313,7 +313,7 @@ async def reserve(
         body.confirm_by_sms,
     )
     now = clock.now()
-    async with reading_first(http, session) as reader:
+    async with reading_first(http) as reader:
         reading = await placing.read_for_request(
             reader, tenant.id, tenant.key_id, body.provider_id, body.slot_start,
             body.visit_type, idempotency_key,
