@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -51,6 +52,29 @@ def postgres_database(prefix: str) -> Iterator[str]:
         )
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def scratch_database(kind: str, prefix: str) -> Iterator[str]:
+    """A fresh, migrated database for an in-process benchmark: a temporary SQLite file
+    (`kind` "sqlite") or a PostgreSQL database of its own, dropped afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as folder:
+            yield f"sqlite+aiosqlite:///{folder}/caretime.db"  # migrated by the app's start
+        return
+    with postgres_database(prefix) as url:
+        asyncio.run(_migrated(url))
+        yield url
+
+
+async def _migrated(url: str) -> None:
+    from caretime import migrate
+
+    engine = create_async_engine(url)
+    try:
+        await migrate.upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 def free_port() -> int:

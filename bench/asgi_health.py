@@ -16,52 +16,19 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 _SCRATCH = tempfile.mkdtemp(prefix="asgi-health-")
 os.environ.setdefault("BARE_DATABASE_URL", f"sqlite+aiosqlite:///{_SCRATCH}/bare.db")
 
+import _asgi  # noqa: E402
 import bare_app  # noqa: E402
 from caretime.app import create_app  # noqa: E402
 from caretime.config import Settings  # noqa: E402
 from caretime.observability import configure_logging  # noqa: E402
 
-SCOPE: dict[str, Any] = {
-    "type": "http",
-    "asgi": {"version": "3.0", "spec_version": "2.3"},
-    "http_version": "1.1",
-    "method": "GET",
-    "scheme": "http",
-    "path": "/health",
-    "raw_path": b"/health",
-    "root_path": "",
-    "query_string": b"",
-    "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")],
-    "client": ("127.0.0.1", 50000),
-    "server": ("127.0.0.1", 8000),
-}
-
-
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _batch(app: Any, count: int) -> float:
-    statuses: list[int] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    started = time.process_time()
-    for _ in range(count):
-        await app(dict(SCOPE, state={}), _receive, send)
-    spent = time.process_time() - started
-    assert statuses == [200] * count, statuses[:3]
-    return spent / count * 1e6
+SCOPE = _asgi.scope("GET", "/health")
 
 
 async def main(batches: int, per_batch: int) -> None:
@@ -69,12 +36,12 @@ async def main(batches: int, per_batch: int) -> None:
     caretime = create_app(Settings(database_url=f"sqlite+aiosqlite:///{_SCRATCH}/caretime.db"))
     apps = {"caretime": caretime, "bare": bare_app.app}
     for app in apps.values():
-        await _batch(app, per_batch)  # warm up
+        await _asgi.cpu_per_request(app, SCOPE, per_batch, callers=1)  # warm up
     spent: dict[str, list[float]] = {name: [] for name in apps}
     for turn in range(batches):
         order = list(apps.items()) if turn % 2 == 0 else list(reversed(apps.items()))
         for name, app in order:
-            spent[name].append(await _batch(app, per_batch))
+            spent[name].append(await _asgi.cpu_per_request(app, SCOPE, per_batch, callers=1))
     medians = {name: statistics.median(values) for name, values in spent.items()}
     for name, values in spent.items():
         print(f"{name:9} {medians[name]:6.1f} µs/request (min {min(values):.1f})")

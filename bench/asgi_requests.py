@@ -31,9 +31,8 @@ import contextlib
 import os
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +40,14 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _asgi
 import bare_app
-from _harness import postgres_database
-from caretime import migrate
+from _harness import scratch_database
 from caretime.app import create_app
 from caretime.config import Settings
 from caretime.observability import configure_logging
 
 KEY = "ct_bench_asgi_key_0123456789"
-AUTH = [(b"authorization", f"Bearer {KEY}".encode())]
 CONCURRENCY = int(os.environ.get("CARETIME_BENCH_CONCURRENCY", "16"))
 DATABASES = os.environ.get("CARETIME_BENCH_DATABASES", "sqlite,postgresql").split(",")
 ENDPOINTS = [part for part in os.environ.get("CARETIME_BENCH_ENDPOINTS", "").split(",") if part]
@@ -71,49 +69,6 @@ def pairs(call_id: str) -> list[Pair]:
     return [p for p in chosen if not ENDPOINTS or any(part in p.name for part in ENDPOINTS)]
 
 
-def scope(path: str, *, authenticated: bool = False) -> dict[str, Any]:
-    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers + (AUTH if authenticated else []),
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def batch(app: Any, request: dict[str, Any], count: int) -> float:
-    """CPU µs per request of `count` requests from CONCURRENCY callers at once."""
-    statuses: list[int] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
-    async def caller(requests: int) -> None:
-        for _ in range(requests):
-            await app(dict(request, state={}), _receive, send)
-
-    share, extra = divmod(count, CONCURRENCY)
-    started = time.process_time()
-    await asyncio.gather(*(caller(share + (n < extra)) for n in range(CONCURRENCY)))
-    spent = time.process_time() - started
-    if statuses != [200] * count:
-        raise RuntimeError(f"{request['path']}: statuses {sorted(set(statuses))}")
-    return spent / count * 1e6
-
-
 @contextlib.asynccontextmanager
 async def running(app: Any) -> AsyncIterator[None]:
     async with app.router.lifespan_context(app):
@@ -133,8 +88,6 @@ async def seeded_call(app: Any) -> str:
 async def measure(label: str, url: str, batches: int, per_batch: int) -> None:
     settings = Settings(database_url=url, api_key=KEY, workers=0, log_level="INFO")
     ours = create_app(settings)
-    if not settings.is_sqlite:
-        await migrate.upgrade(ours.state.runtime.engine)
     twin = bare_app.make_app(url)
     async with running(ours), running(twin):
         call_id = await seeded_call(ours)
@@ -142,8 +95,8 @@ async def measure(label: str, url: str, batches: int, per_batch: int) -> None:
         for pair in pairs(call_id):
             path, authenticated = pair.ours
             sides = {
-                "caretime": (ours, scope(path, authenticated=authenticated)),
-                "bare": (twin, scope(pair.twin)),
+                "caretime": (ours, _asgi.scope("GET", path, key=KEY if authenticated else None)),
+                "bare": (twin, _asgi.scope("GET", pair.twin)),
             }
             print("  " + report(pair.name, await alternated(sides, batches, per_batch)))
 
@@ -152,13 +105,13 @@ async def alternated(
     sides: dict[str, tuple[Any, dict[str, Any]]], batches: int, per_batch: int
 ) -> dict[str, list[float]]:
     for app, request in sides.values():
-        await batch(app, request, per_batch)  # warm up
+        await _asgi.cpu_per_request(app, request, per_batch, CONCURRENCY)  # warm up
     spent: dict[str, list[float]] = {name: [] for name in sides}
     for turn in range(batches):
         order = list(sides) if turn % 2 else list(reversed(sides))
         for name in order:
             app, request = sides[name]
-            spent[name].append(await batch(app, request, per_batch))
+            spent[name].append(await _asgi.cpu_per_request(app, request, per_batch, CONCURRENCY))
     return spent
 
 
@@ -170,22 +123,14 @@ def report(name: str, spent: dict[str, list[float]]) -> str:
     )
 
 
-@contextlib.contextmanager
-def sqlite_url() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="asgi-requests-") as folder:
-        yield f"sqlite+aiosqlite:///{folder}/bench.db"
-
-
 def main(batches: int, per_batch: int) -> None:
     configure_logging("INFO", as_json=True)  # as `caretime serve` runs
     started = time.strftime("%H:%M:%S", time.gmtime())
     print(f"{started} UTC, load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    if "sqlite" in DATABASES:
-        with sqlite_url() as url:
-            asyncio.run(measure("SQLite", url, batches, per_batch))
-    if "postgresql" in DATABASES:
-        with postgres_database("caretime_bench_asgi") as url:
-            asyncio.run(measure("PostgreSQL", url, batches, per_batch))
+    for kind, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        if kind in DATABASES:
+            with scratch_database(kind, "caretime_bench_asgi") as url:
+                asyncio.run(measure(label, url, batches, per_batch))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,12 @@ directly (no server, no sockets) on a real database, each request a distinct fre
 bench/api.py, so the figure is the app's own cost and holds up on a loaded machine better
 than a `wrk` ratio does.
 
-    .venv/bin/python bench/asgi_reservations.py sqlite|postgres [batches] [per batch] [callers]
+    .venv/bin/python bench/asgi_reservations.py [sqlite|postgres] [batches] [per batch] [callers]
 
-PostgreSQL comes from CARETIME_TEST_POSTGRES_URL (a scratch database is created and dropped).
+Without a database named, both are measured in turn.
+
+PostgreSQL: a scratch database is created (and dropped) on the server of
+`CARETIME_BENCH_POSTGRES_URL` (default postgresql://postgres@127.0.0.1:5432/postgres).
 Prints the median process CPU per request over the batches (on SQLite that includes
 SQLite's own work, which runs in the process; on PostgreSQL the server's is not in it), the
 statements each request sent, and one request's statements. To compare with another
@@ -18,20 +21,18 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import event
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from caretime import migrate
+import _asgi
+import bare_app
+from _harness import scratch_database
 from caretime.app import create_app
 from caretime.config import Settings
 from caretime.runtime import Runtime
@@ -39,29 +40,6 @@ from caretime.runtime import Runtime
 KEY = "ct_bench_asgi_key_0123456789"
 PROVIDERS = 50
 DAYS = 30  # 50 providers x 96 slots x 30 days: 144,000 distinct slots
-HEADERS = [
-    (b"host", b"caretime.bench"),
-    (b"authorization", f"Bearer {KEY}".encode()),
-    (b"content-type", b"application/json"),
-]
-
-
-def _scope(path: str, body: bytes) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [*HEADERS, (b"content-length", str(len(body)).encode())],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-        "state": {},
-    }
 
 
 class Slots:
@@ -83,43 +61,22 @@ class Slots:
         ).encode()
 
 
-async def _call(
-    app: Any, path: str, body: bytes, statuses: list[int], answers: list[bytes]
-) -> None:
-    sent = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            await asyncio.sleep(3600)
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-        elif message.get("body"):
-            answers.append(message["body"])
-
-    await app(_scope(path, body), receive, send)
-
-
 async def _batch(app: Any, path: str, slots: Slots, count: int, callers: int) -> float:
-    statuses: list[int] = []
-    answers: list[bytes] = []
-    queue = [slots.body() for _ in range(count)]
+    """CPU µs per request for `count` reservations of distinct slots from `callers` at once."""
+    bodies = [slots.body() for _ in range(count)]
 
     async def caller() -> None:
-        while queue:
-            await _call(app, path, queue.pop(), statuses, answers)
+        while bodies:
+            body = bodies.pop()
+            status, answer = await _asgi.call(
+                app, _asgi.scope("POST", path, key=KEY, body=body), body
+            )
+            if status != 201:
+                raise RuntimeError(f"{status}: {answer[:300]!r}")
 
     started = time.process_time()
     await asyncio.gather(*(caller() for _ in range(callers)))
-    spent = time.process_time() - started
-    if statuses != [201] * count:
-        bad = [s for s in statuses if s != 201]
-        raise RuntimeError(f"{len(bad)} answers not 201, e.g. {bad[0]}: {answers[:1]}")
-    return spent / count * 1e6
+    return (time.process_time() - started) / count * 1e6
 
 
 async def _seed(app: Any, first: datetime) -> None:
@@ -205,9 +162,6 @@ def _timed_stages() -> dict[str, list[float]]:
 
 
 async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None:
-    os.environ["BARE_DATABASE_URL"] = url
-    import bare_app
-
     settings = Settings(database_url=url, api_key=KEY, workers=0)
     runtime = Runtime.build(settings)
     app = create_app(runtime=runtime)
@@ -215,11 +169,12 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
         (datetime.now(UTC) + timedelta(days=3)).date(), datetime.min.time(), tzinfo=UTC
     )
     ours, twins = Slots(first, "res-"), Slots(first, "bare-")
-    runs = {"caretime": (app, "/reservations", ours), "twin": (bare_app.app, "/insert", twins)}
+    twin = bare_app.make_app(url)
+    runs = {"caretime": (app, "/reservations", ours), "twin": (twin, "/insert", twins)}
     if os.environ.get("CARETIME_BENCH_ONLY"):  # e.g. "caretime", to profile one side
         runs = {os.environ["CARETIME_BENCH_ONLY"]: runs[os.environ["CARETIME_BENCH_ONLY"]]}
     spent: dict[str, list[float]] = {name: [] for name in runs}
-    async with app.router.lifespan_context(app), bare_app.lifespan(bare_app.app):
+    async with app.router.lifespan_context(app), twin.router.lifespan_context(twin):
         await _seed(app, first)
         for target, path, slots in runs.values():
             await _batch(target, path, slots, per_batch, callers)  # warm up: pools, caches
@@ -249,37 +204,13 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
         print("   ", statement)
 
 
-async def _postgres(admin: str, run: Any) -> None:
-    admin_url = make_url(admin).set(drivername="postgresql+asyncpg")
-    name = f"caretime_asgi_{uuid.uuid4().hex[:8]}"
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    try:
-        migrating = create_async_engine(url)
-        await migrate.upgrade(migrating)
-        await migrating.dispose()
-        await run(url)
-    finally:
-        async with engine.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await engine.dispose()
-
-
 def main() -> None:
-    kind = sys.argv[1]
-    batches, per_batch, callers = (int(a) for a in (sys.argv[2:] + ["9", "200", "16"][
-        len(sys.argv) - 2 :])[:3])  # fmt: skip
-
-    async def run(url: str) -> None:
-        await _measure(url, batches, per_batch, callers)
-
-    if kind == "postgres":
-        asyncio.run(_postgres(os.environ["CARETIME_TEST_POSTGRES_URL"], run))
-    else:
-        scratch = tempfile.mkdtemp(prefix="asgi-reservations-")
-        asyncio.run(run(f"sqlite+aiosqlite:///{scratch}/caretime.db"))
+    numbers = [int(a) for a in sys.argv[2:5]]
+    batches, per_batch, callers = numbers + [9, 200, 16][len(numbers) :]
+    for kind in sys.argv[1:2] or ["sqlite", "postgres"]:  # `make bench`: both
+        print(f"== {kind}")
+        with scratch_database(kind, "caretime_asgi_reservations") as url:
+            asyncio.run(_measure(url, batches, per_batch, callers))
 
 
 if __name__ == "__main__":

@@ -28,10 +28,8 @@ import asyncio
 import os
 import statistics
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,18 +38,13 @@ import httpx
 from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _harness import postgres_database
+import _asgi
+import bare_app
+from _harness import scratch_database
 
 KEY = "ct_bench_slots_key_0123456789abcdef0123456789"
 CALLERS = 16
 FIRST_DAY = (datetime.now(UTC) + timedelta(days=3)).date()
-
-
-def _database(kind: str) -> AbstractContextManager[str]:
-    if kind == "postgresql":
-        return postgres_database("asgi_slots")
-    scratch = tempfile.mkdtemp(prefix="asgi-slots-")
-    return nullcontext(f"sqlite+aiosqlite:///{scratch}/caretime.db")
 
 
 def _ok(response: httpx.Response) -> Any:
@@ -105,56 +98,6 @@ def _searches(call_id: str) -> dict[str, str]:
     }
 
 
-def _scope(target: str, authorized: bool) -> dict[str, Any]:
-    path, _, query = target.partition("?")
-    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")]
-    if authorized:
-        headers.append((b"authorization", f"Bearer {KEY}".encode()))
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": query.encode(),
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-
-
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _call(app: Any, scope: dict[str, Any]) -> tuple[int, bytes]:
-    status, body = 0, []
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            body.append(message.get("body", b""))
-
-    await app(dict(scope, state={}), _receive, send)
-    return status, b"".join(body)
-
-
-async def _batch(app: Any, scope: dict[str, Any], count: int) -> float:
-    async def caller(share: int) -> None:
-        for _ in range(share):
-            status, body = await _call(app, scope)
-            assert status == 200, body[:300]
-
-    started = time.process_time()
-    await asyncio.gather(*(caller(count // CALLERS) for _ in range(CALLERS)))
-    return (time.process_time() - started) / (count // CALLERS * CALLERS) * 1e6
-
-
 @contextmanager
 def _counting(engines: list[Any]) -> Iterator[list[str]]:
     statements: list[str] = []
@@ -176,23 +119,19 @@ def _counting(engines: list[Any]) -> Iterator[list[str]]:
 
 
 def main(kind: str, batches: int, per_batch: int) -> None:
-    with _database(kind) as url:
-        os.environ["BARE_DATABASE_URL"] = url
+    with scratch_database(kind, "asgi_slots") as url:
         asyncio.run(_run(url, batches, per_batch))
 
 
 async def _run(url: str, batches: int, per_batch: int) -> None:
-    # Imported here: bare_app reads BARE_DATABASE_URL when it is imported.
-    import bare_app
-    from caretime import migrate
     from caretime.app import create_app
     from caretime.config import Settings
     from caretime.observability import configure_logging
 
     configure_logging("WARNING", as_json=True)
     app = create_app(Settings(database_url=url, api_key=KEY, workers=0))
-    await migrate.upgrade(app.state.runtime.engine)
-    async with app.router.lifespan_context(app):
+    twin = bare_app.make_app(url)
+    async with app.router.lifespan_context(app), twin.router.lifespan_context(twin):
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {KEY}"}
         async with httpx.AsyncClient(
@@ -202,8 +141,7 @@ async def _run(url: str, batches: int, per_batch: int) -> None:
         chosen = os.environ.get("BENCH_SEARCHES")
         if chosen:
             searches = {name: searches[name] for name in chosen.split(",")}
-        await _measure(app, bare_app.app, searches, batches, per_batch)
-    await bare_app.engine.dispose()
+        await _measure(app, twin, searches, batches, per_batch)
 
 
 async def _measure(
@@ -211,13 +149,16 @@ async def _measure(
 ) -> None:
     runtime = app.state.runtime
     engines = list({id(e): e for e in (runtime.engine, runtime.read_engine)}.values())
-    scopes = {name: _scope(target, name != "twin") for name, target in searches.items()}
+    scopes = {
+        name: _asgi.scope("GET", target, key=None if name == "twin" else KEY)
+        for name, target in searches.items()
+    }
     apps = {name: bare if name == "twin" else app for name in searches}
     counts = {}
     for name, scope in scopes.items():
-        await _batch(apps[name], scope, max(CALLERS, per_batch // 4))  # warm up
+        await _asgi.cpu_per_request(apps[name], scope, max(CALLERS, per_batch // 4), CALLERS)
         with _counting(engines) as statements:
-            status, body = await _call(apps[name], scope)
+            status, body = await _asgi.call(apps[name], scope)
         counts[name] = len(statements) if name != "twin" else 1
         print(f"# {name}: {status}, {len(body)} bytes, {counts[name]} statements")
         if os.environ.get("BENCH_SHOW_STATEMENTS"):
@@ -231,7 +172,9 @@ async def _measure(
         order = list(scopes) if turn % 2 == 0 else list(reversed(scopes))
         for name in order:
             count = per_batch // 8 if name == "month" else per_batch
-            spent[name].append(await _batch(apps[name], scopes[name], count))
+            spent[name].append(
+                await _asgi.cpu_per_request(apps[name], scopes[name], count, CALLERS)
+            )
     for name, values in spent.items():
         print(
             f"{name:6} {statistics.median(values):8.1f} µs/request "
@@ -247,7 +190,7 @@ async def _profile(app: Any, scope: dict[str, Any], count: int) -> None:
 
     profiler = cProfile.Profile()
     profiler.enable()
-    await _batch(app, scope, count)
+    await _asgi.cpu_per_request(app, scope, count, CALLERS)
     profiler.disable()
     stats = pstats.Stats(profiler).strip_dirs()
     stats.sort_stats("tottime").print_stats(30)

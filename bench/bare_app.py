@@ -79,6 +79,7 @@ def make_app(database_url: str) -> FastAPI:
         await engine.dispose()
 
     app = FastAPI(lifespan=lifespan)
+    app.state.engine = engine  # for an in-process bench that counts the twin's statements
 
     @app.get("/health")
     async def health() -> dict[str, str]:

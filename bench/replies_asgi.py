@@ -38,6 +38,7 @@ import httpx
 from sqlalchemy import event, func, select, text
 
 sys.path.insert(0, str(Path(__file__).parent))
+import _asgi
 import caretime
 from _harness import postgres_database
 from caretime import migrate
@@ -114,46 +115,10 @@ class Burst:
         )
 
 
-def _request(path: str, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    raw = json.dumps(body).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.3"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"authorization", f"Bearer {KEY}".encode()),
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(raw)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
-    return scope, raw
-
-
 async def call(app: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    scope, raw = _request(path, body)
-    status: list[int] = []
-    chunks: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            status.append(message["status"])
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await app(dict(scope, state={}), receive, send)
-    return status[0], json.loads(b"".join(chunks) or b"{}")
+    raw = json.dumps(body).encode()
+    status, answer = await _asgi.call(app, _asgi.scope("POST", path, key=KEY, body=raw), raw)
+    return status, json.loads(answer or b"{}")
 
 
 async def call_desk(app: Any, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
