@@ -11,9 +11,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from caretime.dispatch.worker import Dispatcher
 from caretime.observability import THIRD_PARTY_LOGGERS, configure_logging, mask_phone_like
+from caretime.runtime import Runtime
 from tests.booking.support import make_availability, make_provider, make_reservation
 
 PATIENT = "Zebulon Quixmarker"
@@ -85,3 +88,18 @@ def test_ids_survive_the_phone_mask() -> None:
 
 def test_an_encoded_phone_in_a_url_is_still_masked() -> None:
     assert "2065550100" not in mask_phone_like("GET /calls?phone=%2B12065550100 HTTP/1.1")
+
+
+async def test_a_database_error_keeps_its_statements_parameters_out_of_its_text(
+    runtime: Runtime,
+) -> None:
+    """An unexpected database error is logged with its traceback (`unhandled_error`): the
+    statement's parameters, which hold names, phones and bodies, are not in its text."""
+    for engine in (runtime.engine, runtime.read_engine):
+        async with engine.connect() as connection:
+            with pytest.raises(DBAPIError) as raised:
+                await connection.execute(
+                    text("SELECT * FROM no_such_table WHERE name = :name"), {"name": PATIENT}
+                )
+        assert "no_such_table" in str(raised.value)
+        assert PATIENT not in str(raised.value)

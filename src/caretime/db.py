@@ -69,12 +69,16 @@ class Base(DeclarativeBase):
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An engine for `url`. On SQLite its transactions take the write lock up front."""
+    """An engine for `url`. On SQLite its transactions take the write lock up front.
+
+    Every engine keeps a statement's parameters out of its errors' text (`hide_parameters`):
+    they hold patients' names, phone numbers and message bodies, and an unexpected database
+    error is logged with its traceback."""
     if url.startswith("sqlite"):
         return _create_sqlite_engine(url, "BEGIN IMMEDIATE", **kwargs)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    engine = create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, hide_parameters=True, **kwargs)
     _ping_when_idle(engine)
     return engine
 
@@ -157,7 +161,7 @@ def _create_sqlite_engine(url: str, begin: str | None, **kwargs: Any) -> AsyncEn
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True, **kwargs)
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
