@@ -14,7 +14,6 @@ from sqlalchemy.exc import IntegrityError
 
 from caretime import apidocs, health, migrate, web
 from caretime.booking.router import router as booking_router
-from caretime.booking.router import tenant_policies
 from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
@@ -38,7 +37,7 @@ from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import numbers
 from caretime.tenancy import service as tenancy
-from caretime.tenancy.auth import current_policy, current_tenant, key_uses_of
+from caretime.tenancy.auth import current_policy, current_tenant, key_uses_of, policy_read_with
 from caretime.tenancy.keyuse import KeyUses
 from caretime.tenancy.router import router as tenancy_router
 from caretime.tenancy.service import StoredPolicyInvalid
@@ -121,7 +120,7 @@ def create_app(
         {
             current_tenant: [Unauthorized],
             current_policy: [StoredPolicyInvalid],
-            tenant_policies: [StoredPolicyInvalid],
+            policy_read_with: [StoredPolicyInvalid],
             require_operator_token: [Unauthorized],
         },
     )

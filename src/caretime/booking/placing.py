@@ -39,6 +39,7 @@ from caretime.db import is_postgres
 from caretime.events.webhooks.models import WebhookEndpoint
 from caretime.events.webhooks.patterns import matches
 from caretime.tenancy.models import ApiKey, Tenant
+from caretime.tenancy.service import KeyState
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Reading:
     and about the caller the key's state and the tenant's policy version (so the request
     needs no statement of its own for them), and whether its Idempotency-Key is taken."""
 
-    key: str  # the request's key as read now: "valid", "revoked" or "unknown" (deleted)
+    key: KeyState  # the request's key as read now ("unknown": deleted since)
     policy_version: int
     replayed: bool  # a reservation with the request's Idempotency-Key exists
     rows: Sequence[Row[Any]]
@@ -106,7 +107,7 @@ async def read_for_request(
     if not rows:  # the key is gone
         return Reading("unknown", 0, False, [])
     head = rows[0]
-    key = "valid" if head.revoked_at is None else "revoked"
+    key: KeyState = "valid" if head.revoked_at is None else "revoked"
     return Reading(key, head.policy_version, bool(head.replayed), rows)
 
 

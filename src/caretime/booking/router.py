@@ -8,9 +8,8 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import AwareDatetime
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from caretime.booking import (
     cursors,
@@ -61,14 +60,13 @@ from caretime.booking.validation import read_windows
 from caretime.booking.visit_type_router import router as visit_type_router
 from caretime.booking.waitlist_router import router as waitlist_router
 from caretime.deps import ClockDep, SessionDep, reading_first
-from caretime.errors import InvalidInput, Unauthorized
+from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
 from caretime.openapi import json_body, problems
 from caretime.storable import PathText, QueryText, Storable
-from caretime.tenancy.auth import PolicyCache, PolicyDep, TenantDep, policies_of
-from caretime.tenancy.policy import BookingPolicy, TenantPolicy
-from caretime.tenancy.service import StoredPolicyInvalid
+from caretime.tenancy.auth import PolicyDep, PolicyReadWithDep, TenantDep
+from caretime.tenancy.policy import BookingPolicy
 
 router = APIRouter(tags=["booking"])
 router.include_router(reservation_router)
@@ -293,7 +291,7 @@ def _slot_page(found: list[Slot], next_cursor: str | None) -> bytes:
 async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
-    policies: Annotated[PolicyCache, Depends(tenant_policies)],
+    policies: PolicyReadWithDep,
     session: SessionDep,
     clock: ClockDep,
     http: Request,
@@ -318,37 +316,13 @@ async def reserve(
             reader, tenant.id, tenant.key_id, body.provider_id, body.slot_start,
             body.visit_type, idempotency_key,
         )  # fmt: skip
-        policy = (await _policy_read_with(policies, reader, tenant.id, reading)).booking
+        policy = (await policies.policy(reader, reading.key, reading.policy_version)).booking
         tried = await reservations.attempt(
             reader, session, tenant.id, policy, request, reading, now=now
         )
     appointment = await reservations.finish(session, tenant.id, policy, request, tried, now=now)
     return Response(render_json(appointment, now), status.HTTP_201_CREATED,
                     media_type="application/json")  # fmt: skip
-
-
-async def tenant_policies(request: Request) -> PolicyCache:
-    """The process's parsed tenant policies, for a route that reads its tenant's policy
-    version with its own statement instead of PolicyDep's (reserve: the version comes with
-    the reservation's read); it can refuse as PolicyDep does (app.py documents it so)."""
-    return policies_of(request.app.state.runtime)
-
-
-async def _policy_read_with(
-    policies: PolicyCache, reader: AsyncConnection, tenant_id: str, reading: placing.Reading
-) -> TenantPolicy:
-    """The tenant's policy at the version `reading` found (as PolicyDep gives it), after
-    refusing a key revoked or deleted since it was checked."""
-    if reading.key != "valid":
-        raise Unauthorized(
-            "this API key has been revoked" if reading.key == "revoked" else "unknown API key"
-        )
-    parsed = policies.parsed(tenant_id, reading.policy_version)
-    if parsed is None:
-        parsed = await policies.read(reader, tenant_id)
-    if isinstance(parsed, StoredPolicyInvalid):
-        raise StoredPolicyInvalid(parsed.detail, **parsed.extensions)
-    return parsed
 
 
 @router.get("/reservations/{reservation_id}", responses=problems(ReservationNotFound))

@@ -43,9 +43,11 @@ from caretime.tenancy.models import Tenant
 from caretime.tenancy.policy import TenantPolicy
 from caretime.tenancy.service import (
     KeyCheck,
+    KeyState,
     StoredPolicyInvalid,
     check_key,
     hash_key,
+    key_refused,
     parse_policy,
     policy_version,
 )
@@ -79,10 +81,11 @@ class _ApiKeyBearer(HTTPBearer):
             raise Unauthorized(f"malformed API key: {problem}")
         runtime: Runtime = request.app.state.runtime
         key_hash = hash_key(plaintext)
-        key = keys_of(runtime).get(key_hash)
+        keys = keys_of(runtime)
+        key = keys.get(key_hash)
         version = None
         if key is None:
-            key = await _read_key(request, runtime, key_hash)
+            key = await _read_key(request, keys, key_hash)
             version = key.policy_version
         bind_tenant(key.tenant_id)
         act_for_request(request, api_key_actor(key.key_id))
@@ -98,12 +101,11 @@ current_tenant = _ApiKeyBearer(
 )
 
 
-async def _read_key(request: Request, runtime: Runtime, key_hash: str) -> KeyCheck:
+async def _read_key(request: Request, keys: KeyCache, key_hash: str) -> KeyCheck:
     """The key as the database has it now, kept in the key cache if it is valid (an
     unknown or revoked key raises before it could be kept). Read on a reader connection of
     its own (no dependency on the request's session: see `_ApiKeyBearer`), before the
     request's transaction begins."""
-    keys = keys_of(runtime)
     generation = keys.generation  # before the read: see KeyCache.put
     async with reading_first(request) as connection:
         key = await check_key(connection, key_hash)
@@ -126,6 +128,10 @@ async def current_policy(request: Request, tenant: TenantDep) -> TenantPolicy:
                 parsed = policies.parsed(tenant.id, version)
             if parsed is None:
                 parsed = await policies.read(connection, tenant.id)
+    return _usable(parsed)
+
+
+def _usable(parsed: TenantPolicy | StoredPolicyInvalid) -> TenantPolicy:
     if isinstance(parsed, StoredPolicyInvalid):
         raise StoredPolicyInvalid(parsed.detail, **parsed.extensions)
     return parsed
@@ -142,6 +148,36 @@ async def _current_version(runtime: Runtime, connection: AsyncConnection, key_id
 
 
 PolicyDep = Annotated[TenantPolicy, Depends(current_policy)]
+
+
+class PolicyReadWith:
+    """PolicyDep for a route whose own first statement reads the key's state and the
+    tenant's policy version beside its own rows (POST /reservations reads them with the
+    place), so that it needs no statement for them: the same refusals and the same policy."""
+
+    def __init__(self, runtime: Runtime, tenant: CurrentTenant) -> None:
+        self.runtime, self.tenant = runtime, tenant
+
+    async def policy(
+        self, connection: AsyncConnection, key: KeyState, version: int
+    ) -> TenantPolicy:
+        """The policy at `version`, after refusing a key revoked or deleted since it was
+        checked (and no longer serving it from this process's key cache)."""
+        if key != "valid":
+            keys_of(self.runtime).forget(self.tenant.key_id)
+            raise key_refused(revoked=key == "revoked")
+        policies = policies_of(self.runtime)
+        parsed = policies.parsed(self.tenant.id, version)
+        if parsed is None:
+            parsed = await policies.read(connection, self.tenant.id)
+        return _usable(parsed)
+
+
+async def policy_read_with(request: Request, tenant: TenantDep) -> PolicyReadWith:
+    return PolicyReadWith(request.app.state.runtime, tenant)
+
+
+PolicyReadWithDep = Annotated[PolicyReadWith, Depends(policy_read_with)]
 
 
 def forget_key_when_committed(runtime: Runtime, session: AsyncSession, key_id: str) -> None:

@@ -43,9 +43,9 @@ class KeyUses:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
         self.pending: dict[str, datetime] = {}
-        # What the last flush wrote: a request served from the key cache may carry a last
-        # use read before that flush, and must not note the key again for it (the cache
-        # lives seconds, flushes are FLUSH_SECONDS apart: the last one is enough).
+        # What the flushes wrote, by key: a request served from the key cache may carry a
+        # last use read before a flush, and must not note the key again for it (one entry a
+        # key: it grows with the keys in use, not with the requests).
         self.written: dict[str, datetime] = {}
 
     def note(self, key_id: str, stored: datetime | None, now: datetime) -> None:
@@ -75,7 +75,7 @@ class KeyUses:
             for key_id, at in uses.items():
                 self.pending.setdefault(key_id, at)
             raise
-        self.written = uses
+        self.written.update(uses)
         return len(uses)
 
     async def flush_every(self, seconds: float = FLUSH_SECONDS) -> None:

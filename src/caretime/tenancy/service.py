@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, select
@@ -112,11 +112,9 @@ async def check_key(connection: AsyncConnection, key_hash: str) -> KeyCheck:
     not checked the key within CARETIME_KEY_CACHE_SECONDS (`keycache`)."""
     # On a connection, not through the ORM: six columns need no entity loading.
     row = (await connection.execute(_KEY_CHECK, {"key_hash": key_hash})).first()
-    if row is None:
-        raise Unauthorized("unknown API key")
-    key_id, tenant_id, revoked_at, last_used_at, name, version = row
-    if revoked_at is not None:
-        raise Unauthorized("this API key has been revoked")
+    if row is None or row.revoked_at is not None:
+        raise key_refused(revoked=row is not None)
+    key_id, tenant_id, _, last_used_at, name, version = row
     return KeyCheck(key_id, tenant_id, name, version, last_used_at)
 
 
@@ -132,13 +130,19 @@ async def policy_version(connection: AsyncConnection, key_id: str) -> int:
     cache), by the key's primary key: the one statement also re-reads the key's revocation,
     so a route that reads the policy refuses a revoked key at once at no extra cost."""
     row = (await connection.execute(_POLICY_VERSION, {"key_id": key_id})).first()
-    if row is None:
-        raise Unauthorized("unknown API key")
-    revoked_at, version = row
-    if revoked_at is not None:
-        raise Unauthorized("this API key has been revoked")
-    version_read: int = version
+    if row is None or row.revoked_at is not None:
+        raise key_refused(revoked=row is not None)
+    version_read: int = row.policy_version
     return version_read
+
+
+# A key as a route's own statement read it again beside its rows (auth.PolicyReadWith).
+KeyState = Literal["valid", "revoked", "unknown"]
+
+
+def key_refused(*, revoked: bool) -> Unauthorized:
+    """The 401 for a key found revoked, or not found at all (unknown, or deleted)."""
+    return Unauthorized("this API key has been revoked" if revoked else "unknown API key")
 
 
 async def authenticate(session: AsyncSession, plaintext: str) -> tuple[Tenant, ApiKey]:
@@ -148,11 +152,9 @@ async def authenticate(session: AsyncSession, plaintext: str) -> tuple[Tenant, A
         .where(ApiKey.key_hash == hash_key(plaintext))
     )
     row = result.first()
-    if row is None:
-        raise Unauthorized("unknown API key")
+    if row is None or row[0].revoked_at is not None:
+        raise key_refused(revoked=row is not None)
     key, tenant = row
-    if key.revoked_at is not None:
-        raise Unauthorized("this API key has been revoked")
     return tenant, key
 
 
