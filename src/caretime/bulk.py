@@ -383,14 +383,10 @@ def _as_json_array(table: Table, name: str, values: Sequence[Any]) -> str:
     if python_type is datetime:
         for value in set(values):  # a batch's instants repeat: each distinct one checked once
             if value is not None:
-                _instant_text(value)  # refuses a naive one
+                _refuse_naive(value)
     elif python_type not in (int, bool, str) or not _all_of_type(values, python_type):
         values = [None if value is None else _str(value) for value in values]
-    try:
-        return _json_array(values)
-    except TypeError:  # what orjson does not take (an integer beyond 64 bits, another type)
-        as_text = _TEXT_BY_PYTHON_TYPE.get(python_type, _str)
-        return _encode_json([None if value is None else as_text(value) for value in values])
+    return _json_array(values)
 
 
 def _all_of_type(values: Sequence[Any], kind: type) -> bool:
@@ -407,7 +403,7 @@ def _scalar(table: Table, name: str, value: Any) -> Any:
     if isinstance(table.c[name].type, JSON):
         return _json_text(value)
     if isinstance(value, datetime):
-        _instant_text(value)  # refuses a naive one
+        _refuse_naive(value)
     return value
 
 
@@ -421,17 +417,9 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _bool_text(value: bool) -> str:
-    return "t" if value else "f"
-
-
-def _instant_text(value: datetime) -> str:
+def _refuse_naive(value: datetime) -> None:
     if value.tzinfo is None:
         raise ValueError("naive datetime written to the database")
-    return value.isoformat()
-
-
-_TEXT_BY_PYTHON_TYPE: dict[type, Any] = {bool: _bool_text, datetime: _instant_text}
 
 
 def _json_text(value: Any) -> str | None:

@@ -79,11 +79,11 @@ async def test_a_chunk_the_database_refuses_leaves_nothing_of_the_batch(
     contacts, events and jobs, and the batch itself, go with it."""
     items = make_items(count=20)
     items[16]["name"] = "refused"
-    async with runtime.sessions() as session:
-        for statement in _REFUSING[database.kind]:
-            await session.execute(text(statement))
-        await session.commit()
     try:
+        async with runtime.sessions() as session:
+            for statement in _REFUSING[database.kind]:
+                await session.execute(text(statement))
+            await session.commit()
         response = await client.post("/schedule", json=items)
     finally:
         async with runtime.sessions() as session:

@@ -154,13 +154,30 @@ async def overlapped(
     before (the database's work, usually). `prepare` must be pure CPU work, and safe to run in
     a thread one span at a time."""
     first, *rest = spans(count)
-    ready = await asyncio.to_thread(prepare, first) if count > INLINE_ITEMS else prepare(first)
+    ready = await off_the_loop(prepare, first)
     results: list[R] = []
     for following in rest:
-        result, ready = await asyncio.gather(consume(ready), asyncio.to_thread(prepare, following))
+        # Both run to their end before a failure of either is raised: a chunk's write must
+        # not go on using the session while its request unwinds (plain gather would return
+        # at the first failure and leave the other running).
+        result, prepared = await asyncio.gather(
+            consume(ready), asyncio.to_thread(prepare, following), return_exceptions=True
+        )
+        if isinstance(result, BaseException):
+            raise result
+        if isinstance(prepared, BaseException):
+            raise prepared
         results.append(result)
+        ready = prepared
     results.append(await consume(ready))
     return results
+
+
+async def off_the_loop(work: Callable[[Span], P], span: Span) -> P:
+    """`work(span)`, in a worker thread when the span holds more than INLINE_ITEMS items."""
+    if span.end - span.start > INLINE_ITEMS:
+        return await asyncio.to_thread(work, span)
+    return work(span)
 
 
 class _Chunker:

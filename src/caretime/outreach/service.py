@@ -7,7 +7,6 @@ the existing per-minute load, so concurrent batches never overfill a minute.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -34,10 +33,10 @@ from caretime.outreach.intake import (
 )
 from caretime.outreach.models import OutreachBatch
 from caretime.outreach.pipeline import (
-    INLINE_ITEMS,
     BatchPlanning,
     Describe,
     Span,
+    off_the_loop,
     plan_and_write,
 )
 from caretime.outreach.repository import BatchRepository, CallRepository
@@ -160,11 +159,7 @@ async def _dry_run(
     now: datetime,
 ) -> BatchResult:
     """The plan, item for item, without task ids; nothing written."""
-    whole = Span(0, len(items))
-    if len(items) > INLINE_ITEMS:
-        outcomes = await asyncio.to_thread(planning, whole)
-    else:
-        outcomes = planning(whole)
+    outcomes = await off_the_loop(planning, Span(0, len(items)))
     ledger = planning.planner.ledger
     series_outcomes, series = preview_all(calling, items, recurring, ledger, now=now)
     outcomes = _merged(outcomes, series_outcomes)
