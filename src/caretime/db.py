@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -233,8 +234,9 @@ def holds_contended_lock(session: AsyncSession) -> bool:
     return bool(session.info.get(_CONTENDED))
 
 
-def is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def is_postgres(on: AsyncSession | AsyncConnection) -> bool:
+    dialect = on.dialect if isinstance(on, AsyncConnection) else on.get_bind().dialect
+    return dialect.name == "postgresql"
 
 
 @asynccontextmanager

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
+
+from caretime.booking.availability import Window
+from caretime.booking.grid import Span, VisitShape
 
 NEW_YORK = "America/New_York"
 
@@ -89,3 +94,18 @@ async def slot_starts(
     response = await client.get("/slots", params=params)
     assert response.status_code == 200, response.text
     return [slot["start"] for slot in response.json()["slots"]]
+
+
+def visit_starts(windows: Iterable[Window], grid: timedelta, shape: VisitShape) -> Iterator[Span]:
+    """(start, occupied end) of each grid start, counted from a window's start, at which the
+    visit and its buffers fit inside that window: every start tried in turn, the plain
+    definition the product's counted and direct checks are held to."""
+    for window in windows:
+        start = window.start
+        while True:
+            occupied_start, occupied_end = shape.occupied(start)
+            if occupied_end > window.end:
+                break
+            if occupied_start >= window.start:
+                yield start, occupied_end
+            start += grid

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from caretime.booking import lifecycle, reservations
+from caretime.booking import lifecycle
 from caretime.booking.availability import Window
 from caretime.booking.errors import InvalidTransition
-from caretime.booking.grid import VisitShape, visit_starts
+from caretime.booking.grid import VisitShape, is_visit_start
 from caretime.booking.models import Appointment
 from caretime.booking.rendering import render, render_json
 from caretime.clock import FrozenClock
@@ -22,7 +22,13 @@ from caretime.db import transaction
 from caretime.dispatch.worker import Dispatcher
 from caretime.runtime import Runtime
 from caretime.tenancy.models import ApiKey
-from tests.booking.support import make_availability, make_provider, make_reservation, slot_starts
+from tests.booking.support import (
+    make_availability,
+    make_provider,
+    make_reservation,
+    slot_starts,
+    visit_starts,
+)
 from tests.conftest import LiveServer
 from tests.support import TEST_API_KEY, bearer, make_tenant
 
@@ -328,7 +334,7 @@ def test_a_start_is_checked_as_the_slot_list_offers_it(
     offered = {start for start, _ in visit_starts(windows, grid, shape)}
     moment = datetime.fromisoformat("2026-03-03T12:00Z")
     for _ in range(12 * 12):
-        assert reservations._starts_a_visit(windows, grid, shape, moment) == (moment in offered)
+        assert is_visit_start(windows, grid, shape, moment) == (moment in offered)
         moment += timedelta(minutes=5)
 
 

@@ -10,7 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from caretime.booking.availability import Window
-from caretime.booking.grid import Slot, Span, VisitShape, free_slots, visit_starts
+from caretime.booking.grid import Slot, Span, VisitShape, free_slots
+from tests.booking.support import visit_starts
 
 T0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 GRID = timedelta(minutes=15)

@@ -51,18 +51,19 @@ class VisitShape:
         )
 
 
-def visit_starts(windows: Iterable[Window], grid: timedelta, shape: VisitShape) -> Iterator[Span]:
-    """(start, occupied end) of each grid start, counted from a window's start, at which the
-    visit and its buffers fit inside that window."""
-    for window in windows:
-        start = window.start
-        while True:
-            occupied_start, occupied_end = shape.occupied(start)
-            if occupied_end > window.end:
-                break
-            if occupied_start >= window.start:
-                yield start, occupied_end
-            start += grid
+def is_visit_start(
+    windows: Iterable[Window], grid: timedelta, shape: VisitShape, start: datetime
+) -> bool:
+    """Whether a visit may start at `start`: a whole number of grid steps from a window's
+    start, with the visit and its buffers inside that window. (Its occupied start is never
+    after `start`, so inside the window it is not before the window's start either.)"""
+    occupied_start, occupied_end = shape.occupied(start)
+    return any(
+        window.start <= occupied_start
+        and occupied_end <= window.end
+        and (start - window.start) % grid == timedelta(0)
+        for window in windows
+    )
 
 
 def cut(windows: Iterable[Window], length: timedelta) -> Iterator[Span]:

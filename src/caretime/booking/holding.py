@@ -92,7 +92,7 @@ async def write_alone(
     commit sends the NOTIFY, once a minute)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
     event_id = new_id("evt")
-    if connection.dialect.name == "postgresql":
+    if is_postgres(connection):
         written, sweep_job = await _write_postgres(connection, hold, event_id, event_data,
                                                    sweep_at)  # fmt: skip
     else:

@@ -101,7 +101,7 @@ async def read_for_request(
     (endpoints not locked: a request that delivers to one locks them in its transaction)."""
     params = _place_params(tenant_id, provider_id, slot_start, visit_type)
     params |= {"key_id": key_id, "idempotency_key": idempotency_key}
-    postgres = connection.dialect.name == "postgresql"
+    postgres = is_postgres(connection)
     statement = _request_statement(postgres, visit_type is not None, idempotency_key is not None)
     rows = (await connection.execute(statement, params)).all()
     if not rows:  # the key is gone

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking import holding, lifecycle, placing, texts, visit_types
-from caretime.booking.availability import Rule, Window, effective_windows
+from caretime.booking.availability import Rule, effective_windows
 from caretime.booking.errors import (
     OffGrid,
     OutsideAvailability,
@@ -32,7 +32,7 @@ from caretime.booking.errors import (
     TooLittleNotice,
 )
 from caretime.booking.events import HELD, appointment_data
-from caretime.booking.grid import VisitShape, on_grid
+from caretime.booking.grid import VisitShape, is_visit_start, on_grid
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
 from caretime.booking.occupancy import check_day_limit
@@ -69,11 +69,9 @@ async def reserve(
     availability, the day's limit, and last the time being free), so each request gets the
     same error it always did."""
     if request.idempotency_key is not None:
-        existing = await AppointmentRepository(session, tenant_id).by_idempotency_key(
-            request.idempotency_key
-        )
+        existing = await _replay(session, tenant_id, request)
         if existing is not None:
-            return _same_request(existing, request)
+            return existing
     check_notice(request.slot_start, policy, now)
     default = visit_types.default_shape(policy)
     place = await placing.read_place(
@@ -106,9 +104,10 @@ async def attempt(
 ) -> Attempt:
     """`reserve`'s checks, in its order, on what the request read already (on `reader`,
     outside any write transaction: placing.read_for_request). A hold that needs nothing else
-    written with it is written here, as a transaction of its own (holding.write_alone). The
-    caller lets go of `reader` before `finish`: a request never holds two connections while
-    it waits for one."""
+    written with it is written here, as a transaction of its own (holding.write_alone: on
+    SQLite a writer connection, taken while `reader` is held; readers have a pool of their
+    own there). The caller lets go of `reader` before `finish`, whose transaction may wait
+    for a connection of the pool `reader` came from on PostgreSQL."""
     if reading.replayed:
         return Attempt(None)
     check_notice(request.slot_start, policy, now)
@@ -250,26 +249,10 @@ def check_slot_in(
     first, last = day - timedelta(days=1), day + timedelta(days=1)
     windows = effective_windows(rules, zone, first, last)
     grid = timedelta(minutes=policy.slot_minutes)
-    if not _starts_a_visit(windows, grid, shape, slot_start):
+    if not is_visit_start(windows, grid, shape, slot_start):
         raise OutsideAvailability(
             f"provider {provider.id!r} has no {_visit_words(shape)} starting then"
         )
-
-
-def _starts_a_visit(
-    windows: Sequence[Window], grid: timedelta, shape: VisitShape, slot_start: datetime
-) -> bool:
-    """Whether `slot_start` is one of grid.visit_starts(windows, grid, shape): a whole number
-    of grid steps from a window's start, with the visit and its buffers inside that window.
-    Asked directly: listing every start of three days to find one took ~0.1 ms a request."""
-    occupied_start, occupied_end = shape.occupied(slot_start)
-    return any(
-        window.start <= occupied_start
-        and occupied_end <= window.end
-        and window.start <= slot_start
-        and (slot_start - window.start) % grid == timedelta(0)
-        for window in windows
-    )
 
 
 def _visit_words(shape: VisitShape) -> str:
