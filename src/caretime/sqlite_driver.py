@@ -12,16 +12,18 @@ from __future__ import annotations
 import collections
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 Outcome = tuple[Any, int, int | None, list[Any]]
+T = TypeVar("T")
 
 
 def _run_statement(connection: sqlite3.Connection, operation: str, parameters: Any) -> Outcome:
@@ -116,6 +118,19 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+
+async def on_connection_thread(
+    connection: AsyncConnection, work: Callable[..., T], *args: Any
+) -> T:
+    """`work(sqlite3_connection, *args)` in one hop to `connection`'s thread, as this
+    module's cursors run a statement: for work that must run there as a whole (several
+    statements of one transaction with nothing in between)."""
+    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    async with adapted._execute_mutex:
+        aiosqlite_connection = adapted._connection
+        outcome: T = await aiosqlite_connection._execute(work, aiosqlite_connection._conn, *args)
+        return outcome
 
 
 def one_hop(dbapi_connection: Any) -> None:

@@ -22,6 +22,8 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
+from caretime.sqlite_driver import on_connection_thread
+
 # Compiles with :name parameters (sqlite3 binds those from a dict); the types' conversions
 # are those of the aiosqlite dialect (it is the pysqlite one, made async).
 _DIALECT = SQLiteDialect_pysqlite(paramstyle="named")
@@ -67,9 +69,7 @@ async def write_at_once(engine: AsyncEngine, writes: Insert3) -> tuple[bool, int
     else (True, the sweep job's id if this wrote it)."""
     bound = [(prepared.sql, _bound(prepared, values)) for prepared, values in writes]
     async with engine.connect() as connection:
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection  # the aiosqlite connection
-        outcome: tuple[bool, int | None] = await driver._execute(_run, driver._conn, bound)
+        outcome: tuple[bool, int | None] = await on_connection_thread(connection, _run, bound)
     return outcome
 
 
