@@ -78,7 +78,8 @@ async def test_a_batch_of_calls_from_scheduled_to_batch_completed(
     scheduled = (await feed(client, type="call.scheduled"))[0]["data"]
     assert scheduled["status"] == "scheduled"
     # No number in any spelling; a short fragment like "212" could match a random id.
-    assert "5550100" not in str(scheduled) and "555-0100" not in str(scheduled)
+    assert "5550100" not in str(scheduled)
+    assert "555-0100" not in str(scheduled)
     assert "Ann" not in str(await feed(client))  # PHI-minimal: no names
 
 
