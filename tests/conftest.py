@@ -221,7 +221,12 @@ def live_server(settings: Settings) -> Iterator[LiveServer]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    # A long keep-alive: on a starved machine the server's 5-s idle timer can fire before it
+    # reads a request already sent on that connection, and the client sees a ReadError that
+    # says nothing about the product (two race tests failed so under a load of 8).
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, timeout_keep_alive=60
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
