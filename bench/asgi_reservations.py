@@ -116,10 +116,15 @@ STAGES = {
     "key check": ("caretime.tenancy.auth", "check_key"),
     "the read": ("caretime.booking.placing", "read_for_request"),
     "the read (main)": ("caretime.booking.holding", "read_place"),
-    "checks + write": ("caretime.booking.reservations", "attempt"),
+    "all of it (route)": ("caretime.booking.reserving", "reserve_requested"),
+    "known place: checks + write": ("caretime.booking.reserving", "_write_known"),
+    "  its write": ("caretime.booking.holding", "write_known"),
+    "checks + write": ("caretime.booking.reserving", "attempt"),
+    "checks + write (main)": ("caretime.booking.reservations", "attempt"),
     "  the write": ("caretime.booking.holding", "write_alone"),
     "  the write (main)": ("caretime.booking.holding", "write_hold"),
-    "finish (transaction)": ("caretime.booking.reservations", "finish"),
+    "finish (transaction)": ("caretime.booking.reserving", "finish"),
+    "finish (main)": ("caretime.booking.reservations", "finish"),
     "reserve (all of it)": ("caretime.booking.reservations", "reserve"),
     "answer (orjson)": ("caretime.booking.router", "render_json"),
     "answer (model)": ("caretime.booking.router", "render"),
@@ -192,7 +197,7 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
     await runtime.close()
     for stage, times in stages.items():
         if times:
-            print(f"  {stage:22} {sum(times) / len(times) * 1e6:6.0f} µs CPU x {len(times)}")
+            print(f"  {stage:28} {sum(times) / len(times) * 1e6:6.0f} µs CPU x {len(times)}")
     medians = {name: statistics.median(values) for name, values in spent.items()}
     for name, values in spent.items():
         print(f"{name:9} CPU per request: median {medians[name]:.0f} µs "
