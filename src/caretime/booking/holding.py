@@ -117,22 +117,20 @@ async def write_alone(
 
 async def write_known(
     connection: AsyncConnection,
-    session: AsyncSession,
     hold: Appointment,
     event_data: dict[str, Any],
     as_read: dict[str, Any],
-) -> bool:
+) -> tuple[bool, datetime | None]:
     """write_alone on PostgreSQL, only if what the request's checks read is still so
     (placing.still_as_read, its parameters `as_read`): False, with nothing written, if it is
-    not, or if the time or the Idempotency-Key is taken."""
+    not, or if the time or the Idempotency-Key is taken. Second, the minute of the sweep job
+    this wrote, if it wrote one (for the caller to wake the workers: mark_enqueued)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
     statement = _known_write(hold.visit_type_id is not None)
     written, sweep_job = await _write_postgres(
         connection, hold, new_id("evt"), event_data, sweep_at, statement, as_read
     )
-    if sweep_job is not None:
-        mark_enqueued(session, sweep_at)
-    return written
+    return written, None if sweep_job is None else sweep_at
 
 
 @functools.cache

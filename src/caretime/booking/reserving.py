@@ -33,7 +33,9 @@ from caretime.booking.reservations import (
     new_hold,
     reserve,
 )
+from caretime.db import transaction
 from caretime.deps import reading_first
+from caretime.dispatch.wakeup import mark_enqueued
 from caretime.errors import CaretimeError
 from caretime.events.webhooks.outbox import subscribed_endpoints
 from caretime.runtime import Runtime
@@ -45,19 +47,34 @@ async def reserve_requested(
     http: Request,
     tenant: CurrentTenant,
     policies: PolicyReadWith,
-    session: AsyncSession,
     request: ReservationRequest,
     *,
     now: datetime,
 ) -> Appointment:
-    """Hold the visit for an API request, or raise why not, as `reserve` would."""
+    """Hold the visit for an API request, or raise why not, as `reserve` would. The request's
+    transaction (committed before this returns) is opened only by a request that needs one:
+    a hold written in one statement writes nothing else."""
     runtime: Runtime = http.app.state.runtime
     places = known_places(runtime)
     known = places.get(_place_key(tenant.id, request))
     if known is not None and not request.confirm_by_sms:
-        hold = await _write_known(http, runtime, session, tenant, request, known, now)
+        hold = await _write_known(http, runtime, tenant, request, known, now)
         if hold is not None:
             return hold
+    async with transaction(runtime.sessions) as session:
+        return await _read_first(http, session, tenant, policies, request, places, now)
+
+
+async def _read_first(
+    http: Request,
+    session: AsyncSession,
+    tenant: CurrentTenant,
+    policies: PolicyReadWith,
+    request: ReservationRequest,
+    places: KnownPlaces,
+    now: datetime,
+) -> Appointment:
+    """Read what the checks need (remembering the place), then `attempt` and `finish`."""
     async with reading_first(http) as reader:
         reading = await placing.read_for_request(
             reader, tenant.id, tenant.key_id, request.provider_id, request.slot_start,
@@ -216,7 +233,6 @@ def _place_key(tenant_id: str, request: ReservationRequest) -> _PlaceKey:
 async def _write_known(
     http: Request,
     runtime: Runtime,
-    session: AsyncSession,
     tenant: CurrentTenant,
     request: ReservationRequest,
     known: KnownPlace,
@@ -240,7 +256,10 @@ async def _write_known(
     as_read |= {"key_id": tenant.key_id, "policy_version": known.policy_version,
                 "fingerprint": known.fingerprint}  # fmt: skip
     async with reading_first(http) as connection:
-        written = await holding.write_known(
-            connection, session, hold, appointment_data(hold), as_read
+        written, sweep_at = await holding.write_known(
+            connection, hold, appointment_data(hold), as_read
         )
+    if sweep_at is not None:  # this wrote the minute's sweep job: wake the workers
+        async with transaction(runtime.sessions) as session:
+            mark_enqueued(session, sweep_at)
     return hold if written else None

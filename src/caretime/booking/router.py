@@ -292,8 +292,6 @@ async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
     policies: PolicyReadWithDep,
-    session: SessionDep,
-    clock: ClockDep,
     http: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
@@ -310,10 +308,8 @@ async def reserve(
         body.visit_type,
         body.confirm_by_sms,
     )
-    now = clock.now()
-    appointment = await reserving.reserve_requested(
-        http, tenant, policies, session, request, now=now
-    )
+    now = http.app.state.runtime.clock.now()
+    appointment = await reserving.reserve_requested(http, tenant, policies, request, now=now)
     return Response(render_json(appointment, now), status.HTTP_201_CREATED,
                     media_type="application/json")  # fmt: skip
 
