@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from caretime.booking import placing, sqlite_hold
+from caretime.booking import placing, postgres_hold, sqlite_hold
 from caretime.booking.events import HELD
 from caretime.booking.models import Appointment
 from caretime.clock import isoformat_z
@@ -127,10 +127,9 @@ async def write_known(
     this wrote, if it wrote one (for the caller to wake the workers: mark_enqueued)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
     statement = _known_write(hold.visit_type_id is not None)
-    written, sweep_job = await _write_postgres(
-        connection, hold, new_id("evt"), event_data, sweep_at, statement, as_read
-    )
-    return written, None if sweep_job is None else sweep_at
+    params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
+    written = await postgres_hold.fetch_one(connection, statement, params)
+    return written["held"] == 1, None if written["sweep_job"] is None else sweep_at
 
 
 @functools.cache
@@ -226,13 +225,19 @@ async def _write_postgres(
     event_id: str,
     event_data: dict[str, Any],
     sweep_at: datetime,
-    statement: Select[Any] = _POSTGRES_WRITE,
-    condition: dict[str, Any] | None = None,
 ) -> tuple[bool, int | None]:
+    params = _postgres_params(hold, event_id, event_data, sweep_at)
+    written = (await session.execute(_POSTGRES_WRITE, params)).one()
+    return written.held == 1, written.sweep_job
+
+
+def _postgres_params(
+    hold: Appointment, event_id: str, event_data: dict[str, Any], sweep_at: datetime
+) -> dict[str, Any]:
     row = _hold_row(hold)
     del row["status"], row["updated_at"]
     row["now"] = row.pop("created_at")
-    params = {
+    return {
         **row,
         "event_id": event_id,
         "event_data": event_data,
@@ -241,10 +246,7 @@ async def _write_postgres(
         "sweep_at": sweep_at,
         "max_attempts": DEFAULT_MAX_ATTEMPTS,
         "sweep_key": sweep_key(hold.tenant_id, hold.hold_expires_at),
-        **(condition or {}),
     }
-    written = (await session.execute(statement, params)).one()
-    return written.held == 1, written.sweep_job
 
 
 # SQLite's three inserts, built once: a statement built per request (`.values(row)`) costs
