@@ -28,6 +28,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    case,
     func,
     insert,
     literal,
@@ -116,25 +117,42 @@ async def write_alone(
 
 
 async def write_known(
-    connection: AsyncConnection,
+    reader: AsyncEngine,
+    writer: AsyncEngine,
     hold: Appointment,
     event_data: dict[str, Any],
     as_read: dict[str, Any],
 ) -> tuple[bool, datetime | None]:
-    """write_alone on PostgreSQL, only if what the request's checks read is still so
-    (placing.still_as_read, its parameters `as_read`): False, with nothing written, if it is
-    not, or if the time or the Idempotency-Key is taken. Second, the minute of the sweep job
-    this wrote, if it wrote one (for the caller to wake the workers: mark_enqueued)."""
+    """write_alone, only if what the request's checks read is still so (placing.still_as_read,
+    its parameters `as_read`): False, with nothing written, if it is not, or if the time or
+    the Idempotency-Key is taken. On PostgreSQL one statement on a `reader` connection
+    (autocommit), on SQLite the check and the three inserts in one hop to a `writer`
+    connection's thread. Second, the minute of the sweep job this wrote, if it wrote one
+    (for the caller to wake the workers: mark_enqueued)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
-    statement = _known_write(hold.visit_type_id is not None)
-    params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
-    written = await postgres_hold.fetch_one(connection, statement, params)
-    return written["held"] == 1, None if written["sweep_job"] is None else sweep_at
+    with_visit_type = hold.visit_type_id is not None
+    if reader.dialect.name == "postgresql":
+        params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
+        async with reader.connect() as connection:
+            row = await postgres_hold.fetch_one(connection, _known_write(with_visit_type), params)
+        written, sweep_job = row["held"] == 1, row["sweep_job"]
+    else:
+        if not with_visit_type:
+            as_read = {name: value for name, value in as_read.items() if name != "visit_type"}
+        check = sqlite_hold.prepared(_known_check(with_visit_type), tuple(as_read))
+        writes = _sqlite_writes(hold, new_id("evt"), event_data, sweep_at)
+        written, sweep_job = await sqlite_hold.write_at_once(writer, writes, (check, as_read))
+    return written, None if sweep_job is None else sweep_at
 
 
 @functools.cache
 def _known_write(with_visit_type: bool) -> Select[Any]:
-    return _postgres_write(placing.still_as_read(with_visit_type))
+    return _postgres_write(placing.still_as_read(True, with_visit_type))
+
+
+@functools.cache
+def _known_check(with_visit_type: bool) -> Select[Any]:
+    return select(case((placing.still_as_read(False, with_visit_type), 1), else_=0))
 
 
 def _hold_row(hold: Appointment) -> dict[str, Any]:

@@ -86,8 +86,8 @@ class Reading:
     policy_version: int
     replayed: bool  # a reservation with the request's Idempotency-Key exists
     rows: Sequence[Row[Any]]
-    # PostgreSQL: the place's rows as one text (`place_fingerprint`), for a later write to
-    # check that the place is still what was read (reserving.write_known); None on SQLite
+    # The place's rows as one text (`place_fingerprint`), for a later write to check that
+    # the place is still what was read (holding.write_known)
     fingerprint: str | None = None
 
     def place(
@@ -117,8 +117,7 @@ async def read_for_request(
         return Reading("unknown", 0, False, [])
     head = rows[0]
     key: KeyState = "valid" if head.revoked_at is None else "revoked"
-    fingerprint = head.fingerprint if postgres else None
-    return Reading(key, head.policy_version, bool(head.replayed), rows, fingerprint)
+    return Reading(key, head.policy_version, bool(head.replayed), rows, head.fingerprint)
 
 
 def place_params(
@@ -207,8 +206,8 @@ def _request_statement(postgres: bool, with_visit_type: bool, with_key: bool) ->
             ),
         )
     )
-    if postgres:
-        statement = statement.add_columns(place_fingerprint(with_visit_type).label("fingerprint"))
+    fingerprint = place_fingerprint(postgres, with_visit_type).label("fingerprint")
+    statement = statement.add_columns(fingerprint)
     return _with_rules_and_visit_type(statement, with_visit_type).where(
         ApiKey.id == bindparam("key_id", type_=String()),
         ApiKey.tenant_id == bindparam("tenant_id", type_=String()),
@@ -216,8 +215,8 @@ def _request_statement(postgres: bool, with_visit_type: bool, with_key: bool) ->
 
 
 @functools.cache
-def still_as_read(with_visit_type: bool) -> ColumnElement[bool]:
-    """PostgreSQL: what a request read before is still so (the key valid, the tenant's policy
+def still_as_read(postgres: bool, with_visit_type: bool) -> ColumnElement[bool]:
+    """What a request read before is still so (the key valid, the tenant's policy
     at the version read, the place's fingerprint the one read), for a write conditioned on
     it. Its parameters are the place's, `key_id`, `policy_version` and `fingerprint`."""
     key_valid = exists().where(
@@ -228,19 +227,24 @@ def still_as_read(with_visit_type: bool) -> ColumnElement[bool]:
         Tenant.policy_version == bindparam("policy_version", type_=Integer()),
     )
     fingerprint = bindparam("fingerprint", type_=Text())
-    return and_(key_valid, place_fingerprint(with_visit_type) == fingerprint)
+    return and_(key_valid, place_fingerprint(postgres, with_visit_type) == fingerprint)
 
 
 @functools.cache
-def place_fingerprint(with_visit_type: bool) -> ScalarSelect[Any]:
-    """PostgreSQL: everything a reservation's checks read about its place (the provider,
-    its rules near the slot, the visit type's shape, the endpoints), as one text: each row
-    as PostgreSQL renders a record, in the order of that text, so that the same rows give
-    the same text in any statement, and any change to one gives another (NULL: no
-    provider). Its parameters are the place's."""
-    place = _place_select(postgres=True, lock=False, with_visit_type=with_visit_type)
-    row = cast(place.correlate(None).subquery("place").table_valued(), Text)
-    rows = select(func.string_agg(row, aggregate_order_by(literal("|"), row)))
+def place_fingerprint(postgres: bool, with_visit_type: bool) -> ScalarSelect[Any]:
+    """Everything a reservation's checks read about its place (the provider, its rules near
+    the slot, the visit type's shape, the endpoints), as one text: each row rendered by
+    the database (PostgreSQL: as a record; SQLite: as a JSON array), in the order of that
+    text, so that the same rows give the same text in any statement, and any change to
+    one gives another (NULL: no provider). Its parameters are the place's."""
+    place = _place_select(postgres, lock=False, with_visit_type=with_visit_type)
+    columns = place.correlate(None).subquery("place")
+    if postgres:
+        row = cast(columns.table_valued(), Text)
+        rows = select(func.string_agg(row, aggregate_order_by(literal("|"), row)))
+    else:  # SQLite's group_concat takes its rows in the order its subquery gives them
+        ordered = select(func.json_array(*columns.c).label("row")).order_by("row").subquery()
+        rows = select(func.group_concat(ordered.c.row, "|"))
     return rows.correlate(None).scalar_subquery()
 
 

@@ -255,10 +255,9 @@ async def _write_known(
                                    request.visit_type)  # fmt: skip
     as_read |= {"key_id": tenant.key_id, "policy_version": known.policy_version,
                 "fingerprint": known.fingerprint}  # fmt: skip
-    async with reading_first(http) as connection:
-        written, sweep_at = await holding.write_known(
-            connection, hold, appointment_data(hold), as_read
-        )
+    written, sweep_at = await holding.write_known(
+        runtime.read_engine, runtime.engine, hold, appointment_data(hold), as_read
+    )
     if sweep_at is not None:  # this wrote the minute's sweep job: wake the workers
         async with transaction(runtime.sessions) as session:
             mark_enqueued(session, sweep_at)
