@@ -152,9 +152,9 @@ def _count_on_the_driver(statements: list[str]) -> None:
         return
     fetch_one = postgres_hold.fetch_one
 
-    async def noted(connection: Any, statement: Any, params: Any) -> Any:
-        _note(statements, postgres_hold.prepared(statement, connection.dialect).sql)
-        return await fetch_one(connection, statement, params)
+    async def noted(engine: Any, statement: Any, params: Any) -> Any:
+        _note(statements, postgres_hold.prepared(statement, engine.dialect).sql)
+        return await fetch_one(engine, statement, params)
 
     postgres_hold.fetch_one = noted
 

@@ -125,16 +125,15 @@ async def write_known(
 ) -> tuple[bool, datetime | None]:
     """write_alone, only if what the request's checks read is still so (placing.still_as_read,
     its parameters `as_read`): False, with nothing written, if it is not, or if the time or
-    the Idempotency-Key is taken. On PostgreSQL one statement on a `reader` connection
-    (autocommit), on SQLite the check and the three inserts in one hop to a `writer`
-    connection's thread. Second, the minute of the sweep job this wrote, if it wrote one
-    (for the caller to wake the workers: mark_enqueued)."""
+    the Idempotency-Key is taken. On PostgreSQL one statement, its own transaction, on a
+    connection of `reader`'s pool; on SQLite the check and the three inserts in one hop to
+    a `writer` connection's thread. Second, the minute of the sweep job this wrote, if it
+    wrote one (for the caller to wake the workers: mark_enqueued)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
     with_visit_type = hold.visit_type_id is not None
     if reader.dialect.name == "postgresql":
         params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
-        async with reader.connect() as connection:
-            row = await postgres_hold.fetch_one(connection, _known_write(with_visit_type), params)
+        row = await postgres_hold.fetch_one(reader, _known_write(with_visit_type), params)
         written, sweep_job = row["held"] == 1, row["sweep_job"]
     else:
         if not with_visit_type:

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 
 class Prepared(NamedTuple):
@@ -41,14 +42,17 @@ def prepared(statement: Select[Any], dialect: Dialect) -> Prepared:
     return Prepared(compiled.string, tuple(compiled.positiontup), constants, convert)
 
 
-async def fetch_one(
-    connection: AsyncConnection, statement: Select[Any], params: Mapping[str, Any]
-) -> Any:
-    """The one row `statement` answers with `params`, run on `connection`'s asyncpg
-    connection (autocommit: the statement is its own transaction)."""
-    sent = prepared(statement, connection.dialect)
+async def fetch_one(engine: AsyncEngine, statement: Select[Any], params: Mapping[str, Any]) -> Any:
+    """The one row `statement` answers with `params`, run on a connection of `engine`'s pool
+    by asyncpg, outside any transaction (the statement is its own). The pool's connection
+    is taken as it is (no SQLAlchemy Connection around it: ~60 µs less a request); it goes
+    back with nothing to roll back."""
+    sent = prepared(statement, engine.dialect)
     values = {**sent.constants, **params}
     convert = sent.convert
     args = [convert[name](values[name]) if name in convert else values[name] for name in sent.names]
-    raw = await connection.get_raw_connection()
-    return await raw.driver_connection.fetchrow(sent.sql, *args)  # type: ignore[union-attr]
+    pooled = await engine.raw_connection()
+    try:
+        return await pooled.driver_connection.fetchrow(sent.sql, *args)  # type: ignore[union-attr]
+    finally:
+        await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
