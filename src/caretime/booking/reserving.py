@@ -1,9 +1,9 @@
 """`POST /reservations`: `reservations.reserve`'s steps, split so that a request costs as few
 statements as the database allows (docs/booking.md, "Reserving").
 
-A place this process read lately (PostgreSQL) is checked on what was read, and the hold
-written in one statement that holds only if nothing it was checked on has changed since
-(`_write_known`). Otherwise, or if that statement wrote nothing (the place changed, the time
+A place this process read lately is checked on what was read, and the hold written in one
+statement (on SQLite, one hop) that holds only if nothing it was checked on has changed
+since (`_write_known`). Otherwise, or if that statement wrote nothing (the place changed, the time
 or the Idempotency-Key is taken, the key revoked: the rare path), the request reads first,
 outside any write transaction (`attempt`), and writes a hold that is all it writes as a
 transaction of its own; what must be atomic with the write runs in the request's
@@ -58,7 +58,7 @@ async def reserve_requested(
     places = known_places(runtime)
     known = places.get(_place_key(tenant.id, request))
     if known is not None and not request.confirm_by_sms:
-        hold = await _write_known(http, runtime, tenant, request, known, now)
+        hold = await _write_known(runtime, tenant, request, known, now)
         if hold is not None:
             return hold
     async with transaction(runtime.sessions) as session:
@@ -231,7 +231,6 @@ def _place_key(tenant_id: str, request: ReservationRequest) -> _PlaceKey:
 
 
 async def _write_known(
-    http: Request,
     runtime: Runtime,
     tenant: CurrentTenant,
     request: ReservationRequest,
