@@ -11,7 +11,8 @@ PostgreSQL: a scratch database is created (and dropped) on the server of
 `CARETIME_BENCH_POSTGRES_URL` (default postgresql://postgres@127.0.0.1:5432/postgres).
 Prints the median process CPU per request over the batches (on SQLite that includes
 SQLite's own work, which runs in the process; on PostgreSQL the server's is not in it), the
-statements each request sent, and one request's statements. To compare with another
+statements each request sent (those run on the driver itself too), and one request's
+statements. To compare with another
 checkout, run this file with `PYTHONPATH=<that checkout>/src`.
 """
 
@@ -96,6 +97,9 @@ async def _seed(app: Any, first: datetime) -> None:
 
 
 def _counting(runtime: Runtime, statements: list[str]) -> None:
+    """Every statement a request sends: SQLAlchemy's (a cursor-execute listener), and those
+    run on the driver itself, which SQLAlchemy does not see: the SQLite hold's one hop
+    (sqlite_hold) and the PostgreSQL hold's one statement (postgres_hold)."""
     engines = [runtime.engine.sync_engine]
     if runtime.read_engine.sync_engine.pool is not runtime.engine.sync_engine.pool:
         engines.append(runtime.read_engine.sync_engine)  # else it shares engine's listeners
@@ -103,11 +107,56 @@ def _counting(runtime: Runtime, statements: list[str]) -> None:
 
         @event.listens_for(engine, "before_cursor_execute")
         def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-            statements.append(" ".join(statement.split())[:110])
+            _note(statements, statement)
 
         @event.listens_for(engine, "commit")
         def commit(conn: Any) -> None:
             statements.append("COMMIT")
+
+    _count_on_the_driver(statements)
+
+
+def _note(statements: list[str], statement: str) -> None:
+    statements.append(" ".join(statement.split())[:110])
+
+
+def _count_on_the_driver(statements: list[str]) -> None:
+    import importlib
+
+    try:
+        sqlite_hold = importlib.import_module("caretime.booking.sqlite_hold")
+    except ImportError:  # a version of the code without it
+        sqlite_hold = None
+    if sqlite_hold is not None:
+        run = sqlite_hold._run
+
+        def traced(connection: Any, *args: Any) -> Any:  # on the connection's thread
+            seen: list[str] = []
+
+            def trace(statement: str) -> None:
+                # a trigger's run is traced again with its statement's text: count it once
+                if not seen or seen[-1] != statement:
+                    _note(statements, statement)
+                seen.append(statement)
+
+            connection.set_trace_callback(trace)
+            try:
+                return run(connection, *args)
+            finally:
+                connection.set_trace_callback(None)
+
+        sqlite_hold._run = traced
+    try:
+        postgres_hold = importlib.import_module("caretime.booking.postgres_hold")
+    except ImportError:
+        return
+    fetch_one = postgres_hold.fetch_one
+
+    async def noted(engine: Any, statement: Any, params: Any) -> Any:
+        _note(statements, postgres_hold.prepared(statement, engine.dialect).sql)
+        return await fetch_one(engine, statement, params)
+
+    postgres_hold.fetch_one = noted
 
 
 # CARETIME_BENCH_STAGES=1: the process CPU spent inside each of these, per request (run with
@@ -116,10 +165,15 @@ STAGES = {
     "key check": ("caretime.tenancy.auth", "check_key"),
     "the read": ("caretime.booking.placing", "read_for_request"),
     "the read (main)": ("caretime.booking.holding", "read_place"),
-    "checks + write": ("caretime.booking.reservations", "attempt"),
+    "all of it (route)": ("caretime.booking.reserving", "reserve_requested"),
+    "known place: checks + write": ("caretime.booking.reserving", "_write_known"),
+    "  its write": ("caretime.booking.holding", "write_known"),
+    "checks + write": ("caretime.booking.reserving", "attempt"),
+    "checks + write (main)": ("caretime.booking.reservations", "attempt"),
     "  the write": ("caretime.booking.holding", "write_alone"),
     "  the write (main)": ("caretime.booking.holding", "write_hold"),
-    "finish (transaction)": ("caretime.booking.reservations", "finish"),
+    "finish (transaction)": ("caretime.booking.reserving", "finish"),
+    "finish (main)": ("caretime.booking.reservations", "finish"),
     "reserve (all of it)": ("caretime.booking.reservations", "reserve"),
     "answer (orjson)": ("caretime.booking.router", "render_json"),
     "answer (model)": ("caretime.booking.router", "render"),
@@ -192,7 +246,7 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
     await runtime.close()
     for stage, times in stages.items():
         if times:
-            print(f"  {stage:22} {sum(times) / len(times) * 1e6:6.0f} µs CPU x {len(times)}")
+            print(f"  {stage:28} {sum(times) / len(times) * 1e6:6.0f} µs CPU x {len(times)}")
     medians = {name: statistics.median(values) for name, values in spent.items()}
     for name, values in spent.items():
         print(f"{name:9} CPU per request: median {medians[name]:.0f} µs "

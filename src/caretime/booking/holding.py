@@ -16,25 +16,33 @@ statement in autocommit, on SQLite the three in one hop (sqlite_hold).
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    BindParameter,
+    Column,
+    ColumnElement,
+    Select,
     Table,
     bindparam,
+    case,
+    func,
     insert,
-    text,
+    literal,
+    select,
 )
-from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from caretime.booking import sqlite_hold
+from caretime.booking import placing, postgres_hold, sqlite_hold
 from caretime.booking.events import HELD
 from caretime.booking.models import Appointment
 from caretime.clock import isoformat_z
-from caretime.db import JSONDocument, UTCDateTime, is_postgres
+from caretime.db import is_postgres
 from caretime.dispatch import enqueue
 from caretime.dispatch.models import DEDUPE_PREDICATE, Job
 from caretime.dispatch.queue import DEFAULT_MAX_ATTEMPTS, scoped_dedupe_key
@@ -45,6 +53,9 @@ from caretime.events.webhooks.outbox import deliver_events
 from caretime.ids import new_id
 
 EXPIRE_HOLDS = "booking.expire_holds"
+_APPOINTMENTS = cast(Table, Appointment.__table__)
+_EVENTS = cast(Table, Event.__table__)
+_JOBS = cast(Table, Job.__table__)
 
 
 def sweep_minute(deadline: datetime) -> datetime:
@@ -105,6 +116,44 @@ async def write_alone(
     return written
 
 
+async def write_known(
+    reader: AsyncEngine,
+    writer: AsyncEngine,
+    hold: Appointment,
+    event_data: dict[str, Any],
+    as_read: dict[str, Any],
+) -> tuple[bool, datetime | None]:
+    """write_alone, only if what the request's checks read is still so (placing.still_as_read,
+    its parameters `as_read`): False, with nothing written, if it is not, or if the time or
+    the Idempotency-Key is taken. On PostgreSQL one statement, its own transaction, on a
+    connection of `reader`'s pool; on SQLite the check and the three inserts in one hop to
+    a `writer` connection's thread. Second, the minute of the sweep job this wrote, if it
+    wrote one (for the caller to wake the workers: mark_enqueued)."""
+    sweep_at = sweep_minute(hold.hold_expires_at)
+    with_visit_type = hold.visit_type_id is not None
+    if reader.dialect.name == "postgresql":
+        params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
+        row = await postgres_hold.fetch_one(reader, _known_write(with_visit_type), params)
+        written, sweep_job = row["held"] == 1, row["sweep_job"]
+    else:
+        if not with_visit_type:
+            as_read = {name: value for name, value in as_read.items() if name != "visit_type"}
+        check = sqlite_hold.prepared(_known_check(with_visit_type), tuple(as_read))
+        writes = _sqlite_writes(hold, new_id("evt"), event_data, sweep_at)
+        written, sweep_job = await sqlite_hold.write_at_once(writer, writes, (check, as_read))
+    return written, None if sweep_job is None else sweep_at
+
+
+@functools.cache
+def _known_write(with_visit_type: bool) -> Select[Any]:
+    return _postgres_write(placing.still_as_read(True, with_visit_type))
+
+
+@functools.cache
+def _known_check(with_visit_type: bool) -> Select[Any]:
+    return select(case((placing.still_as_read(False, with_visit_type), 1), else_=0))
+
+
 def _hold_row(hold: Appointment) -> dict[str, Any]:
     return {
         "tenant_id": hold.tenant_id,
@@ -125,43 +174,66 @@ def _hold_row(hold: Appointment) -> dict[str, Any]:
     }
 
 
-_INSTANTS = ("slot_start", "slot_end", "occupied_start", "occupied_end", "hold_expires_at", "now")
-# The hold, its event and its sweep job in one round trip. The event and the job are
+# The hold, its event and its sweep job in one round trip: the hold is inserted from a SELECT
+# of its values (with `condition`, only if that holds), and the event and the job are
 # selected from the hold's RETURNING: no hold, no event, no job.
-_POSTGRES_WRITE = text(
-    """
-WITH hold AS (
-    INSERT INTO appointments (tenant_id, id, provider_id, client_id, slot_start, slot_end,
-        visit_type_id, occupied_start, occupied_end, status, hold_expires_at,
-        idempotency_key, patient_phone, created_at, updated_at)
-    VALUES (:tenant_id, :id, :provider_id, :client_id, :slot_start, :slot_end,
-        :visit_type_id, :occupied_start, :occupied_end, 'held', :hold_expires_at,
-        :idempotency_key, :patient_phone, :now, :now)
-    ON CONFLICT DO NOTHING
-    RETURNING tenant_id, id, created_at
-), event AS (
-    INSERT INTO events (id, tenant_id, type, occurred_at, subject_kind, subject_id, data, actor)
-    SELECT CAST(:event_id AS VARCHAR), hold.tenant_id, 'appointment.held', hold.created_at,
-        'appointment', hold.id, CAST(:event_data AS JSONB), CAST(:actor AS VARCHAR)
-    FROM hold
-), sweep AS (
-    INSERT INTO jobs (tenant_id, kind, payload, run_at, priority, status, attempts,
-        max_attempts, dedupe_key, created_at, updated_at)
-    SELECT hold.tenant_id, 'booking.expire_holds', CAST(:sweep_payload AS JSONB),
-        CAST(:sweep_at AS TIMESTAMP WITH TIME ZONE), 0, 'queued', 0, :max_attempts,
-        CAST(:sweep_key AS VARCHAR), hold.created_at, hold.created_at
-    FROM hold
-    ON CONFLICT (dedupe_key)
-        WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'running') DO NOTHING
-    RETURNING id
-)
-SELECT (SELECT count(*) FROM hold) AS held, (SELECT id FROM sweep) AS sweep_job
-"""
-).bindparams(
-    *(bindparam(name, type_=UTCDateTime()) for name in (*_INSTANTS, "sweep_at")),
-    bindparam("event_data", type_=JSONDocument),
-    bindparam("sweep_payload", type_=JSONDocument),
-)
+def _postgres_write(condition: ColumnElement[bool] | None) -> Select[Any]:
+    appointments, events, jobs = _APPOINTMENTS, _EVENTS, _JOBS
+    columns = [appointments.c[name] for name in _HOLD_COLUMNS]
+    values = select(*(_value(column) for column in columns))
+    if condition is not None:
+        values = values.where(condition)
+    hold = (
+        postgresql.insert(appointments)
+        .from_select(columns, values)
+        .on_conflict_do_nothing()
+        .returning(appointments.c.tenant_id, appointments.c.id, appointments.c.created_at)
+        .cte("hold")
+    )
+    event = insert(events).from_select(
+        ["id", "tenant_id", "type", "occurred_at", "subject_kind", "subject_id", "data", "actor"],
+        select(_param(events.c.id, "event_id"), hold.c.tenant_id, literal(HELD),
+               hold.c.created_at, literal("appointment"), hold.c.id,
+               _param(events.c.data, "event_data"), _param(events.c.actor, "actor")),
+    ).cte("event")  # fmt: skip
+    sweep_columns = ["tenant_id", "kind", "payload", "run_at", "priority", "status", "attempts",
+                     "max_attempts", "dedupe_key", "created_at", "updated_at"]  # fmt: skip
+    sweep_values = select(
+        hold.c.tenant_id, literal(EXPIRE_HOLDS), _param(jobs.c.payload, "sweep_payload"),
+        _param(jobs.c.run_at, "sweep_at"), literal(0), literal("queued"), literal(0),
+        _param(jobs.c.max_attempts), _param(jobs.c.dedupe_key, "sweep_key"),
+        hold.c.created_at, hold.c.created_at,
+    )  # fmt: skip
+    sweep = (
+        postgresql.insert(jobs)
+        .from_select(sweep_columns, sweep_values)
+        .on_conflict_do_nothing(index_elements=[jobs.c.dedupe_key], index_where=DEDUPE_PREDICATE)
+        .returning(jobs.c.id)
+        .cte("sweep")
+    )
+    held = select(func.count()).select_from(hold).scalar_subquery().label("held")
+    sweep_job = select(sweep.c.id).scalar_subquery().label("sweep_job")
+    return select(held, sweep_job).add_cte(event)
+
+
+_HOLD_COLUMNS = ("tenant_id", "id", "provider_id", "client_id", "slot_start", "slot_end",
+                 "visit_type_id", "occupied_start", "occupied_end", "status", "hold_expires_at",
+                 "idempotency_key", "patient_phone", "created_at", "updated_at")  # fmt: skip
+
+
+def _value(column: Column[Any]) -> ColumnElement[Any]:
+    """The hold's value for `column` (created and updated now; status held)."""
+    if column.name == "status":
+        return literal("held")
+    return _param(column, "now" if column.name in ("created_at", "updated_at") else None)
+
+
+def _param(column: Column[Any], name: str | None = None) -> BindParameter[Any]:
+    """A parameter with `column`'s type (its name the column's unless named)."""
+    return bindparam(name or column.name, type_=column.type)
+
+
+_POSTGRES_WRITE = _postgres_write(None)
 
 
 async def _write_postgres(
@@ -171,10 +243,18 @@ async def _write_postgres(
     event_data: dict[str, Any],
     sweep_at: datetime,
 ) -> tuple[bool, int | None]:
+    params = _postgres_params(hold, event_id, event_data, sweep_at)
+    written = (await session.execute(_POSTGRES_WRITE, params)).one()
+    return written.held == 1, written.sweep_job
+
+
+def _postgres_params(
+    hold: Appointment, event_id: str, event_data: dict[str, Any], sweep_at: datetime
+) -> dict[str, Any]:
     row = _hold_row(hold)
     del row["status"], row["updated_at"]
     row["now"] = row.pop("created_at")
-    params = {
+    return {
         **row,
         "event_id": event_id,
         "event_data": event_data,
@@ -184,15 +264,10 @@ async def _write_postgres(
         "max_attempts": DEFAULT_MAX_ATTEMPTS,
         "sweep_key": sweep_key(hold.tenant_id, hold.hold_expires_at),
     }
-    written = (await session.execute(_POSTGRES_WRITE, params)).one()
-    return written.held == 1, written.sweep_job
 
 
 # SQLite's three inserts, built once: a statement built per request (`.values(row)`) costs
 # SQLAlchemy more than SQLite takes to run it, and it runs under the write lock.
-_APPOINTMENTS = cast(Table, Appointment.__table__)
-_EVENTS = cast(Table, Event.__table__)
-_JOBS = cast(Table, Job.__table__)
 _SQLITE_HOLD = sqlite.insert(_APPOINTMENTS).on_conflict_do_nothing().returning(_APPOINTMENTS.c.id)
 _SQLITE_EVENT = insert(_EVENTS)
 _SQLITE_SWEEP = (

@@ -16,12 +16,17 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    ColumnElement,
     Date,
+    Integer,
     Row,
+    ScalarSelect,
     Select,
     String,
+    Text,
     and_,
     bindparam,
+    cast,
     exists,
     func,
     literal,
@@ -29,6 +34,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking.availability import Rule
@@ -63,7 +69,7 @@ async def read_place(
     """The provider (None if there is none), the visit's shape, and every availability rule
     that may apply within a day of the slot's local date (two UTC days either side cover any
     zone), in the caller's transaction (the endpoints locked until it ends)."""
-    params = _place_params(tenant_id, provider_id, slot_start, visit_type)
+    params = place_params(tenant_id, provider_id, slot_start, visit_type)
     statement = _place_statement(is_postgres(session), visit_type is not None)
     rows = (await session.execute(statement, params)).all()
     return _place(rows, tenant_id, provider_id, visit_type, default)
@@ -80,6 +86,9 @@ class Reading:
     policy_version: int
     replayed: bool  # a reservation with the request's Idempotency-Key exists
     rows: Sequence[Row[Any]]
+    # The place's rows as one text (`place_fingerprint`), for a later write to check that
+    # the place is still what was read (holding.write_known)
+    fingerprint: str | None = None
 
     def place(
         self, tenant_id: str, provider_id: str, visit_type: str | None, default: VisitShape
@@ -99,7 +108,7 @@ async def read_for_request(
 ) -> Reading:
     """Read everything a reservation request checks before its write, in one statement
     (endpoints not locked: a request that delivers to one locks them in its transaction)."""
-    params = _place_params(tenant_id, provider_id, slot_start, visit_type)
+    params = place_params(tenant_id, provider_id, slot_start, visit_type)
     params |= {"key_id": key_id, "idempotency_key": idempotency_key}
     postgres = is_postgres(connection)
     statement = _request_statement(postgres, visit_type is not None, idempotency_key is not None)
@@ -108,10 +117,10 @@ async def read_for_request(
         return Reading("unknown", 0, False, [])
     head = rows[0]
     key: KeyState = "valid" if head.revoked_at is None else "revoked"
-    return Reading(key, head.policy_version, bool(head.replayed), rows)
+    return Reading(key, head.policy_version, bool(head.replayed), rows, head.fingerprint)
 
 
-def _place_params(
+def place_params(
     tenant_id: str, provider_id: str, slot_start: datetime, visit_type: str | None
 ) -> dict[str, Any]:
     day = slot_start.astimezone(UTC).date()
@@ -158,7 +167,11 @@ def _place_statement(postgres: bool, with_visit_type: bool) -> Select[Any]:
     """read_place's SELECT, built once per kind (its parameters bound at execution): the
     provider joined with its rules near the slot (one row per rule) and, when asked, the
     visit type; the endpoints a scalar subquery, locked."""
-    statement = select(*_PLACE_COLUMNS, _endpoints(postgres, lock=True)).select_from(Provider)
+    return _place_select(postgres, lock=True, with_visit_type=with_visit_type)
+
+
+def _place_select(postgres: bool, *, lock: bool, with_visit_type: bool) -> Select[Any]:
+    statement = select(*_PLACE_COLUMNS, _endpoints(postgres, lock=lock)).select_from(Provider)
     return _with_rules_and_visit_type(statement, with_visit_type).where(
         Provider.tenant_id == bindparam("tenant_id", type_=String()),
         Provider.id == bindparam("provider_id", type_=String()),
@@ -193,10 +206,46 @@ def _request_statement(postgres: bool, with_visit_type: bool, with_key: bool) ->
             ),
         )
     )
+    fingerprint = place_fingerprint(postgres, with_visit_type).label("fingerprint")
+    statement = statement.add_columns(fingerprint)
     return _with_rules_and_visit_type(statement, with_visit_type).where(
         ApiKey.id == bindparam("key_id", type_=String()),
         ApiKey.tenant_id == bindparam("tenant_id", type_=String()),
     )
+
+
+@functools.cache
+def still_as_read(postgres: bool, with_visit_type: bool) -> ColumnElement[bool]:
+    """What a request read before is still so (the key valid, the tenant's policy
+    at the version read, the place's fingerprint the one read), for a write conditioned on
+    it. Its parameters are the place's, `key_id`, `policy_version` and `fingerprint`."""
+    key_valid = exists().where(
+        ApiKey.id == bindparam("key_id", type_=String()),
+        ApiKey.tenant_id == bindparam("tenant_id", type_=String()),
+        ApiKey.revoked_at.is_(None),
+        Tenant.id == ApiKey.tenant_id,
+        Tenant.policy_version == bindparam("policy_version", type_=Integer()),
+    )
+    fingerprint = bindparam("fingerprint", type_=Text())
+    return and_(key_valid, place_fingerprint(postgres, with_visit_type) == fingerprint)
+
+
+@functools.cache
+def place_fingerprint(postgres: bool, with_visit_type: bool) -> ScalarSelect[Any]:
+    """Everything a reservation's checks read about its place (the provider, its rules near
+    the slot, the visit type's shape, the endpoints), as one text: each row rendered by
+    the database (PostgreSQL: as a record; SQLite: as a JSON array), in the order of that
+    text, so that the same rows give the same text in any statement, and any change to
+    one gives another (NULL: no provider). Its parameters are the place's."""
+    place = _place_select(postgres, lock=False, with_visit_type=with_visit_type)
+    columns = place.correlate(None).subquery("place")
+    if postgres:
+        row = cast(columns.table_valued(), Text)
+        rows = select(func.string_agg(row, aggregate_order_by(literal("|"), row)))
+    else:  # SQLite's group_concat takes its rows in the order its subquery gives them
+        ordered = select(func.json_array(*columns.c).label("row")).order_by("row").subquery()
+        rows = select(func.group_concat(ordered.c.row, "|"))
+    return rows.correlate(None).scalar_subquery()
 
 
 _RULE = AvailabilityRule

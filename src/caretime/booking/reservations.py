@@ -2,12 +2,10 @@
 guarantee (see occupancy and holding).
 
 `reserve` does it all in the caller's transaction (waitlist claims, SMS moves, the
-dashboard). `POST /reservations` reads first, outside any write transaction (`attempt`), and
-writes a hold that is all it writes as a transaction of its own; what must be atomic with
-the write runs in the request's transaction (`finish`). A time taken only by holds past
-their deadline is taken over: those holds are expired in the write's transaction (one
-conditional UPDATE, on this losing path only) and the hold written again. No row lock is
-held across network time (docs/booking.md, "Reserving").
+dashboard); `POST /reservations` splits the same steps its own way (reserving). A time taken
+only by holds past their deadline is taken over: those holds are expired in the write's
+transaction (one conditional UPDATE, on this losing path only) and the hold written again.
+No row lock is held across network time (docs/booking.md, "Reserving").
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, or_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking import holding, lifecycle, placing, texts, visit_types
 from caretime.booking.availability import Rule, effective_windows
@@ -31,14 +29,13 @@ from caretime.booking.errors import (
     SlotTaken,
     TooLittleNotice,
 )
-from caretime.booking.events import HELD, appointment_data
+from caretime.booking.events import appointment_data
 from caretime.booking.grid import VisitShape, is_visit_start, on_grid
 from caretime.booking.localtime import utc_to_wall
 from caretime.booking.models import Appointment, Provider
 from caretime.booking.occupancy import check_day_limit
 from caretime.booking.repository import AppointmentRepository, RuleRepository, active_at
 from caretime.clock import isoformat_z
-from caretime.events.webhooks.outbox import subscribed_endpoints
 from caretime.ids import new_id
 from caretime.tenancy.policy import BookingPolicy
 
@@ -77,83 +74,13 @@ async def reserve(
     place = await placing.read_place(
         session, tenant_id, request.provider_id, request.slot_start, request.visit_type, default
     )
-    place, shape = _checked(place, request, policy)
+    place, shape = checked_place(place, request, policy)
     await check_day_limit(session, place.provider, request.slot_start, now=now)
-    hold = _new_hold(tenant_id, request, shape, policy, now)
-    return await _held(session, hold, place.provider, place.endpoints, request, now)
+    hold = new_hold(tenant_id, request, shape, policy, now)
+    return await held(session, hold, place.provider, place.endpoints, request, now)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """How far a request got on what it read (`attempt`); `finish` does the rest."""
-
-    hold: Appointment | None  # None: an Idempotency-Key replay, for `reserve` to answer
-    place: placing.Place | None = None
-    written: bool | None = None  # written alone (True), the time taken (False), or not tried
-
-
-async def attempt(
-    reader: AsyncConnection,
-    session: AsyncSession,
-    tenant_id: str,
-    policy: BookingPolicy,
-    request: ReservationRequest,
-    reading: placing.Reading,
-    *,
-    now: datetime,
-) -> Attempt:
-    """`reserve`'s checks, in its order, on what the request read already (on `reader`,
-    outside any write transaction: placing.read_for_request). A hold that needs nothing else
-    written with it is written here, as a transaction of its own (holding.write_alone: on
-    SQLite a writer connection, taken while `reader` is held; readers have a pool of their
-    own there). The caller lets go of `reader` before `finish`, whose transaction may wait
-    for a connection of the pool `reader` came from on PostgreSQL."""
-    if reading.replayed:
-        return Attempt(None)
-    check_notice(request.slot_start, policy, now)
-    default = visit_types.default_shape(policy)
-    place = reading.place(tenant_id, request.provider_id, request.visit_type, default)
-    place, shape = _checked(place, request, policy)
-    hold = _new_hold(tenant_id, request, shape, policy, now)
-    if not _alone(place, request):
-        return Attempt(hold, place)
-    written = await holding.write_alone(reader, session, hold, appointment_data(hold))
-    return Attempt(hold, place, written)
-
-
-async def finish(
-    session: AsyncSession,
-    tenant_id: str,
-    policy: BookingPolicy,
-    request: ReservationRequest,
-    tried: Attempt,
-    *,
-    now: datetime,
-) -> Appointment:
-    """The rest of `attempt`, in the request's transaction: what must be atomic with the
-    write (the day's limit, webhook deliveries, the SMS question, taking over lapsed holds)."""
-    hold, place = tried.hold, tried.place
-    if hold is None:  # a replay: answered as `reserve` answers it
-        return await reserve(session, tenant_id, policy, request, now=now)
-    if tried.written:
-        return hold
-    assert place is not None
-    if tried.written is False:  # the time is taken: by lapsed holds only?
-        return await _held(session, hold, place.provider, [], request, now, written_once=True)
-    await check_day_limit(session, place.provider, request.slot_start, now=now)
-    endpoints = place.endpoints
-    if endpoints:  # read unlocked: read again, locked until this transaction ends (outbox)
-        endpoints = await subscribed_endpoints(session, tenant_id, HELD)
-    return await _held(session, hold, place.provider, endpoints, request, now)
-
-
-def _alone(place: placing.Place, request: ReservationRequest) -> bool:
-    """Whether the hold, its event and its sweep job are all the request writes."""
-    max_per_day = place.provider.max_per_day
-    return not (place.endpoints or max_per_day is not None or request.confirm_by_sms)
-
-
-def _checked(
+def checked_place(
     place: placing.Place | None, request: ReservationRequest, policy: BookingPolicy
 ) -> tuple[placing.Place, VisitShape]:
     """The place and the visit's shape, or why the visit cannot go there."""
@@ -165,7 +92,7 @@ def _checked(
     return place, place.shape
 
 
-async def _held(
+async def held(
     session: AsyncSession,
     hold: Appointment,
     provider: Provider,
@@ -260,7 +187,7 @@ def _visit_words(shape: VisitShape) -> str:
     return f"room for a {shape.minutes}-minute visit{buffers}"
 
 
-def _new_hold(
+def new_hold(
     tenant_id: str,
     request: ReservationRequest,
     shape: VisitShape,

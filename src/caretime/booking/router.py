@@ -13,8 +13,8 @@ from pydantic import AwareDatetime
 
 from caretime.booking import (
     cursors,
-    placing,
     reservations,
+    reserving,
     service,
     slots,
     transitions,
@@ -59,7 +59,7 @@ from caretime.booking.service import minute_text, template_fields
 from caretime.booking.validation import read_windows
 from caretime.booking.visit_type_router import router as visit_type_router
 from caretime.booking.waitlist_router import router as waitlist_router
-from caretime.deps import ClockDep, SessionDep, reading_first
+from caretime.deps import ClockDep, SessionDep
 from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
@@ -292,8 +292,6 @@ async def reserve(
     body: ReservationIn,
     tenant: TenantDep,
     policies: PolicyReadWithDep,
-    session: SessionDep,
-    clock: ClockDep,
     http: Request,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> Response:
@@ -310,17 +308,8 @@ async def reserve(
         body.visit_type,
         body.confirm_by_sms,
     )
-    now = clock.now()
-    async with reading_first(http) as reader:
-        reading = await placing.read_for_request(
-            reader, tenant.id, tenant.key_id, body.provider_id, body.slot_start,
-            body.visit_type, idempotency_key,
-        )  # fmt: skip
-        policy = (await policies.policy(reader, reading.key, reading.policy_version)).booking
-        tried = await reservations.attempt(
-            reader, session, tenant.id, policy, request, reading, now=now
-        )
-    appointment = await reservations.finish(session, tenant.id, policy, request, tried, now=now)
+    now = http.app.state.runtime.clock.now()
+    appointment = await reserving.reserve_requested(http, tenant, policies, request, now=now)
     return Response(render_json(appointment, now), status.HTTP_201_CREATED,
                     media_type="application/json")  # fmt: skip
 

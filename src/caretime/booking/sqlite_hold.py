@@ -13,11 +13,13 @@ the session would write; the no-overlap trigger decides as before.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from sqlalchemy import Select
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
@@ -31,27 +33,30 @@ _DIALECT = SQLiteDialect_pysqlite(paramstyle="named")
 
 class Prepared(NamedTuple):
     sql: str
+    constants: Mapping[str, Any]  # values the statement carries (literals)
     convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its column type
 
 
 @functools.cache
-def prepared(statement: Insert, keys: tuple[str, ...]) -> Prepared:
-    """`statement` (an INSERT of the columns `keys`) as SQLite text, compiled once."""
+def prepared(statement: Insert | Select[Any], keys: tuple[str, ...]) -> Prepared:
+    """`statement` (an INSERT of the columns `keys`, or a SELECT of parameters `keys`) as
+    SQLite text, compiled once."""
     compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))
-    if set(compiled.binds) != set(keys):  # a column default would need SQLAlchemy to run it
-        raise ValueError(f"not a plain insert of {keys}: {sorted(compiled.binds)}")
+    constants = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+    if set(compiled.binds) - set(constants) != set(keys):  # a default SQLAlchemy would run
+        raise ValueError(f"not a plain statement of {keys}: {sorted(compiled.binds)}")
     convert = {}
     for name, bind in compiled.binds.items():
         processor = bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
         if processor is not None:
             convert[name] = processor
-    return Prepared(compiled.string, convert)
+    return Prepared(compiled.string, constants, convert)
 
 
 def _bound(statement: Prepared, values: dict[str, Any]) -> dict[str, Any]:
     return {
         name: statement.convert[name](value) if name in statement.convert else value
-        for name, value in values.items()
+        for name, value in {**statement.constants, **values}.items()
     }
 
 
@@ -63,26 +68,39 @@ class Insert3(NamedTuple):
     sweep: tuple[Prepared, dict[str, Any]]
 
 
-async def write_at_once(engine: AsyncEngine, writes: Insert3) -> tuple[bool, int | None]:
+Write = tuple[Prepared, dict[str, Any]]
+
+
+async def write_at_once(
+    engine: AsyncEngine, writes: Insert3, check: Write | None = None
+) -> tuple[bool, int | None]:
     """Run the three inserts as one transaction in one hop: (False, None) with nothing
-    written if the hold would overlap an active visit or its Idempotency-Key is taken,
-    else (True, the sweep job's id if this wrote it)."""
+    written if the hold would overlap an active visit or its Idempotency-Key is taken, or
+    if `check` (a SELECT, first in the transaction) does not answer 1; else (True, the sweep
+    job's id if this wrote it)."""
     bound = [(prepared.sql, _bound(prepared, values)) for prepared, values in writes]
+    checked = None if check is None else (check[0].sql, _bound(*check))
     async with engine.connect() as connection:
-        outcome: tuple[bool, int | None] = await on_connection_thread(connection, _run, bound)
+        outcome: tuple[bool, int | None] = await on_connection_thread(
+            connection, _run, bound, checked
+        )
     return outcome
 
 
-def _run(connection: sqlite3.Connection, bound: list[tuple[str, dict[str, Any]]]) -> Any:
+def _run(
+    connection: sqlite3.Connection,
+    bound: list[tuple[str, dict[str, Any]]],
+    check: tuple[str, dict[str, Any]] | None,
+) -> Any:
     """On the connection's thread. SQLite undoes a statement its trigger refuses, not the
     transaction: the ROLLBACK leaves nothing of it."""
     (hold_sql, hold), (event_sql, event), (sweep_sql, sweep) = bound
     connection.execute("BEGIN IMMEDIATE")
     try:
-        try:
-            inserted = connection.execute(hold_sql, hold).fetchone()
-        except sqlite3.IntegrityError:  # the no-overlap trigger
-            inserted = None
+        inserted = None
+        if check is None or connection.execute(*check).fetchone()[0] == 1:
+            with contextlib.suppress(sqlite3.IntegrityError):  # the no-overlap trigger
+                inserted = connection.execute(hold_sql, hold).fetchone()
         if inserted is None:  # or the idempotency key is taken
             connection.execute("ROLLBACK")
             return False, None
