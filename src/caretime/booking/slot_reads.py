@@ -1,5 +1,7 @@
 """What a slot search reads, in one round trip: the searched providers (with the visit type's
-shape where one is asked for), their availability rules and their busy time.
+shape where one is asked for), their availability rules and their busy time; for an API
+request also its key's state and its tenant's policy version (`auth.PolicyReadWith`), so
+that the request needs no statement of its own for them.
 
 One `UNION ALL` of three row shapes in one wide row (a `part` column says which; the columns
 a shape does not use are NULL), built once per kind of search with its parameters bound at
@@ -36,7 +38,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
 from caretime.booking.availability import Rule
@@ -44,6 +46,8 @@ from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
 from caretime.booking.repository import MAX_OCCUPIED, active_at
 from caretime.db import UTCDateTime, is_postgres
+from caretime.tenancy.models import ApiKey, Tenant
+from caretime.tenancy.service import KeyState
 
 
 class ProviderView(NamedTuple):
@@ -68,6 +72,9 @@ class SearchRows:
     type at each provider offering it (empty when no visit type was asked)."""
 
     providers: list[ProviderView] = field(default_factory=list)
+    # The request's key as read now ("unknown": deleted since, or not asked for).
+    key: KeyState = "unknown"
+    policy_version: int = 0
     offered: dict[str, VisitShape] = field(default_factory=dict)
     rules: dict[str, list[Rule]] = field(default_factory=dict)
     busy: dict[str, list[Busy]] = field(default_factory=dict)
@@ -88,18 +95,21 @@ class Reach:
 
 
 async def read_search(
-    session: AsyncSession,
+    connection: AsyncConnection,
     tenant_id: str,
     provider_ids: Sequence[str] | None,
     visit_type: str | None,
     reach: Reach,
     *,
     now: datetime,
+    key_id: str | None = None,
 ) -> SearchRows:
     """The tenant's providers (those of `provider_ids`, or all) with their rules and busy
-    time within `reach`, in one statement on the session's connection (no ORM execution)."""
-    postgres = is_postgres(session)
-    statement = _statement(postgres, provider_ids is not None, visit_type is not None)
+    time within `reach`, in one statement on `connection` (no ORM execution); with `key_id`,
+    also that key's state and its tenant's policy version."""
+    postgres = is_postgres(connection)
+    kind = (postgres, provider_ids is not None, visit_type is not None, key_id is not None)
+    statement = _statement(*kind)
     parameters: dict[str, Any] = {
         "tenant_id": tenant_id,
         "first": reach.first,
@@ -115,14 +125,16 @@ async def read_search(
         parameters["ids"] = list(provider_ids) if postgres else json.dumps(list(provider_ids))
     if visit_type is not None:
         parameters["visit_type"] = visit_type
-    connection = await session.connection()
+    if key_id is not None:
+        parameters["key_id"] = key_id
     return _sorted_out(await connection.execute(statement, parameters))
 
 
 def _sorted_out(rows: Any) -> SearchRows:
     """The rows by shape. The text is a provider's zone or a rule's kind; the four integers a
     provider's max_per_day and visit minutes, buffer before and after, or a rule's start and
-    end minute and weekdays; the dates a rule's day, valid_from and valid_until."""
+    end minute and weekdays, or the key's policy version; the dates a rule's day, valid_from
+    and valid_until; the instants a visit's, or the key's revocation."""
     found = SearchRows()
     for part, provider_id, text, a, b, c, d, day, since, until, *instants in rows:
         if part == _RULE:
@@ -130,6 +142,9 @@ def _sorted_out(rows: Any) -> SearchRows:
             found.rules.setdefault(provider_id, []).append(rule)
         elif part == _BUSY:
             found.busy.setdefault(provider_id, []).append(Busy(*instants))
+        elif part == _KEY:
+            found.key = "valid" if instants[0] is None else "revoked"
+            found.policy_version = a
         else:
             found.providers.append(ProviderView(provider_id, text, a))
             if b is not None:
@@ -139,7 +154,7 @@ def _sorted_out(rows: Any) -> SearchRows:
     return found
 
 
-_PROVIDER, _RULE, _BUSY = 0, 1, 2
+_PROVIDER, _RULE, _BUSY, _KEY = 0, 1, 2, 3
 # The wide row: part, provider id, a text, four integers, three dates, three instants.
 _TYPES: tuple[TypeEngine[Any], ...] = (
     Integer(),
@@ -163,12 +178,26 @@ def _row(part: int, *values: Any) -> list[ColumnElement[Any]]:
 
 
 @functools.cache
-def _statement(postgres: bool, by_id: bool, with_visit_type: bool) -> CompoundSelect[Any]:
+def _statement(
+    postgres: bool, by_id: bool, with_visit_type: bool, with_key: bool
+) -> CompoundSelect[Any]:
     """The search's statement for one kind of search, built once."""
-    return union_all(
+    parts = [
         _providers(postgres, by_id, with_visit_type),
         _rules(postgres, by_id),
         _busy(postgres, by_id),
+    ]
+    return union_all(*parts, *([_key()] if with_key else []))
+
+
+def _key() -> Any:
+    """The request's key's revocation and its tenant's policy version (service.policy_version's
+    statement); no row when the key was deleted."""
+    columns = _row(_KEY, None, None, Tenant.policy_version, *[None] * 6, ApiKey.revoked_at)
+    return (
+        select(*columns)
+        .join_from(ApiKey, Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.id == bindparam("key_id", type_=String()))
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking import visit_types
 from caretime.booking.availability import effective_windows
@@ -52,9 +52,41 @@ async def find_slots(
     after: tuple[datetime, str] | None,
 ) -> tuple[list[Slot], tuple[datetime, str] | None]:
     """Free slots of the query's providers (those offering its visit type, if it names one)."""
-    found = await read_search(
-        session, tenant_id, query.provider_ids, query.visit_type, _reach(query), now=now
+    found = await read_slot_search(await session.connection(), tenant_id, query, now=now)
+    return slots_in(found, policy, query, now=now, limit=limit, after=after)
+
+
+async def read_slot_search(
+    connection: AsyncConnection,
+    tenant_id: str,
+    query: SlotQuery,
+    *,
+    now: datetime,
+    key_id: str | None = None,
+) -> SearchRows:
+    """What `slots_in` searches, in one statement (and the key's state with `key_id`)."""
+    return await read_search(
+        connection,
+        tenant_id,
+        query.provider_ids,
+        query.visit_type,
+        _reach(query),
+        now=now,
+        key_id=key_id,
     )
+
+
+def slots_in(
+    found: SearchRows,
+    policy: BookingPolicy,
+    query: SlotQuery,
+    *,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, str] | None,
+) -> tuple[list[Slot], tuple[datetime, str] | None]:
+    """The query's free slots among what was read for it, a page of them and the position
+    after it (None: the last page)."""
     searched = _searched(found, policy, query)
     spans = {p.id: span_in(query.start, query.end, ZoneInfo(p.tz)) for p, _ in searched}
     _check_spans(spans.values(), query.start, query.end)
