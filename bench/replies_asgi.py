@@ -92,12 +92,9 @@ class Statements:
     async def backends(self) -> list[int]:
         """The database's backends (the pool's connections, opened by the warm-up)."""
         async with self._engine.connect() as connection:
-            pids = await connection.scalars(
-                text(
-                    "SELECT pid FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
-            )
+            # Its own backend too: the pool hands this connection to the app next.
+            sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            pids = await connection.scalars(text(sql))
             return list(pids)
 
 
