@@ -282,16 +282,32 @@ async def _answer(
         question = await routers.find_question(session, tenant_id, phone, hint)
     if question is None:
         _reply(answers, tenant_id, message, UNMATCHED_REPLY)
+        _keep_question(answers, tenant_id, phone, hint, None)  # nothing was changed
         return InboundOutcome(message, intent, "unmatched")
     result = await routers.get(question.router).answer(
         session, tenant_id, question, intent, message
     )
+    if result.keeps_question:
+        _keep_question(answers, tenant_id, phone, hint, question)
     # Set after the answer, so it is written with the intent and route in one UPDATE.
     message.related_kind, message.related_id = question.router, question.ref
     if result.reply:
         _reply(answers, tenant_id, message, result.reply)
     details = {"router": question.router, **result.details}
     return InboundOutcome(message, intent, result.action, details)
+
+
+def _keep_question(
+    answers: Answers,
+    tenant_id: str,
+    phone: str,
+    hint: dict[str, str],
+    question: OpenQuestion | None,
+) -> None:
+    """In a batch, the number's next reply with the same hint answers this question too,
+    without reading it again (what this reply did changed nothing a lookup reads)."""
+    if answers.questions is not None:
+        answers.questions.keep(tenant_id, phone, hint, question)
 
 
 def _reply(

@@ -24,6 +24,10 @@ from caretime.shifts.fanout import OFFER_KIND
 from caretime.shifts.models import Caregiver, Offer, Shift
 from caretime.shifts.repository import OfferRepository
 
+# Answers that change nothing `open_question` reads (the shift's status and start, the
+# offers' rounds, times and holds): the offer's own answer is not among them.
+KEEPS_QUESTION = frozenset({"declined", "already_filled", "clarify"})
+
 
 class ShiftReplies:
     """Routes a caregiver's reply to an offer. The question stays open until the shift
@@ -131,7 +135,8 @@ class ShiftReplies:
             text=message.body,
         )
         details = {"shift_id": outcome.shift_id, **outcome.details}
-        return RouteResult(outcome.action, outcome.reply, details)
+        keeps = outcome.action in KEEPS_QUESTION
+        return RouteResult(outcome.action, outcome.reply, details, keeps_question=keeps)
 
 
 def _keep_for_the_answer(session: AsyncSession, *loaded: Any) -> None:
