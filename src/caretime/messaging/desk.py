@@ -200,14 +200,15 @@ async def _one(
     answers: inbound.Answers,
     unkeyed: list[Message],
 ) -> dict[str, Any]:
-    """One reply of a batch. A reply without a key is routed before it is stored: its row is
-    written with its route at the end of the batch (nothing reads it meanwhile)."""
+    """One reply of a batch, its message row the one built on arrival. A reply without a key
+    is routed before it is stored: its row is written with its route at the end of the
+    batch (nothing reads it meanwhile)."""
     tenant_id, received = waiting.tenant_id, waiting.inbound
     if inbound.dedupe_key(received) is None:
         message, new = waiting.message, True
         unkeyed.append(message)
     else:
-        message, new = await inbound.record(session, tenant_id, received, now=waiting.now)
+        message, new = await inbound.record(session, waiting.message)
     if not new:
         intent = Intent(message.intent or "unknown")
         return inbound.InboundOutcome(message, intent, message.route_action or "").as_response()

@@ -81,23 +81,20 @@ async def receive(
     classifier: IntentClassifier | None = None,
 ) -> InboundOutcome:
     """Record the reply and act on it now (POST /messages/inbound answers with what it did)."""
-    message, new = await record(session, tenant_id, inbound, now=now)
+    message, new = await record(session, unrecorded(tenant_id, inbound, now=now))
     if not new:
         intent = Intent(message.intent or "unknown")
         return InboundOutcome(message, intent, message.route_action or "")
     return await process(session, tenant_id, message, inbound.hint, now=now, classifier=classifier)
 
 
-async def record(
-    session: AsyncSession, tenant_id: str, inbound: Inbound, *, now: datetime
-) -> tuple[Message, bool]:
-    """Store the reply once (per provider message id or Idempotency-Key): the message, and
-    whether this call stored it (False: the same reply arrived before)."""
-    received = unrecorded(tenant_id, inbound, now=now)
-    message = await _record_once(session, received)
-    if message is not None:
-        return message, True
-    seen = await _already_received(session, tenant_id, received.idempotency_key)
+async def record(session: AsyncSession, received: Message) -> tuple[Message, bool]:
+    """Store the reply (as `unrecorded` built it) once per provider message id or
+    Idempotency-Key: the message stored, and whether this call stored it (False: the same
+    reply arrived before, and the message is that one)."""
+    if await _record_once(session, received):
+        return received, True
+    seen = await _already_received(session, received.tenant_id, received.idempotency_key)
     assert seen is not None
     return seen, False
 
@@ -181,20 +178,20 @@ def dedupe_key(inbound: Inbound) -> str | None:
     return f"key:{inbound.idempotency_key}" if inbound.idempotency_key else None
 
 
-async def _record_once(session: AsyncSession, message: Message) -> Message | None:
-    """Store the reply; None if its key was recorded before. The unique (tenant, key) index
+async def _record_once(session: AsyncSession, message: Message) -> bool:
+    """Store the reply; False if its key was recorded before. The unique (tenant, key) index
     decides between twins arriving together: the second waits for the first, then fails."""
     if message.idempotency_key is None:
         session.add(message)
-        return message
+        return True
     if await _already_received(session, message.tenant_id, message.idempotency_key):
-        return None
+        return False
     try:
         async with session.begin_nested():
             session.add(message)
     except IntegrityError:
-        return None
-    return message
+        return False
+    return True
 
 
 async def _already_received(
