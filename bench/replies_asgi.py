@@ -106,7 +106,8 @@ class Burst:
     latencies: list[float]
     statements: Counter[str]
     actions: Counter[str]
-    # PostgreSQL's CPU for the burst: its backends serving this database.
+    # PostgreSQL's CPU for the burst: the database's backends open at its start (the
+    # pool's, opened by the warm-up; a connection opened or closed during it is missed).
     database_cpu: float
 
     @property
@@ -169,12 +170,13 @@ async def burst(
             assert status == 200, answer
             actions[answer["action"]] += 1
 
-    backends = await statements.backends()
+    backends = {pid: cpu_seconds([pid]) for pid in await statements.backends()}
     statements.take()
-    database, cpu, wall = cpu_seconds(backends), time.process_time(), time.perf_counter()
+    cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(connections)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    database = cpu_seconds(backends) - database
+    # Backends present at the start and still there (one closed meanwhile reads as 0).
+    database = sum(max(0.0, cpu_seconds([pid]) - used) for pid, used in backends.items())
     return Burst(len(bodies), cpu, wall, latencies, statements.take(), actions, database)
 
 
