@@ -9,8 +9,12 @@ Each round is a fresh database: 1,000 caregivers (BENCH_REPLIES) offered one shi
 replying "yes" once, from 64 tasks (BENCH_REPLY_CONNECTIONS); then, on the same database,
 300 "no" replies (BENCH_NO_REPLIES) from one caregiver with a `shift_id` hint, from 16 tasks
 (what bench/api.py sends). Printed per round: CPU per reply, statements per reply (BEGIN
-and COMMIT counted apart), wall time, p50/p99 of the in-process latency. BENCH_PROFILE=1
-writes a cProfile of the yes-burst of the last round to /tmp/replies_asgi.prof.
+and COMMIT counted apart), wall time, p50/p99 of the in-process latency; then the same
+"yes" burst answered by bench/replies.py's bare twin (one conditional UPDATE), in process
+on the same database, and "yes / twin by CPU": the share of the twin's throughput a server
+would reach if CPU were all that mattered (the process's CPU plus its PostgreSQL
+backends'). BENCH_PROFILE=1 writes a cProfile of the yes-burst of the last round to
+/tmp/replies_asgi.prof.
 BENCH_PATH=desk hands the replies straight to the reply desk (no HTTP, no key check: the
 desk's own cost). BENCH_ANALYZE=0 skips the ANALYZE before the burst (a fan-out a moment
 old, before autovacuum has analysed its tables). A warm-up of 256 strangers' replies opens
