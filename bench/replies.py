@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +36,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -128,44 +130,44 @@ function done(summary, latency, requests)
 end
 """
 
-TWIN_APP = """
-import sys
-import uvicorn
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-# caretime's default pool (max(10, worker_concurrency) = 32): neither side churns connections.
-engine = create_async_engine(sys.argv[1], pool_size=32, max_overflow=20)
-app = FastAPI()
+def phone(n: int) -> str:
+    return f"+1206{2000000 + n:07d}"
+
+
 CLAIM = text(
     "UPDATE bench_twin_shifts SET status = 'filled', assigned = :caller"
     " WHERE id = 'burst' AND status = 'open'"
 )
 
 
-class Reply(BaseModel):
+class TwinReply(BaseModel):
     sender: str = Field(alias="from")
     body: str
 
 
-@app.post("/messages/inbound")
-async def inbound(reply: Reply) -> dict[str, str]:
-    async with engine.begin() as connection:
-        claimed = await connection.execute(CLAIM, {"caller": reply.sender})
-    return {"action": "assigned" if claimed.rowcount == 1 else "already_filled"}
+def twin_app(database_url: str) -> FastAPI:
+    """The bare twin: the same request answered by one conditional UPDATE, committed (also
+    called in process by bench/replies_asgi.py). Its pool is caretime's default (32), so
+    neither side churns connections."""
+    engine = create_async_engine(database_url, pool_size=32, max_overflow=20)
+    app = FastAPI()
+    app.state.engine = engine  # for an in-process bench that counts its statements
+
+    @app.post("/messages/inbound")
+    async def inbound(reply: TwinReply) -> dict[str, str]:
+        async with engine.begin() as connection:
+            claimed = await connection.execute(CLAIM, {"caller": reply.sender})
+        return {"action": "assigned" if claimed.rowcount == 1 else "already_filled"}  # type: ignore[attr-defined]
+
+    return app
 
 
-config = uvicorn.Config(
-    app, host="127.0.0.1", port=int(sys.argv[2]), log_config=None, access_log=False
-)
-uvicorn.Server(config).run()
-"""
-
-
-def phone(n: int) -> str:
-    return f"+1206{2000000 + n:07d}"
+def serve_twin(database_url: str, port: int) -> None:
+    config = uvicorn.Config(
+        twin_app(database_url), host="127.0.0.1", port=port, log_config=None, access_log=False
+    )
+    uvicorn.Server(config).run()
 
 
 @dataclass
@@ -319,7 +321,7 @@ async def create_twin_table(database_url: str) -> None:
 def twin_server(database_url: str) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(TWIN_APP), database_url, str(port)],
+        [sys.executable, __file__, "twin", database_url, str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -392,4 +394,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["twin"]:
+        serve_twin(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()

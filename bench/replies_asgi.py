@@ -9,8 +9,12 @@ Each round is a fresh database: 1,000 caregivers (BENCH_REPLIES) offered one shi
 replying "yes" once, from 64 tasks (BENCH_REPLY_CONNECTIONS); then, on the same database,
 300 "no" replies (BENCH_NO_REPLIES) from one caregiver with a `shift_id` hint, from 16 tasks
 (what bench/api.py sends). Printed per round: CPU per reply, statements per reply (BEGIN
-and COMMIT counted apart), wall time, p50/p99 of the in-process latency. BENCH_PROFILE=1
-writes a cProfile of the yes-burst of the last round to /tmp/replies_asgi.prof.
+and COMMIT counted apart), wall time, p50/p99 of the in-process latency; then the same
+"yes" burst answered by bench/replies.py's bare twin (one conditional UPDATE), in process
+on the same database, and "yes / twin by CPU": the share of the twin's throughput a server
+would reach if CPU were all that mattered (the process's CPU plus its PostgreSQL
+backends'). BENCH_PROFILE=1 writes a cProfile of the yes-burst of the last round to
+/tmp/replies_asgi.prof.
 BENCH_PATH=desk hands the replies straight to the reply desk (no HTTP, no key check: the
 desk's own cost). BENCH_ANALYZE=0 skips the ANALYZE before the burst (a fan-out a moment
 old, before autovacuum has analysed its tables). A warm-up of 256 strangers' replies opens
@@ -49,7 +53,8 @@ from caretime.messaging.desk import reply_desk
 from caretime.runtime import Runtime
 from caretime.shifts.models import Shift
 from caretime.tenancy.models import Tenant
-from replies import KEY, SHIFT_ID, phone, seed
+from outreach import cpu_seconds
+from replies import KEY, SHIFT_ID, create_twin_table, phone, seed, twin_app
 
 REPLIES = int(os.environ.get("BENCH_REPLIES", "1000"))
 CONNECTIONS = int(os.environ.get("BENCH_REPLY_CONNECTIONS", "64"))
@@ -64,16 +69,13 @@ PATH = os.environ.get("BENCH_PATH", "api")
 
 
 class Statements:
-    """Counts what the process sends to the database, by kind."""
+    """Counts what the process sends to the database, by kind; finds the database's
+    backends (the PostgreSQL processes whose CPU a burst costs)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, *engines: Any) -> None:
         self.counts: Counter[str] = Counter()
-        # The reader is the same engine with other options on PostgreSQL (its statements
-        # reach the engine's listeners too), a pool of its own on SQLite.
-        engines = {runtime.engine.sync_engine}
-        if runtime.settings.is_sqlite:
-            engines.add(runtime.read_sessions.kw["bind"].sync_engine)
-        for engine in engines:
+        self._engine = engines[0]
+        for engine in {engine.sync_engine for engine in engines}:
             event.listen(engine, "before_cursor_execute", self._statement)
             event.listen(engine, "begin", self._begin)
             event.listen(engine, "commit", self._commit)
@@ -91,6 +93,14 @@ class Statements:
         taken, self.counts = self.counts, Counter()
         return taken
 
+    async def backends(self) -> list[int]:
+        """The database's backends (the pool's connections, opened by the warm-up)."""
+        async with self._engine.connect() as connection:
+            # Its own backend too: the pool hands this connection to the app next.
+            sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            pids = await connection.scalars(text(sql))
+            return list(pids)
+
 
 @dataclass
 class Burst:
@@ -100,6 +110,15 @@ class Burst:
     latencies: list[float]
     statements: Counter[str]
     actions: Counter[str]
+    # PostgreSQL's CPU for the burst: the database's backends open at its start (the
+    # pool's, opened by the warm-up; a connection opened or closed during it is missed).
+    database_cpu: float
+
+    @property
+    def cpu_per_reply(self) -> float:
+        """Both sides' CPU per reply, the process's and PostgreSQL's (on this machine's two
+        cores, what a server's throughput follows)."""
+        return (self.cpu + self.database_cpu) / self.replies
 
     def line(self, name: str) -> str:
         per = self.replies
@@ -108,7 +127,8 @@ class Burst:
         sql = sum(n for kind, n in self.statements.items() if kind not in ("BEGIN", "COMMIT"))
         txn = self.statements["COMMIT"]
         return (
-            f"  {name:4} {self.cpu / per * 1e3:6.2f} ms CPU/reply  {sql / per:5.2f} statements"
+            f"  {name:4} {self.cpu / per * 1e3:6.2f} ms CPU/reply "
+            f"(+{self.database_cpu / per * 1e3:4.2f} PostgreSQL)  {sql / per:5.2f} statements"
             f"/reply (+{txn / per:4.2f} transactions)  {per / self.wall:6.0f}/s wall  "
             f"p50 {statistics.median(lat) * 1e3:6.1f} ms  p99 {p99 * 1e3:6.1f} ms  "
             f"{dict(self.actions)}"
@@ -135,7 +155,11 @@ async def call_desk(app: Any, path: str, body: dict[str, Any]) -> tuple[int, dic
 
 
 async def burst(
-    app: Any, statements: Statements, bodies: list[dict[str, Any]], connections: int
+    app: Any,
+    statements: Statements,
+    bodies: list[dict[str, Any]],
+    connections: int,
+    call: Any = None,
 ) -> Burst:
     queue = list(reversed(bodies))
     latencies: list[float] = []
@@ -145,16 +169,19 @@ async def burst(
         while queue:
             body = queue.pop()
             started = time.perf_counter()
-            status, answer = await CALL(app, "/messages/inbound", body)
+            status, answer = await (call or CALL)(app, "/messages/inbound", body)
             latencies.append(time.perf_counter() - started)
             assert status == 200, answer
             actions[answer["action"]] += 1
 
+    backends = {pid: cpu_seconds([pid]) for pid in await statements.backends()}
     statements.take()
     cpu, wall = time.process_time(), time.perf_counter()
     await asyncio.gather(*(connection() for _ in range(connections)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return Burst(len(bodies), cpu, wall, latencies, statements.take(), actions)
+    # Backends present at the start and still there (one closed meanwhile reads as 0).
+    database = sum(max(0.0, cpu_seconds([pid]) - used) for pid, used in backends.items())
+    return Burst(len(bodies), cpu, wall, latencies, statements.take(), actions, database)
 
 
 async def offer(app: Any) -> None:
@@ -179,6 +206,25 @@ async def analyze(runtime: Runtime) -> None:
         await connection.execute(text("ANALYZE"))
 
 
+async def twin_burst(url: str) -> Burst:
+    """The same "yes" burst answered by bench/replies.py's bare twin (one conditional UPDATE
+    each), in process on the same database, after a warm-up as caretime's."""
+    await create_twin_table(url)
+    twin = twin_app(url)
+    engine = twin.state.engine
+    statements = Statements(engine)
+    reopen = text("UPDATE bench_twin_shifts SET status = 'open', assigned = NULL")
+    strangers = [{"from": f"+1617555{n:04d}", "body": "hello"} for n in range(WARM_UP)]
+    await burst(twin, statements, strangers, CONNECTIONS, call=call)
+    async with engine.begin() as connection:
+        await connection.execute(reopen)
+    yes = [{"from": phone(n), "body": "yes"} for n in range(REPLIES)]
+    result = await burst(twin, statements, yes, CONNECTIONS, call=call)
+    await engine.dispose()
+    assert result.actions["assigned"] == 1, result.actions
+    return result
+
+
 async def one_round(url: str, profile: cProfile.Profile | None) -> tuple[Burst, Burst]:
     runtime = Runtime.build(Settings(database_url=url, api_key=KEY, workers=0))
     await migrate.upgrade(runtime.engine)
@@ -188,7 +234,9 @@ async def one_round(url: str, profile: cProfile.Profile | None) -> tuple[Burst, 
         await offer(app)
         if ANALYZE:
             await analyze(runtime)  # as bench/replies.py does before its burst
-        statements = Statements(runtime)
+        # The reader is the same engine with other options (its statements reach the
+        # engine's listeners too).
+        statements = Statements(runtime.engine)
         async with runtime.sessions() as session:
             runtime.services["bench.tenant_id"] = await _tenant(session)
         # Warm-up: every pooled connection opened and its statements prepared, as in a
@@ -231,9 +279,14 @@ def main() -> None:
         profile = cProfile.Profile(time.process_time) if PROFILE and n == rounds - 1 else None
         with postgres_database("caretime_bench_replies_asgi") as url:
             yes, no = asyncio.run(one_round(url, profile))
+            twin = asyncio.run(twin_burst(url))
         print(yes.line("yes"))
         if NO_REPLIES:
             print(no.line("no"))
+        print(twin.line("twin"))
+        # The share of the twin's throughput a server would reach if CPU (the process's
+        # and PostgreSQL's, on this machine's two cores) were all that mattered.
+        print(f"  yes / twin by CPU: {twin.cpu_per_reply / yes.cpu_per_reply:.2f}")
         if profile:
             profile.dump_stats("/tmp/replies_asgi.prof")
     print(f"load average {os.getloadavg()[0]:.2f}")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from caretime.dispatch.models import Job
 from caretime.messaging import Message, OpenQuestion
@@ -123,3 +123,38 @@ async def test_a_reply_that_fails_in_a_batch_fails_alone(
     assert sorted(m.from_phone for m in inbound) == sorted(
         phone(n) for n in range(CAREGIVERS) if n != 5
     )
+
+
+async def test_a_number_s_repeated_replies_in_a_batch_read_its_question_once(
+    app: FastAPI, runtime: Runtime
+) -> None:
+    tenant_id = await offered(runtime)
+    desk = ReplyDesk(runtime.sessions, batches=1)
+    hint = {"shift_id": "s1"}
+    replies = [Inbound(phone(1), "no", hint=hint) for _ in range(4)]
+    replies.append(Inbound(phone(1), "yes", hint=hint))
+    offer_reads: list[str] = []
+
+    def count_offer_reads(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("SELECT") and "FROM shift_offers" in statement:
+            offer_reads.append(statement)
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count_offer_reads)
+    try:
+        now = runtime.clock.now()
+        answers = await asyncio.gather(*(desk.receive(tenant_id, r, now=now) for r in replies))
+    finally:
+        event.remove(engine, "before_cursor_execute", count_offer_reads)
+
+    # A "no" changes nothing the question's lookup reads: the next reply answers the same
+    # offer without reading it again, and decides as it would have alone.
+    assert [answer["action"] for answer in answers] == ["declined"] * 4 + ["assigned"]
+    assert len(offer_reads) == 1
+    async with runtime.sessions() as session:
+        shift = await session.get(Shift, (tenant_id, "s1"))
+        assert shift is not None
+        assert (shift.status, shift.assigned_caregiver_id) == ("filled", "c0001")
+        replied = select(ShiftEvent.details).where(ShiftEvent.kind == "reply")
+        trail = [details["action"] for details in (await session.scalars(replied)).all()]
+        assert Counter(trail) == {"declined": 4, "assigned": 1}

@@ -42,8 +42,9 @@ log = logging.getLogger("caretime.messaging")
 SERVICE = "messaging.reply_desk"
 # Replies per transaction: enough to absorb a burst, few enough that a batch is short.
 BATCH_SIZE = 64
-# Batches written at the same time, each in its own transaction (as concurrent requests
-# were): while one waits for the database, the next one's replies are being routed.
+# At most this many batches are written at the same time, each in its own transaction: a
+# second one starts only when more replies wait than the running ones will take next (see
+# ReplyDesk._more_batches_needed).
 BATCHES = 4
 
 
@@ -83,12 +84,24 @@ class ReplyDesk:
         context = contextvars.copy_context()
         waiting = _Waiting(tenant_id, received, message, now, classifier, context, answer)
         self._waiting.append(waiting)
-        # A worker that has just found nothing left is done, though still in the set.
-        if sum(not worker.done() for worker in self._workers) < self._batches:
+        if self._more_batches_needed():
             worker = asyncio.create_task(self._work())
             self._workers.add(worker)
             worker.add_done_callback(self._workers.discard)
         return await answer
+
+    def _more_batches_needed(self) -> bool:
+        """Another batch starts when none is being written, or when more replies wait than
+        the running batches will take next. Replies that gather behind a running batch go
+        into one batch, not into as many as there are free workers: a batch costs about ten
+        round trips whatever its size, and on a machine whose cores the database shares,
+        those round trips, not the wait for them, are what a burst's throughput is made of
+        (docs/benchmarks.md, burst)."""
+        # A worker that has just found nothing left is done, though still in the set.
+        running = sum(not worker.done() for worker in self._workers)
+        if running >= self._batches:
+            return False
+        return running == 0 or len(self._waiting) > running * BATCH_SIZE
 
     async def _work(self) -> None:
         try:
@@ -187,14 +200,15 @@ async def _one(
     answers: inbound.Answers,
     unkeyed: list[Message],
 ) -> dict[str, Any]:
-    """One reply of a batch. A reply without a key is routed before it is stored: its row is
-    written with its route at the end of the batch (nothing reads it meanwhile)."""
+    """One reply of a batch, its message row the one built on arrival. A reply without a key
+    is routed before it is stored: its row is written with its route at the end of the
+    batch (nothing reads it meanwhile)."""
     tenant_id, received = waiting.tenant_id, waiting.inbound
     if inbound.dedupe_key(received) is None:
         message, new = waiting.message, True
         unkeyed.append(message)
     else:
-        message, new = await inbound.record(session, tenant_id, received, now=waiting.now)
+        message, new = await inbound.record(session, waiting.message)
     if not new:
         intent = Intent(message.intent or "unknown")
         return inbound.InboundOutcome(message, intent, message.route_action or "").as_response()

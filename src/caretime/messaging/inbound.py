@@ -81,23 +81,20 @@ async def receive(
     classifier: IntentClassifier | None = None,
 ) -> InboundOutcome:
     """Record the reply and act on it now (POST /messages/inbound answers with what it did)."""
-    message, new = await record(session, tenant_id, inbound, now=now)
+    message, new = await record(session, unrecorded(tenant_id, inbound, now=now))
     if not new:
         intent = Intent(message.intent or "unknown")
         return InboundOutcome(message, intent, message.route_action or "")
     return await process(session, tenant_id, message, inbound.hint, now=now, classifier=classifier)
 
 
-async def record(
-    session: AsyncSession, tenant_id: str, inbound: Inbound, *, now: datetime
-) -> tuple[Message, bool]:
-    """Store the reply once (per provider message id or Idempotency-Key): the message, and
-    whether this call stored it (False: the same reply arrived before)."""
-    received = unrecorded(tenant_id, inbound, now=now)
-    message = await _record_once(session, received)
-    if message is not None:
-        return message, True
-    seen = await _already_received(session, tenant_id, received.idempotency_key)
+async def record(session: AsyncSession, received: Message) -> tuple[Message, bool]:
+    """Store the reply (as `unrecorded` built it) once per provider message id or
+    Idempotency-Key: the message stored, and whether this call stored it (False: the same
+    reply arrived before, and the message is that one)."""
+    if await _record_once(session, received):
+        return received, True
+    seen = await _already_received(session, received.tenant_id, received.idempotency_key)
     assert seen is not None
     return seen, False
 
@@ -181,20 +178,20 @@ def dedupe_key(inbound: Inbound) -> str | None:
     return f"key:{inbound.idempotency_key}" if inbound.idempotency_key else None
 
 
-async def _record_once(session: AsyncSession, message: Message) -> Message | None:
-    """Store the reply; None if its key was recorded before. The unique (tenant, key) index
+async def _record_once(session: AsyncSession, message: Message) -> bool:
+    """Store the reply; False if its key was recorded before. The unique (tenant, key) index
     decides between twins arriving together: the second waits for the first, then fails."""
     if message.idempotency_key is None:
         session.add(message)
-        return message
+        return True
     if await _already_received(session, message.tenant_id, message.idempotency_key):
-        return None
+        return False
     try:
         async with session.begin_nested():
             session.add(message)
     except IntegrityError:
-        return None
-    return message
+        return False
+    return True
 
 
 async def _already_received(
@@ -282,16 +279,32 @@ async def _answer(
         question = await routers.find_question(session, tenant_id, phone, hint)
     if question is None:
         _reply(answers, tenant_id, message, UNMATCHED_REPLY)
+        _keep_question(answers, tenant_id, phone, hint, None)  # nothing was changed
         return InboundOutcome(message, intent, "unmatched")
     result = await routers.get(question.router).answer(
         session, tenant_id, question, intent, message
     )
+    if result.keeps_question:
+        _keep_question(answers, tenant_id, phone, hint, question)
     # Set after the answer, so it is written with the intent and route in one UPDATE.
     message.related_kind, message.related_id = question.router, question.ref
     if result.reply:
         _reply(answers, tenant_id, message, result.reply)
     details = {"router": question.router, **result.details}
     return InboundOutcome(message, intent, result.action, details)
+
+
+def _keep_question(
+    answers: Answers,
+    tenant_id: str,
+    phone: str,
+    hint: dict[str, str],
+    question: OpenQuestion | None,
+) -> None:
+    """In a batch, the number's next reply with the same hint answers this question too,
+    without reading it again (what this reply did changed nothing a lookup reads)."""
+    if answers.questions is not None:
+        answers.questions.keep(tenant_id, phone, hint, question)
 
 
 def _reply(

@@ -29,7 +29,7 @@ async def record_for_later(
     session: AsyncSession, tenant_id: str, received: inbound.Inbound, *, now: datetime
 ) -> Message:
     """Store the reply once and queue its processing; the same reply again queues nothing."""
-    message, new = await inbound.record(session, tenant_id, received, now=now)
+    message, new = await inbound.record(session, inbound.unrecorded(tenant_id, received, now=now))
     if new:
         await enqueue(
             session,

@@ -26,6 +26,10 @@ class RouteResult:
     action: str
     reply: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # The answer changed nothing a router's question lookup reads (a repeated "no", a "yes"
+    # to a shift already filled): the number's next reply in the same batch may be routed
+    # to the same question without reading it again (FoundQuestions).
+    keeps_question: bool = False
 
 
 class InboundRouter(Protocol):
@@ -69,15 +73,18 @@ class RouterRegistry:
     async def find_question(
         self, session: AsyncSession, tenant_id: str, phone: str, hint: dict[str, str]
     ) -> OpenQuestion | None:
-        """The question a reply answers: a hinted router's first, else the most recent."""
-        hinted: list[OpenQuestion] = []
-        others: list[OpenQuestion] = []
-        for router in list(self._routers.values()):
-            question = await router.open_question(session, tenant_id, phone, hint)
+        """The question a reply answers: a hinted router's first, else the most recent. The
+        other routers are not asked when a hinted one has found a question (their answers
+        could not win)."""
+        everyone = list(self._routers.values())
+        hinted = [router for router in everyone if _recognises(router, hint)]
+        others = [router for router in everyone if router not in hinted]
+        for asked in (hinted, others):
+            found = [await r.open_question(session, tenant_id, phone, hint) for r in asked]
+            question = max(filter(None, found), key=lambda q: q.asked_at, default=None)
             if question is not None:
-                (hinted if _recognises(router, hint) else others).append(question)
-        candidates = hinted or others
-        return max(candidates, key=lambda q: q.asked_at, default=None)
+                return question
+        return None
 
     async def question_asked_by(
         self, session: AsyncSession, tenant_id: str, message: Message
@@ -119,23 +126,34 @@ NOT_FOUND = _NotFound()
 
 
 class FoundQuestions:
-    """Questions found in advance for a batch's replies (RouterRegistry.find_questions), each
-    good for the first hint-less reply from its number in that batch: a later reply from
-    the same number reads again, after what the first one changed."""
+    """The questions a batch's replies answer, found before they are routed: for each
+    number's hint-less replies by the batch's one read (RouterRegistry.find_questions), and
+    for a number's next reply with the same hint when the answer to its last one kept the
+    question (`keep`). Each is good for one reply: the one after it reads again, after what
+    that reply changed, unless its answer kept the question too."""
 
     def __init__(self) -> None:
-        self._found: dict[tuple[str, str], OpenQuestion | None] = {}
+        self._found: dict[tuple[str, str, tuple[tuple[str, str], ...]], OpenQuestion | None] = {}
 
     def add(self, tenant_id: str, found: dict[str, OpenQuestion | None]) -> None:
         for phone, question in found.items():
-            self._found[(tenant_id, phone)] = question
+            self._found[(tenant_id, phone, ())] = question
 
     def take(
         self, tenant_id: str, phone: str, hint: Mapping[str, str]
     ) -> OpenQuestion | _NotFound | None:
-        if hint:
-            return NOT_FOUND
-        return self._found.pop((tenant_id, phone), NOT_FOUND)
+        return self._found.pop((tenant_id, phone, _hint_key(hint)), NOT_FOUND)
+
+    def keep(
+        self, tenant_id: str, phone: str, hint: Mapping[str, str], question: OpenQuestion | None
+    ) -> None:
+        """The number's next reply with this hint answers `question` too (its answer to the
+        last one changed nothing the lookups read)."""
+        self._found[(tenant_id, phone, _hint_key(hint))] = question
+
+
+def _hint_key(hint: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(hint.items()))
 
 
 def _recognises(router: InboundRouter, hint: Mapping[str, str]) -> bool:
