@@ -55,6 +55,17 @@ async def get_session(request: Request) -> AsyncSession:
     return await exits.enter_async_context(_ShieldedExit(transaction(runtime.sessions)))
 
 
+async def get_reader(request: Request) -> AsyncConnection:
+    """A reader connection (each statement its own transaction: `db.create_read_engine`) for
+    a GET whose endpoint reads with Core statements only, closed when the endpoint returns.
+    An ORM session around the same statement (its construction, the transaction it begins
+    on the connection and ends, its close) cost a `GET /calls/{id}` a fifth of its CPU
+    (docs/benchmarks.md, "fw")."""
+    runtime: Runtime = request.app.state.runtime
+    exits: AsyncExitStack = request.scope[_ENDPOINT_EXITS]
+    return await exits.enter_async_context(runtime.read_engine.connect())
+
+
 class _ShieldedExit(Generic[T]):
     """`unit`, whose end (a commit, a rollback) is not cancelled halfway."""
 
@@ -99,5 +110,6 @@ async def get_settings(request: Request) -> Settings:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReaderDep = Annotated[AsyncConnection, Depends(get_reader)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -113,13 +113,14 @@ async def test_a_transaction_opened_on_a_reader_connection_is_still_committed(
 
 @pytest.mark.parametrize(
     ("path", "sessions"),
-    [("/tenants/me", 0), ("/tenants/me/policy", 0), ("/calls/call_missing", 1)],
+    [("/tenants/me", 0), ("/tenants/me/policy", 0), ("/calls/call_missing", 0), ("/calls", 1)],
 )
 async def test_a_cache_hit_read_opens_a_session_only_for_a_route_that_takes_one(
     anon_client: httpx.AsyncClient, runtime: Runtime, path: str, sessions: int
 ) -> None:
     # The key check and the policy version's read need no session of the request: a route
-    # that takes none opens none, and each read checks out one connection.
+    # that takes none opens none (`GET /calls/{id}` reads on a reader connection), and each
+    # read checks out one connection.
     _, key = await make_tenant(runtime, name="acme")
     assert (await anon_client.get(path, headers=bearer(key))).status_code in {200, 404}
     checkouts: list[object] = []
