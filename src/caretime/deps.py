@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Annotated, Any, Generic, TypeVar
 
+from anyio import CancelScope
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.clock import Clock
 from caretime.config import Settings
 from caretime.db import reading, transaction
-from caretime.events import SYSTEM, set_actor
 from caretime.limits import BODILESS
 from caretime.runtime import Runtime
+
+T = TypeVar("T")
 
 
 # Every dependency is `async def`: FastAPI runs a plain `def` in a worker thread, a thread
@@ -32,29 +34,53 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 # request (even one it has cached), and these sit under most routes several times over.
 
 
-_ACTOR_NAMED = "caretime.actor_named"
+# The exit stack FastAPI closes when the endpoint has returned, before the response is
+# sent: the one it ends a `scope="function"` generator dependency on.
+_ENDPOINT_EXITS = "fastapi_function_astack"
 
 
-def act_for_request(request: Request, actor: str) -> None:
-    """`actor` acts for the rest of the request (authentication calls it). The request's
-    session does not reset it to `system`, whichever of the two FastAPI solves first."""
-    request.scope[_ACTOR_NAMED] = True
-    set_actor(actor)
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncSession:
     """The request's unit of work: committed after the endpoint returns, before the response
-    is sent (scope="function"), so a client never sees success for a rolled-back change.
-    GET requests only read, so they do not queue behind SQLite's single writer."""
-    if _ACTOR_NAMED not in request.scope:
-        set_actor(SYSTEM)  # until authentication says who is acting
+    is sent, so a client never sees success for a rolled-back change. GET requests only
+    read, so they do not queue behind SQLite's single writer.
+
+    A plain dependency that puts the unit's end on FastAPI's exit stack for the endpoint
+    itself, where FastAPI would put a generator dependency's: a generator costs every
+    request two more context managers and a cancel scope around it (docs/benchmarks.md,
+    "fw"). The commit's exit is shielded from cancellation as FastAPI shields a generator's."""
     runtime: Runtime = request.app.state.runtime
+    exits: AsyncExitStack = request.scope[_ENDPOINT_EXITS]
     if request.method in BODILESS:
-        async with reading(runtime.read_sessions) as session:
-            yield session
-        return
-    async with transaction(runtime.sessions) as session:
-        yield session
+        return await exits.enter_async_context(reading(runtime.read_sessions))
+    return await exits.enter_async_context(_ShieldedExit(transaction(runtime.sessions)))
+
+
+async def get_reader(request: Request) -> AsyncConnection:
+    """A reader connection (each statement its own transaction: `db.create_read_engine`) for
+    a GET whose endpoint reads with Core statements only, closed when the endpoint returns.
+    An ORM session around the same statement (its construction, the transaction it begins
+    on the connection and ends, its close) cost a `GET /calls/{id}` a fifth of its CPU
+    (docs/benchmarks.md, "fw")."""
+    runtime: Runtime = request.app.state.runtime
+    exits: AsyncExitStack = request.scope[_ENDPOINT_EXITS]
+    return await exits.enter_async_context(runtime.read_engine.connect())
+
+
+class _ShieldedExit(Generic[T]):
+    """`unit`, whose end (a commit, a rollback) is not cancelled halfway."""
+
+    __slots__ = ("unit",)
+
+    def __init__(self, unit: AbstractAsyncContextManager[T]) -> None:
+        self.unit = unit
+
+    async def __aenter__(self) -> T:
+        return await self.unit.__aenter__()
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        with CancelScope(shield=True):
+            suppressed = await self.unit.__aexit__(*exc_info)
+        return suppressed
 
 
 @asynccontextmanager
@@ -83,6 +109,7 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReaderDep = Annotated[AsyncConnection, Depends(get_reader)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

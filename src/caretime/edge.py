@@ -1,6 +1,7 @@
 """Every request's edge, in one pure ASGI layer ahead of routing, parsing and authentication:
-its request id and metrics (observability), the 500 problem for an exception no handler
-claimed (errors), the body limit's 413 (limits) and the input guard's 422 (inputs).
+its request id and metrics (observability), its actor (`system` until authentication names
+one: events), the 500 problem for an exception no handler claimed (errors), the body
+limit's 413 (limits) and the input guard's 422 (inputs).
 
 They were four middlewares, each wrapping `send` (and some `receive`) and awaiting the next:
 a quarter of a `GET /health`. Here each is a plain function called in the order the layers
@@ -16,6 +17,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from caretime.errors import unhandled_error
+from caretime.events import SYSTEM, set_actor
 from caretime.inputs import screened
 from caretime.limits import BodyTooLarge, counting, declared_length, needs_counting, too_large
 from caretime.observability import bind_request, record_request, unbind_request
@@ -31,6 +33,7 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         request_id, binding = bind_request(scope)
+        set_actor(SYSTEM)  # until authentication says who is acting
         request_id_header = (b"x-request-id", request_id.encode())
         began = time.perf_counter()
         status = 0  # until the response starts

@@ -1,22 +1,22 @@
 """The request path of an authenticated read (docs/benchmarks.md, K2): the key check is a
-dependency of its own that names the actor whichever dependency FastAPI solves first, and a
+dependency of its own that names the actor (the edge set `system` for the request), and a
 read request's session has no SQLAlchemy transaction around it, yet keeps what `transaction`
 promised (pending changes committed, `after_commit` work run after it)."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from caretime.db import after_commit, reading
-from caretime.deps import act_for_request, get_session
+from caretime.edge import EdgeMiddleware
 from caretime.events import SYSTEM, current_actor, set_actor
 from caretime.runtime import Runtime
 from caretime.tenancy.models import Tenant
@@ -43,23 +43,21 @@ async def test_a_change_made_after_the_key_check_is_acted_by_the_key(
     assert [event["actor"][:4] for event in events["items"]] == ["key:"] * len(events["items"])
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_a_request_session_resets_the_actor_unless_authentication_named_one(
-    app: FastAPI, method: str
-) -> None:
+async def test_each_request_acts_as_system_until_authentication_names_someone() -> None:
     # httpx's ASGI transport runs every request in the test's own task and context, as a
     # server may run several on one connection's: a former request's actor is left there.
-    set_actor("key:key_of_a_former_request")
-    first = Request({"type": "http", "method": method, "app": app, "headers": []})
-    async with contextlib.aclosing(get_session(first)) as sessions:
-        await anext(sessions)
-        assert current_actor() == SYSTEM
+    seen: list[str] = []
 
-    named = Request({"type": "http", "method": method, "app": app, "headers": []})
-    act_for_request(named, "key:key_of_this_request")  # the key check ran first
-    async with contextlib.aclosing(get_session(named)) as sessions:
-        await anext(sessions)
-        assert current_actor() == "key:key_of_this_request"
+    async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(current_actor())
+        await Response(b"")(scope, receive, send)
+
+    set_actor("key:key_of_a_former_request")
+    edge = EdgeMiddleware(endpoint, max_body_bytes=1024)
+    transport = httpx.ASGITransport(app=edge)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/anything")).status_code == 200
+    assert seen == [SYSTEM]
 
 
 async def test_a_read_session_commits_what_was_left_pending_then_runs_after_commit_work(
@@ -115,13 +113,14 @@ async def test_a_transaction_opened_on_a_reader_connection_is_still_committed(
 
 @pytest.mark.parametrize(
     ("path", "sessions"),
-    [("/tenants/me", 0), ("/tenants/me/policy", 0), ("/calls/call_missing", 1)],
+    [("/tenants/me", 0), ("/tenants/me/policy", 0), ("/calls/call_missing", 0), ("/calls", 1)],
 )
 async def test_a_cache_hit_read_opens_a_session_only_for_a_route_that_takes_one(
     anon_client: httpx.AsyncClient, runtime: Runtime, path: str, sessions: int
 ) -> None:
     # The key check and the policy version's read need no session of the request: a route
-    # that takes none opens none, and each read checks out one connection.
+    # that takes none opens none (`GET /calls/{id}` reads on a reader connection), and each
+    # read checks out one connection.
     _, key = await make_tenant(runtime, name="acme")
     assert (await anon_client.get(path, headers=bearer(key))).status_code in {200, 404}
     checkouts: list[object] = []

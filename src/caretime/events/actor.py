@@ -17,7 +17,7 @@ def current_actor() -> str:
 
 def set_actor(actor: str) -> None:
     """For a request's whole life: each request runs in its own context, and the request's
-    transaction wrapper sets `system` first, so nothing carries over between requests."""
+    edge (caretime.edge) sets `system` first, so nothing carries over between requests."""
     _actor.set(actor)
 
 

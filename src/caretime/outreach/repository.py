@@ -10,7 +10,7 @@ from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.bulk import SkipConflicts, insert_rows, where_one_of
 from caretime.db import is_postgres, locking
@@ -220,11 +220,10 @@ _CALL_WITH_ATTEMPTS = (
 
 
 async def call_with_attempts(
-    session: AsyncSession, tenant_id: str, call_id: str
+    connection: AsyncConnection, tenant_id: str, call_id: str
 ) -> tuple[Row[Any] | None, list[AttemptView]]:
     """The call's row (columns named as Call's attributes) and its attempts by number, in
-    one round trip and without the ORM's entity loading (a read-only request's hot path)."""
-    connection = await session.connection()
+    one round trip and without the ORM (a read-only request's hot path)."""
     result = await connection.execute(
         _CALL_WITH_ATTEMPTS, {"tenant_id": tenant_id, "call_id": call_id}
     )

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.deps import ClockDep, SessionDep
+from caretime.deps import ClockDep, ReaderDep, SessionDep
 from caretime.disconnect import while_connected
 from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
@@ -222,9 +222,9 @@ async def list_calls(
 
 
 @router.get("/calls/{call_id}", responses=problems(CallNotFound))
-async def get_call(call_id: PathText, tenant: TenantDep, session: SessionDep) -> CallOut:
+async def get_call(call_id: PathText, tenant: TenantDep, reader: ReaderDep) -> CallOut:
     """One call with its attempts and their provider status history."""
-    call, attempts = await call_service.get_call_with_attempts(session, tenant.id, call_id)
+    call, attempts = await call_service.get_call_with_attempts(reader, tenant.id, call_id)
     return call_out(call, attempts)
 
 

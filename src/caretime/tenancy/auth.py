@@ -31,8 +31,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.db import after_commit
-from caretime.deps import act_for_request, reading_first
+from caretime.deps import reading_first
 from caretime.errors import Unauthorized
+from caretime.events import set_actor
 from caretime.events.actor import api_key_actor
 from caretime.observability import bind_tenant
 from caretime.runtime import Runtime
@@ -69,8 +70,8 @@ class _ApiKeyBearer(HTTPBearer):
     """The API key check as FastAPI's HTTP bearer security scheme itself (the same scheme in
     the OpenAPI document): one dependency where a bearer dependency under the tenant's, with
     the request's session beside it, made three for FastAPI to solve, each costing more than
-    the check's own work on a cache hit. It names the request's actor (`act_for_request`)
-    whether the request's session is opened before it or after."""
+    the check's own work on a cache hit. It names the request's actor (the edge set it to
+    `system` when the request came in)."""
 
     async def __call__(self, request: Request) -> CurrentTenant:  # type: ignore[override]
         scheme, plaintext = get_authorization_scheme_param(request.headers.get("authorization"))
@@ -88,7 +89,7 @@ class _ApiKeyBearer(HTTPBearer):
             key = await _read_key(request, keys, key_hash)
             version = key.policy_version
         bind_tenant(key.tenant_id)
-        act_for_request(request, api_key_actor(key.key_id))
+        set_actor(api_key_actor(key.key_id))
         key_uses_of(runtime).note(key.key_id, key.last_used_at, runtime.clock.now())
         return CurrentTenant(key.tenant_id, key.tenant_name, version, key.key_id)
 
