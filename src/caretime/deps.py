@@ -47,12 +47,11 @@ async def get_session(request: Request) -> AsyncSession:
     A plain dependency that puts the unit's end on FastAPI's exit stack for the endpoint
     itself, where FastAPI would put a generator dependency's: a generator costs every
     request two more context managers and a cancel scope around it (docs/benchmarks.md,
-    "fw"). The commit's exit is shielded from cancellation as FastAPI shields a generator's."""
+    "fw")."""
     runtime: Runtime = request.app.state.runtime
-    exits: AsyncExitStack = request.scope[_ENDPOINT_EXITS]
     if request.method in BODILESS:
-        return await exits.enter_async_context(reading(runtime.read_sessions))
-    return await exits.enter_async_context(_ShieldedExit(transaction(runtime.sessions)))
+        return await _until_endpoint_returns(request, reading(runtime.read_sessions))
+    return await _until_endpoint_returns(request, transaction(runtime.sessions))
 
 
 async def get_reader(request: Request) -> AsyncConnection:
@@ -62,8 +61,17 @@ async def get_reader(request: Request) -> AsyncConnection:
     on the connection and ends, its close) cost a `GET /calls/{id}` a fifth of its CPU
     (docs/benchmarks.md, "fw")."""
     runtime: Runtime = request.app.state.runtime
-    exits: AsyncExitStack = request.scope[_ENDPOINT_EXITS]
-    return await exits.enter_async_context(runtime.read_engine.connect())
+    return await _until_endpoint_returns(request, runtime.read_engine.connect())
+
+
+async def _until_endpoint_returns(request: Request, unit: AbstractAsyncContextManager[T]) -> T:
+    """`unit` entered now and ended on FastAPI's exit stack for the endpoint, its end (a
+    commit, a rollback, a connection's return to the pool) shielded from cancellation as
+    FastAPI shields a generator dependency's."""
+    exits: AsyncExitStack | None = request.scope.get(_ENDPOINT_EXITS)
+    if exits is None:  # a FastAPI that no longer names it: fail loudly, not with a KeyError
+        raise RuntimeError(f"FastAPI gave no {_ENDPOINT_EXITS!r} exit stack: see deps.py")
+    return await exits.enter_async_context(_ShieldedExit(unit))
 
 
 class _ShieldedExit(Generic[T]):
