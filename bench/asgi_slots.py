@@ -112,10 +112,34 @@ def _counting(engines: list[Any]) -> Iterator[list[str]]:
     for engine in engines:
         event.listen(engine.sync_engine, "before_cursor_execute", note)
     try:
-        yield statements
+        with _counting_asyncpg(statements):
+            yield statements
     finally:
         for engine in engines:
             event.remove(engine.sync_engine, "before_cursor_execute", note)
+
+
+@contextmanager
+def _counting_asyncpg(statements: list[str]) -> Iterator[None]:
+    """Statements run by asyncpg itself (postgres_hold), which no SQLAlchemy cursor sees."""
+    import asyncpg
+
+    originals = {name: getattr(asyncpg.Connection, name) for name in ("fetch", "fetchrow")}
+
+    def counted(original: Any) -> Any:
+        async def run(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            statements.append(query)
+            return await original(self, query, *args, **kwargs)
+
+        return run
+
+    for name, original in originals.items():
+        setattr(asyncpg.Connection, name, counted(original))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(asyncpg.Connection, name, original)
 
 
 def main(kind: str, batches: int, per_batch: int) -> None:

@@ -15,9 +15,9 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select
+from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 
@@ -27,9 +27,17 @@ class Prepared(NamedTuple):
     constants: Mapping[str, Any]  # values the statement carries (literals)
     convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its type
 
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        """The positional values for `params` (and the statement's constants), converted."""
+        values = {**self.constants, **params}
+        convert = self.convert
+        return [
+            convert[name](values[name]) if name in convert else values[name] for name in self.names
+        ]
+
 
 @functools.cache
-def prepared(statement: Select[Any], dialect: Dialect) -> Prepared:
+def prepared(statement: Select[Any] | CompoundSelect[Any], dialect: Dialect) -> Prepared:
     """`statement` as `dialect` sends it, compiled once."""
     compiled = statement.compile(dialect=dialect)
     assert compiled.positiontup is not None
@@ -48,11 +56,22 @@ async def fetch_one(engine: AsyncEngine, statement: Select[Any], params: Mapping
     is taken as it is (no SQLAlchemy Connection around it: ~60 µs less a request); it goes
     back with nothing to roll back."""
     sent = prepared(statement, engine.dialect)
-    values = {**sent.constants, **params}
-    convert = sent.convert
-    args = [convert[name](values[name]) if name in convert else values[name] for name in sent.names]
     pooled = await engine.raw_connection()
     try:
-        return await pooled.driver_connection.fetchrow(sent.sql, *args)  # type: ignore[union-attr]
+        return await pooled.driver_connection.fetchrow(sent.sql, *sent.arguments(params))  # type: ignore[union-attr]
     finally:
         await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
+
+
+async def fetch_all(
+    connection: AsyncConnection,
+    statement: Select[Any] | CompoundSelect[Any],
+    params: Mapping[str, Any],
+) -> list[Any]:
+    """The rows `statement` answers with `params`, run by asyncpg on `connection`'s own
+    driver connection: inside the transaction SQLAlchemy's adapter has begun on it, if any,
+    else as a statement of its own. No compiled-cache lookup (hashing a large statement's
+    key), no cursor or result objects: asyncpg's rows."""
+    sent = prepared(statement, connection.dialect)
+    pooled = await connection.get_raw_connection()
+    return await pooled.driver_connection.fetch(sent.sql, *sent.arguments(params))  # type: ignore[union-attr, no-any-return]

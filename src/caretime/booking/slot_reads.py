@@ -41,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
+from caretime.booking import postgres_hold
 from caretime.booking.availability import Rule
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
@@ -127,6 +128,12 @@ async def read_search(
         parameters["visit_type"] = visit_type
     if key_id is not None:
         parameters["key_id"] = key_id
+    if postgres:
+        # The statement compiled once and run by asyncpg: through SQLAlchemy each execution
+        # hashed the UNION's whole cache key and built a cursor and result around the rows
+        # (docs/benchmarks.md, "slots2"). Its column types convert nothing asyncpg's rows
+        # need (dates, integers, aware UTC instants).
+        return _sorted_out(await postgres_hold.fetch_all(connection, statement, parameters))
     return _sorted_out(await connection.execute(statement, parameters))
 
 
