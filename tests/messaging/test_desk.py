@@ -158,3 +158,36 @@ async def test_a_number_s_repeated_replies_in_a_batch_read_its_question_once(
         replied = select(ShiftEvent.details).where(ShiftEvent.kind == "reply")
         trail = [details["action"] for details in (await session.scalars(replied)).all()]
         assert Counter(trail) == {"declined": 4, "assigned": 1}
+
+
+async def test_a_reply_that_changes_something_makes_later_replies_read_their_question_again(
+    app: FastAPI, runtime: Runtime
+) -> None:
+    # Caregiver 1's unclear answer keeps its question for its next reply; caregiver 2's STOP
+    # changes consent in between, so caregiver 1's next reply reads its offer again, as it
+    # would have alone (a change in between may have sent it a newer offer).
+    tenant_id = await offered(runtime)
+    desk = ReplyDesk(runtime.sessions, batches=1)
+    hint = {"shift_id": "s1"}
+    replies = [
+        Inbound(phone(1), "what time?", hint=hint),
+        Inbound(phone(2), "STOP"),
+        Inbound(phone(1), "what time?", hint=hint),
+    ]
+    offer_reads: list[str] = []
+
+    def count_offer_reads(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("SELECT") and "FROM shift_offers" in statement:
+            offer_reads.append(statement)
+
+    engine = runtime.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count_offer_reads)
+    try:
+        now = runtime.clock.now()
+        answers = await asyncio.gather(*(desk.receive(tenant_id, r, now=now) for r in replies))
+    finally:
+        event.remove(engine, "before_cursor_execute", count_offer_reads)
+
+    assert [answer["action"] for answer in answers] == ["clarify", "opted_out", "clarify"]
+    # One read by each of caregiver 1's replies, one by the opt-out (the number's offers).
+    assert len(offer_reads) == 3

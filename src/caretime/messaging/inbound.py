@@ -239,6 +239,8 @@ async def _route(
     if intent in (Intent.opt_out, Intent.opt_in):
         # Answers to earlier replies are queued under the consent they were answered under.
         await answers.send(session)
+        if answers.questions is not None:
+            answers.questions.forget()
         opting_out = intent is Intent.opt_out
         changed = await set_opt_out(
             session,
@@ -286,6 +288,8 @@ async def _answer(
     )
     if result.keeps_question:
         _keep_question(answers, tenant_id, phone, hint, question)
+    elif answers.questions is not None:
+        answers.questions.forget()
     # Set after the answer, so it is written with the intent and route in one UPDATE.
     message.related_kind, message.related_id = question.router, question.ref
     if result.reply:

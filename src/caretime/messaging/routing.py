@@ -130,7 +130,8 @@ class FoundQuestions:
     number's hint-less replies by the batch's one read (RouterRegistry.find_questions), and
     for a number's next reply with the same hint when the answer to its last one kept the
     question (`keep`). Each is good for one reply: the one after it reads again, after what
-    that reply changed, unless its answer kept the question too."""
+    that reply changed, unless its answer kept the question too; all are read again once
+    any reply of the batch changes something (`forget`)."""
 
     def __init__(self) -> None:
         self._found: dict[tuple[str, str, tuple[tuple[str, str], ...]], OpenQuestion | None] = {}
@@ -148,8 +149,15 @@ class FoundQuestions:
         self, tenant_id: str, phone: str, hint: Mapping[str, str], question: OpenQuestion | None
     ) -> None:
         """The number's next reply with this hint answers `question` too (its answer to the
-        last one changed nothing the lookups read)."""
+        last one changed nothing the lookups read), unless another reply changes something
+        first (`forget`)."""
         self._found[(tenant_id, phone, _hint_key(hint))] = question
+
+    def forget(self) -> None:
+        """A reply changed what a lookup may find (a claim, a dropped shift refilled with
+        new offers to other numbers, a consent): every reply after it reads its question
+        again, as it would have alone."""
+        self._found.clear()
 
 
 def _hint_key(hint: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
