@@ -18,8 +18,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import EMPTY_DICT, greenlet_spawn
 from sqlalchemy.util.concurrency import await_
 
 Outcome = tuple[Any, int, int | None, list[Any]]
@@ -103,12 +103,7 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
     async def _on_thread(
         self, work: Callable[..., Outcome], operation: Any, parameters: Any
     ) -> Outcome:
-        async with self._adapt_connection._execute_mutex:
-            connection = self._connection
-            outcome: Outcome = await connection._execute(
-                work, connection._conn, operation, parameters
-            )
-            return outcome
+        return await _hop(self._adapt_connection, work, operation, parameters)
 
     def _take(self, outcome: Outcome) -> None:
         self._description, self._rowcount, self._lastrowid, rows = outcome
@@ -116,21 +111,81 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    """Also: a COMMIT or ROLLBACK only when there can be a transaction to end. SQLAlchemy
+    rolls back every connection that goes back to the pool, and aiosqlite sends that to the
+    connection's thread and back (a hop, as costly as a statement) to do nothing when no
+    transaction was begun: a hold written in one hop (booking.sqlite_hold) paid two."""
+
     __slots__ = ()
     _cursor_cls = OneHopCursor
 
+    def commit(self) -> None:
+        if not self._settled():
+            super().commit()
 
-async def on_connection_thread(
-    connection: AsyncConnection, work: Callable[..., T], *args: Any
-) -> T:
-    """`work(sqlite3_connection, *args)` in one hop to `connection`'s thread, as this
-    module's cursors run a statement: for work that must run there as a whole (several
-    statements of one transaction with nothing in between)."""
-    adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+    def rollback(self) -> None:
+        if not self._settled():
+            super().rollback()
+
+    def _settled(self) -> bool:
+        """No transaction is open, nor can one be about to open: every hop sent has
+        finished (a hop whose caller was cancelled still runs, and a BEGIN in it would open
+        one; the rollback then goes behind it on the thread, as before)."""
+        connection = self._connection
+        raw = connection._connection  # sqlite3's, None once closed
+        if raw is None:
+            return False
+        hops = _hops(connection)
+        return hops.done == hops.sent and not raw.in_transaction
+
+
+class _Hops:
+    """Hops sent to a connection's thread (counted on the event loop) and finished there
+    (counted on the thread): each count has one writer."""
+
+    __slots__ = ("done", "sent")
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.done = 0
+
+
+def _hops(connection: Any) -> _Hops:
+    """`connection`'s (aiosqlite's) hop counts, kept on it."""
+    hops: _Hops | None = getattr(connection, "_caretime_hops", None)
+    if hops is None:
+        hops = connection._caretime_hops = _Hops()
+    return hops
+
+
+async def _hop(adapted: Any, work: Callable[..., T], *args: Any) -> T:
+    """`work(sqlite3_connection, *args)` on `adapted`'s thread, in one hop, counted."""
     async with adapted._execute_mutex:
-        aiosqlite_connection = adapted._connection
-        outcome: T = await aiosqlite_connection._execute(work, aiosqlite_connection._conn, *args)
+        connection = adapted._connection
+        hops = _hops(connection)
+        hops.sent += 1
+        outcome: T = await connection._execute(_counted, hops, work, connection._conn, *args)
         return outcome
+
+
+def _counted(hops: _Hops, work: Callable[..., T], raw: sqlite3.Connection, *args: Any) -> T:
+    try:
+        return work(raw, *args)
+    finally:
+        hops.done += 1
+
+
+async def on_connection_thread(engine: AsyncEngine, work: Callable[..., T], *args: Any) -> T:
+    """`work(sqlite3_connection, *args)` in one hop to the thread of a connection of
+    `engine`'s pool, as this module's cursors run a statement: for work that must run there
+    as a whole (several statements of one transaction with nothing in between). The pool's
+    connection is taken as it is, with no SQLAlchemy Connection around it (two greenlet
+    hops less); it goes back with nothing to roll back if `work` left no transaction."""
+    pooled = await engine.raw_connection()
+    try:
+        return await _hop(pooled.dbapi_connection, work, *args)
+    finally:
+        await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
 
 
 def one_hop(dbapi_connection: Any) -> None:

@@ -80,10 +80,7 @@ async def write_at_once(
     job's id if this wrote it)."""
     bound = [(prepared.sql, _bound(prepared, values)) for prepared, values in writes]
     checked = None if check is None else (check[0].sql, _bound(*check))
-    async with engine.connect() as connection:
-        outcome: tuple[bool, int | None] = await on_connection_thread(
-            connection, _run, bound, checked
-        )
+    outcome: tuple[bool, int | None] = await on_connection_thread(engine, _run, bound, checked)
     return outcome
 
 
