@@ -99,7 +99,7 @@ async def _seed(app: Any, first: datetime) -> None:
 def _counting(runtime: Runtime, statements: list[str]) -> None:
     """Every statement a request sends: SQLAlchemy's (a cursor-execute listener), and those
     run on the driver itself, which SQLAlchemy does not see: the SQLite hold's one hop
-    (sqlite_hold) and the PostgreSQL hold's one statement (postgres_hold)."""
+    (sqlite_hold) and the PostgreSQL hold's one statement (pg_direct)."""
     engines = [runtime.engine.sync_engine]
     if runtime.read_engine.sync_engine.pool is not runtime.engine.sync_engine.pool:
         engines.append(runtime.read_engine.sync_engine)  # else it shares engine's listeners
@@ -147,16 +147,16 @@ def _count_on_the_driver(statements: list[str]) -> None:
 
         sqlite_hold._run = traced
     try:
-        postgres_hold = importlib.import_module("caretime.booking.postgres_hold")
+        pg_direct = importlib.import_module("caretime.pg_direct")
     except ImportError:
         return
-    fetch_one = postgres_hold.fetch_one
+    fetch_one = pg_direct.fetch_one
 
     async def noted(engine: Any, statement: Any, params: Any) -> Any:
-        _note(statements, postgres_hold.prepared(statement, engine.dialect).sql)
+        _note(statements, pg_direct.prepared(statement, engine.dialect).sql)
         return await fetch_one(engine, statement, params)
 
-    postgres_hold.fetch_one = noted
+    pg_direct.fetch_one = noted
 
 
 # CARETIME_BENCH_STAGES=1: the process CPU spent inside each of these, per request (run with

@@ -121,7 +121,7 @@ def _counting(engines: list[Any]) -> Iterator[list[str]]:
 
 @contextmanager
 def _counting_asyncpg(statements: list[str]) -> Iterator[None]:
-    """Statements run by asyncpg itself (postgres_hold), which no SQLAlchemy cursor sees."""
+    """Statements run by asyncpg itself (pg_direct), which no SQLAlchemy cursor sees."""
     import asyncpg
 
     originals = {name: getattr(asyncpg.Connection, name) for name in ("fetch", "fetchrow")}

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from caretime.sqlite_driver import OneHopConnection, one_hop
+from caretime.sqlite_driver import one_hop
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -125,37 +125,9 @@ def create_read_engine(url: str, engine: AsyncEngine) -> AsyncEngine:
     # Nothing to roll back when a connection goes back to the pool: no round trip for it.
     # Enough pooled connections for the concurrent readers a server sees: beyond the pool,
     # each reader would open (a thread, the file, its pragmas) and close a connection.
-    engine = _create_sqlite_engine(
+    return _create_sqlite_engine(
         url, None, pool_reset_on_return=None, pool_size=READERS, max_overflow=READERS
     )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _reader(dbapi_connection: Any, _record: Any) -> None:
-        if type(dbapi_connection) is OneHopConnection:
-            dbapi_connection.__class__ = ReaderConnection
-
-    return engine
-
-
-class ReaderConnection(OneHopConnection):
-    """A SQLite reader's connection (the driver in autocommit): SQLAlchemy still ends each
-    use with a COMMIT or ROLLBACK call, which aiosqlite sends to the connection's thread and
-    back (a hop, as costly as the request's SELECT) to do nothing. Sent only when a
-    transaction is open (a BEGIN someone ran on a reader)."""
-
-    __slots__ = ()
-
-    def commit(self) -> None:
-        if self._in_transaction():
-            super().commit()
-
-    def rollback(self) -> None:
-        if self._in_transaction():
-            super().rollback()
-
-    def _in_transaction(self) -> bool:
-        raw = self._connection._connection  # sqlite3's, None once closed
-        return raw is None or bool(raw.in_transaction)
 
 
 def _create_sqlite_engine(url: str, begin: str | None, **kwargs: Any) -> AsyncEngine:

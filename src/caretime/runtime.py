@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
@@ -14,6 +14,8 @@ from caretime.clock import Clock, SystemClock
 from caretime.config import Settings
 from caretime.db import create_engine, create_read_engine
 from caretime.dispatch import wakeup
+
+S = TypeVar("S")
 
 
 @dataclass
@@ -30,6 +32,13 @@ class Runtime:
     services: dict[str, Any] = field(default_factory=dict)
     # What services need done when the runtime closes (close pooled HTTP clients...).
     on_close: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def service(self, name: str, make: Callable[[], S]) -> S:
+        """The process's one `name` service, made by `make` on first use."""
+        found = self.services.get(name)
+        if found is None:
+            found = self.services[name] = make()
+        return found
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:

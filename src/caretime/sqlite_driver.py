@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from anyio import CancelScope
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
@@ -185,7 +186,8 @@ async def on_connection_thread(engine: AsyncEngine, work: Callable[..., T], *arg
     try:
         return await _hop(pooled.dbapi_connection, work, *args)
     finally:
-        await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
+        with CancelScope(shield=True):  # a cancelled request still gives the connection back
+            await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
 
 
 def one_hop(dbapi_connection: Any) -> None:

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from caretime.booking import placing
 from caretime.booking.models import AvailabilityRule, Provider, VisitType
 from caretime.db import transaction
 from caretime.events.webhooks.models import WebhookDelivery
@@ -42,12 +43,32 @@ async def _change(runtime: Runtime, statement: Any) -> None:
         await session.execute(statement)
 
 
+@pytest.fixture
+def reads_first(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The providers of the reservations that were read first (not held in one statement)."""
+    read: list[str] = []
+    original = placing.read_for_request
+
+    async def counted(
+        reader: Any, tenant_id: str, key_id: Any, provider_id: str, *args: Any
+    ) -> Any:
+        read.append(provider_id)
+        return await original(reader, tenant_id, key_id, provider_id, *args)
+
+    monkeypatch.setattr(placing, "read_for_request", counted)
+    return read
+
+
 @pytest.mark.usefixtures("known_place")
-async def test_the_next_reservation_is_held_as_the_first(client: httpx.AsyncClient) -> None:
+async def test_the_next_reservation_is_held_as_the_first(
+    client: httpx.AsyncClient, reads_first: list[str]
+) -> None:
     hold = await make_reservation(client, slot_start=NEXT)
     assert (hold["status"], hold["slot_end"]) == ("held", "2026-03-03T17:15:00Z")
+    assert reads_first == []  # held in one statement, on what the first one read
     taken = await make_reservation(client, slot_start=NEXT, expect=409)
     assert taken["type"] == "urn:caretime:problem:slot-taken"
+    assert len(reads_first) == 1  # a refusal is said on a fresh read
 
 
 @pytest.mark.usefixtures("known_place")

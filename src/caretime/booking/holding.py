@@ -38,7 +38,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from caretime.booking import placing, postgres_hold, sqlite_hold
+from caretime import pg_direct
+from caretime.booking import placing, sqlite_hold
 from caretime.booking.events import HELD
 from caretime.booking.models import Appointment
 from caretime.clock import isoformat_z
@@ -133,7 +134,7 @@ async def write_known(
     with_visit_type = hold.visit_type_id is not None
     if reader.dialect.name == "postgresql":
         params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
-        row = await postgres_hold.fetch_one(reader, _known_write(with_visit_type), params)
+        row = await pg_direct.fetch_one(reader, _known_write(with_visit_type), params)
         written, sweep_job = row["held"] == 1, row["sweep_job"]
     else:
         if not with_visit_type:

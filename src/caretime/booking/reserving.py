@@ -13,6 +13,7 @@ only ever said by the second, on what it has just read.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -41,6 +42,8 @@ from caretime.events.webhooks.outbox import subscribed_endpoints
 from caretime.runtime import Runtime
 from caretime.tenancy.auth import CurrentTenant, PolicyReadWith, policies_of
 from caretime.tenancy.policy import BookingPolicy, TenantPolicy
+
+log = logging.getLogger("caretime.booking")
 
 
 async def reserve_requested(
@@ -217,11 +220,7 @@ def _shaped(
 
 
 def known_places(runtime: Runtime) -> KnownPlaces:
-    places = runtime.services.get("booking.places")
-    if places is None:
-        places = runtime.services["booking.places"] = KnownPlaces()
-    assert isinstance(places, KnownPlaces)
-    return places
+    return runtime.service("booking.places", KnownPlaces)
 
 
 def _place_key(tenant_id: str, request: ReservationRequest) -> _PlaceKey:
@@ -240,6 +239,9 @@ async def _write_known(
     """The hold checked on `known` and written in one statement if nothing it was checked on
     changed; None if a check refuses it (the refusal is for a fresh read to say) or nothing
     was written."""
+    # The cached policy may be newer than the one read with the place: the checks may then
+    # use it, but the write holds only at exactly `known.policy_version`, so a changed
+    # policy always ends on the path that reads afresh.
     parsed = policies_of(runtime).parsed(tenant.id, known.policy_version)
     if not isinstance(parsed, TenantPolicy):
         return None
@@ -258,6 +260,16 @@ async def _write_known(
         runtime.read_engine, runtime.engine, hold, appointment_data(hold), as_read
     )
     if sweep_at is not None:  # this wrote the minute's sweep job: wake the workers
-        async with transaction(runtime.sessions) as session:
-            mark_enqueued(session, sweep_at)
+        await _wake_workers(runtime, sweep_at)
     return hold if written else None
+
+
+async def _wake_workers(runtime: Runtime, at: datetime) -> None:
+    """Wake the workers for work due `at`, the hold already committed: a failure here is
+    logged, not raised (the client must not be told its held visit failed; the workers
+    find the job when they next poll)."""
+    try:
+        async with transaction(runtime.sessions) as session:
+            mark_enqueued(session, at)
+    except Exception as exc:
+        log.warning("wake_after_hold_failed", extra={"fields": {"error": type(exc).__name__}})

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
-from caretime.booking import postgres_hold
+from caretime import pg_direct
 from caretime.booking.availability import Rule
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
@@ -133,7 +133,7 @@ async def read_search(
         # hashed the UNION's whole cache key and built a cursor and result around the rows
         # (docs/benchmarks.md, "slots2"). Its column types convert nothing asyncpg's rows
         # need (dates, integers, aware UTC instants).
-        return _sorted_out(await postgres_hold.fetch_all(connection, statement, parameters))
+        return _sorted_out(await pg_direct.fetch_all(connection, statement, parameters))
     return _sorted_out(await connection.execute(statement, parameters))
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
+from caretime.compiled import conversions
 from caretime.sqlite_driver import on_connection_thread
 
 # Compiles with :name parameters (sqlite3 binds those from a dict); the types' conversions
@@ -42,14 +43,9 @@ def prepared(statement: Insert | Select[Any], keys: tuple[str, ...]) -> Prepared
     """`statement` (an INSERT of the columns `keys`, or a SELECT of parameters `keys`) as
     SQLite text, compiled once."""
     compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))
-    constants = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+    constants, convert = conversions(compiled, _DIALECT)
     if set(compiled.binds) - set(constants) != set(keys):  # a default SQLAlchemy would run
         raise ValueError(f"not a plain statement of {keys}: {sorted(compiled.binds)}")
-    convert = {}
-    for name, bind in compiled.binds.items():
-        processor = bind.type.dialect_impl(_DIALECT).bind_processor(_DIALECT)
-        if processor is not None:
-            convert[name] = processor
     return Prepared(compiled.string, constants, convert)
 
 

@@ -259,7 +259,5 @@ async def _questions(session: AsyncSession, batch: list[_Waiting]) -> FoundQuest
 
 def reply_desk(runtime: Any) -> ReplyDesk:
     """The process's desk (one per runtime)."""
-    desk: ReplyDesk | None = runtime.services.get(SERVICE)
-    if desk is None:
-        desk = runtime.services[SERVICE] = ReplyDesk(runtime.sessions)
+    desk: ReplyDesk = runtime.service(SERVICE, lambda: ReplyDesk(runtime.sessions))
     return desk

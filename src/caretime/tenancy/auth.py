@@ -241,24 +241,12 @@ class PolicyCache:
 
 
 def policies_of(runtime: Runtime) -> PolicyCache:
-    cache = runtime.services.get("tenancy.policies")
-    if cache is None:
-        cache = runtime.services["tenancy.policies"] = PolicyCache()
-    assert isinstance(cache, PolicyCache)
-    return cache
+    return runtime.service("tenancy.policies", PolicyCache)
 
 
 def keys_of(runtime: Runtime) -> KeyCache:
-    cache = runtime.services.get("tenancy.keys")
-    if cache is None:
-        cache = runtime.services["tenancy.keys"] = KeyCache(runtime.settings.key_cache_seconds)
-    assert isinstance(cache, KeyCache)
-    return cache
+    return runtime.service("tenancy.keys", lambda: KeyCache(runtime.settings.key_cache_seconds))
 
 
 def key_uses_of(runtime: Runtime) -> KeyUses:
-    uses = runtime.services.get("tenancy.key_uses")
-    if uses is None:
-        uses = runtime.services["tenancy.key_uses"] = KeyUses(runtime.sessions)
-    assert isinstance(uses, KeyUses)
-    return uses
+    return runtime.service("tenancy.key_uses", lambda: KeyUses(runtime.sessions))

@@ -1,4 +1,5 @@
-"""PostgreSQL: a hold's one statement run by asyncpg itself (docs/booking.md, "Reserving").
+"""PostgreSQL: a hot path's one statement run by asyncpg itself (the reservation's hold,
+docs/booking.md "Reserving"; the slot search, docs/benchmarks.md "slots2").
 
 Through SQLAlchemy, one execution of the hold's statement cost the request ~0.6 ms of CPU
 beside asyncpg's ~0.1 ms: the compiled cache's lookup, processing 35 parameters, the
@@ -6,7 +7,9 @@ adapter's lock and greenlet hops, the result's rows. Here the statement is SQLAl
 own, compiled once by the engine's dialect (its parameters cast as SQLAlchemy casts them),
 its values converted by their types' bind processors as SQLAlchemy would convert them, and
 sent by asyncpg (which prepares it once per connection); what comes back is asyncpg's row.
-The sibling of sqlite_hold, which does the same for SQLite's one hop.
+The sibling of booking.sqlite_hold, which does the same for SQLite's one hop. Statements are
+prepared by asyncpg: behind a pooler in transaction mode (pgbouncer) they need its prepared
+statement support (pgbouncer 1.21+, `max_prepared_statements`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from anyio import CancelScope
 from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
+
+from caretime.compiled import conversions
 
 
 class Prepared(NamedTuple):
@@ -41,12 +47,7 @@ def prepared(statement: Select[Any] | CompoundSelect[Any], dialect: Dialect) -> 
     """`statement` as `dialect` sends it, compiled once."""
     compiled = statement.compile(dialect=dialect)
     assert compiled.positiontup is not None
-    constants = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
-    convert = {}
-    for name, bind in compiled.binds.items():
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            convert[name] = processor
+    constants, convert = conversions(compiled, dialect)
     return Prepared(compiled.string, tuple(compiled.positiontup), constants, convert)
 
 
@@ -60,7 +61,8 @@ async def fetch_one(engine: AsyncEngine, statement: Select[Any], params: Mapping
     try:
         return await pooled.driver_connection.fetchrow(sent.sql, *sent.arguments(params))  # type: ignore[union-attr]
     finally:
-        await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
+        with CancelScope(shield=True):  # a cancelled request still gives the connection back
+            await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
 
 
 async def fetch_all(
