@@ -133,19 +133,7 @@ async def test_a_number_s_repeated_replies_in_a_batch_read_its_question_once(
     hint = {"shift_id": "s1"}
     replies = [Inbound(phone(1), "no", hint=hint) for _ in range(4)]
     replies.append(Inbound(phone(1), "yes", hint=hint))
-    offer_reads: list[str] = []
-
-    def count_offer_reads(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("SELECT") and "FROM shift_offers" in statement:
-            offer_reads.append(statement)
-
-    engine = runtime.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count_offer_reads)
-    try:
-        now = runtime.clock.now()
-        answers = await asyncio.gather(*(desk.receive(tenant_id, r, now=now) for r in replies))
-    finally:
-        event.remove(engine, "before_cursor_execute", count_offer_reads)
+    offer_reads, answers = await _received_together(runtime, desk, tenant_id, replies)
 
     # A "no" changes nothing the question's lookup reads: the next reply answers the same
     # offer without reading it again, and decides as it would have alone.
@@ -174,6 +162,18 @@ async def test_a_reply_that_changes_something_makes_later_replies_read_their_que
         Inbound(phone(2), "STOP"),
         Inbound(phone(1), "what time?", hint=hint),
     ]
+    offer_reads, answers = await _received_together(runtime, desk, tenant_id, replies)
+
+    assert [answer["action"] for answer in answers] == ["clarify", "opted_out", "clarify"]
+    # One read by each of caregiver 1's replies, one by the opt-out (the number's offers).
+    assert len(offer_reads) == 3
+
+
+async def _received_together(
+    runtime: Runtime, desk: ReplyDesk, tenant_id: str, replies: list[Inbound]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The replies handed to the desk together, their answers, and the reads of offers
+    (SELECT ... FROM shift_offers) they cost."""
     offer_reads: list[str] = []
 
     def count_offer_reads(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -187,7 +187,4 @@ async def test_a_reply_that_changes_something_makes_later_replies_read_their_que
         answers = await asyncio.gather(*(desk.receive(tenant_id, r, now=now) for r in replies))
     finally:
         event.remove(engine, "before_cursor_execute", count_offer_reads)
-
-    assert [answer["action"] for answer in answers] == ["clarify", "opted_out", "clarify"]
-    # One read by each of caregiver 1's replies, one by the opt-out (the number's offers).
-    assert len(offer_reads) == 3
+    return offer_reads, list(answers)
