@@ -18,7 +18,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking import holding, placing, visit_types
@@ -35,7 +34,6 @@ from caretime.booking.reservations import (
     reserve,
 )
 from caretime.db import transaction
-from caretime.deps import reading_first
 from caretime.dispatch.wakeup import mark_enqueued
 from caretime.errors import CaretimeError
 from caretime.events.webhooks.outbox import subscribed_endpoints
@@ -47,7 +45,7 @@ log = logging.getLogger("caretime.booking")
 
 
 async def reserve_requested(
-    http: Request,
+    runtime: Runtime,
     tenant: CurrentTenant,
     policies: PolicyReadWith,
     request: ReservationRequest,
@@ -57,7 +55,6 @@ async def reserve_requested(
     """Hold the visit for an API request, or raise why not, as `reserve` would. The request's
     transaction (committed before this returns) is opened only by a request that needs one:
     a hold written in one statement writes nothing else."""
-    runtime: Runtime = http.app.state.runtime
     places = known_places(runtime)
     known = places.get(_place_key(tenant.id, request))
     if known is not None and not request.confirm_by_sms:
@@ -65,11 +62,11 @@ async def reserve_requested(
         if hold is not None:
             return hold
     async with transaction(runtime.sessions) as session:
-        return await _read_first(http, session, tenant, policies, request, places, now)
+        return await _read_first(runtime, session, tenant, policies, request, places, now)
 
 
 async def _read_first(
-    http: Request,
+    runtime: Runtime,
     session: AsyncSession,
     tenant: CurrentTenant,
     policies: PolicyReadWith,
@@ -77,8 +74,9 @@ async def _read_first(
     places: KnownPlaces,
     now: datetime,
 ) -> Appointment:
-    """Read what the checks need (remembering the place), then `attempt` and `finish`."""
-    async with reading_first(http) as reader:
+    """Read what the checks need (remembering the place), then `attempt` and `finish`: the
+    read on a reader connection of its own, outside the write (deps.reading_first)."""
+    async with runtime.read_engine.connect() as reader:
         reading = await placing.read_for_request(
             reader, tenant.id, tenant.key_id, request.provider_id, request.slot_start,
             request.visit_type, request.idempotency_key,

@@ -324,8 +324,9 @@ async def reserve(
         body.visit_type,
         body.confirm_by_sms,
     )
-    now = http.app.state.runtime.clock.now()
-    appointment = await reserving.reserve_requested(http, tenant, policies, request, now=now)
+    runtime: Runtime = http.app.state.runtime
+    now = runtime.clock.now()
+    appointment = await reserving.reserve_requested(runtime, tenant, policies, request, now=now)
     return Response(render_json(appointment, now), status.HTTP_201_CREATED,
                     media_type="application/json")  # fmt: skip
 
