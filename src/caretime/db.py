@@ -206,8 +206,8 @@ def holds_contended_lock(session: AsyncSession) -> bool:
     return bool(session.info.get(_CONTENDED))
 
 
-def is_postgres(on: AsyncSession | AsyncConnection) -> bool:
-    dialect = on.dialect if isinstance(on, AsyncConnection) else on.get_bind().dialect
+def is_postgres(on: AsyncSession | AsyncConnection | AsyncEngine) -> bool:
+    dialect = on.get_bind().dialect if isinstance(on, AsyncSession) else on.dialect
     return dialect.name == "postgresql"
 
 

@@ -14,14 +14,15 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from anyio import CancelScope
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import EMPTY_DICT, greenlet_spawn
+from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
+
+from caretime.pooled import borrowed
 
 Outcome = tuple[Any, int, int | None, list[Any]]
 T = TypeVar("T")
@@ -182,12 +183,8 @@ async def on_connection_thread(engine: AsyncEngine, work: Callable[..., T], *arg
     as a whole (several statements of one transaction with nothing in between). The pool's
     connection is taken as it is, with no SQLAlchemy Connection around it (two greenlet
     hops less); it goes back with nothing to roll back if `work` left no transaction."""
-    pooled = await engine.raw_connection()
-    try:
+    async with borrowed(engine) as pooled:
         return await _hop(pooled.dbapi_connection, work, *args)
-    finally:
-        with CancelScope(shield=True):  # a cancelled request still gives the connection back
-            await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
 
 
 def one_hop(dbapi_connection: Any) -> None:

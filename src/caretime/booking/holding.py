@@ -118,30 +118,29 @@ async def write_alone(
 
 
 async def write_known(
-    reader: AsyncEngine,
-    writer: AsyncEngine,
+    engine: AsyncEngine,
     hold: Appointment,
     event_data: dict[str, Any],
     as_read: dict[str, Any],
 ) -> tuple[bool, datetime | None]:
     """write_alone, only if what the request's checks read is still so (placing.still_as_read,
     its parameters `as_read`): False, with nothing written, if it is not, or if the time or
-    the Idempotency-Key is taken. On PostgreSQL one statement, its own transaction, on a
-    connection of `reader`'s pool; on SQLite the check and the three inserts in one hop to
-    a `writer` connection's thread. Second, the minute of the sweep job this wrote, if it
-    wrote one (for the caller to wake the workers: mark_enqueued)."""
+    the Idempotency-Key is taken. On PostgreSQL one statement, its own transaction; on SQLite
+    the check and the three inserts in one hop to the connection's thread. Second, the
+    minute of the sweep job this wrote, if it wrote one (for the caller to wake the workers:
+    mark_enqueued)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
     with_visit_type = hold.visit_type_id is not None
-    if reader.dialect.name == "postgresql":
+    if is_postgres(engine):
         params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
-        row = await pg_direct.fetch_one(reader, _known_write(with_visit_type), params)
+        row = await pg_direct.fetch_one(engine, _known_write(with_visit_type), params)
         written, sweep_job = row["held"] == 1, row["sweep_job"]
     else:
         if not with_visit_type:
             as_read = {name: value for name, value in as_read.items() if name != "visit_type"}
         check = sqlite_hold.prepared(_known_check(with_visit_type), tuple(as_read))
         writes = _sqlite_writes(hold, new_id("evt"), event_data, sweep_at)
-        written, sweep_job = await sqlite_hold.write_at_once(writer, writes, (check, as_read))
+        written, sweep_job = await sqlite_hold.write_at_once(engine, writes, (check, as_read))
     return written, None if sweep_job is None else sweep_at
 
 

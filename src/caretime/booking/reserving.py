@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -223,8 +223,8 @@ def known_places(runtime: Runtime) -> KnownPlaces:
 
 def _place_key(tenant_id: str, request: ReservationRequest) -> _PlaceKey:
     """A place is read for the slot's UTC day (placing.place_params)."""
-    params = placing.place_params(tenant_id, request.provider_id, request.slot_start, None)
-    return tenant_id, request.provider_id, request.visit_type, params["first"]
+    day = request.slot_start.astimezone(UTC).date()
+    return tenant_id, request.provider_id, request.visit_type, day
 
 
 async def _write_known(
@@ -255,7 +255,7 @@ async def _write_known(
     as_read |= {"key_id": tenant.key_id, "policy_version": known.policy_version,
                 "fingerprint": known.fingerprint}  # fmt: skip
     written, sweep_at = await holding.write_known(
-        runtime.read_engine, runtime.engine, hold, appointment_data(hold), as_read
+        runtime.engine, hold, appointment_data(hold), as_read
     )
     if sweep_at is not None:  # this wrote the minute's sweep job: wake the workers
         await _wake_workers(runtime, sweep_at)

@@ -239,8 +239,7 @@ async def _route(
     if intent in (Intent.opt_out, Intent.opt_in):
         # Answers to earlier replies are queued under the consent they were answered under.
         await answers.send(session)
-        if answers.questions is not None:
-            answers.questions.forget()
+        _questions_after(answers, tenant_id, phone, hint, None, kept=False)
         opting_out = intent is Intent.opt_out
         changed = await set_opt_out(
             session,
@@ -281,15 +280,12 @@ async def _answer(
         question = await routers.find_question(session, tenant_id, phone, hint)
     if question is None:
         _reply(answers, tenant_id, message, UNMATCHED_REPLY)
-        _keep_question(answers, tenant_id, phone, hint, None)  # nothing was changed
+        _questions_after(answers, tenant_id, phone, hint, None, kept=True)  # nothing changed
         return InboundOutcome(message, intent, "unmatched")
     result = await routers.get(question.router).answer(
         session, tenant_id, question, intent, message
     )
-    if result.keeps_question:
-        _keep_question(answers, tenant_id, phone, hint, question)
-    elif answers.questions is not None:
-        answers.questions.forget()
+    _questions_after(answers, tenant_id, phone, hint, question, kept=result.keeps_question)
     # Set after the answer, so it is written with the intent and route in one UPDATE.
     message.related_kind, message.related_id = question.router, question.ref
     if result.reply:
@@ -298,17 +294,24 @@ async def _answer(
     return InboundOutcome(message, intent, result.action, details)
 
 
-def _keep_question(
+def _questions_after(
     answers: Answers,
     tenant_id: str,
     phone: str,
     hint: dict[str, str],
     question: OpenQuestion | None,
+    *,
+    kept: bool,
 ) -> None:
-    """In a batch, the number's next reply with the same hint answers this question too,
-    without reading it again (what this reply did changed nothing a lookup reads)."""
-    if answers.questions is not None:
+    """In a batch, after a reply: if it changed nothing a lookup reads (`kept`), the number's
+    next reply with the same hint answers `question` too without reading it again; if it
+    changed something, every later reply reads its question again (FoundQuestions)."""
+    if answers.questions is None:
+        return
+    if kept:
         answers.questions.keep(tenant_id, phone, hint, question)
+    else:
+        answers.questions.forget()
 
 
 def _reply(

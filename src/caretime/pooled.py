@@ -1,0 +1,25 @@
+"""A connection of an engine's pool taken as it is, for a driver's own call (`pg_direct`,
+`sqlite_driver.on_connection_thread`): no SQLAlchemy Connection around it (two greenlet hops
+less a request), and given back even when the request is cancelled."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from anyio import CancelScope
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+
+
+@asynccontextmanager
+async def borrowed(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """A pooled connection of `engine` (its `dbapi_connection` and `driver_connection`); it
+    goes back with nothing to roll back if the caller left no transaction open."""
+    pooled = await engine.raw_connection()
+    try:
+        yield pooled
+    finally:
+        with CancelScope(shield=True):  # a cancelled request still gives the connection back
+            await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
