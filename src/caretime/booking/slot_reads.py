@@ -194,7 +194,9 @@ def _statement(
         _rules(postgres, by_id),
         _busy(postgres, by_id),
     ]
-    return union_all(*parts, *([_key()] if with_key else []))
+    if with_key:
+        parts.append(_key())
+    return union_all(*parts)
 
 
 def _key() -> Any:
