@@ -10,18 +10,22 @@ then serves the rows it brought back. Installed on each connection by `db.py`.
 from __future__ import annotations
 
 import collections
+import functools
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, TypeVar
 
+from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
+from caretime.compiled import conversions
 from caretime.pooled import borrowed
 
 Outcome = tuple[Any, int, int | None, list[Any]]
@@ -191,3 +195,66 @@ def one_hop(dbapi_connection: Any) -> None:
     """Make an aiosqlite connection's cursors run each statement in one hop."""
     if type(dbapi_connection) is AsyncAdapt_aiosqlite_connection:
         dbapi_connection.__class__ = OneHopConnection
+
+
+# A SELECT run by sqlite3 itself (the slot search, docs/benchmarks.md "slots3"): compiled
+# with :name parameters (sqlite3 binds those from a dict); the types' conversions are those of
+# the aiosqlite dialect (it is the pysqlite one, made async).
+_NAMED = SQLiteDialect_pysqlite(paramstyle="named")
+
+
+class PreparedSelect(NamedTuple):
+    sql: str
+    constants: Mapping[str, Any]  # values the statement carries (literals)
+    convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its type
+    # (position, conversion) of each result column whose type converts what sqlite3 returns
+    columns: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    def arguments(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The named values for `params` (and the statement's constants), converted."""
+        convert = self.convert
+        return {
+            name: convert[name](value) if name in convert else value
+            for name, value in {**self.constants, **params}.items()
+        }
+
+    def row(self, values: Sequence[Any]) -> list[Any]:
+        """A row as SQLAlchemy's result would give it (dates and instants, not text)."""
+        converted = list(values)
+        for position, convert in self.columns:
+            converted[position] = convert(converted[position])
+        return converted
+
+
+@functools.cache
+def prepared_select(statement: Select[Any] | CompoundSelect[Any]) -> PreparedSelect:
+    """`statement` as SQLite text, compiled once, with its parameters' and columns'
+    conversions."""
+    compiled = statement.compile(dialect=_NAMED)
+    constants, convert = conversions(compiled, _NAMED)
+    columns = []
+    for position, column in enumerate(statement.selected_columns):
+        processor = column.type.dialect_impl(_NAMED).result_processor(_NAMED, None)
+        if processor is not None:
+            columns.append((position, processor))
+    return PreparedSelect(compiled.string, constants, convert, tuple(columns))
+
+
+def _fetch_all(connection: sqlite3.Connection, sql: str, values: dict[str, Any]) -> list[Any]:
+    return connection.execute(sql, values).fetchall()
+
+
+async def fetch_all(
+    connection: AsyncConnection,
+    statement: Select[Any] | CompoundSelect[Any],
+    params: Mapping[str, Any],
+) -> list[list[Any]]:
+    """The rows `statement` answers with `params`, run by sqlite3 in one hop on
+    `connection`'s own driver connection (inside the transaction begun there, if any): no
+    compiled-cache lookup (hashing a large statement's key), no cursor or result objects;
+    the rows converted by their columns' types."""
+    sent = prepared_select(statement)
+    values = sent.arguments(params)
+    pooled = await connection.get_raw_connection()
+    rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
+    return [sent.row(row) for row in rows]

@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
-from caretime import pg_direct
+from caretime import pg_direct, sqlite_driver
 from caretime.booking.availability import Rule
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
@@ -134,7 +134,9 @@ async def read_search(
         # (docs/benchmarks.md, "slots2"). Its column types convert nothing asyncpg's rows
         # need (dates, integers, aware UTC instants).
         return _sorted_out(await pg_direct.fetch_all(connection, statement, parameters))
-    return _sorted_out(await connection.execute(statement, parameters))
+    # The same on SQLite, by sqlite3 in one hop; its rows converted by the columns' types
+    # (dates and instants come back as text) (docs/benchmarks.md, "slots3").
+    return _sorted_out(await sqlite_driver.fetch_all(connection, statement, parameters))
 
 
 def _sorted_out(rows: Any) -> SearchRows:
