@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Body, Header, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel
 
 from caretime.booking import (
     cursors,
@@ -45,6 +44,8 @@ from caretime.booking.schemas import (
     AvailabilityBody,
     AvailabilityChangeOut,
     AvailabilityOut,
+    DayOrInstant,
+    Limit,
     ProviderIn,
     ProviderOut,
     ProviderPage,
@@ -52,6 +53,7 @@ from caretime.booking.schemas import (
     ReservationOut,
     ReservationPatch,
     SlotPage,
+    SlotSearch,
     TemplateOut,
     WindowOut,
 )
@@ -65,7 +67,7 @@ from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
 from caretime.openapi import json_body, problems
 from caretime.runtime import Runtime
-from caretime.storable import PathText, QueryText, Storable
+from caretime.storable import PathText, QueryText
 from caretime.tenancy.auth import PolicyDep, PolicyReadWithDep, TenantDep
 from caretime.tenancy.policy import BookingPolicy
 
@@ -73,7 +75,6 @@ router = APIRouter(tags=["booking"])
 router.include_router(reservation_router)
 router.include_router(visit_type_router)
 router.include_router(waitlist_router)
-Limit = Annotated[int, Query(ge=1, le=1000)]
 Force = Annotated[bool, Query(description="cancel confirmed appointments in removed time")]
 MAX_AVAILABILITY_DAYS = 366
 
@@ -199,43 +200,6 @@ async def delete_template(
         templates=[],
         cancelled_appointments=[render(a, clock.now()) for a in cancelled],
     )
-
-
-DayOrInstant = AwareDatetime | date
-
-
-class SlotSearch(BaseModel):
-    """GET /slots' query parameters as one model: FastAPI documents them as six parameters
-    all the same, but checks a model's fields in one validation where it spent ~25 µs of
-    introspection on each separate parameter, even an absent one (docs/benchmarks.md, "slots")."""
-
-    start: Annotated[
-        DayOrInstant | None,
-        Query(
-            description="An instant, or a date: from the provider's local midnight. Default: now"
-        ),
-    ] = None
-    end: Annotated[
-        DayOrInstant | None,
-        Query(
-            description="An instant, or a date: to the end of that local day (included). "
-            "Default: start + 7 days"
-        ),
-    ] = None
-    provider_id: Annotated[list[Annotated[str, Storable]] | None, Query()] = None
-    visit_type: Annotated[
-        str | None,
-        Query(
-            min_length=1,
-            max_length=128,
-            description="Slots as long as this visit type (and its buffers free), only at "
-            "providers that offer it",
-            examples=["new-patient"],
-        ),
-        Storable,
-    ] = None
-    limit: Limit = 500
-    cursor: QueryText = None
 
 
 def a_week_from(start: Bound) -> Bound:

@@ -6,6 +6,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -19,7 +20,7 @@ from pydantic import (
 )
 
 from caretime.policy.phones import PhoneText, dialable_e164
-from caretime.storable import Storable
+from caretime.storable import QueryText, Storable
 from caretime.tenancy.policy import IanaZone, Weekday
 
 _WALL_TIME = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")
@@ -42,6 +43,7 @@ OpaqueId = Annotated[str, Field(min_length=1, max_length=128), Storable]
 Phone = Annotated[PhoneText, Field(max_length=40), AfterValidator(dialable_e164)]
 
 
+Limit = Annotated[int, Query(ge=1, le=1000)]  # a page's length, a query parameter
 MaxPerDay = Annotated[int | None, Field(ge=1, le=1000, description="active visits per local day")]
 
 
@@ -306,6 +308,43 @@ class AvailabilityChangeOut(BaseModel):
 class AppointmentPage(BaseModel):
     items: list[ReservationOut]
     next_cursor: str | None
+
+
+DayOrInstant = AwareDatetime | date
+
+
+class SlotSearch(BaseModel):
+    """GET /slots' query parameters as one model: FastAPI documents them as six parameters
+    all the same, but checks a model's fields in one validation where it spent ~25 µs of
+    introspection on each separate parameter, even an absent one (docs/benchmarks.md, "slots")."""
+
+    start: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: from the provider's local midnight. Default: now"
+        ),
+    ] = None
+    end: Annotated[
+        DayOrInstant | None,
+        Query(
+            description="An instant, or a date: to the end of that local day (included). "
+            "Default: start + 7 days"
+        ),
+    ] = None
+    provider_id: Annotated[list[Annotated[str, Storable]] | None, Query()] = None
+    visit_type: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=128,
+            description="Slots as long as this visit type (and its buffers free), only at "
+            "providers that offer it",
+            examples=["new-patient"],
+        ),
+        Storable,
+    ] = None
+    limit: Limit = 500
+    cursor: QueryText = None
 
 
 class SlotOut(BaseModel):
