@@ -17,9 +17,10 @@ Searches (the data shape of bench/api.py and bench/booking.py, providers in UTC)
 
 Batches alternate between the searches; each batch's process CPU time per request is taken
 (16 callers at once), and the median (min) of each search's batches is printed with the
-statements one request runs (counted with a cursor-execute listener). BENCH_SEARCHES=day,twin
-runs only those; BENCH_PROFILE=day runs cProfile over one batch instead. To compare two
-versions of the code, run this file from each checkout in turns (PYTHONPATH=<its src>).
+statements one request runs (counted with a cursor-execute listener, and where asyncpg or
+sqlite3 run them themselves). BENCH_SEARCHES=day,twin runs only those; BENCH_PROFILE=day runs
+cProfile over one batch instead. To compare two versions of the code, run this file from each
+checkout in turns (PYTHONPATH=<its src>).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _counting(engines: list[Any]) -> Iterator[list[str]]:
     for engine in engines:
         event.listen(engine.sync_engine, "before_cursor_execute", note)
     try:
-        with _counting_asyncpg(statements):
+        with _counting_asyncpg(statements), _counting_sqlite3(statements):
             yield statements
     finally:
         for engine in engines:
@@ -140,6 +141,28 @@ def _counting_asyncpg(statements: list[str]) -> Iterator[None]:
     finally:
         for name, original in originals.items():
             setattr(asyncpg.Connection, name, original)
+
+
+@contextmanager
+def _counting_sqlite3(statements: list[str]) -> Iterator[None]:
+    """Statements run by sqlite3 itself (sqlite_driver.fetch_all), which no SQLAlchemy cursor
+    sees (none before slots3: main's code, when comparing)."""
+    from caretime import sqlite_driver
+
+    original = getattr(sqlite_driver, "_fetch_all", None)
+    if original is None:
+        yield
+        return
+
+    def counted(connection: Any, sql: str, values: Any) -> Any:
+        statements.append(sql)
+        return original(connection, sql, values)
+
+    sqlite_driver._fetch_all = counted  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sqlite_driver._fetch_all = original  # type: ignore[assignment]
 
 
 def main(kind: str, batches: int, per_batch: int) -> None:
