@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from caretime import pg_direct, sqlite_driver
 from caretime.booking import slot_reads, slots
 from caretime.booking.models import Appointment
 from caretime.db import is_postgres, transaction
@@ -113,8 +114,6 @@ def _parameters(
 
 
 async def _fetch_directly(connection: Any, statement: Any, parameters: dict[str, Any]) -> Any:
-    from caretime import pg_direct, sqlite_driver
-
     if is_postgres(connection):
         return await pg_direct.fetch_all(connection, statement, parameters)
     return await sqlite_driver.fetch_all(connection, statement, parameters)
