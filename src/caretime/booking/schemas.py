@@ -1,4 +1,5 @@
-"""Request and response bodies for providers, availability, slots and reservations."""
+"""Request bodies, query models and response bodies for providers, availability, slots and
+reservations."""
 
 from __future__ import annotations
 
