@@ -94,7 +94,7 @@ class KnownPlace:
 
     place: placing.Place
     policy_version: int
-    fingerprint: str  # placing.place_fingerprint as read
+    place_version: int  # the provider's place_versions number, read with the place
 
 
 @dataclass(frozen=True)
@@ -198,12 +198,12 @@ class KnownPlaces:
         """Keep the place `reading` read (`default`: the visit's shape by the policy read)
         if a hold there could be written alone."""
         self._places.pop(key, None)
-        if reading.fingerprint is None or reading.key != "valid":
+        if reading.place_version is None or reading.key != "valid":
             return
         place = reading.place(key[0], request.provider_id, request.visit_type, default)
         if place is None or place.shape is None or not _place_alone(place):
             return
-        self._places[key] = KnownPlace(place, reading.policy_version, reading.fingerprint)
+        self._places[key] = KnownPlace(place, reading.policy_version, reading.place_version)
         if len(self._places) > self._size:
             self._places.popitem(last=False)
 
@@ -250,10 +250,9 @@ async def _write_known(
     except CaretimeError:
         return None
     hold = new_hold(tenant.id, request, shape, policy, now)
-    as_read = placing.place_params(tenant.id, request.provider_id, request.slot_start,
-                                   request.visit_type)  # fmt: skip
-    as_read |= {"key_id": tenant.key_id, "policy_version": known.policy_version,
-                "fingerprint": known.fingerprint}  # fmt: skip
+    as_read = {"key_id": tenant.key_id, "tenant_id": tenant.id,
+               "policy_version": known.policy_version, "provider_id": request.provider_id,
+               "place_version": known.place_version}  # fmt: skip
     written, sweep_at = await holding.write_known(
         runtime.engine, hold, appointment_data(hold), as_read
     )
