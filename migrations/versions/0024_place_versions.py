@@ -33,6 +33,7 @@ _ONE = """
     UPDATE place_versions SET version = version + 1
     WHERE tenant_id = {row}.tenant_id AND provider_id = {row}.{provider};
 """
+_EVERY = "UPDATE place_versions SET version = version + 1;"
 _TENANT = "UPDATE place_versions SET version = version + 1 WHERE tenant_id = {row}.tenant_id;"
 
 # (table, the column naming its provider) whose rows a reservation's place reads
@@ -41,6 +42,7 @@ _PLACE_TABLES = (
     ("availability", "provider_id"),
     ("visit_types", "provider_id"),
 )
+_TRUNCATED = ("providers", "availability", "visit_types", "webhook_endpoints")
 # An endpoint's other columns (its failures, its rate) change on deliveries and are not read.
 _ENDPOINT_COLUMNS = "tenant_id, enabled, event_types"
 
@@ -94,20 +96,36 @@ def upgrade() -> None:
                     f"CREATE TRIGGER {name}_{suffix} AFTER {event} ON {table}"
                     f" FOR EACH ROW BEGIN {body} END"
                 )
+    if postgres:
+        _create_truncate_triggers()
 
 
-def _create_postgres_trigger(name: str, table: str, event: str, body: str) -> None:
+def _create_postgres_trigger(
+    name: str, table: str, event: str, body: str, each: str = "ROW"
+) -> None:
     op.execute(
         f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$"
         f" BEGIN {body} RETURN NULL; END $$"
     )
     op.execute(
-        f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"
+        f"CREATE TRIGGER {name} AFTER {event} ON {table} FOR EACH {each} EXECUTE FUNCTION {name}()"
     )
+
+
+def _create_truncate_triggers() -> None:
+    """PostgreSQL runs no row trigger for TRUNCATE: one emptied table moves every number on
+    (SQLite has no TRUNCATE; its DELETE runs the row triggers)."""
+    for table in _TRUNCATED:
+        _create_postgres_trigger(f"{table}_place_version_truncate", table, "TRUNCATE",
+                                 _EVERY, each="STATEMENT")  # fmt: skip
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
+    if postgres:
+        for table in _TRUNCATED:
+            op.execute(f"DROP TRIGGER {table}_place_version_truncate ON {table}")
+            op.execute(f"DROP FUNCTION {table}_place_version_truncate()")
     for name, (table, bodies) in _triggers().items():
         for event in bodies:
             trigger = f"{name}_{event.split()[0].lower()}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from caretime.booking import placing
@@ -77,6 +77,18 @@ async def test_the_next_reservation_is_held_as_the_first(
     taken = await make_reservation(client, slot_start=NEXT, expect=409)
     assert taken["type"] == "urn:caretime:problem:slot-taken"
     assert len(reads_first) == 1  # a refusal is said on a fresh read
+
+
+@pytest.mark.usefixtures("known_place")
+async def test_a_time_outside_the_known_windows_is_refused(
+    client: httpx.AsyncClient, reads_first: list[str]
+) -> None:
+    """The place's windows are kept with it; a start they do not allow is said on a read."""
+    held = await make_reservation(client, slot_start="2026-03-03T19:45:00Z")  # 14:45 local
+    assert (held["status"], reads_first) == ("held", [])
+    late = await make_reservation(client, slot_start="2026-03-03T20:00:00Z", expect=422)
+    assert late["type"] == "urn:caretime:problem:outside-availability"
+    assert reads_first == ["dr-jekyll"]
 
 
 @pytest.mark.usefixtures("known_place")
@@ -289,6 +301,18 @@ async def test_a_provider_made_again_is_read_as_it_is_now(
     await _make_known_place(client)
     async with other_engine.begin() as connection:
         await _provider_made_again(connection)  # its rules went with it
+    refused = await make_reservation(client, slot_start=NEXT, expect=422)
+    assert refused["type"] == "urn:caretime:problem:outside-availability"
+
+
+@pytest.mark.postgres_only
+async def test_a_table_truncated_by_another_connection_is_seen(
+    client: httpx.AsyncClient, other_engine: AsyncEngine
+) -> None:
+    """PostgreSQL runs no row trigger for TRUNCATE; a statement trigger moves the numbers on."""
+    await _make_known_place(client)
+    async with other_engine.begin() as connection:
+        await connection.execute(text("TRUNCATE availability"))
     refused = await make_reservation(client, slot_start=NEXT, expect=422)
     assert refused["type"] == "urn:caretime:problem:outside-availability"
 

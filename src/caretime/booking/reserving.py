@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking import holding, placing, visit_types
+from caretime.booking.availability import Window
 from caretime.booking.events import HELD, appointment_data
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment
@@ -32,6 +34,7 @@ from caretime.booking.reservations import (
     held,
     new_hold,
     reserve,
+    windows_near,
 )
 from caretime.db import transaction
 from caretime.dispatch.wakeup import mark_enqueued
@@ -95,6 +98,16 @@ class KnownPlace:
     place: placing.Place
     policy_version: int
     place_version: int  # the provider's place_versions number, read with the place
+    # Its windows around each local date checked here, by date: computed once from its
+    # rules (which its version fixes: a write checked on them holds only at that version)
+    windows: dict[date, list[Window]] = field(default_factory=dict, compare=False)
+
+    def windows_around(self, day: date) -> list[Window]:
+        windows = self.windows.get(day)
+        if windows is None:
+            zone = ZoneInfo(self.place.provider.tz)
+            windows = self.windows[day] = windows_near(self.place.rules, zone, day)
+        return windows
 
 
 @dataclass(frozen=True)
@@ -246,7 +259,8 @@ async def _write_known(
     policy = parsed.booking
     try:
         check_notice(request.slot_start, policy, now)
-        _, shape = checked_place(_shaped(known.place, request, policy), request, policy)
+        place = _shaped(known.place, request, policy)
+        _, shape = checked_place(place, request, policy, known.windows_around)
     except CaretimeError:
         return None
     hold = new_hold(tenant.id, request, shape, policy, now)
