@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -243,6 +243,7 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
             for name, (target, path, slots) in order:
                 spent[name].append(await _batch(target, path, slots, per_batch, callers))
         per_request = len(statements) / (batches * per_batch)
+    held, doubled = await _double_bookings(runtime)
     await runtime.close()
     for stage, times in stages.items():
         if times:
@@ -253,9 +254,23 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
               f"(min {min(values):.0f}, max {max(values):.0f})")  # fmt: skip
     if len(medians) == 2:
         print(f"ratio (twin / caretime CPU): {medians['twin'] / medians['caretime']:.2f}")
+    print(f"double bookings: {doubled} of {held} active appointments")
     print(f"caretime statements + commits per request: {per_request:.2f}; one request:")
     for statement in one:
         print("   ", statement)
+
+
+async def _double_bookings(runtime: Runtime) -> tuple[int, int]:
+    """Active appointments, and the slots held by more than one of them (every request
+    here is a 15-minute visit, so an overlap is a shared start)."""
+    active = "status IN ('held', 'confirmed')"
+    doubled = text(
+        f"SELECT count(*) FROM (SELECT 1 FROM appointments WHERE {active}"
+        " GROUP BY tenant_id, provider_id, slot_start HAVING count(*) > 1) AS doubled"
+    )
+    async with runtime.engine.connect() as connection:
+        held = await connection.scalar(text(f"SELECT count(*) FROM appointments WHERE {active}"))
+        return held or 0, await connection.scalar(doubled) or 0
 
 
 def main() -> None:

@@ -5,16 +5,19 @@ reservation made the place known; the next reservation sees it — on SQLite and
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from caretime.booking import placing
 from caretime.booking.models import AvailabilityRule, Provider, VisitType
-from caretime.db import transaction
-from caretime.events.webhooks.models import WebhookDelivery
+from caretime.db import create_engine, transaction
+from caretime.events.webhooks.models import WebhookDelivery, WebhookEndpoint
 from caretime.runtime import Runtime
 from tests.booking.support import (
     make_availability,
@@ -22,6 +25,7 @@ from tests.booking.support import (
     make_reservation,
     make_visit_type,
 )
+from tests.conftest import Database
 
 # The clock starts at 2026-03-02T15:00Z; 3 March 08:00–15:00 New York is 13:00–20:00Z.
 FIRST, NEXT = "2026-03-03T16:00:00Z", "2026-03-03T17:00:00Z"
@@ -29,6 +33,10 @@ FIRST, NEXT = "2026-03-03T16:00:00Z", "2026-03-03T17:00:00Z"
 
 @pytest.fixture
 async def known_place(client: httpx.AsyncClient) -> None:
+    await _make_known_place(client)
+
+
+async def _make_known_place(client: httpx.AsyncClient) -> None:
     await make_provider(client)
     await make_availability(
         client, windows={"date": "2026-03-03", "start": "08:00", "end": "15:00"}
@@ -69,6 +77,18 @@ async def test_the_next_reservation_is_held_as_the_first(
     taken = await make_reservation(client, slot_start=NEXT, expect=409)
     assert taken["type"] == "urn:caretime:problem:slot-taken"
     assert len(reads_first) == 1  # a refusal is said on a fresh read
+
+
+@pytest.mark.usefixtures("known_place")
+async def test_a_time_outside_the_known_windows_is_refused(
+    client: httpx.AsyncClient, reads_first: list[str]
+) -> None:
+    """The place's windows are kept with it; a start they do not allow is said on a read."""
+    held = await make_reservation(client, slot_start="2026-03-03T19:45:00Z")  # 14:45 local
+    assert (held["status"], reads_first) == ("held", [])
+    late = await make_reservation(client, slot_start="2026-03-03T20:00:00Z", expect=422)
+    assert late["type"] == "urn:caretime:problem:outside-availability"
+    assert reads_first == ["dr-jekyll"]
 
 
 @pytest.mark.usefixtures("known_place")
@@ -127,3 +147,177 @@ async def test_an_idempotency_key_is_answered_with_its_first_hold(
         client, slot_start="2026-03-03T19:00:00Z", idempotency_key="k-1", expect=422
     )
     assert other["type"] == "urn:caretime:problem:idempotency-key-reused"
+
+
+# Each write below is made on a connection of another engine (as another process would
+# make it), straight in the database: migration 0024's triggers, not the code that wrote,
+# must move the place's number on, so the next reservation reads afresh.
+_NOW = datetime(2026, 3, 2, 15, tzinfo=UTC)
+_QUIET = "wh-quiet"  # an endpoint that does not want appointment.held
+
+
+async def _tenant(connection: AsyncConnection) -> str:
+    tenant_id: str = (await connection.execute(select(Provider.tenant_id))).scalar_one()
+    return tenant_id
+
+
+async def _provider_renamed(connection: AsyncConnection) -> None:
+    await connection.execute(update(Provider).values(name="Dr. Hyde"))
+
+
+async def _provider_made_again(connection: AsyncConnection) -> None:
+    tenant_id = await _tenant(connection)
+    await connection.execute(delete(Provider))
+    await connection.execute(
+        insert(Provider).values(tenant_id=tenant_id, id="dr-jekyll", name="Dr. Jekyll",
+                                tz="America/New_York", created_at=_NOW)
+    )  # fmt: skip
+
+
+async def _rule_added(connection: AsyncConnection) -> None:
+    await connection.execute(
+        insert(AvailabilityRule).values(
+            tenant_id=await _tenant(connection), id="rule-new", provider_id="dr-jekyll",
+            kind="add", day=date(2026, 3, 9), weekdays=0, start_minute=480, end_minute=600,
+            created_at=_NOW,
+        )
+    )  # fmt: skip
+
+
+async def _rule_changed(connection: AsyncConnection) -> None:
+    await connection.execute(update(AvailabilityRule).values(end_minute=900))
+
+
+async def _rule_deleted(connection: AsyncConnection) -> None:
+    await connection.execute(delete(AvailabilityRule))
+
+
+async def _visit_type_added(connection: AsyncConnection) -> None:
+    await connection.execute(
+        insert(VisitType).values(
+            tenant_id=await _tenant(connection), provider_id="dr-jekyll", id="long", name="long",
+            minutes=60, buffer_before=0, buffer_after=0, created_at=_NOW,
+        )
+    )  # fmt: skip
+
+
+async def _visit_type_changed(connection: AsyncConnection) -> None:
+    await connection.execute(update(VisitType).values(buffer_after=15))
+
+
+async def _visit_type_deleted(connection: AsyncConnection) -> None:
+    await connection.execute(delete(VisitType))
+
+
+async def _endpoint_added(connection: AsyncConnection) -> None:
+    await connection.execute(
+        insert(WebhookEndpoint).values(
+            tenant_id=await _tenant(connection), id="wh-new", url="https://example.com/n",
+            description="", event_types=["appointment.*"], secret="s", enabled=True,
+            created_at=_NOW, updated_at=_NOW,
+        )
+    )  # fmt: skip
+
+
+async def _endpoint_subscribed(connection: AsyncConnection) -> None:
+    await connection.execute(update(WebhookEndpoint).values(event_types=["*"]))
+
+
+async def _endpoint_disabled(connection: AsyncConnection) -> None:
+    await connection.execute(update(WebhookEndpoint).values(enabled=False))
+
+
+async def _endpoint_deleted(connection: AsyncConnection) -> None:
+    await connection.execute(delete(WebhookEndpoint))
+
+
+@pytest.fixture
+async def other_engine(database: Database) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database.url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def known_place_with_endpoint(client: httpx.AsyncClient) -> None:
+    """The known place, its tenant having an endpoint that wants no appointment event."""
+    endpoint = {"url": "https://example.com/q", "event_types": ["call.completed"]}
+    made = await client.post("/webhooks/endpoints", json=endpoint)
+    assert made.status_code == 201, made.text
+    await _make_known_place(client)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _provider_renamed, _provider_made_again, _rule_added, _rule_changed, _rule_deleted,
+        _visit_type_added, _visit_type_changed, _visit_type_deleted, _endpoint_added,
+        _endpoint_subscribed, _endpoint_disabled, _endpoint_deleted,
+    ],
+)  # fmt: skip
+@pytest.mark.usefixtures("known_place_with_endpoint")
+async def test_a_write_to_the_place_by_another_connection_makes_the_next_reservation_read(
+    client: httpx.AsyncClient,
+    other_engine: AsyncEngine,
+    reads_first: list[str],
+    change: Callable[[AsyncConnection], Awaitable[None]],
+) -> None:
+    async with other_engine.begin() as connection:
+        await change(connection)
+    await _reserve(client, NEXT)
+    assert reads_first == ["dr-jekyll"]
+
+
+async def _endpoint_failing(connection: AsyncConnection) -> None:
+    await connection.execute(update(WebhookEndpoint).values(failing_since=_NOW))
+
+
+async def _other_provider_changed(connection: AsyncConnection) -> None:
+    tenant_id = await _tenant(connection)
+    await connection.execute(
+        insert(Provider).values(tenant_id=tenant_id, id="dr-other", name="Dr. Other",
+                                tz="America/New_York", created_at=_NOW)
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("change", [_endpoint_failing, _other_provider_changed])
+@pytest.mark.usefixtures("known_place_with_endpoint")
+async def test_a_write_elsewhere_leaves_the_place_known(
+    client: httpx.AsyncClient,
+    other_engine: AsyncEngine,
+    reads_first: list[str],
+    change: Callable[[AsyncConnection], Awaitable[None]],
+) -> None:
+    async with other_engine.begin() as connection:
+        await change(connection)
+    await _reserve(client, NEXT)
+    assert reads_first == []
+
+
+async def test_a_provider_made_again_is_read_as_it_is_now(
+    client: httpx.AsyncClient, other_engine: AsyncEngine
+) -> None:
+    """Its number goes on from the deleted one's: never back to the number read before."""
+    await _make_known_place(client)
+    async with other_engine.begin() as connection:
+        await _provider_made_again(connection)  # its rules went with it
+    refused = await make_reservation(client, slot_start=NEXT, expect=422)
+    assert refused["type"] == "urn:caretime:problem:outside-availability"
+
+
+@pytest.mark.postgres_only
+async def test_a_table_truncated_by_another_connection_is_seen(
+    client: httpx.AsyncClient, other_engine: AsyncEngine
+) -> None:
+    """PostgreSQL runs no row trigger for TRUNCATE; a statement trigger moves the numbers on."""
+    await _make_known_place(client)
+    async with other_engine.begin() as connection:
+        await connection.execute(text("TRUNCATE availability"))
+    refused = await make_reservation(client, slot_start=NEXT, expect=422)
+    assert refused["type"] == "urn:caretime:problem:outside-availability"
+
+
+async def _reserve(client: httpx.AsyncClient, slot_start: str) -> None:
+    body = {"provider_id": "dr-jekyll", "slot_start": slot_start, "client_id": "patient-1"}
+    response = await client.post("/reservations", json=body)
+    assert response.status_code < 500, response.text

@@ -16,7 +16,6 @@ statement in autocommit, on SQLite the three in one hop (sqlite_hold).
 
 from __future__ import annotations
 
-import functools
 import math
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -130,28 +129,15 @@ async def write_known(
     minute of the sweep job this wrote, if it wrote one (for the caller to wake the workers:
     mark_enqueued)."""
     sweep_at = sweep_minute(hold.hold_expires_at)
-    with_visit_type = hold.visit_type_id is not None
     if is_postgres(engine):
         params = _postgres_params(hold, new_id("evt"), event_data, sweep_at) | as_read
-        row = await pg_direct.fetch_one(engine, _known_write(with_visit_type), params)
+        row = await pg_direct.fetch_one(engine, _KNOWN_WRITE, params)
         written, sweep_job = row["held"] == 1, row["sweep_job"]
     else:
-        if not with_visit_type:
-            as_read = {name: value for name, value in as_read.items() if name != "visit_type"}
-        check = sqlite_hold.prepared(_known_check(with_visit_type), tuple(as_read))
+        check = sqlite_hold.prepared(_KNOWN_CHECK, tuple(as_read))
         writes = _sqlite_writes(hold, new_id("evt"), event_data, sweep_at)
         written, sweep_job = await sqlite_hold.write_at_once(engine, writes, (check, as_read))
     return written, None if sweep_job is None else sweep_at
-
-
-@functools.cache
-def _known_write(with_visit_type: bool) -> Select[Any]:
-    return _postgres_write(placing.still_as_read(True, with_visit_type))
-
-
-@functools.cache
-def _known_check(with_visit_type: bool) -> Select[Any]:
-    return select(case((placing.still_as_read(False, with_visit_type), 1), else_=0))
 
 
 def _hold_row(hold: Appointment) -> dict[str, Any]:
@@ -234,6 +220,8 @@ def _param(column: Column[Any], name: str | None = None) -> BindParameter[Any]:
 
 
 _POSTGRES_WRITE = _postgres_write(None)
+_KNOWN_WRITE = _postgres_write(placing.still_as_read())
+_KNOWN_CHECK = select(case((placing.still_as_read(), 1), else_=0))
 
 
 async def _write_postgres(

@@ -56,6 +56,22 @@ class Provider(TenantOwned, Base):
     created_at: Mapped[datetime]
 
 
+class PlaceVersion(TenantOwned, Base):
+    """A number the database moves on at every write to what a reservation reads about a
+    provider's place: the provider, its rules, its visit types, the tenant's webhook
+    endpoints (migration 0024's triggers; docs/booking.md, "Reserving"). Kept when its
+    provider is deleted (no foreign key to it), so a provider made again never goes back to
+    a number already read."""
+
+    __tablename__ = "place_versions"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    provider_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version: Mapped[int]
+
+
 class VisitType(TenantOwned, Base):
     """A kind of visit a provider offers: its length and the free time it needs around it."""
 

@@ -20,13 +20,10 @@ from sqlalchemy import (
     Date,
     Integer,
     Row,
-    ScalarSelect,
     Select,
     String,
-    Text,
     and_,
     bindparam,
-    cast,
     exists,
     func,
     literal,
@@ -34,13 +31,18 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking.availability import Rule
 from caretime.booking.events import HELD
 from caretime.booking.grid import VisitShape
-from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
+from caretime.booking.models import (
+    Appointment,
+    AvailabilityRule,
+    PlaceVersion,
+    Provider,
+    VisitType,
+)
 from caretime.db import is_postgres
 from caretime.events.webhooks.models import WebhookEndpoint
 from caretime.events.webhooks.patterns import matches
@@ -86,9 +88,9 @@ class Reading:
     policy_version: int
     replayed: bool  # a reservation with the request's Idempotency-Key exists
     rows: Sequence[Row[Any]]
-    # The place's rows as one text (`place_fingerprint`), for a later write to check that
-    # the place is still what was read (holding.write_known)
-    fingerprint: str | None = None
+    # The provider's place_versions number as read with its rows, for a later write to check
+    # that the place is still what was read (holding.write_known); None: no provider
+    place_version: int | None = None
 
     def place(
         self, tenant_id: str, provider_id: str, visit_type: str | None, default: VisitShape
@@ -117,7 +119,7 @@ async def read_for_request(
         return Reading("unknown", 0, False, [])
     head = rows[0]
     key: KeyState = "valid" if head.revoked_at is None else "revoked"
-    return Reading(key, head.policy_version, bool(head.replayed), rows, head.fingerprint)
+    return Reading(key, head.policy_version, bool(head.replayed), rows, head.place_version)
 
 
 def place_params(
@@ -206,46 +208,32 @@ def _request_statement(postgres: bool, with_visit_type: bool, with_key: bool) ->
             ),
         )
     )
-    fingerprint = place_fingerprint(postgres, with_visit_type).label("fingerprint")
-    statement = statement.add_columns(fingerprint)
+    statement = statement.add_columns(PlaceVersion.version.label("place_version")).outerjoin(
+        PlaceVersion,
+        and_(PlaceVersion.tenant_id == Provider.tenant_id, PlaceVersion.provider_id == Provider.id),
+    )
     return _with_rules_and_visit_type(statement, with_visit_type).where(
         ApiKey.id == bindparam("key_id", type_=String()),
         ApiKey.tenant_id == bindparam("tenant_id", type_=String()),
     )
 
 
-@functools.cache
-def still_as_read(postgres: bool, with_visit_type: bool) -> ColumnElement[bool]:
-    """What a request read before is still so (the key valid, the tenant's policy
-    at the version read, the place's fingerprint the one read), for a write conditioned on
-    it. Its parameters are the place's, `key_id`, `policy_version` and `fingerprint`."""
-    key_valid = exists().where(
+def still_as_read() -> ColumnElement[bool]:
+    """What a request read before is still so (the key valid, the tenant's policy at the
+    version read, the provider's place at the version read: migration 0024's triggers move
+    it on at every write to what the place's rows are read from), for a write conditioned on
+    it. Its parameters: `key_id`, `tenant_id`, `policy_version`, `provider_id` and
+    `place_version`."""
+    return exists().where(
         ApiKey.id == bindparam("key_id", type_=String()),
         ApiKey.tenant_id == bindparam("tenant_id", type_=String()),
         ApiKey.revoked_at.is_(None),
         Tenant.id == ApiKey.tenant_id,
         Tenant.policy_version == bindparam("policy_version", type_=Integer()),
+        PlaceVersion.tenant_id == ApiKey.tenant_id,
+        PlaceVersion.provider_id == bindparam("provider_id", type_=String()),
+        PlaceVersion.version == bindparam("place_version", type_=Integer()),
     )
-    fingerprint = bindparam("fingerprint", type_=Text())
-    return and_(key_valid, place_fingerprint(postgres, with_visit_type) == fingerprint)
-
-
-@functools.cache
-def place_fingerprint(postgres: bool, with_visit_type: bool) -> ScalarSelect[Any]:
-    """Everything a reservation's checks read about its place (the provider, its rules near
-    the slot, the visit type's shape, the endpoints), as one text: each row rendered by
-    the database (PostgreSQL: as a record; SQLite: as a JSON array), in the order of that
-    text, so that the same rows give the same text in any statement, and any change to
-    one gives another (NULL: no provider). Its parameters are the place's."""
-    place = _place_select(postgres, lock=False, with_visit_type=with_visit_type)
-    columns = place.correlate(None).subquery("place")
-    if postgres:
-        row = cast(columns.table_valued(), Text)
-        rows = select(func.string_agg(row, aggregate_order_by(literal("|"), row)))
-    else:  # SQLite's group_concat takes its rows in the order its subquery gives them
-        ordered = select(func.json_array(*columns.c).label("row")).order_by("row").subquery()
-        rows = select(func.group_concat(ordered.c.row, "|"))
-    return rows.correlate(None).scalar_subquery()
 
 
 _RULE = AvailabilityRule

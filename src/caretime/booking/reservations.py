@@ -10,16 +10,16 @@ No row lock is held across network time (docs/booking.md, "Reserving").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.booking import holding, lifecycle, placing, texts, visit_types
-from caretime.booking.availability import Rule, effective_windows
+from caretime.booking.availability import Rule, Window, effective_windows
 from caretime.booking.errors import (
     OffGrid,
     OutsideAvailability,
@@ -80,16 +80,25 @@ async def reserve(
     return await held(session, hold, place.provider, place.endpoints, request, now)
 
 
+# The windows of availability around a local date (the day before to the day after).
+WindowsAround = Callable[[date], Sequence[Window]]
+
+
 def checked_place(
-    place: placing.Place | None, request: ReservationRequest, policy: BookingPolicy
+    place: placing.Place | None,
+    request: ReservationRequest,
+    policy: BookingPolicy,
+    windows_around: WindowsAround | None = None,
 ) -> tuple[placing.Place, VisitShape]:
-    """The place and the visit's shape, or why the visit cannot go there."""
+    """The place and the visit's shape, or why the visit cannot go there (`windows_around`:
+    the place's windows, if the caller keeps them; else computed from its rules)."""
     if place is None:
         raise ProviderNotFound(f"no provider {request.provider_id!r}")
     if place.shape is None:
         raise visit_types.not_offered(place.provider.id, request.visit_type)
-    check_slot_in(place.rules, place.provider, request.slot_start, policy, place.shape)
-    return place, place.shape
+    provider, shape = place.provider, place.shape
+    check_slot_in(place.rules, provider, request.slot_start, policy, shape, windows_around)
+    return place, shape
 
 
 async def held(
@@ -163,9 +172,10 @@ def check_slot_in(
     slot_start: datetime,
     policy: BookingPolicy,
     shape: VisitShape,
+    windows_around: WindowsAround | None = None,
 ) -> None:
     """check_slot with the provider's rules already read (any that apply within a day of the
-    slot's local date; others are ignored)."""
+    slot's local date; others are ignored), or their windows (`windows_around`)."""
     zone = ZoneInfo(provider.tz)
     if not on_grid(slot_start, zone, policy.slot_minutes):
         raise OffGrid(
@@ -173,13 +183,17 @@ def check_slot_in(
             f"(local {utc_to_wall(slot_start, zone):%H:%M:%S} is not on it)"
         )
     day = utc_to_wall(slot_start, zone).date()
-    first, last = day - timedelta(days=1), day + timedelta(days=1)
-    windows = effective_windows(rules, zone, first, last)
+    windows = windows_around(day) if windows_around else windows_near(rules, zone, day)
     grid = timedelta(minutes=policy.slot_minutes)
     if not is_visit_start(windows, grid, shape, slot_start):
         raise OutsideAvailability(
             f"provider {provider.id!r} has no {_visit_words(shape)} starting then"
         )
+
+
+def windows_near(rules: Sequence[Rule], zone: ZoneInfo, day: date) -> list[Window]:
+    """The windows of `rules` from the day before local date `day` to the day after."""
+    return effective_windows(rules, zone, day - timedelta(days=1), day + timedelta(days=1))
 
 
 def _visit_words(shape: VisitShape) -> str:

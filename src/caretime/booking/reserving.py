@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from caretime.booking import holding, placing, visit_types
+from caretime.booking.availability import Window
 from caretime.booking.events import HELD, appointment_data
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment
@@ -32,6 +34,7 @@ from caretime.booking.reservations import (
     held,
     new_hold,
     reserve,
+    windows_near,
 )
 from caretime.db import transaction
 from caretime.dispatch.wakeup import mark_enqueued
@@ -94,7 +97,17 @@ class KnownPlace:
 
     place: placing.Place
     policy_version: int
-    fingerprint: str  # placing.place_fingerprint as read
+    place_version: int  # the provider's place_versions number, read with the place
+    # Its windows around each local date checked here, by date: computed once from its
+    # rules (which its version fixes: a write checked on them holds only at that version)
+    windows: dict[date, list[Window]] = field(default_factory=dict, compare=False)
+
+    def windows_around(self, day: date) -> list[Window]:
+        windows = self.windows.get(day)
+        if windows is None:
+            zone = ZoneInfo(self.place.provider.tz)
+            windows = self.windows[day] = windows_near(self.place.rules, zone, day)
+        return windows
 
 
 @dataclass(frozen=True)
@@ -198,12 +211,12 @@ class KnownPlaces:
         """Keep the place `reading` read (`default`: the visit's shape by the policy read)
         if a hold there could be written alone."""
         self._places.pop(key, None)
-        if reading.fingerprint is None or reading.key != "valid":
+        if reading.place_version is None or reading.key != "valid":
             return
         place = reading.place(key[0], request.provider_id, request.visit_type, default)
         if place is None or place.shape is None or not _place_alone(place):
             return
-        self._places[key] = KnownPlace(place, reading.policy_version, reading.fingerprint)
+        self._places[key] = KnownPlace(place, reading.policy_version, reading.place_version)
         if len(self._places) > self._size:
             self._places.popitem(last=False)
 
@@ -246,14 +259,14 @@ async def _write_known(
     policy = parsed.booking
     try:
         check_notice(request.slot_start, policy, now)
-        _, shape = checked_place(_shaped(known.place, request, policy), request, policy)
+        place = _shaped(known.place, request, policy)
+        _, shape = checked_place(place, request, policy, known.windows_around)
     except CaretimeError:
         return None
     hold = new_hold(tenant.id, request, shape, policy, now)
-    as_read = placing.place_params(tenant.id, request.provider_id, request.slot_start,
-                                   request.visit_type)  # fmt: skip
-    as_read |= {"key_id": tenant.key_id, "policy_version": known.policy_version,
-                "fingerprint": known.fingerprint}  # fmt: skip
+    as_read = {"key_id": tenant.key_id, "tenant_id": tenant.id,
+               "policy_version": known.policy_version, "provider_id": request.provider_id,
+               "place_version": known.place_version}  # fmt: skip
     written, sweep_at = await holding.write_known(
         runtime.engine, hold, appointment_data(hold), as_read
     )
