@@ -172,17 +172,19 @@ async def test_where_one_of_keeps_the_rows_whose_key_is_listed(runtime: Runtime)
 
 
 async def test_where_one_of_finds_every_awkward_key(runtime: Runtime) -> None:
-    """The keys travel as the text of one array: quotes, backslashes, braces, commas, the word
-    NULL, spaces, unicode and the empty string each match themselves and nothing else."""
-    keys = [*AWKWARD, "trailing space ", ' "', "\\", "{}"]
+    """The keys travel as one text (joined, or an array's): quotes, backslashes, braces,
+    commas, the word NULL, spaces, unicode, the empty string and the separator each match
+    themselves and nothing else."""
+    keys = [*AWKWARD, "trailing space ", ' "', "\\", "{}", f"a{SEPARATOR}b", SEPARATOR]
     async with transaction(runtime.sessions) as session:
         await insert_rows(session, Job, _jobs(len(keys), dedupe_key=keys), shared=SHARED)
     async with transaction(runtime.sessions) as session:
         for key in keys:
             statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, [key])
             assert (await session.scalars(statement)).all() == [key]
-        statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, keys)
-        assert sorted((await session.scalars(statement)).all()) == sorted(keys)
+        for some in (keys, keys[:-2]):  # with the separator in a key, and joined without
+            statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, some)
+            assert sorted((await session.scalars(statement)).all()) == sorted(some)
 
 
 async def test_strings_holding_the_separator_or_one_empty_string_come_back_exactly(

@@ -44,8 +44,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    func,
     insert,
     literal,
+    literal_column,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -197,11 +199,17 @@ def where_one_of(
     estimates, cast or not). (An IN list, or a join with the unnested values, leaves the
     choice to the estimate of the other conditions: with statistics that say few messages are
     `queued`, the planner scanned every queued-looking row of the tenant against all 200
-    values, 360 ms per batch.) The array is sent as its text, one string: asyncpg encoded a
-    text[] element by element, 20 ms for a batch's 10,000 contact ids. Other databases get
-    `IN`."""
+    values, 360 ms per batch.) The array is sent as one string: asyncpg encoded a text[]
+    element by element, 20 ms for a batch's 10,000 contact ids. That string is the keys
+    joined by SEPARATOR when they hold none (split by `string_to_array`: a quarter of the
+    server's cost of reading an array's text, 1.5 against 6 ms for 10,000 keys), else the
+    array's text. Other databases get `IN`."""
     if not is_postgres(session):
         return statement.where(column.in_(values))
+    keys = _strings(values)
+    if keys.joined:
+        split = func.string_to_array(literal(keys.text, Text), _SEPARATOR_SQL, type_=ARRAY(Text))
+        return statement.where(column == any_(split))
     return statement.where(column == any_(cast(literal(_array_text(values), Text), ARRAY(Text))))
 
 
@@ -257,6 +265,7 @@ def _unnested_values(
 # Joins a column's strings into one text (see the module's docstring): JSON text never holds
 # it raw, nor does any text caretime writes in bulk (ids, numbers, zones, names).
 SEPARATOR = "\x1f"
+_SEPARATOR_SQL = literal_column("E'\\x1f'", Text)
 
 
 class _Array(NamedTuple):
