@@ -262,8 +262,9 @@ def _unnested_values(
     return {**from_arrays, **from_scalars}
 
 
-# Joins a column's strings into one text (see the module's docstring): JSON text never holds
-# it raw, nor does any text caretime writes in bulk (ids, numbers, zones, names).
+# Joins a column's strings into one text (see the module's docstring). JSON text never holds
+# it raw, nor do ids, numbers or zone names; a column with a value that does (a name could)
+# is sent as a JSON array instead.
 SEPARATOR = "\x1f"
 _SEPARATOR_SQL = literal_column("E'\\x1f'", Text)
 
