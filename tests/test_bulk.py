@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from caretime.bulk import Documents, SkipConflicts, insert_rows, update_rows, where_one_of
+from caretime.bulk import (
+    SEPARATOR,
+    Documents,
+    SkipConflicts,
+    insert_rows,
+    update_rows,
+    where_one_of,
+)
 from caretime.db import transaction
 from caretime.dispatch.models import DEDUPE_PREDICATE, Job
 from caretime.runtime import Runtime
@@ -165,14 +172,56 @@ async def test_where_one_of_keeps_the_rows_whose_key_is_listed(runtime: Runtime)
 
 
 async def test_where_one_of_finds_every_awkward_key(runtime: Runtime) -> None:
-    """The keys travel as the text of one array: quotes, backslashes, braces, commas, the word
-    NULL, spaces, unicode and the empty string each match themselves and nothing else."""
-    keys = [*AWKWARD, "trailing space ", ' "', "\\", "{}"]
+    """The keys travel as one text (joined, or an array's): quotes, backslashes, braces,
+    commas, the word NULL, spaces, unicode, the empty string and the separator each match
+    themselves and nothing else."""
+    keys = [*AWKWARD, "trailing space ", ' "', "\\", "{}", f"a{SEPARATOR}b", SEPARATOR]
     async with transaction(runtime.sessions) as session:
         await insert_rows(session, Job, _jobs(len(keys), dedupe_key=keys), shared=SHARED)
     async with transaction(runtime.sessions) as session:
         for key in keys:
             statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, [key])
             assert (await session.scalars(statement)).all() == [key]
-        statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, keys)
-        assert sorted((await session.scalars(statement)).all()) == sorted(keys)
+        for some in (keys, keys[:-2]):  # with the separator in a key, and joined without
+            statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, some)
+            assert sorted((await session.scalars(statement)).all()) == sorted(some)
+
+
+async def test_strings_holding_the_separator_or_one_empty_string_come_back_exactly(
+    runtime: Runtime,
+) -> None:
+    """A column of strings travels joined by a separator unless that could not be read back:
+    a value holding the separator, a NULL, or a lone empty string (which splits into no row)."""
+    with_separator = [f"a{SEPARATOR}b", SEPARATOR, "plain"]
+    async with transaction(runtime.sessions) as session:
+        await insert_rows(session, Job, _jobs(3, kind=with_separator), shared=SHARED)
+        await insert_rows(session, Job, _jobs(1, kind=["lone"], dedupe_key=[""]), shared=SHARED)
+    jobs = await _all_jobs(runtime)
+    assert [j.kind for j in jobs] == [*with_separator, "lone"]
+    assert [j.dedupe_key for j in jobs] == ["key-0", "key-1", "key-2", ""]
+
+
+async def test_a_document_key_holding_a_column_s_values_reads_them(runtime: Runtime) -> None:
+    """A key whose values are a column's (an event's subject, named in its snapshot too) is
+    sent once; each document still holds its own row's value."""
+    keys = [f"key-{i}" for i in range(3)]
+    documents = Documents({"key": None, "n": 1}, {"key": list(keys)})
+    async with transaction(runtime.sessions) as session:
+        await insert_rows(session, Job, {**_jobs(3), "payload": documents}, shared=SHARED)
+    jobs = await _all_jobs(runtime)
+    assert [j.payload for j in jobs] == [{"key": key, "n": 1} for key in keys]
+
+
+async def test_a_shared_document_reaches_every_row_on_every_run_of_the_statement(
+    runtime: Runtime,
+) -> None:
+    """PostgreSQL plans a prepared statement generically from its sixth run on a connection:
+    the shared document is then a typed parameter, and is still written whole."""
+    payload = {"nested": {"list": [1, None]}, "text": 'a "quoted" value'}
+    for _ in range(8):
+        async with transaction(runtime.sessions) as session:
+            await insert_rows(
+                session, Job, _jobs(2, payload=[payload, payload], dedupe_key=[None, None]),
+                shared=SHARED,
+            )  # fmt: skip
+    assert [j.payload for j in await _all_jobs(runtime)] == [payload] * 16

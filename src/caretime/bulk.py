@@ -7,14 +7,18 @@ executemany: the rows cross the wire as a dozen arrays and the server plans one 
 Values the rows share (a tenant, a status, a timestamp) are sent once, as scalars, not once
 per row.
 
-Every column travels as one JSON text (an array of its rows' values, encoded by orjson) and
-the server reads it back with `json_array_elements_text`, casting each column to its type.
-Not typed arrays: asyncpg knows text[] by heart but looks up every other array type
-(varchar[], timestamptz[], bool[]...) with a catalog query on each new connection, 30-90 ms
-apiece here, which a burst of batch jobs on fresh pool connections paid over and over. Not
-text[] either: asyncpg encodes an array element by element (an abstract-class `isinstance`
-per element), 70-90 ms for a batch of 10,000 calls, where orjson writes the same column as
-one string in about a millisecond; the server parses either at the same cost.
+Every column travels as one text parameter. A column of strings (or documents, as their JSON
+text) holding no NULL and no ASCII unit separator (U+001F) is its values joined by that
+separator, which the server splits with `string_to_table`: a third of the server's cost of
+reading the same column as a JSON array, which has escapes to undo (a 10,000-call batch's
+calls, contacts and events: ~30 ms of PostgreSQL's CPU). Every other column is one JSON
+array of its rows' values (encoded by orjson), read back with `json_array_elements_text`;
+the server casts each column to its type. Not typed arrays: asyncpg knows text[] by heart
+but looks up every other array type (varchar[], timestamptz[], bool[]...) with a catalog
+query on each new connection, 30-90 ms apiece here, which a burst of batch jobs on fresh pool
+connections paid over and over. Not text[] either: asyncpg encodes an array element by
+element (an abstract-class `isinstance` per element), 70-90 ms for a batch of 10,000 calls,
+where joining or orjson writes the same column as one string in about a millisecond.
 
 Reads of hundreds of rows by key go through `where_one_of`, for the same reasons.
 """
@@ -27,7 +31,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVarTuple
+from typing import Any, NamedTuple, TypeVarTuple
 
 import orjson
 from sqlalchemy import (
@@ -40,8 +44,10 @@ from sqlalchemy import (
     any_,
     bindparam,
     cast,
+    func,
     insert,
     literal,
+    literal_column,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -132,13 +138,15 @@ async def insert_rows(
     arrays, shared = _hoist_uniform(table, arrays, shared, keep=next(iter(arrays)))
     parameters = _parameters(table, arrays, shared)
     # The documents' own strings are arrays too: after the columns', before every scalar.
-    own = {name: _own_arrays(documents, parameters) for name, (_, documents) in built.items()}
+    own = {
+        name: _own_arrays(documents, arrays, parameters) for name, (_, documents) in built.items()
+    }
     values = _unnested_values(table, arrays, shared, first_scalar=len(parameters.arrays) + 1)
     for name, (common, _) in built.items():
         values[name] = _built_documents(common, own[name], parameters)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(values)}) SELECT {', '.join(values.values())} "
-        f"FROM {_unnest(len(parameters.arrays))}"
+        f"FROM {_unnest(session, parameters.arrays)}"
     )
     if skip is not None:
         sql += skip.postgresql()
@@ -169,11 +177,12 @@ async def update_rows(
     # Compared as the key's own type (text as varchar), so that the key's index serves the join.
     matched = f"u{list(columns).index(key)}{_cast_from_text(table, key) or '::VARCHAR'}"
     assignments = ", ".join(f"{name} = {value}" for name, value in values.items())
+    parameters = _parameters(table, columns, shared)
     sql = (
-        f"UPDATE {table.name} SET {assignments} FROM {_unnest(len(columns))} "
+        f"UPDATE {table.name} SET {assignments} FROM {_unnest(session, parameters.arrays)} "
         f"WHERE {table.name}.{key} = {matched}"
     )
-    await _execute(session, sql, _parameters(table, columns, shared))
+    await _execute(session, sql, parameters)
 
 
 def where_one_of(
@@ -190,11 +199,17 @@ def where_one_of(
     estimates, cast or not). (An IN list, or a join with the unnested values, leaves the
     choice to the estimate of the other conditions: with statistics that say few messages are
     `queued`, the planner scanned every queued-looking row of the tenant against all 200
-    values, 360 ms per batch.) The array is sent as its text, one string: asyncpg encoded a
-    text[] element by element, 20 ms for a batch's 10,000 contact ids. Other databases get
-    `IN`."""
+    values, 360 ms per batch.) The array is sent as one string: asyncpg encoded a text[]
+    element by element, 20 ms for a batch's 10,000 contact ids. That string is the keys
+    joined by SEPARATOR when they hold none (split by `string_to_array`: a quarter of the
+    server's cost of reading an array's text, 1.5 against 6 ms for 10,000 keys), else the
+    array's text. Other databases get `IN`."""
     if not is_postgres(session):
         return statement.where(column.in_(values))
+    keys = _strings(values)
+    if keys.joined:
+        split = func.string_to_array(literal(keys.text, Text), _SEPARATOR_SQL, type_=ARRAY(Text))
+        return statement.where(column == any_(split))
     return statement.where(column == any_(cast(literal(_array_text(values), Text), ARRAY(Text))))
 
 
@@ -247,18 +262,32 @@ def _unnested_values(
     return {**from_arrays, **from_scalars}
 
 
+# Joins a column's strings into one text (see the module's docstring). JSON text never holds
+# it raw, nor do ids, numbers or zone names; a column with a value that does (a name could)
+# is sent as a JSON array instead.
+SEPARATOR = "\x1f"
+_SEPARATOR_SQL = literal_column("E'\\x1f'", Text)
+
+
+class _Array(NamedTuple):
+    """A column's values as one text: joined by SEPARATOR, or a JSON array."""
+
+    text: str
+    joined: bool
+
+
 @dataclass
 class _Parameters:
-    """A statement's parameters: the columns ($1..., each one JSON array) first, then the
+    """A statement's parameters: the columns ($1..., each one `_Array`) first, then the
     scalars."""
 
-    arrays: list[str]
+    arrays: list[_Array]
     scalars: list[Any]
 
     def add_array(self, values: Sequence[str | None]) -> str:
         """Appends a column of strings (before any scalar is numbered); returns its unnested
         column."""
-        self.arrays.append(_json_array(values))
+        self.arrays.append(_strings(values))
         return f"u{len(self.arrays) - 1}"
 
     def add_scalar(self, value: Any) -> str:
@@ -269,17 +298,30 @@ class _Parameters:
 def _parameters(
     table: Table, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
 ) -> _Parameters:
-    """Each column as one JSON array, the shared values as scalars (in _unnested_values'
-    order)."""
+    """Each column as one array, the shared values as scalars (in _unnested_values' order)."""
     return _Parameters(
-        [_as_json_array(table, name, values) for name, values in columns.items()],
+        [_as_array(table, name, values) for name, values in columns.items()],
         [_scalar(table, name, value) for name, value in shared.items()],
     )
 
 
-def _own_arrays(own: Mapping[str, Sequence[str | None]], parameters: _Parameters) -> dict[str, str]:
-    """Key → the unnested column holding each row's own value for it."""
-    return {key: parameters.add_array(values) for key, values in own.items()}
+def _own_arrays(
+    own: Mapping[str, Sequence[str | None]],
+    columns: Mapping[str, Sequence[Any]],
+    parameters: _Parameters,
+) -> dict[str, str]:
+    """Key → the unnested column holding each row's own value for it: a column of the row
+    when it holds the same strings (an event's subject, which its snapshot names too), else
+    an array of its own."""
+    return {key: _same_column(values, columns) or parameters.add_array(values)
+            for key, values in own.items()}  # fmt: skip
+
+
+def _same_column(values: Sequence[str | None], columns: Mapping[str, Sequence[Any]]) -> str | None:
+    for i, column in enumerate(columns.values()):
+        if column == values and all(type(value) is str for value in column):
+            return f"u{i}"
+    return None
 
 
 def _built_documents(
@@ -287,7 +329,7 @@ def _built_documents(
 ) -> str:
     """The SQL that builds a row's document: the shared part as one JSONB parameter, joined
     (||) with an object of the row's own strings."""
-    shared = f"{parameters.add_scalar(_json_text(common))}::TEXT::JSONB"
+    shared = f"{parameters.add_scalar(_json_text(common))}::JSONB"
     if not own:
         return shared
     pairs = ", ".join(f"{_sql_string(key)}, {column}" for key, column in own.items())
@@ -302,15 +344,29 @@ async def _execute(session: AsyncSession, sql: str, parameters: _Parameters) -> 
     """Run in the session's transaction, through SQLAlchemy (its statement cache and its
     exceptions)."""
     connection = await session.connection()
-    result = await connection.exec_driver_sql(sql, (*parameters.arrays, *parameters.scalars))
+    arrays = [array.text for array in parameters.arrays]
+    result = await connection.exec_driver_sql(sql, (*arrays, *parameters.scalars))
     return list(result.all()) if result.returns_rows else []
 
 
-def _unnest(count: int) -> str:
-    """The first `count` parameters (JSON arrays, sent as text) as the rows of `u`, columns
-    u0, u1... of text (a JSON null is NULL); zipped as unnest zips arrays."""
-    columns = ", ".join(f"json_array_elements_text(${i}::TEXT::JSON)" for i in range(1, count + 1))
-    return f"ROWS FROM ({columns}) AS u({', '.join(f'u{i}' for i in range(count))})"
+def _unnest(session: AsyncSession, arrays: Sequence[_Array]) -> str:
+    """The first parameters (`arrays`, sent as text) as the rows of `u`, columns u0, u1... of
+    text (a JSON null is NULL); zipped as unnest zips arrays."""
+    split = _splitter(session)
+    columns = ", ".join(
+        split.format(i) if array.joined else f"json_array_elements_text(${i}::TEXT::JSON)"
+        for i, array in enumerate(arrays, 1)
+    )
+    return f"ROWS FROM ({columns}) AS u({', '.join(f'u{i}' for i in range(len(arrays)))})"
+
+
+def _splitter(session: AsyncSession) -> str:
+    """How a joined column is split: string_to_table (PostgreSQL 14), or before it the array
+    it makes, unnested."""
+    version = session.get_bind().dialect.server_version_info or (14,)
+    if version >= (14,):
+        return "string_to_table(${}::TEXT, E'\\x1f')"
+    return "unnest(string_to_array(${}::TEXT, E'\\x1f'))"
 
 
 def _table(model: type[Any]) -> Table:
@@ -372,21 +428,33 @@ def _row_dicts(
     ]
 
 
-def _as_json_array(table: Table, name: str, values: Sequence[Any]) -> str:
-    """A column's values as one JSON array whose elements read back (as text) as the column
-    takes them: a document as its JSON text, an instant in ISO 8601 with its offset, a flag
-    as true/false, None as null."""
+def _as_array(table: Table, name: str, values: Sequence[Any]) -> _Array:
+    """A column's values as one array whose elements read back (as text) as the column takes
+    them: a document as its JSON text, an instant in ISO 8601 with its offset, a flag as
+    true/false, None as null."""
     column_type = table.c[name].type
     if isinstance(column_type, JSON):
-        return _json_array([_json_text(value) for value in values])
+        return _strings([_json_text(value) for value in values])
     python_type = _python_type(column_type)
     if python_type is datetime:
         for value in set(values):  # a batch's instants repeat: each distinct one checked once
             if value is not None:
                 _refuse_naive(value)
     elif python_type not in (int, bool, str) or not _all_of_type(values, python_type):
-        values = [None if value is None else _str(value) for value in values]
-    return _json_array(values)
+        return _strings([None if value is None else _str(value) for value in values])
+    if python_type is str:
+        return _strings(values)
+    return _Array(_json_array(values), joined=False)
+
+
+def _strings(values: Sequence[str | None]) -> _Array:
+    """Strings joined by SEPARATOR when that reads them back exactly: no None, no separator
+    in a value, and not one empty string (an empty text splits into no rows at all)."""
+    if None not in values:
+        text = SEPARATOR.join(values)  # type: ignore[arg-type]
+        if text and text.count(SEPARATOR) == len(values) - 1:
+            return _Array(text, joined=True)
+    return _Array(_json_array(values), joined=False)
 
 
 def _all_of_type(values: Sequence[Any], kind: type) -> bool:
@@ -452,7 +520,10 @@ def _scalar_type(table: Table, name: str) -> str:
     """The type a shared value is sent as: its column's; strings and JSON as text."""
     column_type = table.c[name].type
     if isinstance(column_type, JSON):
-        return "TEXT::JSONB"
+        # Typed as JSONB, the value is parsed once, as the statement is bound; a text cast to
+        # JSONB would be parsed again for every row once PostgreSQL plans the prepared
+        # statement generically (from its sixth run on a connection).
+        return "JSONB"
     return "TEXT" if _python_type(column_type) is str else _compiled(column_type)
 
 
