@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -13,7 +14,13 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caretime.observability import JsonFormatter, json_line, mask_phone_like
+from caretime.observability import (
+    THIRD_PARTY_LOGGERS,
+    JsonFormatter,
+    configure_logging,
+    json_line,
+    mask_phone_like,
+)
 
 PATIENT = "Jane Roe"
 PHONE = "+12065550100"
@@ -86,3 +93,53 @@ def test_a_json_line_is_what_json_dumps_writes(entry: dict[str, object]) -> None
     """Log searches match json.dumps's spacing and escapes: the fast path keeps them, and
     anything it does not write itself (lists, NaN) goes to json.dumps."""
     assert json_line(entry) == json.dumps(entry, default=str)
+
+
+@pytest.fixture
+def served_log() -> Iterator[tuple[logging.Handler, io.StringIO]]:
+    """configure_logging as `caretime serve` calls it at INFO, its handler writing into a
+    buffer."""
+    root = logging.getLogger()
+    names = ("caretime", *THIRD_PARTY_LOGGERS)
+    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names})
+    configure_logging("INFO", as_json=True)
+    stream = io.StringIO()
+    handler = root.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    yield handler, stream
+    root.handlers[:], root.level = saved[0], saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
+
+
+def _request_lines(stream: io.StringIO) -> list[str]:
+    """The request lines logged, their time and duration (which differ run to run) blanked."""
+    lines = [line for line in stream.getvalue().splitlines() if '"event": "request"' in line]
+    stream.seek(0)
+    stream.truncate()
+    return [
+        re.sub(r'"ms": [0-9.e+-]+', '"ms": 0', re.sub('"ts": "[^"]*"', '"ts": ""', line))
+        for line in lines
+    ]
+
+
+async def test_a_request_line_written_directly_is_the_records_line(
+    client: httpx.AsyncClient, served_log: tuple[logging.Handler, io.StringIO]
+) -> None:
+    """With configure_logging's handler alone, a request's line is written without a log
+    record; it must be the line the record would have given, field for field."""
+    handler, stream = served_log
+    logging.getLogger().handlers[:] = [handler]  # pytest's capture adds its own for the call
+    headers = {"X-Request-ID": "req-1"}
+    await client.get("/tenants/me", headers=headers)
+    await client.get("/calls/call_0000000000", headers=headers)
+    direct = _request_lines(stream)
+    handler.addFilter(lambda record: True)  # anything configured beside it: records again
+    await client.get("/tenants/me", headers=headers)
+    await client.get("/calls/call_0000000000", headers=headers)
+    assert _request_lines(stream) == direct
+    assert len(direct) == 2
+    entry = json.loads(direct[0])
+    assert (entry["route"], entry["status"], entry["request_id"]) == ("/tenants/me", 200, "req-1")
+    assert entry["tenant_id"]
