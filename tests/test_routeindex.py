@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 from fastapi import APIRouter, FastAPI
 
-from caretime.routeindex import first_segment, indexed
+from caretime.routeindex import first_segment, include_indexed, indexed
 
 
 def _app() -> FastAPI:
@@ -63,3 +63,74 @@ async def test_an_indexed_router_keeps_its_prefix_tags_and_included_routers() ->
         assert (await c.get("/tenants/me/agents")).json() == ["a1"]
         assert (await c.get("/agents")).status_code == 404
     assert app.openapi()["paths"]["/tenants/me/agents"]["get"]["tags"] == ["tenants"]
+
+
+def _mixed_router() -> APIRouter:
+    """Routes of several first segments interleaved, an included router of two segments, and
+    a route whose first segment is a parameter: what an inclusion's scan must keep in order."""
+    router, nested = APIRouter(), APIRouter()
+
+    @router.post("/providers")
+    async def add_provider() -> str:
+        return "add_provider"
+
+    @router.get("/slots")
+    async def slots() -> str:
+        return "slots"
+
+    @nested.get("/reservations/{hold_id}/history")
+    async def history(hold_id: str) -> str:
+        return f"history {hold_id}"
+
+    @nested.get("/providers/{provider_id}/visit-types")
+    async def visit_types(provider_id: str) -> str:
+        return f"visit_types {provider_id}"
+
+    router.include_router(nested)
+
+    @router.get("/{kind}/first")
+    async def first(kind: str) -> str:
+        return f"first {kind}"
+
+    @router.get("/providers/{provider_id}")
+    async def provider(provider_id: str) -> str:
+        return f"provider {provider_id}"
+
+    @router.get("/slots/first")
+    async def never() -> str:  # shadowed by /{kind}/first, declared before it
+        return "never"
+
+    return router
+
+
+REQUESTS = [
+    ("GET", "/slots"),
+    ("POST", "/slots"),
+    ("GET", "/providers"),
+    ("POST", "/providers"),
+    ("GET", "/providers/p1"),
+    ("GET", "/providers/p1/visit-types"),
+    ("GET", "/reservations/h1/history"),
+    ("GET", "/slots/first"),
+    ("GET", "/anything/first"),
+    ("GET", "/anything"),
+    ("GET", "/"),
+]
+
+
+async def test_an_indexed_inclusion_answers_every_request_as_fastapi_alone() -> None:
+    """`include_indexed` tries only the routes that could match a path's first segment; the
+    route found, the 405 and the 404 are FastAPI's own."""
+    plain, segmented = FastAPI(), FastAPI()
+    plain.include_router(_mixed_router())
+    include_indexed(segmented, _mixed_router())
+    answers = []
+    for app in (plain, segmented):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            responses = [await client.request(method, path) for method, path in REQUESTS]
+        answers.append([(r.status_code, r.text) for r in responses])
+    assert answers[0] == answers[1]
+    assert answers[1][0] == (200, '"slots"')
+    assert answers[1][7] == (200, '"first slots"')
+    assert segmented.openapi() == plain.openapi()
