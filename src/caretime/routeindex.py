@@ -108,25 +108,29 @@ class _SegmentedInclusion(_IncludedRouter):
     _index: tuple[list[Any], dict[str, list[Any]]] | None = None
 
     def _match(self, scope: Scope) -> Any:
-        token = _scanned_segment.set(first_segment(get_route_path(scope)))
+        token = _scanned.set(self._candidates_for(first_segment(get_route_path(scope))))
         try:
             return super()._match(scope)
         finally:
-            _scanned_segment.reset(token)
+            _scanned.reset(token)
 
     def effective_candidates(self) -> Any:
-        every = super().effective_candidates()  # rebuilt by FastAPI when the routes change
-        segment = _scanned_segment.get()
-        if segment is None:  # not a scan for a request (documents, url_path_for): all
-            return every
+        chosen = _scanned.get()  # set only while this inclusion scans (see _match)
+        return super().effective_candidates() if chosen is None else chosen
+
+    def _candidates_for(self, segment: str) -> list[Any]:
+        """The candidates a path with `segment` could match. FastAPI's own list is asked for
+        once a scan, as FastAPI asks (it checks then whether the routes changed, walking
+        the included routers: what the scan's `effective_candidates` no longer repeats)."""
+        every = super().effective_candidates()
         index = self._index
         if index is None or index[0] is not every:
             index = self._index = (every, _by_segment(every))
         return index[1].get(segment, index[1][_ANY])
 
 
-# The first segment of the path a `_SegmentedInclusion` is scanning for, during its scan.
-_scanned_segment: ContextVar[str | None] = ContextVar("scanned_segment", default=None)
+# The candidates a `_SegmentedInclusion` scans for the request, while it scans.
+_scanned: ContextVar[list[Any] | None] = ContextVar("scanned", default=None)
 
 
 def _by_segment(candidates: list[Any]) -> dict[str, list[Any]]:
