@@ -108,15 +108,15 @@ class _SegmentedInclusion(_IncludedRouter):
     _index: tuple[list[Any], dict[str, list[Any]]] | None = None
 
     def _match(self, scope: Scope) -> Any:
-        token = _scanned.set(self._candidates_for(first_segment(get_route_path(scope))))
+        token = _scanned.set((self, self._candidates_for(first_segment(get_route_path(scope)))))
         try:
             return super()._match(scope)
         finally:
             _scanned.reset(token)
 
     def effective_candidates(self) -> Any:
-        chosen = _scanned.get()  # set only while this inclusion scans (see _match)
-        return super().effective_candidates() if chosen is None else chosen
+        scanning, chosen = _scanned.get()  # set while an inclusion scans (see _match)
+        return chosen if scanning is self else super().effective_candidates()
 
     def _candidates_for(self, segment: str) -> list[Any]:
         """The candidates a path with `segment` could match. FastAPI's own list is asked for
@@ -130,7 +130,7 @@ class _SegmentedInclusion(_IncludedRouter):
 
 
 # The candidates a `_SegmentedInclusion` scans for the request, while it scans.
-_scanned: ContextVar[list[Any] | None] = ContextVar("scanned", default=None)
+_scanned: ContextVar[tuple[object, list[Any]]] = ContextVar("scanned", default=(None, []))
 
 
 def _by_segment(candidates: list[Any]) -> dict[str, list[Any]]:
