@@ -14,13 +14,8 @@ from fastapi import FastAPI
 from hypothesis import given
 from hypothesis import strategies as st
 
-from caretime.observability import (
-    THIRD_PARTY_LOGGERS,
-    JsonFormatter,
-    configure_logging,
-    json_line,
-    mask_phone_like,
-)
+from caretime.observability import JsonFormatter, json_line, mask_phone_like
+from tests.test_debug_logs import logging_as_served
 
 PATIENT = "Jane Roe"
 PHONE = "+12065550100"
@@ -96,21 +91,9 @@ def test_a_json_line_is_what_json_dumps_writes(entry: dict[str, object]) -> None
 
 
 @pytest.fixture
-def served_log() -> Iterator[tuple[logging.Handler, io.StringIO]]:
-    """configure_logging as `caretime serve` calls it at INFO, its handler writing into a
-    buffer."""
-    root = logging.getLogger()
-    names = ("caretime", *THIRD_PARTY_LOGGERS)
-    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names})
-    configure_logging("INFO", as_json=True)
-    stream = io.StringIO()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
-    yield handler, stream
-    root.handlers[:], root.level = saved[0], saved[1]
-    for name, level in saved[2].items():
-        logging.getLogger(name).setLevel(level)
+def served_log() -> Iterator[logging.StreamHandler[io.StringIO]]:
+    with logging_as_served("INFO") as handler:
+        yield handler
 
 
 def _request_lines(stream: io.StringIO) -> list[str]:
@@ -125,11 +108,11 @@ def _request_lines(stream: io.StringIO) -> list[str]:
 
 
 async def test_a_request_line_written_directly_is_the_records_line(
-    client: httpx.AsyncClient, served_log: tuple[logging.Handler, io.StringIO]
+    client: httpx.AsyncClient, served_log: logging.StreamHandler[io.StringIO]
 ) -> None:
     """With configure_logging's handler alone, a request's line is written without a log
     record; it must be the line the record would have given, field for field."""
-    handler, stream = served_log
+    handler, stream = served_log, served_log.stream
     logging.getLogger().handlers[:] = [handler]  # pytest's capture adds its own for the call
     headers = {"X-Request-ID": "req-1"}
     await client.get("/tenants/me", headers=headers)

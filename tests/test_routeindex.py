@@ -5,7 +5,7 @@ parameter still matches any path."""
 from __future__ import annotations
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
 from caretime.routeindex import first_segment, include_indexed, indexed
 
@@ -65,41 +65,27 @@ async def test_an_indexed_router_keeps_its_prefix_tags_and_included_routers() ->
     assert app.openapi()["paths"]["/tenants/me/agents"]["get"]["tags"] == ["tenants"]
 
 
+def _answering(router: APIRouter, method: str, path: str) -> None:
+    """A route that answers with its own path and the request's path parameters."""
+
+    async def answer(request: Request) -> str:
+        return f"{path} {sorted(request.path_params.items())}"
+
+    router.add_api_route(path, answer, methods=[method], name=f"{method} {path}")
+
+
 def _mixed_router() -> APIRouter:
     """Routes of several first segments interleaved, an included router of two segments, and
-    a route whose first segment is a parameter: what an inclusion's scan must keep in order."""
+    a route whose first segment is a parameter (shadowing a later route): what an
+    inclusion's scan must keep in order."""
     router, nested = APIRouter(), APIRouter()
-
-    @router.post("/providers")
-    async def add_provider() -> str:
-        return "add_provider"
-
-    @router.get("/slots")
-    async def slots() -> str:
-        return "slots"
-
-    @nested.get("/reservations/{hold_id}/history")
-    async def history(hold_id: str) -> str:
-        return f"history {hold_id}"
-
-    @nested.get("/providers/{provider_id}/visit-types")
-    async def visit_types(provider_id: str) -> str:
-        return f"visit_types {provider_id}"
-
+    _answering(router, "POST", "/providers")
+    _answering(router, "GET", "/slots")
+    _answering(nested, "GET", "/reservations/{hold_id}/history")
+    _answering(nested, "GET", "/providers/{provider_id}/visit-types")
     router.include_router(nested)
-
-    @router.get("/{kind}/first")
-    async def first(kind: str) -> str:
-        return f"first {kind}"
-
-    @router.get("/providers/{provider_id}")
-    async def provider(provider_id: str) -> str:
-        return f"provider {provider_id}"
-
-    @router.get("/slots/first")
-    async def never() -> str:  # shadowed by /{kind}/first, declared before it
-        return "never"
-
+    for path in ("/{kind}/first", "/providers/{provider_id}", "/slots/first"):
+        _answering(router, "GET", path)
     return router
 
 
@@ -131,6 +117,6 @@ async def test_an_indexed_inclusion_answers_every_request_as_fastapi_alone() -> 
             responses = [await client.request(method, path) for method, path in REQUESTS]
         answers.append([(r.status_code, r.text) for r in responses])
     assert answers[0] == answers[1]
-    assert answers[1][0] == (200, '"slots"')
-    assert answers[1][7] == (200, '"first slots"')
+    assert answers[1][0] == (200, '"/slots []"')
+    assert answers[1][7] == (200, "\"/{kind}/first [('kind', 'slots')]\"")
     assert segmented.openapi() == plain.openapi()

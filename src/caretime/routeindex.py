@@ -12,7 +12,7 @@ is what FastAPI alone would give.
 
 Inside a router whose segment matched, FastAPI tries each of its routes (and included
 routers) in turn, twice a request (to find the router, then to handle the request), each try
-with its scope bookkeeping: `GET /slots` tried ~20 routes of `/providers` and
+with its scope bookkeeping: `GET /slots` tried ~15 routes of `/providers` and
 `/reservations` first. `include_indexed` includes the router so that only the routes that
 could match the path's first segment are tried, in their order (docs/benchmarks.md, "fw3").
 """
