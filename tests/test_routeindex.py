@@ -101,6 +101,10 @@ REQUESTS = [
     ("GET", "/anything/first"),
     ("GET", "/anything"),
     ("GET", "/"),
+    ("GET", "/slots/"),
+    ("GET", "/slotsx"),
+    ("GET", "/providers/"),
+    ("GET", "/reservations/h1"),
 ]
 
 

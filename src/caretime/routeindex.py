@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import _IncludedRouter, iter_route_contexts
 from starlette._utils import get_route_path
-from starlette.routing import Match
+from starlette.routing import Match, Route
 from starlette.types import Scope
 
 # A route whose first segment is a parameter (or has no path) could match any path.
@@ -43,17 +43,21 @@ class IndexedRouter(APIRouter):
     every route of the process has been declared."""
 
     _segments: frozenset[str] | None = None
+    _literals: tuple[frozenset[str], tuple[str, ...]] = (frozenset(), ("",))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         segments = self._segments
         if segments is None:
-            segments = self._segments = self._first_segments()
-        if _ANY not in segments and first_segment(get_route_path(scope)) not in segments:
+            segments = self._segments = segments_of(iter_route_contexts(self.routes))
+            self._literals = literals_of(iter_route_contexts(self.routes))
+        path = get_route_path(scope)
+        if _ANY not in segments and first_segment(path) not in segments:
+            return Match.NONE, {}
+        # Then by the routes' literal text: `/calls/{id}` is no `/calls/series...` route's.
+        exact, prefixes = self._literals
+        if path not in exact and not path.startswith(prefixes):
             return Match.NONE, {}
         return super().matches(scope)
-
-    def _first_segments(self) -> frozenset[str]:
-        return segments_of(iter_route_contexts(self.routes))
 
 
 def segments_of(contexts: Any) -> frozenset[str]:
@@ -66,6 +70,24 @@ def segments_of(contexts: Any) -> frozenset[str]:
         segment = first_segment(path)
         segments.add(_ANY if _ANY in segment else segment)
     return frozenset(segments)
+
+
+def literals_of(contexts: Any) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What a path must be (a route without parameters: its pattern is its whole text) or
+    begin with (the text before a route's first parameter; a mount's path) to match one of
+    the routes."""
+    exact, prefixes = set(), set()
+    for context in contexts:
+        path = getattr(context, "path_format", None)
+        if not isinstance(path, str):
+            return frozenset(), ("",)
+        if "{" in path:
+            prefixes.add(path[: path.index("{")])
+        elif isinstance(getattr(context, "original_route", None), Route):
+            exact.add(path)
+        else:
+            prefixes.add(path)
+    return frozenset(exact), tuple(sorted(prefixes))
 
 
 _built: dict[int, tuple[APIRouter, IndexedRouter]] = {}
