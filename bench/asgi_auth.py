@@ -4,7 +4,9 @@ bench/bare_app.py's one-SELECT twin on the same database, 16 callers at once.
 
     .venv/bin/python bench/asgi_auth.py [sqlite|postgres] [batches] [requests per batch]
 
-Without a database named, both are measured in turn.
+Without a database named, both are measured in turn. Logs go to stderr as JSON at
+CARETIME_BENCH_LOG_LEVEL (default WARNING: no request lines; INFO logs one a request, as
+`bench/api.py` runs caretime).
 
 PostgreSQL: a database of its own is created (and dropped) on the server of
 `CARETIME_BENCH_POSTGRES_URL` (default postgresql://postgres@127.0.0.1:5432/postgres).
@@ -17,6 +19,7 @@ checkout first on PYTHONPATH to compare two versions of caretime on the same mac
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -67,7 +70,7 @@ async def seed(app: Any, runtime: Any) -> tuple[str, str]:
 def main(kind: str, batches: int, per_batch: int) -> None:
     from caretime.observability import configure_logging
 
-    configure_logging("WARNING", as_json=True)
+    configure_logging(os.environ.get("CARETIME_BENCH_LOG_LEVEL", "WARNING"), as_json=True)
     with scratch_database(kind, "bench_auth") as url:
         asyncio.run(measure(kind, url, batches, per_batch))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -28,21 +29,27 @@ MARKERS = ("quix", "Quix", "2065550143", "6175550187")
 SLOT = "2026-03-03T16:00:00Z"
 
 
-@pytest.fixture
-def debug_log() -> Iterator[io.StringIO]:
-    """configure_logging as `caretime serve` calls it at DEBUG, writing into a buffer."""
+@contextmanager
+def logging_as_served(level: str) -> Iterator[logging.StreamHandler[io.StringIO]]:
+    """configure_logging as `caretime serve` calls it at `level`, its handler writing into a
+    buffer (the handler's stream); the configuration before it is restored after."""
     root = logging.getLogger()
     names = ("caretime", *THIRD_PARTY_LOGGERS)
     saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names})
-    configure_logging("DEBUG", as_json=True)
-    stream = io.StringIO()
+    configure_logging(level, as_json=True)
     handler = root.handlers[0]
     assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(stream)
-    yield stream
+    handler.setStream(io.StringIO())
+    yield handler
     root.handlers[:], root.level = saved[0], saved[1]
-    for name, level in saved[2].items():
-        logging.getLogger(name).setLevel(level)
+    for name, level_number in saved[2].items():
+        logging.getLogger(name).setLevel(level_number)
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    with logging_as_served("DEBUG") as handler:
+        yield handler.stream
 
 
 async def test_a_whole_flow_at_debug_logs_no_phi(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -14,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from caretime.observability import JsonFormatter, json_line, mask_phone_like
+from tests.test_debug_logs import logging_as_served
 
 PATIENT = "Jane Roe"
 PHONE = "+12065550100"
@@ -86,3 +88,41 @@ def test_a_json_line_is_what_json_dumps_writes(entry: dict[str, object]) -> None
     """Log searches match json.dumps's spacing and escapes: the fast path keeps them, and
     anything it does not write itself (lists, NaN) goes to json.dumps."""
     assert json_line(entry) == json.dumps(entry, default=str)
+
+
+@pytest.fixture
+def served_log() -> Iterator[logging.StreamHandler[io.StringIO]]:
+    with logging_as_served("INFO") as handler:
+        yield handler
+
+
+def _request_lines(stream: io.StringIO) -> list[str]:
+    """The request lines logged, their time and duration (which differ run to run) blanked."""
+    lines = [line for line in stream.getvalue().splitlines() if '"event": "request"' in line]
+    stream.seek(0)
+    stream.truncate()
+    return [
+        re.sub(r'"ms": [0-9.e+-]+', '"ms": 0', re.sub('"ts": "[^"]*"', '"ts": ""', line))
+        for line in lines
+    ]
+
+
+async def test_a_request_line_written_directly_is_the_records_line(
+    client: httpx.AsyncClient, served_log: logging.StreamHandler[io.StringIO]
+) -> None:
+    """With configure_logging's handler alone, a request's line is written without a log
+    record; it must be the line the record would have given, field for field."""
+    handler, stream = served_log, served_log.stream
+    logging.getLogger().handlers[:] = [handler]  # pytest's capture adds its own for the call
+    headers = {"X-Request-ID": "req-1"}
+    await client.get("/tenants/me", headers=headers)
+    await client.get("/calls/call_0000000000", headers=headers)
+    direct = _request_lines(stream)
+    handler.addFilter(lambda record: True)  # anything configured beside it: records again
+    await client.get("/tenants/me", headers=headers)
+    await client.get("/calls/call_0000000000", headers=headers)
+    assert _request_lines(stream) == direct
+    assert len(direct) == 2
+    entry = json.loads(direct[0])
+    assert (entry["route"], entry["status"], entry["request_id"]) == ("/tenants/me", 200, "req-1")
+    assert entry["tenant_id"]

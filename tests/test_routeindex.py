@@ -5,9 +5,9 @@ parameter still matches any path."""
 from __future__ import annotations
 
 import httpx
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
-from caretime.routeindex import first_segment, indexed
+from caretime.routeindex import first_segment, include_indexed, indexed
 
 
 def _app() -> FastAPI:
@@ -63,3 +63,64 @@ async def test_an_indexed_router_keeps_its_prefix_tags_and_included_routers() ->
         assert (await c.get("/tenants/me/agents")).json() == ["a1"]
         assert (await c.get("/agents")).status_code == 404
     assert app.openapi()["paths"]["/tenants/me/agents"]["get"]["tags"] == ["tenants"]
+
+
+def _answering(router: APIRouter, method: str, path: str) -> None:
+    """A route that answers with its own path and the request's path parameters."""
+
+    async def answer(request: Request) -> str:
+        return f"{path} {sorted(request.path_params.items())}"
+
+    router.add_api_route(path, answer, methods=[method], name=f"{method} {path}")
+
+
+def _mixed_router() -> APIRouter:
+    """Routes of several first segments interleaved, an included router of two segments, and
+    a route whose first segment is a parameter (shadowing a later route): what an
+    inclusion's scan must keep in order."""
+    router, nested = APIRouter(), APIRouter()
+    _answering(router, "POST", "/providers")
+    _answering(router, "GET", "/slots")
+    _answering(nested, "GET", "/reservations/{hold_id}/history")
+    _answering(nested, "GET", "/providers/{provider_id}/visit-types")
+    router.include_router(nested)
+    for path in ("/{kind}/first", "/providers/{provider_id}", "/slots/first"):
+        _answering(router, "GET", path)
+    return router
+
+
+REQUESTS = [
+    ("GET", "/slots"),
+    ("POST", "/slots"),
+    ("GET", "/providers"),
+    ("POST", "/providers"),
+    ("GET", "/providers/p1"),
+    ("GET", "/providers/p1/visit-types"),
+    ("GET", "/reservations/h1/history"),
+    ("GET", "/slots/first"),
+    ("GET", "/anything/first"),
+    ("GET", "/anything"),
+    ("GET", "/"),
+    ("GET", "/slots/"),
+    ("GET", "/slotsx"),
+    ("GET", "/providers/"),
+    ("GET", "/reservations/h1"),
+]
+
+
+async def test_an_indexed_inclusion_answers_every_request_as_fastapi_alone() -> None:
+    """`include_indexed` tries only the routes that could match a path's first segment; the
+    route found, the 405 and the 404 are FastAPI's own."""
+    plain, segmented = FastAPI(), FastAPI()
+    plain.include_router(_mixed_router())
+    include_indexed(segmented, _mixed_router())
+    answers = []
+    for app in (plain, segmented):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            responses = [await client.request(method, path) for method, path in REQUESTS]
+        answers.append([(r.status_code, r.text) for r in responses])
+    assert answers[0] == answers[1]
+    assert answers[1][0] == (200, '"/slots []"')
+    assert answers[1][7] == (200, "\"/{kind}/first [('kind', 'slots')]\"")
+    assert segmented.openapi() == plain.openapi()

@@ -32,7 +32,7 @@ from caretime.outreach.router import router as outreach_router
 from caretime.outreach.series_router import router as series_router
 from caretime.policy.calendar import load_calendars
 from caretime.retention.prune import ensure_scheduled as ensure_prune_scheduled
-from caretime.routeindex import indexed
+from caretime.routeindex import include_indexed
 from caretime.runtime import Runtime, freeze_startup_heap
 from caretime.shifts.router import router as shifts_router
 from caretime.tenancy import numbers
@@ -114,7 +114,7 @@ def create_app(
         webhooks_router,
         web.router,
     ):
-        app.include_router(indexed(router))
+        include_indexed(app, router)
     complete_openapi(
         app,
         {

@@ -9,14 +9,23 @@ router is included as an IndexedRouter (the same router, with a check) that firs
 "does any of my routes start with this segment?" and answers "no match" at once otherwise;
 the routes are then tried as before, in the same order, so what matches (and a 404 or 405)
 is what FastAPI alone would give.
+
+Inside a router whose segment matched, FastAPI tries each of its routes (and included
+routers) in turn, twice a request (to find the router, then to handle the request), each try
+with its scope bookkeeping: `GET /slots` tried ~15 routes of `/providers` and
+`/reservations` first. `include_indexed` includes the router so that only the routes that
+could match the path's first segment are tried, in their order (docs/benchmarks.md, "fw3").
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.routing import iter_route_contexts
+from contextvars import ContextVar
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import _IncludedRouter, iter_route_contexts
 from starlette._utils import get_route_path
-from starlette.routing import Match
+from starlette.routing import Match, Route
 from starlette.types import Scope
 
 # A route whose first segment is a parameter (or has no path) could match any path.
@@ -34,24 +43,51 @@ class IndexedRouter(APIRouter):
     every route of the process has been declared."""
 
     _segments: frozenset[str] | None = None
+    _literals: tuple[frozenset[str], tuple[str, ...]] = (frozenset(), ("",))
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         segments = self._segments
         if segments is None:
-            segments = self._segments = self._first_segments()
-        if _ANY not in segments and first_segment(get_route_path(scope)) not in segments:
+            segments = self._segments = segments_of(iter_route_contexts(self.routes))
+            self._literals = literals_of(iter_route_contexts(self.routes))
+        path = get_route_path(scope)
+        if _ANY not in segments and first_segment(path) not in segments:
+            return Match.NONE, {}
+        # Then by the routes' literal text: `/calls/{id}` is no `/calls/series...` route's.
+        exact, prefixes = self._literals
+        if path not in exact and not path.startswith(prefixes):
             return Match.NONE, {}
         return super().matches(scope)
 
-    def _first_segments(self) -> frozenset[str]:
-        segments = set()
-        for context in iter_route_contexts(self.routes):
-            path = getattr(context, "path_format", None)
-            if not isinstance(path, str) or not path.startswith("/"):
-                return frozenset({_ANY})
-            segment = first_segment(path)
-            segments.add(_ANY if _ANY in segment else segment)
-        return frozenset(segments)
+
+def segments_of(contexts: Any) -> frozenset[str]:
+    """The first segments of the routes' paths, `_ANY` for one that could match any path."""
+    segments = set()
+    for context in contexts:
+        path = getattr(context, "path_format", None)
+        if not isinstance(path, str) or not path.startswith("/"):
+            return frozenset({_ANY})
+        segment = first_segment(path)
+        segments.add(_ANY if _ANY in segment else segment)
+    return frozenset(segments)
+
+
+def literals_of(contexts: Any) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What a path must be (a route without parameters: its pattern is its whole text) or
+    begin with (the text before a route's first parameter; a mount's path) to match one of
+    the routes."""
+    exact, prefixes = set(), set()
+    for context in contexts:
+        path = getattr(context, "path_format", None)
+        if not isinstance(path, str):
+            return frozenset(), ("",)
+        if "{" in path:
+            prefixes.add(path[: path.index("{")])
+        elif isinstance(getattr(context, "original_route", None), Route):
+            exact.add(path)
+        else:
+            prefixes.add(path)
+    return frozenset(exact), tuple(sorted(prefixes))
 
 
 _built: dict[int, tuple[APIRouter, IndexedRouter]] = {}
@@ -70,3 +106,71 @@ def indexed(router: APIRouter) -> IndexedRouter:
         twin.__dict__.update(vars(router))
         built = _built[id(router)] = (router, twin)
     return built[1]
+
+
+def include_indexed(app: FastAPI, router: APIRouter) -> None:
+    """`app.include_router(indexed(router))`, the inclusion trying only the routes that could
+    match a path's first segment (see the module's docstring)."""
+    app.include_router(indexed(router))
+    included = app.router.routes[-1]
+    if type(included) is not _IncludedRouter:  # a FastAPI that includes otherwise: as is
+        return
+    app.router.routes[-1] = _SegmentedInclusion(
+        original_router=included.original_router, include_context=included.include_context
+    )
+
+
+class _SegmentedInclusion(_IncludedRouter):
+    """FastAPI's inclusion of a router, whose scan for a request's route (`_match`, called to
+    find the router, then again to handle the request) sees only the candidates whose
+    paths' first segments include the path's own, or could match any path: the others
+    cannot match it. Their order is kept, so the route found (or the 405 or 404) is the
+    same."""
+
+    _index: tuple[list[Any], dict[str, list[Any]]] | None = None
+
+    def _match(self, scope: Scope) -> Any:
+        token = _scanned.set((self, self._candidates_for(first_segment(get_route_path(scope)))))
+        try:
+            return super()._match(scope)
+        finally:
+            _scanned.reset(token)
+
+    def effective_candidates(self) -> Any:
+        scanning, chosen = _scanned.get()  # set while an inclusion scans (see _match)
+        return chosen if scanning is self else super().effective_candidates()
+
+    def _candidates_for(self, segment: str) -> list[Any]:
+        """The candidates a path with `segment` could match. FastAPI's own list is asked for
+        once a scan, as FastAPI asks (it checks then whether the routes changed, walking
+        the included routers: what the scan's `effective_candidates` no longer repeats)."""
+        every = super().effective_candidates()
+        index = self._index
+        if index is None or index[0] is not every:
+            index = self._index = (every, _by_segment(every))
+        return index[1].get(segment, index[1][_ANY])
+
+
+# The candidates a `_SegmentedInclusion` scans for the request, while it scans.
+_scanned: ContextVar[tuple[object, list[Any]]] = ContextVar("scanned", default=(None, []))
+
+
+def _by_segment(candidates: list[Any]) -> dict[str, list[Any]]:
+    """For each first segment a candidate has, the candidates that could match a path with
+    it, in order; under `_ANY`, those that could match any path (for other segments)."""
+    segments = [segments_of(_contexts(candidate)) for candidate in candidates]
+    named = {segment for owned in segments for segment in owned}
+    return {
+        segment: [
+            c
+            for c, owned in zip(candidates, segments, strict=True)
+            if segment in owned or _ANY in owned
+        ]
+        for segment in named | {_ANY}
+    }
+
+
+def _contexts(candidate: Any) -> Any:
+    if isinstance(candidate, _IncludedRouter):
+        return list(candidate.effective_route_contexts())
+    return [candidate]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from caretime.clock import FrozenClock
 from caretime.db import transaction
 from caretime.runtime import Runtime
-from caretime.tenancy.models import ApiKey
+from caretime.tenancy.models import ApiKey, Tenant
 from tests.booking.support import make_availability, make_provider, make_reservation, slot_starts
 
 DAY = {"start": "2026-03-10T00:00:00Z", "end": "2026-03-11T00:00:00Z"}
@@ -104,3 +104,22 @@ async def test_a_key_revoked_or_deleted_elsewhere_cannot_search_even_from_the_ke
             await session.execute(delete(ApiKey))
     refused = await client.get("/slots", params=DAY)
     assert (refused.status_code, refused.json()["detail"]) == (401, detail)
+
+
+async def test_a_policy_changed_elsewhere_is_read_for_the_next_search(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """The search reads the policy's version beside its rows; a version newer than the
+    process has parsed is read (on a connection of its own, once the search's is back) and
+    used by that same search."""
+    await make_provider(client)
+    await make_availability(
+        client, windows={"date": "2026-03-10", "start": "09:00", "end": "10:00"}
+    )
+    assert len(await slot_starts(client, **DAY)) == 4
+    async with transaction(runtime.sessions) as session:  # as another process would
+        tenant = await session.get(Tenant, (await session.scalars(select(Tenant.id))).one())
+        assert tenant is not None
+        tenant.policy = {**tenant.policy, "booking": {"slot_minutes": 30}}
+        tenant.policy_version = Tenant.policy_version + 1
+    assert len(await slot_starts(client, **DAY)) == 2

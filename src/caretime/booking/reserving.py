@@ -84,7 +84,7 @@ async def _read_first(
             reader, tenant.id, tenant.key_id, request.provider_id, request.slot_start,
             request.visit_type, request.idempotency_key,
         )  # fmt: skip
-        policy = (await policies.policy(reader, reading.key, reading.policy_version)).booking
+        policy = (await policies.policy(reading.key, reading.policy_version, on=reader)).booking
         default = visit_types.default_shape(policy)
         places.remember(_place_key(tenant.id, request), reading, request, default)
         tried = await attempt(reader, session, tenant.id, policy, request, reading, now=now)

@@ -235,7 +235,7 @@ async def get_slots(
         found = await slots.read_slot_search(
             connection, tenant.id, query, now=now, key_id=tenant.key_id
         )
-        policy = await policies.policy(connection, found.key, found.policy_version)
+    policy = await policies.policy(found.key, found.policy_version)
     page, position = slots.slots_in(
         found, policy.booking, query, now=now, limit=search.limit, after=after
     )
