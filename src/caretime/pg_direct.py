@@ -23,7 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from caretime.compiled import conversions
-from caretime.pooled import borrowed
+from caretime.pooled import borrowed, under
 
 
 class Prepared(NamedTuple):
@@ -61,14 +61,14 @@ async def fetch_one(engine: AsyncEngine, statement: Select[Any], params: Mapping
 
 
 async def fetch_all(
-    connection: AsyncConnection,
+    on: AsyncConnection | AsyncEngine,
     statement: Select[Any] | CompoundSelect[Any],
     params: Mapping[str, Any],
 ) -> list[Any]:
-    """The rows `statement` answers with `params`, run by asyncpg on `connection`'s own
-    driver connection: inside the transaction SQLAlchemy's adapter has begun on it, if any,
-    else as a statement of its own. No compiled-cache lookup (hashing a large statement's
-    key), no cursor or result objects: asyncpg's rows."""
-    sent = prepared(statement, connection.dialect)
-    pooled = await connection.get_raw_connection()
-    return await pooled.driver_connection.fetch(sent.sql, *sent.arguments(params))  # type: ignore[union-attr, no-any-return]
+    """The rows `statement` answers with `params`, run by asyncpg on the driver connection
+    under `on` (`pooled.under`): inside the transaction SQLAlchemy's adapter has begun on a
+    connection, if any, else as a statement of its own. No compiled-cache lookup (hashing a
+    large statement's key), no cursor or result objects: asyncpg's rows."""
+    sent = prepared(statement, on.dialect)
+    async with under(on) as pooled:
+        return await pooled.driver_connection.fetch(sent.sql, *sent.arguments(params))  # type: ignore[no-any-return]

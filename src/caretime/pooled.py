@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import CancelScope
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 
@@ -23,3 +23,15 @@ async def borrowed(engine: AsyncEngine) -> AsyncIterator[Any]:
     finally:
         with CancelScope(shield=True):  # a cancelled request still gives the connection back
             await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
+
+
+@asynccontextmanager
+async def under(on: AsyncConnection | AsyncEngine) -> AsyncIterator[Any]:
+    """The pooled connection under `on`: a connection's own (inside the transaction begun
+    there, if any), or one borrowed from an engine's pool for the call alone (a read that
+    needs no SQLAlchemy Connection: ~20-40 µs less a request on PostgreSQL)."""
+    if isinstance(on, AsyncEngine):
+        async with borrowed(on) as pooled:
+            yield pooled
+    else:
+        yield await on.get_raw_connection()

@@ -26,7 +26,7 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 from caretime.compiled import conversions
-from caretime.pooled import borrowed
+from caretime.pooled import borrowed, under
 
 Outcome = tuple[Any, int, int | None, list[Any]]
 T = TypeVar("T")
@@ -245,16 +245,16 @@ def _fetch_all(connection: sqlite3.Connection, sql: str, values: dict[str, Any])
 
 
 async def fetch_all(
-    connection: AsyncConnection,
+    on: AsyncConnection | AsyncEngine,
     statement: Select[Any] | CompoundSelect[Any],
     params: Mapping[str, Any],
 ) -> list[list[Any]]:
-    """The rows `statement` answers with `params`, run by sqlite3 in one hop on
-    `connection`'s own driver connection (inside the transaction begun there, if any): no
-    compiled-cache lookup (hashing a large statement's key), no cursor or result objects;
-    the rows converted by their columns' types."""
+    """The rows `statement` answers with `params`, run by sqlite3 in one hop on the driver
+    connection under `on` (`pooled.under`: a connection's, inside the transaction begun
+    there, if any): no compiled-cache lookup (hashing a large statement's key), no cursor or
+    result objects; the rows converted by their columns' types."""
     sent = prepared_select(statement)
     values = sent.arguments(params)
-    pooled = await connection.get_raw_connection()
-    rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
+    async with under(on) as pooled:
+        rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
     return [sent.row(row) for row in rows]

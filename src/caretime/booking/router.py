@@ -221,20 +221,19 @@ async def get_slots(
     """Free slots (availability minus active appointments, minus the minimum notice), in
     UTC, ordered by start then provider. `start`/`end` are instants, or dates meaning each
     provider's local days. At most 31 days per search."""
-    # The runtime's reader connection and clock rather than the session and clock
-    # dependencies (solving each costs FastAPI more than its own work), and the policy's
-    # version read by the search's statement rather than one of its own (docs/benchmarks.md,
-    # "slots").
+    # A connection of the reader pool, borrowed for the one statement, and the runtime's
+    # clock, rather than the session and clock dependencies (solving each costs FastAPI more
+    # than its own work), and the policy's version read by the search's statement rather
+    # than one of its own (docs/benchmarks.md, "slots").
     runtime: Runtime = request.app.state.runtime
     now = runtime.clock.now()
     start = search.start or now
     end = search.end or a_week_from(start)
     query = slots.SlotQuery(search.provider_id, start, end, search.visit_type)
     after = cursors.decode(search.cursor)
-    async with runtime.read_engine.connect() as connection:
-        found = await slots.read_slot_search(
-            connection, tenant.id, query, now=now, key_id=tenant.key_id
-        )
+    found = await slots.read_slot_search(
+        runtime.read_engine, tenant.id, query, now=now, key_id=tenant.key_id
+    )
     policy = await policies.policy(found.key, found.policy_version)
     page, position = slots.slots_in(
         found, policy.booking, query, now=now, limit=search.limit, after=after

@@ -38,7 +38,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import TypeEngine
 
 from caretime import pg_direct, sqlite_driver
@@ -96,7 +96,7 @@ class Reach:
 
 
 async def read_search(
-    connection: AsyncConnection,
+    on: AsyncConnection | AsyncEngine,
     tenant_id: str,
     provider_ids: Sequence[str] | None,
     visit_type: str | None,
@@ -106,9 +106,10 @@ async def read_search(
     key_id: str | None = None,
 ) -> SearchRows:
     """The tenant's providers (those of `provider_ids`, or all) with their rules and busy
-    time within `reach`, in one statement on `connection` (no ORM execution); with `key_id`,
-    also that key's state and its tenant's policy version."""
-    postgres = is_postgres(connection)
+    time within `reach`, in one statement (no ORM execution) on a connection, or on one of an
+    engine's pool borrowed for it alone; with `key_id`, also that key's state and its
+    tenant's policy version."""
+    postgres = is_postgres(on)
     kind = (postgres, provider_ids is not None, visit_type is not None, key_id is not None)
     statement = _statement(*kind)
     parameters: dict[str, Any] = {
@@ -133,10 +134,10 @@ async def read_search(
         # hashed the UNION's whole cache key and built a cursor and result around the rows
         # (docs/benchmarks.md, "slots2"). Its column types convert nothing asyncpg's rows
         # need (dates, integers, aware UTC instants).
-        return _sorted_out(await pg_direct.fetch_all(connection, statement, parameters))
+        return _sorted_out(await pg_direct.fetch_all(on, statement, parameters))
     # The same on SQLite, by sqlite3 in one hop; its rows converted by the columns' types
     # (dates and instants come back as text) (docs/benchmarks.md, "slots3").
-    return _sorted_out(await sqlite_driver.fetch_all(connection, statement, parameters))
+    return _sorted_out(await sqlite_driver.fetch_all(on, statement, parameters))
 
 
 def _sorted_out(rows: Any) -> SearchRows:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from caretime.booking import visit_types
 from caretime.booking.availability import effective_windows
@@ -57,7 +57,7 @@ async def find_slots(
 
 
 async def read_slot_search(
-    connection: AsyncConnection,
+    on: AsyncConnection | AsyncEngine,
     tenant_id: str,
     query: SlotQuery,
     *,
@@ -66,7 +66,7 @@ async def read_slot_search(
 ) -> SearchRows:
     """What `slots_in` searches, in one statement (and the key's state with `key_id`)."""
     return await read_search(
-        connection,
+        on,
         tenant_id,
         query.provider_ids,
         query.visit_type,
