@@ -5,6 +5,7 @@ reservation made the place known; the next reservation sees it — on SQLite and
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -231,6 +232,11 @@ async def _endpoint_deleted(connection: AsyncConnection) -> None:
     await connection.execute(delete(WebhookEndpoint))
 
 
+async def _rule_moved_to_another_provider(connection: AsyncConnection) -> None:
+    await _other_provider_changed(connection)
+    await connection.execute(update(AvailabilityRule).values(provider_id="dr-other"))
+
+
 @pytest.fixture
 async def other_engine(database: Database) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database.url)
@@ -251,8 +257,9 @@ async def known_place_with_endpoint(client: httpx.AsyncClient) -> None:
     "change",
     [
         _provider_renamed, _provider_made_again, _rule_added, _rule_changed, _rule_deleted,
-        _visit_type_added, _visit_type_changed, _visit_type_deleted, _endpoint_added,
-        _endpoint_subscribed, _endpoint_disabled, _endpoint_deleted,
+        _rule_moved_to_another_provider, _visit_type_added, _visit_type_changed,
+        _visit_type_deleted, _endpoint_added, _endpoint_subscribed, _endpoint_disabled,
+        _endpoint_deleted,
     ],
 )  # fmt: skip
 @pytest.mark.usefixtures("known_place_with_endpoint")
@@ -321,3 +328,44 @@ async def _reserve(client: httpx.AsyncClient, slot_start: str) -> None:
     body = {"provider_id": "dr-jekyll", "slot_start": slot_start, "client_id": "patient-1"}
     response = await client.post("/reservations", json=body)
     assert response.status_code < 500, response.text
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("known_place_with_endpoint")
+async def test_endpoints_truncated_by_another_connection_are_seen(
+    client: httpx.AsyncClient, other_engine: AsyncEngine, reads_first: list[str]
+) -> None:
+    async with other_engine.begin() as connection:
+        await connection.execute(text("TRUNCATE webhook_endpoints CASCADE"))
+    await _reserve(client, NEXT)
+    assert reads_first == ["dr-jekyll"]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("known_place_with_endpoint")
+async def test_an_endpoint_disabled_during_a_place_write_deadlocks_neither(
+    other_engine: AsyncEngine,
+) -> None:
+    """The delivery pump disables an endpoint holding its row (FOR UPDATE) while a booking
+    write has moved a provider's number (an availability change) and then waits for that
+    endpoint's row to deliver its event (FOR KEY SHARE): the endpoint's trigger must not
+    wait for the provider's number, or PostgreSQL aborts one of the two (deadlock)."""
+    async with other_engine.connect() as booking, other_engine.connect() as pump:
+        await booking.execute(update(AvailabilityRule).values(end_minute=900))
+        await pump.execute(select(WebhookEndpoint.id).with_for_update())
+
+        async def disable() -> None:
+            await pump.execute(update(WebhookEndpoint).values(enabled=False))
+            await pump.commit()
+
+        async def deliver() -> None:
+            await booking.execute(select(WebhookEndpoint.id).with_for_update(key_share=True))
+            await booking.commit()
+
+        async with asyncio.timeout(60):  # a guard against a hang, not a measure of speed
+            await asyncio.gather(disable(), deliver())
+    async with other_engine.connect() as connection:
+        enabled = (await connection.execute(select(WebhookEndpoint.enabled))).scalars().all()
+        rules = (await connection.execute(select(AvailabilityRule.end_minute))).scalars().all()
+    assert set(enabled) == {False}
+    assert set(rules) == {900}

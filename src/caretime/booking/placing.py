@@ -44,7 +44,7 @@ from caretime.booking.models import (
     VisitType,
 )
 from caretime.db import is_postgres
-from caretime.events.webhooks.models import WebhookEndpoint
+from caretime.events.webhooks.models import EndpointVersion, WebhookEndpoint
 from caretime.events.webhooks.patterns import matches
 from caretime.tenancy.models import ApiKey, Tenant
 from caretime.tenancy.service import KeyState
@@ -88,9 +88,11 @@ class Reading:
     policy_version: int
     replayed: bool  # a reservation with the request's Idempotency-Key exists
     rows: Sequence[Row[Any]]
-    # The provider's place_versions number as read with its rows, for a later write to check
-    # that the place is still what was read (holding.write_known); None: no provider
+    # The provider's place_versions number and the tenant's endpoint number as read with
+    # the rows, for a later write to check that the place is still what was read
+    # (holding.write_known); None: no provider
     place_version: int | None = None
+    endpoints_version: int = 0
 
     def place(
         self, tenant_id: str, provider_id: str, visit_type: str | None, default: VisitShape
@@ -119,7 +121,14 @@ async def read_for_request(
         return Reading("unknown", 0, False, [])
     head = rows[0]
     key: KeyState = "valid" if head.revoked_at is None else "revoked"
-    return Reading(key, head.policy_version, bool(head.replayed), rows, head.place_version)
+    return Reading(
+        key,
+        head.policy_version,
+        bool(head.replayed),
+        rows,
+        head.place_version,
+        head.endpoints_version,
+    )
 
 
 def place_params(
@@ -208,7 +217,9 @@ def _request_statement(postgres: bool, with_visit_type: bool, with_key: bool) ->
             ),
         )
     )
-    statement = statement.add_columns(PlaceVersion.version.label("place_version")).outerjoin(
+    statement = statement.add_columns(
+        PlaceVersion.version.label("place_version"), _endpoints_version().label("endpoints_version")
+    ).outerjoin(
         PlaceVersion,
         and_(PlaceVersion.tenant_id == Provider.tenant_id, PlaceVersion.provider_id == Provider.id),
     )
@@ -218,12 +229,18 @@ def _request_statement(postgres: bool, with_visit_type: bool, with_key: bool) ->
     )
 
 
+def _endpoints_version() -> ColumnElement[int]:
+    """The tenant's endpoint number (0 before its first endpoint)."""
+    version = select(EndpointVersion.version).where(EndpointVersion.tenant_id == ApiKey.tenant_id)
+    return func.coalesce(version.scalar_subquery(), 0)
+
+
 def still_as_read() -> ColumnElement[bool]:
     """What a request read before is still so (the key valid, the tenant's policy at the
-    version read, the provider's place at the version read: migration 0024's triggers move
-    it on at every write to what the place's rows are read from), for a write conditioned on
-    it. Its parameters: `key_id`, `tenant_id`, `policy_version`, `provider_id` and
-    `place_version`."""
+    version read, the provider's place and the tenant's endpoints at the numbers read:
+    migration 0024's triggers move them on at every write to what the place's rows are read
+    from), for a write conditioned on it. Its parameters: `key_id`, `tenant_id`,
+    `policy_version`, `provider_id`, `place_version` and `endpoints_version`."""
     return exists().where(
         ApiKey.id == bindparam("key_id", type_=String()),
         ApiKey.tenant_id == bindparam("tenant_id", type_=String()),
@@ -233,6 +250,7 @@ def still_as_read() -> ColumnElement[bool]:
         PlaceVersion.tenant_id == ApiKey.tenant_id,
         PlaceVersion.provider_id == bindparam("provider_id", type_=String()),
         PlaceVersion.version == bindparam("place_version", type_=Integer()),
+        _endpoints_version() == bindparam("endpoints_version", type_=Integer()),
     )
 
 

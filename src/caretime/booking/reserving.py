@@ -98,6 +98,7 @@ class KnownPlace:
     place: placing.Place
     policy_version: int
     place_version: int  # the provider's place_versions number, read with the place
+    endpoints_version: int  # the tenant's endpoint number, read with the place
     # Its windows around each local date checked here, by date: computed once from its
     # rules (which its version fixes: a write checked on them holds only at that version)
     windows: dict[date, list[Window]] = field(default_factory=dict, compare=False)
@@ -216,7 +217,9 @@ class KnownPlaces:
         place = reading.place(key[0], request.provider_id, request.visit_type, default)
         if place is None or place.shape is None or not _place_alone(place):
             return
-        self._places[key] = KnownPlace(place, reading.policy_version, reading.place_version)
+        self._places[key] = KnownPlace(
+            place, reading.policy_version, reading.place_version, reading.endpoints_version
+        )
         if len(self._places) > self._size:
             self._places.popitem(last=False)
 
@@ -266,7 +269,8 @@ async def _write_known(
     hold = new_hold(tenant.id, request, shape, policy, now)
     as_read = {"key_id": tenant.key_id, "tenant_id": tenant.id,
                "policy_version": known.policy_version, "provider_id": request.provider_id,
-               "place_version": known.place_version}  # fmt: skip
+               "place_version": known.place_version,
+               "endpoints_version": known.endpoints_version}  # fmt: skip
     written, sweep_at = await holding.write_known(
         runtime.engine, hold, appointment_data(hold), as_read
     )

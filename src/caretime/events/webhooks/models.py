@@ -36,6 +36,21 @@ class WebhookEndpoint(TenantOwned, Base):
     updated_at: Mapped[datetime]
 
 
+class EndpointVersion(TenantOwned, Base):
+    """A number the database moves on at every write to which of a tenant's endpoints want
+    what (an endpoint added, deleted, enabled or disabled, or its event types changed:
+    migration 0024's triggers), so a write prepared on the endpoints read before can check
+    they are still so (booking's known places; docs/booking.md, "Reserving"). A tenant that
+    never had an endpoint has no row: its number is 0."""
+
+    __tablename__ = "endpoint_versions"
+
+    tenant_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int]
+
+
 class WebhookDelivery(TenantOwned, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
