@@ -124,3 +124,49 @@ async def test_an_indexed_inclusion_answers_every_request_as_fastapi_alone() -> 
     assert answers[1][0] == (200, '"/slots []"')
     assert answers[1][7] == (200, "\"/{kind}/first [('kind', 'slots')]\"")
     assert segmented.openapi() == plain.openapi()
+
+
+def _calls_routers() -> list[APIRouter]:
+    """Two routers of one first segment, as caretime's series and calls: the literal text
+    before a path's first parameter decides which one is tried (`/calls/c1` skips the
+    series router's routes, `/calls/seriesx` too)."""
+    series, calls = APIRouter(), APIRouter()
+    _answering(series, "GET", "/calls/series")
+    _answering(series, "GET", "/calls/series/{series_id}")
+    _answering(series, "DELETE", "/calls/series/{series_id}")
+    _answering(calls, "GET", "/calls/{call_id}")
+    _answering(calls, "POST", "/calls")
+    return [series, calls]
+
+
+CALL_REQUESTS = [
+    ("GET", "/calls/c1"),
+    ("GET", "/calls/c1/"),
+    ("GET", "/calls/series"),
+    ("GET", "/calls/series/"),
+    ("GET", "/calls/series/s1"),
+    ("DELETE", "/calls/series/s1"),
+    ("POST", "/calls/series/s1"),
+    ("GET", "/calls/seriesx"),
+    ("GET", "/calls"),
+    ("POST", "/calls"),
+    ("POST", "/calls/"),
+    ("GET", "/callsx"),
+]
+
+
+async def test_an_indexed_router_skipped_by_its_literal_text_answers_as_fastapi_alone() -> None:
+    plain, segmented = FastAPI(), FastAPI()
+    for router in _calls_routers():
+        plain.include_router(router)
+    for router in _calls_routers():
+        segmented.include_router(indexed(router))
+    answers = []
+    for app in (plain, segmented):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            responses = [await client.request(method, path) for method, path in CALL_REQUESTS]
+        answers.append([(r.status_code, r.headers.get("location"), r.text) for r in responses])
+    assert answers[0] == answers[1]
+    assert answers[1][0][2] == "\"/calls/{call_id} [('call_id', 'c1')]\""
+    assert answers[1][7][2] == "\"/calls/{call_id} [('call_id', 'seriesx')]\""
