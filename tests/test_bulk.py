@@ -10,13 +10,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from caretime.bulk import (
-    SEPARATOR,
     Documents,
     SkipConflicts,
     insert_rows,
     update_rows,
     where_one_of,
 )
+from caretime.bulk_text import SEPARATOR
 from caretime.db import transaction
 from caretime.dispatch.models import DEDUPE_PREDICATE, Job
 from caretime.runtime import Runtime

@@ -25,15 +25,10 @@ Reads of hundreds of rows by key go through `where_one_of`, for the same reasons
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NamedTuple, TypeVarTuple
+from typing import Any, TypeVarTuple
 
-import orjson
 from sqlalchemy import (
     ARRAY,
     JSON,
@@ -47,13 +42,13 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from caretime import bulk_text
 from caretime.db import is_postgres
 
 # Rows per executemany chunk off PostgreSQL: amortises round trips, stays under SQLite's
@@ -175,7 +170,7 @@ async def update_rows(
     values = _unnested_values(table, columns, shared)
     del values[key]
     # Compared as the key's own type (text as varchar), so that the key's index serves the join.
-    matched = f"u{list(columns).index(key)}{_cast_from_text(table, key) or '::VARCHAR'}"
+    matched = f"u{list(columns).index(key)}{bulk_text.cast_from_text(table, key) or '::VARCHAR'}"
     assignments = ", ".join(f"{name} = {value}" for name, value in values.items())
     parameters = _parameters(table, columns, shared)
     sql = (
@@ -206,18 +201,15 @@ def where_one_of(
     array's text. Other databases get `IN`."""
     if not is_postgres(session):
         return statement.where(column.in_(values))
-    keys = _strings(values)
+    keys = bulk_text.strings(values)
     if keys.joined:
-        split = func.string_to_array(literal(keys.text, Text), _SEPARATOR_SQL, type_=ARRAY(Text))
+        split = func.string_to_array(
+            literal(keys.text, Text), bulk_text.SEPARATOR_SQL, type_=ARRAY(Text)
+        )
         return statement.where(column == any_(split))
-    return statement.where(column == any_(cast(literal(_array_text(values), Text), ARRAY(Text))))
-
-
-def _array_text(values: Sequence[str]) -> str:
-    """PostgreSQL's text form of a text[]: every element quoted, its backslashes and quotes
-    escaped (so that NULL, braces, commas and spaces are just text)."""
-    quoted = ['"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values]
-    return "{" + ",".join(quoted) + "}"
+    return statement.where(
+        column == any_(cast(literal(bulk_text.array_text(values), Text), ARRAY(Text)))
+    )
 
 
 def _hoist_uniform(
@@ -254,40 +246,29 @@ def _unnested_values(
     """Column name → its value in SQL: the unnested array element (u0, u1...) cast from
     text, then the shared values as parameters after the arrays' (from `first_scalar` when
     more arrays follow the columns')."""
-    from_arrays = {name: f"u{i}{_cast_from_text(table, name)}" for i, name in enumerate(columns)}
+    from_arrays = {
+        name: f"u{i}{bulk_text.cast_from_text(table, name)}" for i, name in enumerate(columns)
+    }
     first_scalar = first_scalar or len(columns) + 1
     from_scalars = {
-        name: f"${i}::{_scalar_type(table, name)}" for i, name in enumerate(shared, first_scalar)
+        name: f"${i}::{bulk_text.scalar_type(table, name)}"
+        for i, name in enumerate(shared, first_scalar)
     }
     return {**from_arrays, **from_scalars}
 
 
-# Joins a column's strings into one text (see the module's docstring). JSON text never holds
-# it raw, nor do ids, numbers or zone names; a column with a value that does (a name could)
-# is sent as a JSON array instead.
-SEPARATOR = "\x1f"
-_SEPARATOR_SQL = literal_column("E'\\x1f'", Text)
-
-
-class _Array(NamedTuple):
-    """A column's values as one text: joined by SEPARATOR, or a JSON array."""
-
-    text: str
-    joined: bool
-
-
 @dataclass
 class _Parameters:
-    """A statement's parameters: the columns ($1..., each one `_Array`) first, then the
-    scalars."""
+    """A statement's parameters: the columns ($1..., each one `bulk_text.ColumnText`) first,
+    then the scalars."""
 
-    arrays: list[_Array]
+    arrays: list[bulk_text.ColumnText]
     scalars: list[Any]
 
     def add_array(self, values: Sequence[str | None]) -> str:
         """Appends a column of strings (before any scalar is numbered); returns its unnested
         column."""
-        self.arrays.append(_strings(values))
+        self.arrays.append(bulk_text.strings(values))
         return f"u{len(self.arrays) - 1}"
 
     def add_scalar(self, value: Any) -> str:
@@ -300,8 +281,8 @@ def _parameters(
 ) -> _Parameters:
     """Each column as one array, the shared values as scalars (in _unnested_values' order)."""
     return _Parameters(
-        [_as_array(table, name, values) for name, values in columns.items()],
-        [_scalar(table, name, value) for name, value in shared.items()],
+        [bulk_text.column_text(table, name, values) for name, values in columns.items()],
+        [bulk_text.scalar(table, name, value) for name, value in shared.items()],
     )
 
 
@@ -329,7 +310,7 @@ def _built_documents(
 ) -> str:
     """The SQL that builds a row's document: the shared part as one JSONB parameter, joined
     (||) with an object of the row's own strings."""
-    shared = f"{parameters.add_scalar(_json_text(common))}::JSONB"
+    shared = f"{parameters.add_scalar(bulk_text.json_text(common))}::JSONB"
     if not own:
         return shared
     pairs = ", ".join(f"{_sql_string(key)}, {column}" for key, column in own.items())
@@ -349,24 +330,15 @@ async def _execute(session: AsyncSession, sql: str, parameters: _Parameters) -> 
     return list(result.all()) if result.returns_rows else []
 
 
-def _unnest(session: AsyncSession, arrays: Sequence[_Array]) -> str:
+def _unnest(session: AsyncSession, arrays: Sequence[bulk_text.ColumnText]) -> str:
     """The first parameters (`arrays`, sent as text) as the rows of `u`, columns u0, u1... of
     text (a JSON null is NULL); zipped as unnest zips arrays."""
-    split = _splitter(session)
+    split = bulk_text.splitter(session)
     columns = ", ".join(
         split.format(i) if array.joined else f"json_array_elements_text(${i}::TEXT::JSON)"
         for i, array in enumerate(arrays, 1)
     )
     return f"ROWS FROM ({columns}) AS u({', '.join(f'u{i}' for i in range(len(arrays)))})"
-
-
-def _splitter(session: AsyncSession) -> str:
-    """How a joined column is split: string_to_table (PostgreSQL 14), or before it the array
-    it makes, unnested."""
-    version = session.get_bind().dialect.server_version_info or (14,)
-    if version >= (14,):
-        return "string_to_table(${}::TEXT, E'\\x1f')"
-    return "unnest(string_to_array(${}::TEXT, E'\\x1f'))"
 
 
 def _table(model: type[Any]) -> Table:
@@ -426,109 +398,3 @@ def _row_dicts(
         {**dict(zip(names, row, strict=True)), **common}
         for row in zip(*columns.values(), strict=True)
     ]
-
-
-def _as_array(table: Table, name: str, values: Sequence[Any]) -> _Array:
-    """A column's values as one array whose elements read back (as text) as the column takes
-    them: a document as its JSON text, an instant in ISO 8601 with its offset, a flag as
-    true/false, None as null."""
-    column_type = table.c[name].type
-    if isinstance(column_type, JSON):
-        return _strings([_json_text(value) for value in values])
-    python_type = _python_type(column_type)
-    if python_type is datetime:
-        for value in set(values):  # a batch's instants repeat: each distinct one checked once
-            if value is not None:
-                _refuse_naive(value)
-    elif python_type not in (int, bool, str) or not _all_of_type(values, python_type):
-        return _strings([None if value is None else _str(value) for value in values])
-    if python_type is str:
-        return _strings(values)
-    return _Array(_json_array(values), joined=False)
-
-
-def _strings(values: Sequence[str | None]) -> _Array:
-    """Strings joined by SEPARATOR when that reads them back exactly: no None, no separator
-    in a value, and not one empty string (an empty text splits into no rows at all)."""
-    if None not in values:
-        text = SEPARATOR.join(values)  # type: ignore[arg-type]
-        if text and text.count(SEPARATOR) == len(values) - 1:
-            return _Array(text, joined=True)
-    return _Array(_json_array(values), joined=False)
-
-
-def _all_of_type(values: Sequence[Any], kind: type) -> bool:
-    # orjson writes these as str() would; anything else (a float's NaN becomes null) as text.
-    return all(type(value) is kind or value is None for value in values)
-
-
-def _json_array(values: Sequence[Any]) -> str:
-    return orjson.dumps(values).decode()
-
-
-def _scalar(table: Table, name: str, value: Any) -> Any:
-    # asyncpg takes JSON documents as text; the column's type decorators do not run here.
-    if isinstance(table.c[name].type, JSON):
-        return _json_text(value)
-    if isinstance(value, datetime):
-        _refuse_naive(value)
-    return value
-
-
-def _python_type(column_type: Any) -> type:
-    # A TypeDecorator (UTCDateTime) reports `object`; the type it decorates knows better.
-    python_type: type = getattr(column_type, "impl", column_type).python_type
-    return python_type
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else str(value)
-
-
-def _refuse_naive(value: datetime) -> None:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime written to the database")
-
-
-def _json_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, tuple):  # immutable, and in a batch often the same few (time zones)
-        with contextlib.suppress(TypeError):  # unless it holds something unhashable
-            return _json_tuple(value)
-    return _encode_json(value)
-
-
-@functools.lru_cache(maxsize=1024)
-def _json_tuple(value: tuple[Any, ...]) -> str:
-    return _encode_json(value)
-
-
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _cast_from_text(table: Table, name: str) -> str:
-    # Strings stay text: the INSERT's own assignment to varchar(n) then refuses an over-long
-    # value, where an explicit ::varchar(n) cast would silently cut it.
-    column_type = table.c[name].type
-    if isinstance(column_type, JSON):
-        return "::JSONB"
-    return "" if _python_type(column_type) is str else f"::{_compiled(column_type)}"
-
-
-def _scalar_type(table: Table, name: str) -> str:
-    """The type a shared value is sent as: its column's; strings and JSON as text."""
-    column_type = table.c[name].type
-    if isinstance(column_type, JSON):
-        # Typed as JSONB, the value is parsed once, as the statement is bound; a text cast to
-        # JSONB would be parsed again for every row once PostgreSQL plans the prepared
-        # statement generically (from its sixth run on a connection).
-        return "JSONB"
-    return "TEXT" if _python_type(column_type) is str else _compiled(column_type)
-
-
-def _compiled(column_type: Any) -> str:
-    return str(column_type.compile(dialect=_POSTGRESQL))
-
-
-_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
