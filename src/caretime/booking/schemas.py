@@ -7,6 +7,8 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+# Query: the slot search's parameters are request shapes like the bodies here; FastAPI's
+# marker only says they come from the query string (and documents them so).
 from fastapi import Query
 from pydantic import (
     AfterValidator,
