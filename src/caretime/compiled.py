@@ -1,6 +1,6 @@
 """A SQLAlchemy statement compiled once and sent by a driver itself (`pg_direct` for asyncpg,
-`booking.sqlite_hold` for sqlite3): what SQLAlchemy would otherwise do on each execution,
-done at compile time."""
+`sqlite_driver` and `booking.sqlite_hold` for sqlite3): what SQLAlchemy would otherwise do
+on each execution, done at compile time."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ from sqlalchemy.engine import Compiled, Dialect
 class Conversions(NamedTuple):
     constants: Mapping[str, Any]  # values the statement carries (literals)
     convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its type
+
+    def bound(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """`params` and the statement's constants by name, each converted as SQLAlchemy
+        would convert it."""
+        convert = self.convert
+        return {
+            name: convert[name](value) if name in convert else value
+            for name, value in {**self.constants, **params}.items()
+        }
 
 
 def conversions(compiled: Compiled, dialect: Dialect) -> Conversions:

@@ -15,30 +15,26 @@ statement support (pgbouncer 1.21+, `max_prepared_statements`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import CompoundSelect, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from caretime.compiled import conversions
+from caretime.compiled import Conversions, conversions
 from caretime.pooled import borrowed, under
 
 
 class Prepared(NamedTuple):
     sql: str
     names: tuple[str, ...]  # the parameters in their positions ($1, $2, ...)
-    constants: Mapping[str, Any]  # values the statement carries (literals)
-    convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its type
+    conversions: Conversions
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         """The positional values for `params` (and the statement's constants), converted."""
-        values = {**self.constants, **params}
-        convert = self.convert
-        return [
-            convert[name](values[name]) if name in convert else values[name] for name in self.names
-        ]
+        bound = self.conversions.bound(params)
+        return [bound[name] for name in self.names]
 
 
 @functools.cache
@@ -46,8 +42,7 @@ def prepared(statement: Select[Any] | CompoundSelect[Any], dialect: Dialect) -> 
     """`statement` as `dialect` sends it, compiled once."""
     compiled = statement.compile(dialect=dialect)
     assert compiled.positiontup is not None
-    constants, convert = conversions(compiled, dialect)
-    return Prepared(compiled.string, tuple(compiled.positiontup), constants, convert)
+    return Prepared(compiled.string, tuple(compiled.positiontup), conversions(compiled, dialect))
 
 
 async def fetch_one(engine: AsyncEngine, statement: Select[Any], params: Mapping[str, Any]) -> Any:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-from caretime.compiled import conversions
+from caretime.compiled import Conversions, conversions
 from caretime.pooled import borrowed, under
 
 Outcome = tuple[Any, int, int | None, list[Any]]
@@ -197,26 +197,19 @@ def one_hop(dbapi_connection: Any) -> None:
         dbapi_connection.__class__ = OneHopConnection
 
 
-# A SELECT run by sqlite3 itself (the slot search, docs/benchmarks.md "slots3"): compiled
-# with :name parameters (sqlite3 binds those from a dict); the types' conversions are those of
-# the aiosqlite dialect (it is the pysqlite one, made async).
-_NAMED = SQLiteDialect_pysqlite(paramstyle="named")
+# Statements sqlite3 runs itself (the slot search below, booking.sqlite_hold's hold) are
+# compiled with :name parameters (sqlite3 binds those from a dict); the types' conversions
+# are those of the aiosqlite dialect (it is the pysqlite one, made async).
+NAMED = SQLiteDialect_pysqlite(paramstyle="named")
 
 
 class PreparedSelect(NamedTuple):
+    """A SELECT run by sqlite3 itself (the slot search, docs/benchmarks.md "slots3")."""
+
     sql: str
-    constants: Mapping[str, Any]  # values the statement carries (literals)
-    convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its type
+    conversions: Conversions  # its parameters'
     # (position, conversion) of each result column whose type converts what sqlite3 returns
     columns: tuple[tuple[int, Callable[[Any], Any]], ...]
-
-    def arguments(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """The named values for `params` (and the statement's constants), converted."""
-        convert = self.convert
-        return {
-            name: convert[name](value) if name in convert else value
-            for name, value in {**self.constants, **params}.items()
-        }
 
     def row(self, values: Sequence[Any]) -> list[Any]:
         """A row as SQLAlchemy's result would give it (dates and instants, not text)."""
@@ -230,14 +223,13 @@ class PreparedSelect(NamedTuple):
 def prepared_select(statement: Select[Any] | CompoundSelect[Any]) -> PreparedSelect:
     """`statement` as SQLite text, compiled once, with its parameters' and columns'
     conversions."""
-    compiled = statement.compile(dialect=_NAMED)
-    constants, convert = conversions(compiled, _NAMED)
+    compiled = statement.compile(dialect=NAMED)
     columns = []
     for position, column in enumerate(statement.selected_columns):
-        processor = column.type.dialect_impl(_NAMED).result_processor(_NAMED, None)
+        processor = column.type.dialect_impl(NAMED).result_processor(NAMED, None)
         if processor is not None:
             columns.append((position, processor))
-    return PreparedSelect(compiled.string, constants, convert, tuple(columns))
+    return PreparedSelect(compiled.string, conversions(compiled, NAMED), tuple(columns))
 
 
 def _fetch_all(connection: sqlite3.Connection, sql: str, values: dict[str, Any]) -> list[Any]:
@@ -254,7 +246,7 @@ async def fetch_all(
     there, if any): no compiled-cache lookup (hashing a large statement's key), no cursor or
     result objects; the rows converted by their columns' types."""
     sent = prepared_select(statement)
-    values = sent.arguments(params)
+    values = sent.conversions.bound(params)
     async with under(on) as pooled:
         rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
     return [sent.row(row) for row in rows]

@@ -16,44 +16,30 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from sqlalchemy import Select
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from caretime.compiled import conversions
-from caretime.sqlite_driver import on_connection_thread
-
-# Compiles with :name parameters (sqlite3 binds those from a dict); the types' conversions
-# are those of the aiosqlite dialect (it is the pysqlite one, made async).
-_DIALECT = SQLiteDialect_pysqlite(paramstyle="named")
+from caretime.compiled import Conversions, conversions
+from caretime.sqlite_driver import NAMED, on_connection_thread
 
 
 class Prepared(NamedTuple):
     sql: str
-    constants: Mapping[str, Any]  # values the statement carries (literals)
-    convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its column type
+    conversions: Conversions  # its parameters', by their column types
 
 
 @functools.cache
 def prepared(statement: Insert | Select[Any], keys: tuple[str, ...]) -> Prepared:
     """`statement` (an INSERT of the columns `keys`, or a SELECT of parameters `keys`) as
     SQLite text, compiled once."""
-    compiled = statement.compile(dialect=_DIALECT, column_keys=list(keys))
-    constants, convert = conversions(compiled, _DIALECT)
-    if set(compiled.binds) - set(constants) != set(keys):  # a default SQLAlchemy would run
+    compiled = statement.compile(dialect=NAMED, column_keys=list(keys))
+    found = conversions(compiled, NAMED)
+    if set(compiled.binds) - set(found.constants) != set(keys):  # a default SQLAlchemy would run
         raise ValueError(f"not a plain statement of {keys}: {sorted(compiled.binds)}")
-    return Prepared(compiled.string, constants, convert)
-
-
-def _bound(statement: Prepared, values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: statement.convert[name](value) if name in statement.convert else value
-        for name, value in {**statement.constants, **values}.items()
-    }
+    return Prepared(compiled.string, found)
 
 
 class Insert3(NamedTuple):
@@ -74,8 +60,8 @@ async def write_at_once(
     written if the hold would overlap an active visit or its Idempotency-Key is taken, or
     if `check` (a SELECT, first in the transaction) does not answer 1; else (True, the sweep
     job's id if this wrote it)."""
-    bound = [(prepared.sql, _bound(prepared, values)) for prepared, values in writes]
-    checked = None if check is None else (check[0].sql, _bound(*check))
+    bound = [(prepared.sql, prepared.conversions.bound(values)) for prepared, values in writes]
+    checked = None if check is None else (check[0].sql, check[0].conversions.bound(check[1]))
     outcome: tuple[bool, int | None] = await on_connection_thread(engine, _run, bound, checked)
     return outcome
 
