@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -16,9 +15,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from caretime.dispatch.worker import Dispatcher
-from caretime.observability import THIRD_PARTY_LOGGERS, configure_logging, mask_phone_like
+from caretime.observability import mask_phone_like
 from caretime.runtime import Runtime
 from tests.booking.support import make_availability, make_provider, make_reservation
+from tests.support import logging_as_served
 
 PATIENT = "Zebulon Quixmarker"
 CLIENT_REF = "quixclient-77"
@@ -27,23 +27,6 @@ NOTES = "quixnotes gate code"
 REPLY = "yes quixreply"
 MARKERS = ("quix", "Quix", "2065550143", "6175550187")
 SLOT = "2026-03-03T16:00:00Z"
-
-
-@contextmanager
-def logging_as_served(level: str) -> Iterator[logging.StreamHandler[io.StringIO]]:
-    """configure_logging as `caretime serve` calls it at `level`, its handler writing into a
-    buffer (the handler's stream); the configuration before it is restored after."""
-    root = logging.getLogger()
-    names = ("caretime", *THIRD_PARTY_LOGGERS)
-    saved = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in names})
-    configure_logging(level, as_json=True)
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(io.StringIO())
-    yield handler
-    root.handlers[:], root.level = saved[0], saved[1]
-    for name, level_number in saved[2].items():
-        logging.getLogger(name).setLevel(level_number)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from caretime.observability import JsonFormatter, json_line, mask_phone_like
-from tests.test_debug_logs import logging_as_served
+from tests.support import logging_as_served
 
 PATIENT = "Jane Roe"
 PHONE = "+12065550100"
