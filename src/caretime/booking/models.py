@@ -60,9 +60,8 @@ class PlaceVersion(TenantOwned, Base):
     """A number the database moves on at every write to what a reservation reads about a
     provider's place: the provider, its rules, its visit types (migration 0024's triggers;
     docs/booking.md, "Reserving"; the tenant's webhook endpoints have their own number,
-    webhooks.models.EndpointVersion). Kept when its
-    provider is deleted (no foreign key to it), so a provider made again never goes back to
-    a number already read."""
+    webhooks.models.EndpointVersion). Kept when its provider is deleted (no foreign key to
+    it), so a provider made again never goes back to a number already read."""
 
     __tablename__ = "place_versions"
 
