@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 # it raw, nor do ids, numbers or zone names; a column with a value that does (a name could)
 # is sent as a JSON array instead.
 SEPARATOR = "\x1f"
-SEPARATOR_SQL = literal_column("E'\\x1f'", Text)
+_SEPARATOR_LITERAL = "E'\\x1f'"
+SEPARATOR_SQL = literal_column(_SEPARATOR_LITERAL, Text)
 
 
 class ColumnText(NamedTuple):
@@ -36,8 +37,8 @@ def splitter(session: AsyncSession) -> str:
     it makes, unnested."""
     version = session.get_bind().dialect.server_version_info or (14,)
     if version >= (14,):
-        return "string_to_table(${}::TEXT, E'\\x1f')"
-    return "unnest(string_to_array(${}::TEXT, E'\\x1f'))"
+        return f"string_to_table(${{}}::TEXT, {_SEPARATOR_LITERAL})"
+    return f"unnest(string_to_array(${{}}::TEXT, {_SEPARATOR_LITERAL}))"
 
 
 def array_text(values: Sequence[str]) -> str:
@@ -136,7 +137,7 @@ def cast_from_text(table: Table, name: str) -> str:
 
 
 def scalar_type(table: Table, name: str) -> str:
-    """The type a shared value is sent as: its column's; strings and JSON as text."""
+    """The type a shared value is sent as: its column's; strings as text, JSON as JSONB."""
     column_type = table.c[name].type
     if isinstance(column_type, JSON):
         # Typed as JSONB, the value is parsed once, as the statement is bound; a text cast to
