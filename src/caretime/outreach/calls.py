@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from caretime.clock import isoformat_z, local_moment
 from caretime.errors import InvalidInput
@@ -186,10 +185,11 @@ async def get_call(session: AsyncSession, tenant_id: str, call_id: str) -> Call:
 
 
 async def get_call_with_attempts(
-    connection: AsyncConnection, tenant_id: str, call_id: str
-) -> tuple[Row[Any], list[AttemptView]]:
-    """The call (a row with Call's attribute names) and its attempts, in one statement."""
-    call, attempts = await call_with_attempts(connection, tenant_id, call_id)
+    engine: AsyncEngine, tenant_id: str, call_id: str
+) -> tuple[Any, list[AttemptView]]:
+    """The call (a CallView) and its attempts, in one statement on a connection of
+    `engine`'s pool."""
+    call, attempts = await call_with_attempts(engine, tenant_id, call_id)
     if call is None:
         raise CallNotFound(f"no call {call_id!r}")
     return call, attempts

@@ -12,10 +12,9 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from caretime.deps import ClockDep, ReaderDep, SessionDep
+from caretime.deps import ClockDep, SessionDep
 from caretime.disconnect import while_connected
 from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
@@ -58,6 +57,7 @@ from caretime.outreach.schemas import (
     retry_delay_of,
 )
 from caretime.outreach.series_router import series_out
+from caretime.runtime import Runtime
 from caretime.storable import PathText, QueryText
 from caretime.tenancy.auth import PolicyDep, TenantDep
 from caretime.tenancy.policy import CallingPolicy
@@ -222,9 +222,14 @@ async def list_calls(
 
 
 @router.get("/calls/{call_id}", responses=problems(CallNotFound))
-async def get_call(call_id: PathText, tenant: TenantDep, reader: ReaderDep) -> CallOut:
+async def get_call(call_id: PathText, tenant: TenantDep, request: Request) -> CallOut:
     """One call with its attempts and their provider status history."""
-    call, attempts = await call_service.get_call_with_attempts(reader, tenant.id, call_id)
+    # The reader pool's engine rather than a reader connection's dependency: the statement
+    # runs on a connection borrowed for it alone (docs/benchmarks.md, "calls4").
+    runtime: Runtime = request.app.state.runtime
+    call, attempts = await call_service.get_call_with_attempts(
+        runtime.read_engine, tenant.id, call_id
+    )
     return call_out(call, attempts)
 
 
@@ -294,9 +299,9 @@ async def report_outcome(
 
 
 def call_out(
-    call: Call | Row[Any], attempts: Sequence[CallAttempt | AttemptView] | None = None
+    call: Call | Any, attempts: Sequence[CallAttempt | AttemptView] | None = None
 ) -> CallOut:
-    """The call as the API shows it, from its entity or a row with its attribute names."""
+    """The call as the API shows it, from its entity or a `CallView` (its attribute names)."""
     return CallOut(
         id=call.id,
         status=call.status,
