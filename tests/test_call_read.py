@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from caretime.db import reading, transaction
 from caretime.outreach import calls as call_service
@@ -123,3 +127,30 @@ async def test_another_tenants_call_is_not_found_as_an_unknown_id_is(
     # The same problem, but for the id each named and the request each was.
     expected = {**nobodys.json(), "detail": f"no call {call_id!r}"}
     assert theirs.json() == {**expected, "request_id": theirs.json()["request_id"]}
+
+
+@pytest.mark.postgres_only
+async def test_a_connection_the_database_ended_is_not_lent_again(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # The read borrows a pooled connection with no SQLAlchemy Connection around it to notice
+    # a dead one (`pooled.borrowed`): each connection the server ended may fail the one
+    # request that finds it so, and must not be lent again.
+    call_id = await create(client)
+    assert (await client.get(f"/calls/{call_id}")).status_code == 200
+    ended = runtime.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
+    outside = create_async_engine(runtime.settings.database_url, poolclass=NullPool)
+    async with outside.connect() as admin:  # not one of the pool's
+        await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await outside.dispose()
+
+    answers = [(await client.get(f"/calls/{call_id}")).status_code for _ in range(ended + 3)]
+
+    assert ended >= 1
+    assert set(answers[:ended]) <= {200, 500}
+    assert answers[ended:] == [200, 200, 200]

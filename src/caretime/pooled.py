@@ -16,13 +16,27 @@ from sqlalchemy.util import greenlet_spawn
 @asynccontextmanager
 async def borrowed(engine: AsyncEngine) -> AsyncIterator[Any]:
     """A pooled connection of `engine` (its `dbapi_connection` and `driver_connection`); it
-    goes back with nothing to roll back if the caller left no transaction open."""
+    goes back with nothing to roll back if the caller left no transaction open, and not at
+    all if the driver found it closed (the server ended it): no SQLAlchemy Connection saw
+    the failure to invalidate it, and lent again it would fail every request it served."""
     pooled = await engine.raw_connection()
     try:
         yield pooled
+    except BaseException:
+        if _closed(pooled.driver_connection):
+            with CancelScope(shield=True):
+                await greenlet_spawn(pooled.invalidate)
+        raise
     finally:
         with CancelScope(shield=True):  # a cancelled request still gives the connection back
             await greenlet_spawn(pooled.close)  # the pool may close it: SQLAlchemy's async hop
+
+
+def _closed(driver_connection: Any) -> bool:
+    """Whether the driver knows its connection closed (asyncpg's `is_closed`; sqlite3's
+    connections are not ended by a server)."""
+    is_closed = getattr(driver_connection, "is_closed", None)
+    return bool(is_closed is not None and is_closed())
 
 
 @asynccontextmanager
