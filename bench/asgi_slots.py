@@ -15,12 +15,18 @@ Searches (the data shape of bench/api.py and bench/booking.py, providers in UTC)
   authenticated read costs before its own work;
 - `twin`: bench/bare_app.py's `GET /select/{id}` on the same database.
 
+On PostgreSQL the tenant also holds BENCH_VISITS (5,000) visits of another provider over
+the following weeks, written by SQL and ANALYZEd, as bench/api.py's reservations leave it:
+PostgreSQL's planner decides by such statistics whether to plan a statement again on each
+execution.
+
 Batches alternate between the searches; each batch's process CPU time per request is taken
-(16 callers at once), and the median (min) of each search's batches is printed with the
-statements one request runs (counted with a cursor-execute listener, and where asyncpg or
-sqlite3 run them themselves). BENCH_SEARCHES=day,twin runs only those; BENCH_PROFILE=day runs
-cProfile over one batch instead. To compare two versions of the code, run this file from each
-checkout in turns (PYTHONPATH=<its src>).
+(16 callers at once), and on PostgreSQL also its server's (the database's backends, from
+/proc), which a `wrk` run pays on the same cores; the median (min) of each search's batches
+is printed with the statements one request runs (counted with a cursor-execute listener,
+and where asyncpg or sqlite3 run them themselves). BENCH_SEARCHES=day,twin runs only those;
+BENCH_PROFILE=day runs cProfile over one batch instead. To compare two versions of the code,
+run this file from each checkout in turns (PYTHONPATH=<its src>).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import bare_app
 from _harness import scratch_database
 
 KEY = "ct_bench_slots_key_0123456789abcdef0123456789"
+VISITS = int(os.environ.get("BENCH_VISITS", "5000"))
 CALLERS = 16
 FIRST_DAY = (datetime.now(UTC) + timedelta(days=3)).date()
 
@@ -69,7 +76,64 @@ async def _seed(http: httpx.AsyncClient) -> str:
             body = {"provider_id": "month", "slot_start": start.isoformat(), "client_id": f"p{n}"}
             _ok(await http.post("/reservations", json=body))
     await _seed_dense(http)
+    _ok(await http.post("/providers", json={"id": "others", "name": "Others", "tz": "UTC"}))
     return str(call["id"])
+
+
+async def _seed_other_visits(url: str) -> None:
+    """PostgreSQL: VISITS confirmed visits of another provider, a quarter hour each from the
+    searched day on, and fresh statistics."""
+    import asyncpg
+
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        tenant_id = await connection.fetchval("SELECT tenant_id FROM providers LIMIT 1")
+        first = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
+        await connection.execute(
+            "INSERT INTO appointments (tenant_id, id, provider_id, client_id, slot_start, "
+            "slot_end, occupied_start, occupied_end, status, hold_expires_at, created_at, "
+            "updated_at) SELECT $1, 'other-' || n, 'others', 'c', at, at + interval '15 min', "
+            "at, at + interval '15 min', 'confirmed', at, at, at FROM (SELECT n, $2::timestamptz"
+            " + n * interval '15 min' AS at FROM generate_series(1, $3::int) AS n) AS visits",
+            tenant_id,
+            first,
+            VISITS,
+        )
+        await connection.execute("ANALYZE")
+    finally:
+        await connection.close()
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class _ServerCpu:
+    """The CPU time of a PostgreSQL database's backends (those serving `url` but this one),
+    read from /proc: what the server spent on the requests of a batch."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def seconds(self) -> dict[int, float]:
+        pids = await self.connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        return {row[0]: _process_seconds(row[0]) for row in pids}
+
+    async def spent_since(self, before: dict[int, float]) -> float:
+        after = await self.seconds()
+        return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def _process_seconds(pid: int) -> float:
+    """A process's CPU time: /proc's schedstat counts it in nanoseconds (stat in ticks of
+    10 ms, too coarse for a batch's share of one backend)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except OSError:  # gone since it was listed
+        return 0.0
 
 
 async def _seed_dense(http: httpx.AsyncClient) -> None:
@@ -188,11 +252,26 @@ async def _run(url: str, batches: int, per_batch: int) -> None:
         chosen = os.environ.get("BENCH_SEARCHES")
         if chosen:
             searches = {name: searches[name] for name in chosen.split(",")}
-        await _measure(app, twin, searches, batches, per_batch)
+        server = None
+        if not url.startswith("sqlite"):
+            import asyncpg
+
+            await _seed_other_visits(url)
+            server = _ServerCpu(await asyncpg.connect(_dsn(url)))
+        try:
+            await _measure(app, twin, searches, batches, per_batch, server)
+        finally:
+            if server is not None:
+                await server.connection.close()
 
 
 async def _measure(
-    app: Any, bare: Any, searches: dict[str, str], batches: int, per_batch: int
+    app: Any,
+    bare: Any,
+    searches: dict[str, str],
+    batches: int,
+    per_batch: int,
+    server: _ServerCpu | None,
 ) -> None:
     runtime = app.state.runtime
     engines = list({id(e): e for e in (runtime.engine, runtime.read_engine)}.values())
@@ -215,17 +294,24 @@ async def _measure(
         await _profile(app, scopes[profiled], per_batch)
         return
     spent: dict[str, list[float]] = {name: [] for name in scopes}
+    served: dict[str, list[float]] = {name: [] for name in scopes}
     for turn in range(batches):
         order = list(scopes) if turn % 2 == 0 else list(reversed(scopes))
         for name in order:
             count = per_batch // 8 if name == "month" else per_batch
+            before = await server.seconds() if server else {}
             spent[name].append(
                 await _asgi.cpu_per_request(apps[name], scopes[name], count, CALLERS)
             )
+            if server:
+                served[name].append(await server.spent_since(before) / count * 1e6)
     for name, values in spent.items():
+        on_server = ""
+        if served[name]:
+            on_server = f", server {statistics.median(served[name]):6.1f} µs/request"
         print(
             f"{name:6} {statistics.median(values):8.1f} µs/request "
-            f"(min {min(values):.1f}), {counts[name]} statements"
+            f"(min {min(values):.1f}){on_server}, {counts[name]} statements"
         )
 
 

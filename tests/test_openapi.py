@@ -3,14 +3,29 @@ every problem it can answer with, and 401 exactly where an API key is needed."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+import json
+from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Query, Response
+from pydantic import BaseModel
 
 from caretime.app import create_app
+from caretime.booking import router as booking
+from caretime.booking.errors import ProviderNotFound, RangeTooLong, VisitTypeNotFound
+from caretime.booking.schemas import Limit, SlotPage, SlotSearch
 from caretime.config import Settings
+from caretime.errors import InvalidInput, Unauthorized
+from caretime.openapi import complete_openapi, documents_query, problems
+from caretime.tenancy.auth import (
+    PolicyReadWithDep,
+    TenantDep,
+    current_tenant,
+    policy_read_with,
+)
+from caretime.tenancy.service import StoredPolicyInvalid
 
 # /health/ready asks for the operator (metrics) token instead, when one is set: a 401 too.
 UNAUTHENTICATED = {
@@ -116,3 +131,55 @@ async def test_the_served_document_is_the_completed_one(client: httpx.AsyncClien
     served = (await client.get("/openapi.json")).json()
     assert "401" not in served["paths"]["/health"]["get"]["responses"]
     assert "x-problem-types" in served["paths"]["/calls/{call_id}"]["get"]["responses"]["404"]
+
+
+def test_slots_reading_its_own_query_is_documented_as_fastapi_documents_the_model(
+    document: dict[str, Any],
+) -> None:
+    """GET /slots reads SlotSearch from the query itself (query_models.QueryModel); its
+    operation is, key order and all, the one FastAPI writes for a handler taking it."""
+    reference = FastAPI()
+
+    @reference.get(
+        "/slots",
+        tags=["booking"],
+        response_model=SlotPage,
+        responses=problems(ProviderNotFound, VisitTypeNotFound, RangeTooLong, InvalidInput),
+        description=inspect.cleandoc(booking.get_slots.__doc__ or ""),
+    )
+    async def get_slots(
+        tenant: TenantDep, policies: PolicyReadWithDep, search: Annotated[SlotSearch, Query()]
+    ) -> Response:
+        raise AssertionError("documented, never called")
+
+    complete_openapi(
+        reference, {current_tenant: [Unauthorized], policy_read_with: [StoredPolicyInvalid]}
+    )
+    expected = reference.openapi()["paths"]["/slots"]
+    assert json.dumps(document["paths"]["/slots"]) == json.dumps(expected)
+
+
+class _Page(BaseModel):
+    limit: Limit = 10
+    tag: list[str] | None = None
+
+
+def test_a_query_model_follows_the_path_parameters_as_fastapi_puts_it() -> None:
+    """documents_query on a route with a path parameter and a body: the model's parameters
+    after the path's, before the body, as FastAPI writes them for the model taken."""
+    ours, theirs = FastAPI(), FastAPI()
+
+    @ours.post("/things/{thing_id}", operation_id="find", summary="Find")
+    @documents_query(_Page)
+    async def find(thing_id: str, body: dict[str, int]) -> None:
+        """Things."""
+
+    @theirs.post("/things/{thing_id}", operation_id="find", summary="Find")
+    async def find_paged(
+        thing_id: str, body: dict[str, int], page: Annotated[_Page, Query()]
+    ) -> None:
+        """Things."""
+
+    for app in (ours, theirs):
+        complete_openapi(app, {})
+    assert json.dumps(ours.openapi()["paths"]) == json.dumps(theirs.openapi()["paths"])

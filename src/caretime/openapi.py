@@ -8,14 +8,17 @@ it takes input. The contract fuzz test fails on any status an operation gives un
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from caretime.errors import PROBLEM_JSON, CaretimeError, Problem, problem_type
 
@@ -51,6 +54,8 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "type": ["call.*"],
     "subject": "shift:shift-1042",
 }
+# Handlers that read a query model themselves (query_models.QueryModel), with the model.
+_QUERY_MODELS: dict[Callable[..., Any], type[BaseModel]] = {}
 _VALIDATION = ("validation-error", "The request is not valid; `errors` lists what and where")
 
 
@@ -67,6 +72,21 @@ def json_body(shape: Any, name: str, **other_content: Any) -> dict[str, Any]:
     """An `openapi_extra` requestBody: JSON shaped like `shape` (plus other media types)."""
     content = {"application/json": {"schema": schema_ref(shape, name)}, **other_content}
     return {"required": True, "content": content}
+
+
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+
+
+def documents_query(model: type[BaseModel]) -> Callable[[HandlerT], HandlerT]:
+    """For a handler that reads `model` from its query itself (query_models.QueryModel): its
+    operation gets the parameters, in the place, FastAPI gives one that takes a parameter
+    `Annotated[model, Query()]`, so the document is the same either way."""
+
+    def register(handler: HandlerT) -> HandlerT:
+        _QUERY_MODELS[handler] = model
+        return handler
+
+    return register
 
 
 def problems(*errors: type[CaretimeError]) -> dict[int | str, dict[str, Any]]:
@@ -105,6 +125,7 @@ def complete_openapi(
             components.update(problem.pop("$defs", {}), Problem=problem)
             components.update(_EXTRA_SCHEMAS)
             for route, operation in _operations(app, schema):
+                _query_model_parameters(route, operation)
                 _add_shape_problems(route, operation, dependency_problems)
                 _only_the_declared_body(operation)
                 _parameter_examples(operation)
@@ -122,6 +143,58 @@ def _operations(app: FastAPI, schema: dict[str, Any]) -> Iterator[tuple[Any, dic
                 operation = schema["paths"].get(route.path_format, {}).get(method.lower())
                 if operation is not None:
                     yield route, operation
+
+
+def _query_model_parameters(route: Any, operation: dict[str, Any]) -> None:
+    """A query model's parameters for an operation whose handler reads it itself, after any
+    FastAPI found (a path's), and the operation's keys in the order FastAPI writes them for
+    an operation with parameters (openapi.utils.get_openapi_path; without parameters its
+    document has `security` last)."""
+    model = _QUERY_MODELS.get(route.dependant.call)
+    if model is None:
+        return
+    parameters = [*operation.get("parameters", []), *copy.deepcopy(_parameters_of(model))]
+    items = {**operation, "parameters": parameters}
+    operation.clear()
+    operation.update(sorted(items.items(), key=_written_at))
+
+
+# The keys of an operation as FastAPI writes them; any other (openapi_extra's) after them.
+_OPERATION_KEYS = (
+    "tags",
+    "summary",
+    "description",
+    "operationId",
+    "deprecated",
+    "security",
+    "parameters",
+    "requestBody",
+    "callbacks",
+    "responses",
+)
+
+
+def _written_at(item: tuple[str, Any]) -> int:
+    key = item[0]
+    return _OPERATION_KEYS.index(key) if key in _OPERATION_KEYS else len(_OPERATION_KEYS)
+
+
+@functools.cache
+def _parameters_of(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The parameters FastAPI documents for a handler taking `Annotated[model, Query()]`:
+    the document of an app with such a handler alone."""
+
+    def handler(**_query: Any) -> None:
+        """Never called: its signature is what FastAPI documents."""
+
+    query = inspect.Parameter(
+        "query", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[model, Query()]
+    )
+    handler.__signature__ = inspect.Signature([query])  # type: ignore[attr-defined]
+    app = FastAPI()
+    app.get("/")(handler)
+    parameters: list[dict[str, Any]] = app.openapi()["paths"]["/"]["get"]["parameters"]
+    return parameters
 
 
 def _add_shape_problems(

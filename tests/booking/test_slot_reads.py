@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from caretime import pg_direct, sqlite_driver
 from caretime.booking import slot_reads, slots
@@ -91,6 +92,50 @@ async def test_a_search_on_a_session_sees_its_uncommitted_writes(
 
     assert len(before.busy["dr-jekyll"]) == 1
     assert after.busy == {}
+
+
+@pytest.mark.postgres_only
+async def test_postgresql_plans_a_search_once_per_connection(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    """Its values out of the planner's sight (slot_reads._planned_once), the search's prepared
+    statement gets PostgreSQL's generic plan after its five trial executions; with them in
+    sight it was planned again on every execution (docs/booking.md, "Slot search")."""
+    await _place(client)
+    await make_provider(client, id="busy")
+    query = slots.SlotQuery(["dr-jekyll"], SEARCHED, SEARCHED + timedelta(days=1))
+    async with transaction(runtime.sessions) as session:
+        tenant = await tenancy.require_tenant(session, runtime.settings.default_tenant)
+        # A tenant's other visits, weeks of them: with their statistics, a plan for the
+        # values at hand looks far cheaper than one for any values.
+        await session.execute(_MANY_VISITS, {"tenant_id": tenant.id, "first": SEARCHED})
+    async with runtime.read_engine.connect() as connection:
+        await connection.execute(text("ANALYZE providers, availability, appointments"))
+        for _ in range(8):
+            found = await slots.read_slot_search(
+                connection, tenant.id, query, now=runtime.clock.now()
+            )
+        statement = slot_reads._statement(True, True, False, False)
+        sent = pg_direct.prepared(statement, connection.dialect)
+        plans = await connection.execute(
+            text("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                 "WHERE statement = :sql"),
+            {"sql": sent.sql},
+        )  # fmt: skip
+        generic, custom = plans.one()
+
+    assert len(found.busy["dr-jekyll"]) == 1
+    assert (generic, custom) == (3, 5)
+
+
+_MANY_VISITS = text(
+    "INSERT INTO appointments (tenant_id, id, provider_id, client_id, slot_start, slot_end, "
+    "occupied_start, occupied_end, status, hold_expires_at, created_at, updated_at) "
+    "SELECT :tenant_id, 'v' || n, 'busy', 'c', at, at + interval '15 minutes', at, "
+    "at + interval '15 minutes', 'confirmed', at, at, at FROM ("
+    "SELECT n, CAST(:first AS timestamptz) + n * interval '15 minutes' AS at "
+    "FROM generate_series(1, 3000) AS n) AS visits"
+)
 
 
 def _parameters(
