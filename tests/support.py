@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from caretime.db import transaction
 from caretime.observability import THIRD_PARTY_LOGGERS, configure_logging
@@ -46,6 +48,22 @@ def logging_as_served(level: str) -> Iterator[logging.StreamHandler[io.StringIO]
     root.handlers[:], root.level = saved[0], saved[1]
     for name, level_number in saved[2].items():
         logging.getLogger(name).setLevel(level_number)
+
+
+async def end_the_pools_connections(runtime: Runtime) -> int:
+    """End, from outside, every PostgreSQL connection of the pool idle in it (as a restart
+    of the server or an idle timeout would); how many were idle there."""
+    ended: int = runtime.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
+    outside = create_async_engine(runtime.settings.database_url, poolclass=NullPool)
+    async with outside.connect() as admin:  # not one of the pool's
+        await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await outside.dispose()
+    return ended
 
 
 @asynccontextmanager

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.app import create_app
@@ -22,10 +23,10 @@ from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.auth import forget_key_when_committed, keys_of
 from caretime.tenancy.keycache import KeyCache
-from caretime.tenancy.models import Tenant
+from caretime.tenancy.models import ApiKey, Tenant
 from caretime.tenancy.service import KeyCheck
 from tests.conftest import Database
-from tests.support import bearer, make_tenant, statements_sent
+from tests.support import bearer, end_the_pools_connections, make_tenant, statements_sent
 
 # Routes that do not read the tenant's policy: served from the cache without an auth statement.
 PLAIN_READS = ["/calls/call_missing", "/reservations/res_missing"]
@@ -90,6 +91,41 @@ async def test_a_policy_route_reads_the_version_and_the_revocation_in_one_statem
     assert len(seen) == 1
     assert "revoked_at" in seen[0]
     assert "policy_version" in seen[0]
+
+
+async def test_a_key_deleted_elsewhere_is_refused_at_once_by_a_route_that_reads_the_policy(
+    anon_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await make_tenant(runtime, name="acme")
+    assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
+    async with transaction(runtime.sessions) as session:  # as a tenant's removal would
+        await session.execute(delete(ApiKey).where(ApiKey.key_hash == tenancy.hash_key(key)))
+
+    refused = await anon_client.get("/tenants/me", headers=bearer(key))
+    assert refused.status_code == 401
+    assert "unknown" in refused.json()["detail"]
+    assert (await anon_client.get(PLAIN_READS[0], headers=bearer(key))).status_code == 401
+
+
+@pytest.mark.postgres_only
+async def test_a_policy_route_lends_no_connection_the_database_ended(
+    anon_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # The policy version of a cached key is read on a borrowed pooled connection with no
+    # SQLAlchemy Connection around it to notice a dead one (`pooled.borrowed`): each one the
+    # server ended may fail the one request that finds it so, and is not lent again.
+    _, key = await make_tenant(runtime, name="acme")
+    assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
+    ended = await end_the_pools_connections(runtime)
+
+    answers = [
+        (await anon_client.get("/tenants/me", headers=bearer(key))).status_code
+        for _ in range(ended + 3)
+    ]
+
+    assert ended >= 1
+    assert set(answers[:ended]) <= {200, 500}
+    assert answers[ended:] == [200, 200, 200]
 
 
 async def test_a_key_revoked_on_this_process_is_refused_by_its_next_request(
