@@ -138,5 +138,5 @@ class SentStatements:
             return
         if hasattr(driver, "remove_query_logger"):
             driver.remove_query_logger(self._logged)
-        elif driver._conn is not None:
-            driver._conn.set_trace_callback(None)
+        elif driver._connection is not None:  # sqlite3's, None once closed
+            driver._connection.set_trace_callback(None)
