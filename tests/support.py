@@ -84,14 +84,15 @@ async def statements_sent(runtime: Runtime) -> AsyncIterator[list[str]]:
 
 class SentStatements:
     """Statements noted at the driver on each pooled connection while it is checked out
-    (hooked first at checkout, so the idle connection's ping is seen too).
+    (hooked first at checkout, so the idle connection's ping is seen too; a connection
+    already checked out when counting starts is not hooked: count between requests).
 
     SQLite: sqlite3's trace callback, which sees each statement the connection runs (the
-    COMMIT or ROLLBACK of `commit()` and `rollback()` included). PostgreSQL: asyncpg's query
-    logger sees what asyncpg sends by its connection's own methods (a BEGIN and its end, a
-    read by `fetch`/`fetchrow`, an executemany); SQLAlchemy's other statements go by asyncpg
-    prepared statements, which it does not log, so those are noted at SQLAlchemy's cursor,
-    the moment before the driver sends them."""
+    COMMIT or ROLLBACK of `commit()` and `rollback()` included; an executemany's once a
+    row). PostgreSQL: asyncpg's query logger sees what asyncpg sends by its connection's own
+    methods (a BEGIN and its end, a read by `fetch`/`fetchrow`, an executemany); SQLAlchemy's
+    other statements go by asyncpg prepared statements, which it does not log, so those are
+    noted at SQLAlchemy's cursor, the moment before the driver sends them."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.seen: list[str] = []
