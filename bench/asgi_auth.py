@@ -12,9 +12,9 @@ PostgreSQL: a database of its own is created (and dropped) on the server of
 `CARETIME_BENCH_POSTGRES_URL` (default postgresql://postgres@127.0.0.1:5432/postgres).
 Batches alternate between the endpoints; each batch's process CPU time per request (the
 database server's CPU is not in it) is taken, and the median of each endpoint's batches is
-printed, with the statements per request sent in one more batch that counts them (SQLAlchemy's
-cursor executions and, on PostgreSQL, what asyncpg sends besides: a transaction's BEGIN and
-ROLLBACK, a statement `pg_direct` runs; on SQLite, what `sqlite_driver` runs is not counted).
+printed, with the statements per request sent in one more batch that counts them at the
+driver, whichever path sent them (`Statements`: SQLAlchemy's, a transaction's BEGIN and its
+end, a statement `pg_direct` or `sqlite_driver` runs).
 Run it with another checkout first on PYTHONPATH to compare two versions of caretime on the
 same machine.
 """
@@ -44,46 +44,65 @@ COUNTED = 160  # requests of the one batch per endpoint whose statements are cou
 
 
 class Statements:
-    """The statements sent while counting: SQLAlchemy's cursor executions and, on
-    PostgreSQL, what asyncpg sends outside a cursor (a transaction's BEGIN and its end, a
-    statement asyncpg runs itself: `pg_direct`), by asyncpg's query logger on each pooled
-    connection while it is checked out. Only the counting batch is instrumented: the timed
-    ones run without a listener."""
+    """The statements sent while counting, seen at the driver on each pooled connection while
+    it is checked out: on SQLite, sqlite3's trace callback (every statement the connection
+    runs, `sqlite_driver`'s included); on PostgreSQL, asyncpg's query logger (what asyncpg
+    sends by its connection's methods: a transaction's BEGIN and its end, a statement
+    `pg_direct` runs) and SQLAlchemy's cursor executions (sent as asyncpg prepared
+    statements, which that logger does not see). Only the counting batch is instrumented:
+    the timed ones run without a listener."""
 
     def __init__(self, engines: list[Any]) -> None:
         self.engines = engines
-        self.count = 0
+        self.seen: list[str] = []  # appended to from SQLite's threads too
+
+    @property
+    def count(self) -> int:
+        return len(self.seen)
 
     @contextlib.asynccontextmanager
     async def counting(self) -> AsyncIterator[None]:
-        hooks = [
-            ("before_cursor_execute", self._note),
-            ("checkout", self._watch),
-            ("checkin", self._unwatch),
-        ]
-        for engine in self.engines:
-            for name, hook in hooks:
-                event.listen(engine, name, hook)
+        hooks = [(engine, *hook) for engine in self.engines for hook in self._hooks(engine)]
+        for engine, name, hook in hooks:
+            event.listen(engine, name, hook, insert=name == "checkout")  # before the ping
         try:
             yield
             await asyncio.sleep(0.01)  # the query logger's calls are scheduled, not made
         finally:
-            for engine in self.engines:
-                for name, hook in hooks:
-                    event.remove(engine, name, hook)
+            for engine, name, hook in hooks:
+                event.remove(engine, name, hook)
 
-    def _note(self, *_: Any) -> None:
-        self.count += 1
+    def _hooks(self, engine: Any) -> list[tuple[str, Any]]:
+        hooks = [("checkout", self._watch), ("checkin", self._unwatch)]
+        if engine.dialect.name == "postgresql":  # sqlite3's trace sees SQLAlchemy's too
+            hooks.append(("before_cursor_execute", self._note_prepared))
+        return hooks
+
+    def _note(self, statement: str) -> None:
+        self.seen.append(statement)
+
+    def _logged(self, record: Any) -> None:
+        self._note(record.query)
+
+    def _note_prepared(self, *cursor_execute: Any) -> None:
+        if not cursor_execute[-1]:  # an executemany: asyncpg's logger sees it
+            self._note(cursor_execute[2])
 
     def _watch(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
-        if hasattr(record.driver_connection, "add_query_logger"):  # asyncpg's
-            record.driver_connection.add_query_logger(self._note)
+        driver = record.driver_connection
+        if hasattr(driver, "add_query_logger"):  # asyncpg's
+            driver.add_query_logger(self._logged)
+        else:  # aiosqlite's, over sqlite3's (opened off its thread: check_same_thread off)
+            driver._conn.set_trace_callback(self._note)
 
     def _unwatch(self, _dbapi: Any, record: Any) -> None:
-        if record.driver_connection is not None and hasattr(
-            record.driver_connection, "remove_query_logger"
-        ):
-            record.driver_connection.remove_query_logger(self._note)
+        driver = record.driver_connection
+        if driver is None:  # invalidated
+            return
+        if hasattr(driver, "remove_query_logger"):
+            driver.remove_query_logger(self._logged)
+        elif driver._connection is not None:  # sqlite3's, None once closed
+            driver._connection.set_trace_callback(None)
 
 
 async def seed(app: Any, runtime: Any) -> tuple[str, str]:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from caretime.db import transaction
 from caretime.observability import THIRD_PARTY_LOGGERS, configure_logging
@@ -42,3 +48,96 @@ def logging_as_served(level: str) -> Iterator[logging.StreamHandler[io.StringIO]
     root.handlers[:], root.level = saved[0], saved[1]
     for name, level_number in saved[2].items():
         logging.getLogger(name).setLevel(level_number)
+
+
+async def end_the_pools_connections(runtime: Runtime) -> int:
+    """End, from outside, every PostgreSQL connection of the pool idle in it (as a restart
+    of the server or an idle timeout would); how many were idle there."""
+    ended: int = runtime.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
+    outside = create_async_engine(runtime.settings.database_url, poolclass=NullPool)
+    async with outside.connect() as admin:  # not one of the pool's
+        await admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await outside.dispose()
+    return ended
+
+
+@asynccontextmanager
+async def statements_sent(runtime: Runtime) -> AsyncIterator[list[str]]:
+    """Every statement sent to the database while the block runs, by whatever path: through
+    SQLAlchemy, or by the driver itself on a borrowed connection (`pg_direct`,
+    `sqlite_driver`), which SQLAlchemy's events never see. Left out: the batched write of
+    keys' last use (a background flush that may fall inside any block). See `SentStatements`
+    for how each database's are seen."""
+    sent = SentStatements(runtime)
+    sent.listen()
+    try:
+        yield sent.seen
+        await asyncio.sleep(0)  # asyncpg's query logger is called soon after, not at once
+    finally:
+        sent.remove()
+
+
+class SentStatements:
+    """Statements noted at the driver on each pooled connection while it is checked out
+    (hooked first at checkout, so the idle connection's ping is seen too; a connection
+    already checked out when counting starts is not hooked: count between requests).
+
+    SQLite: sqlite3's trace callback, which sees each statement the connection runs (the
+    COMMIT or ROLLBACK of `commit()` and `rollback()` included; an executemany's once a
+    row). PostgreSQL: asyncpg's query logger sees what asyncpg sends by its connection's own
+    methods (a BEGIN and its end, a read by `fetch`/`fetchrow`, an executemany); SQLAlchemy's
+    other statements go by asyncpg prepared statements, which it does not log, so those are
+    noted at SQLAlchemy's cursor, the moment before the driver sends them."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.seen: list[str] = []
+        self.engines = [runtime.engine.sync_engine]
+        if runtime.read_engine.sync_engine.pool is not runtime.engine.sync_engine.pool:
+            self.engines.append(runtime.read_engine.sync_engine)  # SQLite's readers
+
+    def listen(self) -> None:
+        for engine in self.engines:
+            event.listen(engine, "checkout", self._hook, insert=True)
+            event.listen(engine, "checkin", self._unhook)
+            if engine.dialect.name == "postgresql":
+                event.listen(engine, "before_cursor_execute", self._note_prepared)
+
+    def remove(self) -> None:
+        for engine in self.engines:
+            event.remove(engine, "checkout", self._hook)
+            event.remove(engine, "checkin", self._unhook)
+            if engine.dialect.name == "postgresql":
+                event.remove(engine, "before_cursor_execute", self._note_prepared)
+
+    def _note(self, statement: str) -> None:
+        if not statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+            self.seen.append(statement)
+
+    def _logged(self, query: Any) -> None:  # asyncpg's LoggedQuery
+        self._note(query.query)
+
+    def _note_prepared(self, *cursor_execute: Any) -> None:
+        _conn, _cursor, statement, _parameters, _context, executemany = cursor_execute
+        if not executemany:  # asyncpg logs an executemany itself
+            self._note(statement)
+
+    def _hook(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
+        driver = record.driver_connection
+        if hasattr(driver, "add_query_logger"):  # asyncpg's
+            driver.add_query_logger(self._logged)
+        else:  # aiosqlite's, over sqlite3's (opened off its thread: check_same_thread off)
+            driver._conn.set_trace_callback(self._note)
+
+    def _unhook(self, _dbapi: Any, record: Any) -> None:
+        driver = record.driver_connection
+        if driver is None:  # invalidated
+            return
+        if hasattr(driver, "remove_query_logger"):
+            driver.remove_query_logger(self._logged)
+        elif driver._connection is not None:  # sqlite3's, None once closed
+            driver._connection.set_trace_callback(None)

@@ -9,16 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from caretime.db import reading, transaction
 from caretime.outreach import calls as call_service
 from caretime.outreach.models import Call, CallAttempt
 from caretime.outreach.router import call_out
 from caretime.runtime import Runtime
-from tests.support import bearer, make_tenant
+from tests.support import bearer, end_the_pools_connections, make_tenant
 
 MOMENT = datetime(2026, 3, 2, 17, 30, 0, 123456, tzinfo=UTC)
 
@@ -138,16 +135,7 @@ async def test_a_connection_the_database_ended_is_not_lent_again(
     # request that finds it so, and must not be lent again.
     call_id = await create(client)
     assert (await client.get(f"/calls/{call_id}")).status_code == 200
-    ended = runtime.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
-    outside = create_async_engine(runtime.settings.database_url, poolclass=NullPool)
-    async with outside.connect() as admin:  # not one of the pool's
-        await admin.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-        )
-    await outside.dispose()
+    ended = await end_the_pools_connections(runtime)
 
     answers = [(await client.get(f"/calls/{call_id}")).status_code for _ in range(ended + 3)]
 

@@ -94,7 +94,7 @@ class _ShieldedExit(Generic[T]):
 @asynccontextmanager
 async def reading_first(request: Request) -> AsyncIterator[AsyncConnection]:
     """A reader connection of its own for what a request reads before its own work (its key
-    check, or the policy version when the key came from the key cache), so that neither
+    check, or its tenant's policy when this process has not parsed it), so that neither
     depends on the request's session: a route that needs no session of its own (`GET
     /tenants/me`) opens none, and a write request's transaction begins with the first
     statement of the endpoint. On SQLite that transaction takes the database's write lock

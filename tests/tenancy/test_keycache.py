@@ -1,18 +1,18 @@
 """The per-process key cache: a key checked a moment ago costs no statement, a revocation is
 seen at once by the process that made it and by any route that reads the policy, and within
 CARETIME_KEY_CACHE_SECONDS everywhere else (tests/tenancy/test_processes.py shows that across
-two real processes)."""
+two real processes). Statements are counted at the driver (`tests.support.statements_sent`):
+some reads are sent by the driver itself, which SQLAlchemy's events do not see."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.app import create_app
@@ -23,13 +23,16 @@ from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
 from caretime.tenancy.auth import forget_key_when_committed, keys_of
 from caretime.tenancy.keycache import KeyCache
-from caretime.tenancy.models import Tenant
+from caretime.tenancy.models import ApiKey, Tenant
 from caretime.tenancy.service import KeyCheck
 from tests.conftest import Database
-from tests.support import bearer, make_tenant
+from tests.support import bearer, end_the_pools_connections, make_tenant, statements_sent
 
 # Routes that do not read the tenant's policy: served from the cache without an auth statement.
 PLAIN_READS = ["/calls/call_missing", "/reservations/res_missing"]
+# ...and the table each reads: GET /calls/{id} by the driver itself, GET /reservations/{id}
+# through SQLAlchemy.
+READS_FROM = {"/calls/call_missing": "FROM calls", "/reservations/res_missing": "FROM appointments"}
 
 
 class FakeMonotonic:
@@ -40,28 +43,6 @@ class FakeMonotonic:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextlib.contextmanager
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    """Every statement the runtime's engines send while the block runs, except the batched
-    write of keys' last use (a background flush that may fall inside any block)."""
-    seen: list[str] = []
-
-    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if not statement.lstrip().upper().startswith("UPDATE API_KEYS"):
-            seen.append(statement)
-
-    engines = [runtime.engine.sync_engine]
-    if runtime.read_engine.sync_engine.pool is not runtime.engine.sync_engine.pool:
-        engines.append(runtime.read_engine.sync_engine)  # SQLite's readers: engines of their own
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", note)
-    try:
-        yield seen
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", note)
 
 
 def reading_keys(seen: list[str]) -> list[str]:
@@ -87,14 +68,17 @@ async def test_a_key_checked_a_moment_ago_costs_no_statement(
     anon_client: httpx.AsyncClient, runtime: Runtime, path: str
 ) -> None:
     _, key = await make_tenant(runtime, name="acme")
-    with statements(runtime) as first:
+    async with statements_sent(runtime) as first:
         assert (await anon_client.get(path, headers=bearer(key))).status_code == 404
-    with statements(runtime) as second:
+    async with statements_sent(runtime) as second:
         assert (await anon_client.get(path, headers=bearer(key))).status_code == 404
 
     assert len(reading_keys(first)) == 1
     assert reading_keys(second) == []
-    assert len(second) == len(first) - 1  # the route's own read, nothing else
+    # The route's own read, the same as the first request's, and nothing else.
+    assert len(second) == 1
+    assert READS_FROM[path] in second[0]
+    assert second == [statement for statement in first if "api_keys" not in statement]
 
 
 async def test_a_policy_route_reads_the_version_and_the_revocation_in_one_statement(
@@ -102,11 +86,46 @@ async def test_a_policy_route_reads_the_version_and_the_revocation_in_one_statem
 ) -> None:
     _, key = await make_tenant(runtime, name="acme")
     assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
-    with statements(runtime) as seen:
+    async with statements_sent(runtime) as seen:
         assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
     assert len(seen) == 1
     assert "revoked_at" in seen[0]
     assert "policy_version" in seen[0]
+
+
+async def test_a_key_deleted_elsewhere_is_refused_at_once_by_a_route_that_reads_the_policy(
+    anon_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await make_tenant(runtime, name="acme")
+    assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
+    async with transaction(runtime.sessions) as session:  # as a tenant's removal would
+        await session.execute(delete(ApiKey).where(ApiKey.key_hash == tenancy.hash_key(key)))
+
+    refused = await anon_client.get("/tenants/me", headers=bearer(key))
+    assert refused.status_code == 401
+    assert "unknown" in refused.json()["detail"]
+    assert (await anon_client.get(PLAIN_READS[0], headers=bearer(key))).status_code == 401
+
+
+@pytest.mark.postgres_only
+async def test_a_policy_route_lends_no_connection_the_database_ended(
+    anon_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    # The policy version of a cached key is read on a borrowed pooled connection with no
+    # SQLAlchemy Connection around it to notice a dead one (`pooled.borrowed`): each one the
+    # server ended may fail the one request that finds it so, and is not lent again.
+    _, key = await make_tenant(runtime, name="acme")
+    assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
+    ended = await end_the_pools_connections(runtime)
+
+    answers = [
+        (await anon_client.get("/tenants/me", headers=bearer(key))).status_code
+        for _ in range(ended + 3)
+    ]
+
+    assert ended >= 1
+    assert set(answers[:ended]) <= {200, 500}
+    assert answers[ended:] == [200, 200, 200]
 
 
 async def test_a_key_revoked_on_this_process_is_refused_by_its_next_request(
@@ -232,7 +251,7 @@ async def test_with_no_cache_every_request_reads_its_key(uncached_client: Any) -
     client, runtime = uncached_client
     _, key = await make_tenant(runtime, name="acme")
     for _ in range(3):
-        with statements(runtime) as seen:
+        async with statements_sent(runtime) as seen:
             assert (await client.get(PLAIN_READS[0], headers=bearer(key))).status_code == 404
         assert len(reading_keys(seen)) == 1
     assert len(keys_of(runtime)) == 0

@@ -9,11 +9,13 @@ policy (`PolicyDep`) reads the policy version on every request (a changed policy
 the next request on every process); when the key came from the cache, that one statement
 also re-reads the key's revocation, so such a route refuses a revoked key at once.
 
-A key is read on a reader connection of its own and the policy version before the request's
-write transaction begins (`deps.reading_first`): on SQLite the write lock is not held across
-the check. The key check is FastAPI's bearer security dependency itself, with no
-sub-dependency (not even the request's session): FastAPI's solving of each dependency costs
-a cache-hit request more than the check's own work (docs/benchmarks.md, K2).
+A key is read on a reader connection of its own (`deps.reading_first`), and the policy
+version by the driver itself on a connection of the reader pool borrowed for it
+(`service.policy_version`), both before the request's write transaction begins: on SQLite
+the write lock is not held across the check. The key check is FastAPI's bearer security
+dependency itself, with no sub-dependency (not even the request's session): FastAPI's
+solving of each dependency costs a cache-hit request more than the check's own work
+(docs/benchmarks.md, K2).
 The parsed policy is kept per process, per tenant and version (`PolicyCache`). The key's
 last use is noted in memory and written in batches (`keyuse.KeyUses`), so no request writes
 for it.
@@ -119,16 +121,14 @@ TenantDep = Annotated[CurrentTenant, Depends(current_tenant)]
 
 async def current_policy(request: Request, tenant: TenantDep) -> TenantPolicy:
     runtime: Runtime = request.app.state.runtime
-    policies = policies_of(runtime)
     version = tenant.policy_version
-    parsed = None if version is None else policies.parsed(tenant.id, version)
+    if version is None:  # the key came from the cache: its revocation is read with the version
+        version = await _current_version(runtime, tenant.key_id)
+    policies = policies_of(runtime)
+    parsed = policies.parsed(tenant.id, version)
     if parsed is None:
         async with reading_first(request) as connection:
-            if version is None:
-                version = await _current_version(runtime, connection, tenant.key_id)
-                parsed = policies.parsed(tenant.id, version)
-            if parsed is None:
-                parsed = await policies.read(connection, tenant.id)
+            parsed = await policies.read(connection, tenant.id)
     return _usable(parsed)
 
 
@@ -138,11 +138,13 @@ def _usable(parsed: TenantPolicy | StoredPolicyInvalid) -> TenantPolicy:
     return parsed
 
 
-async def _current_version(runtime: Runtime, connection: AsyncConnection, key_id: str) -> int:
-    """The tenant's policy version for a key served from the cache; a key revoked since is
-    refused here, and no longer served from this process's cache."""
+async def _current_version(runtime: Runtime, key_id: str) -> int:
+    """The tenant's policy version for a key served from the cache, read on a connection of
+    the reader pool borrowed for the one statement (as `reading_first`'s: no request's
+    session, no write transaction); a key revoked since is refused here, and no longer
+    served from this process's cache."""
     try:
-        return await policy_version(connection, key_id)
+        return await policy_version(runtime.read_engine, key_id)
     except Unauthorized:
         keys_of(runtime).forget(key_id)
         raise
