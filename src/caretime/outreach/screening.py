@@ -5,14 +5,24 @@ with that call's id and time.
 For duplicates this is the friendly check; the guarantee is the partial unique index on live
 calls, which refuses a duplicate written by a concurrent request (see `duplicate_reason`).
 Screening first also keeps rejected items off the capacity ledger of the batch.
+
+A large batch on PostgreSQL is screened a chunk at a time (`screening`): the first chunk
+before anything is planned, each later one on a second pooled connection while the chunk
+before it is written, so that the database starts writing after one chunk's screening instead
+of the whole batch's. That connection reads in autocommit: it sees what other transactions
+committed (a concurrent batch's calls, an opt-out just received), never this batch's own
+uncommitted calls, so a number repeated within the batch is still the planner's "same as item
+N", as when the whole batch is screened before its first write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.pool import QueuePool
 
 from caretime.clock import isoformat_z
 from caretime.messaging.consent import OptOutState, opt_outs
@@ -54,6 +64,57 @@ async def screen(session: AsyncSession, tenant_id: str, items: list[Intake]) -> 
     if not (found.opted_out or found.live):
         return items
     return [found.verdict(item, number) for item, number in zip(items, numbers, strict=True)]
+
+
+# Screens the items of [start, end) in place.
+ScreenLater = Callable[[int, int], Awaitable[None]]
+
+
+@asynccontextmanager
+async def screening(
+    session: AsyncSession, tenant_id: str, items: list[Intake], *, first: int | None
+) -> AsyncIterator[ScreenLater | None]:
+    """Screen `items` in place: all of them now, or, given the size of a first chunk, that
+    chunk now and each later span by the function yielded, its reads on a second connection
+    (None when all were screened now). The later spans are screened so only on PostgreSQL,
+    when the request's pool has a connection to spare without waiting: on SQLite a second
+    connection would wait for the writer's lock, and a request must never wait for a second
+    connection while it holds one (a pool full of such requests would wait for itself)."""
+    async with _reader_beside(session) if first is not None else _nothing() as reader:
+        if reader is None or first is None or first >= len(items):
+            items[:] = await screen(session, tenant_id, items)
+            yield None
+            return
+        items[:first] = await screen(session, tenant_id, items[:first])
+
+        async def screen_later(start: int, end: int) -> None:
+            items[start:end] = await screen(reader, tenant_id, items[start:end])
+
+        yield screen_later
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield None
+
+
+@asynccontextmanager
+async def _reader_beside(session: AsyncSession) -> AsyncIterator[AsyncSession | None]:
+    """A session on a second connection of the request's PostgreSQL pool, each statement its
+    own transaction; None on SQLite, or when taking it could mean waiting for the pool."""
+    engine = session.bind
+    if not (isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql"):
+        yield None
+        return
+    pool = engine.pool
+    # Only within the pool's own size: its overflow is for requests holding no connection
+    # yet, and past the overflow a checkout waits.
+    if not isinstance(pool, QueuePool) or pool.checkedout() >= pool.size():
+        yield None
+        return
+    async with AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT")) as reader:
+        await reader.connection()  # taken now, while the pool has it to spare
+        yield reader
 
 
 async def look_up(session: AsyncSession, tenant_id: str, numbers: Sequence[str]) -> Screen:

@@ -35,13 +35,16 @@ from caretime.outreach.models import OutreachBatch
 from caretime.outreach.pipeline import (
     BatchPlanning,
     Describe,
+    ScreenSpan,
     Span,
     off_the_loop,
     plan_and_write,
+    plans_in_chunks,
+    spans,
 )
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
-from caretime.outreach.screening import duplicate_of, live_calls, screen
+from caretime.outreach.screening import duplicate_of, live_calls, screening
 from caretime.outreach.series_batch import (
     answer_items,
     preview_all,
@@ -118,7 +121,38 @@ async def _schedule_batch(
             return replay
     allow = request.options.allow_duplicate
     parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
-    items = await screen(session, tenant_id, check_scripts(parsed, calling.scripts))
+    items = check_scripts(parsed, calling.scripts)
+    first = _screened_first(calling, items) if batch_id is not None else None
+    async with screening(session, tenant_id, items, first=first) as screen_later:
+        return await _plan_and_write(
+            session, tenant_id, calling, request, items, batch_id, screen_later, now=now
+        )
+
+
+def _screened_first(calling: CallingPolicy, items: Sequence[Intake]) -> int | None:
+    """How many items to screen before the first write, when the batch's later chunks can be
+    screened while the ones before are written (each planned only once it is screened): the
+    first chunk's; None when every item must be screened first."""
+    first, *later = spans(len(items))
+    if not later or recurring_positions(items):
+        return None  # one chunk; or series, planned after the whole batch
+    return first.end if plans_in_chunks(calling.strategy, items) else None
+
+
+async def _plan_and_write(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    request: BatchRequest,
+    items: list[Intake],
+    batch_id: str | None,
+    screen_later: ScreenSpan | None,
+    *,
+    now: datetime,
+) -> BatchResult:
+    """The rest of a batch once its items are screened (all, or the first chunk's when
+    `screen_later` screens each later one): plan, write, describe."""
+    batches = BatchRepository(session, tenant_id)
     recurring = recurring_positions(items)
     to_plan = set_apart(items, recurring) if recurring else items
     ledger = await minute_ledger(session, tenant_id, calling, now=now)
@@ -127,7 +161,7 @@ async def _schedule_batch(
         return await _dry_run(request, planning, calling, items, recurring, now=now)
     describe = _describer(request, items)
     done = await plan_and_write(session, tenant_id, calling, planning, describe,
-                                batch_id=batch_id, now=now)  # fmt: skip
+                                batch_id=batch_id, now=now, screen_later=screen_later)  # fmt: skip
     new_calls, written = done.new_calls, done.written
     refused = [i for i, call in enumerate(new_calls) if call is not None and call.id not in written]
     outcomes = await _refuse_unwritten(session, tenant_id, new_calls, refused, done.outcomes)
