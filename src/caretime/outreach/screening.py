@@ -17,9 +17,11 @@ N", as when the whole batch is screened before its first write.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
@@ -27,6 +29,7 @@ from sqlalchemy.pool import QueuePool
 from caretime.clock import isoformat_z
 from caretime.messaging.consent import OptOutState, opt_outs
 from caretime.outreach.intake import Intake, ParsedItem
+from caretime.outreach.models import contact_id_for
 from caretime.outreach.repository import CallRepository, LiveCall
 from caretime.policy import Rejected, UndialableNumber
 from caretime.policy.phones import default_phone_book
@@ -53,16 +56,34 @@ class Screen:
         return item if found is None else duplicate_of(found, item.plan.purpose)
 
 
-async def screen(session: AsyncSession, tenant_id: str, items: list[Intake]) -> list[Intake]:
-    """The items, with each whose number opted out of calls or already has a live call for
-    the same purpose replaced by its rejection."""
+class Keys(NamedTuple):
+    """What a screening looks up: each item's number in E.164 (None: not a dialable item's),
+    and the contact id of each distinct number (contact id → number)."""
+
+    numbers: list[str | None]
+    contacts: dict[str, str]
+
+
+def keys_of(tenant_id: str, items: Sequence[Intake]) -> Keys:
+    """Pure CPU work (a number's E.164 form, a contact id's SHA-256), safe in a thread."""
     numbers = [_e164(item) for item in items]
     wanted = sorted({number for number in numbers if number is not None})
-    if not wanted:
+    return Keys(numbers, {contact_id_for(tenant_id, number): number for number in wanted})
+
+
+async def screen(
+    session: AsyncSession, tenant_id: str, items: list[Intake], keys: Keys | None = None
+) -> list[Intake]:
+    """The items, with each whose number opted out of calls or already has a live call for
+    the same purpose replaced by its rejection (`keys`: the items' own, if known already)."""
+    numbers, contacts = keys or keys_of(tenant_id, items)
+    if not contacts:
         return items
-    found = await look_up(session, tenant_id, wanted)
-    if not (found.opted_out or found.live):
+    opted_out = await opt_outs(session, tenant_id, list(contacts.values()), "voice")
+    live = await CallRepository(session, tenant_id).live_by_contact(contacts)
+    if not (opted_out or live):
         return items
+    found = Screen(opted_out, live)
     return [found.verdict(item, number) for item, number in zip(items, numbers, strict=True)]
 
 
@@ -88,7 +109,11 @@ async def screening(
         items[:first] = await screen(session, tenant_id, items[:first])
 
         async def screen_later(start: int, end: int) -> None:
-            items[start:end] = await screen(reader, tenant_id, items[start:end])
+            # The numbers' forms and contact ids off the loop, which meanwhile serves the
+            # statements writing the chunk before.
+            span = items[start:end]
+            keys = await asyncio.to_thread(keys_of, tenant_id, span)
+            items[start:end] = await screen(reader, tenant_id, span, keys)
 
         yield screen_later
 
