@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
 from caretime.ids import new_id
+from caretime.outreach import pipeline
 from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
 from caretime.outreach.events import batch_completed
 from caretime.outreach.intake import (
@@ -34,7 +35,6 @@ from caretime.outreach.intake import (
 )
 from caretime.outreach.models import OutreachBatch
 from caretime.outreach.pipeline import (
-    INLINE_ITEMS,
     BatchPlanning,
     Describe,
     ScreenSpan,
@@ -143,7 +143,7 @@ async def _parsed(request: BatchRequest, calling: CallingPolicy) -> list[Intake]
         parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
         return check_scripts(parsed, calling.scripts)
 
-    if len(request.items) > INLINE_ITEMS:
+    if len(request.items) > pipeline.INLINE_ITEMS:
         return await asyncio.to_thread(parse)
     return parse()
 
