@@ -18,7 +18,7 @@ N", as when the whole batch is screened before its first write.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -30,6 +30,7 @@ from caretime.clock import isoformat_z
 from caretime.messaging.consent import OptOutState, opt_outs
 from caretime.outreach.intake import Intake, ParsedItem
 from caretime.outreach.models import contact_id_for
+from caretime.outreach.pipeline import ScreenSpan
 from caretime.outreach.repository import CallRepository, LiveCall
 from caretime.policy import Rejected, UndialableNumber
 from caretime.policy.phones import default_phone_book
@@ -87,14 +88,10 @@ async def screen(
     return [found.verdict(item, number) for item, number in zip(items, numbers, strict=True)]
 
 
-# Screens the items of [start, end) in place.
-ScreenLater = Callable[[int, int], Awaitable[None]]
-
-
 @asynccontextmanager
 async def screening(
     session: AsyncSession, tenant_id: str, items: list[Intake], *, first: int | None
-) -> AsyncIterator[ScreenLater | None]:
+) -> AsyncIterator[ScreenSpan | None]:
     """Screen `items` in place: all of them now, or, given the size of a first chunk, that
     chunk now and each later span by the function yielded, its reads on a second connection
     (None when all were screened now). The later spans are screened so only on PostgreSQL,
