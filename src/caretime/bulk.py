@@ -232,8 +232,13 @@ def _all_the_same(values: Sequence[Any], *, json: bool) -> bool:
     first = values[0]
     if json:  # documents that compare equal may still differ ({"n": 1} == {"n": True})
         return all(value is first for value in values)
-    kind = type(first)
-    return all(value == first and type(value) is kind for value in values)
+    # Equal, and of one type (1 == True); counted and typed by C loops (a batch's columns of
+    # 10,000 flags or purposes: a few times faster than a generator over them).
+    return values.count(first) == len(values) and _of_one_type(values)
+
+
+def _of_one_type(values: Sequence[Any]) -> bool:
+    return len(set(map(type, values))) == 1
 
 
 def _unnested_values(
@@ -300,7 +305,7 @@ def _own_arrays(
 
 def _same_column(values: Sequence[str | None], columns: Mapping[str, Sequence[Any]]) -> str | None:
     for i, column in enumerate(columns.values()):
-        if column == values and all(type(value) is str for value in column):
+        if column == values and set(map(type, column)) == {str}:
             return f"u{i}"
     return None
 

@@ -2,6 +2,7 @@
 planned whole, all or nothing, and one live call per number when chunked batches race."""
 
 import asyncio
+import contextlib
 import re
 from typing import Any
 
@@ -146,3 +147,37 @@ async def test_chunked_batches_racing_over_the_same_numbers_create_each_call_onc
             .group_by(Call.phone_e164)
         )  # fmt: skip
         assert set(dict(live.all()).values()) == {1}
+
+
+@pytest.mark.parametrize("pool", ["a connection to spare", "every connection taken"])
+async def test_later_chunks_are_screened_for_opt_outs_and_live_calls(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database, pool: str
+) -> None:
+    """Items in chunks after the first (on PostgreSQL screened while the chunk before is
+    written, on a second connection when the pool has one to spare) are rejected as when the
+    whole batch is screened first: an opted-out number, a number with a live call for the
+    purpose, a number repeated from an earlier chunk (the planner's "same as item N")."""
+    if pool == "every connection taken" and database.kind == "sqlite":
+        pytest.skip("on SQLite every item is screened before the first write")
+    items = make_items(count=20, exchange=557)
+    stopped = await client.post(
+        "/messages/inbound", json={"from": items[11]["phone"], "body": "STOP"}
+    )
+    assert stopped.json()["action"] == "opted_out"
+    live = await client.post("/calls", json={"name": "Earlier", "phone": items[18]["phone"]})
+    assert live.status_code == 201, live.text
+    items[15] = {**items[4], "name": "Twin of item 4"}
+    async with contextlib.AsyncExitStack() as held:
+        if pool == "every connection taken":
+            for _ in range(runtime.engine.pool.size()):  # type: ignore[attr-defined]
+                await held.enter_async_context(runtime.engine.connect())
+        response = await client.post("/schedule", json=items)
+    assert response.status_code == 200, response.text
+    answers = response.json()
+    assert answers[11]["status"] == "rejected"
+    assert answers[11]["error"].startswith("the recipient opted out of calls on ")
+    assert answers[18]["status"] == "rejected"
+    assert live.json()["id"] in answers[18]["error"]
+    assert answers[15]["status"] == "rejected"
+    assert "at item 4" in answers[15]["error"]
+    assert [i for i, a in enumerate(answers) if a["status"] == "rejected"] == [11, 15, 18]

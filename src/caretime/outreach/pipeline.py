@@ -3,11 +3,13 @@ a worker thread while the database writes the one before: Python and PostgreSQL 
 once, where they used to take turns (docs/outreach.md, "The bulk path of POST /schedule").
 
 Every chunk is written in the caller's transaction, so a batch is still all or nothing; the
-capacity ledger, the screening before and the live-call index are the same for a chunk as for
-a whole batch. Chunks are planned by one planner in item order, which gives the plan of the
-whole batch when no item is pinned to a time and the strategy is `earliest` (pinned items are
-placed before floating ones, and `spread` spreads a group over its windows): otherwise the
-whole batch is planned first and only the writing goes in chunks.
+capacity ledger, the screening and the live-call index are the same for a chunk as for a whole
+batch. On PostgreSQL a chunk after the first may be screened then too, its reads on a second
+connection while the chunk before is written (outreach.screening.screening). Chunks are
+planned by one planner in item order, which gives the plan of the whole batch when no item is
+pinned to a time and the strategy is `earliest` (pinned items are placed before floating ones,
+and `spread` spreads a group over its windows): otherwise the whole batch is planned first and
+only the writing goes in chunks.
 """
 
 from __future__ import annotations
@@ -86,6 +88,17 @@ class Written:
         self.due.extend(written_instants(chunk.rows, written))
 
 
+# Screens the items of [start, end) in place before they are planned.
+ScreenSpan = Callable[[int, int], Awaitable[None]]
+
+
+def plans_in_chunks(strategy: str, items: Sequence[Intake]) -> bool:
+    """Whether planning `items` a chunk at a time gives the plan of the whole batch."""
+    return strategy == "earliest" and not any(
+        isinstance(item, ParsedItem) and item.plan.scheduled is not None for item in items
+    )
+
+
 class BatchPlanning:
     """Plans a batch's items a span at a time, or all at once on the first span when chunks
     would not plan as the whole batch does (see the module's docstring)."""
@@ -98,9 +111,7 @@ class BatchPlanning:
     ) -> None:
         self.items, self.planner, self.label = items, planner, label
         self.whole: list[Outcome] | None = None
-        self.in_chunks = planner.strategy == "earliest" and not any(
-            isinstance(item, ParsedItem) and item.plan.scheduled is not None for item in items
-        )
+        self.in_chunks = plans_in_chunks(planner.strategy, items)
 
     def __call__(self, span: Span) -> list[Outcome]:
         if self.in_chunks:
@@ -128,10 +139,21 @@ async def plan_and_write(
     *,
     batch_id: str,
     now: datetime,
+    screen_later: ScreenSpan | None = None,
 ) -> Written:
     """Plan the items, describe them and write the calls planned, chunk after chunk, each
-    chunk's database work overlapping the next one's planning; then enqueue the minutes of
-    the calls written."""
+    chunk's database work overlapping the next one's screening (by `screen_later`, when the
+    caller screened only the first chunk) and planning; then enqueue the minutes of the calls
+    written."""
+    assert screen_later is None or planning.in_chunks, "a span is planned once it is screened"
+    chunker = _Chunker(tenant_id, planning, describe)
+
+    async def prepare(span: Span) -> Chunk:
+        if span.start == 0:
+            return await off_the_loop(chunker, span)
+        if screen_later is not None:
+            await screen_later(span.start, span.end)
+        return await asyncio.to_thread(chunker, span)
 
     async def write(chunk: Chunk) -> tuple[Chunk, set[str]]:
         written = await write_rows(session, tenant_id, calling, chunk.rows, batch_id=batch_id,
@@ -139,29 +161,30 @@ async def plan_and_write(
         return chunk, written
 
     done = Written()
-    chunker = _Chunker(tenant_id, planning, describe)
-    for chunk, written in await overlapped(len(planning.items), chunker, write):
+    for chunk, written in await overlapped(len(planning.items), prepare, write):
         done.add(chunk, written)
     await make_dispatchable(session, tenant_id, done.due)
     return done
 
 
 async def overlapped(
-    count: int, prepare: Callable[[Span], P], consume: Callable[[P], Awaitable[R]]
+    count: int,
+    prepare: Callable[[Span], Awaitable[P]],
+    consume: Callable[[P], Awaitable[R]],
 ) -> list[R]:
     """`consume(prepare(span))` for each span of `count` items in order, each `prepare` after
-    the first running in a worker thread while the event loop awaits the `consume` of the span
-    before (the database's work, usually). `prepare` must be pure CPU work, and safe to run in
-    a thread one span at a time."""
+    the first running while the event loop awaits the `consume` of the span before (the
+    database's work, usually). `prepare` must not use the connection `consume` does (its CPU
+    work belongs in a worker thread, one span at a time)."""
     first, *rest = spans(count)
-    ready = await off_the_loop(prepare, first)
+    ready = await prepare(first)
     results: list[R] = []
     for following in rest:
         # Both run to their end before a failure of either is raised: a chunk's write must
         # not go on using the session while its request unwinds (plain gather would return
         # at the first failure and leave the other running).
         result, prepared = await asyncio.gather(
-            consume(ready), asyncio.to_thread(prepare, following), return_exceptions=True
+            consume(ready), prepare(following), return_exceptions=True
         )
         if isinstance(result, BaseException):
             raise result

@@ -97,7 +97,14 @@ class CallRepository(TenantRepository[Call]):
         """The live (exclusive) call of each (number, purpose) among these numbers, looked
         up by contact id (derived from tenant and number: no tenant condition is needed,
         and none lures the planner to the tenant's other indexes)."""
-        by_contact = {contact_id_for(self.tenant_id, number): number for number in numbers}
+        return await self.live_by_contact(
+            {contact_id_for(self.tenant_id, number): number for number in numbers}
+        )
+
+    async def live_by_contact(
+        self, by_contact: Mapping[str, str]
+    ) -> dict[tuple[str, str], LiveCall]:
+        """`live_for` of the numbers of these contact ids (contact id → number)."""
         statement = select(
             Call.contact_id, Call.purpose, Call.id, Call.status, Call.scheduled_at
         ).where(LIVE_PREDICATE)

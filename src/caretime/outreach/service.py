@@ -7,19 +7,21 @@ the existing per-minute load, so concurrent batches never overfill a minute.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from caretime.clock import isoformat_z
 from caretime.ids import new_id
+from caretime.outreach import pipeline
 from caretime.outreach.errors import BatchKeyReused, BatchNotFound, BatchTooLarge
 from caretime.outreach.events import batch_completed
 from caretime.outreach.intake import (
@@ -35,13 +37,16 @@ from caretime.outreach.models import OutreachBatch
 from caretime.outreach.pipeline import (
     BatchPlanning,
     Describe,
+    ScreenSpan,
     Span,
     off_the_loop,
     plan_and_write,
+    plans_in_chunks,
+    spans,
 )
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
-from caretime.outreach.screening import duplicate_of, live_calls, screen
+from caretime.outreach.screening import duplicate_of, live_calls, screening
 from caretime.outreach.series_batch import (
     answer_items,
     preview_all,
@@ -54,6 +59,8 @@ from caretime.policy import Outcome, Planner, Rejected
 from caretime.policy.planner import cyclic_gc_paused
 from caretime.tenancy.policy import CallingPolicy
 
+A = TypeVar("A")
+B = TypeVar("B")
 # Items one batch may hold: a larger one is refused whole, before anything is planned.
 MAX_BATCH_ITEMS = 100_000
 
@@ -116,18 +123,74 @@ async def _schedule_batch(
         replay = await _claim(batches, batch_id, calling, request, now)
         if replay is not None:
             return replay
-    allow = request.options.allow_duplicate
-    parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
-    items = await screen(session, tenant_id, check_scripts(parsed, calling.scripts))
+    # The tenant's capacity is locked and its load read while a large batch is parsed.
+    items, ledger = await _both(
+        _parsed(request, calling), minute_ledger(session, tenant_id, calling, now=now)
+    )
+    first = _screened_first(calling, items) if batch_id is not None else None
+    async with screening(session, tenant_id, items, first=first) as screen_later:
+        planner = Planner(calling, now=now, ledger=ledger)
+        return await _plan_and_write(
+            session, tenant_id, planner, request, items, batch_id, screen_later, now=now
+        )
+
+
+async def _parsed(request: BatchRequest, calling: CallingPolicy) -> list[Intake]:
+    """The items parsed, their scripts checked (in a worker thread for a large batch)."""
+
+    def parse() -> list[Intake]:
+        allow = request.options.allow_duplicate
+        parsed = [parse_item(raw, allow_duplicate=allow) for raw in request.items]
+        return check_scripts(parsed, calling.scripts)
+
+    if len(request.items) > pipeline.INLINE_ITEMS:
+        return await asyncio.to_thread(parse)
+    return parse()
+
+
+async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both awaited at once, each to its end before a failure of either is raised (the second
+    uses the request's session, which must be left alone once the request unwinds)."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for result in (a, b):
+        if isinstance(result, BaseException):
+            raise result
+    return a, b  # type: ignore[return-value]
+
+
+def _screened_first(calling: CallingPolicy, items: Sequence[Intake]) -> int | None:
+    """How many items to screen before the first write, when the batch's later chunks can be
+    screened while the ones before are written (each planned only once it is screened): the
+    first chunk's; None when every item must be screened first."""
+    first, *later = spans(len(items))
+    if not later or recurring_positions(items):
+        return None  # one chunk; or series, planned after the whole batch
+    return first.end if plans_in_chunks(calling.strategy, items) else None
+
+
+async def _plan_and_write(
+    session: AsyncSession,
+    tenant_id: str,
+    planner: Planner,
+    request: BatchRequest,
+    items: list[Intake],
+    batch_id: str | None,
+    screen_later: ScreenSpan | None,
+    *,
+    now: datetime,
+) -> BatchResult:
+    """The rest of a batch once its items are screened (all, or the first chunk's when
+    `screen_later` screens each later one): plan, write, describe."""
+    batches = BatchRepository(session, tenant_id)
+    calling, ledger = planner.calling, planner.ledger
     recurring = recurring_positions(items)
     to_plan = set_apart(items, recurring) if recurring else items
-    ledger = await minute_ledger(session, tenant_id, calling, now=now)
-    planning = BatchPlanning(to_plan, Planner(calling, now=now, ledger=ledger), request.label())
+    planning = BatchPlanning(to_plan, planner, request.label())
     if batch_id is None:
         return await _dry_run(request, planning, calling, items, recurring, now=now)
     describe = _describer(request, items)
     done = await plan_and_write(session, tenant_id, calling, planning, describe,
-                                batch_id=batch_id, now=now)  # fmt: skip
+                                batch_id=batch_id, now=now, screen_later=screen_later)  # fmt: skip
     new_calls, written = done.new_calls, done.written
     refused = [i for i, call in enumerate(new_calls) if call is not None and call.id not in written]
     outcomes = await _refuse_unwritten(session, tenant_id, new_calls, refused, done.outcomes)
