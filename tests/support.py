@@ -6,7 +6,7 @@ import asyncio
 import io
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
 from sqlalchemy import event, text
@@ -15,6 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from caretime.db import transaction
 from caretime.observability import THIRD_PARTY_LOGGERS, configure_logging
+from caretime.pooled import borrowed
 from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
 
@@ -50,15 +51,19 @@ def logging_as_served(level: str) -> Iterator[logging.StreamHandler[io.StringIO]
         logging.getLogger(name).setLevel(level_number)
 
 
-async def end_the_pools_connections(runtime: Runtime) -> int:
-    """End, from outside, every PostgreSQL connection of the pool idle in it (as a restart
-    of the server or an idle timeout would); how many were idle there."""
+async def end_the_pools_connections(runtime: Runtime, *, at_least: int = 3) -> int:
+    """End, from outside, every PostgreSQL connection of the pool idle in it, `at_least` of
+    them (as a restart of the server or an idle timeout would), waiting until their server
+    processes are gone; how many were idle there."""
+    async with AsyncExitStack() as stack:  # open that many, all back in the pool after
+        for _ in range(at_least):
+            await stack.enter_async_context(borrowed(runtime.engine))
     ended: int = runtime.engine.sync_engine.pool.checkedin()  # type: ignore[attr-defined]
     outside = create_async_engine(runtime.settings.database_url, poolclass=NullPool)
     async with outside.connect() as admin:  # not one of the pool's
         await admin.execute(
             text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         )

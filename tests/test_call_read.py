@@ -127,12 +127,12 @@ async def test_another_tenants_call_is_not_found_as_an_unknown_id_is(
 
 
 @pytest.mark.postgres_only
-async def test_a_connection_the_database_ended_is_not_lent_again(
+async def test_no_request_fails_on_connections_the_database_ended_while_idle(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     # The read borrows a pooled connection with no SQLAlchemy Connection around it to notice
-    # a dead one (`pooled.borrowed`): each connection the server ended may fail the one
-    # request that finds it so, and must not be lent again.
+    # a dead one (`pooled.borrowed`): one asyncpg already knows closed is never used, and
+    # finding one renews the whole pool, as after a restart of the database.
     call_id = await create(client)
     assert (await client.get(f"/calls/{call_id}")).status_code == 200
     ended = await end_the_pools_connections(runtime)
@@ -140,5 +140,4 @@ async def test_a_connection_the_database_ended_is_not_lent_again(
     answers = [(await client.get(f"/calls/{call_id}")).status_code for _ in range(ended + 3)]
 
     assert ended >= 1
-    assert set(answers[:ended]) <= {200, 500}
-    assert answers[ended:] == [200, 200, 200]
+    assert answers == [200] * (ended + 3)

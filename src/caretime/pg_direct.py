@@ -23,7 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from caretime.compiled import Conversions, conversions
-from caretime.pooled import borrowed, under
+from caretime.pooled import borrowed, under, values_hidden
 
 
 class Prepared(NamedTuple):
@@ -49,10 +49,11 @@ async def fetch_one(engine: AsyncEngine, statement: Select[Any], params: Mapping
     """The one row `statement` answers with `params`, run on a connection of `engine`'s pool
     by asyncpg, outside any transaction (the statement is its own). The pool's connection
     is taken as it is (no SQLAlchemy Connection around it: ~60 µs less a request); it goes
-    back with nothing to roll back."""
+    back with nothing to roll back. asyncpg's errors are raised as `pooled.DriverError`."""
     sent = prepared(statement, engine.dialect)
     async with borrowed(engine) as pooled:
-        return await pooled.driver_connection.fetchrow(sent.sql, *sent.arguments(params))
+        with values_hidden(sent.sql):
+            return await pooled.driver_connection.fetchrow(sent.sql, *sent.arguments(params))
 
 
 async def fetch_all(
@@ -63,7 +64,9 @@ async def fetch_all(
     """The rows `statement` answers with `params`, run by asyncpg on the driver connection
     under `on` (`pooled.under`): inside the transaction SQLAlchemy's adapter has begun on a
     connection, if any, else as a statement of its own. No compiled-cache lookup (hashing a
-    large statement's key), no cursor or result objects: asyncpg's rows."""
+    large statement's key), no cursor or result objects: asyncpg's rows. asyncpg's errors are
+    raised as `pooled.DriverError`."""
     sent = prepared(statement, on.dialect)
     async with under(on) as pooled:
-        return await pooled.driver_connection.fetch(sent.sql, *sent.arguments(params))  # type: ignore[no-any-return]
+        with values_hidden(sent.sql):
+            return await pooled.driver_connection.fetch(sent.sql, *sent.arguments(params))  # type: ignore[no-any-return]

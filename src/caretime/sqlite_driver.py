@@ -26,7 +26,7 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 from caretime.compiled import Conversions, conversions
-from caretime.pooled import borrowed, under
+from caretime.pooled import borrowed, under, values_hidden
 
 Outcome = tuple[Any, int, int | None, list[Any]]
 T = TypeVar("T")
@@ -186,9 +186,11 @@ async def on_connection_thread(engine: AsyncEngine, work: Callable[..., T], *arg
     `engine`'s pool, as this module's cursors run a statement: for work that must run there
     as a whole (several statements of one transaction with nothing in between). The pool's
     connection is taken as it is, with no SQLAlchemy Connection around it (two greenlet
-    hops less); it goes back with nothing to roll back if `work` left no transaction."""
+    hops less); it goes back with nothing to roll back if `work` left no transaction.
+    sqlite3's errors are raised as `pooled.DriverError`."""
     async with borrowed(engine) as pooled:
-        return await _hop(pooled.dbapi_connection, work, *args)
+        with values_hidden(f"{work.__module__}.{work.__qualname__}"):
+            return await _hop(pooled.dbapi_connection, work, *args)
 
 
 def one_hop(dbapi_connection: Any) -> None:
@@ -244,9 +246,11 @@ async def fetch_all(
     """The rows `statement` answers with `params`, run by sqlite3 in one hop on the driver
     connection under `on` (`pooled.under`: a connection's, inside the transaction begun
     there, if any): no compiled-cache lookup (hashing a large statement's key), no cursor or
-    result objects; the rows converted by their columns' types."""
+    result objects; the rows converted by their columns' types. sqlite3's errors are raised
+    as `pooled.DriverError`."""
     sent = prepared_select(statement)
     values = sent.conversions.bound(params)
     async with under(on) as pooled:
-        rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
+        with values_hidden(sent.sql):
+            rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
     return [sent.row(row) for row in rows]

@@ -112,8 +112,8 @@ async def test_a_policy_route_lends_no_connection_the_database_ended(
     anon_client: httpx.AsyncClient, runtime: Runtime
 ) -> None:
     # The policy version of a cached key is read on a borrowed pooled connection with no
-    # SQLAlchemy Connection around it to notice a dead one (`pooled.borrowed`): each one the
-    # server ended may fail the one request that finds it so, and is not lent again.
+    # SQLAlchemy Connection around it to notice a dead one (`pooled.borrowed`): one asyncpg
+    # already knows closed is never used, and finding one renews the whole pool.
     _, key = await make_tenant(runtime, name="acme")
     assert (await anon_client.get("/tenants/me", headers=bearer(key))).status_code == 200
     ended = await end_the_pools_connections(runtime)
@@ -124,8 +124,7 @@ async def test_a_policy_route_lends_no_connection_the_database_ended(
     ]
 
     assert ended >= 1
-    assert set(answers[:ended]) <= {200, 500}
-    assert answers[ended:] == [200, 200, 200]
+    assert answers == [200] * (ended + 3)
 
 
 async def test_a_key_revoked_on_this_process_is_refused_by_its_next_request(
