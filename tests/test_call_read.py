@@ -13,6 +13,7 @@ import pytest
 from caretime.db import reading, transaction
 from caretime.outreach import calls as call_service
 from caretime.outreach.models import Call, CallAttempt
+from caretime.outreach.repository import CallView
 from caretime.outreach.router import call_out
 from caretime.runtime import Runtime
 from tests.support import bearer, end_the_pools_connections, make_tenant
@@ -54,6 +55,11 @@ def attempt(call: Call, number: int, **optional: Any) -> CallAttempt:
         started_at=MOMENT + timedelta(hours=number),
         **optional,
     )
+
+
+def test_the_read_names_calls_columns_in_the_tables_order() -> None:
+    # The row's first columns are read into a CallView by position.
+    assert CallView._fields == tuple(column.key for column in Call.__table__.c)
 
 
 async def test_a_call_with_every_optional_field_set_reads_as_the_orm_shows_it(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -30,6 +29,7 @@ from caretime.outreach.repository import (
     AttemptRepository,
     AttemptView,
     CallRepository,
+    CallView,
     call_with_attempts,
 )
 from caretime.outreach.schemas import BatchOptions, CallIn
@@ -186,8 +186,8 @@ async def get_call(session: AsyncSession, tenant_id: str, call_id: str) -> Call:
 
 async def get_call_with_attempts(
     engine: AsyncEngine, tenant_id: str, call_id: str
-) -> tuple[Any, list[AttemptView]]:
-    """The call (a CallView) and its attempts, in one statement on a connection of
+) -> tuple[CallView, list[AttemptView]]:
+    """The call and its attempts, in one statement on a connection of
     `engine`'s pool."""
     call, attempts = await call_with_attempts(engine, tenant_id, call_id)
     if call is None:

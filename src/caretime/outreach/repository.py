@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -213,11 +212,43 @@ class AttemptView(NamedTuple):
     summary: str | None
 
 
+class CallView(NamedTuple):
+    """A call as `GET /calls/{id}` reads it (no entity): Call's columns, in the table's
+    order, by its attribute names (tests/test_call_read.py checks they are the same)."""
+
+    id: str
+    batch_id: str | None
+    series_id: str | None
+    contact_id: str
+    name: str
+    phone_e164: str
+    tz: str
+    zones: list[str]
+    status: str
+    purpose: str
+    allow_duplicate: bool
+    script: str | None
+    variables: dict[str, Any] | None
+    scheduled_at: datetime
+    scheduled_minute: int
+    pinned: bool
+    version: int
+    attempts: int
+    max_attempts: int
+    retry_delay_seconds: int
+    outcome: str | None
+    created_at: datetime
+    updated_at: datetime
+    tenant_id: str
+
+
+_CALL_VIEW = tuple(Call.__table__.c[name] for name in CallView._fields)
+_CALL_WIDTH = len(_CALL_VIEW)
 _ATTEMPT_VIEW = tuple(getattr(CallAttempt, name) for name in AttemptView._fields)
 # The call's columns and, beside each of its attempts, that attempt's (none: one row of
 # NULLs), in one statement built once: GET /calls/{id} runs it on every request.
 _CALL_WITH_ATTEMPTS = (
-    select(*Call.__table__.c, *(column.label(f"attempt_{column.key}") for column in _ATTEMPT_VIEW))
+    select(*_CALL_VIEW, *(column.label(f"attempt_{column.key}") for column in _ATTEMPT_VIEW))
     .outerjoin(
         CallAttempt,
         and_(CallAttempt.call_id == Call.id, CallAttempt.tenant_id == Call.tenant_id),
@@ -227,17 +258,10 @@ _CALL_WITH_ATTEMPTS = (
 )
 
 
-# A call as `GET /calls/{id}` reads it (no entity): its columns by Call's attribute names,
-# the first of _CALL_WITH_ATTEMPTS's. (Built from the table, so mypy sees no fields.)
-_CALL_COLUMNS = [column.key for column in Call.__table__.c]
-CallView: type[Any] = namedtuple("CallView", _CALL_COLUMNS)  # type: ignore[misc]
-_CALL_WIDTH = len(_CALL_COLUMNS)
-
-
 async def call_with_attempts(
     engine: AsyncEngine, tenant_id: str, call_id: str
-) -> tuple[Any, list[AttemptView]]:
-    """The call (a CallView; None if the tenant has no call by that id) and its attempts by
+) -> tuple[CallView | None, list[AttemptView]]:
+    """The call (None if the tenant has no call by that id) and its attempts by
     number, in one round trip on a connection of `engine`'s pool borrowed for it alone, the
     statement sent by the driver itself (asyncpg; sqlite3 in one hop). Through a SQLAlchemy
     Connection, its execution (the compiled cache's lookup of a 32-column join, the cursor
@@ -253,9 +277,8 @@ async def call_with_attempts(
         rows = await sqlite_driver.fetch_all(engine, _CALL_WITH_ATTEMPTS, params)
     if not rows:
         return None, []
-    width = _CALL_WIDTH
-    attempts = [AttemptView(*row[width:]) for row in rows if row[width] is not None]
-    return CallView(*rows[0][:width]), attempts
+    attempts = [AttemptView(*row[_CALL_WIDTH:]) for row in rows if row[_CALL_WIDTH] is not None]
+    return CallView(*rows[0][:_CALL_WIDTH]), attempts
 
 
 class AttemptRepository(TenantRepository[CallAttempt]):

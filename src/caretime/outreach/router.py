@@ -35,7 +35,7 @@ from caretime.outreach.errors import (
 )
 from caretime.outreach.intake import CsvRows, csv_header_problem, csv_rows
 from caretime.outreach.models import Call, CallAttempt, OutreachBatch
-from caretime.outreach.repository import AttemptView
+from caretime.outreach.repository import AttemptView, CallView
 from caretime.outreach.schemas import (
     AttemptOut,
     BatchDoc,
@@ -299,7 +299,7 @@ async def report_outcome(
 
 
 def call_out(
-    call: Call | Any, attempts: Sequence[CallAttempt | AttemptView] | None = None
+    call: Call | CallView, attempts: Sequence[CallAttempt | AttemptView] | None = None
 ) -> CallOut:
     """The call as the API shows it, from its entity or a `CallView` (its attribute names)."""
     return CallOut(
