@@ -7,9 +7,10 @@ calls, which refuses a duplicate written by a concurrent request (see `duplicate
 Screening first also keeps rejected items off the capacity ledger of the batch.
 
 A large batch on PostgreSQL is screened a chunk at a time (`screening`): the first chunk
-before anything is planned, each later one on a second pooled connection while the chunk
-before it is written, so that the database starts writing after one chunk's screening instead
-of the whole batch's. That connection reads in autocommit: it sees what other transactions
+before anything is planned, each later one on a second connection (an idle one of the pool,
+given back once the last chunk is screened) while the chunk before it is written, so that the
+database starts writing after one chunk's screening instead of the whole batch's. That
+connection reads in autocommit: it sees what other transactions
 committed (a concurrent batch's calls, an opt-out just received), never this batch's own
 uncommitted calls, so a number repeated within the batch is still the planner's "same as item
 N", as when the whole batch is screened before its first write.
@@ -23,6 +24,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from asyncpg import InterfaceError, PostgresError  # type: ignore[import-untyped]
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 
@@ -93,50 +97,92 @@ async def screening(
     session: AsyncSession, tenant_id: str, items: list[Intake], *, first: int | None
 ) -> AsyncIterator[ScreenSpan | None]:
     """Screen `items` in place: all of them now, or, given the size of a first chunk, that
-    chunk now and each later span by the function yielded, its reads on a second connection
-    (None when all were screened now). The later spans are screened so only on PostgreSQL,
-    when the request's pool has a connection to spare without waiting: on SQLite a second
-    connection would wait for the writer's lock, and a request must never wait for a second
-    connection while it holds one (a pool full of such requests would wait for itself)."""
-    async with _reader_beside(session) if first is not None else _nothing() as reader:
-        if reader is None or first is None or first >= len(items):
-            items[:] = await screen(session, tenant_id, items)
-            yield None
-            return
-        items[:first] = await screen(session, tenant_id, items[:first])
+    chunk now and each later span by the function yielded (None when all were screened now),
+    its reads on a second connection given back once the last span is screened (or when the
+    batch ends, screened or not)."""
+    ahead = await _screening_ahead(session, tenant_id, items, first)
+    if ahead is None:
+        items[:] = await screen(session, tenant_id, items)
+    try:
+        yield ahead
+    finally:
+        if ahead is not None:
+            await ahead.close()
 
-        async def screen_later(start: int, end: int) -> None:
+
+async def _screening_ahead(
+    session: AsyncSession, tenant_id: str, items: list[Intake], first: int | None
+) -> ScreenAhead | None:
+    """The first chunk screened, the later ones to be screened on a second connection; None
+    (nothing screened yet) when the batch is one chunk or no second connection is to spare."""
+    if first is None or first >= len(items):
+        return None
+    reader = await _spare_reader(session)
+    if reader is None:
+        return None
+    ahead = ScreenAhead(reader, tenant_id, items)
+    try:
+        items[:first] = await screen(session, tenant_id, items[:first])
+    except BaseException:
+        await ahead.close()
+        raise
+    return ahead
+
+
+class ScreenAhead:
+    """Screens a batch's later spans, in order, on a connection of their own, which goes back
+    to the pool once the batch's last span is screened: the writes after it need it no more."""
+
+    def __init__(self, reader: AsyncSession, tenant_id: str, items: list[Intake]) -> None:
+        self.reader: AsyncSession | None = reader
+        self.tenant_id, self.items = tenant_id, items
+
+    async def __call__(self, start: int, end: int) -> None:
+        assert self.reader is not None, "spans are screened in order, the last one last"
+        try:
             # The numbers' forms and contact ids off the loop, which meanwhile serves the
             # statements writing the chunk before.
-            span = items[start:end]
-            keys = await asyncio.to_thread(keys_of, tenant_id, span)
-            items[start:end] = await screen(reader, tenant_id, span, keys)
+            span = self.items[start:end]
+            keys = await asyncio.to_thread(keys_of, self.tenant_id, span)
+            self.items[start:end] = await screen(self.reader, self.tenant_id, span, keys)
+        finally:
+            if end >= len(self.items):
+                await self.close()
 
-        yield screen_later
+    async def close(self) -> None:
+        if self.reader is not None:
+            reader, self.reader = self.reader, None
+            await reader.close()
 
 
-@asynccontextmanager
-async def _nothing() -> AsyncIterator[None]:
-    yield None
+# What taking a pooled connection can raise when the database or the network refuses it
+# (asyncpg's own errors reach us unwrapped when a new connection is opened).
+_NOT_CONNECTED = (DBAPIError, PoolTimeout, OSError, TimeoutError, PostgresError, InterfaceError)
 
 
-@asynccontextmanager
-async def _reader_beside(session: AsyncSession) -> AsyncIterator[AsyncSession | None]:
-    """A session on a second connection of the request's PostgreSQL pool, each statement its
-    own transaction; None on SQLite, or when taking it could mean waiting for the pool."""
+async def _spare_reader(session: AsyncSession) -> AsyncSession | None:
+    """A session on an idle connection of the request's PostgreSQL pool, each statement its
+    own transaction; None on SQLite (a second connection would wait for the writer's lock),
+    or when the pool has no idle connection, or when taking it fails.
+
+    Only an idle connection: opening one (TCP, authentication, the codecs' set-up) would
+    happen while this request holds the tenant's capacity lock, and a checkout past the
+    pool's size may wait for a connection that only requests like this one hold."""
     engine = session.bind
     if not (isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql"):
-        yield None
-        return
+        return None
     pool = engine.pool
-    # Only within the pool's own size: its overflow is for requests holding no connection
-    # yet, and past the overflow a checkout waits.
-    if not isinstance(pool, QueuePool) or pool.checkedout() >= pool.size():
-        yield None
-        return
-    async with AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT")) as reader:
-        await reader.connection()  # taken now, while the pool has it to spare
-        yield reader
+    if not (isinstance(pool, QueuePool) and pool.checkedin() > 0):
+        return None
+    reader = AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    try:
+        await reader.connection()  # taken now, while the pool has it idle
+    except _NOT_CONNECTED:
+        # An idle connection found dead is replaced by a new one, which may be refused: the
+        # batch is then screened whole before its first write, as on SQLite.
+        await reader.close()
+        return None
+    return reader
 
 
 async def look_up(session: AsyncSession, tenant_id: str, numbers: Sequence[str]) -> Screen:
