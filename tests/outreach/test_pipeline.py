@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from caretime.dispatch.models import Job
 from caretime.events.models import Event
-from caretime.outreach import pipeline, service
+from caretime.outreach import pipeline, service, writing
 from caretime.outreach.models import LIVE, Call, Contact, OutreachBatch
 from caretime.runtime import Runtime
 from tests.conftest import Database, LiveServer
@@ -226,14 +226,13 @@ async def test_later_chunks_are_screened_for_opt_outs_and_live_calls(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Items in chunks after the first (on PostgreSQL screened while the chunk before is
-    written, on a second connection when the pool has an idle one) are rejected as when the
+    written, on a second connection when the pool has one to spare) are rejected as when the
     whole batch is screened first: an opted-out number, a number with a live call for the
     purpose, a number repeated from an earlier chunk (the planner's "same as item N"). The
     second connection is held while there is a span left to screen, no longer."""
     if pool == "every connection taken" and database.kind == "sqlite":
         pytest.skip("on SQLite every item is screened before the first write")
     items, live_id = await _screened_items(client)
-    await _two_idle_connections(runtime)
     at_each_write = _connections_at_each_write(monkeypatch, runtime)
     async with contextlib.AsyncExitStack() as held:
         if pool == "every connection taken":
@@ -262,27 +261,33 @@ async def test_a_second_connection_refused_leaves_the_batch_screened_first(
     pool: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """While a request holds a connection (and its tenant's capacity lock), every other
-    checkout is refused, as a database at max_connections or a network fault refuses a
-    connection opened to replace a dead idle one. Without an idle connection none is opened
-    (it would be opened under the lock); with one, its refusal falls back to screening the
-    whole batch first. Either way the batch is answered and written as usual."""
+    """While a request holds a connection, every other checkout is refused, as a database at
+    max_connections or a network fault refuses a connection opened (none idle, or an idle
+    one found dead). The second connection is sought before the tenant's capacity is locked
+    (a connection opened under the lock would hold it through TCP and authentication), and
+    its refusal leaves the batch screened whole first: answered and written as usual."""
     items, live_id = await _screened_items(client)
     await runtime.engine.dispose()  # an empty pool: nothing idle
     if pool == "an idle connection":
         await _two_idle_connections(runtime)
     opened: list[int] = []
-    refused: list[int] = []
-    sync_engine = runtime.engine.sync_engine
+    order: list[str] = []
+    lock_tenant = writing.lock_tenant
+
+    async def lock_and_say_so(*args: Any) -> None:
+        order.append("capacity locked")
+        await lock_tenant(*args)
 
     def count_opened(*_: Any) -> None:
         opened.append(1)
 
     def refuse_a_second(*_: Any) -> None:
         if _checked_out(runtime) > 1:
-            refused.append(1)
+            order.append("second connection refused")
             raise ConnectionRefusedError("refused by a test")
 
+    monkeypatch.setattr(writing, "lock_tenant", lock_and_say_so)
+    sync_engine = runtime.engine.sync_engine
     event.listen(sync_engine, "connect", count_opened)
     event.listen(sync_engine, "checkout", refuse_a_second)
     try:
@@ -292,11 +297,10 @@ async def test_a_second_connection_refused_leaves_the_batch_screened_first(
         event.remove(sync_engine, "connect", count_opened)
     assert response.status_code == 200, response.text
     _assert_screened(response.json(), live_id)
+    assert order == ["second connection refused", "capacity locked"]
+    # With none idle, the request's own and the refused second were opened; else neither.
+    assert len(opened) == (2 if pool == "no idle connection" else 0)
     assert _checked_out(runtime) == 0
-    if pool == "no idle connection":
-        assert (len(opened), len(refused)) == (1, 0)
-    else:
-        assert (len(opened), len(refused)) == (0, 1)
     async with runtime.sessions() as session:
         written = select(func.count()).select_from(Call).where(Call.batch_id.is_not(None))
         assert await session.scalar(written) == 17

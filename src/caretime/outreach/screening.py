@@ -7,13 +7,13 @@ calls, which refuses a duplicate written by a concurrent request (see `duplicate
 Screening first also keeps rejected items off the capacity ledger of the batch.
 
 A large batch on PostgreSQL is screened a chunk at a time (`screening`): the first chunk
-before anything is planned, each later one on a second connection (an idle one of the pool,
-given back once the last chunk is screened) while the chunk before it is written, so that the
-database starts writing after one chunk's screening instead of the whole batch's. That
-connection reads in autocommit: it sees what other transactions
-committed (a concurrent batch's calls, an opt-out just received), never this batch's own
-uncommitted calls, so a number repeated within the batch is still the planner's "same as item
-N", as when the whole batch is screened before its first write.
+before anything is planned, each later one on a second pooled connection (taken before the
+tenant's capacity is locked, given back once the last chunk is screened) while the chunk
+before it is written, so that the database starts writing after one chunk's screening
+instead of the whole batch's. That connection reads in autocommit: it sees what other
+transactions committed (a concurrent batch's calls, an opt-out just received), never this
+batch's own uncommitted calls, so a number repeated within the batch is still the planner's
+"same as item N", as when the whole batch is screened before its first write.
 """
 
 from __future__ import annotations
@@ -93,40 +93,39 @@ async def screen(
 
 
 @asynccontextmanager
-async def screening(
-    session: AsyncSession, tenant_id: str, items: list[Intake], *, first: int | None
-) -> AsyncIterator[ScreenSpan | None]:
-    """Screen `items` in place: all of them now, or, given the size of a first chunk, that
-    chunk now and each later span by the function yielded (None when all were screened now),
-    its reads on a second connection given back once the last span is screened (or when the
-    batch ends, screened or not)."""
-    ahead = await _screening_ahead(session, tenant_id, items, first)
-    if ahead is None:
-        items[:] = await screen(session, tenant_id, items)
+async def reader_beside(
+    session: AsyncSession, *, wanted: bool
+) -> AsyncIterator[AsyncSession | None]:
+    """If `wanted`, a second connection to screen a batch's later chunks on (`screening`),
+    given back at the end at the latest; None when there is none to spare (see
+    `_spare_reader`). Taken before the request locks its tenant's capacity, so that a
+    connection opened for it is not opened under that lock."""
+    reader = await _spare_reader(session) if wanted else None
     try:
-        yield ahead
+        yield reader
     finally:
-        if ahead is not None:
-            await ahead.close()
+        if reader is not None:
+            await reader.close()
 
 
-async def _screening_ahead(
-    session: AsyncSession, tenant_id: str, items: list[Intake], first: int | None
-) -> ScreenAhead | None:
-    """The first chunk screened, the later ones to be screened on a second connection; None
-    (nothing screened yet) when the batch is one chunk or no second connection is to spare."""
-    if first is None or first >= len(items):
+async def screening(
+    session: AsyncSession,
+    tenant_id: str,
+    items: list[Intake],
+    *,
+    first: int | None,
+    reader: AsyncSession | None,
+) -> ScreenSpan | None:
+    """Screen `items` in place: all of them now (None returned, the reader given back), or,
+    given the size of a first chunk and a reader, that chunk now and each later span by the
+    function returned, on the reader."""
+    if reader is None or first is None or first >= len(items):
+        if reader is not None:
+            await reader.close()  # not needed: back to the pool at once
+        items[:] = await screen(session, tenant_id, items)
         return None
-    reader = await _spare_reader(session)
-    if reader is None:
-        return None
-    ahead = ScreenAhead(reader, tenant_id, items)
-    try:
-        items[:first] = await screen(session, tenant_id, items[:first])
-    except BaseException:
-        await ahead.close()
-        raise
-    return ahead
+    items[:first] = await screen(session, tenant_id, items[:first])
+    return ScreenAhead(reader, tenant_id, items)
 
 
 class ScreenAhead:
@@ -134,11 +133,9 @@ class ScreenAhead:
     to the pool once the batch's last span is screened: the writes after it need it no more."""
 
     def __init__(self, reader: AsyncSession, tenant_id: str, items: list[Intake]) -> None:
-        self.reader: AsyncSession | None = reader
-        self.tenant_id, self.items = tenant_id, items
+        self.reader, self.tenant_id, self.items = reader, tenant_id, items
 
     async def __call__(self, start: int, end: int) -> None:
-        assert self.reader is not None, "spans are screened in order, the last one last"
         try:
             # The numbers' forms and contact ids off the loop, which meanwhile serves the
             # statements writing the chunk before.
@@ -147,12 +144,7 @@ class ScreenAhead:
             self.items[start:end] = await screen(self.reader, self.tenant_id, span, keys)
         finally:
             if end >= len(self.items):
-                await self.close()
-
-    async def close(self) -> None:
-        if self.reader is not None:
-            reader, self.reader = self.reader, None
-            await reader.close()
+                await self.reader.close()
 
 
 # What taking a pooled connection can raise when the database or the network refuses it
@@ -161,25 +153,25 @@ _NOT_CONNECTED = (DBAPIError, PoolTimeout, OSError, TimeoutError, PostgresError,
 
 
 async def _spare_reader(session: AsyncSession) -> AsyncSession | None:
-    """A session on an idle connection of the request's PostgreSQL pool, each statement its
-    own transaction; None on SQLite (a second connection would wait for the writer's lock),
-    or when the pool has no idle connection, or when taking it fails.
-
-    Only an idle connection: opening one (TCP, authentication, the codecs' set-up) would
-    happen while this request holds the tenant's capacity lock, and a checkout past the
-    pool's size may wait for a connection that only requests like this one hold."""
+    """A session on a second connection of the request's PostgreSQL pool, each statement its
+    own transaction: an idle one, or one opened while the pool holds fewer than its size.
+    None on SQLite (a second connection would wait for the writer's lock), when the pool is
+    at its size (its overflow is left to requests holding no connection, and past it a
+    checkout waits: a request must never wait for a second connection while it holds one,
+    or a pool full of such requests would wait for itself), or when taking it fails."""
     engine = session.bind
     if not (isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql"):
         return None
     pool = engine.pool
-    if not (isinstance(pool, QueuePool) and pool.checkedin() > 0):
+    if not (isinstance(pool, QueuePool) and (pool.checkedin() or pool.checkedout() < pool.size())):
         return None
     reader = AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT"))
     try:
-        await reader.connection()  # taken now, while the pool has it idle
+        await reader.connection()  # taken now, while the pool has it to spare
     except _NOT_CONNECTED:
-        # An idle connection found dead is replaced by a new one, which may be refused: the
-        # batch is then screened whole before its first write, as on SQLite.
+        # A connection refused (the database at max_connections, the network), or an idle
+        # one found dead and its replacement refused: the batch is then screened whole
+        # before its first write, as on SQLite.
         await reader.close()
         return None
     return reader

@@ -47,7 +47,7 @@ from caretime.outreach.pipeline import (
 )
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
-from caretime.outreach.screening import duplicate_of, live_calls, screening
+from caretime.outreach.screening import duplicate_of, live_calls, reader_beside, screening
 from caretime.outreach.series_batch import (
     answer_items,
     preview_all,
@@ -122,9 +122,11 @@ async def _schedule_batch(
         replay = await _claim(batches, batch_id, calling, request, now)
         if replay is not None:
             return replay
-    items, ledger = await _parsed_with_ledger(session, tenant_id, calling, request, now=now)
-    first = _screened_first(calling, items) if batch_id is not None else None
-    async with screening(session, tenant_id, items, first=first) as screen_later:
+    may_screen_ahead = batch_id is not None and len(request.items) > pipeline.FIRST_CHUNK
+    async with reader_beside(session, wanted=may_screen_ahead) as reader:
+        items, ledger = await _parsed_with_ledger(session, tenant_id, calling, request, now=now)
+        first = _screened_first(calling, items) if batch_id is not None else None
+        screen_later = await screening(session, tenant_id, items, first=first, reader=reader)
         planner = Planner(calling, now=now, ledger=ledger)
         return await _plan_and_write(
             session, tenant_id, planner, request, items, batch_id, screen_later, now=now
