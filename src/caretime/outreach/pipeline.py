@@ -36,6 +36,8 @@ from caretime.outreach.writing import (
 from caretime.policy import Outcome, Planner, Scheduled
 from caretime.tenancy.policy import CallingPolicy
 
+A = TypeVar("A")
+B = TypeVar("B")
 P = TypeVar("P")
 R = TypeVar("R")
 # Items planned before the database is given its first chunk (it waits for these alone). The
@@ -180,20 +182,22 @@ async def overlapped(
     ready = await prepare(first)
     results: list[R] = []
     for following in rest:
-        # Both run to their end before a failure of either is raised: a chunk's write must
-        # not go on using the session while its request unwinds (plain gather would return
-        # at the first failure and leave the other running).
-        result, prepared = await asyncio.gather(
-            consume(ready), prepare(following), return_exceptions=True
-        )
-        if isinstance(result, BaseException):
-            raise result
-        if isinstance(prepared, BaseException):
-            raise prepared
+        result, prepared = await both(consume(ready), prepare(following))
         results.append(result)
         ready = prepared
     results.append(await consume(ready))
     return results
+
+
+async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Both awaited at once, each to its end before a failure of either is raised (the first
+    one's first): work using the request's session must not go on using it while the request
+    unwinds, as plain gather would leave it at the first failure."""
+    a, b = await asyncio.gather(first, second, return_exceptions=True)
+    for result in (a, b):
+        if isinstance(result, BaseException):
+            raise result
+    return a, b  # type: ignore[return-value]
 
 
 async def off_the_loop(work: Callable[[Span], P], span: Span) -> P:

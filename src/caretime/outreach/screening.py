@@ -7,12 +7,13 @@ calls, which refuses a duplicate written by a concurrent request (see `duplicate
 Screening first also keeps rejected items off the capacity ledger of the batch.
 
 A large batch on PostgreSQL is screened a chunk at a time (`screening`): the first chunk
-before anything is planned, each later one on a second pooled connection while the chunk
-before it is written, so that the database starts writing after one chunk's screening instead
-of the whole batch's. That connection reads in autocommit: it sees what other transactions
-committed (a concurrent batch's calls, an opt-out just received), never this batch's own
-uncommitted calls, so a number repeated within the batch is still the planner's "same as item
-N", as when the whole batch is screened before its first write.
+before anything is planned, each later one on a second pooled connection (taken before the
+tenant's capacity is locked, given back once the last chunk is screened) while the chunk
+before it is written, so that the database starts writing after one chunk's screening
+instead of the whole batch's. That connection reads in autocommit: it sees what other
+transactions committed (a concurrent batch's calls, an opt-out just received), never this
+batch's own uncommitted calls, so a number repeated within the batch is still the planner's
+"same as item N", as when the whole batch is screened before its first write.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from asyncpg import InterfaceError, PostgresError  # type: ignore[import-untyped]
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.pool import QueuePool
 
@@ -89,54 +93,88 @@ async def screen(
 
 
 @asynccontextmanager
-async def screening(
-    session: AsyncSession, tenant_id: str, items: list[Intake], *, first: int | None
-) -> AsyncIterator[ScreenSpan | None]:
-    """Screen `items` in place: all of them now, or, given the size of a first chunk, that
-    chunk now and each later span by the function yielded, its reads on a second connection
-    (None when all were screened now). The later spans are screened so only on PostgreSQL,
-    when the request's pool has a connection to spare without waiting: on SQLite a second
-    connection would wait for the writer's lock, and a request must never wait for a second
-    connection while it holds one (a pool full of such requests would wait for itself)."""
-    async with _reader_beside(session) if first is not None else _nothing() as reader:
-        if reader is None or first is None or first >= len(items):
-            items[:] = await screen(session, tenant_id, items)
-            yield None
-            return
-        items[:first] = await screen(session, tenant_id, items[:first])
+async def reader_beside(
+    session: AsyncSession, *, wanted: bool
+) -> AsyncIterator[AsyncSession | None]:
+    """If `wanted`, a second connection to screen a batch's later chunks on (`screening`),
+    given back at the end at the latest; None when there is none to spare (see
+    `_spare_reader`). Taken before the request locks its tenant's capacity, so that a
+    connection opened for it is not opened under that lock."""
+    reader = await _spare_reader(session) if wanted else None
+    try:
+        yield reader
+    finally:
+        if reader is not None:
+            await reader.close()
 
-        async def screen_later(start: int, end: int) -> None:
+
+async def screening(
+    session: AsyncSession,
+    tenant_id: str,
+    items: list[Intake],
+    *,
+    first: int | None,
+    reader: AsyncSession | None,
+) -> ScreenSpan | None:
+    """Screen `items` in place: all of them now (None returned, the reader given back), or,
+    given the size of a first chunk and a reader, that chunk now and each later span by the
+    function returned, on the reader."""
+    if reader is None or first is None or first >= len(items):
+        if reader is not None:
+            await reader.close()  # not needed: back to the pool at once
+        items[:] = await screen(session, tenant_id, items)
+        return None
+    items[:first] = await screen(session, tenant_id, items[:first])
+    return ScreenAhead(reader, tenant_id, items)
+
+
+class ScreenAhead:
+    """Screens a batch's later spans, in order, on a connection of their own, which goes back
+    to the pool once the batch's last span is screened: the writes after it need it no more."""
+
+    def __init__(self, reader: AsyncSession, tenant_id: str, items: list[Intake]) -> None:
+        self.reader, self.tenant_id, self.items = reader, tenant_id, items
+
+    async def __call__(self, start: int, end: int) -> None:
+        try:
             # The numbers' forms and contact ids off the loop, which meanwhile serves the
             # statements writing the chunk before.
-            span = items[start:end]
-            keys = await asyncio.to_thread(keys_of, tenant_id, span)
-            items[start:end] = await screen(reader, tenant_id, span, keys)
-
-        yield screen_later
-
-
-@asynccontextmanager
-async def _nothing() -> AsyncIterator[None]:
-    yield None
+            span = self.items[start:end]
+            keys = await asyncio.to_thread(keys_of, self.tenant_id, span)
+            self.items[start:end] = await screen(self.reader, self.tenant_id, span, keys)
+        finally:
+            if end >= len(self.items):
+                await self.reader.close()
 
 
-@asynccontextmanager
-async def _reader_beside(session: AsyncSession) -> AsyncIterator[AsyncSession | None]:
+# What taking a pooled connection can raise when the database or the network refuses it
+# (asyncpg's own errors reach us unwrapped when a new connection is opened).
+_NOT_CONNECTED = (DBAPIError, PoolTimeout, OSError, TimeoutError, PostgresError, InterfaceError)
+
+
+async def _spare_reader(session: AsyncSession) -> AsyncSession | None:
     """A session on a second connection of the request's PostgreSQL pool, each statement its
-    own transaction; None on SQLite, or when taking it could mean waiting for the pool."""
+    own transaction: an idle one, or one opened while the pool holds fewer than its size.
+    None on SQLite (a second connection would wait for the writer's lock), when the pool is
+    at its size (its overflow is left to requests holding no connection, and past it a
+    checkout waits: a request must never wait for a second connection while it holds one,
+    or a pool full of such requests would wait for itself), or when taking it fails."""
     engine = session.bind
     if not (isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql"):
-        yield None
-        return
+        return None
     pool = engine.pool
-    # Only within the pool's own size: its overflow is for requests holding no connection
-    # yet, and past the overflow a checkout waits.
-    if not isinstance(pool, QueuePool) or pool.checkedout() >= pool.size():
-        yield None
-        return
-    async with AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT")) as reader:
+    if not (isinstance(pool, QueuePool) and (pool.checkedin() or pool.checkedout() < pool.size())):
+        return None
+    reader = AsyncSession(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    try:
         await reader.connection()  # taken now, while the pool has it to spare
-        yield reader
+    except _NOT_CONNECTED:
+        # A connection refused (the database at max_connections, the network), or an idle
+        # one found dead and its replacement refused: the batch is then screened whole
+        # before its first write, as on SQLite.
+        await reader.close()
+        return None
+    return reader
 
 
 async def look_up(session: AsyncSession, tenant_id: str, numbers: Sequence[str]) -> Screen:

@@ -12,10 +12,10 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,6 +39,7 @@ from caretime.outreach.pipeline import (
     Describe,
     ScreenSpan,
     Span,
+    both,
     off_the_loop,
     plan_and_write,
     plans_in_chunks,
@@ -46,7 +47,7 @@ from caretime.outreach.pipeline import (
 )
 from caretime.outreach.repository import BatchRepository, CallRepository
 from caretime.outreach.schemas import POLICY_OPTIONS, BatchOptions
-from caretime.outreach.screening import duplicate_of, live_calls, screening
+from caretime.outreach.screening import duplicate_of, live_calls, reader_beside, screening
 from caretime.outreach.series_batch import (
     answer_items,
     preview_all,
@@ -55,12 +56,10 @@ from caretime.outreach.series_batch import (
     start_all,
 )
 from caretime.outreach.writing import NewCall, minute_ledger
-from caretime.policy import Outcome, Planner, Rejected
+from caretime.policy import CapacityLedger, Outcome, Planner, Rejected
 from caretime.policy.planner import cyclic_gc_paused
 from caretime.tenancy.policy import CallingPolicy
 
-A = TypeVar("A")
-B = TypeVar("B")
 # Items one batch may hold: a larger one is refused whole, before anything is planned.
 MAX_BATCH_ITEMS = 100_000
 
@@ -123,16 +122,38 @@ async def _schedule_batch(
         replay = await _claim(batches, batch_id, calling, request, now)
         if replay is not None:
             return replay
-    # The tenant's capacity is locked and its load read while a large batch is parsed.
-    items, ledger = await _both(
-        _parsed(request, calling), minute_ledger(session, tenant_id, calling, now=now)
-    )
-    first = _screened_first(calling, items) if batch_id is not None else None
-    async with screening(session, tenant_id, items, first=first) as screen_later:
+    may_screen_ahead = batch_id is not None and len(request.items) > pipeline.FIRST_CHUNK
+    async with reader_beside(session, wanted=may_screen_ahead) as reader:
+        items, ledger = await _parsed_with_ledger(session, tenant_id, calling, request, now=now)
+        first = _screened_first(calling, items) if batch_id is not None else None
+        screen_later = await screening(session, tenant_id, items, first=first, reader=reader)
         planner = Planner(calling, now=now, ledger=ledger)
         return await _plan_and_write(
             session, tenant_id, planner, request, items, batch_id, screen_later, now=now
         )
+
+
+async def _parsed_with_ledger(
+    session: AsyncSession,
+    tenant_id: str,
+    calling: CallingPolicy,
+    request: BatchRequest,
+    *,
+    now: datetime,
+) -> tuple[list[Intake], CapacityLedger]:
+    """The items parsed, and the tenant's capacity locked and its load read: at once for a
+    batch to be written, in turn for a dry run. A dry run claimed nothing, so the ledger's
+    lock is its first: on SQLite that is the database's write lock (BEGIN IMMEDIATE), which
+    every other writer would wait for through the parse (up to 100,000 items). A batch to be
+    written has held SQLite's write lock since its claim, so the parse beside the read
+    shortens it; PostgreSQL's lock is the tenant's row, held to the commit, and the parse
+    adds to it only what it outlasts the read by."""
+    if request.dry_run:
+        items = await _parsed(request, calling)
+        return items, await minute_ledger(session, tenant_id, calling, now=now)
+    return await both(
+        _parsed(request, calling), minute_ledger(session, tenant_id, calling, now=now)
+    )
 
 
 async def _parsed(request: BatchRequest, calling: CallingPolicy) -> list[Intake]:
@@ -146,16 +167,6 @@ async def _parsed(request: BatchRequest, calling: CallingPolicy) -> list[Intake]
     if len(request.items) > pipeline.INLINE_ITEMS:
         return await asyncio.to_thread(parse)
     return parse()
-
-
-async def _both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
-    """Both awaited at once, each to its end before a failure of either is raised (the second
-    uses the request's session, which must be left alone once the request unwinds)."""
-    a, b = await asyncio.gather(first, second, return_exceptions=True)
-    for result in (a, b):
-        if isinstance(result, BaseException):
-            raise result
-    return a, b  # type: ignore[return-value]
 
 
 def _screened_first(calling: CallingPolicy, items: Sequence[Intake]) -> int | None:
