@@ -24,7 +24,6 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Compiled
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.selectable import _CompoundSelectKeyword
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
@@ -239,9 +238,6 @@ class PreparedSelect(NamedTuple):
     conversions: Conversions  # its parameters'
     # (position, conversion) of each result column whose type converts what sqlite3 returns
     columns: tuple[tuple[int, Callable[[Any], Any]], ...]
-    # A UNION ALL's SELECTs, each compiled alone with its own constants: sent one after
-    # another in one read transaction (see `_fetch_members`); empty for any other statement
-    members: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
     def row(self, values: Sequence[Any]) -> list[Any]:
         """A row as SQLAlchemy's result would give it (dates and instants, not text)."""
@@ -261,51 +257,11 @@ def prepared_select(statement: Select[Any] | CompoundSelect[Any]) -> PreparedSel
         processor = column.type.dialect_impl(NAMED).result_processor(NAMED, None)
         if processor is not None:
             columns.append((position, processor))
-    members: tuple[tuple[str, Mapping[str, Any]], ...] = ()
-    if isinstance(statement, CompoundSelect) and _plain_union_all(statement):
-        members = tuple(_member(select) for select in statement.selects)
-    return PreparedSelect(compiled.string, sqlite_conversions(compiled), tuple(columns), members)
-
-
-def _plain_union_all(statement: CompoundSelect[Any]) -> bool:
-    """A UNION ALL of SELECTs with nothing applied to the whole (no ORDER BY, LIMIT or
-    OFFSET): its rows are its members' rows, whichever way they are read."""
-    return (
-        statement.keyword is _CompoundSelectKeyword.UNION_ALL
-        and not statement._order_by_clauses
-        and statement._limit_clause is None
-        and statement._offset_clause is None
-        and all(isinstance(select, Select) for select in statement.selects)
-    )
-
-
-def _member(select: Any) -> tuple[str, Mapping[str, Any]]:
-    """A member of a UNION ALL as SQLite text and the constants it carries, converted (its
-    parameters are the whole statement's, converted once for all members)."""
-    compiled = select.compile(dialect=NAMED)
-    return compiled.string, sqlite_conversions(compiled).constants
+    return PreparedSelect(compiled.string, sqlite_conversions(compiled), tuple(columns))
 
 
 def _fetch_all(connection: sqlite3.Connection, sql: str, values: dict[str, Any]) -> list[Any]:
     return connection.execute(sql, values).fetchall()
-
-
-def _fetch_members(
-    connection: sqlite3.Connection, members: list[tuple[str, dict[str, Any]]]
-) -> list[Any]:
-    """A UNION ALL's rows, its SELECTs sent one by one in one read transaction (one
-    snapshot, as the UNION ALL read): SQLite ran the slot search's four SELECTs as one
-    statement in about twice the time it takes them one after another (docs/booking.md,
-    "Searching"). Inside a transaction the caller began, in that transaction."""
-    if connection.in_transaction:
-        return [row for sql, values in members for row in _fetch_all(connection, sql, values)]
-    connection.execute("BEGIN")  # deferred: a read transaction from the first SELECT
-    try:
-        rows = [row for sql, values in members for row in _fetch_all(connection, sql, values)]
-    finally:
-        if connection.in_transaction:  # (an error SQLite ended it with is left to be seen)
-            connection.execute("COMMIT")  # a read transaction's end: nothing written to undo
-    return rows
 
 
 async def fetch_all(
@@ -320,9 +276,5 @@ async def fetch_all(
     sent = prepared_select(statement)
     values = sent.conversions.bound(params)
     async with under(on) as pooled:
-        if sent.members:
-            members = [(sql, {**values, **constants}) for sql, constants in sent.members]
-            rows = await _hop(pooled.dbapi_connection, _fetch_members, members)
-        else:
-            rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
+        rows = await _hop(pooled.dbapi_connection, _fetch_all, sent.sql, values)
     return [sent.row(row) for row in rows]
