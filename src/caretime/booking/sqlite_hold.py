@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from caretime.compiled import Conversions
-from caretime.sqlite_driver import NAMED, on_connection_thread, sqlite_conversions
+from caretime.sqlite_driver import NAMED, on_connection_thread, sqlite_conversions, sqlite_text
 
 
 class Prepared(NamedTuple):
@@ -39,7 +39,7 @@ def prepared(statement: Insert | Select[Any], keys: tuple[str, ...]) -> Prepared
     found = sqlite_conversions(compiled)
     if set(compiled.binds) - set(found.constants) != set(keys):  # a default SQLAlchemy would run
         raise ValueError(f"not a plain statement of {keys}: {sorted(compiled.binds)}")
-    return Prepared(compiled.string, found)
+    return Prepared(sqlite_text(compiled, found.constants), found)
 
 
 class Insert3(NamedTuple):
