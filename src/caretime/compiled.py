@@ -11,17 +11,17 @@ from sqlalchemy.engine import Compiled, Dialect
 
 
 class Conversions(NamedTuple):
-    constants: Mapping[str, Any]  # values the statement carries (literals)
+    constants: Mapping[str, Any]  # values the statement carries (literals), converted
     convert: Mapping[str, Callable[[Any], Any]]  # a parameter's conversion by its type
 
     def bound(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """`params` and the statement's constants by name, each converted as SQLAlchemy
-        would convert it."""
+        would convert it (the constants once, when compiled)."""
+        bound = dict(self.constants)
         convert = self.convert
-        return {
-            name: convert[name](value) if name in convert else value
-            for name, value in {**self.constants, **params}.items()
-        }
+        for name, value in params.items():
+            bound[name] = convert[name](value) if name in convert else value
+        return bound
 
 
 def conversions(compiled: Compiled, dialect: Dialect) -> Conversions:
@@ -34,4 +34,8 @@ def conversions(compiled: Compiled, dialect: Dialect) -> Conversions:
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             convert[name] = processor
-    return Conversions(constants, convert)
+    converted = {
+        name: convert[name](value) if name in convert else value
+        for name, value in constants.items()
+    }
+    return Conversions(converted, convert)
