@@ -43,7 +43,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeEngine
 
-from caretime import pg_direct, sqlite_driver
+from caretime import driver_reads
 from caretime.booking.availability import Rule
 from caretime.booking.grid import VisitShape
 from caretime.booking.models import Appointment, AvailabilityRule, Provider, VisitType
@@ -131,15 +131,11 @@ async def read_search(
         parameters["visit_type"] = visit_type
     if key_id is not None:
         parameters["key_id"] = key_id
-    if postgres:
-        # The statement compiled once and run by asyncpg: through SQLAlchemy each execution
-        # hashed the UNION's whole cache key and built a cursor and result around the rows
-        # (docs/benchmarks.md, "slots2"). Its column types convert nothing asyncpg's rows
-        # need (dates, integers, aware UTC instants).
-        return _sorted_out(await pg_direct.fetch_all(on, statement, parameters))
-    # The same on SQLite, by sqlite3 in one hop; its rows converted by the columns' types
-    # (dates and instants come back as text) (docs/benchmarks.md, "slots3").
-    return _sorted_out(await sqlite_driver.fetch_all(on, statement, parameters))
+    # The statement compiled once and sent by the driver: through SQLAlchemy each execution
+    # hashed the UNION's whole cache key and built a cursor and result around the rows
+    # (docs/benchmarks.md, "slots2", "slots3"). asyncpg's rows need no conversion (dates,
+    # integers, aware UTC instants); sqlite3's are converted by the columns' types.
+    return _sorted_out(await driver_reads.fetch_all(on, statement, parameters))
 
 
 def _sorted_out(rows: Any) -> SearchRows:

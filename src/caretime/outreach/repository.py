@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from caretime import pg_direct, sqlite_driver
+from caretime import driver_reads
 from caretime.bulk import SkipConflicts, insert_rows, where_one_of
 from caretime.db import is_postgres, locking
 from caretime.messaging import Message
@@ -270,11 +270,7 @@ async def call_with_attempts(
     nothing in asyncpg's rows (instants come aware in UTC, JSON decoded by the codec
     SQLAlchemy's dialect sets on each connection); sqlite3's are converted by their types."""
     params = {"tenant_id": tenant_id, "call_id": call_id}
-    rows: Sequence[Sequence[Any]]
-    if is_postgres(engine):
-        rows = await pg_direct.fetch_all(engine, _CALL_WITH_ATTEMPTS, params)
-    else:
-        rows = await sqlite_driver.fetch_all(engine, _CALL_WITH_ATTEMPTS, params)
+    rows = await driver_reads.fetch_all(engine, _CALL_WITH_ATTEMPTS, params)
     if not rows:
         return None, []
     attempts = [AttemptView(*row[_CALL_WIDTH:]) for row in rows if row[_CALL_WIDTH] is not None]

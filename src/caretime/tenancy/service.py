@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from caretime import pg_direct, sqlite_driver
-from caretime.db import is_postgres, locking
+from caretime import driver_reads
+from caretime.db import locking
 from caretime.errors import CaretimeError, Conflict, InvalidInput, NotFound, Unauthorized
 from caretime.fielderrors import field_errors, where
 from caretime.ids import new_id
@@ -135,12 +135,8 @@ async def policy_version(engine: AsyncEngine, key_id: str) -> int:
     borrowed for it alone: every request of a route that uses the policy runs it, and a
     SQLAlchemy Connection around it cost more CPU than the statement (docs/benchmarks.md,
     "calls4")."""
-    params = {"key_id": key_id}
-    if is_postgres(engine):
-        row = await pg_direct.fetch_one(engine, _POLICY_VERSION, params)
-    else:
-        rows = await sqlite_driver.fetch_all(engine, _POLICY_VERSION, params)
-        row = rows[0] if rows else None
+    rows = await driver_reads.fetch_all(engine, _POLICY_VERSION, {"key_id": key_id})
+    row = rows[0] if rows else None
     if row is None or row[0] is not None:  # unknown (deleted), or revoked
         raise key_refused(revoked=row is not None)
     version_read: int = row[1]
