@@ -81,7 +81,6 @@ class DriverError(Exception):
         sqlstate = getattr(error, "sqlstate", None)
         code = f" (SQLSTATE {sqlstate})" if isinstance(sqlstate, str) else ""
         super().__init__(f"{_head(sql)!r} failed: {kind.__module__}.{kind.__qualname__}{code}")
-        self.sqlstate = sqlstate
 
 
 @contextmanager

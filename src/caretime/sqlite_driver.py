@@ -14,7 +14,7 @@ import functools
 import re
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import CompoundSelect, Select
@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
+from caretime.clock import ensure_utc
 from caretime.compiled import Conversions, conversions
 from caretime.pooled import borrowed, under, values_hidden
 
@@ -208,7 +209,14 @@ def one_hop(dbapi_connection: Any) -> None:
 NAMED = SQLiteDialect_pysqlite(paramstyle="named")
 
 
-def sqlite_conversions(compiled: Compiled) -> Conversions:
+def sent_as(compiled: Compiled) -> tuple[str, Conversions]:
+    """`compiled` as sqlite3 is given it: its text with its own text constants written in
+    (`_with_literals`), and its parameters' conversions (`_conversions`)."""
+    found = _conversions(compiled)
+    return _with_literals(compiled, found.constants), found
+
+
+def _conversions(compiled: Compiled) -> Conversions:
     """`compiled`'s conversions (`compiled.conversions` on the NAMED dialect), an aware
     instant's (`db.UTCDateTime`) done by `utc_text` rather than SQLAlchemy's chain of
     processors: the same text at a third of the cost, and a hold or a search converts eight
@@ -224,7 +232,7 @@ def sqlite_conversions(compiled: Compiled) -> Conversions:
     return Conversions(found.constants, convert)
 
 
-def sqlite_text(compiled: Compiled, constants: Mapping[str, Any]) -> str:
+def _with_literals(compiled: Compiled, constants: Mapping[str, Any]) -> str:
     """`compiled`'s SQL with its text constants (a status, a kind) written in it as literals
     rather than bound. A bound value compared with a column that a partial index's WHERE
     names (`appointments.status` in `ix_appointments_held_deadline ... WHERE status =
@@ -245,9 +253,7 @@ def utc_text(value: datetime | None) -> str | None:
     as `YYYY-MM-DD HH:MM:SS.ffffff` (microseconds always written); a naive one refused."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime written to the database")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return ensure_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class PreparedSelect(NamedTuple):
@@ -276,8 +282,7 @@ def prepared_select(statement: Select[Any] | CompoundSelect[Any]) -> PreparedSel
         processor = column.type.dialect_impl(NAMED).result_processor(NAMED, None)
         if processor is not None:
             columns.append((position, processor))
-    found = sqlite_conversions(compiled)
-    return PreparedSelect(sqlite_text(compiled, found.constants), found, tuple(columns))
+    return PreparedSelect(*sent_as(compiled), tuple(columns))
 
 
 def _fetch_all(connection: sqlite3.Connection, sql: str, values: dict[str, Any]) -> list[Any]:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from caretime.compiled import Conversions
-from caretime.sqlite_driver import NAMED, on_connection_thread, sqlite_conversions, sqlite_text
+from caretime.sqlite_driver import NAMED, on_connection_thread, sent_as
 
 
 class Prepared(NamedTuple):
@@ -36,10 +36,10 @@ def prepared(statement: Insert | Select[Any], keys: tuple[str, ...]) -> Prepared
     """`statement` (an INSERT of the columns `keys`, or a SELECT of parameters `keys`) as
     SQLite text, compiled once."""
     compiled = statement.compile(dialect=NAMED, column_keys=list(keys))
-    found = sqlite_conversions(compiled)
+    sql, found = sent_as(compiled)
     if set(compiled.binds) - set(found.constants) != set(keys):  # a default SQLAlchemy would run
         raise ValueError(f"not a plain statement of {keys}: {sorted(compiled.binds)}")
-    return Prepared(sqlite_text(compiled, found.constants), found)
+    return Prepared(sql, found)
 
 
 class Insert3(NamedTuple):
