@@ -84,11 +84,9 @@ async def screen(
     numbers, contacts = keys or keys_of(tenant_id, items)
     if not contacts:
         return items
-    opted_out = await opt_outs(session, tenant_id, list(contacts.values()), "voice")
-    live = await CallRepository(session, tenant_id).live_by_contact(contacts)
-    if not (opted_out or live):
+    found = await _looked_up(session, tenant_id, contacts)
+    if not (found.opted_out or found.live):
         return items
-    found = Screen(opted_out, live)
     return [found.verdict(item, number) for item, number in zip(items, numbers, strict=True)]
 
 
@@ -178,8 +176,14 @@ async def _spare_reader(session: AsyncSession) -> AsyncSession | None:
 
 
 async def look_up(session: AsyncSession, tenant_id: str, numbers: Sequence[str]) -> Screen:
-    opted_out = await opt_outs(session, tenant_id, numbers, "voice")
-    return Screen(opted_out, await CallRepository(session, tenant_id).live_for(numbers))
+    by_contact = {contact_id_for(tenant_id, number): number for number in numbers}
+    return await _looked_up(session, tenant_id, by_contact)
+
+
+async def _looked_up(session: AsyncSession, tenant_id: str, by_contact: dict[str, str]) -> Screen:
+    """The opt-outs and live calls of these numbers (contact id → number)."""
+    opted_out = await opt_outs(session, tenant_id, list(by_contact.values()), "voice")
+    return Screen(opted_out, await CallRepository(session, tenant_id).live_by_contact(by_contact))
 
 
 def opted_out_reason(state: OptOutState) -> str:
