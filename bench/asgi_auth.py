@@ -13,7 +13,7 @@ PostgreSQL: a database of its own is created (and dropped) on the server of
 Batches alternate between the endpoints; each batch's process CPU time per request (the
 database server's CPU is not in it) is taken, and the median of each endpoint's batches is
 printed, with the statements per request sent in one more batch that counts them at the
-driver, whichever path sent them (`Statements`: SQLAlchemy's, a transaction's BEGIN and its
+driver, whichever path sent them (`tests.support.SentStatements`: SQLAlchemy's, a transaction's BEGIN and its
 end, a statement `pg_direct` or `sqlite_driver` runs).
 Run it with another checkout first on PYTHONPATH to compare two versions of caretime on the
 same machine.
@@ -22,18 +22,18 @@ same machine.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import statistics
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
+
+from tests.support import SentStatements, runtime_engines
 
 import _asgi
 import bare_app
@@ -41,68 +41,6 @@ from _harness import scratch_database
 
 CALLERS = 16
 COUNTED = 160  # requests of the one batch per endpoint whose statements are counted
-
-
-class Statements:
-    """The statements sent while counting, seen at the driver on each pooled connection while
-    it is checked out: on SQLite, sqlite3's trace callback (every statement the connection
-    runs, `sqlite_driver`'s included); on PostgreSQL, asyncpg's query logger (what asyncpg
-    sends by its connection's methods: a transaction's BEGIN and its end, a statement
-    `pg_direct` runs) and SQLAlchemy's cursor executions (sent as asyncpg prepared
-    statements, which that logger does not see). Only the counting batch is instrumented:
-    the timed ones run without a listener."""
-
-    def __init__(self, engines: list[Any]) -> None:
-        self.engines = engines
-        self.seen: list[str] = []  # appended to from SQLite's threads too
-
-    @property
-    def count(self) -> int:
-        return len(self.seen)
-
-    @contextlib.asynccontextmanager
-    async def counting(self) -> AsyncIterator[None]:
-        hooks = [(engine, *hook) for engine in self.engines for hook in self._hooks(engine)]
-        for engine, name, hook in hooks:
-            event.listen(engine, name, hook, insert=name == "checkout")  # before the ping
-        try:
-            yield
-            await asyncio.sleep(0.01)  # the query logger's calls are scheduled, not made
-        finally:
-            for engine, name, hook in hooks:
-                event.remove(engine, name, hook)
-
-    def _hooks(self, engine: Any) -> list[tuple[str, Any]]:
-        hooks = [("checkout", self._watch), ("checkin", self._unwatch)]
-        if engine.dialect.name == "postgresql":  # sqlite3's trace sees SQLAlchemy's too
-            hooks.append(("before_cursor_execute", self._note_prepared))
-        return hooks
-
-    def _note(self, statement: str) -> None:
-        self.seen.append(statement)
-
-    def _logged(self, record: Any) -> None:
-        self._note(record.query)
-
-    def _note_prepared(self, *cursor_execute: Any) -> None:
-        if not cursor_execute[-1]:  # an executemany: asyncpg's logger sees it
-            self._note(cursor_execute[2])
-
-    def _watch(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
-        driver = record.driver_connection
-        if hasattr(driver, "add_query_logger"):  # asyncpg's
-            driver.add_query_logger(self._logged)
-        else:  # aiosqlite's, over sqlite3's (opened off its thread: check_same_thread off)
-            driver._conn.set_trace_callback(self._note)
-
-    def _unwatch(self, _dbapi: Any, record: Any) -> None:
-        driver = record.driver_connection
-        if driver is None:  # invalidated
-            return
-        if hasattr(driver, "remove_query_logger"):
-            driver.remove_query_logger(self._logged)
-        elif driver._connection is not None:  # sqlite3's, None once closed
-            driver._connection.set_trace_callback(None)
 
 
 async def seed(app: Any, runtime: Any) -> tuple[str, str]:
@@ -142,10 +80,9 @@ async def measure(kind: str, url: str, batches: int, per_batch: int) -> None:
     twin = bare_app.make_app(url)
     async with app.router.lifespan_context(app), twin.router.lifespan_context(twin):
         key, call_id = await seed(app, runtime)
-        engines = [runtime.engine.sync_engine, twin.state.engine.sync_engine]
-        if runtime.read_engine.sync_engine.pool is not runtime.engine.sync_engine.pool:
-            engines.append(runtime.read_engine.sync_engine)
-        statements = Statements(engines)
+        # Seen at the driver, on every pooled connection (tests.support.SentStatements); only
+        # the counting batch is instrumented, the timed ones run without a listener.
+        engines = [*runtime_engines(runtime), twin.state.engine.sync_engine]
         targets = {
             "GET /tenants/me": (app, _asgi.scope("GET", "/tenants/me", key=key)),
             "GET /calls/{id}": (app, _asgi.scope("GET", f"/calls/{call_id}", key=key)),
@@ -164,10 +101,14 @@ async def measure(kind: str, url: str, batches: int, per_batch: int) -> None:
             for name, (target, request) in order:
                 spent[name].append(await _asgi.cpu_per_request(target, request, per_batch, CALLERS))
         for name, (target, request) in targets.items():
-            async with statements.counting():
-                before = statements.count
+            sent = SentStatements(engines)
+            sent.listen()
+            try:
                 await _asgi.cpu_per_request(target, request, COUNTED, CALLERS)
-            counted[name] = (statements.count - before) / COUNTED
+                await asyncio.sleep(0.01)  # the query logger's calls are scheduled, not made
+            finally:
+                sent.remove()
+            counted[name] = len(sent.seen) / COUNTED
         for name in targets:
             print(
                 f"{kind:8} {name:16} {statistics.median(spent[name]):8.1f} µs/request "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -71,6 +71,14 @@ async def end_the_pools_connections(runtime: Runtime, *, at_least: int = 3) -> i
     return ended
 
 
+def runtime_engines(runtime: Runtime) -> list[Engine]:
+    """The runtime's engines, each pool once (SQLite's readers have a pool of their own)."""
+    engines = [runtime.engine.sync_engine]
+    if runtime.read_engine.sync_engine.pool is not runtime.engine.sync_engine.pool:
+        engines.append(runtime.read_engine.sync_engine)
+    return engines
+
+
 @asynccontextmanager
 async def statements_sent(runtime: Runtime) -> AsyncIterator[list[str]]:
     """Every statement sent to the database while the block runs, by whatever path: through
@@ -78,7 +86,7 @@ async def statements_sent(runtime: Runtime) -> AsyncIterator[list[str]]:
     `sqlite_driver`), which SQLAlchemy's events never see. Left out: the batched write of
     keys' last use (a background flush that may fall inside any block). See `SentStatements`
     for how each database's are seen."""
-    sent = SentStatements(runtime)
+    sent = SentStatements(runtime_engines(runtime), leave_out=("UPDATE API_KEYS",))
     sent.listen()
     try:
         yield sent.seen
@@ -99,11 +107,10 @@ class SentStatements:
     other statements go by asyncpg prepared statements, which it does not log, so those are
     noted at SQLAlchemy's cursor, the moment before the driver sends them."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.seen: list[str] = []
-        self.engines = [runtime.engine.sync_engine]
-        if runtime.read_engine.sync_engine.pool is not runtime.engine.sync_engine.pool:
-            self.engines.append(runtime.read_engine.sync_engine)  # SQLite's readers
+    def __init__(self, engines: Sequence[Engine], *, leave_out: tuple[str, ...] = ()) -> None:
+        self.engines = engines
+        self.leave_out = leave_out  # statements that start so (in capitals) are not noted
+        self.seen: list[str] = []  # appended to from SQLite's threads too
 
     def listen(self) -> None:
         for engine in self.engines:
@@ -120,7 +127,7 @@ class SentStatements:
                 event.remove(engine, "before_cursor_execute", self._note_prepared)
 
     def _note(self, statement: str) -> None:
-        if not statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+        if not statement.lstrip().upper().startswith(self.leave_out):
             self.seen.append(statement)
 
     def _logged(self, query: Any) -> None:  # asyncpg's LoggedQuery
