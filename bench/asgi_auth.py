@@ -13,8 +13,8 @@ PostgreSQL: a database of its own is created (and dropped) on the server of
 Batches alternate between the endpoints; each batch's process CPU time per request (the
 database server's CPU is not in it) is taken, and the median of each endpoint's batches is
 printed, with the statements per request sent in one more batch that counts them at the
-driver, whichever path sent them (`tests.support.SentStatements`: SQLAlchemy's, a transaction's BEGIN and its
-end, a statement `pg_direct` or `sqlite_driver` runs).
+driver, whichever path sent them (`tests.support.SentStatements`: SQLAlchemy's, a
+transaction's BEGIN and its end, a statement `pg_direct` or `sqlite_driver` runs).
 Run it with another checkout first on PYTHONPATH to compare two versions of caretime on the
 same machine.
 """
