@@ -13,16 +13,20 @@ the session would write; the no-overlap trigger decides as before.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import collections
+import contextvars
 import functools
 import sqlite3
+import weakref
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select
+from sqlalchemy import Engine, Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from caretime.compiled import Conversions
+from caretime.pooled import DriverError
 from caretime.sqlite_driver import NAMED, on_connection_thread, sent_as
 
 
@@ -51,43 +55,155 @@ class Insert3(NamedTuple):
 
 
 Write = tuple[Prepared, dict[str, Any]]
+Outcome = tuple[bool, int | None]
+
+
+class Hold(NamedTuple):
+    """One hold's statements as sqlite3 is given them: its check (if any) and its inserts."""
+
+    check: tuple[str, dict[str, Any]] | None
+    inserts: list[tuple[str, dict[str, Any]]]
 
 
 async def write_at_once(
     engine: AsyncEngine, writes: Insert3, check: Write | None = None
-) -> tuple[bool, int | None]:
+) -> Outcome:
     """Run the three inserts as one transaction in one hop: (False, None) with nothing
     written if the hold would overlap an active visit or its Idempotency-Key is taken, or
     if `check` (a SELECT, first in the transaction) does not answer 1; else (True, the sweep
-    job's id if this wrote it)."""
+    job's id if this wrote it). Answered once the COMMIT that made it durable is done; the
+    transaction may be shared with the other holds waiting for the writer (`_Writer`)."""
     bound = [(prepared.sql, prepared.conversions.bound(values)) for prepared, values in writes]
     checked = None if check is None else (check[0].sql, check[0].conversions.bound(check[1]))
-    outcome: tuple[bool, int | None] = await on_connection_thread(engine, _run, bound, checked)
-    return outcome
+    return await _writer(engine).write(Hold(checked, bound))
 
 
-def _run(
-    connection: sqlite3.Connection,
-    bound: list[tuple[str, dict[str, Any]]],
-    check: tuple[str, dict[str, Any]] | None,
-) -> Any:
-    """On the connection's thread. SQLite undoes a statement its trigger refuses, not the
-    transaction: the ROLLBACK leaves nothing of it."""
-    (hold_sql, hold), (event_sql, event), (sweep_sql, sweep) = bound
+# A group's holds wait for one COMMIT: a bound keeps the wait of the first and the time the
+# write lock is held (other writers queue behind it) short.
+MOST_IN_A_GROUP = 32
+
+
+_Waiting = tuple[Hold, "asyncio.Future[Outcome]"]  # a hold and its request's answer
+
+
+class _Writer:
+    """Group commit for one engine's holds: one task writes every hold queued when it takes
+    them, in one transaction and one hop (`_run`), and answers each after the COMMIT; holds
+    that come meanwhile wait for the next group. Nothing waits to fill a group: a lone hold
+    is written at once. SQLite has one writer, so holds wait for each other anyway; this
+    pays the hop, BEGIN IMMEDIATE and COMMIT once a group instead of once a hold, and the
+    holds no longer contend for the write lock among themselves (a loser's busy handler
+    sleeps)."""
+
+    def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop) -> None:
+        self.engine = engine
+        self.loop = loop
+        self.waiting: collections.deque[_Waiting] = collections.deque()
+        self.draining: asyncio.Task[None] | None = None
+
+    async def write(self, hold: Hold) -> Outcome:
+        answer: asyncio.Future[Outcome] = self.loop.create_future()
+        self.waiting.append((hold, answer))
+        if self.draining is None:  # a fresh context: not the request's that started it
+            self.draining = self.loop.create_task(self._drain(), context=contextvars.Context())
+        return await answer
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                group = self._take()
+                if group:
+                    await self._write(group)
+        finally:
+            self.draining = None
+            while self.waiting:  # only if this task was cancelled (the loop closing)
+                self.waiting.popleft()[1].cancel()
+
+    def _take(self) -> list[_Waiting]:
+        """The holds queued now (at most MOST_IN_A_GROUP), less those whose request was
+        cancelled before its group began."""
+        group: list[_Waiting] = []
+        while self.waiting and len(group) < MOST_IN_A_GROUP:
+            hold, answer = self.waiting.popleft()
+            if not answer.done():
+                group.append((hold, answer))
+        return group
+
+    async def _write(self, group: list[_Waiting]) -> None:
+        """One transaction for `group`; its COMMIT's failure (or its connection's) is every
+        hold's: none of them was written."""
+        try:
+            outcomes = await on_connection_thread(self.engine, _run, [h for h, _ in group])
+        except Exception as error:
+            outcomes = [error] * len(group)
+        except BaseException:
+            for _, answer in group:
+                answer.cancel()
+            raise
+        for (_, answer), outcome in zip(group, outcomes, strict=True):
+            if answer.done():  # its request was cancelled meanwhile
+                continue
+            if isinstance(outcome, Exception):  # this hold's alone, its values hidden
+                answer.set_exception(DriverError(f"{_run.__module__}._run_one", outcome))
+            else:
+                answer.set_result(outcome)
+
+
+_writers: weakref.WeakKeyDictionary[Engine, _Writer] = weakref.WeakKeyDictionary()
+
+
+def _writer(engine: AsyncEngine) -> _Writer:
+    """`engine`'s group writer on the running loop (a test's engine may outlive its loop)."""
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(engine.sync_engine)
+    if writer is None or writer.loop is not loop:
+        writer = _writers[engine.sync_engine] = _Writer(engine, loop)
+    return writer
+
+
+def _run(connection: sqlite3.Connection, holds: list[Hold]) -> list[Outcome | Exception]:
+    """On the connection's thread: `holds` in one transaction, each in a savepoint of its
+    own, so that one refused (or failing) is undone alone and each later one's check and
+    trigger see the rows of those before it. A failure that ends the transaction (its
+    COMMIT's above all) is raised: nothing of the group is written."""
     connection.execute("BEGIN IMMEDIATE")
     try:
-        inserted = None
-        if check is None or connection.execute(*check).fetchone()[0] == 1:
-            with contextlib.suppress(sqlite3.IntegrityError):  # the no-overlap trigger
-                inserted = connection.execute(hold_sql, hold).fetchone()
-        if inserted is None:  # or the idempotency key is taken
-            connection.execute("ROLLBACK")
-            return False, None
-        connection.execute(event_sql, event)
-        job = connection.execute(sweep_sql, sweep).fetchone()
+        outcomes = [_run_one(connection, hold) for hold in holds]
         connection.execute("COMMIT")
     except BaseException:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         raise
+    return outcomes
+
+
+def _run_one(connection: sqlite3.Connection, hold: Hold) -> Outcome | Exception:
+    """One hold under SAVEPOINT: its outcome, or the error that undid it alone. SQLite undoes
+    a statement its trigger refuses, not the transaction; the savepoint undoes the rest."""
+    connection.execute("SAVEPOINT hold")
+    outcome: Outcome | Exception
+    try:
+        outcome = _written(connection, hold)
+    except sqlite3.Error as error:
+        if not connection.in_transaction:  # SQLite ended it (a full disk, an I/O error)
+            raise
+        outcome = error
+    if isinstance(outcome, Exception) or not outcome[0]:
+        connection.execute("ROLLBACK TO hold")
+    connection.execute("RELEASE hold")
+    return outcome
+
+
+def _written(connection: sqlite3.Connection, hold: Hold) -> Outcome:
+    (hold_sql, row), (event_sql, event), (sweep_sql, sweep) = hold.inserts
+    if hold.check is not None and connection.execute(*hold.check).fetchone()[0] != 1:
+        return False, None
+    try:
+        inserted = connection.execute(hold_sql, row).fetchone()
+    except sqlite3.IntegrityError:  # the no-overlap trigger
+        return False, None
+    if inserted is None:  # the idempotency key is taken
+        return False, None
+    connection.execute(event_sql, event)
+    job = connection.execute(sweep_sql, sweep).fetchone()
     return True, None if job is None else job[0]
