@@ -1,0 +1,207 @@
+"""SQLite's holds written in groups (booking/sqlite_hold.py): every hold queued for the writer
+goes in one transaction, each under a savepoint of its own, and is answered only after that
+transaction's COMMIT. A group is made here for real: another connection holds SQLite's
+write lock while a first hold waits for it on the writer, and the requests sent meanwhile
+queue behind that hold; when the lock is let go they are written as one group."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing, contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from caretime.booking import sqlite_hold
+from caretime.booking.models import Appointment
+from caretime.db import transaction
+from caretime.runtime import Runtime
+from tests.booking.support import make_availability, make_provider
+from tests.conftest import Database
+
+DAY = "2026-03-04"  # the clock starts at 2026-03-02T15:00Z: beyond the 24 h notice
+
+
+def _slot(n: int) -> str:
+    return f"{DAY}T{n // 4:02d}:{n % 4 * 15:02d}:00Z"
+
+
+@pytest.fixture
+async def place(client: httpx.AsyncClient, database: Database) -> None:
+    """A provider free all day, made known to this process by a first hold."""
+    if database.kind != "sqlite":
+        pytest.skip("holds are grouped on SQLite only")
+    await make_provider(client, tz="UTC")
+    await make_availability(client, windows={"date": DAY, "start": "00:00", "end": "24:00"})
+    assert (await _reserve(client, 95, "patient-first")).status_code == 201
+
+
+async def _reserve(
+    client: httpx.AsyncClient, slot: int, client_id: str, key: str | None = None
+) -> httpx.Response:
+    body = {"provider_id": "dr-jekyll", "slot_start": _slot(slot), "client_id": client_id}
+    headers = {"Idempotency-Key": key} if key else None
+    return await client.post("/reservations", json=body, headers=headers)
+
+
+def _connect(database: Database) -> sqlite3.Connection:
+    """A connection of its own to the test's database file, as another process's."""
+    return sqlite3.connect(make_url(database.url).database or "", isolation_level=None)
+
+
+@contextmanager
+def _write_lock(database: Database) -> Iterator[None]:
+    """SQLite's write lock, held by another connection until the block ends."""
+    with closing(_connect(database)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            other.execute("ROLLBACK")
+
+
+async def _until(condition: Any) -> None:
+    """Wait (by the event loop's turns, no fixed delay) until `condition()` is true."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("the writer never got there")
+
+
+@asynccontextmanager
+async def _one_group(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database, count: int
+) -> AsyncIterator[None]:
+    """The `count` requests the block starts are written as one group: a first hold holds
+    the writer (waiting for the lock held elsewhere) until all `count` are queued."""
+    writer = sqlite_hold._writer(runtime.engine)
+    with _write_lock(database):
+        first = asyncio.create_task(_reserve(client, 94, "patient-plug"))
+        await _until(lambda: writer.draining is not None and not writer.waiting)
+        yield
+        await _until(lambda: len(writer.waiting) == count)
+    assert (await first).status_code == 201
+
+
+async def _held(runtime: Runtime, client_id: str) -> int:
+    async with transaction(runtime.sessions) as session:
+        query = select(func.count()).where(Appointment.client_id == client_id)
+        return int((await session.execute(query)).scalar_one())
+
+
+@pytest.mark.usefixtures("place")
+async def test_a_group_holds_one_of_two_overlapping_holds_and_all_the_others(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database
+) -> None:
+    slots = [10, 11, 12, 11, 13, 14]  # the second and the fourth overlap
+    async with _one_group(client, runtime, database, len(slots)):
+        asked = [
+            asyncio.create_task(_reserve(client, slot, f"patient-{n}"))
+            for n, slot in enumerate(slots)
+        ]
+    answers = [await request for request in asked]
+    assert [answer.status_code for answer in answers] == [201, 201, 201, 409, 201, 201]
+    assert answers[3].json()["type"] == "urn:caretime:problem:slot-taken"
+    held = [await _held(runtime, f"patient-{n}") for n in range(len(slots))]
+    assert held == [1, 1, 1, 0, 1, 1]
+
+
+@pytest.mark.usefixtures("place")
+async def test_a_key_repeated_in_a_group_is_answered_with_its_first_hold(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database
+) -> None:
+    async with _one_group(client, runtime, database, 3):
+        asked = [
+            asyncio.create_task(_reserve(client, 20, "patient-1", key="retry-1")),
+            asyncio.create_task(_reserve(client, 21, "patient-2")),
+            asyncio.create_task(_reserve(client, 20, "patient-1", key="retry-1")),
+        ]
+    first, other, again = [await request for request in asked]
+    assert (first.status_code, other.status_code, again.status_code) == (201, 201, 201)
+    assert again.json()["id"] == first.json()["id"]
+    assert await _held(runtime, "patient-1") == 1
+
+
+@contextmanager
+def _commit_refused_for(database: Database, client_id: str) -> Iterator[None]:
+    """A hold for `client_id` makes its transaction's COMMIT fail: its insert leaves a row
+    whose deferred foreign key has no parent, which SQLite checks at COMMIT only."""
+    with closing(_connect(database)) as other:
+        other.executescript(f"""
+            CREATE TABLE poison_parent (id TEXT PRIMARY KEY);
+            CREATE TABLE poison (parent TEXT REFERENCES poison_parent (id)
+                                 DEFERRABLE INITIALLY DEFERRED);
+            CREATE TRIGGER poison AFTER INSERT ON appointments
+            WHEN NEW.client_id = '{client_id}'
+            BEGIN INSERT INTO poison (parent) VALUES ('none'); END;
+        """)
+        try:
+            yield
+        finally:
+            other.executescript("DROP TRIGGER poison; DROP TABLE poison; DROP TABLE poison_parent;")
+
+
+@pytest.mark.usefixtures("place")
+async def test_a_group_whose_commit_fails_answers_every_request_with_an_error(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database
+) -> None:
+    clients = [f"patient-{n}" for n in range(5)]
+    with _commit_refused_for(database, "patient-2"):
+        async with _one_group(client, runtime, database, len(clients)):
+            asked = [
+                asyncio.create_task(_reserve(client, 30 + n, client_id))
+                for n, client_id in enumerate(clients)
+            ]
+        answers = [await request for request in asked]
+    assert [answer.status_code for answer in answers] == [500] * len(clients)
+    assert [await _held(runtime, client_id) for client_id in clients] == [0] * len(clients)
+    assert (await _reserve(client, 30, "patient-after")).status_code == 201  # the writer goes on
+
+
+@contextmanager
+def _event_refused_for(database: Database, client_id: str) -> Iterator[None]:
+    """The `appointment.held` event of a hold for `client_id` is refused by a trigger."""
+    with closing(_connect(database)) as other:
+        other.execute(f"""
+            CREATE TRIGGER refuse_event BEFORE INSERT ON events
+            WHEN NEW.subject_id IN (SELECT id FROM appointments WHERE client_id = '{client_id}')
+            BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
+        """)
+        try:
+            yield
+        finally:
+            other.execute("DROP TRIGGER refuse_event")
+
+
+@pytest.mark.usefixtures("place")
+async def test_a_hold_failing_in_a_group_is_undone_alone(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database
+) -> None:
+    clients = [f"patient-{n}" for n in range(4)]
+    with _event_refused_for(database, "patient-1"):
+        async with _one_group(client, runtime, database, len(clients)):
+            asked = [
+                asyncio.create_task(_reserve(client, 40 + n, client_id))
+                for n, client_id in enumerate(clients)
+            ]
+        answers = [await request for request in asked]
+    assert [answer.status_code for answer in answers] == [201, 500, 201, 201]
+    assert [await _held(runtime, client_id) for client_id in clients] == [1, 0, 1, 1]
+
+
+@pytest.mark.usefixtures("place")
+async def test_many_concurrent_holds_of_one_slot_hold_it_once(
+    client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    answers = await asyncio.gather(*(_reserve(client, 50, f"patient-{n}") for n in range(64)))
+    assert Counter(answer.status_code for answer in answers) == {201: 1, 409: 63}
+    async with transaction(runtime.sessions) as session:
+        query = select(func.count()).where(Appointment.status.in_(("held", "confirmed")))
+        assert (await session.execute(query)).scalar_one() == 2  # and the first hold's
