@@ -21,7 +21,7 @@ import sqlite3
 import weakref
 from typing import Any, NamedTuple
 
-from sqlalchemy import Engine, Select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
@@ -75,7 +75,7 @@ async def write_at_once(
     transaction may be shared with the other holds waiting for the writer (`_Writer`)."""
     bound = [(prepared.sql, prepared.conversions.bound(values)) for prepared, values in writes]
     checked = None if check is None else (check[0].sql, check[0].conversions.bound(check[1]))
-    return await _writer(engine).write(Hold(checked, bound))
+    return await _writer(engine).write(engine, Hold(checked, bound))
 
 
 # A group's holds wait for one COMMIT: a bound keeps the wait of the first and the time the
@@ -95,25 +95,25 @@ class _Writer:
     holds no longer contend for the write lock among themselves (a loser's busy handler
     sleeps)."""
 
-    def __init__(self, engine: AsyncEngine, loop: asyncio.AbstractEventLoop) -> None:
-        self.engine = engine
-        self.loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # not the engine: that would keep it alive (`_writers`)
         self.waiting: collections.deque[_Waiting] = collections.deque()
         self.draining: asyncio.Task[None] | None = None
 
-    async def write(self, hold: Hold) -> Outcome:
+    async def write(self, engine: AsyncEngine, hold: Hold) -> Outcome:
         answer: asyncio.Future[Outcome] = self.loop.create_future()
         self.waiting.append((hold, answer))
         if self.draining is None:  # a fresh context: not the request's that started it
-            self.draining = self.loop.create_task(self._drain(), context=contextvars.Context())
+            drain = self._drain(engine)
+            self.draining = self.loop.create_task(drain, context=contextvars.Context())
         return await answer
 
-    async def _drain(self) -> None:
+    async def _drain(self, engine: AsyncEngine) -> None:
         try:
             while self.waiting:
                 group = self._take()
                 if group:
-                    await self._write(group)
+                    await self._write(engine, group)
         finally:
             self.draining = None
             while self.waiting:  # only if this task was cancelled (the loop closing)
@@ -129,11 +129,11 @@ class _Writer:
                 group.append((hold, answer))
         return group
 
-    async def _write(self, group: list[_Waiting]) -> None:
+    async def _write(self, engine: AsyncEngine, group: list[_Waiting]) -> None:
         """One transaction for `group`; its COMMIT's failure (or its connection's) is every
         hold's: none of them was written."""
         try:
-            outcomes = await on_connection_thread(self.engine, _run, [h for h, _ in group])
+            outcomes = await on_connection_thread(engine, _run, [h for h, _ in group])
         except Exception as error:
             outcomes = [error] * len(group)
         except BaseException:
@@ -149,15 +149,15 @@ class _Writer:
                 answer.set_result(outcome)
 
 
-_writers: weakref.WeakKeyDictionary[Engine, _Writer] = weakref.WeakKeyDictionary()
+_writers: weakref.WeakKeyDictionary[AsyncEngine, _Writer] = weakref.WeakKeyDictionary()
 
 
 def _writer(engine: AsyncEngine) -> _Writer:
     """`engine`'s group writer on the running loop (a test's engine may outlive its loop)."""
     loop = asyncio.get_running_loop()
-    writer = _writers.get(engine.sync_engine)
+    writer = _writers.get(engine)
     if writer is None or writer.loop is not loop:
-        writer = _writers[engine.sync_engine] = _Writer(engine, loop)
+        writer = _writers[engine] = _Writer(loop)
     return writer
 
 
