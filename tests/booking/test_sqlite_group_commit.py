@@ -197,6 +197,21 @@ async def test_a_hold_failing_in_a_group_is_undone_alone(
 
 
 @pytest.mark.usefixtures("place")
+async def test_a_request_cancelled_before_its_group_begins_is_left_out(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database
+) -> None:
+    async with _one_group(client, runtime, database, 2):
+        kept = asyncio.create_task(_reserve(client, 60, "patient-kept"))
+        gone = asyncio.create_task(_reserve(client, 61, "patient-gone"))
+        await _until(lambda: len(sqlite_hold._writer(runtime.engine).waiting) == 2)
+        gone.cancel()
+    assert (await kept).status_code == 201
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert (await _held(runtime, "patient-kept"), await _held(runtime, "patient-gone")) == (1, 0)
+
+
+@pytest.mark.usefixtures("place")
 async def test_many_concurrent_holds_of_one_slot_hold_it_once(
     client: httpx.AsyncClient, runtime: Runtime
 ) -> None:

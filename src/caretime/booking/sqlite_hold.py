@@ -133,7 +133,7 @@ class _Writer:
         """One transaction for `group`; its COMMIT's failure (or its connection's) is every
         hold's: none of them was written."""
         try:
-            outcomes = await on_connection_thread(engine, _run, [h for h, _ in group])
+            outcomes = await on_connection_thread(engine, _run, [hold for hold, _ in group])
         except Exception as error:
             outcomes = [error] * len(group)
         except BaseException:
@@ -141,12 +141,17 @@ class _Writer:
                 answer.cancel()
             raise
         for (_, answer), outcome in zip(group, outcomes, strict=True):
-            if answer.done():  # its request was cancelled meanwhile
-                continue
-            if isinstance(outcome, Exception):  # this hold's alone, its values hidden
-                answer.set_exception(DriverError(f"{_run.__module__}._run_one", outcome))
-            else:
-                answer.set_result(outcome)
+            if not answer.done():  # else its request was cancelled meanwhile
+                _answer(answer, outcome)
+
+
+def _answer(answer: asyncio.Future[Outcome], outcome: Outcome | Exception) -> None:
+    if isinstance(outcome, sqlite3.Error):  # one hold's alone, raised without its values
+        answer.set_exception(DriverError(f"{_run_one.__module__}._run_one", outcome))
+    elif isinstance(outcome, Exception):  # the group's (pooled.DriverError already)
+        answer.set_exception(outcome)
+    else:
+        answer.set_result(outcome)
 
 
 _writers: weakref.WeakKeyDictionary[AsyncEngine, _Writer] = weakref.WeakKeyDictionary()
