@@ -145,7 +145,7 @@ def _count_on_the_driver(statements: list[str]) -> None:
             finally:
                 connection.set_trace_callback(None)
 
-        sqlite_hold._run = traced
+        sqlite_hold._run = _timed_on_thread(traced)
     try:
         pg_direct = importlib.import_module("caretime.pg_direct")
     except ImportError:
@@ -157,6 +157,24 @@ def _count_on_the_driver(statements: list[str]) -> None:
         return await fetch_one(engine, statement, params)
 
     pg_direct.fetch_one = noted
+
+
+# The SQLite writer thread's CPU in the holds' hops, and the holds they wrote: one a hop on
+# a version of the code without group commit (sqlite_hold._run given one hold's statements).
+WRITER = {"cpu": 0.0, "hops": 0, "holds": 0}
+
+
+def _timed_on_thread(run: Any) -> Any:
+    def timed(connection: Any, *args: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return run(connection, *args)
+        finally:
+            WRITER["cpu"] += time.thread_time() - started
+            WRITER["hops"] += 1
+            WRITER["holds"] += len(args[0]) if len(args) == 1 else 1
+
+    return timed
 
 
 # CARETIME_BENCH_STAGES=1: the process CPU spent inside each of these, per request (run with
@@ -255,6 +273,9 @@ async def _measure(url: str, batches: int, per_batch: int, callers: int) -> None
     if len(medians) == 2:
         print(f"ratio (twin / caretime CPU): {medians['twin'] / medians['caretime']:.2f}")
     print(f"double bookings: {doubled} of {held} active appointments")
+    if WRITER["holds"]:
+        print(f"SQLite writer thread CPU per hold: {WRITER['cpu'] / WRITER['holds'] * 1e6:.0f} µs"
+              f" ({WRITER['holds'] / WRITER['hops']:.1f} holds a hop)")  # fmt: skip
     print(f"caretime statements + commits per request: {per_request:.2f}; one request:")
     for statement in one:
         print("   ", statement)
