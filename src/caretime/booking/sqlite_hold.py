@@ -1,14 +1,16 @@
-"""SQLite: a hold that is all its request writes, written from BEGIN IMMEDIATE to COMMIT by
-one call on the connection's thread (docs/booking.md, "Reserving").
+"""SQLite: holds that are all their requests write, written from BEGIN IMMEDIATE to COMMIT by
+one call on the connection's thread, every hold waiting for the writer in one transaction
+(group commit: `_Writer`; docs/booking.md, "Reserving").
 
 SQLite has one writer: BEGIN IMMEDIATE takes the database's write lock and every other
 writer waits for it. Through aiosqlite each statement is a hop from the event loop to the
 connection's thread and back, so a transaction of BEGIN, three inserts and COMMIT held the
 lock across five hops, each waiting for a busy event loop: under load most of the lock's
 time was spent waiting for Python, not SQLite. Here the five run in one hop, so the lock is
-held only while SQLite works. The statements are SQLAlchemy's own (the same Core inserts as
-holding's, compiled once, values converted by their columns' types), so the rows are those
-the session would write; the no-overlap trigger decides as before.
+held only while SQLite works; and the holds queued meanwhile share the next hop, BEGIN and
+COMMIT instead of contending for the lock. The statements are SQLAlchemy's own (the same
+Core inserts as holding's, compiled once, values converted by their columns' types), so the
+rows are those the session would write; the no-overlap trigger decides as before.
 """
 
 from __future__ import annotations
