@@ -19,8 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from caretime.booking import sqlite_hold
+from caretime.booking.holding import EXPIRE_HOLDS
 from caretime.booking.models import Appointment
 from caretime.db import transaction
+from caretime.dispatch.models import Job
+from caretime.pooled import DriverError
 from caretime.runtime import Runtime
 from tests.booking.support import make_availability, make_provider
 from tests.conftest import Database
@@ -75,6 +78,20 @@ async def _until(condition: Any) -> None:
     raise AssertionError("the writer never got there")
 
 
+@pytest.fixture
+def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of holds in each transaction the writer runs from here on."""
+    sizes: list[int] = []
+    run = sqlite_hold._run
+
+    def counted(connection: sqlite3.Connection, holds: list[sqlite_hold.Hold]) -> Any:
+        sizes.append(len(holds))
+        return run(connection, holds)
+
+    monkeypatch.setattr(sqlite_hold, "_run", counted)
+    return sizes
+
+
 @asynccontextmanager
 async def _one_group(
     client: httpx.AsyncClient, runtime: Runtime, database: Database, count: int
@@ -98,7 +115,7 @@ async def _held(runtime: Runtime, client_id: str) -> int:
 
 @pytest.mark.usefixtures("place")
 async def test_a_group_holds_one_of_two_overlapping_holds_and_all_the_others(
-    client: httpx.AsyncClient, runtime: Runtime, database: Database
+    client: httpx.AsyncClient, runtime: Runtime, database: Database, groups: list[int]
 ) -> None:
     slots = [10, 11, 12, 11, 13, 14]  # the second and the fourth overlap
     async with _one_group(client, runtime, database, len(slots)):
@@ -111,11 +128,12 @@ async def test_a_group_holds_one_of_two_overlapping_holds_and_all_the_others(
     assert answers[3].json()["type"] == "urn:caretime:problem:slot-taken"
     held = [await _held(runtime, f"patient-{n}") for n in range(len(slots))]
     assert held == [1, 1, 1, 0, 1, 1]
+    assert groups[:2] == [1, len(slots)]  # the plug's, then all six in one transaction
 
 
 @pytest.mark.usefixtures("place")
 async def test_a_key_repeated_in_a_group_is_answered_with_its_first_hold(
-    client: httpx.AsyncClient, runtime: Runtime, database: Database
+    client: httpx.AsyncClient, runtime: Runtime, database: Database, groups: list[int]
 ) -> None:
     async with _one_group(client, runtime, database, 3):
         asked = [
@@ -127,6 +145,55 @@ async def test_a_key_repeated_in_a_group_is_answered_with_its_first_hold(
     assert (first.status_code, other.status_code, again.status_code) == (201, 201, 201)
     assert again.json()["id"] == first.json()["id"]
     assert await _held(runtime, "patient-1") == 1
+    assert groups[:2] == [1, 3]  # then the repeat's read afresh, after the group
+
+
+@pytest.mark.usefixtures("place")
+async def test_holds_of_one_group_share_their_minute_s_sweep_job(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database, groups: list[int]
+) -> None:
+    async with _one_group(client, runtime, database, 4):
+        asked = [asyncio.create_task(_reserve(client, 70 + n, f"patient-{n}")) for n in range(4)]
+    assert [(await request).status_code for request in asked] == [201] * 4
+    assert groups == [1, 4]
+    async with transaction(runtime.sessions) as session:
+        deadlines = select(Appointment.hold_expires_at).where(Appointment.status == "held")
+        minutes = {int(due.timestamp()) // 60 for due in (await session.scalars(deadlines))}
+        sweeps = select(Job.dedupe_key).where(Job.kind == EXPIRE_HOLDS, Job.status == "queued")
+        keys = list(await session.scalars(sweeps))
+    assert sorted(keys) == sorted({key for key in keys})  # no minute's job twice
+    assert len(keys) == len(minutes)  # and every held minute has one
+
+
+async def test_one_hold_s_error_outside_sqlite_is_its_own(
+    runtime: Runtime, database: Database
+) -> None:
+    """A value sqlite3 cannot bind (an integer past 64 bits) fails its own hold, not the
+    group's: the others are written."""
+    if database.kind != "sqlite":
+        pytest.skip("holds are grouped on SQLite only")
+    with closing(_connect(database)) as other:
+        other.execute("CREATE TABLE scratch (n INTEGER)")
+    insert = ("INSERT INTO scratch (n) VALUES (:n) RETURNING n", "SELECT NULL")
+    writes = [
+        sqlite_hold.Hold(None, [(insert[0], {"n": n}), (insert[0], {"n": n}), (insert[1], {})])
+        for n in (1, 2**64, 3)
+    ]
+    writer = sqlite_hold._writer(runtime.engine)
+    with _write_lock(database):
+        asked = [asyncio.create_task(writer.write(runtime.engine, hold)) for hold in writes]
+        await _until(lambda: writer.draining is not None)
+    first, failed, last = await asyncio.gather(*asked, return_exceptions=True)
+    assert (first, last) == ((True, None), (True, None))
+    assert isinstance(failed, DriverError)
+    assert "OverflowError" in str(failed)
+    with closing(_connect(database)) as other:
+        assert other.execute("SELECT n FROM scratch ORDER BY n").fetchall() == [
+            (1,),
+            (1,),
+            (3,),
+            (3,),
+        ]
 
 
 @contextmanager
@@ -150,7 +217,7 @@ def _commit_refused_for(database: Database, client_id: str) -> Iterator[None]:
 
 @pytest.mark.usefixtures("place")
 async def test_a_group_whose_commit_fails_answers_every_request_with_an_error(
-    client: httpx.AsyncClient, runtime: Runtime, database: Database
+    client: httpx.AsyncClient, runtime: Runtime, database: Database, groups: list[int]
 ) -> None:
     clients = [f"patient-{n}" for n in range(5)]
     with _commit_refused_for(database, "patient-2"):
@@ -161,6 +228,7 @@ async def test_a_group_whose_commit_fails_answers_every_request_with_an_error(
             ]
         answers = [await request for request in asked]
     assert [answer.status_code for answer in answers] == [500] * len(clients)
+    assert groups[:2] == [1, len(clients)]
     assert [await _held(runtime, client_id) for client_id in clients] == [0] * len(clients)
     assert (await _reserve(client, 30, "patient-after")).status_code == 201  # the writer goes on
 

@@ -105,7 +105,8 @@ class _Writer:
     async def write(self, engine: AsyncEngine, hold: Hold) -> Outcome:
         answer: asyncio.Future[Outcome] = self.loop.create_future()
         self.waiting.append((hold, answer))
-        if self.draining is None:  # a fresh context: not the request's that started it
+        if self.draining is None or self.draining.done():  # done: cancelled before it began
+            # a fresh context: not the request's that started it
             drain = self._drain(engine)
             self.draining = self.loop.create_task(drain, context=contextvars.Context())
         return await answer
@@ -132,26 +133,45 @@ class _Writer:
         return group
 
     async def _write(self, engine: AsyncEngine, group: list[_Waiting]) -> None:
-        """One transaction for `group`; its COMMIT's failure (or its connection's) is every
-        hold's: none of them was written."""
+        """One transaction for `group`, each request answered after it. No request of the
+        group is left waiting, whatever happens here."""
+        answers = [answer for _, answer in group]
         try:
-            outcomes = await on_connection_thread(engine, _run, [hold for hold, _ in group])
-        except Exception as error:
-            outcomes = [error] * len(group)
-        except BaseException:
-            for _, answer in group:
-                answer.cancel()
-            raise
-        for (_, answer), outcome in zip(group, outcomes, strict=True):
-            if not answer.done():  # else its request was cancelled meanwhile
-                _answer(answer, outcome)
+            outcomes = await _outcomes(engine, [hold for hold, _ in group])
+            for answer, outcome in zip(answers, outcomes, strict=True):
+                if not answer.done():  # else its request was cancelled meanwhile
+                    _answer(answer, outcome)
+        finally:
+            for answer in answers:  # not answered: this task was cancelled (the loop closing)
+                answer.cancel()  # a no-op for an answered one
+
+
+async def _outcomes(engine: AsyncEngine, holds: list[Hold]) -> list[Outcome | Exception]:
+    """Each hold's outcome in one transaction; its COMMIT's failure (or its connection's)
+    is every hold's: none of them was written."""
+    try:
+        return await on_connection_thread(engine, _run, holds)
+    except Exception as error:
+        return [_not_written(error, len(holds)) for _ in holds]
+
+
+class GroupNotWritten(Exception):
+    """The transaction a hold shared with the others of its group failed (its COMMIT, its
+    connection): nothing of the group was written. Each request raises its own, caused by
+    the group's one error (a `pooled.DriverError`: no values)."""
+
+
+def _not_written(error: Exception, size: int) -> GroupNotWritten:
+    failed = GroupNotWritten(f"the transaction of a group of {size} holds failed: none written")
+    failed.__cause__ = error
+    return failed
 
 
 def _answer(answer: asyncio.Future[Outcome], outcome: Outcome | Exception) -> None:
-    if isinstance(outcome, sqlite3.Error):  # one hold's alone, raised without its values
-        answer.set_exception(DriverError(f"{_run_one.__module__}._run_one", outcome))
-    elif isinstance(outcome, Exception):  # the group's (pooled.DriverError already)
+    if isinstance(outcome, GroupNotWritten):
         answer.set_exception(outcome)
+    elif isinstance(outcome, Exception):  # one hold's alone, raised without its values
+        answer.set_exception(DriverError(f"{_run_one.__module__}._run_one", outcome))
     else:
         answer.set_result(outcome)
 
@@ -191,7 +211,7 @@ def _run_one(connection: sqlite3.Connection, hold: Hold) -> Outcome | Exception:
     outcome: Outcome | Exception
     try:
         outcome = _written(connection, hold)
-    except sqlite3.Error as error:
+    except Exception as error:  # sqlite3's, or binding's (a value out of SQLite's range)
         if not connection.in_transaction:  # SQLite ended it (a full disk, an I/O error)
             raise
         outcome = error
