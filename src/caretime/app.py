@@ -18,6 +18,7 @@ from caretime.clock import Clock
 from caretime.config import Settings, get_settings
 from caretime.db import transaction
 from caretime.demo import load_demo_data
+from caretime.direct_routes import serve_directly
 from caretime.dispatch.health import dispatcher_check
 from caretime.dispatch.pool import WorkerPool
 from caretime.edge import EdgeMiddleware
@@ -115,6 +116,7 @@ def create_app(
         web.router,
     ):
         include_indexed(app, router)
+    serve_directly(app)
     complete_openapi(
         app,
         {

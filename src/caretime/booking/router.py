@@ -62,6 +62,7 @@ from caretime.booking.validation import read_windows
 from caretime.booking.visit_type_router import router as visit_type_router
 from caretime.booking.waitlist_router import router as waitlist_router
 from caretime.deps import ClockDep, SessionDep
+from caretime.direct_routes import answers_directly
 from caretime.errors import InvalidInput
 from caretime.events.router import Cursor, EventPage, subject_events
 from caretime.events.router import Limit as EventLimit
@@ -69,7 +70,13 @@ from caretime.openapi import documents_query, json_body, problems
 from caretime.query_models import QueryModel
 from caretime.runtime import Runtime
 from caretime.storable import PathText, QueryText
-from caretime.tenancy.auth import PolicyDep, PolicyReadWithDep, TenantDep
+from caretime.tenancy.auth import (
+    PolicyDep,
+    PolicyReadWithDep,
+    TenantDep,
+    current_tenant,
+    policy_read_with,
+)
 from caretime.tenancy.policy import BookingPolicy
 
 router = APIRouter(tags=["booking"])
@@ -242,6 +249,13 @@ async def get_slots(request: Request, tenant: TenantDep, policies: PolicyReadWit
         found, policy.booking, query, now=now, limit=search.limit, after=after
     )
     return Response(_slot_page(page, cursors.encode(position)), media_type="application/json")
+
+
+@answers_directly(get_slots)
+async def get_slots_directly(request: Request) -> Response:
+    """`GET /slots` without FastAPI's dependency solving: its two dependencies, then it."""
+    tenant = await current_tenant(request)
+    return await get_slots(request, tenant, await policy_read_with(request, tenant))
 
 
 def _slot_page(found: list[Slot], next_cursor: str | None) -> bytes:

@@ -1,0 +1,128 @@
+"""`GET /slots` is answered by its direct route (direct_routes), not by FastAPI's handling of
+the route: every answer must be the one FastAPI's route gives, byte for byte — the search,
+each 401 of the key check, each 404 and 422 of the search, a revoked key, another method's
+405 — and the request is counted and logged under its route as before."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from caretime.direct_routes import DirectRoute
+from caretime.observability import HTTP_REQUESTS
+from caretime.runtime import Runtime
+from tests.booking.support import make_availability, make_provider, make_reservation
+from tests.support import bearer, make_tenant
+
+DAY = "2026-03-10"
+SEARCHES = [
+    f"/slots?provider_id=dr-jekyll&start={DAY}&end={DAY}",
+    f"/slots?provider_id=dr-jekyll&start={DAY}&end={DAY}&limit=3",
+    f"/slots?start={DAY}T13:00:00Z&end={DAY}T18:00:00Z",
+    "/slots",
+    # Problems the search itself raises: unknown provider and visit type, a range too long,
+    # an end before the start, a bad query (the model's 422), a bad cursor.
+    f"/slots?provider_id=nobody&start={DAY}&end={DAY}",
+    f"/slots?provider_id=dr-jekyll&visit_type=none&start={DAY}&end={DAY}",
+    "/slots?provider_id=dr-jekyll&start=2026-03-01&end=2026-05-01",
+    f"/slots?provider_id=dr-jekyll&start={DAY}T10:00:00Z&end={DAY}T09:00:00Z",
+    "/slots?limit=0&start=yesterday",
+    f"/slots?provider_id=dr-jekyll&start={DAY}&end={DAY}&cursor=not-a-cursor",
+]
+BAD_CREDENTIALS = [
+    {},
+    {"Authorization": "Basic dXNlcjpwYXNz"},
+    {"Authorization": "Bearer"},
+    {"Authorization": "Bearer short"},
+    {"Authorization": "Bearer ct_this_key_does_not_exist"},
+]
+OTHER_REQUESTS = [("POST", "/slots"), ("DELETE", "/slots"), ("HEAD", "/slots"), ("GET", "/slots/")]
+
+
+def _direct_routes(app: FastAPI) -> list[DirectRoute]:
+    return [route for route in app.router.routes if isinstance(route, DirectRoute)]
+
+
+@contextmanager
+def _without_direct_routes(app: FastAPI) -> Iterator[None]:
+    """The app as FastAPI alone answers it: its direct routes taken out for the while."""
+    direct = _direct_routes(app)
+    for route in direct:
+        app.router.routes.remove(route)
+    try:
+        yield
+    finally:
+        app.router.routes[:0] = direct
+
+
+async def _answer(
+    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, str | None, str | None, bytes]:
+    """Status, content type, challenge and body (its request id, each request's own, left out)."""
+    response = await client.request(method, path, headers=headers)
+    content_type = response.headers.get("content-type")
+    body = response.content.replace(response.headers["x-request-id"].encode(), b"<id>")
+    return response.status_code, content_type, response.headers.get("www-authenticate"), body
+
+
+async def _both_ways(
+    app: FastAPI, client: httpx.AsyncClient, method: str, path: str, **kw: dict[str, str]
+) -> tuple[int, str | None, str | None, bytes]:
+    """The direct route's answer, checked to be the FastAPI route's."""
+    with _without_direct_routes(app):
+        expected = await _answer(client, method, path, kw.get("headers"))
+    assert await _answer(client, method, path, kw.get("headers")) == expected, (method, path)
+    return expected
+
+
+async def _seed(client: httpx.AsyncClient) -> None:
+    await make_provider(client)
+    windows = [{"date": DAY, "start": "09:00", "end": "12:00"}]
+    await make_availability(client, windows=windows)
+    await make_reservation(client, slot_start=f"{DAY}T14:00:00Z")
+
+
+async def test_slots_is_answered_by_its_direct_route(app: FastAPI) -> None:
+    (route,) = _direct_routes(app)
+    assert app.router.routes[0] is route
+    assert (route.path_format, route.methods) == ("/slots", frozenset({"GET"}))
+
+
+async def test_searches_and_their_problems_are_fastapis(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await _seed(client)
+    statuses = [(await _both_ways(app, client, "GET", path))[0] for path in SEARCHES]
+    assert statuses == [200, 200, 200, 200, 404, 404, 400, 422, 422, 422]
+
+
+async def test_refused_keys_and_other_methods_are_fastapis(
+    app: FastAPI, anon_client: httpx.AsyncClient
+) -> None:
+    for headers in BAD_CREDENTIALS:
+        answer = await _both_ways(app, anon_client, "GET", SEARCHES[0], headers=headers)
+        assert answer[:3] == (401, "application/problem+json", "Bearer")
+    for method, path in OTHER_REQUESTS:
+        await _both_ways(app, anon_client, method, path)
+
+
+async def test_a_revoked_key_is_refused_as_fastapis_route_refuses_it(
+    app: FastAPI, anon_client: httpx.AsyncClient, runtime: Runtime
+) -> None:
+    _, key = await make_tenant(runtime, name="acme")
+    assert (await _both_ways(app, anon_client, "GET", "/slots", headers=bearer(key)))[0] == 200
+    keys = (await anon_client.get("/tenants/me/keys", headers=bearer(key))).json()["items"]
+    await anon_client.delete(f"/tenants/me/keys/{keys[0]['id']}", headers=bearer(key))
+    refused = await _both_ways(app, anon_client, "GET", "/slots", headers=bearer(key))
+    assert refused[0] == 401
+    assert b"revoked" in refused[3]
+
+
+async def test_a_direct_answer_is_counted_under_its_route(client: httpx.AsyncClient) -> None:
+    counted = HTTP_REQUESTS.labels("GET", "/slots", "200")
+    before = counted._value.get()
+    assert (await client.get("/slots")).status_code == 200
+    assert counted._value.get() == before + 1
