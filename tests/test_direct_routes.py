@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 
-from caretime.direct_routes import DirectRoute
+from caretime.direct_routes import DirectRoute, answers_directly, serve_directly
 from caretime.observability import HTTP_REQUESTS
 from caretime.runtime import Runtime
 from tests.booking.support import make_availability, make_provider, make_reservation
@@ -44,6 +47,21 @@ OTHER_REQUESTS = [("POST", "/slots"), ("DELETE", "/slots"), ("HEAD", "/slots"), 
 
 def _direct_routes(app: FastAPI) -> list[DirectRoute]:
     return [route for route in app.router.routes if isinstance(route, DirectRoute)]
+
+
+@pytest.fixture
+def answered(app: FastAPI) -> Iterator[list[str]]:
+    """The requests the direct route answered (so a comparison is not FastAPI against itself)."""
+    (route,) = _direct_routes(app)
+    answer, seen = route.answer, []
+
+    async def counted(request: Request) -> Response:
+        seen.append(request.url.path)
+        return await answer(request)
+
+    route.answer = counted
+    yield seen
+    route.answer = answer
 
 
 @contextmanager
@@ -92,21 +110,23 @@ async def test_slots_is_answered_by_its_direct_route(app: FastAPI) -> None:
 
 
 async def test_searches_and_their_problems_are_fastapis(
-    app: FastAPI, client: httpx.AsyncClient
+    app: FastAPI, client: httpx.AsyncClient, answered: list[str]
 ) -> None:
     await _seed(client)
     statuses = [(await _both_ways(app, client, "GET", path))[0] for path in SEARCHES]
     assert statuses == [200, 200, 200, 200, 404, 404, 400, 422, 422, 422]
+    assert answered == ["/slots"] * len(SEARCHES)  # each once, by the direct route
 
 
 async def test_refused_keys_and_other_methods_are_fastapis(
-    app: FastAPI, anon_client: httpx.AsyncClient
+    app: FastAPI, anon_client: httpx.AsyncClient, answered: list[str]
 ) -> None:
     for headers in BAD_CREDENTIALS:
         answer = await _both_ways(app, anon_client, "GET", SEARCHES[0], headers=headers)
         assert answer[:3] == (401, "application/problem+json", "Bearer")
     for method, path in OTHER_REQUESTS:
         await _both_ways(app, anon_client, method, path)
+    assert len(answered) == len(BAD_CREDENTIALS)  # the other methods and paths: FastAPI's
 
 
 async def test_a_revoked_key_is_refused_as_fastapis_route_refuses_it(
@@ -126,3 +146,41 @@ async def test_a_direct_answer_is_counted_under_its_route(client: httpx.AsyncCli
     before = counted._value.get()
     assert (await client.get("/slots")).status_code == 200
     assert counted._value.get() == before + 1
+
+
+async def _tenant() -> str:
+    return "t"
+
+
+async def _audited() -> None:
+    return None
+
+
+async def _endpoint(tenant: Annotated[str, Depends(_tenant)]) -> dict[str, str]:
+    return {"tenant": tenant}
+
+
+@answers_directly(_endpoint, calls=(_tenant,))
+async def _endpoint_directly(request: Request) -> Response:
+    return JSONResponse(await _endpoint(await _tenant()))
+
+
+def _app_with(router: APIRouter, **include: Any) -> FastAPI:
+    app = FastAPI()
+    app.include_router(router, **include)
+    return app
+
+
+def test_a_route_is_answered_directly_only_if_fastapi_would_do_no_more() -> None:
+    plain = APIRouter()
+    plain.get("/x")(_endpoint)
+    app = _app_with(plain)
+    serve_directly(app)
+    assert isinstance(app.router.routes[0], DirectRoute)
+    # Under a prefix, behind another dependency, or a body cap: FastAPI's route alone.
+    for refused in (
+        _app_with(plain, prefix="/v1"),
+        _app_with(plain, dependencies=[Depends(_audited)]),
+    ):
+        with pytest.raises(TypeError, match="/x"):
+            serve_directly(refused)

@@ -13,41 +13,69 @@ app's exception handlers, as the route's would be.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI, Request, Response
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
 Answer = Callable[[Request], Awaitable[Response]]
 
+
+class _Registered(NamedTuple):
+    answer: Answer
+    calls: tuple[Callable[..., Any], ...]  # the dependencies it calls, in order
+
+
 # Endpoint → the function that answers its route directly.
-_ANSWERS: dict[Callable[..., Any], Answer] = {}
+_ANSWERS: dict[Callable[..., Any], _Registered] = {}
 
 
-def answers_directly(endpoint: Callable[..., Any]) -> Callable[[Answer], Answer]:
+def answers_directly(
+    endpoint: Callable[..., Any], *, calls: tuple[Callable[..., Any], ...]
+) -> Callable[[Answer], Answer]:
     """Registers the decorated function as `endpoint`'s route's direct answer. It must give
-    the response FastAPI would give: the endpoint's dependencies called as FastAPI calls
-    them (same functions, same order), then the endpoint."""
+    the response FastAPI would give: the endpoint's dependencies `calls` called as FastAPI
+    calls them (same functions, same order), then the endpoint. `serve_directly` refuses a
+    route whose FastAPI handling would do more (another dependency, a prefix, a body cap)."""
 
     def register(answer: Answer) -> Answer:
-        _ANSWERS[endpoint] = answer
+        _ANSWERS[endpoint] = _Registered(answer, calls)
         return answer
 
     return register
 
 
 def serve_directly(app: FastAPI) -> None:
-    """Every registered route of `app` (without path parameters) answered directly, ahead of
-    the app's other routes."""
-    routes = [context.original_route for context in iter_route_contexts(app.routes)]
-    for route in routes:
-        if isinstance(route, APIRoute) and route.endpoint in _ANSWERS:
-            if route.param_convertors:
-                raise TypeError(f"{route.path}: a direct route has no path parameters")
-            app.router.routes.insert(0, DirectRoute(route, _ANSWERS[route.endpoint]))
+    """Every registered route of `app` answered directly, ahead of the app's other routes."""
+    for context in list(iter_route_contexts(app.routes)):  # listed first: inserted below
+        endpoint = context.endpoint
+        if endpoint is not None and endpoint in _ANSWERS:
+            answer, calls = _ANSWERS[endpoint]
+            route = _served_as_registered(context, calls)
+            app.router.routes.insert(0, DirectRoute(route, answer))
+
+
+def _served_as_registered(context: RouteContext, calls: tuple[Callable[..., Any], ...]) -> APIRoute:
+    """The FastAPI route behind `context`, if answering it directly skips nothing FastAPI
+    would do for it: no path parameters, no prefix it was included under, no dependency but
+    `calls` (a router's or the app's `dependencies=` would be among FastAPI's), no body cap."""
+    route = context.original_route
+    if not isinstance(route, APIRoute) or route.param_convertors:
+        raise TypeError(
+            f"{context.path}: a direct route is a FastAPI route without path parameters"
+        )
+    if context.path_format != route.path_format:
+        raise TypeError(f"{context.path}: a direct route is not included under a prefix")
+    called = tuple(dependency.call for dependency in context.dependant.dependencies)
+    if called != calls or context.max_body_size is not None:
+        names = [getattr(call, "__name__", repr(call)) for call in called]
+        raise TypeError(
+            f"{context.path}: FastAPI's route would call {names}; not answered directly"
+        )
+    return route
 
 
 class DirectRoute(BaseRoute):

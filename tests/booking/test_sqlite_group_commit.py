@@ -161,39 +161,90 @@ async def test_holds_of_one_group_share_their_minute_s_sweep_job(
         minutes = {int(due.timestamp()) // 60 for due in (await session.scalars(deadlines))}
         sweeps = select(Job.dedupe_key).where(Job.kind == EXPIRE_HOLDS, Job.status == "queued")
         keys = list(await session.scalars(sweeps))
-    assert sorted(keys) == sorted({key for key in keys})  # no minute's job twice
-    assert len(keys) == len(minutes)  # and every held minute has one
+    assert len(keys) == len(minutes)  # one job for every minute of a held deadline
+
+
+@pytest.fixture
+def scratch(database: Database) -> sqlite3.Connection:
+    """A table of numbers, and a parent table whose deferred foreign key SQLite checks at
+    COMMIT, for holds written straight to the writer (`_scratch_hold`)."""
+    if database.kind != "sqlite":
+        pytest.skip("holds are grouped on SQLite only")
+    other = _connect(database)
+    other.executescript("""
+        CREATE TABLE scratch_parent (id INTEGER PRIMARY KEY);
+        CREATE TABLE scratch (n INTEGER REFERENCES scratch_parent (id)
+                              DEFERRABLE INITIALLY DEFERRED);
+    """)
+    other.executemany("INSERT INTO scratch_parent VALUES (?)", [(1,), (2,), (3,)])
+    return other
+
+
+def _scratch_hold(n: int) -> sqlite_hold.Hold:
+    """A "hold" that writes `n` twice and no sweep job (its three statements' shapes)."""
+    insert = "INSERT INTO scratch (n) VALUES (:n) RETURNING n"
+    return sqlite_hold.Hold(None, [(insert, {"n": n}), (insert, {"n": n}), ("SELECT NULL", {})])
+
+
+async def _written_together(runtime: Runtime, database: Database, numbers: list[int]) -> list[Any]:
+    """Each scratch hold's outcome (or error), all queued before the writer takes them."""
+    writer = sqlite_hold._writer(runtime.engine)
+    with _write_lock(database):
+        asked = [
+            asyncio.create_task(writer.write(runtime.engine, _scratch_hold(n))) for n in numbers
+        ]
+        await _until(lambda: writer.draining is not None and not writer.waiting)
+    return await asyncio.gather(*asked, return_exceptions=True)
 
 
 async def test_one_hold_s_error_outside_sqlite_is_its_own(
-    runtime: Runtime, database: Database
+    runtime: Runtime, database: Database, scratch: sqlite3.Connection, groups: list[int]
 ) -> None:
     """A value sqlite3 cannot bind (an integer past 64 bits) fails its own hold, not the
     group's: the others are written."""
-    if database.kind != "sqlite":
-        pytest.skip("holds are grouped on SQLite only")
-    with closing(_connect(database)) as other:
-        other.execute("CREATE TABLE scratch (n INTEGER)")
-    insert = ("INSERT INTO scratch (n) VALUES (:n) RETURNING n", "SELECT NULL")
-    writes = [
-        sqlite_hold.Hold(None, [(insert[0], {"n": n}), (insert[0], {"n": n}), (insert[1], {})])
-        for n in (1, 2**64, 3)
-    ]
-    writer = sqlite_hold._writer(runtime.engine)
-    with _write_lock(database):
-        asked = [asyncio.create_task(writer.write(runtime.engine, hold)) for hold in writes]
-        await _until(lambda: writer.draining is not None)
-    first, failed, last = await asyncio.gather(*asked, return_exceptions=True)
+    first, failed, last = await _written_together(runtime, database, [1, 2**64, 3])
+    assert groups == [3]
     assert (first, last) == ((True, None), (True, None))
     assert isinstance(failed, DriverError)
     assert "OverflowError" in str(failed)
-    with closing(_connect(database)) as other:
-        assert other.execute("SELECT n FROM scratch ORDER BY n").fetchall() == [
-            (1,),
-            (1,),
-            (3,),
-            (3,),
-        ]
+    written = scratch.execute("SELECT n FROM scratch ORDER BY n").fetchall()
+    assert written == [(1,), (1,), (3,), (3,)]
+
+
+async def test_each_request_of_a_failed_group_raises_its_own_error(
+    runtime: Runtime, database: Database, scratch: sqlite3.Connection, groups: list[int]
+) -> None:
+    """4 has no parent: the COMMIT fails, and with it every hold of the group."""
+    answers = await _written_together(runtime, database, [1, 4, 3])
+    assert groups == [3]
+    assert all(isinstance(answer, sqlite_hold.GroupNotWritten) for answer in answers)
+    assert len({id(answer) for answer in answers}) == 3  # each its own traceback
+    assert len({id(answer.__cause__) for answer in answers}) == 1  # one error behind them
+    assert scratch.execute("SELECT count(*) FROM scratch").fetchone() == (0,)
+
+
+async def test_a_writer_cancelled_before_it_began_is_started_again(
+    runtime: Runtime, scratch: sqlite3.Connection
+) -> None:
+    writer = sqlite_hold._writer(runtime.engine)
+    first = asyncio.create_task(writer.write(runtime.engine, _scratch_hold(1)))
+    await asyncio.sleep(0)  # `first` queues its hold and makes the writer's task, not yet run
+    assert writer.draining is not None
+    writer.draining.cancel()  # before its first step: its own clean-up never runs
+    await asyncio.sleep(0)
+    cancelled = writer.draining
+    assert cancelled.done()
+    second = asyncio.create_task(writer.write(runtime.engine, _scratch_hold(2)))
+    await asyncio.sleep(0)
+    assert writer.draining is not cancelled  # else both would wait for ever
+    assert await second == (True, None)
+    assert await first == (True, None)  # taken by the writer started again
+    assert scratch.execute("SELECT n FROM scratch ORDER BY n").fetchall() == [
+        (1,),
+        (1,),
+        (2,),
+        (2,),
+    ]
 
 
 @contextmanager

@@ -251,7 +251,7 @@ async def get_slots(request: Request, tenant: TenantDep, policies: PolicyReadWit
     return Response(_slot_page(page, cursors.encode(position)), media_type="application/json")
 
 
-@answers_directly(get_slots)
+@answers_directly(get_slots, calls=(current_tenant, policy_read_with))
 async def get_slots_directly(request: Request) -> Response:
     """`GET /slots` without FastAPI's dependency solving: its two dependencies, then it."""
     tenant = await current_tenant(request)
