@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from caretime import driver_reads
-from caretime.bulk import SkipConflicts, insert_rows, where_one_of
+from caretime.bulk import SkipConflicts, insert_rows, probe_each, where_one_of
 from caretime.db import is_postgres, locking
 from caretime.messaging import Message
 from caretime.outreach.models import (
@@ -94,8 +94,8 @@ class CallRepository(TenantRepository[Call]):
 
     async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
         """The live (exclusive) call of each (number, purpose) among these numbers, looked
-        up by contact id (derived from tenant and number: no tenant condition is needed,
-        and none lures the planner to the tenant's other indexes)."""
+        up by contact id (derived from tenant and number: no tenant condition is needed),
+        one probe of the live-call index per number (`bulk.probe_each`)."""
         return await self.live_by_contact(
             {contact_id_for(self.tenant_id, number): number for number in numbers}
         )
@@ -112,7 +112,7 @@ class CallRepository(TenantRepository[Call]):
         for start in range(0, len(contacts), CHUNK):
             chunk = contacts[start : start + CHUNK]
             rows = await self.session.execute(
-                where_one_of(self.session, statement, Call.contact_id, chunk)
+                probe_each(self.session, statement, Call.contact_id, chunk)
             )
             for contact, purpose, call_id, status, at in rows.all():
                 found[(by_contact[contact], purpose)] = LiveCall(call_id, status, at)
