@@ -234,12 +234,12 @@ def probe_each(
     it runs once per value, with the value as a constant. Other databases get `IN`."""
     if not is_postgres(session):
         return statement.where(column.in_(values))
-    keys = _unnested_keys(values)
+    keys = unnested_keys(values)
     probed = statement.where(column == keys.c.key).offset(0).lateral()
     return select(*probed.c).select_from(keys).join(probed, true())
 
 
-def _unnested_keys(values: Sequence[str]) -> Any:
+def unnested_keys(values: Sequence[str]) -> Any:
     """`values` as the rows of a table `keys` with one column, `key`: one text parameter,
     split as `where_one_of` splits it."""
     keys = bulk_text.strings(values)
