@@ -13,6 +13,7 @@ from caretime.bulk import (
     Documents,
     SkipConflicts,
     insert_rows,
+    probe_each,
     update_rows,
     where_one_of,
 )
@@ -185,6 +186,21 @@ async def test_where_one_of_finds_every_awkward_key(runtime: Runtime) -> None:
         for some in (keys, keys[:-2]):  # with the separator in a key, and joined without
             statement = where_one_of(session, select(Job.dedupe_key), Job.dedupe_key, some)
             assert sorted((await session.scalars(statement)).all()) == sorted(some)
+
+
+async def test_probe_each_finds_the_rows_of_every_key_and_only_theirs(runtime: Runtime) -> None:
+    """One probe per key: every awkward key (the separator among them, which sends the keys
+    as an array's text) finds its own rows, with the statement's other conditions kept."""
+    keys = [*AWKWARD, "trailing space ", "{}", f"a{SEPARATOR}b", SEPARATOR]
+    columns = _jobs(len(keys), kind=keys, dedupe_key=[None] * len(keys))
+    async with transaction(runtime.sessions) as session:
+        await insert_rows(session, Job, columns, shared=SHARED)
+    queued = select(Job.kind, Job.priority).where(Job.priority > 0)
+    async with transaction(runtime.sessions) as session:
+        for some in (keys, keys[:-2], [keys[0], "no such kind"], []):
+            rows = (await session.execute(probe_each(session, queued, Job.kind, some))).all()
+            expected = {(kind, keys.index(kind)) for kind in some if kind in keys[1:]}
+            assert set(rows) == expected
 
 
 async def test_strings_holding_the_separator_or_one_empty_string_come_back_exactly(

@@ -32,6 +32,7 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import (
     ARRAY,
     JSON,
+    ColumnElement,
     Select,
     Table,
     Text,
@@ -42,6 +43,8 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    select,
+    true,
     update,
 )
 from sqlalchemy.dialects import sqlite
@@ -210,6 +213,42 @@ def where_one_of(
     return statement.where(
         column == any_(cast(literal(bulk_text.array_text(values), Text), ARRAY(Text)))
     )
+
+
+def probe_each(
+    session: AsyncSession,
+    statement: Select[*Ts],
+    column: InstrumentedAttribute[str],
+    values: Sequence[str],
+) -> Select[*Ts]:
+    """`statement`'s rows whose `column` is one of `values`, found by one probe of an index
+    on `column` per value, whatever the planner estimates. For a key that few rows hold
+    (a contact's live call) among thousands of values: `where_one_of`'s `= ANY` leaves the
+    choice of index to the estimates of the other conditions, and with some statistics (a
+    tenant's table growing by a batch at a time, stale or just analysed) PostgreSQL scanned
+    every live call of the table against the values, 29-37 ms for 3,500 values with 80,000
+    live calls and growing with them, where a probe per value costs ~3 µs.
+
+    On PostgreSQL the values are unnested and `statement`, limited to the one value, runs
+    as a LATERAL subquery behind `OFFSET 0`, which PostgreSQL never flattens into a join:
+    it runs once per value, with the value as a constant. Other databases get `IN`."""
+    if not is_postgres(session):
+        return statement.where(column.in_(values))
+    keys = unnested_keys(values)
+    probed = statement.where(column == keys.c.key).offset(0).lateral()
+    return select(*probed.c).select_from(keys).join(probed, true())
+
+
+def unnested_keys(values: Sequence[str]) -> Any:
+    """`values` as the rows of a table `keys` with one column, `key`: one text parameter,
+    split as `where_one_of` splits it."""
+    keys = bulk_text.strings(values)
+    array: ColumnElement[Sequence[str]] = (
+        func.string_to_array(literal(keys.text, Text), bulk_text.SEPARATOR_SQL, type_=ARRAY(Text))
+        if keys.joined
+        else cast(literal(bulk_text.array_text(values), Text), ARRAY(Text))
+    )
+    return func.unnest(array).table_valued("key").render_derived(name="keys")
 
 
 def _hoist_uniform(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -142,11 +142,13 @@ async def plan_and_write(
     batch_id: str,
     now: datetime,
     screen_later: ScreenSpan | None = None,
+    known_contacts: Set[str] | None = None,
 ) -> Written:
     """Plan the items, describe them and write the calls planned, chunk after chunk, each
     chunk's database work overlapping the next one's screening (by `screen_later`, when the
     caller screened only the first chunk) and planning; then enqueue the minutes of the calls
-    written."""
+    written. `known_contacts`: the contact ids the screening found, growing as later chunks
+    are screened (`writing.write_rows`)."""
     assert screen_later is None or planning.in_chunks, "a span is planned once it is screened"
     chunker = _Chunker(tenant_id, planning, describe)
 
@@ -159,7 +161,7 @@ async def plan_and_write(
 
     async def write(chunk: Chunk) -> tuple[Chunk, set[str]]:
         written = await write_rows(session, tenant_id, calling, chunk.rows, batch_id=batch_id,
-                                   now=now)  # fmt: skip
+                                   now=now, known_contacts=known_contacts)  # fmt: skip
         return chunk, written
 
     done = Written()

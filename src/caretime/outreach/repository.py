@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import Select, and_, bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from caretime import driver_reads
-from caretime.bulk import SkipConflicts, insert_rows, where_one_of
+from caretime.bulk import SkipConflicts, insert_rows, probe_each, unnested_keys, where_one_of
 from caretime.db import is_postgres, locking
 from caretime.messaging import Message
 from caretime.outreach.models import (
@@ -30,6 +30,8 @@ from caretime.repository import TenantRepository
 from caretime.tenancy.models import Tenant
 
 _KNOWN_IDS = SkipConflicts(("id",))
+# The contacts' primary key, which refuses a contact written twice.
+CONTACTS_KEY = "pk_contacts"
 # A second live call for a (number, purpose) is not written: the partial unique index says so.
 _LIVE_TWINS = SkipConflicts(("contact_id", "purpose"), LIVE_PREDICATE)
 CHUNK = 5000
@@ -94,8 +96,8 @@ class CallRepository(TenantRepository[Call]):
 
     async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
         """The live (exclusive) call of each (number, purpose) among these numbers, looked
-        up by contact id (derived from tenant and number: no tenant condition is needed,
-        and none lures the planner to the tenant's other indexes)."""
+        up by contact id (derived from tenant and number: no tenant condition is needed),
+        one probe of the live-call index per number (`bulk.probe_each`)."""
         return await self.live_by_contact(
             {contact_id_for(self.tenant_id, number): number for number in numbers}
         )
@@ -112,11 +114,33 @@ class CallRepository(TenantRepository[Call]):
         for start in range(0, len(contacts), CHUNK):
             chunk = contacts[start : start + CHUNK]
             rows = await self.session.execute(
-                where_one_of(self.session, statement, Call.contact_id, chunk)
+                probe_each(self.session, statement, Call.contact_id, chunk)
             )
             for contact, purpose, call_id, status, at in rows.all():
                 found[(by_contact[contact], purpose)] = LiveCall(call_id, status, at)
         return found
+
+    async def known_and_live(
+        self, by_contact: Mapping[str, str]
+    ) -> tuple[set[str] | None, dict[tuple[str, str], LiveCall]]:
+        """`live_by_contact`, and on PostgreSQL which of these contact ids have a contact row
+        (None elsewhere), in the same statements: a contact's row is probed first, and its
+        live calls only when it has one (a number never called has neither), so a batch of
+        new numbers costs the one probe per number the live calls alone did."""
+        if not is_postgres(self.session):
+            return None, await self.live_by_contact(by_contact)
+        known: set[str] = set()
+        found: dict[tuple[str, str], LiveCall] = {}
+        contacts = list(by_contact)
+        for start in range(0, len(contacts), CHUNK):
+            rows = await self.session.execute(
+                _known_and_live(self.tenant_id, contacts[start : start + CHUNK])
+            )
+            for contact, purpose, call_id, status, at in rows.all():
+                known.add(contact)
+                if call_id is not None:
+                    found[(by_contact[contact], purpose)] = LiveCall(call_id, status, at)
+        return known, found
 
     async def get_for_update(self, call_id: str) -> Call | None:
         return await self.first(locking(self.select().where(Call.id == call_id)))
@@ -351,10 +375,77 @@ class ContactRepository(TenantRepository[Contact]):
         statement = where_one_of(self.session, statement, Contact.id, contact_ids)
         await self.session.execute(locking(statement.order_by(Contact.id)))
 
-    async def insert_missing(self, columns: Mapping[str, Sequence[Any]], *, now: datetime) -> None:
-        """Contacts not known yet (ids are derived from the number: known ones are skipped)."""
+    async def insert_missing(
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        now: datetime,
+        known: Set[str] | None = None,
+    ) -> None:
+        """Contacts not known yet (ids are derived from the number: known ones are skipped).
+
+        `known`: the contact ids this request's screening found (`CallRepository.known_and_live`,
+        PostgreSQL). The others are then written by a plain INSERT in a savepoint, a fifth
+        cheaper for PostgreSQL than one with ON CONFLICT (each row's speculative insertion);
+        the conflict clause is kept for when one of them exists after all (written since the
+        screening read it: by a concurrent request, or by this batch's earlier chunk, which
+        the screening's own connection does not see). Contacts are never deleted, so a
+        contact found stays found. The primary key decides either way."""
         shared = {"tenant_id": self.tenant_id, "created_at": now}
+        if known is not None and is_postgres(self.session):
+            columns = _rows_without(columns, known)
+            if await self._insert_all(columns, shared):
+                return
         await insert_rows(self.session, Contact, columns, shared=shared, skip=_KNOWN_IDS)
+
+    async def _insert_all(
+        self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+    ) -> bool:
+        """The contacts as a plain INSERT, in a savepoint; False (nothing written) when one
+        of them exists already."""
+        try:
+            async with self.session.begin_nested():
+                await insert_rows(self.session, Contact, columns, shared=shared)
+        except IntegrityError as exc:
+            if CONTACTS_KEY not in str(exc.orig):
+                raise
+            return False
+        return True
+
+
+def _rows_without(
+    columns: Mapping[str, Sequence[Any]], ids: Set[str]
+) -> Mapping[str, Sequence[Any]]:
+    """The rows (as columns) whose `id` is not one of `ids`."""
+    keep = [i for i, id_ in enumerate(columns["id"]) if id_ not in ids]
+    if len(keep) == len(columns["id"]):
+        return columns
+    return {name: [values[i] for i in keep] for name, values in columns.items()}
+
+
+def _known_and_live(tenant_id: str, contact_ids: Sequence[str]) -> Select[Any]:
+    """Per contact id that has a row: the id, and each of its live calls (purpose, id,
+    status, time), or one row of NULLs when it has none. Each probe behind `OFFSET 0`, as
+    `bulk.probe_each` says why: an index probe per id, whatever the statistics."""
+    keys = unnested_keys(contact_ids)
+    known = (
+        select(Contact.id)
+        .where(Contact.id == keys.c.key, Contact.tenant_id == tenant_id)
+        .offset(0)
+        .lateral("known")
+    )
+    live = (
+        select(Call.purpose, Call.id, Call.status, Call.scheduled_at)
+        .where(Call.contact_id == known.c.id, LIVE_PREDICATE)
+        .offset(0)
+        .lateral("live")
+    )
+    return (
+        select(known.c.id, live.c.purpose, live.c.id, live.c.status, live.c.scheduled_at)
+        .select_from(keys)
+        .join(known, true())
+        .outerjoin(live, true())
+    )
 
 
 async def lock_tenant(session: AsyncSession, tenant_id: str) -> None:

@@ -49,6 +49,8 @@ class Screen:
 
     opted_out: dict[str, OptOutState]
     live: dict[tuple[str, str], LiveCall]
+    # The contact ids among the numbers' that have a contact row (PostgreSQL; None elsewhere).
+    known: set[str] | None = None
 
     def verdict(self, item: Intake, number: str | None) -> Intake:
         """The item, or why it must not be scheduled."""
@@ -77,14 +79,22 @@ def keys_of(tenant_id: str, items: Sequence[Intake]) -> Keys:
 
 
 async def screen(
-    session: AsyncSession, tenant_id: str, items: list[Intake], keys: Keys | None = None
+    session: AsyncSession,
+    tenant_id: str,
+    items: list[Intake],
+    keys: Keys | None = None,
+    known: set[str] | None = None,
 ) -> list[Intake]:
     """The items, with each whose number opted out of calls or already has a live call for
-    the same purpose replaced by its rejection (`keys`: the items' own, if known already)."""
+    the same purpose replaced by its rejection (`keys`: the items' own, if known already).
+    The contact ids found to have a row are added to `known`, if given (see
+    `ContactRepository.insert_missing`)."""
     numbers, contacts = keys or keys_of(tenant_id, items)
     if not contacts:
         return items
     found = await _looked_up(session, tenant_id, contacts)
+    if known is not None and found.known is not None:
+        known |= found.known
     if not (found.opted_out or found.live):
         return items
     return [found.verdict(item, number) for item, number in zip(items, numbers, strict=True)]
@@ -113,25 +123,32 @@ async def screening(
     *,
     first: int | None,
     reader: AsyncSession | None,
+    known: set[str] | None = None,
 ) -> ScreenSpan | None:
     """Screen `items` in place: all of them now (None returned, the reader given back), or,
     given the size of a first chunk and a reader, that chunk now and each later span by the
-    function returned, on the reader."""
+    function returned, on the reader. The contact ids found are added to `known`."""
     if reader is None or first is None or first >= len(items):
         if reader is not None:
             await reader.close()  # not needed: back to the pool at once
-        items[:] = await screen(session, tenant_id, items)
+        items[:] = await screen(session, tenant_id, items, known=known)
         return None
-    items[:first] = await screen(session, tenant_id, items[:first])
-    return ScreenAhead(reader, tenant_id, items)
+    items[:first] = await screen(session, tenant_id, items[:first], known=known)
+    return ScreenAhead(reader, tenant_id, items, known)
 
 
 class ScreenAhead:
     """Screens a batch's later spans, in order, on a connection of their own, which goes back
     to the pool once the batch's last span is screened: the writes after it need it no more."""
 
-    def __init__(self, reader: AsyncSession, tenant_id: str, items: list[Intake]) -> None:
-        self.reader, self.tenant_id, self.items = reader, tenant_id, items
+    def __init__(
+        self,
+        reader: AsyncSession,
+        tenant_id: str,
+        items: list[Intake],
+        known: set[str] | None = None,
+    ) -> None:
+        self.reader, self.tenant_id, self.items, self.known = reader, tenant_id, items, known
 
     async def __call__(self, start: int, end: int) -> None:
         try:
@@ -139,7 +156,9 @@ class ScreenAhead:
             # statements writing the chunk before.
             span = self.items[start:end]
             keys = await asyncio.to_thread(keys_of, self.tenant_id, span)
-            self.items[start:end] = await screen(self.reader, self.tenant_id, span, keys)
+            self.items[start:end] = await screen(
+                self.reader, self.tenant_id, span, keys, self.known
+            )
         finally:
             if end >= len(self.items):
                 await self.reader.close()
@@ -183,7 +202,8 @@ async def look_up(session: AsyncSession, tenant_id: str, numbers: Sequence[str])
 async def _looked_up(session: AsyncSession, tenant_id: str, by_contact: dict[str, str]) -> Screen:
     """The opt-outs and live calls of these numbers (contact id → number)."""
     opted_out = await opt_outs(session, tenant_id, list(by_contact.values()), "voice")
-    return Screen(opted_out, await CallRepository(session, tenant_id).live_by_contact(by_contact))
+    known, live = await CallRepository(session, tenant_id).known_and_live(by_contact)
+    return Screen(opted_out, live, known)
 
 
 def opted_out_reason(state: OptOutState) -> str:

@@ -126,11 +126,13 @@ async def _schedule_batch(
     async with reader_beside(session, wanted=may_screen_ahead) as reader:
         items, ledger = await _parsed_with_ledger(session, tenant_id, calling, request, now=now)
         first = _screened_first(calling, items) if batch_id is not None else None
-        screen_later = await screening(session, tenant_id, items, first=first, reader=reader)
-        planner = Planner(calling, now=now, ledger=ledger)
-        return await _plan_and_write(
-            session, tenant_id, planner, request, items, batch_id, screen_later, now=now
+        known: set[str] = set()  # the contact ids the screening finds, chunk after chunk
+        screen_later = await screening(
+            session, tenant_id, items, first=first, reader=reader, known=known
         )
+        planner = Planner(calling, now=now, ledger=ledger)
+        return await _plan_and_write(session, tenant_id, planner, request, items, batch_id,
+                                     screen_later, now=now, known_contacts=known)  # fmt: skip
 
 
 async def _parsed_with_ledger(
@@ -189,9 +191,11 @@ async def _plan_and_write(
     screen_later: ScreenSpan | None,
     *,
     now: datetime,
+    known_contacts: set[str],
 ) -> BatchResult:
     """The rest of a batch once its items are screened (all, or the first chunk's when
-    `screen_later` screens each later one): plan, write, describe."""
+    `screen_later` screens each later one): plan, write, describe. `known_contacts`: the
+    contact ids the screening found (ContactRepository.insert_missing)."""
     batches = BatchRepository(session, tenant_id)
     calling, ledger = planner.calling, planner.ledger
     recurring = recurring_positions(items)
@@ -201,7 +205,8 @@ async def _plan_and_write(
         return await _dry_run(request, planning, calling, items, recurring, now=now)
     describe = _describer(request, items)
     done = await plan_and_write(session, tenant_id, calling, planning, describe,
-                                batch_id=batch_id, now=now, screen_later=screen_later)  # fmt: skip
+                                batch_id=batch_id, now=now, screen_later=screen_later,
+                                known_contacts=known_contacts)  # fmt: skip
     new_calls, written = done.new_calls, done.written
     refused = [i for i, call in enumerate(new_calls) if call is not None and call.id not in written]
     outcomes = await _refuse_unwritten(session, tenant_id, new_calls, refused, done.outcomes)

@@ -4,7 +4,7 @@ owns the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -136,11 +136,14 @@ async def write_rows(
     *,
     batch_id: str | None,
     now: datetime,
+    known_contacts: Set[str] | None = None,
 ) -> set[str]:
     """`write_calls` but for the dispatch jobs, which the caller then owes the calls written
     (`make_dispatchable` of their `written_instants`): a batch written in chunks enqueues its
-    minutes once, at the end."""
-    await ContactRepository(session, tenant_id).insert_missing(rows.contacts, now=now)
+    minutes once, at the end. `known_contacts`: the contact ids the batch's screening found
+    (`ContactRepository.insert_missing`)."""
+    contacts = ContactRepository(session, tenant_id)
+    await contacts.insert_missing(rows.contacts, now=now, known=known_contacts)
     written = await CallRepository(session, tenant_id).insert_new(
         rows.columns, _new_call_values(calling, batch_id, now)
     )
