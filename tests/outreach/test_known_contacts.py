@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 
 from caretime.db import transaction
 from caretime.outreach import pipeline
@@ -83,25 +84,31 @@ async def test_known_and_new_numbers_each_get_one_contact_their_first_name_kept(
         assert set(contact_inserts) == {"on conflict"}
 
 
-async def test_a_number_repeated_in_a_later_chunk_falls_back_to_on_conflict(
-    client: httpx.AsyncClient, runtime: Runtime, database: Database, contact_inserts: list[str]
+@pytest.mark.parametrize("again_at", [2, 6], ids=["same chunk", "later chunk"])
+async def test_a_number_repeated_in_a_batch_gets_one_contact_without_a_fallback(
+    client: httpx.AsyncClient,
+    runtime: Runtime,
+    database: Database,
+    contact_inserts: list[str],
+    again_at: int,
 ) -> None:
-    """A number in the first chunk and again, allowed as a duplicate, in a later one: the
-    later chunk's screening (on PostgreSQL, on a connection that does not see the first
-    chunk's uncommitted contact) takes it for new, the plain INSERT meets the first chunk's
-    row, and the chunk is written with ON CONFLICT instead: both calls, one contact."""
+    """A number in the first chunk and again, allowed as a duplicate, in the same chunk or a
+    later one (whose screening, on PostgreSQL on a connection that does not see the first
+    chunk's uncommitted contact, takes it for new): the contact is written once, by the
+    first chunk, and known to the request from then on, so no chunk's plain INSERT meets
+    it: both calls, one contact, its first name."""
     items: list[dict[str, Any]] = make_items(count=8, exchange=560)
-    items[6] = {**items[1], "name": "Twin of item 1", "allow_duplicate": True}
+    items[again_at] = {**items[1], "name": "Twin of item 1", "allow_duplicate": True}
     response = await client.post("/schedule", json=items)
     assert response.status_code == 200, response.text
     answers = response.json()
     assert {a["status"] for a in answers} == {"scheduled"}
-    assert answers[6]["scheduled_task_id"] != answers[1]["scheduled_task_id"]
+    assert answers[again_at]["scheduled_task_id"] != answers[1]["scheduled_task_id"]
     contacts = await _contacts(runtime)
     assert len(contacts) == 7
     assert contacts[answers[1]["phone_e164"]] == "Patient 1"
-    if database.kind == "postgres":  # chunks of 3, 4 and 1: the second meets item 1's row
-        assert contact_inserts == ["plain", "plain", "on conflict", "plain"]
+    if database.kind == "postgres":  # chunks of 3, 4 and 1
+        assert contact_inserts == ["plain"] * 3
 
 
 @pytest.mark.postgres_only
@@ -131,3 +138,14 @@ def _contact_columns(tenant_id: str, numbers: list[str], name: str) -> dict[str,
         "phone_e164": numbers,
         "zones": [["America/New_York"]] * len(numbers),
     }
+
+
+@pytest.mark.postgres_only
+async def test_a_contact_refused_for_another_reason_is_an_error(runtime: Runtime) -> None:
+    """Only a contact that exists falls back to ON CONFLICT: a row refused otherwise (here
+    a tenant that does not exist) fails the write."""
+    async with runtime.sessions() as session:
+        contacts = ContactRepository(session, "no-such-tenant")
+        columns = _contact_columns("no-such-tenant", ["+12125550102"], "Nobody")
+        with pytest.raises(IntegrityError, match="foreign key"):
+            await contacts.insert_missing(columns, now=NOW, known=set())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Sequence, Set
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -142,7 +142,7 @@ async def plan_and_write(
     batch_id: str,
     now: datetime,
     screen_later: ScreenSpan | None = None,
-    known_contacts: Set[str] | None = None,
+    known_contacts: set[str] | None = None,
 ) -> Written:
     """Plan the items, describe them and write the calls planned, chunk after chunk, each
     chunk's database work overlapping the next one's screening (by `screen_later`, when the

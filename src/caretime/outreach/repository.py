@@ -30,8 +30,8 @@ from caretime.repository import TenantRepository
 from caretime.tenancy.models import Tenant
 
 _KNOWN_IDS = SkipConflicts(("id",))
-# The contacts' primary key, which refuses a contact written twice.
-CONTACTS_KEY = "pk_contacts"
+# PostgreSQL's SQLSTATE for a row a unique index refuses (a contact written twice).
+UNIQUE_VIOLATION = "23505"
 # A second live call for a (number, purpose) is not written: the partial unique index says so.
 _LIVE_TWINS = SkipConflicts(("contact_id", "purpose"), LIVE_PREDICATE)
 CHUNK = 5000
@@ -380,44 +380,50 @@ class ContactRepository(TenantRepository[Contact]):
         columns: Mapping[str, Sequence[Any]],
         *,
         now: datetime,
-        known: Set[str] | None = None,
+        known: set[str] | None = None,
     ) -> None:
         """Contacts not known yet (ids are derived from the number: known ones are skipped).
 
-        `known`: the contact ids this request's screening found (`CallRepository.known_and_live`,
-        PostgreSQL). The others are then written by a plain INSERT in a savepoint, a fifth
-        cheaper for PostgreSQL than one with ON CONFLICT (each row's speculative insertion);
-        the conflict clause is kept for when one of them exists after all (written since the
-        screening read it: by a concurrent request, or by this batch's earlier chunk, which
-        the screening's own connection does not see). Contacts are never deleted, so a
-        contact found stays found. The primary key decides either way."""
+        `known`: the contact ids this request knows to have a row (its screening found them,
+        `CallRepository.known_and_live`, or it wrote them: added here), PostgreSQL. The others
+        are then written by a plain INSERT in a savepoint, a fifth cheaper for PostgreSQL than
+        one with ON CONFLICT (each row's speculative insertion); the conflict clause is kept
+        for when one of them exists after all. Contacts are never deleted, so a contact found
+        stays found. The primary key decides either way."""
         shared = {"tenant_id": self.tenant_id, "created_at": now}
-        if known is not None and is_postgres(self.session):
-            columns = _rows_without(columns, known)
-            if await self._insert_all(columns, shared):
-                return
-        await insert_rows(self.session, Contact, columns, shared=shared, skip=_KNOWN_IDS)
+        if known is None or not is_postgres(self.session):
+            await insert_rows(self.session, Contact, columns, shared=shared, skip=_KNOWN_IDS)
+            return
+        new = _first_rows_without(columns, known)
+        if new["id"] and not await self._inserted_all(new, shared):
+            await insert_rows(self.session, Contact, new, shared=shared, skip=_KNOWN_IDS)
+        known.update(columns["id"])  # this transaction sees them now
 
-    async def _insert_all(
+    async def _inserted_all(
         self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
     ) -> bool:
         """The contacts as a plain INSERT, in a savepoint; False (nothing written) when one
-        of them exists already."""
+        of them exists already (a unique violation: the primary key's or the number's)."""
         try:
             async with self.session.begin_nested():
                 await insert_rows(self.session, Contact, columns, shared=shared)
         except IntegrityError as exc:
-            if CONTACTS_KEY not in str(exc.orig):
+            if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
                 raise
             return False
         return True
 
 
-def _rows_without(
+def _first_rows_without(
     columns: Mapping[str, Sequence[Any]], ids: Set[str]
 ) -> Mapping[str, Sequence[Any]]:
-    """The rows (as columns) whose `id` is not one of `ids`."""
-    keep = [i for i, id_ in enumerate(columns["id"]) if id_ not in ids]
+    """The rows (as columns) whose `id` is not one of `ids`, each id's first row only (a
+    number may be called for several purposes in one batch: its first name is kept)."""
+    keep, taken = [], set()
+    for i, id_ in enumerate(columns["id"]):
+        if id_ not in ids and id_ not in taken:
+            taken.add(id_)
+            keep.append(i)
     if len(keep) == len(columns["id"]):
         return columns
     return {name: [values[i] for i in keep] for name, values in columns.items()}

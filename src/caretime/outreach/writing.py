@@ -4,7 +4,7 @@ owns the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -136,7 +136,7 @@ async def write_rows(
     *,
     batch_id: str | None,
     now: datetime,
-    known_contacts: Set[str] | None = None,
+    known_contacts: set[str] | None = None,
 ) -> set[str]:
     """`write_calls` but for the dispatch jobs, which the caller then owes the calls written
     (`make_dispatchable` of their `written_instants`): a batch written in chunks enqueues its
