@@ -10,7 +10,7 @@ import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, closing, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, closing, contextmanager
 from typing import Any
 
 import httpx
@@ -107,6 +107,15 @@ async def _one_group(
     assert (await first).status_code == 201
 
 
+async def _in_one_group(
+    client: httpx.AsyncClient, runtime: Runtime, database: Database, asks: list[tuple[int, str]]
+) -> list[httpx.Response]:
+    """The answers to reservations of these (slot, client id) pairs, written as one group."""
+    async with _one_group(client, runtime, database, len(asks)):
+        asked = [asyncio.create_task(_reserve(client, slot, who)) for slot, who in asks]
+    return [await request for request in asked]
+
+
 async def _held(runtime: Runtime, client_id: str) -> int:
     async with transaction(runtime.sessions) as session:
         query = select(func.count()).where(Appointment.client_id == client_id)
@@ -118,12 +127,8 @@ async def test_a_group_holds_one_of_two_overlapping_holds_and_all_the_others(
     client: httpx.AsyncClient, runtime: Runtime, database: Database, groups: list[int]
 ) -> None:
     slots = [10, 11, 12, 11, 13, 14]  # the second and the fourth overlap
-    async with _one_group(client, runtime, database, len(slots)):
-        asked = [
-            asyncio.create_task(_reserve(client, slot, f"patient-{n}"))
-            for n, slot in enumerate(slots)
-        ]
-    answers = [await request for request in asked]
+    asks = [(slot, f"patient-{n}") for n, slot in enumerate(slots)]
+    answers = await _in_one_group(client, runtime, database, asks)
     assert [answer.status_code for answer in answers] == [201, 201, 201, 409, 201, 201]
     assert answers[3].json()["type"] == "urn:caretime:problem:slot-taken"
     held = [await _held(runtime, f"patient-{n}") for n in range(len(slots))]
@@ -152,9 +157,9 @@ async def test_a_key_repeated_in_a_group_is_answered_with_its_first_hold(
 async def test_holds_of_one_group_share_their_minute_s_sweep_job(
     client: httpx.AsyncClient, runtime: Runtime, database: Database, groups: list[int]
 ) -> None:
-    async with _one_group(client, runtime, database, 4):
-        asked = [asyncio.create_task(_reserve(client, 70 + n, f"patient-{n}")) for n in range(4)]
-    assert [(await request).status_code for request in asked] == [201] * 4
+    asks = [(70 + n, f"patient-{n}") for n in range(4)]
+    answers = await _in_one_group(client, runtime, database, asks)
+    assert [answer.status_code for answer in answers] == [201] * 4
     assert groups == [1, 4]
     async with transaction(runtime.sessions) as session:
         deadlines = select(Appointment.hold_expires_at).where(Appointment.status == "held")
@@ -248,22 +253,29 @@ async def test_a_writer_cancelled_before_it_began_is_started_again(
 
 
 @contextmanager
-def _commit_refused_for(database: Database, client_id: str) -> Iterator[None]:
-    """A hold for `client_id` makes its transaction's COMMIT fail: its insert leaves a row
-    whose deferred foreign key has no parent, which SQLite checks at COMMIT only."""
+def _schema_while(database: Database, make: str, unmake: str) -> Iterator[None]:
+    """`make` run by another connection for the block, `unmake` after it."""
     with closing(_connect(database)) as other:
-        other.executescript(f"""
-            CREATE TABLE poison_parent (id TEXT PRIMARY KEY);
-            CREATE TABLE poison (parent TEXT REFERENCES poison_parent (id)
-                                 DEFERRABLE INITIALLY DEFERRED);
-            CREATE TRIGGER poison AFTER INSERT ON appointments
-            WHEN NEW.client_id = '{client_id}'
-            BEGIN INSERT INTO poison (parent) VALUES ('none'); END;
-        """)
+        other.executescript(make)
         try:
             yield
         finally:
-            other.executescript("DROP TRIGGER poison; DROP TABLE poison; DROP TABLE poison_parent;")
+            other.executescript(unmake)
+
+
+def _commit_refused_for(database: Database, client_id: str) -> AbstractContextManager[None]:
+    """A hold for `client_id` makes its transaction's COMMIT fail: its insert leaves a row
+    whose deferred foreign key has no parent, which SQLite checks at COMMIT only."""
+    make = f"""
+        CREATE TABLE poison_parent (id TEXT PRIMARY KEY);
+        CREATE TABLE poison (parent TEXT REFERENCES poison_parent (id)
+                             DEFERRABLE INITIALLY DEFERRED);
+        CREATE TRIGGER poison AFTER INSERT ON appointments
+        WHEN NEW.client_id = '{client_id}'
+        BEGIN INSERT INTO poison (parent) VALUES ('none'); END;
+    """
+    unmake = "DROP TRIGGER poison; DROP TABLE poison; DROP TABLE poison_parent;"
+    return _schema_while(database, make, unmake)
 
 
 @pytest.mark.usefixtures("place")
@@ -272,31 +284,23 @@ async def test_a_group_whose_commit_fails_answers_every_request_with_an_error(
 ) -> None:
     clients = [f"patient-{n}" for n in range(5)]
     with _commit_refused_for(database, "patient-2"):
-        async with _one_group(client, runtime, database, len(clients)):
-            asked = [
-                asyncio.create_task(_reserve(client, 30 + n, client_id))
-                for n, client_id in enumerate(clients)
-            ]
-        answers = [await request for request in asked]
+        answers = await _in_one_group(
+            client, runtime, database, [(30 + n, who) for n, who in enumerate(clients)]
+        )
     assert [answer.status_code for answer in answers] == [500] * len(clients)
     assert groups[:2] == [1, len(clients)]
     assert [await _held(runtime, client_id) for client_id in clients] == [0] * len(clients)
     assert (await _reserve(client, 30, "patient-after")).status_code == 201  # the writer goes on
 
 
-@contextmanager
-def _event_refused_for(database: Database, client_id: str) -> Iterator[None]:
+def _event_refused_for(database: Database, client_id: str) -> AbstractContextManager[None]:
     """The `appointment.held` event of a hold for `client_id` is refused by a trigger."""
-    with closing(_connect(database)) as other:
-        other.execute(f"""
-            CREATE TRIGGER refuse_event BEFORE INSERT ON events
-            WHEN NEW.subject_id IN (SELECT id FROM appointments WHERE client_id = '{client_id}')
-            BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
-        """)
-        try:
-            yield
-        finally:
-            other.execute("DROP TRIGGER refuse_event")
+    make = f"""
+        CREATE TRIGGER refuse_event BEFORE INSERT ON events
+        WHEN NEW.subject_id IN (SELECT id FROM appointments WHERE client_id = '{client_id}')
+        BEGIN SELECT RAISE(ABORT, 'refused by the test'); END
+    """
+    return _schema_while(database, make, "DROP TRIGGER refuse_event")
 
 
 @pytest.mark.usefixtures("place")
@@ -305,12 +309,9 @@ async def test_a_hold_failing_in_a_group_is_undone_alone(
 ) -> None:
     clients = [f"patient-{n}" for n in range(4)]
     with _event_refused_for(database, "patient-1"):
-        async with _one_group(client, runtime, database, len(clients)):
-            asked = [
-                asyncio.create_task(_reserve(client, 40 + n, client_id))
-                for n, client_id in enumerate(clients)
-            ]
-        answers = [await request for request in asked]
+        answers = await _in_one_group(
+            client, runtime, database, [(40 + n, who) for n, who in enumerate(clients)]
+        )
     assert [answer.status_code for answer in answers] == [201, 500, 201, 201]
     assert [await _held(runtime, client_id) for client_id in clients] == [1, 0, 1, 1]
 
