@@ -163,3 +163,14 @@ async def test_refused_keys_are_refused_as_fastapis_route_refuses_them(
     status, *_ = await _both_ways(app, anon_client, b"{", **JSON)
     assert status == 422
     assert answered == ["direct", "direct", "handed over"]
+
+
+async def test_a_problem_the_endpoint_raises_is_rendered_as_fastapis_route_renders_it(
+    app: FastAPI, client: httpx.AsyncClient, answered: list[str]
+) -> None:
+    """A sender the model accepts but that is no phone number: the desk's 422."""
+    status, content_type, *_ = await _both_ways(
+        app, client, b'{"from": "not a phone", "body": "no"}', **JSON
+    )
+    assert (status, content_type) == (422, "application/problem+json")
+    assert answered == ["direct"]
