@@ -52,7 +52,7 @@ def _direct_routes(app: FastAPI) -> list[DirectRoute]:
 @pytest.fixture
 def answered(app: FastAPI) -> Iterator[list[str]]:
     """The requests the direct route answered (so a comparison is not FastAPI against itself)."""
-    (route,) = _direct_routes(app)
+    (route,) = [r for r in _direct_routes(app) if r.path_format == "/slots"]
     answer, seen = route.answer, []
 
     async def counted(request: Request) -> Response:
@@ -104,8 +104,8 @@ async def _seed(client: httpx.AsyncClient) -> None:
 
 
 async def test_slots_is_answered_by_its_direct_route(app: FastAPI) -> None:
-    (route,) = _direct_routes(app)
-    assert app.router.routes[0] is route
+    (route,) = [r for r in _direct_routes(app) if r.path_format == "/slots"]
+    assert route in app.router.routes[: len(_direct_routes(app))]
     assert (route.path_format, route.methods) == ("/slots", frozenset({"GET"}))
 
 

@@ -1,12 +1,25 @@
-"""Messaging endpoints: inbound replies, message lookup, and the simulator's phones."""
+"""Messaging endpoints: inbound replies, message lookup, and the simulator's phones.
+
+`POST /messages/inbound` is answered directly (caretime.direct_routes) when its body is a
+plain JSON reply: the route's three dependencies called as FastAPI calls them, then its
+endpoint, without FastAPI's dependency solving, body handling and response validation
+(docs/messaging.md, "The inbound route's direct answer"). Every other request (another
+content type, a body the model refuses, an over-long Idempotency-Key) is answered by
+FastAPI's route itself, so its problems (422s) are the route's own."""
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from starlette.types import Message as AsgiMessage
+from starlette.types import Receive, Scope, Send
 
-from caretime.deps import ClockDep, RuntimeDep, SessionDep
+from caretime.deps import ClockDep, RuntimeDep, SessionDep, get_clock, get_runtime
+from caretime.direct_routes import answers_directly
 from caretime.errors import NotFound
 from caretime.messaging import inbound
 from caretime.messaging.agents import router as agents_router
@@ -26,9 +39,11 @@ from caretime.messaging.schemas import (
 from caretime.messaging.webhooks import router as webhooks_router
 from caretime.openapi import problems
 from caretime.storable import PathText, QueryText
-from caretime.tenancy.auth import TenantDep
+from caretime.tenancy.auth import TenantDep, current_tenant
 
 router = APIRouter()
+# The route's `Idempotency-Key` header, as its direct answer reads it too.
+KEY_HEADER, KEY_MAX_LENGTH = "idempotency-key", 200
 api = APIRouter(tags=["messaging"])
 
 
@@ -42,7 +57,7 @@ async def receive_inbound(
         str | None,
         Header(
             alias="Idempotency-Key",
-            max_length=200,
+            max_length=KEY_MAX_LENGTH,
             description="The same key again records nothing new and texts nobody again.",
         ),
     ] = None,
@@ -62,6 +77,52 @@ async def receive_inbound(
         tenant.id, received, now=clock.now(), classifier=inbound.classifier_of(runtime)
     )
     return InboundOut.model_validate(answer)
+
+
+@answers_directly(receive_inbound, calls=(current_tenant, get_clock, get_runtime))
+async def receive_inbound_directly(request: Request) -> Response:
+    """`POST /messages/inbound` for a plain JSON reply; anything else is FastAPI's route's."""
+    body = await request.body()
+    reply = _plain_reply(request.headers.get("content-type"), body)
+    idempotency_key = request.headers.get(KEY_HEADER)
+    if reply is None or (idempotency_key is not None and len(idempotency_key) > KEY_MAX_LENGTH):
+        return AnsweredByFastAPI(request.scope["route"], body)
+    tenant = await current_tenant(request)
+    clock = await get_clock(request)
+    runtime = await get_runtime(request)
+    answer = await receive_inbound(reply, tenant, clock, runtime, idempotency_key)
+    # What FastAPI's response model renders (pydantic's dump_json, by alias), byte for byte.
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
+
+
+def _plain_reply(content_type: str | None, body: bytes) -> InboundIn | None:
+    """The body as FastAPI's route would read it (Starlette's `json.loads`, the model
+    validated in Python mode), or None for anything that route would treat otherwise."""
+    if content_type != "application/json":
+        return None  # FastAPI parses the header's other JSON forms: left to it
+    try:
+        return InboundIn.model_validate(json.loads(body))
+    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError too
+        return None
+
+
+class AnsweredByFastAPI(Response):
+    """FastAPI's route answers the request, given back the body the direct answer read."""
+
+    def __init__(self, route: APIRoute, body: bytes) -> None:
+        super().__init__()
+        self.route, self.read = route, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given: list[bool] = []
+
+        async def replayed() -> AsgiMessage:
+            if given:
+                return await receive()  # after the body: the client's own (a disconnect)
+            given.append(True)
+            return {"type": "http.request", "body": self.read, "more_body": False}
+
+        await self.route.handle(scope, replayed, send)
 
 
 @api.get("/messages/{message_id}", responses=problems(NotFound))
