@@ -7,7 +7,9 @@ domain's routes) cost more than the search's own Python (docs/benchmarks.md, "sl
 The FastAPI route stays what the OpenAPI document describes and what every other method
 of its path meets (a 405 is FastAPI's); the direct route goes first in the app's routes
 and matches only the route's exact path and methods. What it raises is rendered by the
-app's exception handlers, as the route's would be.
+app's exception handlers, as the route's would be. A direct answer may decline a request it
+does not take as it is (`AnsweredByFastAPI`: FastAPI's route answers it, its body replayed),
+so that whatever FastAPI would refuse is refused in FastAPI's words.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette._utils import get_route_path
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 Answer = Callable[[Request], Awaitable[Response]]
 
@@ -104,3 +106,22 @@ class DirectRoute(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         # The FastAPI route behind it answers for the name.
         raise NoMatchFound(name, path_params)
+
+
+class AnsweredByFastAPI(Response):
+    """FastAPI's route answers the request, given back the body the direct answer read."""
+
+    def __init__(self, route: APIRoute, body: bytes) -> None:
+        super().__init__()
+        self.route, self.read = route, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        given: list[bool] = []
+
+        async def replayed() -> Message:
+            if given:
+                return await receive()  # after the body: the client's own (a disconnect)
+            given.append(True)
+            return {"type": "http.request", "body": self.read, "more_body": False}
+
+        await self.route.handle(scope, replayed, send)

@@ -13,13 +13,10 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.types import Message as AsgiMessage
-from starlette.types import Receive, Scope, Send
 
 from caretime.deps import ClockDep, RuntimeDep, SessionDep, get_clock, get_runtime
-from caretime.direct_routes import answers_directly
+from caretime.direct_routes import AnsweredByFastAPI, answers_directly
 from caretime.errors import NotFound
 from caretime.messaging import inbound
 from caretime.messaging.agents import router as agents_router
@@ -104,25 +101,6 @@ def _plain_reply(content_type: str | None, body: bytes) -> InboundIn | None:
         return InboundIn.model_validate(json.loads(body))
     except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError too
         return None
-
-
-class AnsweredByFastAPI(Response):
-    """FastAPI's route answers the request, given back the body the direct answer read."""
-
-    def __init__(self, route: APIRoute, body: bytes) -> None:
-        super().__init__()
-        self.route, self.read = route, body
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        given: list[bool] = []
-
-        async def replayed() -> AsgiMessage:
-            if given:
-                return await receive()  # after the body: the client's own (a disconnect)
-            given.append(True)
-            return {"type": "http.request", "body": self.read, "more_body": False}
-
-        await self.route.handle(scope, replayed, send)
 
 
 @api.get("/messages/{message_id}", responses=problems(NotFound))
