@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import Engine, event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from caretime.db import transaction
+from caretime.direct_routes import DirectRoute
 from caretime.observability import THIRD_PARTY_LOGGERS, configure_logging
 from caretime.pooled import borrowed
 from caretime.runtime import Runtime
@@ -153,3 +155,20 @@ class SentStatements:
             driver.remove_query_logger(self._logged)
         elif driver._connection is not None:  # sqlite3's, None once closed
             driver._connection.set_trace_callback(None)
+
+
+def direct_routes(app: FastAPI) -> list[DirectRoute]:
+    """The routes `app` answers directly (caretime.direct_routes), first in its routes."""
+    return [route for route in app.router.routes if isinstance(route, DirectRoute)]
+
+
+@contextmanager
+def without_direct_routes(app: FastAPI) -> Iterator[None]:
+    """The app as FastAPI alone answers it: its direct routes taken out for the while."""
+    direct = direct_routes(app)
+    for route in direct:
+        app.router.routes.remove(route)
+    try:
+        yield
+    finally:
+        app.router.routes[:0] = direct

@@ -6,7 +6,6 @@ each 401 of the key check, each 404 and 422 of the search, a revoked key, anothe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import httpx
@@ -18,7 +17,7 @@ from caretime.direct_routes import DirectRoute, answers_directly, serve_directly
 from caretime.observability import HTTP_REQUESTS
 from caretime.runtime import Runtime
 from tests.booking.support import make_availability, make_provider, make_reservation
-from tests.support import bearer, make_tenant
+from tests.support import bearer, direct_routes, make_tenant, without_direct_routes
 
 DAY = "2026-03-10"
 SEARCHES = [
@@ -45,14 +44,10 @@ BAD_CREDENTIALS = [
 OTHER_REQUESTS = [("POST", "/slots"), ("DELETE", "/slots"), ("HEAD", "/slots"), ("GET", "/slots/")]
 
 
-def _direct_routes(app: FastAPI) -> list[DirectRoute]:
-    return [route for route in app.router.routes if isinstance(route, DirectRoute)]
-
-
 @pytest.fixture
 def answered(app: FastAPI) -> Iterator[list[str]]:
     """The requests the direct route answered (so a comparison is not FastAPI against itself)."""
-    (route,) = [r for r in _direct_routes(app) if r.path_format == "/slots"]
+    (route,) = [r for r in direct_routes(app) if r.path_format == "/slots"]
     answer, seen = route.answer, []
 
     async def counted(request: Request) -> Response:
@@ -62,18 +57,6 @@ def answered(app: FastAPI) -> Iterator[list[str]]:
     route.answer = counted
     yield seen
     route.answer = answer
-
-
-@contextmanager
-def _without_direct_routes(app: FastAPI) -> Iterator[None]:
-    """The app as FastAPI alone answers it: its direct routes taken out for the while."""
-    direct = _direct_routes(app)
-    for route in direct:
-        app.router.routes.remove(route)
-    try:
-        yield
-    finally:
-        app.router.routes[:0] = direct
 
 
 async def _answer(
@@ -90,7 +73,7 @@ async def _both_ways(
     app: FastAPI, client: httpx.AsyncClient, method: str, path: str, **kw: dict[str, str]
 ) -> tuple[int, str | None, str | None, bytes]:
     """The direct route's answer, checked to be the FastAPI route's."""
-    with _without_direct_routes(app):
+    with without_direct_routes(app):
         expected = await _answer(client, method, path, kw.get("headers"))
     assert await _answer(client, method, path, kw.get("headers")) == expected, (method, path)
     return expected
@@ -104,8 +87,8 @@ async def _seed(client: httpx.AsyncClient) -> None:
 
 
 async def test_slots_is_answered_by_its_direct_route(app: FastAPI) -> None:
-    (route,) = [r for r in _direct_routes(app) if r.path_format == "/slots"]
-    assert route in app.router.routes[: len(_direct_routes(app))]
+    (route,) = [r for r in direct_routes(app) if r.path_format == "/slots"]
+    assert route in app.router.routes[: len(direct_routes(app))]
     assert (route.path_format, route.methods) == ("/slots", frozenset({"GET"}))
 
 

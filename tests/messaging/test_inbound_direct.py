@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from caretime.direct_routes import DirectRoute
-from caretime.messaging.router import AnsweredByFastAPI
+from caretime.direct_routes import AnsweredByFastAPI
 from caretime.runtime import Runtime
 from tests.shifts.support import (
     default_tenant_id,
@@ -25,6 +23,7 @@ from tests.shifts.support import (
     make_shift,
     phone,
 )
+from tests.support import direct_routes, without_direct_routes
 
 PATH = "/messages/inbound"
 JSON = {"Content-Type": "application/json"}
@@ -68,7 +67,7 @@ async def offered(runtime: Runtime) -> None:
 @pytest.fixture
 def answered(app: FastAPI) -> Iterator[list[str]]:
     """How the direct route answered each request it saw: "direct" or "handed over"."""
-    (route,) = [r for r in _direct_routes(app) if r.path_format == PATH]
+    (route,) = [r for r in direct_routes(app) if r.path_format == PATH]
     answer, seen = route.answer, []
 
     async def noted(request: Request) -> Response:
@@ -83,21 +82,6 @@ def answered(app: FastAPI) -> Iterator[list[str]]:
     route.answer = noted
     yield seen
     route.answer = answer
-
-
-def _direct_routes(app: FastAPI) -> list[DirectRoute]:
-    return [route for route in app.router.routes if isinstance(route, DirectRoute)]
-
-
-@contextmanager
-def _without_direct_routes(app: FastAPI) -> Iterator[None]:
-    direct = _direct_routes(app)
-    for route in direct:
-        app.router.routes.remove(route)
-    try:
-        yield
-    finally:
-        app.router.routes[:0] = direct
 
 
 async def _answer(
@@ -116,7 +100,7 @@ async def _answer(
 
 
 async def _both_ways(app: FastAPI, client: httpx.AsyncClient, body: bytes, **headers: Any) -> Any:
-    with _without_direct_routes(app):
+    with without_direct_routes(app):
         expected = await _answer(client, body, headers)
     assert await _answer(client, body, headers) == expected, body
     return expected
