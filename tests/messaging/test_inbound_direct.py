@@ -6,6 +6,7 @@ and each 422 of the body and header — and a plain reply must be the direct rou
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 
 from caretime.direct_routes import AnsweredByFastAPI
+from caretime.messaging.router import receive_inbound
 from caretime.runtime import Runtime
 from tests.shifts.support import (
     default_tenant_id,
@@ -100,10 +102,13 @@ async def _answer(
 
 
 async def _both_ways(app: FastAPI, client: httpx.AsyncClient, body: bytes, **headers: Any) -> Any:
+    """The direct route's answer, checked to be FastAPI's route's. The direct route answers
+    first: a reply that changes something (a "no" declining its offer) is its to make; the
+    same reply again must be answered alike (a repeat changes nothing)."""
+    answer = await _answer(client, body, headers)
     with without_direct_routes(app):
-        expected = await _answer(client, body, headers)
-    assert await _answer(client, body, headers) == expected, body
-    return expected
+        assert await _answer(client, body, headers) == answer, body
+    return answer
 
 
 async def test_plain_replies_are_answered_directly_as_fastapi_answers_them(
@@ -158,3 +163,53 @@ async def test_a_problem_the_endpoint_raises_is_rendered_as_fastapis_route_rende
     )
     assert (status, content_type) == (422, "application/problem+json")
     assert answered == ["direct"]
+
+
+async def test_json_nested_past_the_parser_s_depth_is_fastapis_400(
+    app: FastAPI, client: httpx.AsyncClient, answered: list[str]
+) -> None:
+    status, *_ = await _both_ways(app, client, b"[" * 20_000, **JSON)
+    assert status == 400
+    assert answered == ["handed over"]
+
+
+async def _cut_short(app: FastAPI, authorization: str) -> tuple[int, bytes]:
+    """The status and problem type of a reply whose client hangs up before its body ends."""
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": NO[:10], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"authorization", authorization.encode())]
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": PATH, "raw_path": PATH.encode(),
+             "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("127.0.0.1", 50000), "server": ("test", 80)}  # fmt: skip
+    await app(scope, receive, send)
+    (start,) = [message for message in sent if message["type"] == "http.response.start"]
+    body = b"".join(message.get("body", b"") for message in sent if "body" in message)
+    return start["status"], re.sub(rb'"request_id":"[^"]*"', b"", body)
+
+
+async def test_a_client_gone_before_its_body_ends_is_answered_as_fastapis_route_answers_it(
+    app: FastAPI, client: httpx.AsyncClient, answered: list[str]
+) -> None:
+    with without_direct_routes(app):
+        expected = await _cut_short(app, client.headers["authorization"])
+    assert await _cut_short(app, client.headers["authorization"]) == expected
+    assert expected[0] == 400
+    assert answered == ["direct"]
+
+
+def test_the_direct_answer_passes_every_parameter_the_endpoint_takes() -> None:
+    """It calls the endpoint by position: a parameter added to the route must be added there
+    too (this fails first), or FastAPI's route would read something the direct one skips."""
+    taken = list(inspect.signature(receive_inbound).parameters)
+    assert taken == ["reply", "tenant", "clock", "runtime", "idempotency_key"]

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from caretime.deps import ClockDep, RuntimeDep, SessionDep, get_clock, get_runtime
 from caretime.direct_routes import AnsweredByFastAPI, answers_directly
@@ -79,7 +80,10 @@ async def receive_inbound(
 @answers_directly(receive_inbound, calls=(current_tenant, get_clock, get_runtime))
 async def receive_inbound_directly(request: Request) -> Response:
     """`POST /messages/inbound` for a plain JSON reply; anything else is FastAPI's route's."""
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect as gone:  # as FastAPI's route answers a body it could not read
+        raise HTTPException(400, "There was an error parsing the body") from gone
     reply = _plain_reply(request.headers.get("content-type"), body)
     idempotency_key = request.headers.get(KEY_HEADER)
     if reply is None or (idempotency_key is not None and len(idempotency_key) > KEY_MAX_LENGTH):
@@ -99,8 +103,8 @@ def _plain_reply(content_type: str | None, body: bytes) -> InboundIn | None:
         return None  # FastAPI parses the header's other JSON forms: left to it
     try:
         return InboundIn.model_validate(json.loads(body))
-    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError too
-        return None
+    except (ValueError, ValidationError, RecursionError):  # Unicode and JSON errors are
+        return None  # ValueErrors; RecursionError: JSON nested too deep for json.loads
 
 
 @api.get("/messages/{message_id}", responses=problems(NotFound))
