@@ -3,7 +3,8 @@ function of the route's own, in the order FastAPI calls them, then its endpoint 
 
 For `GET /slots` FastAPI's share of a request (solving the key and policy dependencies,
 three exit stacks and the route's exception wrapper around the endpoint, the scan of the
-domain's routes) cost more than the search's own Python (docs/benchmarks.md, "slots5").
+domain's routes) cost more than the search's own Python (docs/benchmarks.md, "slots5");
+for a "no" to a shift offer (`POST /messages/inbound`) a fifth of it ("inbound2").
 The FastAPI route stays what the OpenAPI document describes and what every other method
 of its path meets (a 405 is FastAPI's); the direct route goes first in the app's routes
 and matches only the route's exact path and methods. What it raises is rendered by the
