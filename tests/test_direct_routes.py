@@ -12,7 +12,9 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 
+from caretime import direct_routes as direct_routes_module
 from caretime.direct_routes import DirectRoute, answers_directly, serve_directly
 from caretime.observability import HTTP_REQUESTS
 from caretime.runtime import Runtime
@@ -167,3 +169,23 @@ def test_a_route_is_answered_directly_only_if_fastapi_would_do_no_more() -> None
     ):
         with pytest.raises(TypeError, match="/x"):
             serve_directly(refused)
+
+
+def test_the_registered_routes_are_found_as_fastapi_finds_them(app: FastAPI) -> None:
+    """`serve_directly` builds the contexts of the registered routes alone (not every
+    route's): each as FastAPI's own `iter_route_contexts` builds it, inclusions and all."""
+
+    def described(context: Any) -> tuple[str, tuple[Any, ...], Any]:
+        calls = tuple(dependency.call for dependency in context.dependant.dependencies)
+        return context.path_format, calls, context.max_body_size
+
+    ours = [
+        described(context) for context, _ in direct_routes_module._registered_contexts(app.routes)
+    ]
+    fastapis = [
+        described(context)
+        for context in iter_route_contexts(app.routes)
+        if context.endpoint in direct_routes_module._ANSWERS
+    ]
+    assert sorted(ours, key=repr) == sorted(fastapis, key=repr)
+    assert {path for path, _, _ in ours} == {"/slots", "/messages/inbound"}
