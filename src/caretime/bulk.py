@@ -204,15 +204,7 @@ def where_one_of(
     array's text. Other databases get `IN`."""
     if not is_postgres(session):
         return statement.where(column.in_(values))
-    keys = bulk_text.strings(values)
-    if keys.joined:
-        split = func.string_to_array(
-            literal(keys.text, Text), bulk_text.SEPARATOR_SQL, type_=ARRAY(Text)
-        )
-        return statement.where(column == any_(split))
-    return statement.where(
-        column == any_(cast(literal(bulk_text.array_text(values), Text), ARRAY(Text)))
-    )
+    return statement.where(column == any_(_text_array(values)))
 
 
 def probe_each(
@@ -242,13 +234,18 @@ def probe_each(
 def unnested_keys(values: Sequence[str]) -> Any:
     """`values` as the rows of a table `keys` with one column, `key`: one text parameter,
     split as `where_one_of` splits it."""
+    return func.unnest(_text_array(values)).table_valued("key").render_derived(name="keys")
+
+
+def _text_array(values: Sequence[str]) -> ColumnElement[Sequence[str]]:
+    """`values` as a PostgreSQL text[] sent as one string: the keys joined by SEPARATOR when
+    they hold none (split by `string_to_array`), else the array's text (see `where_one_of`)."""
     keys = bulk_text.strings(values)
-    array: ColumnElement[Sequence[str]] = (
-        func.string_to_array(literal(keys.text, Text), bulk_text.SEPARATOR_SQL, type_=ARRAY(Text))
-        if keys.joined
-        else cast(literal(bulk_text.array_text(values), Text), ARRAY(Text))
-    )
-    return func.unnest(array).table_valued("key").render_derived(name="keys")
+    if keys.joined:
+        return func.string_to_array(
+            literal(keys.text, Text), bulk_text.SEPARATOR_SQL, type_=ARRAY(Text)
+        )
+    return cast(literal(bulk_text.array_text(values), Text), ARRAY(Text))
 
 
 def _hoist_uniform(

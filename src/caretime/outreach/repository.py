@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -85,14 +85,9 @@ class CallRepository(TenantRepository[Call]):
         ON CONFLICT ... RETURNING (each row's speculative insertion, and the ids sent back):
         the conflict clause is kept for when the index refuses (a concurrent batch wrote
         the call after screening). The index decides either way."""
-        try:
-            async with self.session.begin_nested():
-                await insert_rows(self.session, Call, columns, shared=shared)
-        except IntegrityError as exc:
-            if LIVE_INDEX not in str(exc.orig):
-                raise
-            return False
-        return True
+        return await _inserted_all(
+            self.session, Call, columns, shared, lambda exc: LIVE_INDEX in str(exc.orig)
+        )
 
     async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
         """The live (exclusive) call of each (number, purpose) among these numbers, looked
@@ -395,23 +390,35 @@ class ContactRepository(TenantRepository[Contact]):
             await insert_rows(self.session, Contact, columns, shared=shared, skip=_KNOWN_IDS)
             return
         new = _first_rows_without(columns, known)
-        if new["id"] and not await self._inserted_all(new, shared):
+        if new["id"] and not await _inserted_all(self.session, Contact, new, shared, _duplicate):
             await insert_rows(self.session, Contact, new, shared=shared, skip=_KNOWN_IDS)
         known.update(columns["id"])  # this transaction sees them now
 
-    async def _inserted_all(
-        self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
-    ) -> bool:
-        """The contacts as a plain INSERT, in a savepoint; False (nothing written) when one
-        of them exists already (a unique violation: the primary key's or the number's)."""
-        try:
-            async with self.session.begin_nested():
-                await insert_rows(self.session, Contact, columns, shared=shared)
-        except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
-                raise
-            return False
-        return True
+
+async def _inserted_all(
+    session: AsyncSession,
+    model: type[Any],
+    columns: Mapping[str, Sequence[Any]],
+    shared: Mapping[str, Any],
+    expected: Callable[[IntegrityError], bool],
+) -> bool:
+    """The rows as a plain INSERT, in a savepoint; False (nothing written) when an `expected`
+    refusal undid it (the caller then writes them with its conflict clause); any other
+    refusal is raised."""
+    try:
+        async with session.begin_nested():
+            await insert_rows(session, model, columns, shared=shared)
+    except IntegrityError as exc:
+        if not expected(exc):
+            raise
+        return False
+    return True
+
+
+def _duplicate(exc: IntegrityError) -> bool:
+    """A row a unique index refused (a contact written twice: its primary key's or its
+    number's)."""
+    return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION
 
 
 def _first_rows_without(
