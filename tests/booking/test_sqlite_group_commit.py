@@ -170,7 +170,7 @@ async def test_holds_of_one_group_share_their_minute_s_sweep_job(
 
 
 @pytest.fixture
-def scratch(database: Database) -> sqlite3.Connection:
+def scratch(database: Database) -> Iterator[sqlite3.Connection]:
     """A table of numbers, and a parent table whose deferred foreign key SQLite checks at
     COMMIT, for holds written straight to the writer (`_scratch_hold`)."""
     if database.kind != "sqlite":
@@ -182,7 +182,8 @@ def scratch(database: Database) -> sqlite3.Connection:
                               DEFERRABLE INITIALLY DEFERRED);
     """)
     other.executemany("INSERT INTO scratch_parent VALUES (?)", [(1,), (2,), (3,)])
-    return other
+    with closing(other):
+        yield other
 
 
 def _scratch_hold(n: int) -> sqlite_hold.Hold:
