@@ -131,9 +131,37 @@ async def insert_rows(
     if not is_postgres(session):
         plain = {n: v.documents() if isinstance(v, Documents) else v for n, v in columns.items()}
         return await _executemany_insert(session, table, plain, shared, skip, returning)
+    split = bulk_text.splitter(session)
+    prepared = prepared_insert(split, model, columns, shared=shared, skip=skip, returning=returning)
+    return await run_prepared(session, prepared)
+
+
+@dataclass(frozen=True)
+class PreparedInsert:
+    """`insert_rows`' statement for PostgreSQL, built without a session: its text and its
+    parameters, pure data. A large write builds the next statement in a worker thread while
+    the connection runs the one before (outreach.writing), instead of leaving PostgreSQL
+    idle while Python turns 10,000 rows into text."""
+
+    sql: str
+    parameters: _Parameters
+
+
+def prepared_insert(
+    split: str,
+    model: type[Any],
+    columns: Mapping[str, Column],
+    *,
+    shared: Mapping[str, Any] | None = None,
+    skip: SkipConflicts | None = None,
+    returning: str | None = None,
+) -> PreparedInsert:
+    """`insert_rows`' PostgreSQL statement for at least one row; `split`: the session's
+    `bulk_text.splitter`."""
+    table = _table(model)
     built = {name: v.split() for name, v in columns.items() if isinstance(v, Documents)}
     arrays = {name: v for name, v in columns.items() if not isinstance(v, Documents)}
-    arrays, shared = _hoist_uniform(table, arrays, shared, keep=next(iter(arrays)))
+    arrays, shared = _hoist_uniform(table, arrays, shared or {}, keep=next(iter(arrays)))
     parameters = _parameters(table, arrays, shared)
     # The documents' own strings are arrays too: after the columns', before every scalar.
     own = {
@@ -144,13 +172,18 @@ async def insert_rows(
         values[name] = _built_documents(common, own[name], parameters)
     sql = (
         f"INSERT INTO {table.name} ({', '.join(values)}) SELECT {', '.join(values.values())} "
-        f"FROM {_unnest(session, parameters.arrays)}"
+        f"FROM {_unnest(split, parameters.arrays)}"
     )
     if skip is not None:
         sql += skip.postgresql()
     if returning is not None:
         sql += f" RETURNING {returning}"
-    return [row[0] for row in await _execute(session, sql, parameters)]
+    return PreparedInsert(sql, parameters)
+
+
+async def run_prepared(session: AsyncSession, prepared: PreparedInsert) -> list[Any]:
+    """Run a prepared insert in the session's transaction; the `returning` column's values."""
+    return [row[0] for row in await _execute(session, prepared.sql, prepared.parameters)]
 
 
 async def update_rows(
@@ -177,7 +210,8 @@ async def update_rows(
     assignments = ", ".join(f"{name} = {value}" for name, value in values.items())
     parameters = _parameters(table, columns, shared)
     sql = (
-        f"UPDATE {table.name} SET {assignments} FROM {_unnest(session, parameters.arrays)} "
+        f"UPDATE {table.name} SET {assignments} "
+        f"FROM {_unnest(bulk_text.splitter(session), parameters.arrays)} "
         f"WHERE {table.name}.{key} = {matched}"
     )
     await _execute(session, sql, parameters)
@@ -371,10 +405,9 @@ async def _execute(session: AsyncSession, sql: str, parameters: _Parameters) -> 
     return list(result.all()) if result.returns_rows else []
 
 
-def _unnest(session: AsyncSession, arrays: Sequence[bulk_text.ColumnText]) -> str:
+def _unnest(split: str, arrays: Sequence[bulk_text.ColumnText]) -> str:
     """The first parameters (`arrays`, sent as text) as the rows of `u`, columns u0, u1... of
-    text (a JSON null is NULL); zipped as unnest zips arrays."""
-    split = bulk_text.splitter(session)
+    text (a JSON null is NULL); zipped as unnest zips arrays. `split`: `bulk_text.splitter`."""
     columns = ", ".join(
         split.format(i) if array.joined else f"json_array_elements_text(${i}::TEXT::JSON)"
         for i, array in enumerate(arrays, 1)

@@ -4,6 +4,16 @@ Domains and messaging emit through `emit`; this package knows no domain.
 """
 
 from caretime.events.actor import SYSTEM, acting_as, current_actor, set_actor
-from caretime.events.emit import emit, emit_many
+from caretime.events.emit import PreparedEvents, emit, emit_many, emit_prepared, prepare_many
 
-__all__ = ["SYSTEM", "acting_as", "current_actor", "emit", "emit_many", "set_actor"]
+__all__ = [
+    "SYSTEM",
+    "PreparedEvents",
+    "acting_as",
+    "current_actor",
+    "emit",
+    "emit_many",
+    "emit_prepared",
+    "prepare_many",
+    "set_actor",
+]

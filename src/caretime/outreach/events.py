@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from caretime.bulk import Documents
 from caretime.clock import isoformat_z
 from caretime.db import locking
-from caretime.events import emit, emit_many
+from caretime.events import PreparedEvents, emit, emit_many, prepare_many
 from caretime.events.models import Event
 from caretime.outreach.models import FINAL, PENDING, Call, OutreachBatch
 from caretime.outreach.series_jobs import occurrence_ended
@@ -66,6 +66,15 @@ async def calls_scheduled(
 ) -> None:  # fmt: skip
     await emit_many(session, tenant_id=tenant_id, type="call.scheduled",
                     subjects=("call", list(ids)), data=data, now=now)  # fmt: skip
+
+
+def prepared_calls_scheduled(
+    split: str, tenant_id: str, ids: Sequence[str], data: Documents, *, now: datetime, actor: str
+) -> PreparedEvents:
+    """`calls_scheduled`'s events built ahead, without a session (`emit_prepared` records
+    them): `split` is the session's `bulk_text.splitter`, `actor` the change's."""
+    return prepare_many(split, tenant_id=tenant_id, type="call.scheduled",
+                        subjects=("call", list(ids)), data=data, now=now, actor=actor)  # fmt: skip
 
 
 async def calls_started(

@@ -35,9 +35,8 @@ from caretime.outreach.writing import (
 )
 from caretime.policy import Outcome, Planner, Scheduled
 from caretime.tenancy.policy import CallingPolicy
+from caretime.together import both
 
-A = TypeVar("A")
-B = TypeVar("B")
 P = TypeVar("P")
 R = TypeVar("R")
 # Items planned before the database is given its first chunk (it waits for these alone). The
@@ -189,17 +188,6 @@ async def overlapped(
         ready = prepared
     results.append(await consume(ready))
     return results
-
-
-async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
-    """Both awaited at once, each to its end before a failure of either is raised (the first
-    one's first): work using the request's session must not go on using it while the request
-    unwinds, as plain gather would leave it at the first failure."""
-    a, b = await asyncio.gather(first, second, return_exceptions=True)
-    for result in (a, b):
-        if isinstance(result, BaseException):
-            raise result
-    return a, b  # type: ignore[return-value]
 
 
 async def off_the_loop(work: Callable[[Span], P], span: Span) -> P:

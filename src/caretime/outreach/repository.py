@@ -11,8 +11,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from caretime import driver_reads
-from caretime.bulk import SkipConflicts, insert_rows, probe_each, unnested_keys, where_one_of
+from caretime import bulk_text, driver_reads
+from caretime.bulk import (
+    PreparedInsert,
+    SkipConflicts,
+    insert_rows,
+    prepared_insert,
+    probe_each,
+    run_prepared,
+    unnested_keys,
+    where_one_of,
+)
 from caretime.db import is_postgres, locking
 from caretime.messaging import Message
 from caretime.outreach.models import (
@@ -63,13 +72,20 @@ class CallRepository(TenantRepository[Call]):
         return {minute: count for minute, count in rows.all()}
 
     async def insert_new(
-        self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        shared: Mapping[str, Any],
+        *,
+        prepared: PreparedInsert | None = None,
     ) -> set[str]:
         """New calls, one per position of `columns`, each also with the `shared` values.
         Returns the ids written: a call whose number and purpose already has a live call
-        (and that does not allow duplicates) is skipped."""
+        (and that does not allow duplicates) is skipped. `prepared`: the same calls'
+        `plain_calls_insert`, built ahead (PostgreSQL)."""
+        if not columns["id"]:
+            return set()
         shared = {**shared, "tenant_id": self.tenant_id}
-        if is_postgres(self.session) and await self._insert_all(columns, shared):
+        if is_postgres(self.session) and await self._insert_all(columns, shared, prepared):
             return set(columns["id"])
         ids = await insert_rows(
             self.session, Call, columns, shared=shared, skip=_LIVE_TWINS, returning="id"
@@ -77,7 +93,10 @@ class CallRepository(TenantRepository[Call]):
         return set(ids)
 
     async def _insert_all(
-        self, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+        self,
+        columns: Mapping[str, Sequence[Any]],
+        shared: Mapping[str, Any],
+        prepared: PreparedInsert | None,
     ) -> bool:
         """The calls as a plain INSERT, in a savepoint; False (nothing written) when one of
         them is a second live call for its number and purpose. Screening has usually taken
@@ -85,9 +104,10 @@ class CallRepository(TenantRepository[Call]):
         ON CONFLICT ... RETURNING (each row's speculative insertion, and the ids sent back):
         the conflict clause is kept for when the index refuses (a concurrent batch wrote
         the call after screening). The index decides either way."""
-        return await _inserted_all(
-            self.session, Call, columns, shared, lambda exc: LIVE_INDEX in str(exc.orig)
-        )
+        if prepared is None:
+            split = bulk_text.splitter(self.session)
+            prepared = plain_calls_insert(split, self.tenant_id, columns, shared)
+        return await _inserted_all(self.session, prepared, lambda exc: LIVE_INDEX in str(exc.orig))
 
     async def live_for(self, numbers: Sequence[str]) -> dict[tuple[str, str], LiveCall]:
         """The live (exclusive) call of each (number, purpose) among these numbers, looked
@@ -390,24 +410,30 @@ class ContactRepository(TenantRepository[Contact]):
             await insert_rows(self.session, Contact, columns, shared=shared, skip=_KNOWN_IDS)
             return
         new = _first_rows_without(columns, known)
-        if new["id"] and not await _inserted_all(self.session, Contact, new, shared, _duplicate):
-            await insert_rows(self.session, Contact, new, shared=shared, skip=_KNOWN_IDS)
+        if new["id"]:
+            plain = prepared_insert(bulk_text.splitter(self.session), Contact, new, shared=shared)
+            if not await _inserted_all(self.session, plain, _duplicate):
+                await insert_rows(self.session, Contact, new, shared=shared, skip=_KNOWN_IDS)
         known.update(columns["id"])  # this transaction sees them now
 
 
+def plain_calls_insert(
+    split: str, tenant_id: str, columns: Mapping[str, Sequence[Any]], shared: Mapping[str, Any]
+) -> PreparedInsert:
+    """`CallRepository.insert_new`'s plain INSERT of these calls (PostgreSQL), built without a
+    session (`split`: its `bulk_text.splitter`)."""
+    return prepared_insert(split, Call, columns, shared={**shared, "tenant_id": tenant_id})
+
+
 async def _inserted_all(
-    session: AsyncSession,
-    model: type[Any],
-    columns: Mapping[str, Sequence[Any]],
-    shared: Mapping[str, Any],
-    expected: Callable[[IntegrityError], bool],
+    session: AsyncSession, plain: PreparedInsert, expected: Callable[[IntegrityError], bool]
 ) -> bool:
-    """The rows as a plain INSERT, in a savepoint; False (nothing written) when an `expected`
+    """The rows' `plain` INSERT, in a savepoint; False (nothing written) when an `expected`
     refusal undid it (the caller then writes them with its conflict clause); any other
     refusal is raised."""
     try:
         async with session.begin_nested():
-            await insert_rows(session, model, columns, shared=shared)
+            await run_prepared(session, plain)
     except IntegrityError as exc:
         if not expected(exc):
             raise

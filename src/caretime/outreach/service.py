@@ -39,7 +39,6 @@ from caretime.outreach.pipeline import (
     Describe,
     ScreenSpan,
     Span,
-    both,
     off_the_loop,
     plan_and_write,
     plans_in_chunks,
@@ -59,6 +58,7 @@ from caretime.outreach.writing import NewCall, minute_ledger
 from caretime.policy import CapacityLedger, Outcome, Planner, Rejected
 from caretime.policy.planner import cyclic_gc_paused
 from caretime.tenancy.policy import CallingPolicy
+from caretime.together import both
 
 # Items one batch may hold: a larger one is refused whole, before anything is planned.
 MAX_BATCH_ITEMS = 100_000
