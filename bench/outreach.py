@@ -57,6 +57,7 @@ NAIVE_ROWS = int(os.environ.get("BENCH_OUTREACH_NAIVE_ROWS", 2_000))
 CEILING_BATCHES = 3
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 KEY = "ct_bench_outreach_key"
+JSON_BODY = {"Content-Type": "application/json"}
 STYLES = ("({a}) {e}-{l}", "{a}-{e}-{l}", "+1 {a} {e} {l}", "1{a}{e}{l}")
 
 
@@ -188,10 +189,12 @@ async def post_batches(url: str, database_url: str) -> Batches:
         await http.patch("/tenants/me/policy", json={"calling": {"max_calls_per_minute": 1000}})
         server = [server_pid(url)]
         for batch, start in enumerate(range(0, len(items), BATCH)):
+            # Encoded before the clock starts: the client's JSON (~4 ms) is not the service's.
+            body = json.dumps(items[start : start + BATCH]).encode()
             backends = await same_rows.other_backends()
             cpu = cpu_seconds(server), cpu_seconds(backends)
             started = time.perf_counter()
-            response = await http.post("/schedule", json=items[start : start + BATCH])
+            response = await http.post("/schedule", content=body, headers=JSON_BODY)
             response.raise_for_status()
             seconds = time.perf_counter() - started
             used = cpu_seconds(server) - cpu[0], cpu_seconds(backends) - cpu[1]
