@@ -80,8 +80,9 @@ class CallRepository(TenantRepository[Call]):
     ) -> set[str]:
         """New calls, one per position of `columns`, each also with the `shared` values.
         Returns the ids written: a call whose number and purpose already has a live call
-        (and that does not allow duplicates) is skipped. `prepared`: the same calls'
-        `plain_calls_insert`, built ahead (PostgreSQL)."""
+        (and that does not allow duplicates) is skipped. `prepared`: `plain_calls_insert`
+        of these very `columns` and `shared` values, built ahead (PostgreSQL; it is what is
+        sent, so it must not be of other rows)."""
         if not columns["id"]:
             return set()
         shared = {**shared, "tenant_id": self.tenant_id}

@@ -33,6 +33,10 @@ from caretime.together import both
 PLACE_MINUTE = "outreach.place_minute"
 # The per-call job of earlier versions; jobs queued before an upgrade still run (tasks.py).
 PLACE_CALL = "outreach.place_call"
+# A write of at least this many calls (a batch's chunk) builds its calls' and events'
+# statements in a worker thread while PostgreSQL writes its contacts: for 8,500 calls that
+# was ~20 ms of Python between statements, PostgreSQL idle, on every batch's critical path.
+AHEAD_ROWS = 1000
 
 
 class NewCall(NamedTuple):
@@ -154,18 +158,9 @@ async def write_rows(
     minutes once, at the end. `known_contacts`: the contact ids the batch's screening found
     (`ContactRepository.insert_missing`)."""
     shared = _new_call_values(calling, batch_id, now)
-    contacts = ContactRepository(session, tenant_id).insert_missing(
-        rows.contacts, now=now, known=known_contacts
-    )
-    ahead = None
-    if len(rows.calls) >= AHEAD_ROWS and is_postgres(session):
-        build = functools.partial(_Ahead.build, bulk_text.splitter(session), tenant_id, rows,
-                                  shared, now=now, actor=current_actor())  # fmt: skip
-        _, ahead = await both(contacts, asyncio.to_thread(build))
-    else:
-        await contacts
+    ahead = await _contacts_written(session, tenant_id, rows, shared, now=now, known=known_contacts)
     written = await CallRepository(session, tenant_id).insert_new(
-        rows.columns, shared, prepared=ahead.calls if ahead else None
+        rows.columns, shared, prepared=ahead.calls if ahead is not None else None
     )
     if ahead is not None and len(written) == len(rows.calls):
         await emit_prepared(session, tenant_id, ahead.events, now=now)
@@ -176,10 +171,27 @@ async def write_rows(
     return written
 
 
-# A write of at least this many calls (a batch's chunk) builds its calls' and events'
-# statements in a worker thread while PostgreSQL writes its contacts: for 8,500 calls that
-# was ~20 ms of Python between statements, PostgreSQL idle, on every batch's critical path.
-AHEAD_ROWS = 1000
+async def _contacts_written(
+    session: AsyncSession,
+    tenant_id: str,
+    rows: CallRows,
+    shared: dict[str, Any],
+    *,
+    now: datetime,
+    known: set[str] | None,
+) -> _Ahead | None:
+    """The write's contacts, and for a large write on PostgreSQL its calls' and events'
+    statements, built in a worker thread meanwhile (None: built in turn later)."""
+    contacts = ContactRepository(session, tenant_id)
+    if len(rows.calls) < AHEAD_ROWS or not is_postgres(session):
+        await contacts.insert_missing(rows.contacts, now=now, known=known)
+        return None
+    build = functools.partial(_Ahead.build, bulk_text.splitter(session), tenant_id, rows, shared,
+                              now=now, actor=current_actor())  # fmt: skip
+    _, ahead = await both(
+        contacts.insert_missing(rows.contacts, now=now, known=known), asyncio.to_thread(build)
+    )
+    return ahead
 
 
 class _Ahead(NamedTuple):
