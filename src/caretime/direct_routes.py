@@ -59,29 +59,21 @@ def serve_directly(app: FastAPI) -> None:
 
 
 def _registered_contexts(
-    routes: Iterable[BaseRoute],
+    routes: Iterable[BaseRoute], included: _IncludedRouter | None = None
 ) -> Iterator[tuple[RouteContext, _Registered]]:
-    """The registered routes among `routes` as `iter_route_contexts` gives them (with what
-    their inclusions add), each built alone: building every route's, as that does (FastAPI
-    builds them route by route when first used), cost ~0.2 s an app, which every test that
-    makes an app paid."""
+    """The registered routes among `routes` (those of `included`, when given) as
+    `iter_route_contexts` gives them, with what their inclusions add, each built alone:
+    building every route's, as that does (FastAPI builds them route by route when first
+    used), cost ~0.2 s an app, which every test that makes an app paid."""
     for route in routes:
         if isinstance(route, _IncludedRouter):
-            yield from _registered_included(route)
+            if included is not None:  # its inclusion inside this one, as FastAPI's
+                inner = included.include_context.combine(route.include_context)
+                route = _IncludedRouter(route.original_router, inner)
+            yield from _registered_contexts(route.original_router.routes, route)
         elif isinstance(route, APIRoute) and route.endpoint in _ANSWERS:
-            yield RouteContext(route), _ANSWERS[route.endpoint]
-
-
-def _registered_included(
-    included: _IncludedRouter,
-) -> Iterator[tuple[RouteContext, _Registered]]:
-    for route in included.original_router.routes:
-        if isinstance(route, _IncludedRouter):  # its inclusion inside this one, as FastAPI's
-            inner = included.include_context.combine(route.include_context)
-            yield from _registered_included(_IncludedRouter(route.original_router, inner))
-        elif isinstance(route, APIRoute) and route.endpoint in _ANSWERS:
-            context = RouteContext(route, included._build_effective_context(route))
-            yield context, _ANSWERS[route.endpoint]
+            effective = included._build_effective_context(route) if included else None
+            yield RouteContext(route, effective), _ANSWERS[route.endpoint]
 
 
 def _served_as_registered(context: RouteContext, calls: tuple[Callable[..., Any], ...]) -> APIRoute:

@@ -71,10 +71,8 @@ class Call(TenantOwned, Base):
         Index(None, "tenant_id", "status", "scheduled_minute"),
         Index(None, "tenant_id", "batch_id", "id"),
         # The contact id is derived from (tenant, number), so it stands for both: a lookup of
-        # a batch's numbers is an index probe per number (keyed by tenant first, stale
-        # statistics made it a scan of the tenant's calls). The lookup runs one probe per
-        # number by construction (bulk.probe_each): with `= ANY`, stale statistics made it a
-        # scan of every live call by the status index instead.
+        # a batch's numbers probes this index once per number (bulk.probe_each; keyed by
+        # tenant first, or looked up by `= ANY`, stale statistics made it a scan instead).
         Index(
             LIVE_INDEX,
             "contact_id",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence, Set
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, bindparam, func, select, true, update
+from sqlalchemy import Executable, Select, and_, bindparam, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -125,16 +125,11 @@ class CallRepository(TenantRepository[Call]):
         statement = select(
             Call.contact_id, Call.purpose, Call.id, Call.status, Call.scheduled_at
         ).where(LIVE_PREDICATE)
-        found: dict[tuple[str, str], LiveCall] = {}
-        contacts = list(by_contact)
-        for start in range(0, len(contacts), CHUNK):
-            chunk = contacts[start : start + CHUNK]
-            rows = await self.session.execute(
-                probe_each(self.session, statement, Call.contact_id, chunk)
-            )
-            for contact, purpose, call_id, status, at in rows.all():
-                found[(by_contact[contact], purpose)] = LiveCall(call_id, status, at)
-        return found
+        rows = await self._in_chunks(
+            list(by_contact),
+            lambda chunk: probe_each(self.session, statement, Call.contact_id, chunk),
+        )
+        return _live_by_number(rows, by_contact)
 
     async def known_and_live(
         self, by_contact: Mapping[str, str]
@@ -145,18 +140,20 @@ class CallRepository(TenantRepository[Call]):
         new numbers costs the one probe per number the live calls alone did."""
         if not is_postgres(self.session):
             return None, await self.live_by_contact(by_contact)
-        known: set[str] = set()
-        found: dict[tuple[str, str], LiveCall] = {}
-        contacts = list(by_contact)
-        for start in range(0, len(contacts), CHUNK):
-            rows = await self.session.execute(
-                _known_and_live(self.tenant_id, contacts[start : start + CHUNK])
-            )
-            for contact, purpose, call_id, status, at in rows.all():
-                known.add(contact)
-                if call_id is not None:
-                    found[(by_contact[contact], purpose)] = LiveCall(call_id, status, at)
-        return known, found
+        rows = await self._in_chunks(
+            list(by_contact), lambda chunk: _known_and_live(self.tenant_id, chunk)
+        )
+        return {row[0] for row in rows}, _live_by_number(rows, by_contact)
+
+    async def _in_chunks(
+        self, contact_ids: Sequence[str], statement: Callable[[Sequence[str]], Executable]
+    ) -> list[Sequence[Any]]:
+        """The rows of `statement` for these contact ids, CHUNK ids a statement."""
+        rows: list[Sequence[Any]] = []
+        for start in range(0, len(contact_ids), CHUNK):
+            chunk = contact_ids[start : start + CHUNK]
+            rows.extend((await self.session.execute(statement(chunk))).all())
+        return rows
 
     async def get_for_update(self, call_id: str) -> Call | None:
         return await self.first(locking(self.select().where(Call.id == call_id)))
@@ -461,6 +458,15 @@ def _first_rows_without(
     if len(keep) == len(columns["id"]):
         return columns
     return {name: [values[i] for i in keep] for name, values in columns.items()}
+
+
+def _live_by_number(
+    rows: Sequence[Sequence[Any]], by_contact: Mapping[str, str]
+) -> dict[tuple[str, str], LiveCall]:
+    """The live calls among (contact id, purpose, call id, status, time) rows, by (number,
+    purpose); a row without a call (a contact that has none) is skipped."""
+    return {(by_contact[contact], purpose): LiveCall(call_id, status, at)
+            for contact, purpose, call_id, status, at in rows if call_id is not None}  # fmt: skip
 
 
 def _known_and_live(tenant_id: str, contact_ids: Sequence[str]) -> Select[Any]:
