@@ -115,7 +115,7 @@ async def test_refused_keys_and_other_methods_are_fastapis(
 
 
 async def test_a_revoked_key_is_refused_as_fastapis_route_refuses_it(
-    app: FastAPI, anon_client: httpx.AsyncClient, runtime: Runtime
+    app: FastAPI, anon_client: httpx.AsyncClient, runtime: Runtime, answered: list[str]
 ) -> None:
     _, key = await make_tenant(runtime, name="acme")
     assert (await _both_ways(app, anon_client, "GET", "/slots", headers=bearer(key)))[0] == 200
@@ -124,13 +124,17 @@ async def test_a_revoked_key_is_refused_as_fastapis_route_refuses_it(
     refused = await _both_ways(app, anon_client, "GET", "/slots", headers=bearer(key))
     assert refused[0] == 401
     assert b"revoked" in refused[3]
+    assert answered == ["/slots"] * 2  # both answers the direct route's
 
 
-async def test_a_direct_answer_is_counted_under_its_route(client: httpx.AsyncClient) -> None:
+async def test_a_direct_answer_is_counted_under_its_route(
+    client: httpx.AsyncClient, answered: list[str]
+) -> None:
     counted = HTTP_REQUESTS.labels("GET", "/slots", "200")
     before = counted._value.get()
     assert (await client.get("/slots")).status_code == 200
     assert counted._value.get() == before + 1
+    assert answered == ["/slots"]  # the direct route answered it
 
 
 async def _tenant() -> str:

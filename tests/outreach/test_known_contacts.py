@@ -113,7 +113,7 @@ async def test_a_number_repeated_in_a_batch_gets_one_contact_without_a_fallback(
 
 @pytest.mark.postgres_only
 async def test_a_contact_written_since_the_screening_is_skipped_not_refused(
-    runtime: Runtime, database: Database
+    runtime: Runtime, database: Database, contact_inserts: list[str]
 ) -> None:
     """A contact the screening did not find (written since, by a concurrent request) and a
     new one: the plain INSERT is refused by the primary key, and the fallback writes the
@@ -124,11 +124,13 @@ async def test_a_contact_written_since_the_screening_is_skipped_not_refused(
         await written.insert_missing(
             _contact_columns(tenant_id, ["+12125550100"], "First"), now=NOW
         )
+    contact_inserts.clear()
     async with transaction(runtime.sessions) as session:
         contacts = ContactRepository(session, tenant_id)
         both = _contact_columns(tenant_id, ["+12125550100", "+12125550101"], "Second")
         await contacts.insert_missing(both, now=NOW, known=set())
     assert await _contacts(runtime) == {"+12125550100": "First", "+12125550101": "Second"}
+    assert contact_inserts == ["plain", "on conflict"]  # refused, then the fallback
 
 
 def _contact_columns(tenant_id: str, numbers: list[str], name: str) -> dict[str, list[Any]]:
