@@ -12,13 +12,12 @@ from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
 from caretime.db import transaction
-from caretime.outreach import pipeline
 from caretime.outreach.models import Contact, contact_id_for
 from caretime.outreach.repository import ContactRepository
 from caretime.runtime import Runtime
 from caretime.tenancy import service as tenancy
 from tests.conftest import Database
-from tests.outreach.support import make_items
+from tests.outreach.support import make_items, use_small_chunks
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -27,9 +26,7 @@ NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of a few items (3, then 4): later chunks are screened while earlier ones are
     written, on PostgreSQL on a connection that does not see this batch's own rows."""
-    monkeypatch.setattr(pipeline, "FIRST_CHUNK", 3)
-    monkeypatch.setattr(pipeline, "CHUNK", 4)
-    monkeypatch.setattr(pipeline, "INLINE_ITEMS", 5)
+    use_small_chunks(monkeypatch)
 
 
 @pytest.fixture

@@ -19,16 +19,20 @@ from caretime.outreach import pipeline, service, writing
 from caretime.outreach.models import LIVE, Call, Contact, OutreachBatch
 from caretime.runtime import Runtime
 from tests.conftest import Database, LiveServer
-from tests.outreach.support import make_items, set_calling_policy
+from tests.outreach.support import (
+    checked_out,
+    make_items,
+    refusing_inserts,
+    set_calling_policy,
+    use_small_chunks,
+)
 from tests.support import TEST_API_KEY, bearer
 
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of a few items, so that a batch of twenty spans several, planned in threads."""
-    monkeypatch.setattr(pipeline, "FIRST_CHUNK", 3)
-    monkeypatch.setattr(pipeline, "CHUNK", 4)
-    monkeypatch.setattr(pipeline, "INLINE_ITEMS", 5)
+    use_small_chunks(monkeypatch)
 
 
 def _items() -> list[dict[str, Any]]:
@@ -89,20 +93,11 @@ async def test_a_chunk_the_database_refuses_leaves_nothing_of_the_batch(
     items = make_items(count=20)
     items[16]["name"] = "refused"
     at_each_write = _connections_at_each_write(monkeypatch, runtime)
-    try:
-        async with runtime.sessions() as session:
-            for statement in _REFUSING[database.kind]:
-                await session.execute(text(statement))
-            await session.commit()
+    async with refusing_inserts(runtime, "calls"):
         await _two_idle_connections(runtime)
-        before = _checked_out(runtime)
+        before = checked_out(runtime)
         response = await client.post("/schedule", json=items)
-        assert _checked_out(runtime) == before
-    finally:
-        async with runtime.sessions() as session:
-            for statement in _DROPPING[database.kind]:
-                await session.execute(text(statement))
-            await session.commit()
+        assert checked_out(runtime) == before
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert len(at_each_write) == 5
@@ -113,28 +108,6 @@ async def test_a_chunk_the_database_refuses_leaves_nothing_of_the_batch(
             assert await session.scalar(select(func.count()).select_from(model)) == 0
         events = select(func.count()).where(Event.type == "call.scheduled")
         assert await session.scalar(events) == 0
-
-
-_REFUSING = {
-    "postgres": [
-        """CREATE FUNCTION test_refuse_call() RETURNS trigger AS $$ BEGIN
-           IF NEW.name = 'refused' THEN RAISE EXCEPTION 'refused by a test'; END IF;
-           RETURN NEW; END $$ LANGUAGE plpgsql""",
-        """CREATE TRIGGER test_refuse_call BEFORE INSERT ON calls
-           FOR EACH ROW EXECUTE FUNCTION test_refuse_call()""",
-    ],
-    "sqlite": [
-        """CREATE TRIGGER test_refuse_call BEFORE INSERT ON calls WHEN NEW.name = 'refused'
-           BEGIN SELECT RAISE(ABORT, 'refused by a test'); END""",
-    ],
-}
-_DROPPING = {
-    "postgres": [
-        "DROP TRIGGER IF EXISTS test_refuse_call ON calls",
-        "DROP FUNCTION IF EXISTS test_refuse_call()",
-    ],
-    "sqlite": ["DROP TRIGGER IF EXISTS test_refuse_call"],
-}
 
 
 @pytest.mark.postgres_only
@@ -165,10 +138,6 @@ async def test_chunked_batches_racing_over_the_same_numbers_create_each_call_onc
         assert set(dict(live.all()).values()) == {1}
 
 
-def _checked_out(runtime: Runtime) -> int:
-    return int(runtime.engine.pool.checkedout())  # type: ignore[attr-defined]
-
-
 async def _two_idle_connections(runtime: Runtime) -> None:
     """Two connections opened and given back: the pool then has one idle beside the one a
     request takes (a busy server's pool does; a test's has at most one after serial calls).
@@ -186,7 +155,7 @@ def _connections_at_each_write(monkeypatch: pytest.MonkeyPatch, runtime: Runtime
     write_rows = pipeline.write_rows
 
     async def counted(*args: Any, **kwargs: Any) -> set[str]:
-        seen.append(_checked_out(runtime))
+        seen.append(checked_out(runtime))
         return await write_rows(*args, **kwargs)
 
     monkeypatch.setattr(pipeline, "write_rows", counted)
@@ -238,9 +207,9 @@ async def test_later_chunks_are_screened_for_opt_outs_and_live_calls(
         if pool == "every connection taken":
             for _ in range(runtime.engine.pool.size()):  # type: ignore[attr-defined]
                 await held.enter_async_context(runtime.engine.connect())
-        before = _checked_out(runtime)
+        before = checked_out(runtime)
         response = await client.post("/schedule", json=items)
-        assert _checked_out(runtime) == before
+        assert checked_out(runtime) == before
     assert response.status_code == 200, response.text
     _assert_screened(response.json(), live_id)
     assert len(at_each_write) == 6  # chunks of 3, 4, 4, 4, 4 and 1 items
@@ -282,7 +251,7 @@ async def test_a_second_connection_refused_leaves_the_batch_screened_first(
         opened.append(1)
 
     def refuse_a_second(*_: Any) -> None:
-        if _checked_out(runtime) > 1:
+        if checked_out(runtime) > 1:
             order.append("second connection refused")
             raise ConnectionRefusedError("refused by a test")
 
@@ -300,7 +269,7 @@ async def test_a_second_connection_refused_leaves_the_batch_screened_first(
     assert order == ["second connection refused", "capacity locked"]
     # With none idle, the request's own and the refused second were opened; else neither.
     assert len(opened) == (2 if pool == "no idle connection" else 0)
-    assert _checked_out(runtime) == 0
+    assert checked_out(runtime) == 0
     async with runtime.sessions() as session:
         written = select(func.count()).select_from(Call).where(Call.batch_id.is_not(None))
         assert await session.scalar(written) == 17

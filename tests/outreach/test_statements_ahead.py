@@ -9,26 +9,24 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from caretime.events.models import Event
 from caretime.events.webhooks.models import WebhookDelivery
-from caretime.outreach import pipeline, writing
+from caretime.outreach import writing
 from caretime.outreach.events import call_data
 from caretime.outreach.models import Call, Contact, OutreachBatch
 from caretime.outreach.repository import CallRepository, LiveCall
 from caretime.runtime import Runtime
 from tests.conftest import Database
 from tests.events.support import add_endpoint
-from tests.outreach.support import make_items
+from tests.outreach.support import checked_out, make_items, refusing_inserts, use_small_chunks
 
 
 @pytest.fixture(autouse=True)
 def small_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 3 then 4 items, and every write of two calls or more built ahead."""
-    monkeypatch.setattr(pipeline, "FIRST_CHUNK", 3)
-    monkeypatch.setattr(pipeline, "CHUNK", 4)
-    monkeypatch.setattr(pipeline, "INLINE_ITEMS", 5)
+    use_small_chunks(monkeypatch)
     monkeypatch.setattr(writing, "AHEAD_ROWS", 2)
 
 
@@ -164,26 +162,6 @@ async def test_a_call_the_index_refuses_after_screening_gets_no_event(
     assert built_ahead.events == [2]  # the second chunk's two calls; the first chunk's rebuilt
 
 
-_REFUSE_CONTACT = [
-    """CREATE FUNCTION test_refuse_contact() RETURNS trigger AS $$ BEGIN
-       IF NEW.name = 'refused' THEN RAISE EXCEPTION 'refused by a test'; END IF;
-       RETURN NEW; END $$ LANGUAGE plpgsql""",
-    """CREATE TRIGGER test_refuse_contact BEFORE INSERT ON contacts
-       FOR EACH ROW EXECUTE FUNCTION test_refuse_contact()""",
-]
-_ALLOW_CONTACT = [
-    "DROP TRIGGER IF EXISTS test_refuse_contact ON contacts",
-    "DROP FUNCTION IF EXISTS test_refuse_contact()",
-]
-
-
-async def _run_all(runtime: Runtime, statements: list[str]) -> None:
-    async with runtime.sessions() as session:
-        for statement in statements:
-            await session.execute(text(statement))
-        await session.commit()
-
-
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("failing", ["the contacts' insert", "the statements' build"])
 async def test_either_side_failing_leaves_nothing_of_the_batch(
@@ -200,21 +178,18 @@ async def test_either_side_failing_leaves_nothing_of_the_batch(
     items = make_items(count=10, exchange=574)
     if failing == "the contacts' insert":
         items[4]["name"] = "refused"  # the second chunk (3-6)
-        await _run_all(runtime, _REFUSE_CONTACT)
     else:
 
         def broken(*_: Any, **__: Any) -> None:
             raise RuntimeError("a build failing in a test")
 
         monkeypatch.setattr(writing._Ahead, "build", broken)
-    before = runtime.engine.pool.checkedout()  # type: ignore[attr-defined]
-    try:
+    before = checked_out(runtime)
+    async with refusing_inserts(runtime, "contacts"):
         response = await client.post("/schedule", json=items)
-    finally:
-        await _run_all(runtime, _ALLOW_CONTACT)
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
-    assert runtime.engine.pool.checkedout() == before  # type: ignore[attr-defined]
+    assert checked_out(runtime) == before
     async with runtime.sessions() as session:
         for model in (Call, Contact, OutreachBatch, Event):
             assert await session.scalar(select(func.count()).select_from(model)) == 0
