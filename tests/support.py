@@ -162,6 +162,12 @@ def direct_routes(app: FastAPI) -> list[DirectRoute]:
     return [route for route in app.router.routes if isinstance(route, DirectRoute)]
 
 
+def direct_route(app: FastAPI, path: str) -> DirectRoute:
+    """The one route of `app` that answers `path` directly."""
+    (route,) = [route for route in direct_routes(app) if route.path_format == path]
+    return route
+
+
 @contextmanager
 def without_direct_routes(app: FastAPI) -> Iterator[None]:
     """The app as FastAPI alone answers it: its direct routes taken out for the while."""

@@ -19,7 +19,7 @@ from caretime.direct_routes import DirectRoute, answers_directly, serve_directly
 from caretime.observability import HTTP_REQUESTS
 from caretime.runtime import Runtime
 from tests.booking.support import make_availability, make_provider, make_reservation
-from tests.support import bearer, direct_routes, make_tenant, without_direct_routes
+from tests.support import bearer, direct_route, direct_routes, make_tenant, without_direct_routes
 
 DAY = "2026-03-10"
 SEARCHES = [
@@ -49,7 +49,7 @@ OTHER_REQUESTS = [("POST", "/slots"), ("DELETE", "/slots"), ("HEAD", "/slots"), 
 @pytest.fixture
 def answered(app: FastAPI) -> Iterator[list[str]]:
     """The requests the direct route answered (so a comparison is not FastAPI against itself)."""
-    (route,) = [r for r in direct_routes(app) if r.path_format == "/slots"]
+    route = direct_route(app, "/slots")
     answer, seen = route.answer, []
 
     async def counted(request: Request) -> Response:
@@ -89,7 +89,7 @@ async def _seed(client: httpx.AsyncClient) -> None:
 
 
 async def test_slots_is_answered_by_its_direct_route(app: FastAPI) -> None:
-    (route,) = [r for r in direct_routes(app) if r.path_format == "/slots"]
+    route = direct_route(app, "/slots")
     assert route in app.router.routes[: len(direct_routes(app))]
     assert (route.path_format, route.methods) == ("/slots", frozenset({"GET"}))
 

@@ -70,7 +70,8 @@ def _write_lock(database: Database) -> Iterator[None]:
 
 
 async def _until(condition: Any) -> None:
-    """Wait (by the event loop's turns, no fixed delay) until `condition()` is true."""
+    """Wait until `condition()` is true, looking every millisecond (at most 10 s: then the
+    writer never got there); a poll, not a delay the test's outcome depends on."""
     for _ in range(10_000):
         if condition():
             return

@@ -25,7 +25,7 @@ from tests.shifts.support import (
     make_shift,
     phone,
 )
-from tests.support import direct_routes, without_direct_routes
+from tests.support import direct_route, without_direct_routes
 
 PATH = "/messages/inbound"
 JSON = {"Content-Type": "application/json"}
@@ -69,7 +69,7 @@ async def offered(runtime: Runtime) -> None:
 @pytest.fixture
 def answered(app: FastAPI) -> Iterator[list[str]]:
     """How the direct route answered each request it saw: "direct" or "handed over"."""
-    (route,) = [r for r in direct_routes(app) if r.path_format == PATH]
+    route = direct_route(app, PATH)
     answer, seen = route.answer, []
 
     async def noted(request: Request) -> Response:
