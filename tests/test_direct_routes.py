@@ -166,7 +166,8 @@ def test_a_route_is_answered_directly_only_if_fastapi_would_do_no_more() -> None
     app = _app_with(plain)
     serve_directly(app)
     assert isinstance(app.router.routes[0], DirectRoute)
-    # Under a prefix, behind another dependency, or a body cap: FastAPI's route alone.
+    # Under a prefix or behind another dependency: FastAPI's route alone (the two cases
+    # tested of those `serve_directly` refuses; path parameters and a body cap are the others).
     for refused in (
         _app_with(plain, prefix="/v1"),
         _app_with(plain, dependencies=[Depends(_audited)]),
